@@ -1,0 +1,33 @@
+// Defaults applied when a field is absent. The CRD schema sets the same
+// defaults on admission; these cover objects read before defaulting (e.g. in
+// unit tests) so logic never sees undefined.
+import type { AgentIdentity, KeyAlgorithm, RotationPolicy } from './types.ts';
+
+export const DEFAULT_TRUST_DOMAIN = 'default';
+export const DEFAULT_DURATION = '24h';
+export const DEFAULT_SPIFFE_ID_TEMPLATE = 'ns/{namespace}/agent/{name}';
+export const DEFAULT_KEY_SIZE: Record<KeyAlgorithm, number> = { ECDSA: 256, RSA: 2048, Ed25519: 0 };
+
+export interface KeyRequest {
+  algorithm: KeyAlgorithm;
+  size: number;
+  rotationPolicy: RotationPolicy;
+}
+
+export function keyRequestOf(identity: AgentIdentity): KeyRequest {
+  const pk = identity.spec.privateKey ?? {};
+  const algorithm = pk.algorithm ?? 'ECDSA';
+  return {
+    algorithm,
+    size: algorithm === 'Ed25519' ? 0 : (pk.size ?? DEFAULT_KEY_SIZE[algorithm]),
+    rotationPolicy: pk.rotationPolicy ?? 'Always',
+  };
+}
+
+export function secretNameOf(identity: AgentIdentity): string {
+  return identity.spec.secretName ?? `${identity.metadata.name}-identity`;
+}
+
+export function trustDomainOf(identity: AgentIdentity): string {
+  return identity.spec.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+}

@@ -1,0 +1,31 @@
+// API group, versions, names, and the label/annotation keys the operator owns.
+export const GROUP = 'agentidentity.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const AGENT_IDENTITY = { kind: 'AgentIdentity', plural: 'agentidentities', listKind: 'AgentIdentityList' } as const;
+export const TRUST_DOMAIN = { kind: 'TrustDomain', plural: 'trustdomains', listKind: 'TrustDomainList' } as const;
+
+/** Every Secret the operator writes carries this label; it is the only Secret selector the operator watches. */
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'agent-identity-operator';
+export const MANAGED_SECRET_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
+
+/** Which AgentIdentity (name) a leaf Secret belongs to. */
+export const LABEL_IDENTITY = `${GROUP}/identity`;
+/** Which TrustDomain a CA Secret belongs to. */
+export const LABEL_TRUST_DOMAIN = `${GROUP}/trust-domain`;
+
+export const ANNOTATION_SPIFFE_ID = `${GROUP}/spiffe-id`;
+export const ANNOTATION_SERIAL = `${GROUP}/serial-number`;
+export const ANNOTATION_NOT_AFTER = `${GROUP}/not-after`;
+export const ANNOTATION_CA_FINGERPRINT = `${GROUP}/ca-fingerprint`;
+/** Records the key spec a Secret's key was generated for, so a spec change is detectable without guessing. */
+export const ANNOTATION_ISSUED_FOR_GENERATION = `${GROUP}/issued-for-generation`;
+
+/** Keys in a leaf Secret (type kubernetes.io/tls). */
+export const SECRET_CERT = 'tls.crt';
+export const SECRET_KEY = 'tls.key';
+export const SECRET_BUNDLE = 'ca.crt';
+
+export const FIELD_MANAGER = 'agent-identity-operator';

@@ -1,0 +1,120 @@
+// TypeScript shapes of the CRDs in crds/. The OpenAPI schema there is the
+// source of truth for validation and defaults; these types mirror it.
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+  finalizers?: string[];
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export type KeyAlgorithm = 'ECDSA' | 'Ed25519' | 'RSA';
+export type RotationPolicy = 'Always' | 'Never';
+
+export interface PrivateKeySpec {
+  algorithm?: KeyAlgorithm;
+  /** ECDSA: 256 | 384; RSA: 2048 | 3072 | 4096; ignored for Ed25519. */
+  size?: number;
+  rotationPolicy?: RotationPolicy;
+}
+
+export interface AgentIdentitySpec {
+  serviceAccountName: string;
+  trustDomain?: string;
+  dnsNames?: string[];
+  /** Go duration string, e.g. "24h". */
+  duration?: string;
+  renewBefore?: string;
+  renewBeforePercentage?: number;
+  privateKey?: PrivateKeySpec;
+  secretName?: string;
+  secretTemplate?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+}
+
+export interface AgentIdentityStatus {
+  conditions?: Condition[];
+  spiffeID?: string;
+  serialNumber?: string;
+  notBefore?: string;
+  notAfter?: string;
+  renewalTime?: string;
+  secretName?: string;
+  caFingerprint?: string;
+  observedGeneration?: number;
+  /** Why the last certificate was issued: the reason of the check that triggered it. */
+  lastIssuanceReason?: string;
+}
+
+export interface AgentIdentity {
+  apiVersion: string;
+  kind: 'AgentIdentity';
+  metadata: ObjectMeta;
+  spec: AgentIdentitySpec;
+  status?: AgentIdentityStatus;
+}
+
+export interface SecretRef {
+  namespace: string;
+  name: string;
+}
+
+export interface TrustDomainSpec {
+  trustDomain: string;
+  ca: {
+    selfSigned?: { keyAlgorithm?: KeyAlgorithm };
+    secretRef?: SecretRef;
+  };
+  spiffeIDTemplate?: string;
+}
+
+export interface TrustDomainStatus {
+  conditions?: Condition[];
+  observedGeneration?: number;
+  caSecret?: SecretRef;
+  caSubject?: string;
+  caFingerprint?: string;
+  caNotAfter?: string;
+}
+
+export interface TrustDomain {
+  apiVersion: string;
+  kind: 'TrustDomain';
+  metadata: ObjectMeta;
+  spec: TrustDomainSpec;
+  status?: TrustDomainStatus;
+}
+
+/** The subset of core/v1 Secret the operator reads and writes. */
+export interface Secret {
+  apiVersion?: 'v1';
+  kind?: 'Secret';
+  metadata: ObjectMeta;
+  type?: string;
+  data?: Record<string, string>;
+}
