@@ -1,0 +1,68 @@
+// Operator configuration: flags override environment variables override
+// defaults. Every option is listed in README.md.
+import { parseArgs } from 'node:util';
+import { parseDuration } from './api/duration.ts';
+
+export interface Config {
+  kubeconfig?: string;
+  namespace: string;
+  httpHost: string;
+  httpPort: number;
+  concurrency: number;
+  qps: number;
+  minDurationMs: number;
+  caDurationMs: number;
+  resyncMs: number;
+  externalCAPollMs: number;
+  logLevel: string;
+  logFormat: 'json' | 'pretty';
+}
+
+const OPTIONS = {
+  kubeconfig: { env: 'KUBECONFIG', default: '' },
+  namespace: { env: 'POD_NAMESPACE', default: 'agent-identity-system' },
+  'http-host': { env: 'HTTP_HOST', default: '0.0.0.0' },
+  'http-port': { env: 'HTTP_PORT', default: '8080' },
+  concurrency: { env: 'CONCURRENCY', default: '4' },
+  qps: { env: 'QPS', default: '20' },
+  'min-duration': { env: 'MIN_DURATION', default: '10m' },
+  'ca-duration': { env: 'CA_DURATION', default: '87600h' },
+  resync: { env: 'RESYNC', default: '10m' },
+  'external-ca-poll': { env: 'EXTERNAL_CA_POLL', default: '1m' },
+  'log-level': { env: 'LOG_LEVEL', default: 'info' },
+  'log-format': { env: 'LOG_FORMAT', default: 'json' },
+} as const;
+
+type Name = keyof typeof OPTIONS;
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  const { values } = parseArgs({
+    args: argv, strict: true, allowPositionals: false,
+    options: Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])),
+  });
+  const get = (k: Name): string => (values[k] as string | undefined) ?? env[`AGENT_IDENTITY_${OPTIONS[k].env}`] ?? (k === 'kubeconfig' || k === 'namespace' ? env[OPTIONS[k].env] : undefined) ?? OPTIONS[k].default;
+  const int = (k: Name, min: number): number => {
+    const n = Number(get(k));
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${k} must be an integer >= ${min}, got "${get(k)}"`);
+    return n;
+  };
+  const dur = (k: Name): number => {
+    try { return parseDuration(get(k)); } catch { throw new Error(`--${k} must be a duration such as 90s, 10m or 24h, got "${get(k)}"`); }
+  };
+  const logFormat = get('log-format');
+  if (logFormat !== 'json' && logFormat !== 'pretty') throw new Error(`--log-format must be json or pretty, got "${logFormat}"`);
+  return {
+    kubeconfig: get('kubeconfig') || undefined,
+    namespace: get('namespace'),
+    httpHost: get('http-host'),
+    httpPort: int('http-port', 0),
+    concurrency: int('concurrency', 1),
+    qps: int('qps', 1),
+    minDurationMs: dur('min-duration'),
+    caDurationMs: dur('ca-duration'),
+    resyncMs: dur('resync'),
+    externalCAPollMs: dur('external-ca-poll'),
+    logLevel: get('log-level'),
+    logFormat,
+  };
+}

@@ -1,0 +1,50 @@
+// The AgentIdentity status the operator wants to report. Pure.
+import { setCondition, rfc3339 } from '../api/conditions.ts';
+import type { AgentIdentity, AgentIdentityStatus } from '../api/types.ts';
+
+export interface Issued {
+  spiffeID: string;
+  serialNumber: string;
+  notBefore: Date;
+  notAfter: Date;
+  renewalTime: Date;
+  secretName: string;
+  caFingerprint: string;
+}
+
+export function readyStatus(identity: AgentIdentity, issued: Issued, lastIssuanceReason: string | undefined, now: Date): AgentIdentityStatus {
+  const gen = identity.metadata.generation;
+  const prev = identity.status ?? {};
+  let conditions = setCondition(prev.conditions, {
+    type: 'Ready', status: 'True', reason: 'Issued',
+    message: `certificate for ${issued.spiffeID} is valid until ${rfc3339(issued.notAfter)}`, observedGeneration: gen,
+  }, now);
+  conditions = setCondition(conditions, { type: 'Issuing', status: 'False', reason: 'UpToDate', message: 'no issuance needed', observedGeneration: gen }, now);
+  return {
+    ...prev,
+    conditions,
+    observedGeneration: gen,
+    spiffeID: issued.spiffeID,
+    serialNumber: issued.serialNumber,
+    notBefore: rfc3339(issued.notBefore),
+    notAfter: rfc3339(issued.notAfter),
+    renewalTime: rfc3339(issued.renewalTime),
+    secretName: issued.secretName,
+    caFingerprint: issued.caFingerprint,
+    lastIssuanceReason: lastIssuanceReason ?? prev.lastIssuanceReason,
+  };
+}
+
+/**
+ * A failure: Ready goes False only when there is no usable certificate; an
+ * identity whose current certificate is still valid stays Ready while the
+ * failed renewal retries, and Issuing carries the failure.
+ */
+export function failedStatus(identity: AgentIdentity, reason: string, message: string, stillValid: boolean, now: Date): AgentIdentityStatus {
+  const gen = identity.metadata.generation;
+  const prev = identity.status ?? {};
+  let conditions = prev.conditions;
+  if (!stillValid) conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason, message, observedGeneration: gen }, now);
+  conditions = setCondition(conditions, { type: 'Issuing', status: 'False', reason, message, observedGeneration: gen }, now);
+  return { ...prev, conditions, observedGeneration: gen };
+}

@@ -1,0 +1,89 @@
+// The only code that talks to the API server. Thin, typed wrappers over
+// client-node; every rejection is normalised to a KubeError (errors.ts).
+import {
+  CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions,
+  type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Secret,
+} from '@kubernetes/client-node';
+import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SECRET_SELECTOR } from '../api/group.ts';
+import type { AgentIdentity, AgentIdentityStatus, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
+import { call } from './errors.ts';
+import { Informer } from './informer.ts';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export interface InformerHandlers<T> {
+  onChange: (obj: T) => void;
+  onDelete?: (obj: T) => void;
+  onRestart?: (err: unknown, delayMs: number) => void;
+  resyncMs: number;
+}
+
+export class KubeClient {
+  readonly kc: KubeConfig;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+
+  constructor(kc: KubeConfig) {
+    this.kc = kc;
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  // --- Secrets
+  getSecret(namespace: string, name: string): Promise<Secret> {
+    return call(() => this.core.readNamespacedSecret({ namespace, name }) as Promise<Secret>);
+  }
+
+  createSecret(secret: Secret): Promise<Secret> {
+    const namespace = secret.metadata.namespace!;
+    return call(() => this.core.createNamespacedSecret({ namespace, body: secret as V1Secret, fieldManager: 'agent-identity-operator' }) as Promise<Secret>);
+  }
+
+  /** Optimistic-concurrency replace: metadata.resourceVersion must be set, so a stale write fails with 409. */
+  replaceSecret(secret: Secret): Promise<Secret> {
+    const { namespace, name } = secret.metadata as { namespace: string; name: string };
+    return call(() => this.core.replaceNamespacedSecret({ namespace, name, body: secret as V1Secret, fieldManager: 'agent-identity-operator' }) as Promise<Secret>);
+  }
+
+  // --- AgentIdentity
+  patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<AgentIdentity> {
+    return call(() => this.custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace, name, body: { status }, fieldManager: 'agent-identity-operator' },
+      mergePatch,
+    ) as Promise<AgentIdentity>);
+  }
+
+  // --- TrustDomain
+  patchTrustDomainStatus(name: string, status: TrustDomainStatus): Promise<TrustDomain> {
+    return call(() => this.custom.patchClusterCustomObjectStatus(
+      { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural, name, body: { status }, fieldManager: 'agent-identity-operator' },
+      mergePatch,
+    ) as Promise<TrustDomain>);
+  }
+
+  // --- Informers
+  identityInformer(h: InformerHandlers<AgentIdentity>): Informer<AgentIdentity & KubernetesObject> {
+    return new Informer(this.kc, {
+      name: 'agentidentities', path: `/apis/${GROUP}/${VERSION}/${AGENT_IDENTITY.plural}`,
+      list: () => call(() => this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural })) as Promise<KubernetesListObject<AgentIdentity & KubernetesObject>>,
+      ...h,
+    });
+  }
+
+  trustDomainInformer(h: InformerHandlers<TrustDomain>): Informer<TrustDomain & KubernetesObject> {
+    return new Informer(this.kc, {
+      name: 'trustdomains', path: `/apis/${GROUP}/${VERSION}/${TRUST_DOMAIN.plural}`,
+      list: () => call(() => this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural })) as Promise<KubernetesListObject<TrustDomain & KubernetesObject>>,
+      ...h,
+    });
+  }
+
+  /** Only Secrets carrying the operator's label are ever listed, watched or cached. */
+  managedSecretInformer(h: InformerHandlers<Secret>): Informer<Secret & KubernetesObject> {
+    return new Informer(this.kc, {
+      name: 'secrets', path: '/api/v1/secrets', labelSelector: MANAGED_SECRET_SELECTOR,
+      list: () => call(() => this.core.listSecretForAllNamespaces({ labelSelector: MANAGED_SECRET_SELECTOR })) as Promise<KubernetesListObject<Secret & KubernetesObject>>,
+      ...h,
+    });
+  }
+}

@@ -1,0 +1,57 @@
+// API errors reduced to what callers decide on: the HTTP status and the
+// Status message. The raw ApiException carries headers and the whole body;
+// dropping them keeps request/response bytes out of logs.
+import { ApiException } from '@kubernetes/client-node';
+
+export class KubeError extends Error {
+  readonly code: number;
+  readonly reason: string;
+  constructor(code: number, reason: string, message: string) {
+    super(message);
+    this.name = 'KubeError';
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+function statusOf(body: unknown): { reason?: string; message?: string } {
+  if (typeof body === 'string') {
+    try { return JSON.parse(body) as { reason?: string; message?: string }; } catch { return {}; }
+  }
+  return (body ?? {}) as { reason?: string; message?: string };
+}
+
+/** Normalises anything the client throws; network errors become code 0. */
+export function toKubeError(err: unknown): KubeError {
+  if (err instanceof KubeError) return err;
+  if (err instanceof ApiException) {
+    const s = statusOf(err.body);
+    return new KubeError(err.code, s.reason ?? 'Unknown', s.message ?? `HTTP ${err.code}`);
+  }
+  const e = err as { code?: unknown; message?: unknown };
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  return new KubeError(0, typeof e?.code === 'string' ? e.code : 'NetworkError', message);
+}
+
+/** True only when the API server positively answered 404 — never for timeouts, 403s or 5xx. */
+export function isNotFound(err: unknown): boolean {
+  return toKubeError(err).code === 404;
+}
+
+export function isConflict(err: unknown): boolean {
+  return toKubeError(err).code === 409;
+}
+
+export function isAlreadyExists(err: unknown): boolean {
+  const e = toKubeError(err);
+  return e.code === 409 && e.reason === 'AlreadyExists';
+}
+
+/** Wraps an API call so that every rejection is a KubeError. */
+export async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toKubeError(err);
+  }
+}

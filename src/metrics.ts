@@ -1,0 +1,79 @@
+// Prometheus metrics. Names follow Prometheus conventions with the
+// agentidentity_ prefix; per-object labels appear only on the per-identity
+// expiry/readiness gauges, as cert-manager does.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly certificateExpiration = new Gauge({
+    name: 'agentidentity_certificate_expiration_timestamp_seconds',
+    help: 'Unix time at which the identity\'s current leaf certificate expires.',
+    labelNames: ['namespace', 'name'], registers: [this.registry],
+  });
+  readonly certificateRenewal = new Gauge({
+    name: 'agentidentity_certificate_renewal_timestamp_seconds',
+    help: 'Unix time at which the identity\'s current leaf certificate is due for renewal.',
+    labelNames: ['namespace', 'name'], registers: [this.registry],
+  });
+  readonly certificateReady = new Gauge({
+    name: 'agentidentity_certificate_ready_status',
+    help: 'Ready condition of an identity: 1 for the current condition status, 0 for the others.',
+    labelNames: ['namespace', 'name', 'condition'], registers: [this.registry],
+  });
+  readonly issuances = new Counter({
+    name: 'agentidentity_issuance_total',
+    help: 'Leaf certificate issuance attempts, by trust domain, trigger reason and result.',
+    labelNames: ['trust_domain', 'reason', 'result'], registers: [this.registry],
+  });
+  readonly issuanceDuration = new Histogram({
+    name: 'agentidentity_issuance_duration_seconds',
+    help: 'Time to generate a key, sign a leaf and write its Secret.',
+    labelNames: ['trust_domain'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry],
+  });
+  readonly reconciles = new Counter({
+    name: 'agentidentity_reconcile_total',
+    help: 'Reconciles run, by controller and result (success, error).',
+    labelNames: ['controller', 'result'], registers: [this.registry],
+  });
+  readonly reconcileErrors = new Counter({
+    name: 'agentidentity_reconcile_errors_total',
+    help: 'Reconciles that failed and were retried with backoff, by controller and reason.',
+    labelNames: ['controller', 'reason'], registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: 'agentidentity_workqueue_depth',
+    help: 'Keys waiting or in flight in a controller\'s work queue.',
+    labelNames: ['controller'], registers: [this.registry],
+  });
+  readonly informerRestarts = new Counter({
+    name: 'agentidentity_informer_restarts_total',
+    help: 'Times a watch was restarted after an error, by resource.',
+    labelNames: ['resource'], registers: [this.registry],
+  });
+  readonly caExpiration = new Gauge({
+    name: 'agentidentity_ca_expiration_timestamp_seconds',
+    help: 'Unix time at which a trust domain\'s signing CA expires.',
+    labelNames: ['trust_domain'], registers: [this.registry],
+  });
+  readonly caGenerated = new Counter({
+    name: 'agentidentity_ca_generated_total',
+    help: 'Self-signed CAs generated (only ever after the API server answered 404 for the CA Secret).',
+    labelNames: ['trust_domain'], registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'agentidentity_process_' });
+  }
+
+  setReady(namespace: string, name: string, status: 'True' | 'False' | 'Unknown'): void {
+    for (const c of ['True', 'False', 'Unknown']) this.certificateReady.set({ namespace, name, condition: c }, c === status ? 1 : 0);
+  }
+
+  /** Drops every per-identity series when the identity is gone, so /metrics does not grow forever. */
+  forgetIdentity(namespace: string, name: string): void {
+    this.certificateExpiration.remove({ namespace, name });
+    this.certificateRenewal.remove({ namespace, name });
+    for (const condition of ['True', 'False', 'Unknown']) this.certificateReady.remove({ namespace, name, condition });
+  }
+}

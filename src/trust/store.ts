@@ -1,0 +1,50 @@
+// The signing material of each TrustDomain, loaded by the trust reconciler
+// and read by the identity reconciler. In memory only: the CA key's one
+// durable home is its Secret.
+import type { X509Certificate } from '@peculiar/x509';
+import type { CA } from '../pki/ca.ts';
+
+export interface TrustDomainState {
+  /** TrustDomain object name. */
+  name: string;
+  /** SPIFFE trust domain name, e.g. cluster.local. */
+  trustDomain: string;
+  spiffeIDTemplate: string;
+  signer: CA;
+  /** Roots that peers trust; leaves must chain to one of them. */
+  bundle: X509Certificate[];
+  bundlePem: string;
+  caFingerprint: string;
+}
+
+export class TrustStore {
+  private readonly states = new Map<string, TrustDomainState>();
+  private readonly listeners: Array<(name: string) => void> = [];
+
+  get(name: string): TrustDomainState | undefined {
+    return this.states.get(name);
+  }
+
+  /** Stores the state; listeners hear of it only when the CA or bundle really changed. */
+  set(state: TrustDomainState): void {
+    const prev = this.states.get(state.name);
+    this.states.set(state.name, state);
+    const changed = !prev || prev.caFingerprint !== state.caFingerprint || prev.bundlePem !== state.bundlePem
+      || prev.spiffeIDTemplate !== state.spiffeIDTemplate || prev.trustDomain !== state.trustDomain;
+    if (changed) this.emit(state.name);
+  }
+
+  /** Also called on every failure, so identities waiting on the domain re-report. */
+  delete(name: string): void {
+    this.states.delete(name);
+    this.emit(name);
+  }
+
+  onChange(listener: (name: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(name: string): void {
+    for (const l of this.listeners) l(name);
+  }
+}

@@ -1,0 +1,76 @@
+// The test environment for integration tests: a private control plane per
+// test file (so files run in parallel without sharing state), or an existing
+// cluster when USE_EXISTING_CLUSTER=true and KUBECONFIG points at it.
+import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startControlPlane, resolveBinaries, type ControlPlane } from './controlplane.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+export interface TestEnv {
+  kc: KubeConfig;
+  kubeconfigPath: string;
+  /** The control plane we started, or undefined on an existing cluster. */
+  controlPlane?: ControlPlane;
+  kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  namespace(prefix?: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export function runKubectl(kubectlBin: string, kubeconfigPath: string, args: string[], input?: string) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
+    const p = execFile(kubectlBin, args, { env: { ...process.env, KUBECONFIG: kubeconfigPath }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+    if (input !== undefined) p.stdin!.end(input);
+  });
+}
+
+export async function startTestEnv(): Promise<TestEnv> {
+  const existing = process.env.USE_EXISTING_CLUSTER === 'true';
+  let controlPlane: ControlPlane | undefined;
+  let kubeconfigPath: string;
+  let kubectlBin: string;
+  let dir: string | undefined;
+  if (existing) {
+    kubeconfigPath = process.env.KUBECONFIG ?? join(process.env.HOME ?? '', '.kube', 'config');
+    kubectlBin = process.env.TEST_ASSET_KUBECTL ?? resolveBinaries().kubectl;
+  } else {
+    dir = mkdtempSync(join(tmpdir(), 'aio-cp-'));
+    controlPlane = await startControlPlane({ dir });
+    kubeconfigPath = controlPlane.kubeconfigPath;
+    kubectlBin = controlPlane.bins.kubectl;
+  }
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const kubectl = (args: string[], input?: string) => runKubectl(kubectlBin, kubeconfigPath, args, input);
+
+  const crds = await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds')]);
+  if (crds.code !== 0) throw new Error(`installing CRDs failed: ${crds.stderr}`);
+  const est = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev']);
+  if (est.code !== 0) throw new Error(`CRDs not established: ${est.stderr}`);
+
+  const core = kc.makeApiClient(CoreV1Api);
+  const created: string[] = [];
+  return {
+    kc, kubeconfigPath, controlPlane, kubectl,
+    async namespace(prefix = 'test') {
+      const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+      await core.createNamespace({ body: { metadata: { name } } });
+      created.push(name);
+      return name;
+    },
+    async stop() {
+      if (controlPlane) {
+        await controlPlane.stop();
+        if (dir && !process.env.KEEP_TEST_CLUSTER) rmSync(dir, { recursive: true, force: true });
+      } else {
+        await Promise.all(created.map((name) => core.deleteNamespace({ name }).catch(() => undefined)));
+      }
+    },
+  };
+}
