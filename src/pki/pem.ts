@@ -1,0 +1,18 @@
+// PEM framing for certificates. Keys have their own reader in keys.ts.
+import type { X509Certificate } from '@peculiar/x509';
+
+const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----/g;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** The DER bytes of every CERTIFICATE block, in order; null for a block whose body is not base64. */
+export function certificateBlocks(pem: string): (Uint8Array | null)[] {
+  return [...pem.matchAll(CERTIFICATE_BLOCK)].map((m) => {
+    const body = m[1]!.replace(/\s+/g, '');
+    return BASE64.test(body) ? Buffer.from(body, 'base64') : null;
+  });
+}
+
+/** Certificates as concatenated PEM blocks, each ending in a newline. */
+export function certificatesToPem(certs: readonly X509Certificate[]): string {
+  return certs.map((c) => `${c.toString('pem').trim()}\n`).join('');
+}
