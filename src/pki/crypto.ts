@@ -1,8 +1,8 @@
 // The single place @peculiar/x509 is loaded and bound to Node's WebCrypto.
 // At runtime, take `x509` from here, never from '@peculiar/x509' directly
-// (type-only imports are fine): the import order below is what makes the
-// library loadable at all (see reflect.ts).
-import './reflect.ts';
+// (type-only imports are fine): its tsyringe dependency refuses to load
+// unless a Reflect metadata polyfill was imported first.
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import type { webcrypto } from 'node:crypto';
 

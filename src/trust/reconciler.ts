@@ -147,12 +147,11 @@ async function loadSigner(secret: Secret): Promise<CA> {
   }
 }
 
-/** ca.crt when the Secret carries one (cert-manager CA Secrets do), else the top of the signer's chain. */
+/** ca.crt when the Secret carries one (cert-manager CA Secrets do), else the root the chain ends in, else the signer itself. */
 function bundleOf(trustDomain: string, secret: Secret, ca: CA): Bundle {
   const explicit = decode(secret, SECRET_BUNDLE);
   if (explicit) return Bundle.fromPem(trustDomain, explicit);
-  const top = ca.chain[ca.chain.length - 1] ?? ca.certificate;
-  return Bundle.fromPem(trustDomain, top.toString('pem'));
+  return new Bundle(trustDomain, [ca.root ?? ca.chain[ca.chain.length - 1] ?? ca.certificate]);
 }
 
 function decode(secret: Secret, key: string): string | undefined {

@@ -49,10 +49,15 @@ export async function startTestEnv(): Promise<TestEnv> {
   kc.loadFromFile(kubeconfigPath);
   const kubectl = (args: string[], input?: string) => runKubectl(kubectlBin, kubeconfigPath, args, input);
 
-  const crds = await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds')]);
-  if (crds.code !== 0) throw new Error(`installing CRDs failed: ${crds.stderr}`);
-  const est = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev']);
-  if (est.code !== 0) throw new Error(`CRDs not established: ${est.stderr}`);
+  try {
+    const crds = await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds')]);
+    if (crds.code !== 0) throw new Error(`installing CRDs failed: ${crds.stderr}`);
+    const est = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev']);
+    if (est.code !== 0) throw new Error(`CRDs not established: ${est.stderr}`);
+  } catch (err) {
+    await controlPlane?.stop();
+    throw err;
+  }
 
   const core = kc.makeApiClient(CoreV1Api);
   const created: string[] = [];

@@ -1,0 +1,95 @@
+// AgentIdentity → SPIFFE certificate in a Secret, on a real API server:
+// Ready within seconds, a chain openssl accepts, the extensions the SPIFFE
+// X.509-SVID spec asks for, and real mutual TLS between two identities.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startTestEnv, type TestEnv } from '../support/env.ts';
+import { runOperator, eventually } from '../support/operator.ts';
+import { api, isReady, secretText } from '../support/objects.ts';
+import { mtlsHandshake, otherCAClient } from '../support/tls.ts';
+import type { Operator } from '../../src/operator.ts';
+import type { AgentIdentity, Secret } from '../../src/api/types.ts';
+
+let env: TestEnv;
+let op: Operator;
+let ns: string;
+let a: ReturnType<typeof api>;
+
+before(async () => {
+  env = await startTestEnv();
+  a = api(env.kc);
+  await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } }).catch((e) => { if (e.code !== 409) throw e; });
+  op = await runOperator(env.kc);
+  ns = await env.namespace('agents');
+});
+
+after(async () => {
+  await op?.stop();
+  await env?.stop();
+});
+
+async function readySecret(name: string): Promise<{ identity: AgentIdentity; secret: Secret }> {
+  const identity = await eventually(async () => { const i = await a.getIdentity(ns, name); return isReady(i) && i; }, { what: `${name} Ready` });
+  const secret = await a.getSecret(ns, identity.status!.secretName!);
+  return { identity, secret };
+}
+
+test('an AgentIdentity becomes Ready with a Secret whose chain openssl verifies', async () => {
+  const started = Date.now();
+  await a.createIdentity(ns, 'planner', { dnsNames: ['planner.agents.svc'] });
+  const { identity, secret } = await readySecret('planner');
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed < 15_000, `Ready after ${elapsed} ms`);
+
+  assert.equal(identity.status!.spiffeID, `spiffe://cluster.local/ns/${ns}/agent/planner`);
+  assert.equal(identity.status!.secretName, 'planner-identity');
+  assert.match(identity.status!.serialNumber!, /^[0-9a-f]+$/);
+  assert.equal(identity.status!.lastIssuanceReason, 'SecretDoesNotExist');
+  assert.ok(new Date(identity.status!.renewalTime!) < new Date(identity.status!.notAfter!));
+  assert.equal(secret.type, 'kubernetes.io/tls');
+  assert.equal(secret.metadata.labels?.['app.kubernetes.io/managed-by'], 'agent-identity-operator');
+  assert.equal(secret.metadata.annotations?.['agentidentity.dev/spiffe-id'], identity.status!.spiffeID);
+  assert.equal(secret.metadata.annotations?.['agentidentity.dev/serial-number'], identity.status!.serialNumber);
+  const owner = secret.metadata.ownerReferences?.[0];
+  assert.equal(owner?.kind, 'AgentIdentity');
+  assert.equal(owner?.uid, identity.metadata.uid);
+  assert.equal(owner?.controller, true);
+  assert.match(secretText(secret, 'tls.key'), /^-----BEGIN PRIVATE KEY-----/, 'tls.key is PKCS#8');
+
+  const dir = mkdtempSync(join(tmpdir(), 'aio-verify-'));
+  writeFileSync(join(dir, 'ca.crt'), secretText(secret, 'ca.crt'));
+  writeFileSync(join(dir, 'tls.crt'), secretText(secret, 'tls.crt'));
+  const verify = execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.crt'), '-untrusted', join(dir, 'tls.crt'), join(dir, 'tls.crt')], { encoding: 'utf8' });
+  assert.match(verify, /: OK/);
+
+  const text = execFileSync('openssl', ['x509', '-in', join(dir, 'tls.crt'), '-noout', '-text'], { encoding: 'utf8' });
+  assert.match(text, /X509v3 Subject Alternative Name: critical\s+DNS:planner\.agents\.svc, URI:spiffe:\/\/cluster\.local\/ns\/[a-z0-9-]+\/agent\/planner|URI:spiffe:\/\/cluster\.local\/ns\/[a-z0-9-]+\/agent\/planner, DNS:planner\.agents\.svc/);
+  assert.match(text, /X509v3 Basic Constraints: critical\s+CA:FALSE/);
+  assert.match(text, /X509v3 Key Usage: critical\s+Digital Signature\n/);
+  assert.match(text, /X509v3 Extended Key Usage: \s*\n\s+TLS Web Server Authentication, TLS Web Client Authentication/);
+  assert.match(text, /X509v3 Subject Key Identifier/);
+  assert.match(text, /X509v3 Authority Key Identifier/);
+  assert.equal((text.match(/URI:/g) ?? []).length, 1, 'exactly one URI SAN');
+});
+
+test('two identities complete mutual TLS; strangers are refused', async () => {
+  await a.createIdentity(ns, 'orchestrator');
+  await a.createIdentity(ns, 'worker');
+  const [orch, worker] = await Promise.all([readySecret('orchestrator'), readySecret('worker')]);
+  const material = (s: Secret) => ({ cert: secretText(s, 'tls.crt'), key: secretText(s, 'tls.key'), ca: secretText(s, 'ca.crt') });
+
+  const ok = await mtlsHandshake(material(worker.secret), material(orch.secret));
+  assert.equal(ok.authorized, true, ok.error);
+  assert.equal(ok.peerSpiffeID, orch.identity.status!.spiffeID, 'the server saw the client\'s SPIFFE ID');
+
+  const stranger = await otherCAClient();
+  const refused = await mtlsHandshake(material(worker.secret), stranger);
+  assert.equal(refused.authorized, false, 'a client from another CA is refused');
+
+  const anonymous = await mtlsHandshake(material(worker.secret), { ca: material(worker.secret).ca });
+  assert.equal(anonymous.authorized, false, 'a client with no certificate is refused');
+});

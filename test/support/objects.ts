@@ -1,0 +1,33 @@
+// Builders and accessors for the test objects, through the real API.
+import { CustomObjectsApi, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN } from '../../src/api/group.ts';
+import type { AgentIdentity, AgentIdentitySpec, Secret, TrustDomain, TrustDomainSpec } from '../../src/api/types.ts';
+
+export function api(kc: KubeConfig) {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const ai = { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural };
+  const td = { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural };
+  return {
+    core, custom,
+    createTrustDomain: (name: string, spec: TrustDomainSpec) =>
+      custom.createClusterCustomObject({ ...td, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'TrustDomain', metadata: { name }, spec } }) as Promise<TrustDomain>,
+    getTrustDomain: (name: string) => custom.getClusterCustomObject({ ...td, name }) as Promise<TrustDomain>,
+    createIdentity: (namespace: string, name: string, spec: Partial<AgentIdentitySpec> = {}) =>
+      custom.createNamespacedCustomObject({ ...ai, namespace, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'AgentIdentity', metadata: { name }, spec: { serviceAccountName: name, ...spec } } }) as Promise<AgentIdentity>,
+    getIdentity: (namespace: string, name: string) => custom.getNamespacedCustomObject({ ...ai, namespace, name }) as Promise<AgentIdentity>,
+    patchIdentity: (namespace: string, name: string, patch: object) =>
+      custom.patchNamespacedCustomObject({ ...ai, namespace, name, body: patch }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)) as Promise<AgentIdentity>,
+    deleteIdentity: (namespace: string, name: string) => custom.deleteNamespacedCustomObject({ ...ai, namespace, name }),
+    listIdentities: (namespace: string) => custom.listNamespacedCustomObject({ ...ai, namespace }) as Promise<{ items: AgentIdentity[] }>,
+    getSecret: (namespace: string, name: string) => core.readNamespacedSecret({ namespace, name }) as Promise<Secret>,
+  };
+}
+
+export function isReady(o: { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined): boolean {
+  return o?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+export function secretText(s: Secret, key: string): string {
+  return Buffer.from(s.data?.[key] ?? '', 'base64').toString('utf8');
+}

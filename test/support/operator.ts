@@ -1,0 +1,42 @@
+// Runs the real operator in-process against a test environment, with test
+// floors lowered (short lifetimes) and quiet logs.
+import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
+import { createLogger } from '../../src/log.ts';
+import { startOperator, type Operator } from '../../src/operator.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { Metrics } from '../../src/metrics.ts';
+
+export const OPERATOR_NAMESPACE = 'agent-identity-system';
+
+export async function ensureNamespace(kc: KubeConfig, name: string): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name } } }).catch((e: { code?: number }) => { if (e.code !== 409) throw e; });
+}
+
+export async function runOperator(kc: KubeConfig, overrides: Partial<Config> = {}): Promise<Operator> {
+  await ensureNamespace(kc, OPERATOR_NAMESPACE);
+  const cfg: Config = {
+    ...loadConfig([], {}),
+    namespace: OPERATOR_NAMESPACE, minDurationMs: 1000, resyncMs: 60_000, concurrency: 4, qps: 50,
+    ...overrides,
+  };
+  const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
+  return startOperator(cfg, kc, log, new Metrics());
+}
+
+/** Polls until fn returns a truthy value; the last error or value is in the failure message. */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
+  const end = Date.now() + (opts.timeoutMs ?? 30_000);
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
+  }
+  throw new Error(`timed out waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+}
