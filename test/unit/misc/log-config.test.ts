@@ -1,0 +1,37 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { createLogger, scrub } from '../../../src/log.ts';
+import { loadConfig } from '../../../src/config.ts';
+import { generateKeyPair, privateKeyToPem } from '../../../src/pki/keys.ts';
+
+test('the logger never writes a PEM private key, wherever it hides', async () => {
+  const pem = await privateKeyToPem(await generateKeyPair('ECDSA', 256));
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk, _e, cb) { lines.push(chunk.toString()); cb(); } });
+  const log = createLogger('info', 'json', sink);
+  log.info({ detail: `oops ${pem}` }, 'structured');
+  log.info(`message ${pem}`);
+  log.error({ err: new Error(`wrapped ${pem}`) }, 'error');
+  const out = lines.join('');
+  assert.equal(lines.length, 3);
+  assert.doesNotMatch(out, /BEGIN PRIVATE KEY|MIG[A-Za-z0-9+/]{20}/);
+  assert.match(out, /REDACTED PRIVATE KEY/);
+});
+
+test('scrub leaves certificates alone', () => {
+  const cert = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
+  assert.equal(scrub(cert), cert);
+});
+
+test('config: flags beat environment beats defaults; bad values are refused clearly', () => {
+  const d = loadConfig([], {});
+  assert.equal(d.namespace, 'agent-identity-system');
+  assert.equal(d.minDurationMs, 600_000);
+  assert.equal(loadConfig([], { POD_NAMESPACE: 'ops' }).namespace, 'ops');
+  assert.equal(loadConfig(['--namespace=x'], { POD_NAMESPACE: 'ops' }).namespace, 'x');
+  assert.equal(loadConfig([], { AGENT_IDENTITY_QPS: '7' }).qps, 7);
+  assert.throws(() => loadConfig(['--qps=fast'], {}), /--qps must be an integer >= 1, got "fast"/);
+  assert.throws(() => loadConfig(['--min-duration=soon'], {}), /--min-duration must be a duration/);
+  assert.throws(() => loadConfig(['--bogus=1'], {}), /Unknown option/);
+});
