@@ -22,6 +22,7 @@ export interface ControlPlane {
   pki: ClusterPki;
   bins: Record<Binary, string>;
   stop(): Promise<void>;
+  restartAPIServer(): Promise<void>;
 }
 
 export function resolveBinaries(): Record<Binary, string> {
@@ -136,7 +137,7 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
     '--unsafe-no-fsync', '--log-level=warn',
   ], 'etcd.log');
-  run(bins['kube-apiserver'], [
+  const apiArgs = [
     `--etcd-servers=http://127.0.0.1:${etcdClient}`,
     '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
     `--tls-cert-file=${servingCert}`, `--tls-private-key-file=${servingKey}`, `--client-ca-file=${caFile}`,
@@ -146,7 +147,8 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     // A loopback advertise address is fine once nothing publishes it as the kubernetes Service endpoint.
     '--endpoint-reconciler-type=none',
     `--cert-dir=${join(dir, 'pki')}`, '--v=0',
-  ], 'kube-apiserver.log');
+  ];
+  let apiserver = run(bins['kube-apiserver'], apiArgs, 'kube-apiserver.log');
   try {
     await waitReady(server, pki, 120_000, procs);
   } catch (e) {
@@ -159,16 +161,23 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     '--use-service-account-credentials=false', '--controllers=*',
     '--concurrent-gc-syncs=5', '--v=0',
   ], 'kube-controller-manager.log');
-  const pids = procs.map((p) => p.pid!);
-  writeFileSync(join(dir, 'pids'), pids.join('\n') + '\n');
+  const pids = () => procs.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => p.pid!);
+  writeFileSync(join(dir, 'pids'), pids().join('\n') + '\n');
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    await killAll(pids);
+    await killAll(pids());
   };
-  if (!opts.persistent) process.once('exit', () => { for (const pid of pids) try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } });
-  return { dir, server, kubeconfigPath, binDir: join(bins.kubectl, '..'), pki, bins, stop };
+  // Breaks every watch and request, as an API server upgrade or crash would.
+  const restartAPIServer = async () => {
+    const old = apiserver;
+    await killAll([old.pid!]);
+    apiserver = run(bins['kube-apiserver'], apiArgs, 'kube-apiserver.log');
+    await waitReady(server, pki, 120_000, [apiserver]);
+  };
+  if (!opts.persistent) process.once('exit', () => { for (const pid of pids()) try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } });
+  return { dir, server, kubeconfigPath, binDir: join(bins.kubectl, '..'), pki, bins, stop, restartAPIServer };
 }
 
 function alive(pid: number): boolean {
