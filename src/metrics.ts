@@ -63,7 +63,7 @@ export class Metrics {
   });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
-    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'agentidentity_process_' });
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'agentidentity_' });
   }
 
   setReady(namespace: string, name: string, status: 'True' | 'False' | 'Unknown'): void {

@@ -44,29 +44,33 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     log.warn({ resource, delayMs, err: toKubeError(err).message }, 'watch failed; restarting');
   };
 
-  // Filled in below; the reconcilers only read them after the informers synced.
+  // Nothing is queued until every cache has synced: a reconcile that saw the
+  // identities but not yet their TrustDomain would report a false failure.
+  let synced = false;
   const identityKey = (o: AgentIdentity) => `${o.metadata.namespace}/${o.metadata.name}`;
   let identityQueue: WorkQueue;
   let trustQueue: WorkQueue;
+  const addIdentity = (key: string) => { if (synced) identityQueue.add(key); };
+  const addTrustDomain = (name: string) => { if (synced) trustQueue.add(name); };
   const enqueueIdentitiesOf = (td: string) => {
-    for (const i of identities.list()) if (trustDomainOf(i) === td) identityQueue.add(identityKey(i));
+    for (const i of identities.list()) if (trustDomainOf(i) === td) addIdentity(identityKey(i));
   };
 
   const identities = kube.identityInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('agentidentities'),
-    onChange: (o) => identityQueue.add(identityKey(o)),
+    onChange: (o) => addIdentity(identityKey(o)),
   });
   const trustDomains = kube.trustDomainInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('trustdomains'),
-    onChange: (o: TrustDomain) => { trustQueue.add(o.metadata.name!); enqueueIdentitiesOf(o.metadata.name!); },
+    onChange: (o: TrustDomain) => { addTrustDomain(o.metadata.name!); enqueueIdentitiesOf(o.metadata.name!); },
   });
   const secrets = kube.managedSecretInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('secrets'),
     onChange: (s: Secret) => {
       const identity = s.metadata.labels?.[LABEL_IDENTITY];
       const td = s.metadata.labels?.[LABEL_TRUST_DOMAIN];
-      if (identity) identityQueue.add(`${s.metadata.namespace}/${identity}`);
-      if (td && s.metadata.namespace === cfg.namespace) trustQueue.add(td);
+      if (identity) addIdentity(`${s.metadata.namespace}/${identity}`);
+      if (td && s.metadata.namespace === cfg.namespace) addTrustDomain(td);
     },
   });
 
@@ -82,6 +86,9 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
 
   const informers = [secrets, trustDomains, identities];
   await Promise.all(informers.map((i) => i.start()));
+  synced = true;
+  for (const td of trustDomains.list()) addTrustDomain(td.metadata.name!);
+  for (const i of identities.list()) addIdentity(identityKey(i));
   log.info('caches synced; reconciling');
 
   return {

@@ -20,8 +20,8 @@ export const ANNOTATION_SPIFFE_ID = `${GROUP}/spiffe-id`;
 export const ANNOTATION_SERIAL = `${GROUP}/serial-number`;
 export const ANNOTATION_NOT_AFTER = `${GROUP}/not-after`;
 export const ANNOTATION_CA_FINGERPRINT = `${GROUP}/ca-fingerprint`;
-/** Records the key spec a Secret's key was generated for, so a spec change is detectable without guessing. */
-export const ANNOTATION_ISSUED_FOR_GENERATION = `${GROUP}/issued-for-generation`;
+/** Why the certificate in the Secret was issued; status reports it from here so it travels with the certificate. */
+export const ANNOTATION_ISSUANCE_REASON = `${GROUP}/issuance-reason`;
 
 /** Keys in a leaf Secret (type kubernetes.io/tls). */
 export const SECRET_CERT = 'tls.crt';

@@ -13,6 +13,7 @@ export interface IssueRequest {
   key: KeyRequest;
   durationMs: number;
   now: Date;
+  reason: string;
 }
 
 export async function issueIdentity(ca: CA, req: IssueRequest, existingKey?: KeyPair): Promise<IssuedData & { notBefore: Date }> {
@@ -30,5 +31,6 @@ export async function issueIdentity(ca: CA, req: IssueRequest, existingKey?: Key
     serialNumber: leaf.serialNumber,
     notBefore: leaf.notBefore,
     notAfter: leaf.notAfter,
+    reason: req.reason,
   };
 }

@@ -83,7 +83,7 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       if (violation) {
         const started = performance.now();
         try {
-          issued = await issueIdentity(td.signer, { ...desired, durationMs, now }, keyPair);
+          issued = await issueIdentity(td.signer, { ...desired, durationMs, now, reason: violation.reason }, keyPair);
           await writeSecret(d, desiredSecret(identity, secret, issued, td.bundlePem), secret);
         } catch (err) {
           if (!isConflict(err)) d.metrics.issuances.inc({ trust_domain: td.name, reason: violation.reason, result: 'error' });
@@ -105,8 +105,8 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       const renewAt = renewalTime(identity.spec, issued);
       const status = readyStatus(identity, {
         spiffeID: issued.spiffeID, serialNumber: issued.serialNumber, notBefore: issued.notBefore, notAfter: issued.notAfter,
-        renewalTime: renewAt, secretName, caFingerprint: td.caFingerprint,
-      }, violation?.reason, now);
+        renewalTime: renewAt, secretName, caFingerprint: td.caFingerprint, issuanceReason: issued.reason,
+      }, now);
       await writeStatus(d, identity, status);
       d.metrics.certificateExpiration.set({ namespace, name }, issued.notAfter.getTime() / 1000);
       d.metrics.certificateRenewal.set({ namespace, name }, renewAt.getTime() / 1000);

@@ -3,7 +3,7 @@
 // labels and annotations are kept).
 import {
   API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_IDENTITY,
-  ANNOTATION_SPIFFE_ID, ANNOTATION_SERIAL, ANNOTATION_NOT_AFTER, SECRET_CERT, SECRET_KEY, SECRET_BUNDLE,
+  ANNOTATION_SPIFFE_ID, ANNOTATION_SERIAL, ANNOTATION_NOT_AFTER, ANNOTATION_ISSUANCE_REASON, SECRET_CERT, SECRET_KEY, SECRET_BUNDLE,
 } from '../api/group.ts';
 import { secretNameOf } from '../api/defaults.ts';
 import { rfc3339 } from '../api/conditions.ts';
@@ -16,6 +16,8 @@ export interface IssuedData {
   spiffeID: string;
   serialNumber: string;
   notAfter: Date;
+  /** The check that triggered issuance. */
+  reason: string;
 }
 
 export function desiredSecret(identity: AgentIdentity, existing: Secret | undefined, issued: IssuedData, bundlePem: string): Secret {
@@ -30,6 +32,7 @@ export function desiredSecret(identity: AgentIdentity, existing: Secret | undefi
       annotations: {
         ...existing?.metadata.annotations, ...tpl.annotations,
         [ANNOTATION_SPIFFE_ID]: issued.spiffeID, [ANNOTATION_SERIAL]: issued.serialNumber, [ANNOTATION_NOT_AFTER]: rfc3339(issued.notAfter),
+        [ANNOTATION_ISSUANCE_REASON]: issued.reason,
       },
       ownerReferences: [{
         apiVersion: API_VERSION, kind: AGENT_IDENTITY.kind, name: identity.metadata.name!, uid: identity.metadata.uid!,
@@ -45,6 +48,7 @@ export function keptData(existing: Secret, leaf: { spiffeID?: string; serialNumb
   return {
     certificate: existing.data?.[SECRET_CERT] ?? '', privateKey: existing.data?.[SECRET_KEY] ?? '',
     spiffeID: leaf.spiffeID ?? '', serialNumber: leaf.serialNumber, notAfter: leaf.notAfter,
+    reason: existing.metadata.annotations?.[ANNOTATION_ISSUANCE_REASON] ?? 'Unknown',
   };
 }
 

@@ -10,9 +10,11 @@ export interface Issued {
   renewalTime: Date;
   secretName: string;
   caFingerprint: string;
+  issuanceReason: string;
 }
 
-export function readyStatus(identity: AgentIdentity, issued: Issued, lastIssuanceReason: string | undefined, now: Date): AgentIdentityStatus {
+/** A function of the spec and the Secret only, so a stale cached status can never overwrite newer facts. */
+export function readyStatus(identity: AgentIdentity, issued: Issued, now: Date): AgentIdentityStatus {
   const gen = identity.metadata.generation;
   const prev = identity.status ?? {};
   let conditions = setCondition(prev.conditions, {
@@ -31,7 +33,7 @@ export function readyStatus(identity: AgentIdentity, issued: Issued, lastIssuanc
     renewalTime: rfc3339(issued.renewalTime),
     secretName: issued.secretName,
     caFingerprint: issued.caFingerprint,
-    lastIssuanceReason: lastIssuanceReason ?? prev.lastIssuanceReason,
+    lastIssuanceReason: issued.issuanceReason,
   };
 }
 

@@ -45,7 +45,7 @@ test('a forbidden CA Secret read creates no CA; once readable, exactly one CA is
   const kc = await kubeconfigFor(sa);
 
   await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });
-  op = await runOperator(kc);
+  op = await runOperator(kc, {}, env.kc);
 
   const td = await eventually(async () => {
     const t = await a.getTrustDomain('default');

@@ -39,6 +39,7 @@ test(`restarting the operator over ${N} Ready identities makes zero writes`, asy
   op = undefined;
 
   const before = await versions(ns);
+
   const eventsBefore = await eventCount(ns);
   assert.equal([...before.keys()].filter((k) => k.startsWith('secret/')).length, N);
 

@@ -13,8 +13,9 @@ export async function ensureNamespace(kc: KubeConfig, name: string): Promise<voi
   await core.createNamespace({ body: { metadata: { name } } }).catch((e: { code?: number }) => { if (e.code !== 409) throw e; });
 }
 
-export async function runOperator(kc: KubeConfig, overrides: Partial<Config> = {}): Promise<Operator> {
-  await ensureNamespace(kc, OPERATOR_NAMESPACE);
+/** `admin` sets up the operator's namespace, so `kc` may be a least-privilege identity. */
+export async function runOperator(kc: KubeConfig, overrides: Partial<Config> = {}, admin: KubeConfig = kc): Promise<Operator> {
+  await ensureNamespace(admin, OPERATOR_NAMESPACE);
   const cfg: Config = {
     ...loadConfig([], {}),
     namespace: OPERATOR_NAMESPACE, minDurationMs: 1000, resyncMs: 60_000, concurrency: 4, qps: 50,
