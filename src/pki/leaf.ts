@@ -4,7 +4,7 @@ import { KeyObject } from 'node:crypto';
 import type { CA } from './ca.ts';
 import { type CryptoKey, x509 } from './crypto.ts';
 import { PkiError } from './errors.ts';
-import { keyIdentifiers } from './extensions.ts';
+import { isSelfIssued, keyIdentifiers } from './extensions.ts';
 import { describeKeyObject, signingAlgorithmOf } from './keys.ts';
 import { certificatesToPem } from './pem.ts';
 import { randomSerialNumber, serialNumberOf } from './serial.ts';
@@ -23,7 +23,7 @@ export interface LeafRequest {
 }
 
 export interface IssuedLeaf {
-  /** The Leaf followed by ca.chain, as PEM. */
+  /** The Leaf followed by its intermediates, as PEM. A root is never sent: peers must already hold it in their bundle. */
   certificatePem: string;
   serialNumber: string;
   notBefore: Date;
@@ -71,7 +71,7 @@ export async function issueLeaf(ca: CA, req: LeafRequest): Promise<IssuedLeaf> {
     ],
   });
   return {
-    certificatePem: certificatesToPem([certificate, ...ca.chain]),
+    certificatePem: certificatesToPem([certificate, ...ca.chain.filter((c) => !isSelfIssued(c))]),
     serialNumber: serialNumberOf(certificate),
     notBefore: certificate.notBefore,
     notAfter: certificate.notAfter,

@@ -65,6 +65,7 @@ test('an AgentIdentity becomes Ready with a Secret whose chain openssl verifies'
   writeFileSync(join(dir, 'tls.crt'), secretText(secret, 'tls.crt'));
   const verify = execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.crt'), '-untrusted', join(dir, 'tls.crt'), join(dir, 'tls.crt')], { encoding: 'utf8' });
   assert.match(verify, /: OK/);
+  assert.equal((secretText(secret, 'tls.crt').match(/BEGIN CERTIFICATE/g) ?? []).length, 1, 'the root is in ca.crt, never in tls.crt');
 
   const text = execFileSync('openssl', ['x509', '-in', join(dir, 'tls.crt'), '-noout', '-text'], { encoding: 'utf8' });
   assert.match(text, /X509v3 Subject Alternative Name: critical\s+DNS:planner\.agents\.svc, URI:spiffe:\/\/cluster\.local\/ns\/[a-z0-9-]+\/agent\/planner|URI:spiffe:\/\/cluster\.local\/ns\/[a-z0-9-]+\/agent\/planner, DNS:planner\.agents\.svc/);

@@ -106,6 +106,12 @@ describe('issueLeaf: the X.509-SVID profile', () => {
     assert.ok(new NodeX509Certificate(Buffer.from(leaf.rawData)).checkIssued(new NodeX509Certificate(Buffer.from(certs[1]!.rawData))));
   });
 
+  it('never sends the root: a leaf signed by a root carries no chain', async () => {
+    const ca = await rootCA('ECDSA', 256);
+    const { certs } = await leafFrom(ca);
+    assert.equal(certs.length, 1);
+  });
+
   for (const [algorithm, size, expected] of [
     ['ECDSA', 384, 'ECDSA SHA-384'],
     ['RSA', 2048, 'RSASSA-PKCS1-v1_5 SHA-256'],
