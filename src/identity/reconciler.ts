@@ -2,21 +2,19 @@
 // checks, act (issue or resync the Secret), report (status, event, metrics).
 // Level-based: it reads only cached state and writes only differences, so a
 // second run in a row makes no API write.
-import type { Logger } from 'pino';
 import { API_VERSION, AGENT_IDENTITY } from '../api/group.ts';
 import { keyRequestOf, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
-import type { AgentIdentity, AgentIdentityStatus, Secret, TrustDomain } from '../api/types.ts';
+import type { AgentIdentity, AgentIdentityStatus, Secret } from '../api/types.ts';
 import { getCondition } from '../api/conditions.ts';
 import { renderSpiffeID } from '../pki/spiffeid.ts';
 import { PkiError } from '../pki/errors.ts';
 import { isConflict, toKubeError } from '../kube/errors.ts';
-import type { EventSink } from '../kube/events.ts';
 import { ReconcileFailure, failureOf } from '../controller/failure.ts';
 import { jsonEqual } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
-import type { Metrics } from '../metrics.ts';
-import type { TrustStore, TrustDomainState } from '../trust/store.ts';
+import type { TrustDomainState } from '../trust/store.ts';
+import { reportFailure, type ReconcileContext } from '../context.ts';
 import { needsIssuance } from './checks.ts';
 import { observeSecret } from './observe.ts';
 import { issueIdentity } from './issue.ts';
@@ -24,7 +22,7 @@ import { renewalTime } from './renewal.ts';
 import { desiredSecret, keptData, secretDiffers, type IssuedData } from './secret.ts';
 import { readyStatus, failedStatus } from './status.ts';
 
-export interface IdentityReconcilerDeps {
+export interface IdentityReconcilerDeps extends ReconcileContext {
   api: {
     getSecret(namespace: string, name: string): Promise<Secret>;
     createSecret(secret: Secret): Promise<Secret>;
@@ -32,15 +30,8 @@ export interface IdentityReconcilerDeps {
     patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<unknown>;
   };
   identities: { get(name: string, namespace?: string): AgentIdentity | undefined };
-  trustDomains: { get(name: string): TrustDomain | undefined };
-  secrets: { get(name: string, namespace?: string): Secret | undefined };
-  store: TrustStore;
-  events: EventSink;
-  metrics: Metrics;
-  log: Logger;
   /** Shortest leaf lifetime the operator accepts (10m in production; tests lower it). */
   minDurationMs: number;
-  now: () => Date;
 }
 
 const CONTROLLER = 'agentidentity';
@@ -119,11 +110,8 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
         return { requeueAfter: CONFLICT_REQUEUE_MS };
       }
       const f = failureOf(err, 'IssuanceFailed');
-      d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'error' });
-      d.metrics.reconcileErrors.inc({ controller: CONTROLLER, reason: f.reason });
       if (!stillValid) d.metrics.setReady(namespace, name, 'False');
-      d.log.warn({ identity: key, reason: f.reason, err: f.message }, 'reconcile failed');
-      await d.events.record(ref(identity), 'Warning', f.reason, f.message);
+      await reportFailure(d, CONTROLLER, key, ref(identity), f);
       await writeStatus(d, identity, failedStatus(identity, f.reason, f.message, stillValid, now))
         .catch((e) => d.log.warn({ identity: key, err: toKubeError(e).message }, 'status update failed'));
       if (!f.retry) return {};

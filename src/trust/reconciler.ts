@@ -3,7 +3,6 @@
 // the API server itself answered 404 for its Secret: a failed, timed-out or
 // forbidden read must never replace a CA, because that silently breaks every
 // agent's trust at once.
-import type { Logger } from 'pino';
 import { TRUST_DOMAIN, API_VERSION, SECRET_CERT, SECRET_KEY, SECRET_BUNDLE } from '../api/group.ts';
 import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../api/defaults.ts';
 import { setCondition, rfc3339 } from '../api/conditions.ts';
@@ -13,31 +12,22 @@ import { parseCertificates, fingerprintOf } from '../pki/parse.ts';
 import { Bundle } from '../pki/bundle.ts';
 import { PkiError } from '../pki/errors.ts';
 import { isNotFound, toKubeError } from '../kube/errors.ts';
-import type { EventSink } from '../kube/events.ts';
 import { ReconcileFailure, failureOf } from '../controller/failure.ts';
 import { jsonEqual } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
-import type { Metrics } from '../metrics.ts';
+import { reportFailure, type ReconcileContext } from '../context.ts';
 import { caSecretName, newCASecret } from './ca-secret.ts';
-import type { TrustStore } from './store.ts';
 
-export interface TrustReconcilerDeps {
+export interface TrustReconcilerDeps extends ReconcileContext {
   api: {
     getSecret(namespace: string, name: string): Promise<Secret>;
     createSecret(secret: Secret): Promise<Secret>;
     patchTrustDomainStatus(name: string, status: TrustDomainStatus): Promise<unknown>;
   };
-  trustDomains: { get(name: string): TrustDomain | undefined };
-  secrets: { get(name: string, namespace?: string): Secret | undefined };
-  store: TrustStore;
-  events: EventSink;
-  metrics: Metrics;
-  log: Logger;
   operatorNamespace: string;
   caDurationMs: number;
   /** How often an external CA Secret (not watched: it carries no operator label) is re-read. */
   externalCAPollMs: number;
-  now: () => Date;
 }
 
 const CONTROLLER = 'trustdomain';
@@ -81,9 +71,7 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
     } catch (err) {
       const f = failureOf(err, 'CANotReady');
       d.store.delete(name);
-      d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'error' });
-      d.metrics.reconcileErrors.inc({ controller: CONTROLLER, reason: f.reason });
-      await d.events.record(targetOf(td), 'Warning', f.reason, f.message);
+      await reportFailure(d, CONTROLLER, name, targetOf(td), f);
       await writeStatus(d, td, {
         ...td.status,
         observedGeneration: td.metadata.generation,
