@@ -1,0 +1,63 @@
+// The documents the operator publishes for agents to read, next to their
+// certificates. Versioned JSON; the SDK reads exactly these shapes.
+
+/** A certificate peers must refuse although it chains to the bundle. */
+export interface DenyListEntry {
+  /** Lowercase hex, as in AgentIdentity status.serialNumber. */
+  serialNumber: string;
+  spiffeID: string;
+  /** When the entry may be pruned: the certificate is useless after it anyway. */
+  notAfter: string;
+  /** Why it was revoked, e.g. Deleted or Suspended. */
+  reason: string;
+}
+
+/** denylist.json in the trust bundle ConfigMap. */
+export interface DenyList {
+  version: 1;
+  trustDomain: string;
+  entries: DenyListEntry[];
+}
+
+/** One allowed peer, with the rule that allowed it so a refusal or acceptance can name it. */
+export interface PolicyPeer {
+  spiffeID: string;
+  /** Human-readable origin, e.g. "allow[0]: agent ops/auditor". */
+  rule: string;
+}
+
+/** policy.json mounted next to an agent's certificate. */
+export interface PolicyDocument {
+  version: 1;
+  /** The SPIFFE ID this policy protects. */
+  spiffeID: string;
+  /**
+   * AllowList: only `allow` peers may connect (the identity has a policy).
+   * TrustDomain: any peer holding a valid identity of this trust domain (no policy set).
+   */
+  mode: 'AllowList' | 'TrustDomain';
+  trustDomain: string;
+  allow: PolicyPeer[];
+  /** Certificates to refuse even when they chain to the bundle. */
+  denyList: DenyListEntry[];
+}
+
+/** File names inside the mounted identity directory. */
+export const FILES = {
+  certificate: 'tls.crt',
+  privateKey: 'tls.key',
+  bundle: 'ca.crt',
+  policy: 'policy.json',
+} as const;
+
+export const DEFAULT_IDENTITY_DIR = '/var/run/agentidentity';
+
+/** Environment variables the webhook sets in agent containers. */
+export const ENV = {
+  dir: 'AGENT_IDENTITY_DIR',
+  certificate: 'AGENT_IDENTITY_CERT_FILE',
+  privateKey: 'AGENT_IDENTITY_KEY_FILE',
+  bundle: 'AGENT_IDENTITY_BUNDLE_FILE',
+  policy: 'AGENT_IDENTITY_POLICY_FILE',
+  spiffeID: 'AGENT_IDENTITY_SPIFFE_ID',
+} as const;
