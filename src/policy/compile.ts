@@ -1,0 +1,115 @@
+// AgentIdentity spec.policy → the PolicyDocument mounted as policy.json.
+// Pure and deterministic: the same inputs always give the same bytes, so the
+// operator can compare documents and skip writes that would change nothing.
+import type { DenyListEntry, PolicyDocument, PolicyPeer } from '../api/documents.ts';
+import { classifyRule, type ClassifiedRule, ruleProblem, ruleText } from './rules.ts';
+import { matchesSelector } from './selector.ts';
+import type { InboundPolicy } from './types.ts';
+
+export interface PolicyPeerIdentity {
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  /** Undefined until the identity's first certificate is issued. */
+  spiffeID?: string;
+}
+
+export interface PolicyNamespace {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface PolicyInput {
+  identity: { namespace: string; name: string; spiffeID: string; trustDomain: string; policy?: InboundPolicy };
+  /** Every AgentIdentity the rules may name, in any namespace. */
+  peers: PolicyPeerIdentity[];
+  namespaces: PolicyNamespace[];
+  denyList: DenyListEntry[];
+}
+
+// Kubernetes sets this label on every namespace; adding it here lets a
+// namespaceSelector pick namespaces by name even when the caller's list lacks one.
+const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function namespaceLabels(input: PolicyInput, name: string): Record<string, string> {
+  const ns = input.namespaces.find((n) => n.name === name);
+  return { ...ns?.labels, [NAMESPACE_NAME_LABEL]: name };
+}
+
+/** The SPIFFE IDs one well-formed rule resolves to right now. */
+function resolve(c: ClassifiedRule, input: PolicyInput): string[] {
+  const own = input.identity.namespace;
+  const issued = input.peers.filter((p): p is PolicyPeerIdentity & { spiffeID: string } => typeof p.spiffeID === 'string');
+  switch (c.kind) {
+    case 'spiffeID':
+      return [c.rule.spiffeID];
+    case 'agent': {
+      const ns = c.rule.agent.namespace ?? own;
+      return issued.filter((p) => p.namespace === ns && p.name === c.rule.agent.name).map((p) => p.spiffeID);
+    }
+    case 'selector': {
+      const nsSelector = c.rule.namespaceSelector;
+      const inScope = (ns: string) => (nsSelector === undefined ? ns === own : matchesSelector(nsSelector, namespaceLabels(input, ns)));
+      return issued.filter((p) => inScope(p.namespace) && matchesSelector(c.rule.selector, p.labels)).map((p) => p.spiffeID);
+    }
+    case 'namespace':
+      return issued.filter((p) => matchesSelector(c.rule.namespaceSelector, namespaceLabels(input, p.namespace))).map((p) => p.spiffeID);
+  }
+}
+
+function canonicalDenyList(entries: DenyListEntry[]): DenyListEntry[] {
+  const bySerial = new Map<string, DenyListEntry>();
+  for (const e of entries) {
+    const serialNumber = e.serialNumber.toLowerCase();
+    // Fixed key order: the document is compared as bytes.
+    if (!bySerial.has(serialNumber)) bySerial.set(serialNumber, { serialNumber, spiffeID: e.spiffeID, notAfter: e.notAfter, reason: e.reason });
+  }
+  return [...bySerial.values()].sort((a, b) => byString(a.serialNumber, b.serialNumber));
+}
+
+/**
+ * No policy: mode TrustDomain, any identity of the trust domain may connect.
+ * A policy (even `allow: []`): mode AllowList with every peer the rules
+ * resolve to, each once with the first rule that named it, sorted by SPIFFE ID.
+ * Malformed rules resolve to nobody; policyProblems() says why.
+ */
+export function compilePolicy(input: PolicyInput): PolicyDocument {
+  const { identity } = input;
+  const allow = new Map<string, PolicyPeer>();
+  identity.policy?.allow.forEach((rule, i) => {
+    const c = classifyRule(rule);
+    if ('problem' in c || ruleProblem(rule) !== undefined) return;
+    const text = `allow[${i}]: ${ruleText(c, identity.namespace)}`;
+    for (const spiffeID of resolve(c, input).sort(byString)) {
+      if (!allow.has(spiffeID)) allow.set(spiffeID, { spiffeID, rule: text });
+    }
+  });
+  return {
+    version: 1,
+    spiffeID: identity.spiffeID,
+    mode: identity.policy ? 'AllowList' : 'TrustDomain',
+    trustDomain: identity.trustDomain,
+    allow: [...allow.values()].sort((a, b) => byString(a.spiffeID, b.spiffeID)),
+    denyList: canonicalDenyList(input.denyList),
+  };
+}
+
+/** How many peers the document allows by name (0 in TrustDomain mode). */
+export function peersResolved(doc: PolicyDocument): number {
+  return doc.allow.length;
+}
+
+/** "allow[i]: why" for every malformed rule; empty when the policy is usable as written. */
+export function policyProblems(policy: InboundPolicy): string[] {
+  return policy.allow.flatMap((rule, i) => {
+    const why = ruleProblem(rule);
+    return why === undefined ? [] : [`allow[${i}]: ${why}`];
+  });
+}
+
+/** The bytes of policy.json: two-space JSON and a final newline. */
+export function encodePolicyDocument(doc: PolicyDocument): string {
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}

@@ -1,0 +1,38 @@
+// The identity's current material in the forms node:tls takes. Built from
+// whatever the Identity holds at call time, so each new connection or
+// server context picks up a reload.
+import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import type { PolicyDocument } from '../api/documents.ts';
+import { authorizePolicy, type Authorizer } from './authorizer.ts';
+import type { Identity } from './identity.ts';
+import { privateKeyPemOf, type X509SVID } from './svid.ts';
+
+export function secureContextOptions(identity: Identity): SecureContextOptions {
+  return { cert: identity.svid.certificatesPem, key: privateKeyPemOf(identity.svid), ca: identity.bundle.toPem() };
+}
+
+// Every reload builds a new SVID object (with its Bundle), so it keys one context per generation.
+const contexts = new WeakMap<X509SVID, SecureContext>();
+
+export function clientSecureContext(identity: Identity): SecureContext {
+  let context = contexts.get(identity.svid);
+  if (!context) {
+    context = createSecureContext(secureContextOptions(identity));
+    contexts.set(identity.svid, context);
+  }
+  return context;
+}
+
+const policyAuthorizers = new WeakMap<PolicyDocument, Authorizer>();
+
+/** authorizePolicy over whatever policy.json the identity holds at the moment of each check. */
+export function currentPolicyAuthorizer(identity: Identity): Authorizer {
+  return (peer, chain) => {
+    let authorize = policyAuthorizers.get(identity.policy);
+    if (!authorize) {
+      authorize = authorizePolicy(identity.policy);
+      policyAuthorizers.set(identity.policy, authorize);
+    }
+    return authorize(peer, chain);
+  };
+}

@@ -1,0 +1,21 @@
+// agent-identity-operator/sdk: the library agents import to use the identity
+// the operator mounts into their pod. Files and node:tls only; no Kubernetes client.
+export type { DenyListEntry, PolicyDocument, PolicyPeer } from '../api/documents.ts';
+export { Bundle, SpiffeID, type X509Certificate } from '../pki/index.ts';
+export {
+  type Authorization,
+  type Authorizer,
+  authorizeAny,
+  authorizeID,
+  authorizeMemberOf,
+  authorizeOneOf,
+  authorizePolicy,
+} from './authorizer.ts';
+export { AgentHttpsAgent, type ClientOptions, connect, httpsAgent, tlsConnectOptions } from './client.ts';
+export { IdentityError, PeerRefusedError, type RefusalReason } from './errors.ts';
+export { identityFiles, type IdentityFiles } from './files.ts';
+export { Identity, type IdentityEvents, loadIdentity, type LoadOptions } from './identity.ts';
+export { type PeerIdentity, peerIdentity } from './peer.ts';
+export { parsePolicyDocument } from './policy-document.ts';
+export { AgentHttpsServer, AgentServer, createHttpsServer, createServer, type HttpsServerOptions, type ServerOptions } from './server.ts';
+export { X509SVID } from './svid.ts';

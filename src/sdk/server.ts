@@ -1,0 +1,111 @@
+// mTLS servers that admit a connection only after the peer passed every
+// check. OpenSSL is told to accept any certificate (rejectUnauthorized:
+// false) so that the SDK, not a bare handshake alert, decides and names the
+// reason; refused sockets are destroyed before the application sees them.
+import { constants } from 'node:crypto';
+import https from 'node:https';
+import tls, { type TLSSocket } from 'node:tls';
+import type { Authorizer } from './authorizer.ts';
+import { currentPolicyAuthorizer, secureContextOptions } from './credentials.ts';
+import type { Identity } from './identity.ts';
+import { admitPeer } from './peer.ts';
+
+type Owned = 'cert' | 'key' | 'ca' | 'pfx' | 'passphrase' | 'secureContext' | 'requestCert' | 'rejectUnauthorized' | 'SNICallback';
+
+export interface ServerOptions extends Omit<tls.TlsOptions, Owned> {
+  /** Default: the identity's policy.json, as it is when each peer connects. */
+  authorize?: Authorizer;
+}
+
+export interface HttpsServerOptions extends Omit<https.ServerOptions, Owned> {
+  authorize?: Authorizer;
+}
+
+/**
+ * The server's TLS options: the caller's, then ours. Session resumption is
+ * off: a resumed session carries no peer chain to verify, and skipping the
+ * checks would let a peer in under a Bundle or policy that has since changed.
+ */
+function tlsOptionsFor<T extends { secureOptions?: number | undefined }>(identity: Identity, opts: T) {
+  return {
+    ...opts,
+    ...secureContextOptions(identity),
+    secureOptions: (opts.secureOptions ?? 0) | constants.SSL_OP_NO_TICKET,
+    requestCert: true,
+    rejectUnauthorized: false,
+  };
+}
+
+/**
+ * Wires a server to its identity: swaps the server's credentials on every
+ * reload (open connections keep theirs) and returns the admission step
+ * that stands between a finished handshake and 'secureConnection'.
+ */
+function gate<T extends { secureOptions?: number | undefined }>(server: tls.Server, identity: Identity, opts: T, authorizer: Authorizer | undefined) {
+  const authorize = authorizer ?? currentPolicyAuthorizer(identity);
+  // setSecureContext resets every option it is not given, so it gets them all again.
+  const onUpdate = () => server.setSecureContext(tlsOptionsFor(identity, opts));
+  identity.on('update', onUpdate);
+  server.once('close', () => identity.off('update', onUpdate));
+
+  return (socket: TLSSocket, admit: () => void): boolean => {
+    // Until it is admitted nobody else listens; a reset must not crash the process.
+    const swallow = () => undefined;
+    socket.on('error', swallow);
+    admitPeer(socket, identity, authorize).then(
+      () => {
+        socket.off('error', swallow);
+        admit();
+      },
+      (err: unknown) => {
+        socket.destroy();
+        server.emit('refused', err, socket);
+      },
+    );
+    return true;
+  };
+}
+
+/**
+ * A tls.Server that emits 'secureConnection' (and calls `listener`) only
+ * for admitted peers, and 'refused' (err: PeerRefusedError, socket) for the rest.
+ */
+export class AgentServer extends tls.Server {
+  readonly #admit: ReturnType<typeof gate>;
+
+  constructor(identity: Identity, opts: ServerOptions = {}, listener?: (socket: TLSSocket) => void) {
+    const { authorize, ...rest } = opts;
+    super(tlsOptionsFor(identity, rest), listener);
+    this.#admit = gate(this, identity, rest, authorize);
+  }
+
+  // node emits 'secureConnection' itself once a handshake completes; admission sits in between.
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event !== 'secureConnection') return super.emit(event, ...args);
+    return this.#admit(args[0] as TLSSocket, () => super.emit(event, ...args));
+  }
+}
+
+/** The same admission in front of an HTTPS server: requests only ever come from admitted peers. */
+export class AgentHttpsServer extends https.Server {
+  readonly #admit: ReturnType<typeof gate>;
+
+  constructor(identity: Identity, opts: HttpsServerOptions = {}, requestListener?: Parameters<typeof https.createServer>[1]) {
+    const { authorize, ...rest } = opts;
+    super(tlsOptionsFor(identity, rest), requestListener);
+    this.#admit = gate(this, identity, rest, authorize);
+  }
+
+  override emit(event: string, ...args: unknown[]): boolean {
+    if (event !== 'secureConnection') return super.emit(event, ...args);
+    return this.#admit(args[0] as TLSSocket, () => super.emit(event, ...args));
+  }
+}
+
+export function createServer(identity: Identity, opts: ServerOptions = {}, listener?: (socket: TLSSocket) => void): AgentServer {
+  return new AgentServer(identity, opts, listener);
+}
+
+export function createHttpsServer(identity: Identity, opts: HttpsServerOptions = {}, requestListener?: Parameters<typeof https.createServer>[1]): AgentHttpsServer {
+  return new AgentHttpsServer(identity, opts, requestListener);
+}

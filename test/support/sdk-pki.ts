@@ -1,0 +1,110 @@
+// Identities for SDK tests, without Kubernetes: a Root → Intermediate trust
+// domain made with src/pki, issued Leaves, policy documents, and the files
+// written the way the kubelet writes a Secret or ConfigMap volume.
+import { mkdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DenyListEntry, PolicyDocument, PolicyPeer } from '../../src/api/documents.ts';
+import { type CA, createIntermediate, createRoot, loadCA } from '../../src/pki/ca.ts';
+import { generateKeyPair, privateKeyToPem } from '../../src/pki/keys.ts';
+import { issueLeaf } from '../../src/pki/leaf.ts';
+import { SpiffeID } from '../../src/pki/spiffeid.ts';
+
+const HOUR = 3_600_000;
+
+export interface IssuedIdentity {
+  spiffeID: string;
+  /** Leaf then intermediate, as the operator writes tls.crt. */
+  certificatePem: string;
+  privateKeyPem: string;
+  serialNumber: string;
+}
+
+export interface TestTrustDomain {
+  trustDomain: string;
+  root: CA;
+  intermediate: CA;
+  /** ca.crt: the root alone. */
+  bundlePem: string;
+  issue(name: string, namespace?: string): Promise<IssuedIdentity>;
+}
+
+export const agentID = (name: string, namespace = 'agents', trustDomain = 'cluster.local') => `spiffe://${trustDomain}/ns/${namespace}/agent/${name}`;
+
+/** A Root and an Intermediate valid from an hour ago, so real clocks accept them. */
+export async function makeTrustDomain(trustDomain = 'cluster.local'): Promise<TestTrustDomain> {
+  const now = new Date(Date.now() - HOUR);
+  const rootPem = await createRoot({ trustDomain, algorithm: 'ECDSA', validityMs: 48 * HOUR, now });
+  const root = await loadCA(rootPem.certificatePem, rootPem.privateKeyPem);
+  const intPem = await createIntermediate(root, { trustDomain, algorithm: 'ECDSA', validityMs: 24 * HOUR, now });
+  const intermediate = await loadCA(intPem.certificatePem, intPem.privateKeyPem);
+  return {
+    trustDomain,
+    root,
+    intermediate,
+    bundlePem: rootPem.certificatePem,
+    async issue(name, namespace = 'agents') {
+      const key = await generateKeyPair('ECDSA', 256);
+      const spiffeID = agentID(name, namespace, trustDomain);
+      const leaf = await issueLeaf(intermediate, { spiffeID: SpiffeID.parse(spiffeID), dnsNames: [], publicKey: key.publicKey, durationMs: 2 * HOUR, now });
+      return { spiffeID, certificatePem: leaf.certificatePem, privateKeyPem: await privateKeyToPem(key), serialNumber: leaf.serialNumber };
+    },
+  };
+}
+
+export interface PolicyOptions {
+  /** Omit for TrustDomain mode. */
+  allow?: PolicyPeer[];
+  denyList?: DenyListEntry[];
+}
+
+export function policyFor(identity: IssuedIdentity, opts: PolicyOptions = {}): PolicyDocument {
+  return {
+    version: 1,
+    spiffeID: identity.spiffeID,
+    mode: opts.allow ? 'AllowList' : 'TrustDomain',
+    trustDomain: SpiffeID.parse(identity.spiffeID).trustDomain,
+    allow: opts.allow ?? [],
+    denyList: opts.denyList ?? [],
+  };
+}
+
+export function denied(identity: IssuedIdentity, reason = 'Suspended'): DenyListEntry {
+  return { serialNumber: identity.serialNumber, spiffeID: identity.spiffeID, notAfter: new Date(Date.now() + 2 * HOUR).toISOString(), reason };
+}
+
+export type IdentityFileSet = Record<'tls.crt' | 'tls.key' | 'ca.crt' | 'policy.json', string>;
+
+export function fileSet(identity: IssuedIdentity, bundlePem: string, policy: PolicyDocument): IdentityFileSet {
+  return { 'tls.crt': identity.certificatePem, 'tls.key': identity.privateKeyPem, 'ca.crt': bundlePem, 'policy.json': `${JSON.stringify(policy, null, 2)}\n` };
+}
+
+let generation = 0;
+
+async function writeGeneration(dir: string, files: Partial<IdentityFileSet>): Promise<string> {
+  const name = `..2026_01_01_00_00_00.${String(process.pid)}${String(++generation).padStart(6, '0')}`;
+  await mkdir(join(dir, name), { recursive: true });
+  for (const [file, content] of Object.entries(files)) await writeFile(join(dir, name, file), content);
+  return name;
+}
+
+/** The kubelet's AtomicWriter layout: ..<timestamp>/ files, ..data -> ..<timestamp>, name -> ..data/name. */
+export async function writeMountedDir(dir: string, files: Partial<IdentityFileSet>): Promise<void> {
+  const gen = await writeGeneration(dir, files);
+  await symlink(gen, join(dir, '..data'));
+  for (const file of Object.keys(files)) await symlink(join('..data', file), join(dir, file));
+}
+
+/** An update as the kubelet makes it: a new generation, ..data swapped by rename, the old generation removed. */
+export async function swapMountedDir(dir: string, files: Partial<IdentityFileSet>): Promise<void> {
+  const old = await readlink(join(dir, '..data'));
+  const gen = await writeGeneration(dir, files);
+  await symlink(gen, join(dir, '..data_tmp'));
+  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+  await rm(join(dir, old), { recursive: true, force: true });
+}
+
+/** Plain files, as a developer would lay them out by hand. */
+export async function writePlainDir(dir: string, files: Partial<IdentityFileSet>): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const [file, content] of Object.entries(files)) await writeFile(join(dir, file), content);
+}

@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { DenyListEntry } from '../../../src/api/documents.ts';
+import { compilePolicy, encodePolicyDocument, peersResolved, type PolicyInput, policyProblems } from '../../../src/policy/compile.ts';
+import type { InboundPolicy, PolicyRule } from '../../../src/policy/types.ts';
+
+const id = (ns: string, name: string) => `spiffe://cluster.local/ns/${ns}/agent/${name}`;
+
+function input(policy?: InboundPolicy, extra: Partial<PolicyInput> = {}): PolicyInput {
+  return {
+    identity: { namespace: 'agents', name: 'planner', spiffeID: id('agents', 'planner'), trustDomain: 'cluster.local', ...(policy ? { policy } : {}) },
+    peers: [
+      { namespace: 'agents', name: 'orchestrator', labels: { role: 'orchestrator' }, spiffeID: id('agents', 'orchestrator') },
+      { namespace: 'agents', name: 'auditor', labels: { role: 'auditor' }, spiffeID: id('agents', 'auditor') },
+      { namespace: 'agents', name: 'fresh', labels: { role: 'auditor' } }, // not issued yet
+      { namespace: 'ops', name: 'auditor', labels: { role: 'auditor' }, spiffeID: id('ops', 'auditor') },
+      { namespace: 'ops', name: 'backup', labels: { role: 'backup' }, spiffeID: id('ops', 'backup') },
+      { namespace: 'lab', name: 'auditor', labels: { role: 'auditor' }, spiffeID: id('lab', 'auditor') },
+    ],
+    namespaces: [
+      { name: 'agents', labels: { team: 'core' } },
+      { name: 'ops', labels: { team: 'x' } },
+      { name: 'lab', labels: {} },
+    ],
+    denyList: [],
+    ...extra,
+  };
+}
+
+const allowOf = (rules: PolicyRule[]) => compilePolicy(input({ allow: rules })).allow;
+
+describe('compilePolicy', () => {
+  it('without a policy: TrustDomain mode, nobody allowed by name', () => {
+    assert.deepEqual(compilePolicy(input()), {
+      version: 1,
+      spiffeID: id('agents', 'planner'),
+      mode: 'TrustDomain',
+      trustDomain: 'cluster.local',
+      allow: [],
+      denyList: [],
+    });
+  });
+
+  it('an empty allow list is AllowList mode that allows nobody', () => {
+    const doc = compilePolicy(input({ allow: [] }));
+    assert.equal(doc.mode, 'AllowList');
+    assert.deepEqual(doc.allow, []);
+    assert.equal(peersResolved(doc), 0);
+  });
+
+  it('agent rules default to the identity namespace and may name another', () => {
+    assert.deepEqual(allowOf([{ agent: { name: 'orchestrator' } }, { agent: { name: 'auditor', namespace: 'ops' } }]), [
+      { spiffeID: id('agents', 'orchestrator'), rule: 'allow[0]: agent agents/orchestrator' },
+      { spiffeID: id('ops', 'auditor'), rule: 'allow[1]: agent ops/auditor' },
+    ]);
+  });
+
+  it('an agent that has no certificate yet, or does not exist, resolves to nobody', () => {
+    assert.deepEqual(allowOf([{ agent: { name: 'fresh' } }, { agent: { name: 'ghost' } }]), []);
+  });
+
+  it('a selector without namespaceSelector stays in the identity namespace', () => {
+    assert.deepEqual(allowOf([{ selector: { matchLabels: { role: 'auditor' } } }]), [
+      { spiffeID: id('agents', 'auditor'), rule: 'allow[0]: selector role=auditor in namespace agents' },
+    ]);
+  });
+
+  it('a selector with a namespaceSelector picks agents in matching namespaces only', () => {
+    assert.deepEqual(allowOf([{ selector: { matchLabels: { role: 'auditor' } }, namespaceSelector: { matchLabels: { team: 'x' } } }]), [
+      { spiffeID: id('ops', 'auditor'), rule: 'allow[0]: selector role=auditor in namespaces team=x' },
+    ]);
+  });
+
+  it('an empty namespaceSelector means all namespaces', () => {
+    assert.deepEqual(
+      allowOf([{ selector: { matchLabels: { role: 'auditor' } }, namespaceSelector: {} }]).map((p) => p.spiffeID),
+      [id('agents', 'auditor'), id('lab', 'auditor'), id('ops', 'auditor')],
+    );
+    assert.equal(allowOf([{ selector: {}, namespaceSelector: {} }])[0]!.rule, 'allow[0]: selector {} in all namespaces');
+  });
+
+  it('a namespaceSelector alone allows every issued agent in matching namespaces', () => {
+    assert.deepEqual(allowOf([{ namespaceSelector: { matchLabels: { team: 'x' } } }]), [
+      { spiffeID: id('ops', 'auditor'), rule: 'allow[0]: namespaceSelector team=x' },
+      { spiffeID: id('ops', 'backup'), rule: 'allow[0]: namespaceSelector team=x' },
+    ]);
+    assert.equal(allowOf([{ namespaceSelector: {} }]).length, 5, 'every issued peer, the unissued one excepted');
+  });
+
+  it('namespaces can be selected by name through kubernetes.io/metadata.name, even when not listed', () => {
+    const doc = compilePolicy(input({ allow: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'lab' } } }] }, { namespaces: [] }));
+    assert.deepEqual(doc.allow.map((p) => p.spiffeID), [id('lab', 'auditor')]);
+  });
+
+  it('spiffeID rules allow any ID, including other trust domains', () => {
+    assert.deepEqual(allowOf([{ spiffeID: 'spiffe://partner.example/ns/x/agent/y' }]), [
+      { spiffeID: 'spiffe://partner.example/ns/x/agent/y', rule: 'allow[0]: spiffeID spiffe://partner.example/ns/x/agent/y' },
+    ]);
+  });
+
+  it('deduplicates by SPIFFE ID keeping the first rule, and sorts by SPIFFE ID', () => {
+    const allow = allowOf([
+      { spiffeID: id('ops', 'auditor') },
+      { selector: { matchLabels: { role: 'auditor' } }, namespaceSelector: {} },
+      { agent: { name: 'auditor' } },
+    ]);
+    assert.deepEqual(allow, [
+      { spiffeID: id('agents', 'auditor'), rule: 'allow[1]: selector role=auditor in all namespaces' },
+      { spiffeID: id('lab', 'auditor'), rule: 'allow[1]: selector role=auditor in all namespaces' },
+      { spiffeID: id('ops', 'auditor'), rule: `allow[0]: spiffeID ${id('ops', 'auditor')}` },
+    ]);
+  });
+
+  it('malformed rules resolve to nobody and do not shift the indexes of the others', () => {
+    const allow = allowOf([
+      { agent: { name: 'orchestrator' }, spiffeID: id('x', 'y') } as unknown as PolicyRule,
+      { spiffeID: 'https://not-spiffe' },
+      { selector: { matchExpressions: [{ key: 'role', operator: 'In' }] } },
+      { agent: { name: 'orchestrator' } },
+    ]);
+    assert.deepEqual(allow, [{ spiffeID: id('agents', 'orchestrator'), rule: 'allow[3]: agent agents/orchestrator' }]);
+  });
+
+  it('is deterministic: peer and namespace order do not change the bytes', () => {
+    const policy: InboundPolicy = { allow: [{ namespaceSelector: {} }, { spiffeID: 'spiffe://partner.example/a' }] };
+    const denyList: DenyListEntry[] = [
+      { serialNumber: 'BB01', spiffeID: id('ops', 'backup'), notAfter: '2030-01-01T00:00:00Z', reason: 'Deleted' },
+      { serialNumber: 'aa02', spiffeID: id('ops', 'auditor'), notAfter: '2030-01-01T00:00:00Z', reason: 'Suspended' },
+    ];
+    const a = input(policy, { denyList });
+    const b = input(policy, { denyList: [...denyList].reverse() });
+    b.peers.reverse();
+    b.namespaces.reverse();
+    assert.equal(encodePolicyDocument(compilePolicy(a)), encodePolicyDocument(compilePolicy(b)));
+  });
+
+  it('carries the deny list sorted, lowercased and deduplicated by serial', () => {
+    const e = (serialNumber: string, reason: string): DenyListEntry => ({ serialNumber, spiffeID: id('ops', 'backup'), notAfter: '2030-01-01T00:00:00Z', reason });
+    const doc = compilePolicy(input(undefined, { denyList: [e('CC', 'Suspended'), e('aa', 'Deleted'), e('cc', 'Deleted')] }));
+    assert.deepEqual(doc.denyList.map((d) => [d.serialNumber, d.reason]), [['aa', 'Deleted'], ['cc', 'Suspended']]);
+  });
+});
+
+describe('policyProblems', () => {
+  it('is empty for a well-formed policy', () => {
+    assert.deepEqual(policyProblems({ allow: [{ agent: { name: 'a' } }, { selector: {}, namespaceSelector: {} }, { namespaceSelector: {} }, { spiffeID: 'spiffe://td/x' }] }), []);
+  });
+  it('names each malformed rule by index', () => {
+    const problems = policyProblems({
+      allow: [
+        {} as PolicyRule,
+        { agent: { name: '' } },
+        { spiffeID: 'spiffe://TD/x' },
+        { namespaceSelector: { matchExpressions: [{ key: 'k', operator: 'Exists', values: ['v'] }] } },
+        { selector: {}, namespaceSelector: { matchExpressions: [{ key: 'k', operator: 'In' }] } },
+      ],
+    });
+    assert.equal(problems.length, 5);
+    assert.match(problems[0]!, /^allow\[0\]: a rule must have exactly one of .* found none$/);
+    assert.match(problems[1]!, /^allow\[1\]: agent\.name is required$/);
+    assert.match(problems[2]!, /^allow\[2\]: invalid SPIFFE ID .*trust domain characters/);
+    assert.match(problems[3]!, /^allow\[3\]: namespaceSelector: .*Exists takes no values/);
+    assert.match(problems[4]!, /^allow\[4\]: namespaceSelector: .*In needs at least one value/);
+  });
+});
