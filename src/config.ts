@@ -12,6 +12,11 @@ export interface Config {
   qps: number;
   minDurationMs: number;
   caDurationMs: number;
+  intermediateDurationMs: number;
+  propagationDelayMs: number;
+  reissueWindowMs: number;
+  rotationGraceMs: number;
+  rotationPollMs: number;
   resyncMs: number;
   externalCAPollMs: number;
   logLevel: string;
@@ -27,6 +32,11 @@ const OPTIONS = {
   qps: { env: 'QPS', default: '20' },
   'min-duration': { env: 'MIN_DURATION', default: '10m' },
   'ca-duration': { env: 'CA_DURATION', default: '87600h' },
+  'intermediate-duration': { env: 'INTERMEDIATE_DURATION', default: '2160h' },
+  'rotation-propagation-delay': { env: 'ROTATION_PROPAGATION_DELAY', default: '2m' },
+  'rotation-reissue-window': { env: 'ROTATION_REISSUE_WINDOW', default: '1h' },
+  'rotation-grace': { env: 'ROTATION_GRACE', default: '1h' },
+  'rotation-poll': { env: 'ROTATION_POLL', default: '10s' },
   resync: { env: 'RESYNC', default: '10m' },
   'external-ca-poll': { env: 'EXTERNAL_CA_POLL', default: '1m' },
   'log-level': { env: 'LOG_LEVEL', default: 'info' },
@@ -60,6 +70,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     qps: int('qps', 1),
     minDurationMs: dur('min-duration'),
     caDurationMs: dur('ca-duration'),
+    intermediateDurationMs: dur('intermediate-duration'),
+    propagationDelayMs: dur('rotation-propagation-delay'),
+    reissueWindowMs: dur('rotation-reissue-window'),
+    rotationGraceMs: dur('rotation-grace'),
+    rotationPollMs: dur('rotation-poll'),
     resyncMs: dur('resync'),
     externalCAPollMs: dur('external-ca-poll'),
     logLevel: get('log-level'),

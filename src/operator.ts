@@ -56,13 +56,38 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     for (const i of identities.list()) if (trustDomainOf(i) === td) addIdentity(identityKey(i));
   };
 
+  // Our own status writes come back as watch events; reacting to them would
+  // defeat backoff and loop. Like controller-runtime's generation predicate,
+  // only spec and metadata changes (and deletions, and resyncs) queue work.
+  const seen = new Map<string, string>();
+  const specChanged = (key: string, m: AgentIdentity['metadata']) => {
+    const f = JSON.stringify([m.generation, m.annotations, m.labels, m.finalizers, m.deletionTimestamp]);
+    if (seen.get(key) === f) return false;
+    seen.set(key, f);
+    return true;
+  };
+  const onIdentity = (o: AgentIdentity) => { addIdentity(identityKey(o)); addTrustDomain(trustDomainOf(o)); };
   const identities = kube.identityInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('agentidentities'),
-    onChange: (o) => addIdentity(identityKey(o)),
+    onChange: (o) => { if (specChanged(`ai/${identityKey(o)}`, o.metadata)) onIdentity(o); },
+    onDelete: (o) => { seen.delete(`ai/${identityKey(o)}`); onIdentity(o); },
+    onResync: onIdentity,
   });
+  const onTrustDomain = (o: TrustDomain) => { addTrustDomain(o.metadata.name!); enqueueIdentitiesOf(o.metadata.name!); };
   const trustDomains = kube.trustDomainInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('trustdomains'),
-    onChange: (o: TrustDomain) => { addTrustDomain(o.metadata.name!); enqueueIdentitiesOf(o.metadata.name!); },
+    onChange: (o) => { if (specChanged(`td/${o.metadata.name}`, o.metadata)) onTrustDomain(o); },
+    onDelete: (o) => { seen.delete(`td/${o.metadata.name}`); onTrustDomain(o); },
+    onResync: onTrustDomain,
+  });
+  const configMaps = kube.managedConfigMapInformer({
+    resyncMs: cfg.resyncMs, onRestart: restartLogger('configmaps'),
+    onChange: (c) => { const td = c.metadata.labels?.[LABEL_TRUST_DOMAIN]; if (td) addTrustDomain(td); },
+  });
+  // Namespaces decide where bundles are published; any change may move that.
+  const namespaces = kube.namespaceInformer({
+    resyncMs: cfg.resyncMs, onRestart: restartLogger('namespaces'),
+    onChange: () => { for (const td of trustDomains.list()) addTrustDomain(td.metadata.name!); },
   });
   const secrets = kube.managedSecretInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('secrets'),
@@ -70,21 +95,29 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
       const identity = s.metadata.labels?.[LABEL_IDENTITY];
       const td = s.metadata.labels?.[LABEL_TRUST_DOMAIN];
       if (identity) addIdentity(`${s.metadata.namespace}/${identity}`);
-      if (td && s.metadata.namespace === cfg.namespace) addTrustDomain(td);
+      // CA Secrets, and identity Secrets whose bundle copy or root moved (rotation progress).
+      if (td) addTrustDomain(td);
     },
   });
 
   identityQueue = new WorkQueue(identityReconciler({
-    api: kube, identities, trustDomains, secrets, store, events, metrics, log: log.child({ controller: 'agentidentity' }),
+    api: kube, identities, trustDomains, secrets, configMaps, operatorNamespace: cfg.namespace, store, events, metrics,
+    log: log.child({ controller: 'agentidentity' }),
     minDurationMs: cfg.minDurationMs, now,
   }), queueOptions('agentidentity'));
   trustQueue = new WorkQueue(trustReconciler({
-    api: kube, trustDomains, secrets, store, events, metrics, log: log.child({ controller: 'trustdomain' }),
-    operatorNamespace: cfg.namespace, caDurationMs: cfg.caDurationMs, externalCAPollMs: cfg.externalCAPollMs, now,
+    api: kube, trustDomains, secrets, secretList: secrets, identities, configMaps, namespaces, store, events, metrics,
+    log: log.child({ controller: 'trustdomain' }), operatorNamespace: cfg.namespace,
+    caDurationMs: cfg.caDurationMs, intermediateDurationMs: cfg.intermediateDurationMs, externalCAPollMs: cfg.externalCAPollMs,
+    rotation: {
+      rotateAtFraction: 2 / 3, intermediateRenewFraction: 2 / 3, propagationDelayMs: cfg.propagationDelayMs,
+      reissueWindowMs: cfg.reissueWindowMs, graceMs: cfg.rotationGraceMs, pollMs: cfg.rotationPollMs,
+    },
+    now,
   }), queueOptions('trustdomain'));
   store.onChange(enqueueIdentitiesOf);
 
-  const informers = [secrets, trustDomains, identities];
+  const informers = [secrets, configMaps, namespaces, trustDomains, identities];
   await Promise.all(informers.map((i) => i.start()));
   synced = true;
   for (const td of trustDomains.list()) addTrustDomain(td.metadata.name!);

@@ -6,10 +6,10 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const AGENT_IDENTITY = { kind: 'AgentIdentity', plural: 'agentidentities', listKind: 'AgentIdentityList' } as const;
 export const TRUST_DOMAIN = { kind: 'TrustDomain', plural: 'trustdomains', listKind: 'TrustDomainList' } as const;
 
-/** Every Secret the operator writes carries this label; it is the only Secret selector the operator watches. */
+/** Every Secret and ConfigMap the operator writes carries this label; the operator watches only those. */
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'agent-identity-operator';
-export const MANAGED_SECRET_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
+export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
 
 /** Which AgentIdentity (name) a leaf Secret belongs to. */
 export const LABEL_IDENTITY = `${GROUP}/identity`;
@@ -29,3 +29,17 @@ export const SECRET_KEY = 'tls.key';
 export const SECRET_BUNDLE = 'ca.crt';
 
 export const FIELD_MANAGER = 'agent-identity-operator';
+
+/** Set on an AgentIdentity (any new value, e.g. a timestamp) to renew it now: `agent-identity renew` does this. */
+export const ANNOTATION_RENEW_REQUESTED_AT = `${GROUP}/renew-requested-at`;
+/** Set on a TrustDomain (any new value) to rotate its root now: `agent-identity ca rotate` does this. */
+export const ANNOTATION_ROTATE_REQUESTED_AT = `${GROUP}/rotate-requested-at`;
+/** On an identity Secret: the renew-requested-at value its certificate answers. */
+export const ANNOTATION_RENEWAL_REQUEST = `${GROUP}/renewal-request`;
+/** On an identity Secret: fingerprint of the root its leaf chains to, so rotation progress is a cache scan. */
+export const ANNOTATION_ROOT_FINGERPRINT = `${GROUP}/root-fingerprint`;
+/** Finalizer that records a deleted identity's serial on the deny list before its Secret goes. */
+export const FINALIZER_REVOKE = `${GROUP}/revoke`;
+/** Label on bundle ConfigMaps: which TrustDomain they publish. Same key as on CA Secrets. */
+export const BUNDLE_CONFIGMAP_PREFIX = 'trust-bundle-';
+export const BUNDLE_DENYLIST = 'denylist.json';

@@ -53,6 +53,8 @@ export interface AgentIdentitySpec {
   renewBefore?: string;
   renewBeforePercentage?: number;
   privateKey?: PrivateKeySpec;
+  /** Revokes the identity while true: Secret deleted, serial deny-listed until expiry. */
+  suspended?: boolean;
   secretName?: string;
   secretTemplate?: { labels?: Record<string, string>; annotations?: Record<string, string> };
 }
@@ -69,6 +71,10 @@ export interface AgentIdentityStatus {
   observedGeneration?: number;
   /** Why the last certificate was issued: the reason of the check that triggered it. */
   lastIssuanceReason?: string;
+  failedIssuanceAttempts?: number;
+  lastFailureTime?: string;
+  /** The renew-requested-at annotation value the current certificate answers. */
+  lastRenewalRequest?: string;
 }
 
 export interface AgentIdentity {
@@ -84,8 +90,20 @@ export interface SecretRef {
   name: string;
 }
 
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
 export interface TrustDomainSpec {
   trustDomain: string;
+  bundle?: { namespaceSelector?: LabelSelector };
   ca: {
     selfSigned?: { keyAlgorithm?: KeyAlgorithm };
     secretRef?: SecretRef;
@@ -93,8 +111,36 @@ export interface TrustDomainSpec {
   spiffeIDTemplate?: string;
 }
 
+export type RootState = 'Active' | 'Incoming' | 'Retiring';
+export type RotationPhase = 'PublishingRoot' | 'ReissuingLeaves' | 'RetiringRoot';
+
+export interface RootStatus {
+  fingerprint: string;
+  subject: string;
+  notBefore: string;
+  notAfter: string;
+  state: RootState;
+}
+
+export interface RotationStatus {
+  phase: RotationPhase;
+  reason: string;
+  startedAt: string;
+  phaseStartedAt: string;
+  bundleCopies: number;
+  bundleCopiesUpdated: number;
+  leaves: number;
+  leavesRemaining: number;
+}
+
 export interface TrustDomainStatus {
   conditions?: Condition[];
+  roots?: RootStatus[];
+  intermediate?: { fingerprint: string; notAfter: string };
+  rotation?: RotationStatus;
+  lastRotationRequest?: string;
+  bundleNamespaces?: number;
+  denyListEntries?: number;
   observedGeneration?: number;
   caSecret?: SecretRef;
   caSubject?: string;
@@ -117,4 +163,16 @@ export interface Secret {
   metadata: ObjectMeta;
   type?: string;
   data?: Record<string, string>;
+}
+
+/** The subset of core/v1 ConfigMap the operator reads and writes. */
+export interface ConfigMap {
+  apiVersion?: 'v1';
+  kind?: 'ConfigMap';
+  metadata: ObjectMeta;
+  data?: Record<string, string>;
+}
+
+export interface Namespace {
+  metadata: ObjectMeta;
 }

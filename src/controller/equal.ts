@@ -12,3 +12,10 @@ function canonical(v: unknown): string {
     return val;
   });
 }
+
+/** A JSON merge patch turning `prev` into `next` at the top level: removed fields become null, since omission keeps them. */
+export function replacingPatch<T extends object>(prev: object | undefined, next: T): T {
+  const patch = { ...next } as Record<string, unknown>;
+  for (const k of Object.keys(prev ?? {})) if ((next as Record<string, unknown>)[k] === undefined) patch[k] = null;
+  return patch as T;
+}

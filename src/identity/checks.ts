@@ -30,6 +30,10 @@ export interface CheckInput {
   secret: ObservedSecret;
   desired: { spiffeID: string; dnsNames: string[]; key: KeyRequest };
   renewalTime?: Date;
+  /** Set while the leaf chains to a retiring root: when rotation wants it moved. */
+  rotationReissueAt?: Date;
+  /** The renew-requested-at annotation, and the value the current certificate answers. */
+  renewal?: { requested?: string; answered?: string };
   now: Date;
 }
 
@@ -85,6 +89,14 @@ export const expired: Check = ({ secret, now }) =>
   secret.leaf && secret.leaf.notAfter.getTime() > now.getTime() ? undefined
     : { reason: 'Expired', message: `the certificate expired at ${secret.leaf?.notAfter.toISOString()}` };
 
+export const renewalRequested: Check = ({ renewal }) =>
+  !renewal?.requested || renewal.requested === renewal.answered ? undefined
+    : { reason: 'RenewalRequested', message: `renewal was requested (${renewal.requested})` };
+
+export const rootRotation: Check = ({ rotationReissueAt, now }) =>
+  !rotationReissueAt || rotationReissueAt.getTime() > now.getTime() ? undefined
+    : { reason: 'RootRotation', message: 'the certificate chains to a retiring root' };
+
 export const renewalDue: Check = ({ renewalTime, now }) =>
   !renewalTime || renewalTime.getTime() > now.getTime() ? undefined
     : { reason: 'Renewing', message: `the certificate reached its renewal time ${renewalTime.toISOString()}` };
@@ -100,6 +112,8 @@ export const CHECKS: readonly Check[] = [
   issuerNotTrusted,
   keyAlgorithmMismatch,
   expired,
+  renewalRequested,
+  rootRotation,
   renewalDue,
 ];
 

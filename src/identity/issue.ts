@@ -14,6 +14,8 @@ export interface IssueRequest {
   durationMs: number;
   now: Date;
   reason: string;
+  root: string;
+  renewalRequest?: string;
 }
 
 export async function issueIdentity(ca: CA, req: IssueRequest, existingKey?: KeyPair): Promise<IssuedData & { notBefore: Date }> {
@@ -32,5 +34,7 @@ export async function issueIdentity(ca: CA, req: IssueRequest, existingKey?: Key
     notBefore: leaf.notBefore,
     notAfter: leaf.notAfter,
     reason: req.reason,
+    root: req.root,
+    renewalRequest: req.renewalRequest,
   };
 }

@@ -4,7 +4,7 @@ import type { X509Certificate } from '@peculiar/x509';
 import { SECRET_CERT, SECRET_KEY } from '../api/group.ts';
 import type { Secret } from '../api/types.ts';
 import { privateKeyFromPem, keyMatchesCertificate, type KeyPair } from '../pki/keys.ts';
-import { parseCertificates, describeCertificate } from '../pki/parse.ts';
+import { parseCertificates, describeCertificate, fingerprintOf } from '../pki/parse.ts';
 import { verifyChain } from '../pki/verify.ts';
 import type { ObservedSecret } from './checks.ts';
 
@@ -12,6 +12,8 @@ export interface Observation {
   observed: ObservedSecret;
   /** The parsed key, kept for rotationPolicy: Never. */
   keyPair?: KeyPair;
+  /** Fingerprint of the bundle root the leaf chains to. */
+  anchor?: string;
 }
 
 const REQUIRED = [SECRET_CERT, SECRET_KEY];
@@ -37,9 +39,17 @@ export async function observeSecret(secret: Secret | undefined, bundle: X509Cert
   } catch {
     observed.keyError = `${SECRET_KEY} does not hold a supported PEM private key`;
   }
+  let anchor: string | undefined;
   if (observed.leaf && keyPair) {
     observed.keyMatchesLeaf = await keyMatchesCertificate(keyPair, chain[0]!);
     observed.trust = await verifyChain(chain, bundle, now);
+    if (observed.trust.ok) anchor = await anchorOf(chain, bundle, now);
   }
-  return { observed, keyPair };
+  return { observed, keyPair, anchor };
+}
+
+/** Which root of the bundle the chain ends in (rotation moves leaves off retiring roots). */
+async function anchorOf(chain: X509Certificate[], bundle: X509Certificate[], now: Date): Promise<string | undefined> {
+  for (const root of bundle) if ((await verifyChain(chain, [root], now)).ok) return fingerprintOf(root);
+  return undefined;
 }

@@ -1,35 +1,43 @@
 // AgentIdentity reconciler: observe the Secret, decide with the ordered
-// checks, act (issue or resync the Secret), report (status, event, metrics).
+// checks, act (issue, resync or revoke), report (status, event, metrics).
 // Level-based: it reads only cached state and writes only differences, so a
 // second run in a row makes no API write.
-import { API_VERSION, AGENT_IDENTITY } from '../api/group.ts';
+import { createHash } from 'node:crypto';
+import { API_VERSION, AGENT_IDENTITY, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_RENEWAL_REQUEST, FINALIZER_REVOKE } from '../api/group.ts';
 import { keyRequestOf, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
-import type { AgentIdentity, AgentIdentityStatus, Secret } from '../api/types.ts';
-import { getCondition } from '../api/conditions.ts';
+import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Secret } from '../api/types.ts';
 import { renderSpiffeID } from '../pki/spiffeid.ts';
 import { PkiError } from '../pki/errors.ts';
-import { isConflict, toKubeError } from '../kube/errors.ts';
+import { isConflict, isNotFound, toKubeError } from '../kube/errors.ts';
 import { ReconcileFailure, failureOf } from '../controller/failure.ts';
-import { jsonEqual } from '../controller/equal.ts';
+import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
 import type { TrustDomainState } from '../trust/store.ts';
+import { rotationReissueTime } from '../trust/rotation.ts';
 import { reportFailure, type ReconcileContext } from '../context.ts';
 import { needsIssuance } from './checks.ts';
 import { observeSecret } from './observe.ts';
 import { issueIdentity } from './issue.ts';
 import { renewalTime } from './renewal.ts';
+import { denyEntryOf, revoke } from './revoke.ts';
 import { desiredSecret, keptData, secretDiffers, type IssuedData } from './secret.ts';
-import { readyStatus, failedStatus } from './status.ts';
+import { readyStatus, failedStatus, suspendedStatus } from './status.ts';
 
 export interface IdentityReconcilerDeps extends ReconcileContext {
   api: {
     getSecret(namespace: string, name: string): Promise<Secret>;
     createSecret(secret: Secret): Promise<Secret>;
     replaceSecret(secret: Secret): Promise<Secret>;
+    deleteSecret(namespace: string, name: string, uid?: string): Promise<unknown>;
+    createConfigMap(cm: ConfigMap): Promise<ConfigMap>;
+    replaceConfigMap(cm: ConfigMap): Promise<ConfigMap>;
     patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<unknown>;
+    patchIdentityMetadata(namespace: string, name: string, metadata: { finalizers: string[]; resourceVersion?: string }): Promise<unknown>;
   };
   identities: { get(name: string, namespace?: string): AgentIdentity | undefined };
+  configMaps: { get(name: string, namespace?: string): ConfigMap | undefined };
+  operatorNamespace: string;
   /** Shortest leaf lifetime the operator accepts (10m in production; tests lower it). */
   minDurationMs: number;
 }
@@ -47,34 +55,43 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       d.metrics.forgetIdentity(namespace, name);
       return {};
     }
-    if (identity.metadata.deletionTimestamp) return {};
-    // Its TrustDomain is still loading (e.g. just after a restart): loading it
-    // re-queues this identity, and reporting NotReady now would be a false flap.
-    if (trustDomainPending(d, identity)) return {};
     const now = d.now();
     let stillValid = false;
     try {
+      if (identity.metadata.deletionTimestamp) return await finalize(d, identity, now);
+      // Its TrustDomain is still loading (e.g. just after a restart): loading it
+      // re-queues this identity, and reporting NotReady now would be a false flap.
+      if (trustDomainPending(d, identity)) return {};
       const td = trustDomainFor(d, identity);
-      const durationMs = durationOf(identity, d.minDurationMs);
-      const spiffeID = spiffeIDOf(td, identity);
+      if (!identity.metadata.finalizers?.includes(FINALIZER_REVOKE)) {
+        await d.api.patchIdentityMetadata(namespace, name, { finalizers: [...(identity.metadata.finalizers ?? []), FINALIZER_REVOKE], resourceVersion: identity.metadata.resourceVersion });
+      }
       const secretName = secretNameOf(identity);
       const secret = d.secrets.get(secretName, namespace);
       const owner = secret?.metadata.ownerReferences?.find((o) => o.controller);
       if (secret && owner && owner.uid !== identity.metadata.uid) {
         throw new ReconcileFailure('SecretOwnedByAnother', `Secret ${namespace}/${secretName} belongs to ${owner.kind} ${owner.name}; choose another spec.secretName`, { retry: false });
       }
+      if (identity.spec.suspended) return await suspend(d, identity, td, secret, now);
 
-      const { observed, keyPair } = await observeSecret(secret, td.bundle, now);
+      const durationMs = durationOf(identity, d.minDurationMs);
+      const spiffeID = spiffeIDOf(td, identity);
+      const { observed, keyPair, anchor } = await observeSecret(secret, td.bundle, now);
       stillValid = observed.trust?.ok === true && observed.keyMatchesLeaf === true;
       const desired = { spiffeID, dnsNames: identity.spec.dnsNames ?? [], key: keyRequestOf(identity) };
       const renewal = observed.leaf ? renewalTime(identity.spec, observed.leaf) : undefined;
-      const violation = needsIssuance({ secret: observed, desired, renewalTime: renewal, now });
+      const rotationAt = anchor && td.retiringRootFingerprints.has(anchor) && td.rotation
+        ? rotationReissueTime(td.rotation.phaseStartedAt, td.rotation.reissueWindowMs, unitHash(identity.metadata.uid!)) : undefined;
+      const renewRequest = { requested: identity.metadata.annotations?.[ANNOTATION_RENEW_REQUESTED_AT], answered: secret?.metadata.annotations?.[ANNOTATION_RENEWAL_REQUEST] };
+      const violation = needsIssuance({ secret: observed, desired, renewalTime: renewal, rotationReissueAt: rotationAt, renewal: renewRequest, now });
 
       let issued: IssuedData & { notBefore: Date };
       if (violation) {
         const started = performance.now();
         try {
-          issued = await issueIdentity(td.signer, { ...desired, durationMs, now, reason: violation.reason }, keyPair);
+          issued = await issueIdentity(td.signer, {
+            ...desired, durationMs, now, reason: violation.reason, root: td.activeRootFingerprint, renewalRequest: renewRequest.requested,
+          }, keyPair);
           await writeSecret(d, desiredSecret(identity, secret, issued, td.bundlePem), secret);
         } catch (err) {
           if (!isConflict(err)) d.metrics.issuances.inc({ trust_domain: td.name, reason: violation.reason, result: 'error' });
@@ -87,7 +104,7 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
           `${violation.message}; issued ${issued.spiffeID} serial ${issued.serialNumber}, valid until ${issued.notAfter.toISOString()}`);
       } else {
         const leaf = observed.leaf!;
-        issued = { ...keptData(secret!, leaf), notBefore: leaf.notBefore };
+        issued = { ...keptData(secret!, leaf, anchor ?? ''), notBefore: leaf.notBefore };
         // Same certificate, but labels, annotations or the bundle may have moved.
         const want = desiredSecret(identity, secret, issued, td.bundlePem);
         if (secretDiffers(secret!, want)) await writeSecret(d, want, secret);
@@ -96,14 +113,16 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       const renewAt = renewalTime(identity.spec, issued);
       const status = readyStatus(identity, {
         spiffeID: issued.spiffeID, serialNumber: issued.serialNumber, notBefore: issued.notBefore, notAfter: issued.notAfter,
-        renewalTime: renewAt, secretName, caFingerprint: td.caFingerprint, issuanceReason: issued.reason,
+        renewalTime: renewAt, secretName, caFingerprint: td.caFingerprint, issuanceReason: issued.reason, renewalRequest: issued.renewalRequest,
       }, now);
       await writeStatus(d, identity, status);
       d.metrics.certificateExpiration.set({ namespace, name }, issued.notAfter.getTime() / 1000);
       d.metrics.certificateRenewal.set({ namespace, name }, renewAt.getTime() / 1000);
       d.metrics.setReady(namespace, name, 'True');
       d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
-      return { requeueAfter: Math.max(0, renewAt.getTime() - d.now().getTime()) };
+      // A fresh issuance is re-checked at its own renewal time; a pending rotation may come sooner.
+      const next = Math.min(renewAt.getTime(), violation ? Infinity : (rotationAt?.getTime() ?? Infinity));
+      return { requeueAfter: Math.max(1, next - d.now().getTime()) };
     } catch (err) {
       if (isConflict(err)) {
         d.log.debug({ identity: key }, 'write conflict; the cache was stale, retrying');
@@ -112,27 +131,59 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       const f = failureOf(err, 'IssuanceFailed');
       if (!stillValid) d.metrics.setReady(namespace, name, 'False');
       await reportFailure(d, CONTROLLER, key, ref(identity), f);
-      await writeStatus(d, identity, failedStatus(identity, f.reason, f.message, stillValid, now))
-        .catch((e) => d.log.warn({ identity: key, err: toKubeError(e).message }, 'status update failed'));
+      // Only real attempts count; a failure that waits for a change is reported once.
+      const status = f.retry ? failedStatus(identity, f.reason, f.message, stillValid, now)
+        : { ...failedStatus(identity, f.reason, f.message, stillValid, now), failedIssuanceAttempts: identity.status?.failedIssuanceAttempts, lastFailureTime: identity.status?.lastFailureTime };
+      await writeStatus(d, identity, status).catch((e) => d.log.warn({ identity: key, err: toKubeError(e).message }, 'status update failed'));
       if (!f.retry) return {};
       throw f;
     }
   };
 }
 
+/** Deletion: deny-list the certificate still in use, then let the identity (and by GC its Secret) go. */
+async function finalize(d: IdentityReconcilerDeps, identity: AgentIdentity, now: Date): Promise<Result> {
+  if (!identity.metadata.finalizers?.includes(FINALIZER_REVOKE)) return {};
+  const secret = d.secrets.get(secretNameOf(identity), identity.metadata.namespace);
+  const td = d.store.get(trustDomainOf(identity));
+  const entry = secret ? denyEntryOf(secret, 'Deleted', now) : undefined;
+  if (entry && td) await revoke(d, td, entry);
+  await d.api.patchIdentityMetadata(identity.metadata.namespace!, identity.metadata.name!, {
+    finalizers: identity.metadata.finalizers.filter((f) => f !== FINALIZER_REVOKE), resourceVersion: identity.metadata.resourceVersion,
+  });
+  if (entry) {
+    d.log.info({ identity: `${identity.metadata.namespace}/${identity.metadata.name}`, serial: entry.serialNumber }, 'revoked certificate of deleted identity');
+  }
+  return {};
+}
+
+async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, td: TrustDomainState, secret: Secret | undefined, now: Date): Promise<Result> {
+  if (secret) {
+    const entry = denyEntryOf(secret, 'Suspended', now);
+    if (entry) await revoke(d, td, entry);
+    await d.api.deleteSecret(secret.metadata.namespace!, secret.metadata.name!, secret.metadata.uid).catch((e) => { if (!isNotFound(e)) throw e; });
+    await d.events.record(ref(identity), 'Normal', 'Suspended', `revoked serial ${entry?.serialNumber ?? '(expired)'} and removed Secret ${secret.metadata.name}`);
+  }
+  const { namespace, name } = identity.metadata as { namespace: string; name: string };
+  d.metrics.setReady(namespace, name, 'False');
+  d.metrics.certificateExpiration.remove({ namespace, name });
+  d.metrics.certificateRenewal.remove({ namespace, name });
+  await writeStatus(d, identity, suspendedStatus(identity, now));
+  return {};
+}
+
 function trustDomainPending(d: IdentityReconcilerDeps, identity: AgentIdentity): boolean {
   const name = trustDomainOf(identity);
-  if (d.store.get(name)) return false;
-  const td = d.trustDomains.get(name);
-  return td !== undefined && getCondition(td.status?.conditions, 'Ready')?.status !== 'False';
+  return !d.store.get(name) && !d.store.failure(name) && d.trustDomains.get(name) !== undefined;
 }
 
 function trustDomainFor(d: IdentityReconcilerDeps, identity: AgentIdentity): TrustDomainState {
   const name = trustDomainOf(identity);
   const td = d.store.get(name);
-  // No retry: the TrustDomain becoming ready re-queues its identities.
-  if (!td) throw new ReconcileFailure('TrustDomainNotReady', `TrustDomain "${name}" does not exist or has no usable CA yet`, { retry: false });
-  return td;
+  if (td) return td;
+  // No retry: the TrustDomain changing re-queues its identities.
+  const why = d.store.failure(name) ?? 'it does not exist';
+  throw new ReconcileFailure('TrustDomainNotReady', `TrustDomain "${name}" cannot issue: ${why}`, { retry: false });
 }
 
 function durationOf(identity: AgentIdentity, minMs: number): number {
@@ -173,7 +224,12 @@ async function writeSecret(d: IdentityReconcilerDeps, want: Secret, existing: Se
 
 async function writeStatus(d: IdentityReconcilerDeps, identity: AgentIdentity, status: AgentIdentityStatus): Promise<void> {
   if (jsonEqual(status, identity.status ?? {})) return;
-  await d.api.patchIdentityStatus(identity.metadata.namespace!, identity.metadata.name!, status);
+  await d.api.patchIdentityStatus(identity.metadata.namespace!, identity.metadata.name!, replacingPatch(identity.status, status));
+}
+
+/** A stable number in [0, 1) per identity: spreads rotation re-issuance over the window. */
+function unitHash(s: string): number {
+  return createHash('sha256').update(s).digest().readUInt32BE(0) / 2 ** 32;
 }
 
 function ref(identity: AgentIdentity) {

@@ -11,6 +11,7 @@ export interface Issued {
   secretName: string;
   caFingerprint: string;
   issuanceReason: string;
+  renewalRequest?: string;
 }
 
 /** A function of the spec and the Secret only, so a stale cached status can never overwrite newer facts. */
@@ -34,6 +35,9 @@ export function readyStatus(identity: AgentIdentity, issued: Issued, now: Date):
     secretName: issued.secretName,
     caFingerprint: issued.caFingerprint,
     lastIssuanceReason: issued.issuanceReason,
+    lastRenewalRequest: issued.renewalRequest,
+    failedIssuanceAttempts: 0,
+    lastFailureTime: prev.lastFailureTime,
   };
 }
 
@@ -48,5 +52,14 @@ export function failedStatus(identity: AgentIdentity, reason: string, message: s
   let conditions = prev.conditions;
   if (!stillValid) conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason, message, observedGeneration: gen }, now);
   conditions = setCondition(conditions, { type: 'Issuing', status: 'False', reason, message, observedGeneration: gen }, now);
-  return { ...prev, conditions, observedGeneration: gen };
+  return { ...prev, conditions, observedGeneration: gen, failedIssuanceAttempts: (prev.failedIssuanceAttempts ?? 0) + 1, lastFailureTime: rfc3339(now) };
+}
+
+/** Suspended: revoked on purpose, not a failure. */
+export function suspendedStatus(identity: AgentIdentity, now: Date): AgentIdentityStatus {
+  const gen = identity.metadata.generation;
+  const message = 'spec.suspended is true: the Secret was removed and its certificate deny-listed';
+  let conditions = setCondition(identity.status?.conditions, { type: 'Ready', status: 'False', reason: 'Suspended', message, observedGeneration: gen }, now);
+  conditions = setCondition(conditions, { type: 'Issuing', status: 'False', reason: 'Suspended', message, observedGeneration: gen }, now);
+  return { conditions, observedGeneration: gen, lastFailureTime: identity.status?.lastFailureTime };
 }

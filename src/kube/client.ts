@@ -2,10 +2,10 @@
 // client-node; every rejection is normalised to a KubeError (errors.ts).
 import {
   CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions,
-  type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Secret,
+  type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Secret, type V1ConfigMap,
 } from '@kubernetes/client-node';
-import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SECRET_SELECTOR } from '../api/group.ts';
-import type { AgentIdentity, AgentIdentityStatus, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
+import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER } from '../api/group.ts';
+import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
 import { call } from './errors.ts';
 import { Informer } from './informer.ts';
 
@@ -14,6 +14,7 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 export interface InformerHandlers<T> {
   onChange: (obj: T) => void;
   onDelete?: (obj: T) => void;
+  onResync?: (obj: T) => void;
   onRestart?: (err: unknown, delayMs: number) => void;
   resyncMs: number;
 }
@@ -36,19 +37,45 @@ export class KubeClient {
 
   createSecret(secret: Secret): Promise<Secret> {
     const namespace = secret.metadata.namespace!;
-    return call(() => this.core.createNamespacedSecret({ namespace, body: secret as V1Secret, fieldManager: 'agent-identity-operator' }) as Promise<Secret>);
+    return call(() => this.core.createNamespacedSecret({ namespace, body: secret as V1Secret, fieldManager: FIELD_MANAGER }) as Promise<Secret>);
   }
 
   /** Optimistic-concurrency replace: metadata.resourceVersion must be set, so a stale write fails with 409. */
   replaceSecret(secret: Secret): Promise<Secret> {
     const { namespace, name } = secret.metadata as { namespace: string; name: string };
-    return call(() => this.core.replaceNamespacedSecret({ namespace, name, body: secret as V1Secret, fieldManager: 'agent-identity-operator' }) as Promise<Secret>);
+    return call(() => this.core.replaceNamespacedSecret({ namespace, name, body: secret as V1Secret, fieldManager: FIELD_MANAGER }) as Promise<Secret>);
+  }
+
+  deleteSecret(namespace: string, name: string, uid?: string): Promise<unknown> {
+    // The uid precondition makes sure we delete exactly the Secret we decided about.
+    return call(() => this.core.deleteNamespacedSecret({ namespace, name, body: uid ? { preconditions: { uid } } : undefined }));
+  }
+
+  // --- ConfigMaps
+  createConfigMap(cm: ConfigMap): Promise<ConfigMap> {
+    return call(() => this.core.createNamespacedConfigMap({ namespace: cm.metadata.namespace!, body: cm as V1ConfigMap, fieldManager: FIELD_MANAGER }) as Promise<ConfigMap>);
+  }
+
+  replaceConfigMap(cm: ConfigMap): Promise<ConfigMap> {
+    return call(() => this.core.replaceNamespacedConfigMap({ namespace: cm.metadata.namespace!, name: cm.metadata.name!, body: cm as V1ConfigMap, fieldManager: FIELD_MANAGER }) as Promise<ConfigMap>);
+  }
+
+  deleteConfigMap(namespace: string, name: string): Promise<unknown> {
+    return call(() => this.core.deleteNamespacedConfigMap({ namespace, name }));
   }
 
   // --- AgentIdentity
+  /** Merge-patches metadata (finalizers); resourceVersion makes it optimistic. */
+  patchIdentityMetadata(namespace: string, name: string, metadata: { finalizers: string[]; resourceVersion?: string }): Promise<AgentIdentity> {
+    return call(() => this.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace, name, body: { metadata }, fieldManager: FIELD_MANAGER },
+      mergePatch,
+    ) as Promise<AgentIdentity>);
+  }
+
   patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<AgentIdentity> {
     return call(() => this.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace, name, body: { status }, fieldManager: 'agent-identity-operator' },
+      { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace, name, body: { status }, fieldManager: FIELD_MANAGER },
       mergePatch,
     ) as Promise<AgentIdentity>);
   }
@@ -56,7 +83,7 @@ export class KubeClient {
   // --- TrustDomain
   patchTrustDomainStatus(name: string, status: TrustDomainStatus): Promise<TrustDomain> {
     return call(() => this.custom.patchClusterCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural, name, body: { status }, fieldManager: 'agent-identity-operator' },
+      { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural, name, body: { status }, fieldManager: FIELD_MANAGER },
       mergePatch,
     ) as Promise<TrustDomain>);
   }
@@ -78,11 +105,27 @@ export class KubeClient {
     });
   }
 
+  managedConfigMapInformer(h: InformerHandlers<ConfigMap>): Informer<ConfigMap & KubernetesObject> {
+    return new Informer(this.kc, {
+      name: 'configmaps', path: '/api/v1/configmaps', labelSelector: MANAGED_SELECTOR,
+      list: () => call(() => this.core.listConfigMapForAllNamespaces({ labelSelector: MANAGED_SELECTOR })) as Promise<KubernetesListObject<ConfigMap & KubernetesObject>>,
+      ...h,
+    });
+  }
+
+  namespaceInformer(h: InformerHandlers<Namespace>): Informer<Namespace & KubernetesObject> {
+    return new Informer(this.kc, {
+      name: 'namespaces', path: '/api/v1/namespaces',
+      list: () => call(() => this.core.listNamespace()) as Promise<KubernetesListObject<Namespace & KubernetesObject>>,
+      ...h,
+    });
+  }
+
   /** Only Secrets carrying the operator's label are ever listed, watched or cached. */
   managedSecretInformer(h: InformerHandlers<Secret>): Informer<Secret & KubernetesObject> {
     return new Informer(this.kc, {
-      name: 'secrets', path: '/api/v1/secrets', labelSelector: MANAGED_SECRET_SELECTOR,
-      list: () => call(() => this.core.listSecretForAllNamespaces({ labelSelector: MANAGED_SECRET_SELECTOR })) as Promise<KubernetesListObject<Secret & KubernetesObject>>,
+      name: 'secrets', path: '/api/v1/secrets', labelSelector: MANAGED_SELECTOR,
+      list: () => call(() => this.core.listSecretForAllNamespaces({ labelSelector: MANAGED_SELECTOR })) as Promise<KubernetesListObject<Secret & KubernetesObject>>,
       ...h,
     });
   }

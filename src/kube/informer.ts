@@ -13,6 +13,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   resyncMs: number;
   onChange: (obj: T) => void;
   onDelete?: (obj: T) => void;
+  /** Called for every cached object each resync period; defaults to onChange. */
+  onResync?: (obj: T) => void;
   onRestart?: (err: unknown, delayMs: number) => void;
   backoff?: { baseMs: number; maxMs: number };
 }
@@ -59,7 +61,8 @@ export class Informer<T extends KubernetesObject> {
       }
     }
     if (!this.synced) return;
-    this.resyncTimer = setInterval(() => this.lw.list().forEach((o) => this.opts.onChange(o)), this.opts.resyncMs);
+    const resync = this.opts.onResync ?? this.opts.onChange;
+    this.resyncTimer = setInterval(() => this.lw.list().forEach((o) => resync(o)), this.opts.resyncMs);
     this.resyncTimer.unref();
   }
 

@@ -1,18 +1,9 @@
 // The inbound policy of an AgentIdentity, `spec.policy`: who may connect to
 // the agent. Mirrors the CRD field exactly; src/api/types.ts will carry the same shape.
 
-/** A Kubernetes metav1.LabelSelectorRequirement. */
-export interface LabelSelectorRequirement {
-  key: string;
-  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
-  values?: string[];
-}
+import type { LabelSelector } from '../api/types.ts';
 
-/** A Kubernetes metav1.LabelSelector: `{}` selects everything. */
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: LabelSelectorRequirement[];
-}
+export type { LabelSelector, LabelSelectorRequirement } from '../api/types.ts';
 
 /** One AgentIdentity by name; namespace defaults to the protected identity's own. */
 export interface AgentRule {

@@ -1,36 +1,61 @@
-// TrustDomain reconciler: make sure the trust domain has a usable CA, load it
-// into the TrustStore, and report. A self-signed CA is generated only after
-// the API server itself answered 404 for its Secret: a failed, timed-out or
-// forbidden read must never replace a CA, because that silently breaks every
-// agent's trust at once.
-import { TRUST_DOMAIN, API_VERSION, SECRET_CERT, SECRET_KEY, SECRET_BUNDLE } from '../api/group.ts';
+// TrustDomain reconciler: own the CA lifecycle (Root → Intermediate, root
+// rotation with overlap), publish the bundle and deny list, report.
+// A self-signed CA is generated only after the API server itself answered
+// 404 for its Secret: a failed, timed-out or forbidden read must never replace
+// a CA, because that silently breaks every agent's trust at once.
+import type { X509Certificate } from '@peculiar/x509';
+import { TRUST_DOMAIN, API_VERSION, SECRET_CERT, SECRET_KEY, SECRET_BUNDLE, BUNDLE_DENYLIST, ANNOTATION_ROTATE_REQUESTED_AT, ANNOTATION_ROOT_FINGERPRINT, LABEL_TRUST_DOMAIN, LABEL_IDENTITY } from '../api/group.ts';
 import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../api/defaults.ts';
 import { setCondition, rfc3339 } from '../api/conditions.ts';
-import type { Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
-import { createRoot, loadCA, type CA } from '../pki/ca.ts';
+import type { AgentIdentity, ConfigMap, Namespace, RootStatus, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
+import { createRoot, createIntermediate, loadCA, type CA } from '../pki/ca.ts';
 import { parseCertificates, fingerprintOf } from '../pki/parse.ts';
 import { Bundle } from '../pki/bundle.ts';
 import { PkiError } from '../pki/errors.ts';
 import { isNotFound, toKubeError } from '../kube/errors.ts';
 import { ReconcileFailure, failureOf } from '../controller/failure.ts';
-import { jsonEqual } from '../controller/equal.ts';
+import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
 import { reportFailure, type ReconcileContext } from '../context.ts';
-import { caSecretName, newCASecret } from './ca-secret.ts';
+import { caSecretName, readCAState, writeCAState, type CAState } from './ca-state.ts';
+import { nextStep, type RotationConfig, type Step } from './rotation.ts';
+import { bundleConfigMapName, bundleNamespaces, configMapDiffers, desiredBundleConfigMap } from './publish.ts';
+import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
 
 export interface TrustReconcilerDeps extends ReconcileContext {
   api: {
     getSecret(namespace: string, name: string): Promise<Secret>;
     createSecret(secret: Secret): Promise<Secret>;
+    replaceSecret(secret: Secret): Promise<Secret>;
+    createConfigMap(cm: ConfigMap): Promise<ConfigMap>;
+    replaceConfigMap(cm: ConfigMap): Promise<ConfigMap>;
+    deleteConfigMap(namespace: string, name: string): Promise<unknown>;
     patchTrustDomainStatus(name: string, status: TrustDomainStatus): Promise<unknown>;
   };
+  identities: { list(): readonly AgentIdentity[] };
+  configMaps: { get(name: string, namespace?: string): ConfigMap | undefined; list(): readonly ConfigMap[] };
+  namespaces: { list(): readonly Namespace[] };
+  secretList: { list(): readonly Secret[] };
   operatorNamespace: string;
   caDurationMs: number;
+  intermediateDurationMs: number;
+  rotation: RotationConfig;
   /** How often an external CA Secret (not watched: it carries no operator label) is re-read. */
   externalCAPollMs: number;
 }
 
 const CONTROLLER = 'trustdomain';
+
+/** The signer, the bundle and the rotation facts for one trust domain, loaded from its CA Secret. */
+interface Loaded {
+  secret: Secret;
+  signer: CA;
+  bundle: Bundle;
+  roots: RootStatus[];
+  retiring: Set<string>;
+  activeRoot: string;
+  state?: CAState;
+}
 
 export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promise<Result> {
   return async (name) => {
@@ -42,35 +67,39 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
       return {};
     }
     try {
-      const { secret, generated } = await caSecretFor(d, td);
-      const ca = await loadSigner(secret);
-      const bundle = bundleOf(td.spec.trustDomain, secret, ca);
-      const fingerprint = await fingerprintOf(ca.certificate);
+      const loaded = td.spec.ca.secretRef ? await loadExternal(d, td) : await loadSelfSigned(d, td);
+      let requeue: number | undefined = td.spec.ca.secretRef ? d.externalCAPollMs : undefined;
+      if (loaded.state) {
+        const step = nextStep(rotationInput(d, td, loaded), d.rotation);
+        if (step.kind === 'Wait') {
+          requeue = step.afterMs;
+        } else {
+          await applyStep(d, td, loaded, step);
+          // Written; the Secret watch brings the new state back through the cache.
+          return { requeueAfter: 1 };
+        }
+      }
       d.store.set({
         name, trustDomain: td.spec.trustDomain,
         spiffeIDTemplate: td.spec.spiffeIDTemplate ?? DEFAULT_SPIFFE_ID_TEMPLATE,
-        signer: ca, bundle: bundle.roots, bundlePem: bundle.toPem(), caFingerprint: fingerprint,
+        signer: loaded.signer, bundle: loaded.bundle.roots, bundlePem: loaded.bundle.toPem(),
+        caFingerprint: await fingerprintOf(loaded.signer.certificate),
+        activeRootFingerprint: loaded.activeRoot,
+        retiringRootFingerprints: loaded.retiring,
+        rotation: loaded.state?.rotation && loaded.state.rotation.phase === 'ReissuingLeaves'
+          ? { phaseStartedAt: new Date(loaded.state.rotation.phaseStartedAt), reissueWindowMs: d.rotation.reissueWindowMs } : undefined,
       });
-      d.metrics.caExpiration.set({ trust_domain: name }, ca.certificate.notAfter.getTime() / 1000);
-      const status: TrustDomainStatus = {
-        ...td.status,
-        observedGeneration: td.metadata.generation,
-        caSecret: { namespace: secret.metadata.namespace!, name: secret.metadata.name! },
-        caSubject: ca.certificate.subject,
-        caFingerprint: fingerprint,
-        caNotAfter: rfc3339(ca.certificate.notAfter),
-        conditions: setCondition(td.status?.conditions, {
-          type: 'Ready', status: 'True', reason: 'CAReady',
-          message: generated ? 'generated a new self-signed CA' : 'the CA is loaded and signing',
-          observedGeneration: td.metadata.generation,
-        }, d.now()),
-      };
+      d.metrics.caExpiration.set({ trust_domain: name }, loaded.signer.certificate.notAfter.getTime() / 1000);
+      const published = await publishBundle(d, td, loaded.bundle.toPem());
+      const status = await statusOf(d, td, loaded, published);
       await writeStatus(d, td, status);
       d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
-      return td.spec.ca.secretRef ? { requeueAfter: d.externalCAPollMs } : {};
+      const pruneIn = published.nextExpiry ? published.nextExpiry.getTime() - d.now().getTime() : undefined;
+      const next = [requeue, pruneIn].filter((x): x is number => x !== undefined && x >= 0);
+      return next.length ? { requeueAfter: Math.max(1, Math.min(...next)) } : {};
     } catch (err) {
       const f = failureOf(err, 'CANotReady');
-      d.store.delete(name);
+      d.store.fail(name, `${f.reason}: ${f.message}`);
       await reportFailure(d, CONTROLLER, name, targetOf(td), f);
       await writeStatus(d, td, {
         ...td.status,
@@ -83,73 +112,232 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
   };
 }
 
-async function caSecretFor(d: TrustReconcilerDeps, td: TrustDomain): Promise<{ secret: Secret; generated: boolean }> {
-  const ref = td.spec.ca.secretRef;
-  if (ref) {
-    try {
-      return { secret: await d.api.getSecret(ref.namespace, ref.name), generated: false };
-    } catch (err) {
-      const e = toKubeError(err);
-      if (e.code === 404) throw new ReconcileFailure('CASecretNotFound', `CA Secret ${ref.namespace}/${ref.name} does not exist`, { retry: false });
-      throw new ReconcileFailure('CASecretUnreadable', `cannot read CA Secret ${ref.namespace}/${ref.name}: ${e.message}`);
-    }
-  }
+// --- Loading
+
+async function loadSelfSigned(d: TrustReconcilerDeps, td: TrustDomain): Promise<Loaded> {
   const name = caSecretName(td.metadata.name!);
   const ns = d.operatorNamespace;
-  const cached = d.secrets.get(name, ns);
-  if (cached) return { secret: cached, generated: false };
-  try {
-    return { secret: await d.api.getSecret(ns, name), generated: false };
-  } catch (err) {
-    if (!isNotFound(err)) {
-      throw new ReconcileFailure('CASecretUnreadable', `cannot read CA Secret ${ns}/${name}, so no CA will be generated: ${toKubeError(err).message}`);
+  let secret = d.secrets.get(name, ns);
+  if (!secret) {
+    try {
+      secret = await d.api.getSecret(ns, name);
+    } catch (err) {
+      if (!isNotFound(err)) {
+        throw new ReconcileFailure('CASecretUnreadable', `cannot read CA Secret ${ns}/${name}, so no CA will be generated: ${toKubeError(err).message}`);
+      }
+      // Confirmed 404: this is the only path that creates a CA.
+      secret = await generateCA(d, td);
     }
   }
-  // Confirmed 404: this is the only path that creates a CA.
-  const algorithm = td.spec.ca.selfSigned?.keyAlgorithm ?? 'ECDSA';
-  const root = await createRoot({ trustDomain: td.spec.trustDomain, algorithm, validityMs: d.caDurationMs, now: d.now() });
-  const fingerprint = await fingerprintOf(parseCertificates(root.certificatePem)[0]!);
-  let created: Secret;
-  try {
-    created = await d.api.createSecret(newCASecret({ namespace: ns, trustDomainObject: td.metadata.name!, ...root, fingerprint }));
-  } catch (err) {
-    // AlreadyExists means another writer won the race; the retry reads theirs.
-    throw new ReconcileFailure('CASecretCreateFailed', `cannot create CA Secret ${ns}/${name}: ${toKubeError(err).message}`);
+  const state = readCAState(secret);
+  if (!state) throw new ReconcileFailure('CANotUsable', `CA Secret ${ns}/${name} holds no root certificate and key; restore it from a backup or delete it to generate a new CA (this breaks existing trust)`, { retry: false });
+  const root = await loadPair(state.root.certificatePem, state.root.privateKeyPem, `${ns}/${name} root`);
+  const intermediate = state.intermediate ? await loadPair(state.intermediate.certificatePem, state.intermediate.privateKeyPem, `${ns}/${name} intermediate`) : undefined;
+  const incoming = state.incoming ? parseCertificates(state.incoming.certificatePem) : [];
+  const retiring = state.retiringPem ? parseCertificates(state.retiringPem) : [];
+  const bundle = new Bundle(td.spec.trustDomain, [...retiring, root.certificate, ...incoming]);
+  const fp = (c: X509Certificate) => fingerprintOf(c);
+  const roots: RootStatus[] = [];
+  for (const [certs, state_] of [[retiring, 'Retiring'], [[root.certificate], 'Active'], [incoming, 'Incoming']] as const) {
+    for (const c of certs) roots.push({ fingerprint: await fp(c), subject: c.subject, notBefore: rfc3339(c.notBefore), notAfter: rfc3339(c.notAfter), state: state_ });
   }
-  d.metrics.caGenerated.inc({ trust_domain: td.metadata.name! });
-  d.log.info({ trustDomain: td.metadata.name, fingerprint }, 'generated self-signed CA');
-  await d.events.record(targetOf(td), 'Normal', 'CAGenerated', `generated a self-signed ${algorithm} CA ${fingerprint} in Secret ${ns}/${name}`);
-  return { secret: created, generated: true };
+  return {
+    secret, state, bundle, roots,
+    // Without an intermediate (first start, or right after a switch) nothing signs until one is made.
+    signer: intermediate ?? root,
+    activeRoot: await fp(root.certificate),
+    retiring: new Set(roots.filter((r) => r.state === 'Retiring').map((r) => r.fingerprint)),
+  };
 }
 
-async function loadSigner(secret: Secret): Promise<CA> {
-  const cert = decode(secret, SECRET_CERT);
-  const key = decode(secret, SECRET_KEY);
-  const where = `${secret.metadata.namespace}/${secret.metadata.name}`;
-  if (!cert || !key) throw new ReconcileFailure('CANotUsable', `CA Secret ${where} must hold ${SECRET_CERT} and ${SECRET_KEY}`, { retry: false });
+async function loadExternal(d: TrustReconcilerDeps, td: TrustDomain): Promise<Loaded> {
+  const ref = td.spec.ca.secretRef!;
+  let secret: Secret;
   try {
-    return await loadCA(cert, key);
+    secret = await d.api.getSecret(ref.namespace, ref.name);
   } catch (err) {
-    if (err instanceof PkiError) throw new ReconcileFailure('CANotUsable', `CA Secret ${where}: ${err.message}`, { retry: false });
+    const e = toKubeError(err);
+    if (e.code === 404) throw new ReconcileFailure('CASecretNotFound', `CA Secret ${ref.namespace}/${ref.name} does not exist`, { retry: false });
+    throw new ReconcileFailure('CASecretUnreadable', `cannot read CA Secret ${ref.namespace}/${ref.name}: ${e.message}`);
+  }
+  const text = (k: string) => (secret.data?.[k] ? Buffer.from(secret.data[k], 'base64').toString('utf8') : undefined);
+  const cert = text(SECRET_CERT);
+  const key = text(SECRET_KEY);
+  const where = `${ref.namespace}/${ref.name}`;
+  if (!cert || !key) throw new ReconcileFailure('CANotUsable', `CA Secret ${where} must hold ${SECRET_CERT} and ${SECRET_KEY}`, { retry: false });
+  const signer = await loadPair(cert, key, where);
+  // ca.crt when present (cert-manager CA Secrets have it), else the root the chain ends in.
+  const explicit = text(SECRET_BUNDLE);
+  const bundle = explicit ? Bundle.fromPem(td.spec.trustDomain, explicit) : new Bundle(td.spec.trustDomain, [signer.root ?? signer.chain[signer.chain.length - 1] ?? signer.certificate]);
+  const roots: RootStatus[] = [];
+  for (const c of bundle.roots) roots.push({ fingerprint: await fingerprintOf(c), subject: c.subject, notBefore: rfc3339(c.notBefore), notAfter: rfc3339(c.notAfter), state: 'Active' });
+  return { secret, signer, bundle, roots, retiring: new Set(), activeRoot: roots[roots.length - 1]?.fingerprint ?? '' };
+}
+
+async function loadPair(certPem: string, keyPem: string, where: string): Promise<CA> {
+  try {
+    return await loadCA(certPem, keyPem);
+  } catch (err) {
+    if (err instanceof PkiError) throw new ReconcileFailure('CANotUsable', `CA ${where}: ${err.message}`, { retry: false });
     throw err;
   }
 }
 
-/** ca.crt when the Secret carries one (cert-manager CA Secrets do), else the root the chain ends in, else the signer itself. */
-function bundleOf(trustDomain: string, secret: Secret, ca: CA): Bundle {
-  const explicit = decode(secret, SECRET_BUNDLE);
-  if (explicit) return Bundle.fromPem(trustDomain, explicit);
-  return new Bundle(trustDomain, [ca.root ?? ca.chain[ca.chain.length - 1] ?? ca.certificate]);
+async function generateCA(d: TrustReconcilerDeps, td: TrustDomain): Promise<Secret> {
+  const ns = d.operatorNamespace;
+  const algorithm = td.spec.ca.selfSigned?.keyAlgorithm ?? 'ECDSA';
+  const root = await createRoot({ trustDomain: td.spec.trustDomain, algorithm, validityMs: d.caDurationMs, now: d.now() });
+  const intermediate = await createIntermediate(await loadCA(root.certificatePem, root.privateKeyPem), { trustDomain: td.spec.trustDomain, algorithm, validityMs: d.intermediateDurationMs, now: d.now() });
+  const secret = writeCAState({ namespace: ns, trustDomainObject: td.metadata.name! }, { root, intermediate });
+  let created: Secret;
+  try {
+    created = await d.api.createSecret(secret);
+  } catch (err) {
+    // AlreadyExists means another writer won the race; the retry reads theirs.
+    throw new ReconcileFailure('CASecretCreateFailed', `cannot create CA Secret ${ns}/${secret.metadata.name}: ${toKubeError(err).message}`);
+  }
+  const fingerprint = await fingerprintOf(parseCertificates(root.certificatePem)[0]!);
+  d.metrics.caGenerated.inc({ trust_domain: td.metadata.name! });
+  d.log.info({ trustDomain: td.metadata.name, fingerprint }, 'generated self-signed CA');
+  await d.events.record(targetOf(td), 'Normal', 'CAGenerated', `generated a self-signed ${algorithm} root ${fingerprint} and intermediate in Secret ${ns}/${secret.metadata.name}`);
+  return created;
 }
 
-function decode(secret: Secret, key: string): string | undefined {
-  const v = secret.data?.[key];
-  return v ? Buffer.from(v, 'base64').toString('utf8') : undefined;
+// --- Rotation
+
+function rotationInput(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded) {
+  const state = l.state!;
+  const root = parseCertificates(state.root.certificatePem)[0]!;
+  const inter = state.intermediate ? parseCertificates(state.intermediate.certificatePem)[0]! : undefined;
+  const bundlePem = l.bundle.toPem();
+  const copies = bundleCopies(d, td.metadata.name!, bundlePem);
+  const leavesOnRetiring = identitySecretsOf(d, td.metadata.name!).filter((s) => {
+    const anchor = s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT];
+    return !anchor || l.retiring.has(anchor);
+  }).length;
+  return {
+    now: d.now(),
+    root: { notBefore: root.notBefore, notAfter: root.notAfter },
+    intermediate: inter ? { notBefore: inter.notBefore, notAfter: inter.notAfter, issuedByRoot: inter.issuer === root.subject } : undefined,
+    rotation: state.rotation ? { phase: state.rotation.phase, phaseStartedAt: new Date(state.rotation.phaseStartedAt) } : undefined,
+    requested: td.metadata.annotations?.[ANNOTATION_ROTATE_REQUESTED_AT],
+    lastRequest: state.lastRotationRequest,
+    bundleCopies: copies,
+    leavesOnRetiring: state.rotation ? leavesOnRetiring : 0,
+  };
+}
+
+function identitySecretsOf(d: TrustReconcilerDeps, td: string): Secret[] {
+  return d.secretList.list().filter((s) => s.metadata.labels?.[LABEL_TRUST_DOMAIN] === td && s.metadata.labels?.[LABEL_IDENTITY]);
+}
+
+/** Copies of the bundle: every identity Secret's ca.crt and every bundle ConfigMap. */
+function bundleCopies(d: TrustReconcilerDeps, td: string, bundlePem: string): { total: number; updated: number } {
+  const secretCopies = identitySecretsOf(d, td).map((s) => Buffer.from(s.data?.[SECRET_BUNDLE] ?? '', 'base64').toString('utf8'));
+  const cmCopies = d.configMaps.list().filter((c) => c.metadata.name === bundleConfigMapName(td)).map((c) => c.data?.[SECRET_BUNDLE] ?? '');
+  const all = [...secretCopies, ...cmCopies];
+  return { total: all.length, updated: all.filter((pem) => pem === bundlePem).length };
+}
+
+async function applyStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, step: Exclude<Step, { kind: 'Wait' }>): Promise<void> {
+  const state: CAState = { ...l.state! };
+  const now = rfc3339(d.now());
+  const algorithm = td.spec.ca.selfSigned?.keyAlgorithm ?? 'ECDSA';
+  const opts = (validityMs: number) => ({ trustDomain: td.spec.trustDomain, algorithm, validityMs, now: d.now() });
+  let event: string;
+  switch (step.kind) {
+    case 'StartRotation':
+      state.incoming = await createRoot(opts(d.caDurationMs));
+      state.rotation = { phase: 'PublishingRoot', reason: step.reason, startedAt: now, phaseStartedAt: now };
+      if (step.reason === 'Requested') state.lastRotationRequest = td.metadata.annotations?.[ANNOTATION_ROTATE_REQUESTED_AT];
+      event = `root rotation started (${step.reason}): publishing the new root next to the old one`;
+      break;
+    case 'SwitchSigner': {
+      const incoming = state.incoming!;
+      state.intermediate = await createIntermediate(await loadCA(incoming.certificatePem, incoming.privateKeyPem), opts(d.intermediateDurationMs));
+      state.retiringPem = [state.retiringPem, state.root.certificatePem].filter(Boolean).join('');
+      state.root = incoming;
+      state.incoming = undefined;
+      state.rotation = { ...state.rotation!, phase: 'ReissuingLeaves', phaseStartedAt: now };
+      event = 'every bundle copy carries the new root; signing moved to a new intermediate under it; re-issuing leaves';
+      break;
+    }
+    case 'RetireRoot':
+      state.rotation = { ...state.rotation!, phase: 'RetiringRoot', phaseStartedAt: now };
+      event = 'every leaf chains to the new root; the old root leaves the bundle after the grace period';
+      break;
+    case 'FinishRotation':
+      state.retiringPem = undefined;
+      state.rotation = undefined;
+      event = 'root rotation complete: the old root left the bundle';
+      break;
+    case 'RenewIntermediate':
+      state.intermediate = await createIntermediate(await loadCA(state.root.certificatePem, state.root.privateKeyPem), opts(d.intermediateDurationMs));
+      event = `renewed the intermediate: ${step.reason}`;
+      break;
+  }
+  await d.api.replaceSecret(writeCAState({ namespace: d.operatorNamespace, trustDomainObject: td.metadata.name!, existing: l.secret }, state));
+  d.log.info({ trustDomain: td.metadata.name, step: step.kind }, event);
+  await d.events.record(targetOf(td), 'Normal', step.kind, event);
+}
+
+// --- Publication
+
+interface Published { namespaces: number; denyListEntries: number; nextExpiry?: Date }
+
+async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem: string): Promise<Published> {
+  const name = bundleConfigMapName(td.metadata.name!);
+  const home = d.configMaps.get(name, d.operatorNamespace);
+  const denyList = pruned(parseDenyList(td.spec.trustDomain, home?.data?.[BUNDLE_DENYLIST]), d.now());
+  const denyJson = serializeDenyList(denyList);
+  const want = bundleNamespaces(td, d.identities.list(), d.namespaces.list(), d.operatorNamespace);
+  for (const ns of want) {
+    const existing = d.configMaps.get(name, ns);
+    const cm = desiredBundleConfigMap(td.metadata.name!, ns, bundlePem, denyJson, existing);
+    if (!existing) await d.api.createConfigMap(cm).catch((e) => { if (toKubeError(e).code !== 409) throw e; });
+    else if (configMapDiffers(existing, cm)) await d.api.replaceConfigMap(cm);
+  }
+  for (const cm of d.configMaps.list()) {
+    if (cm.metadata.name === name && cm.metadata.labels?.[LABEL_TRUST_DOMAIN] === td.metadata.name && !want.has(cm.metadata.namespace!)) {
+      await d.api.deleteConfigMap(cm.metadata.namespace!, name).catch((e) => { if (!isNotFound(e)) throw e; });
+    }
+  }
+  return { namespaces: want.size, denyListEntries: denyList.entries.length, nextExpiry: nextExpiry(denyList) };
+}
+
+// --- Status
+
+async function statusOf(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, p: Published): Promise<TrustDomainStatus> {
+  const gen = td.metadata.generation;
+  const rotation = l.state?.rotation;
+  const inter = l.state?.intermediate ? parseCertificates(l.state.intermediate.certificatePem)[0] : undefined;
+  const copies = bundleCopies(d, td.metadata.name!, l.bundle.toPem());
+  const secrets = identitySecretsOf(d, td.metadata.name!);
+  const remaining = secrets.filter((s) => l.retiring.has(s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT] ?? '')).length;
+  const message = rotation ? `rotating the root: ${rotation.phase}` : 'the CA is loaded and signing';
+  return {
+    ...td.status,
+    observedGeneration: gen,
+    caSecret: { namespace: l.secret.metadata.namespace!, name: l.secret.metadata.name! },
+    caSubject: l.signer.certificate.subject,
+    caFingerprint: await fingerprintOf(l.signer.certificate),
+    caNotAfter: rfc3339(l.signer.certificate.notAfter),
+    roots: l.roots,
+    intermediate: inter ? { fingerprint: await fingerprintOf(inter), notAfter: rfc3339(inter.notAfter) } : undefined,
+    rotation: rotation ? {
+      phase: rotation.phase, reason: rotation.reason, startedAt: rotation.startedAt, phaseStartedAt: rotation.phaseStartedAt,
+      bundleCopies: copies.total, bundleCopiesUpdated: copies.updated, leaves: secrets.length, leavesRemaining: remaining,
+    } : undefined,
+    lastRotationRequest: l.state?.lastRotationRequest,
+    bundleNamespaces: p.namespaces,
+    denyListEntries: p.denyListEntries,
+    conditions: setCondition(td.status?.conditions, { type: 'Ready', status: 'True', reason: 'CAReady', message, observedGeneration: gen }, d.now()),
+  };
 }
 
 async function writeStatus(d: TrustReconcilerDeps, td: TrustDomain, status: TrustDomainStatus): Promise<void> {
   if (jsonEqual(status, td.status ?? {})) return;
-  await d.api.patchTrustDomainStatus(td.metadata.name!, status);
+  await d.api.patchTrustDomainStatus(td.metadata.name!, replacingPatch(td.status, status));
 }
 
 function targetOf(td: TrustDomain) {

@@ -15,10 +15,17 @@ export interface TrustDomainState {
   bundle: X509Certificate[];
   bundlePem: string;
   caFingerprint: string;
+  /** Fingerprint of the root new leaves chain to; recorded on each identity Secret. */
+  activeRootFingerprint: string;
+  /** Roots that no longer sign; leaves chaining to them are re-issued. */
+  retiringRootFingerprints: ReadonlySet<string>;
+  /** Set while leaves are being moved to the new root. */
+  rotation?: { phaseStartedAt: Date; reissueWindowMs: number };
 }
 
 export class TrustStore {
   private readonly states = new Map<string, TrustDomainState>();
+  private readonly failures = new Map<string, string>();
   private readonly listeners: Array<(name: string) => void> = [];
 
   get(name: string): TrustDomainState | undefined {
@@ -29,15 +36,30 @@ export class TrustStore {
   set(state: TrustDomainState): void {
     const prev = this.states.get(state.name);
     this.states.set(state.name, state);
+    this.failures.delete(state.name);
     const changed = !prev || prev.caFingerprint !== state.caFingerprint || prev.bundlePem !== state.bundlePem
-      || prev.spiffeIDTemplate !== state.spiffeIDTemplate || prev.trustDomain !== state.trustDomain;
+      || prev.spiffeIDTemplate !== state.spiffeIDTemplate || prev.trustDomain !== state.trustDomain
+      || prev.rotation?.phaseStartedAt.getTime() !== state.rotation?.phaseStartedAt.getTime();
     if (changed) this.emit(state.name);
   }
 
-  /** Also called on every failure, so identities waiting on the domain re-report. */
+  /** The TrustDomain is gone. */
   delete(name: string): void {
     this.states.delete(name);
+    this.failures.delete(name);
     this.emit(name);
+  }
+
+  /** The TrustDomain cannot sign; identities waiting on it hear of it and report why. */
+  fail(name: string, message: string): void {
+    this.states.delete(name);
+    const prev = this.failures.get(name);
+    this.failures.set(name, message);
+    if (prev !== message) this.emit(name);
+  }
+
+  failure(name: string): string | undefined {
+    return this.failures.get(name);
   }
 
   onChange(listener: (name: string) => void): void {

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { ApiException, CustomObjectsApi } from '@kubernetes/client-node';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { API_VERSION, AGENT_IDENTITY, GROUP, TRUST_DOMAIN, VERSION } from '../../src/api/group.ts';
-import type { AgentIdentity, AgentIdentitySpec, TrustDomain, TrustDomainSpec } from '../../src/api/types.ts';
+import type { TrustDomainStatus, AgentIdentity, AgentIdentitySpec, TrustDomain, TrustDomainSpec } from '../../src/api/types.ts';
 
 let env: TestEnv;
 let api: CustomObjectsApi;
@@ -263,6 +263,7 @@ test('every AgentIdentity spec field survives a round trip (nothing is pruned)',
     duration: '48h',
     renewBefore: '12h',
     privateKey: { algorithm: 'RSA', size: 3072, rotationPolicy: 'Never' },
+    suspended: false,
     secretName: 'planner-tls',
     secretTemplate: { labels: { team: 'planning' }, annotations: { 'example.com/note': 'hi' } },
   } satisfies Required<Omit<AgentIdentitySpec, 'renewBeforePercentage'>>;
@@ -288,6 +289,9 @@ test('every status field survives a round trip through the status subresource', 
     caFingerprint: 'sha256:00ff',
     observedGeneration: 1,
     lastIssuanceReason: 'SecretDoesNotExist',
+    failedIssuanceAttempts: 2,
+    lastFailureTime: '2030-01-01T00:00:00Z',
+    lastRenewalRequest: '2030-01-01T00:00:00Z',
   };
   const updated = (await api.replaceNamespacedCustomObjectStatus({
     ...aidParams, namespace: ns, name: created.metadata.name!, body: { ...created, status },
@@ -302,7 +306,19 @@ test('every status field survives a round trip through the status subresource', 
     caSubject: 'CN=cluster.local',
     caFingerprint: 'sha256:00ff',
     caNotAfter: '2031-01-01T00:00:00Z',
-  };
+    roots: [
+      { fingerprint: 'sha256:aa', subject: 'CN=old', notBefore: '2030-01-01T00:00:00Z', notAfter: '2031-01-01T00:00:00Z', state: 'Retiring' as const },
+      { fingerprint: 'sha256:bb', subject: 'CN=new', notBefore: '2030-06-01T00:00:00Z', notAfter: '2032-01-01T00:00:00Z', state: 'Active' as const },
+    ],
+    intermediate: { fingerprint: 'sha256:cc', notAfter: '2030-09-01T00:00:00Z' },
+    rotation: {
+      phase: 'ReissuingLeaves' as const, reason: 'Requested', startedAt: '2030-06-01T00:00:00Z', phaseStartedAt: '2030-06-01T00:10:00Z',
+      bundleCopies: 12, bundleCopiesUpdated: 12, leaves: 10, leavesRemaining: 4,
+    },
+    lastRotationRequest: '2030-06-01T00:00:00Z',
+    bundleNamespaces: 3,
+    denyListEntries: 1,
+  } satisfies Required<TrustDomainStatus>;
   const tdUpdated = (await api.replaceClusterCustomObjectStatus({
     ...tdParams, name: tdCreated.metadata.name!, body: { ...tdCreated, status: tdStatus },
   })) as TrustDomain;

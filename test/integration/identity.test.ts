@@ -13,6 +13,7 @@ import { api, isReady, secretText } from '../support/objects.ts';
 import { mtlsHandshake, otherCAClient } from '../support/tls.ts';
 import type { Operator } from '../../src/operator.ts';
 import type { AgentIdentity, Secret } from '../../src/api/types.ts';
+import { parseCertificates } from '../../src/pki/parse.ts';
 
 let env: TestEnv;
 let op: Operator;
@@ -65,7 +66,11 @@ test('an AgentIdentity becomes Ready with a Secret whose chain openssl verifies'
   writeFileSync(join(dir, 'tls.crt'), secretText(secret, 'tls.crt'));
   const verify = execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.crt'), '-untrusted', join(dir, 'tls.crt'), join(dir, 'tls.crt')], { encoding: 'utf8' });
   assert.match(verify, /: OK/);
-  assert.equal((secretText(secret, 'tls.crt').match(/BEGIN CERTIFICATE/g) ?? []).length, 1, 'the root is in ca.crt, never in tls.crt');
+  const chain = parseCertificates(secretText(secret, 'tls.crt'));
+  const roots = parseCertificates(secretText(secret, 'ca.crt'));
+  assert.equal(chain.length, 2, 'tls.crt holds the leaf and the intermediate that signed it');
+  assert.equal(chain[1]!.issuer, roots[0]!.subject, 'the intermediate was issued by the root in ca.crt');
+  assert.ok(!chain.some((c) => c.subject === c.issuer), 'no root in tls.crt: peers take roots only from their bundle');
 
   const text = execFileSync('openssl', ['x509', '-in', join(dir, 'tls.crt'), '-noout', '-text'], { encoding: 'utf8' });
   assert.match(text, /X509v3 Subject Alternative Name: critical\s+DNS:planner\.agents\.svc, URI:spiffe:\/\/cluster\.local\/ns\/[a-z0-9-]+\/agent\/planner|URI:spiffe:\/\/cluster\.local\/ns\/[a-z0-9-]+\/agent\/planner, DNS:planner\.agents\.svc/);

@@ -1,0 +1,33 @@
+// Revocation: put a certificate on its trust domain's deny list. The list's
+// home is the bundle ConfigMap in the operator's namespace; the trust
+// reconciler copies it next to every published bundle and prunes it.
+import { BUNDLE_DENYLIST, ANNOTATION_SERIAL, ANNOTATION_SPIFFE_ID, ANNOTATION_NOT_AFTER } from '../api/group.ts';
+import type { DenyListEntry } from '../api/documents.ts';
+import type { ConfigMap, Secret } from '../api/types.ts';
+import { bundleConfigMapName, desiredBundleConfigMap } from '../trust/publish.ts';
+import { parseDenyList, serializeDenyList, withEntries } from '../trust/denylist.ts';
+import type { TrustDomainState } from '../trust/store.ts';
+
+/** The entry for the certificate a Secret holds, or none when it has already expired. */
+export function denyEntryOf(secret: Secret, reason: string, now: Date): DenyListEntry | undefined {
+  const a = secret.metadata.annotations ?? {};
+  const serialNumber = a[ANNOTATION_SERIAL];
+  const notAfter = a[ANNOTATION_NOT_AFTER];
+  if (!serialNumber || !notAfter || new Date(notAfter).getTime() <= now.getTime()) return undefined;
+  return { serialNumber, spiffeID: a[ANNOTATION_SPIFFE_ID] ?? '', notAfter, reason };
+}
+
+export interface RevokeDeps {
+  api: { createConfigMap(cm: ConfigMap): Promise<ConfigMap>; replaceConfigMap(cm: ConfigMap): Promise<ConfigMap> };
+  configMaps: { get(name: string, namespace?: string): ConfigMap | undefined };
+  operatorNamespace: string;
+}
+
+/** Adds the entry to the deny list's home copy; a stale cache fails with 409 and is retried. */
+export async function revoke(d: RevokeDeps, td: TrustDomainState, entry: DenyListEntry): Promise<void> {
+  const home = d.configMaps.get(bundleConfigMapName(td.name), d.operatorNamespace);
+  const list = parseDenyList(td.trustDomain, home?.data?.[BUNDLE_DENYLIST]);
+  if (list.entries.some((e) => e.serialNumber === entry.serialNumber)) return;
+  const cm = desiredBundleConfigMap(td.name, d.operatorNamespace, home?.data?.['ca.crt'] ?? td.bundlePem, serializeDenyList(withEntries(list, [entry])), home);
+  await (home ? d.api.replaceConfigMap(cm) : d.api.createConfigMap(cm));
+}

@@ -1,0 +1,85 @@
+// The CA lifecycle as a pure decision: given the persisted CA state and what
+// the cluster shows, which single step comes next. Root rotation overlaps old
+// and new roots so that at no moment do two agents that trusted each other
+// stop doing so:
+//   PublishingRoot   new root added to the bundle; wait until every copy carries it
+//   ReissuingLeaves  a new intermediate under the new root signs; leaves are re-issued, spread over a window
+//   RetiringRoot     no leaf depends on the old root; it leaves the bundle after a grace period
+import type { RotationPhase } from '../api/types.ts';
+
+export interface RotationConfig {
+  /** Start rotating automatically once this fraction of the root's lifetime has passed. */
+  rotateAtFraction: number;
+  /** Renew the intermediate once this fraction of its lifetime has passed. */
+  intermediateRenewFraction: number;
+  /** After every copy carries the new root, wait this long for kubelets to refresh mounted volumes. */
+  propagationDelayMs: number;
+  /** Re-issue leaves spread over this window after the signer switch. */
+  reissueWindowMs: number;
+  /** Keep the old root this long after the last leaf moved off it. */
+  graceMs: number;
+  /** How often to look again while waiting on the cluster. */
+  pollMs: number;
+}
+
+export interface Validity { notBefore: Date; notAfter: Date }
+
+export interface RotationInput {
+  now: Date;
+  root: Validity;
+  /** Absent, or not issued by the active root, means it must be (re)made. */
+  intermediate?: Validity & { issuedByRoot: boolean };
+  rotation?: { phase: RotationPhase; phaseStartedAt: Date };
+  requested?: string;
+  lastRequest?: string;
+  bundleCopies: { total: number; updated: number };
+  leavesOnRetiring: number;
+}
+
+export type Step =
+  | { kind: 'StartRotation'; reason: 'Requested' | 'Scheduled' }
+  | { kind: 'RenewIntermediate'; reason: string }
+  | { kind: 'SwitchSigner' }
+  | { kind: 'RetireRoot' }
+  | { kind: 'FinishRotation' }
+  | { kind: 'Wait'; afterMs?: number; why: string };
+
+const at = (v: Validity, fraction: number) => v.notBefore.getTime() + (v.notAfter.getTime() - v.notBefore.getTime()) * fraction;
+
+export function nextStep(i: RotationInput, cfg: RotationConfig): Step {
+  const now = i.now.getTime();
+  if (!i.rotation) {
+    if (i.requested && i.requested !== i.lastRequest) return { kind: 'StartRotation', reason: 'Requested' };
+    const rotateAt = at(i.root, cfg.rotateAtFraction);
+    if (now >= rotateAt) return { kind: 'StartRotation', reason: 'Scheduled' };
+    if (!i.intermediate) return { kind: 'RenewIntermediate', reason: 'no intermediate signs for the active root' };
+    if (!i.intermediate.issuedByRoot) return { kind: 'RenewIntermediate', reason: 'the intermediate was not issued by the active root' };
+    const renewAt = at(i.intermediate, cfg.intermediateRenewFraction);
+    if (now >= renewAt) return { kind: 'RenewIntermediate', reason: 'the intermediate reached its renewal time' };
+    return { kind: 'Wait', afterMs: Math.min(rotateAt, renewAt) - now, why: 'steady' };
+  }
+  const since = now - i.rotation.phaseStartedAt.getTime();
+  switch (i.rotation.phase) {
+    case 'PublishingRoot': {
+      const { total, updated } = i.bundleCopies;
+      if (updated < total) return { kind: 'Wait', afterMs: cfg.pollMs, why: `${updated} of ${total} bundle copies carry the new root` };
+      if (since < cfg.propagationDelayMs) return { kind: 'Wait', afterMs: cfg.propagationDelayMs - since, why: 'letting mounted volumes catch up' };
+      return { kind: 'SwitchSigner' };
+    }
+    case 'ReissuingLeaves':
+      if (i.leavesOnRetiring > 0) return { kind: 'Wait', afterMs: cfg.pollMs, why: `${i.leavesOnRetiring} leaves still chain to the retiring root` };
+      return { kind: 'RetireRoot' };
+    case 'RetiringRoot':
+      if (since < cfg.graceMs) return { kind: 'Wait', afterMs: cfg.graceMs - since, why: 'grace period before the old root leaves the bundle' };
+      return { kind: 'FinishRotation' };
+  }
+}
+
+/**
+ * When a leaf still chaining to a retiring root should be re-issued: spread
+ * over the window by a stable hash of the identity, so a mass rotation never
+ * floods the API server and a restart reschedules identically.
+ */
+export function rotationReissueTime(phaseStartedAt: Date, windowMs: number, unitHash: number): Date {
+  return new Date(phaseStartedAt.getTime() + Math.floor(windowMs * unitHash));
+}
