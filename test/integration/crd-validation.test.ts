@@ -5,9 +5,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ApiException, CustomObjectsApi } from '@kubernetes/client-node';
+import { join, resolve } from 'node:path';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
+import { eventually } from '../support/operator.ts';
 import { API_VERSION, AGENT_IDENTITY, GROUP, TRUST_DOMAIN, VERSION } from '../../src/api/group.ts';
 import type { TrustDomainStatus, AgentIdentity, AgentIdentitySpec, TrustDomain, TrustDomainSpec } from '../../src/api/types.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
 
 let env: TestEnv;
 let api: CustomObjectsApi;
@@ -124,8 +128,8 @@ const invalid: Case[] = [
   { kind: 'AgentIdentity', name: 'duration must be a Go duration', spec: aid({ duration: '1 day' }), expect: 'duration must be a Go duration such as 24h' },
   { kind: 'AgentIdentity', name: 'duration has no days unit', spec: aid({ duration: '7d' }), expect: 'duration must be a Go duration such as 24h' },
   { kind: 'AgentIdentity', name: 'duration is not negative', spec: aid({ duration: '-24h' }), expect: 'duration must be a Go duration such as 24h' },
-  { kind: 'AgentIdentity', name: 'duration at least 10m', spec: aid({ duration: '9m59s' }), expect: "duration must be at least 10m (the operator's minimum leaf lifetime) and at most 8760h" },
-  { kind: 'AgentIdentity', name: 'duration at most 8760h', spec: aid({ duration: '8760h1s' }), expect: 'duration must be at least 10m' },
+  { kind: 'AgentIdentity', name: 'duration at least 1s', spec: aid({ duration: '999ms' }), expect: 'duration must be at least 1s and at most 8760h' },
+  { kind: 'AgentIdentity', name: 'duration at most 8760h', spec: aid({ duration: '8760h1s' }), expect: 'duration must be at least 1s and at most 8760h' },
   { kind: 'AgentIdentity', name: 'duration string bounded', spec: aid({ duration: `${'1h'.repeat(16)}1m` }), expect: 'spec.duration: Too long' },
   // renewal
   { kind: 'AgentIdentity', name: 'renewBefore must be a Go duration', spec: aid({ renewBefore: 'soon' }), expect: 'renewBefore must be a Go duration' },
@@ -388,4 +392,25 @@ test('AgentIdentities can be listed by ServiceAccount and trust domain with a fi
   assert.deepEqual(await names('spec.serviceAccountName=alpha'), ['a', 'c']);
   assert.deepEqual(await names('spec.trustDomain=prod'), ['b', 'c']);
   assert.deepEqual(await names('spec.trustDomain=default,spec.serviceAccountName=alpha'), ['a']);
+});
+
+// ---------------------------------------------------------------- the cluster's minimum lifetime
+
+test('the minimum-duration admission policy refuses lifetimes under 10m', async () => {
+  const applied = await env.kubectl(['apply', '--server-side', '-f', join(ROOT, 'config', 'admission')]);
+  assert.equal(applied.code, 0, applied.stderr);
+  try {
+    // Policies take effect once the API server has compiled them.
+    await eventually(async () => {
+      const r = await refusal(() => createAgentIdentity(agentIdentity(aid({ duration: '9m59s' }))));
+      return r.code === 422 && r;
+    }, { what: 'the policy to refuse 9m59s' }).then((r) => {
+      assert.match(r.message, /spec\.duration must be at least 10m, the cluster's minimum leaf lifetime/);
+      assert.match(r.message, /agentidentity-minimum-duration/);
+    });
+    await createAgentIdentity(agentIdentity(aid({ duration: '10m' })));
+    await createAgentIdentity(agentIdentity(aid({})));
+  } finally {
+    await env.kubectl(['delete', '--ignore-not-found', '-f', join(ROOT, 'config', 'admission')]);
+  }
 });
