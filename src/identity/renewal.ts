@@ -2,6 +2,7 @@
 // the spec, so the schedule re-derives identically after a restart.
 import { createHash } from 'node:crypto';
 import { parseDuration } from '../api/duration.ts';
+import { DEFAULT_DURATION } from '../api/defaults.ts';
 import type { AgentIdentitySpec } from '../api/types.ts';
 
 /** At most this share of the lifetime (and at most MAX_JITTER_MS) is taken off the renewal time. */
@@ -22,8 +23,12 @@ export interface Validity {
  * issued together; it is seeded by the serial so it is stable across restarts
  * and only ever moves renewal earlier.
  */
-export function renewalTime(spec: Pick<AgentIdentitySpec, 'renewBefore' | 'renewBeforePercentage'>, v: Validity): Date {
-  const start = v.notBefore.getTime();
+export function renewalTime(spec: Pick<AgentIdentitySpec, 'renewBefore' | 'renewBeforePercentage' | 'duration'>, v: Validity): Date {
+  // notBefore is back-dated for clock skew; the lifetime the user asked for
+  // starts at issuance, which is notAfter − duration unless notAfter was
+  // clamped to the CA's (then the certificate's own window is all there is).
+  const asked = parseDuration(spec.duration ?? DEFAULT_DURATION);
+  const start = Math.max(v.notBefore.getTime(), v.notAfter.getTime() - asked);
   const end = v.notAfter.getTime();
   const lifetime = end - start;
   let at = start + (lifetime * 2) / 3;

@@ -1,5 +1,7 @@
 // Runs the real operator in-process against a test environment, with test
 // floors lowered (short lifetimes) and quiet logs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
 import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
 import { createLogger } from '../../src/log.ts';
 import { startOperator, type Operator } from '../../src/operator.ts';
@@ -7,6 +9,7 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { Metrics } from '../../src/metrics.ts';
 
 export const OPERATOR_NAMESPACE = 'agent-identity-system';
+const MAIN = join(resolve(import.meta.dirname, '..', '..'), 'src', 'main.ts');
 
 export async function ensureNamespace(kc: KubeConfig, name: string): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
@@ -40,4 +43,18 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, op
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
   }
   throw new Error(`timed out waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+}
+
+/** The operator as a real process (`node src/main.ts`), for tests that kill it mid-flight. */
+export function spawnOperator(kubeconfigPath: string, flags: string[] = []): { proc: ChildProcess; kill(): Promise<void>; output(): string } {
+  const proc = spawn(process.execPath, [MAIN, `--kubeconfig=${kubeconfigPath}`, `--namespace=${OPERATOR_NAMESPACE}`, '--http-port=0', '--http-host=127.0.0.1', '--min-duration=1s', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  return {
+    proc,
+    output: () => out,
+    kill: async () => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); await exited; },
+  };
 }

@@ -34,6 +34,13 @@ test('jitter is stable for a serial and spreads different serials', () => {
 test('jitter is capped at 1 h for long lifetimes', () => {
   const long = { notBefore: new Date(0), notAfter: new Date(365 * 24 * H), serialNumber: 'ff' };
   const base = (365 * 24 * H * 2) / 3;
-  const t = renewalTime({}, long).getTime();
+  const t = renewalTime({ duration: '8760h' }, long).getTime();
   assert.ok(t <= base && t >= base - H);
+});
+
+test('the back-dated notBefore does not pull renewal forward: the lifetime counts from issuance', () => {
+  // Issued at 30 s with a 30 s back-date: notBefore 0, notAfter 30 s + 6 s.
+  const v = { notBefore: new Date(0), notAfter: new Date(36_000), serialNumber: 'ab' };
+  const t = renewalTime({ duration: '6s' }, v).getTime();
+  assert.ok(t > 30_000 && t <= 34_000, `renews 2/3 through the 6 s asked for, at ${t} ms`);
 });

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// agent-identity: inspect and steer the operator from a terminal or script.
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Commands, type Output } from './commands.ts';
+
+const USAGE = `usage: agent-identity <command> [options]
+
+  status [-n NAMESPACE]                      identities with Ready, SPIFFE ID, expiry and next renewal
+  renew NAME -n NAMESPACE | --all | -l SEL   renew now (sets the renew-requested-at annotation)
+  ca status [TRUSTDOMAIN]                    roots, intermediate, rotation progress
+  ca rotate TRUSTDOMAIN                      rotate the root now (sets the rotate-requested-at annotation)
+
+options: -n/--namespace, -A/--all-namespaces, -l/--selector, --all, -o/--output table|json, --kubeconfig PATH
+`;
+
+async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: {
+      namespace: { type: 'string', short: 'n' },
+      'all-namespaces': { type: 'boolean', short: 'A' },
+      selector: { type: 'string', short: 'l' },
+      all: { type: 'boolean' },
+      output: { type: 'string', short: 'o', default: 'table' },
+      kubeconfig: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || positionals.length === 0) return { out: { text: USAGE, json: null }, json: false };
+  if (values.output !== 'table' && values.output !== 'json') throw new Error(`-o must be table or json, got "${values.output}"`);
+  return { out: await dispatch(values, positionals), json: values.output === 'json' };
+}
+
+async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string }, positionals: string[]): Promise<Output> {
+  const kc = new KubeConfig();
+  if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
+  else kc.loadFromDefault();
+  const c = new Commands(kc);
+  const [cmd, sub, arg] = positionals;
+  const ns = values['all-namespaces'] ? undefined : values.namespace;
+  switch (cmd) {
+    case 'status': return c.status(ns);
+    case 'renew': return c.renew({ name: sub, namespace: ns, all: values.all, selector: values.selector });
+    case 'ca':
+      if (sub === 'status') return c.caStatus(arg);
+      if (sub === 'rotate' && arg) return c.caRotate(arg);
+      throw new Error('usage: agent-identity ca status [TRUSTDOMAIN] | ca rotate TRUSTDOMAIN');
+    default:
+      throw new Error(`unknown command "${cmd}"\n\n${USAGE}`);
+  }
+}
+
+try {
+  const { out, json } = await run(process.argv.slice(2));
+  process.stdout.write(json ? JSON.stringify(out.json, null, 2) + '\n' : out.text);
+} catch (err) {
+  process.stderr.write(`agent-identity: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+}
