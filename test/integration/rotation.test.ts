@@ -1,0 +1,92 @@
+// Root rotation without a gap in trust: two agents open a new mutual-TLS
+// connection every 100 ms, each time re-reading its certificate files from
+// its Secret as a pod's mounted volume would, while the root rotates.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { startTestEnv, type TestEnv } from '../support/env.ts';
+import { runOperator, eventually } from '../support/operator.ts';
+import { api, isReady, secretText } from '../support/objects.ts';
+import { mtlsHandshake, type Material } from '../support/tls.ts';
+import { parseCertificates, fingerprintOf } from '../../src/pki/parse.ts';
+import { verifyChain } from '../../src/pki/verify.ts';
+import type { Operator } from '../../src/operator.ts';
+import type { TrustDomain } from '../../src/api/types.ts';
+
+const CLI = join(resolve(import.meta.dirname, '..', '..'), 'src', 'cli', 'main.ts');
+let env: TestEnv;
+let op: Operator;
+let a: ReturnType<typeof api>;
+
+before(async () => {
+  env = await startTestEnv();
+  a = api(env.kc);
+  await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });
+  op = await runOperator(env.kc, { propagationDelayMs: 1500, reissueWindowMs: 3000, rotationGraceMs: 2000, rotationPollMs: 300 });
+});
+after(async () => { await op?.stop(); await env?.stop(); });
+
+const cli = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
+  execFile(process.execPath, [CLI, `--kubeconfig=${env.kubeconfigPath}`, ...args], (err, stdout, stderr) => res({ code: err ? 1 : 0, stdout, stderr }));
+});
+
+test('a root rotation completes with zero failed handshakes between two agents', async (t) => {
+  const ns = await env.namespace('rotation');
+  await a.createIdentity(ns, 'planner', { duration: '1h' });
+  await a.createIdentity(ns, 'orchestrator', { duration: '1h' });
+  await eventually(async () => isReady(await a.getIdentity(ns, 'planner')) && isReady(await a.getIdentity(ns, 'orchestrator')), { what: 'both Ready' });
+  const before = await eventually(async () => { const td = await a.getTrustDomain('default'); return td.status?.roots?.length === 1 && td; }, { what: 'one root' });
+  const oldRoot = before.status!.roots![0]!.fingerprint;
+
+  const material = async (name: string): Promise<Material> => {
+    const s = await a.getSecret(ns, `${name}-identity`);
+    return { cert: secretText(s, 'tls.crt'), key: secretText(s, 'tls.key'), ca: secretText(s, 'ca.crt') };
+  };
+  let ok = 0;
+  const failures: string[] = [];
+  const phases = new Set<string>();
+  let running = true;
+  const traffic = (async () => {
+    while (running) {
+      const started = Date.now();
+      const [server, client] = await Promise.all([material('planner'), material('orchestrator')]);
+      const r = await mtlsHandshake(server, client);
+      if (r.authorized) ok++;
+      else failures.push(`${new Date().toISOString()}: ${r.error}`);
+      await new Promise((res) => setTimeout(res, Math.max(0, 100 - (Date.now() - started))));
+    }
+  })();
+
+  const rotate = await cli('ca', 'rotate', 'default');
+  assert.equal(rotate.code, 0, rotate.stderr);
+  let during = '';
+  const done = await eventually(async () => {
+    const td: TrustDomain = await a.getTrustDomain('default');
+    if (td.status?.rotation) {
+      phases.add(td.status.rotation.phase);
+      if (!during) during = (await cli('ca', 'status', 'default')).stdout;
+    }
+    return !td.status?.rotation && td.status?.roots?.length === 1 && td.status.roots[0]!.fingerprint !== oldRoot && td;
+  }, { timeoutMs: 60_000, intervalMs: 50, what: 'rotation to complete' });
+  await new Promise((r) => setTimeout(r, 1000));
+  running = false;
+  await traffic;
+
+  t.diagnostic(`${ok} handshakes during the rotation, ${failures.length} failed; phases seen: ${[...phases].join(', ')}`);
+  assert.deepEqual(failures, [], 'no handshake failed');
+  assert.ok(ok >= 30, `traffic really ran: ${ok} handshakes`);
+  assert.deepEqual([...phases].sort(), ['PublishingRoot', 'ReissuingLeaves', 'RetiringRoot']);
+  assert.match(during, /rotation: (PublishingRoot|ReissuingLeaves|RetiringRoot) \(Requested\)/);
+
+  const newRoot = parseCertificates(secretText(await a.getSecret(ns, 'planner-identity'), 'ca.crt'));
+  assert.equal(newRoot.length, 1, 'the old root left the bundle');
+  assert.equal(await fingerprintOf(newRoot[0]!), done.status!.roots![0]!.fingerprint);
+  for (const name of ['planner', 'orchestrator']) {
+    const s = await a.getSecret(ns, `${name}-identity`);
+    assert.deepEqual(await verifyChain(parseCertificates(secretText(s, 'tls.crt')), newRoot, new Date()), { ok: true }, `${name} chains to the new root`);
+    assert.equal((await a.getIdentity(ns, name)).status!.lastIssuanceReason, 'RootRotation');
+  }
+  const cm = await a.core.readNamespacedConfigMap({ namespace: ns, name: 'trust-bundle-default' });
+  assert.equal(cm.data!['ca.crt'], secretText(await a.getSecret(ns, 'planner-identity'), 'ca.crt'), 'the bundle ConfigMap carries the same bundle');
+});
