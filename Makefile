@@ -57,3 +57,38 @@ demo: deps control-plane
 
 clean:
 	rm -rf dist .local
+
+## ---- Helm chart, kustomize base and image (helm/, deploy/, Dockerfile) ----
+.PHONY: helm chart chart-check chart-tools image
+
+## Build (once, cached) or locate the pinned helm; prints its path.
+helm:
+	@bash scripts/helm.sh
+
+## Copy crds/ into the chart and re-render deploy/ from the chart.
+chart:
+	bash scripts/chart-sync.sh
+
+## Fail with a diff if the chart's CRDs or deploy/ drifted from crds/ and the chart.
+chart-check:
+	bash scripts/chart-sync.sh --check
+
+## Build (once, cached) helm and promtool, which test/integration/chart.test.ts uses.
+chart-tools:
+	@bash scripts/helm.sh >/dev/null
+	@bash scripts/chart-promtool.sh >/dev/null
+
+## The operator image, with docker or podman, whichever answers `<engine> info`.
+IMAGE ?= agent-identity-operator:$(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' package.json)
+image:
+	@engine=""; \
+	for e in docker podman; do \
+	  if command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1; then engine=$$e; break; fi; \
+	done; \
+	if [ -z "$$engine" ]; then \
+	  echo "make image: no container engine available: neither 'docker info' nor 'podman info' succeeds here." >&2; \
+	  echo "Install and start Docker or Podman, or build the Dockerfile on a machine that has one (docker build -t $(IMAGE) .)." >&2; \
+	  exit 1; \
+	fi; \
+	echo "$$engine build -t $(IMAGE) ."; \
+	$$engine build -t $(IMAGE) .
