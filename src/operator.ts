@@ -66,7 +66,9 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     seen.set(key, f);
     return true;
   };
-  const onIdentity = (o: AgentIdentity) => { addIdentity(identityKey(o)); addTrustDomain(trustDomainOf(o)); };
+  // Policies name peers: any identity appearing, changing or leaving may change them.
+  const enqueuePolicyHolders = () => { for (const i of identities.list()) if (i.spec.policy) addIdentity(identityKey(i)); };
+  const onIdentity = (o: AgentIdentity) => { addIdentity(identityKey(o)); addTrustDomain(trustDomainOf(o)); enqueuePolicyHolders(); };
   const identities = kube.identityInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('agentidentities'),
     onChange: (o) => { if (specChanged(`ai/${identityKey(o)}`, o.metadata)) onIdentity(o); },
@@ -82,12 +84,20 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   });
   const configMaps = kube.managedConfigMapInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('configmaps'),
-    onChange: (c) => { const td = c.metadata.labels?.[LABEL_TRUST_DOMAIN]; if (td) addTrustDomain(td); },
+    onChange: (c) => {
+      const td = c.metadata.labels?.[LABEL_TRUST_DOMAIN];
+      const identity = c.metadata.labels?.[LABEL_IDENTITY];
+      if (identity) addIdentity(`${c.metadata.namespace}/${identity}`);
+      if (!td) return;
+      addTrustDomain(td);
+      // The deny list's home copy changed: every policy.json of the domain embeds it.
+      if (!identity && c.metadata.namespace === cfg.namespace) enqueueIdentitiesOf(td);
+    },
   });
   // Namespaces decide where bundles are published; any change may move that.
   const namespaces = kube.namespaceInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('namespaces'),
-    onChange: () => { for (const td of trustDomains.list()) addTrustDomain(td.metadata.name!); },
+    onChange: () => { for (const td of trustDomains.list()) addTrustDomain(td.metadata.name!); enqueuePolicyHolders(); },
   });
   const secrets = kube.managedSecretInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('secrets'),
@@ -101,7 +111,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   });
 
   identityQueue = new WorkQueue(identityReconciler({
-    api: kube, identities, trustDomains, secrets, configMaps, operatorNamespace: cfg.namespace, store, events, metrics,
+    api: kube, identities, trustDomains, secrets, configMaps, namespaces, operatorNamespace: cfg.namespace, store, events, metrics,
     log: log.child({ controller: 'agentidentity' }),
     minDurationMs: cfg.minDurationMs, now,
   }), queueOptions('agentidentity'));

@@ -55,6 +55,8 @@ export interface AgentIdentitySpec {
   privateKey?: PrivateKeySpec;
   /** Revokes the identity while true: Secret deleted, serial deny-listed until expiry. */
   suspended?: boolean;
+  /** Inbound policy: who may connect to this agent. Absent: any identity of the trust domain. */
+  policy?: InboundPolicy;
   secretName?: string;
   secretTemplate?: { labels?: Record<string, string>; annotations?: Record<string, string> };
 }
@@ -75,6 +77,8 @@ export interface AgentIdentityStatus {
   lastFailureTime?: string;
   /** The renew-requested-at annotation value the current certificate answers. */
   lastRenewalRequest?: string;
+  /** Peers the inbound policy currently resolves to (absent when there is no policy). */
+  policyPeers?: number;
 }
 
 export interface AgentIdentity {
@@ -175,4 +179,35 @@ export interface ConfigMap {
 
 export interface Namespace {
   metadata: ObjectMeta;
+}
+
+/** One AgentIdentity by name; namespace defaults to the protected identity's own. */
+export interface AgentRule {
+  agent: { name: string; namespace?: string };
+}
+
+/**
+ * AgentIdentities whose labels match `selector`, in the namespaces matching
+ * `namespaceSelector`: absent means the identity's own namespace, `{}` all namespaces.
+ */
+export interface SelectorRule {
+  selector: LabelSelector;
+  namespaceSelector?: LabelSelector;
+}
+
+/** Every AgentIdentity in the namespaces matching `namespaceSelector`. */
+export interface NamespaceRule {
+  namespaceSelector: LabelSelector;
+}
+
+/** Any SPIFFE ID, including ones from other trust domains. */
+export interface SpiffeIDRule {
+  spiffeID: string;
+}
+
+export type PolicyRule = AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule;
+
+/** spec.policy: once present, every peer it does not allow is denied. */
+export interface InboundPolicy {
+  allow: PolicyRule[];
 }

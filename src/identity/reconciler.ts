@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { API_VERSION, AGENT_IDENTITY, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_RENEWAL_REQUEST, FINALIZER_REVOKE } from '../api/group.ts';
 import { keyRequestOf, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
-import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Secret } from '../api/types.ts';
+import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret } from '../api/types.ts';
 import { renderSpiffeID } from '../pki/spiffeid.ts';
 import { PkiError } from '../pki/errors.ts';
 import { isConflict, isNotFound, toKubeError } from '../kube/errors.ts';
@@ -23,6 +23,8 @@ import { renewalTime } from './renewal.ts';
 import { denyEntryOf, revoke } from './revoke.ts';
 import { desiredSecret, keptData, secretDiffers, type IssuedData } from './secret.ts';
 import { readyStatus, failedStatus, suspendedStatus } from './status.ts';
+import { desiredPolicyConfigMap, policyConfigMapName } from './policy.ts';
+import { bundleConfigMapName, configMapDiffers } from '../trust/publish.ts';
 
 export interface IdentityReconcilerDeps extends ReconcileContext {
   api: {
@@ -35,8 +37,9 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
     patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<unknown>;
     patchIdentityMetadata(namespace: string, name: string, metadata: { finalizers: string[]; resourceVersion?: string }): Promise<unknown>;
   };
-  identities: { get(name: string, namespace?: string): AgentIdentity | undefined };
+  identities: { get(name: string, namespace?: string): AgentIdentity | undefined; list(): readonly AgentIdentity[] };
   configMaps: { get(name: string, namespace?: string): ConfigMap | undefined };
+  namespaces: { list(): readonly Namespace[] };
   operatorNamespace: string;
   /** Shortest leaf lifetime the operator accepts (10m in production; tests lower it). */
   minDurationMs: number;
@@ -110,10 +113,11 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
         if (secretDiffers(secret!, want)) await writeSecret(d, want, secret);
       }
 
+      const policyPeers = await syncPolicy(d, identity, td, spiffeID);
       const renewAt = renewalTime(identity.spec, issued);
       const status = readyStatus(identity, {
         spiffeID: issued.spiffeID, serialNumber: issued.serialNumber, notBefore: issued.notBefore, notAfter: issued.notAfter,
-        renewalTime: renewAt, secretName, caFingerprint: td.caFingerprint, issuanceReason: issued.reason, renewalRequest: issued.renewalRequest,
+        renewalTime: renewAt, secretName, caFingerprint: td.caFingerprint, issuanceReason: issued.reason, renewalRequest: issued.renewalRequest, policyPeers,
       }, now);
       await writeStatus(d, identity, status);
       d.metrics.certificateExpiration.set({ namespace, name }, issued.notAfter.getTime() / 1000);
@@ -170,6 +174,30 @@ async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, td: T
   d.metrics.certificateRenewal.remove({ namespace, name });
   await writeStatus(d, identity, suspendedStatus(identity, now));
   return {};
+}
+
+/** Writes the identity's policy.json when it changed; returns how many peers the policy resolves to. */
+async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, td: TrustDomainState, spiffeID: string): Promise<number | undefined> {
+  const peers = d.identities.list().map((p) => ({ identity: p, spiffeID: p.status?.spiffeID ?? expectedSpiffeID(d, p) }));
+  const existing = d.configMaps.get(policyConfigMapName(identity.metadata.name!), identity.metadata.namespace);
+  const { configMap, peers: count } = desiredPolicyConfigMap(identity, {
+    spiffeID, trustDomain: td.trustDomain, peers, namespaces: d.namespaces.list(),
+    denyListHome: d.configMaps.get(bundleConfigMapName(td.name), d.operatorNamespace),
+  }, existing);
+  if (!existing) await d.api.createConfigMap(configMap);
+  else if (configMapDiffers(existing, configMap)) await d.api.replaceConfigMap(configMap);
+  return count;
+}
+
+/** A peer's SPIFFE ID before its first certificate: rules can name agents that are still being issued. */
+function expectedSpiffeID(d: IdentityReconcilerDeps, peer: AgentIdentity): string | undefined {
+  const td = d.store.get(trustDomainOf(peer));
+  if (!td) return undefined;
+  try {
+    return spiffeIDOf(td, peer);
+  } catch {
+    return undefined;
+  }
 }
 
 function trustDomainPending(d: IdentityReconcilerDeps, identity: AgentIdentity): boolean {

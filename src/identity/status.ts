@@ -12,6 +12,7 @@ export interface Issued {
   caFingerprint: string;
   issuanceReason: string;
   renewalRequest?: string;
+  policyPeers?: number;
 }
 
 /** A function of the spec and the Secret only, so a stale cached status can never overwrite newer facts. */
@@ -36,6 +37,7 @@ export function readyStatus(identity: AgentIdentity, issued: Issued, now: Date):
     caFingerprint: issued.caFingerprint,
     lastIssuanceReason: issued.issuanceReason,
     lastRenewalRequest: issued.renewalRequest,
+    policyPeers: issued.policyPeers,
     failedIssuanceAttempts: 0,
     lastFailureTime: prev.lastFailureTime,
   };

@@ -20,6 +20,7 @@ async function versions(ns: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const i of (await a.listIdentities(ns)).items) out.set(`identity/${i.metadata.name}`, i.metadata.resourceVersion!);
   for (const s of (await a.core.listNamespacedSecret({ namespace: ns })).items) out.set(`secret/${s.metadata!.name}`, s.metadata!.resourceVersion!);
+  for (const c of (await a.core.listNamespacedConfigMap({ namespace: ns })).items) out.set(`configmap/${c.metadata!.name}`, c.metadata!.resourceVersion!);
   for (const s of (await a.core.listNamespacedSecret({ namespace: OPERATOR_NAMESPACE })).items) out.set(`ca/${s.metadata!.name}`, s.metadata!.resourceVersion!);
   out.set('trustdomain/default', (await a.getTrustDomain('default')).metadata.resourceVersion!);
   return out;
@@ -42,6 +43,7 @@ test(`restarting the operator over ${N} Ready identities makes zero writes`, asy
 
   const eventsBefore = await eventCount(ns);
   assert.equal([...before.keys()].filter((k) => k.startsWith('secret/')).length, N);
+  assert.equal([...before.keys()].filter((k) => k.endsWith('-identity-policy')).length, N, 'every identity has its policy.json');
 
   op = await runOperator(env.kc);
   // Give it every chance to write: caches synced, both queues drained, then some.

@@ -1,0 +1,74 @@
+// Inbound policy: the operator compiles spec.policy into each identity's
+// policy.json ConfigMap, recompiles it when the peers it names appear,
+// change or leave, and reports how many peers it resolves to.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestEnv, type TestEnv } from '../support/env.ts';
+import { runOperator, eventually } from '../support/operator.ts';
+import { api, isReady } from '../support/objects.ts';
+import type { Operator } from '../../src/operator.ts';
+import type { PolicyDocument } from '../../src/api/documents.ts';
+
+let env: TestEnv;
+let op: Operator;
+let a: ReturnType<typeof api>;
+
+before(async () => {
+  env = await startTestEnv();
+  a = api(env.kc);
+  await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });
+  op = await runOperator(env.kc);
+});
+after(async () => { await op?.stop(); await env?.stop(); });
+
+const policyOf = async (ns: string, name: string): Promise<PolicyDocument | undefined> => {
+  const cm = await a.core.readNamespacedConfigMap({ namespace: ns, name: `${name}-identity-policy` }).catch(() => undefined);
+  return cm?.data?.['policy.json'] ? JSON.parse(cm.data['policy.json']) as PolicyDocument : undefined;
+};
+
+test('policy.json follows the agents the policy names as they join and leave', async () => {
+  const ns = await env.namespace('agents');
+  const ops = await env.namespace('ops');
+  const id = (n: string, name: string) => `spiffe://cluster.local/ns/${n}/agent/${name}`;
+  await a.createIdentity(ns, 'planner', { policy: { allow: [{ agent: { name: 'orchestrator' } }, { agent: { name: 'auditor', namespace: ops } }, { selector: { matchLabels: { role: 'reviewer' } } }] } });
+  await a.createIdentity(ns, 'orchestrator');
+  await a.createIdentity(ns, 'bystander');
+
+  const first = await eventually(async () => { const d = await policyOf(ns, 'planner'); return d?.allow.length === 1 && d; }, { what: 'policy with the orchestrator' });
+  assert.equal(first.mode, 'AllowList');
+  assert.equal(first.spiffeID, id(ns, 'planner'));
+  assert.deepEqual(first.allow, [{ spiffeID: id(ns, 'orchestrator'), rule: 'allow[0]: agent ' + `${ns}/orchestrator` }]);
+  await eventually(async () => (await a.getIdentity(ns, 'planner')).status?.policyPeers === 1, { what: 'status.policyPeers 1' });
+
+  // Joining: an auditor in another namespace, and a reviewer picked by label.
+  await a.createIdentity(ops, 'auditor');
+  await a.createIdentity(ns, 'reviewer-1');
+  await a.patchIdentity(ns, 'reviewer-1', { metadata: { labels: { role: 'reviewer' } } });
+  const grown = await eventually(async () => { const d = await policyOf(ns, 'planner'); return d?.allow.length === 3 && d; }, { what: 'policy with three peers' });
+  assert.deepEqual(grown.allow.map((p) => p.spiffeID).sort(), [id(ns, 'orchestrator'), id(ns, 'reviewer-1'), id(ops, 'auditor')].sort());
+  assert.ok(!grown.allow.some((p) => p.spiffeID === id(ns, 'bystander')), 'an unnamed agent is not allowed');
+  await eventually(async () => (await a.getIdentity(ns, 'planner')).status?.policyPeers === 3, { what: 'status.policyPeers 3' });
+
+  // Leaving: the orchestrator is deleted, the reviewer loses its label.
+  await a.deleteIdentity(ns, 'orchestrator');
+  await a.patchIdentity(ns, 'reviewer-1', { metadata: { labels: { role: null } } });
+  const shrunk = await eventually(async () => { const d = await policyOf(ns, 'planner'); return d?.allow.length === 1 && d; }, { what: 'policy down to the auditor' });
+  assert.deepEqual(shrunk.allow.map((p) => p.spiffeID), [id(ops, 'auditor')]);
+
+  // Without a policy: any identity of the trust domain.
+  const open = await eventually(async () => policyOf(ns, 'bystander'), { what: 'bystander policy.json' });
+  assert.equal(open.mode, 'TrustDomain');
+  assert.deepEqual(open.allow, []);
+  assert.equal((await a.getIdentity(ns, 'bystander')).status?.policyPeers, undefined);
+});
+
+test('a revoked certificate reaches the deny list inside every policy.json of the trust domain', async () => {
+  const ns = await env.namespace('deny');
+  await a.createIdentity(ns, 'server');
+  await a.createIdentity(ns, 'rogue');
+  await eventually(async () => isReady(await a.getIdentity(ns, 'rogue')), { what: 'rogue Ready' });
+  const serial = (await a.getSecret(ns, 'rogue-identity')).metadata.annotations!['agentidentity.dev/serial-number'];
+  await a.patchIdentity(ns, 'rogue', { spec: { suspended: true } });
+  const doc = await eventually(async () => { const d = await policyOf(ns, 'server'); return d?.denyList.some((e) => e.serialNumber === serial) && d; }, { what: 'serial in server policy.json' });
+  assert.equal(doc.denyList.find((e) => e.serialNumber === serial)!.reason, 'Suspended');
+});
