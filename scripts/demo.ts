@@ -1,19 +1,21 @@
-// `make demo`: start a local control plane, install the CRDs, run the
-// operator, create two agents, and show them completing mutual TLS with their
-// issued certificates while a stranger from another CA is refused. Cleans up
-// after itself.
-import { spawn } from 'node:child_process';
+// `make demo`: a local control plane, the CRDs, the operator, and three
+// agents running the SDK with their identities mounted as the webhook would
+// mount them. The orchestrator calls the planner every 250 ms while the
+// certificates renew and the root rotates; the planner's policy refuses an
+// intruder and a stranger, and says which rule decided. Cleans up after itself.
+import { spawn, execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createServer, connect, type TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from '../test/support/controlplane.ts';
 import { runKubectl } from '../test/support/env.ts';
-import { api, isReady, secretText } from '../test/support/objects.ts';
+import { api, isReady } from '../test/support/objects.ts';
 import { eventually } from '../test/support/operator.ts';
-import { otherCAClient, type Material } from '../test/support/tls.ts';
+import { mountIdentity, type Mount } from '../test/support/kubelet.ts';
+import { otherCAClient } from '../test/support/tls.ts';
+import { connect as tlsConnect } from 'node:tls';
+import { loadIdentity, createServer, connect, peerIdentity, type Identity } from '../src/sdk/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 let n = 0;
@@ -21,14 +23,15 @@ const step = (s: string) => console.log(`\n\x1b[1m[${++n}] ${s}\x1b[0m`);
 const info = (s: string) => console.log(`    ${s}`);
 
 const dir = mkdtempSync(join(tmpdir(), 'aio-demo-'));
-let stopAll = async () => {};
-process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+const cleanups: Array<() => unknown> = [];
+const cleanup = async () => { for (const c of cleanups.reverse()) await c(); cleanups.length = 0; };
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
 try {
   step('Starting a local control plane (etcd, kube-apiserver, kube-controller-manager)');
   const t0 = Date.now();
   const cp = await startControlPlane({ dir: join(dir, 'cp') });
-  stopAll = async () => { await cp.stop(); };
+  cleanups.push(() => cp.stop());
   info(`API server ${cp.server} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   const kubectl = async (...args: string[]) => {
     const r = await runKubectl(cp.bins.kubectl, cp.kubeconfigPath, args);
@@ -36,85 +39,112 @@ try {
     return r.stdout;
   };
 
-  step('Installing the CRDs and the default TrustDomain (make install)');
-  const install = spawn('bash', [join(ROOT, 'scripts', 'install.sh')], { env: { ...process.env, KUBECONFIG: cp.kubeconfigPath, KUBECTL: cp.bins.kubectl }, stdio: ['ignore', 'pipe', 'inherit'] });
-  install.stdout.on('data', (d: Buffer) => d.toString().trim().split('\n').forEach((l) => info(l)));
-  await new Promise<void>((res, rej) => install.on('exit', (c) => (c === 0 ? res() : rej(new Error(`install exited ${c}`)))));
+  step('Installing the CRDs and the default TrustDomain');
+  // The demo leaves out the 10m minimum-lifetime admission policy that `make install`
+  // applies, so renewals happen in seconds instead of minutes.
+  info((await kubectl('apply', '--server-side', '-f', join(ROOT, 'crds'))).trim().replace(/\n/g, '\n    '));
+  await kubectl('wait', '--for=condition=Established', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev');
+  await kubectl('create', 'namespace', 'agent-identity-system');
+  info((await kubectl('apply', '-f', join(ROOT, 'examples', 'trustdomain-default.yaml'))).trim());
 
-  step('Running the operator (node src/main.ts)');
+  step('Running the operator (node src/main.ts) with demo-sized rotation timings');
   const logFile = join(dir, 'operator.log');
-  const operator = spawn(process.execPath, [join(ROOT, 'src', 'main.ts'), `--kubeconfig=${cp.kubeconfigPath}`, '--http-port=0', '--log-level=info'], { stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')] });
-  stopAll = async () => { operator.kill('SIGTERM'); await new Promise((r) => operator.once('exit', r)); await cp.stop(); };
+  const operator = spawn(process.execPath, [join(ROOT, 'src', 'main.ts'), `--kubeconfig=${cp.kubeconfigPath}`, '--http-port=0',
+    '--min-duration=5s', '--rotation-propagation-delay=2s', '--rotation-reissue-window=3s', '--rotation-grace=2s', '--rotation-poll=500ms'],
+  { stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')] });
+  cleanups.push(async () => { operator.kill('SIGTERM'); await new Promise((r) => operator.once('exit', r)); });
   info(`pid ${operator.pid}, logs in ${logFile}`);
-
   const kc = new KubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   const a = api(kc);
   await eventually(async () => isReady(await a.getTrustDomain('default')), { what: 'TrustDomain default Ready' });
   const td = await a.getTrustDomain('default');
-  info(`TrustDomain default: CA ${td.status!.caFingerprint!.slice(0, 23)}…, expires ${td.status!.caNotAfter}`);
+  info(`TrustDomain default: root ${td.status!.roots![0]!.fingerprint.slice(0, 23)}…, intermediate signs leaves`);
 
-  step('Creating two agents: orchestrator and planner');
+  step('Creating agents: planner (its policy allows only the orchestrator), orchestrator, intruder');
   await kubectl('create', 'namespace', 'agents');
-  for (const name of ['orchestrator', 'planner']) {
-    await a.createIdentity('agents', name, { dnsNames: [`${name}.agents.svc`] });
-    info(`AgentIdentity agents/${name} (serviceAccountName: ${name})`);
+  await a.createIdentity('agents', 'planner', { duration: '20s', policy: { allow: [{ agent: { name: 'orchestrator' } }] } });
+  await a.createIdentity('agents', 'orchestrator', { duration: '20s' });
+  await a.createIdentity('agents', 'intruder', { duration: '1h' });
+  await eventually(async () => (await Promise.all(['planner', 'orchestrator', 'intruder'].map((x) => a.getIdentity('agents', x)))).every(isReady), { what: 'identities Ready' });
+  console.log((await kubectl('get', 'agentidentities', '-n', 'agents')).replace(/^/gm, '    ').trimEnd());
+
+  step('Mounting each identity as the webhook would (Secret + policy ConfigMap → /var/run/agentidentity layout)');
+  const mounts: Record<string, Mount> = {};
+  for (const name of ['planner', 'orchestrator', 'intruder']) {
+    mounts[name] = await mountIdentity(kc, 'agents', name, join(dir, 'pods', name), 500);
+    cleanups.push(() => mounts[name]!.stop());
+    info(`${name}: ${mounts[name].dir}/{tls.crt,tls.key,ca.crt,policy.json}`);
   }
-  const t1 = Date.now();
-  await eventually(async () => (await Promise.all(['orchestrator', 'planner'].map((x) => a.getIdentity('agents', x)))).every(isReady), { what: 'both identities Ready' });
-  info(`both Ready in ${Date.now() - t1} ms`);
-  console.log((await kubectl('get', 'agentidentities', '-n', 'agents')).replace(/^/gm, '    '));
+  const ids: Record<string, Identity> = {};
+  for (const name of Object.keys(mounts)) {
+    ids[name] = await loadIdentity({ dir: mounts[name]!.dir, pollIntervalMs: 500 });
+    cleanups.push(() => ids[name]!.close());
+  }
 
-  const material = async (name: string): Promise<Material> => {
-    const s = await a.getSecret('agents', `${name}-identity`);
-    return { cert: secretText(s, 'tls.crt'), key: secretText(s, 'tls.key'), ca: secretText(s, 'ca.crt') };
-  };
-  const planner = await material('planner');
-  const orchestrator = await material('orchestrator');
-
-  step('planner serves mutual TLS with its Secret; orchestrator connects with its own');
-  // The handshake completes either way so planner can say why it refuses: the
-  // decision is s.authorized, i.e. "does the peer chain to our trust bundle?".
-  const server = createServer({ ...planner, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' }, (s: TLSSocket) => {
-    const peer = spiffeIDOf(s);
-    if (!s.authorized) {
-      info(`planner refused ${peer}: ${s.authorizationError}`);
-      s.destroy();
-      return;
-    }
-    s.end(`hello ${peer}, this is planner\n`);
-  });
+  step('planner serves with the SDK; callers are checked against its policy.json');
+  const server = createServer(ids.planner!, {}, (s) => s.end(`hello ${peerIdentity(s)?.spiffeID}\n`));
+  server.on('refused', (err: Error) => info(`planner refused: ${err.message}`));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
-
-  const call = (client: Material, label: string) => new Promise<void>((res) => {
-    const sock = connect({ host: '127.0.0.1', port, ...client, checkServerIdentity: () => undefined, minVersion: 'TLSv1.3' });
-    let data = '';
-    sock.on('secureConnect', () => info(`${label}: handshake done, server is ${spiffeIDOf(sock)}`));
-    sock.on('data', (d) => (data += d));
-    sock.on('close', () => { info(data ? `${label}: received "${data.trim()}"` : `${label}: connection closed by planner`); res(); });
-    sock.on('error', (err) => info(`${label}: ${err.message}`));
-  });
-  await call(orchestrator, 'orchestrator');
-
-  step('A stranger with a certificate from another CA tries the same');
-  // The stranger knows the cluster's public bundle, so it accepts planner; planner must refuse it.
-  await call({ ...(await otherCAClient()), ca: planner.ca }, 'stranger');
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  const port = (server.address() as { port: number }).port;
+  const planner = 'spiffe://cluster.local/ns/agents/agent/planner';
+  const call = async (who: Identity) => {
+    const s = await connect(who, '127.0.0.1', port, { authorize: planner });
+    const reply = await new Promise<string>((res) => { let d = ''; s.on('data', (c) => (d += c)); s.on('close', () => res(d)); s.on('error', () => res(d)); });
+    return reply.trim();
+  };
+  info(`orchestrator → planner: "${await call(ids.orchestrator!)}" (allowed by ${JSON.parse((await a.core.readNamespacedConfigMap({ namespace: 'agents', name: 'planner-identity-policy' })).data!['policy.json']!).allow[0].rule})`);
+  info(`intruder → planner: "${await call(ids.intruder!)}" (a valid identity of the same trust domain, but not in the policy)`);
   await new Promise((r) => setTimeout(r, 200));
-  server.close();
+  // A stranger holds a certificate from another CA; it knows the cluster's public bundle, so only planner can refuse it.
+  const stranger = await otherCAClient();
+  const bundle = Buffer.from((await a.getSecret('agents', 'planner-identity')).data!['ca.crt']!, 'base64').toString();
+  await new Promise<void>((res) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, cert: stranger.cert, key: stranger.key, ca: bundle, checkServerIdentity: () => undefined });
+    s.on('data', () => undefined).on('close', () => res()).on('error', () => res());
+  });
+  info('stranger → planner: connection closed before any data');
+  await new Promise((r) => setTimeout(r, 200));
+
+  step('Traffic: the orchestrator calls the planner every 250 ms while certificates renew and the root rotates');
+  let ok = 0;
+  const failed: string[] = [];
+  let traffic = true;
+  const loop = (async () => {
+    while (traffic) {
+      await call(ids.orchestrator!).then((r) => (r.startsWith('hello') ? ok++ : failed.push(`empty reply at ${new Date().toISOString()}`)), (e: Error) => failed.push(e.message));
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  const serial = () => ids.planner!.svid.serialNumber;
+  const first = serial();
+  await eventually(async () => serial() !== first, { timeoutMs: 30_000, what: 'a renewal' });
+  info(`planner renewed: serial ${first.slice(0, 12)}… → ${serial().slice(0, 12)}… (reason ${(await a.getIdentity('agents', 'planner')).status!.lastIssuanceReason}); ${ok} calls so far, ${failed.length} failed`);
+
+  const cli = (...args: string[]) => new Promise<string>((res) => execFile(process.execPath, [join(ROOT, 'src', 'cli', 'main.ts'), `--kubeconfig=${cp.kubeconfigPath}`, ...args], (_e, out) => res(out)));
+  info((await cli('ca', 'rotate', 'default')).trim());
+  const seen = new Set<string>();
+  await eventually(async () => {
+    const t = await a.getTrustDomain('default');
+    const r = t.status?.rotation;
+    if (r && !seen.has(r.phase)) { seen.add(r.phase); info(`rotation ${r.phase}: bundle copies ${r.bundleCopiesUpdated}/${r.bundleCopies}, leaves on the old root ${r.leavesRemaining}/${r.leaves}`); }
+    return seen.size > 0 && !r && t.status!.roots!.length === 1;
+  }, { timeoutMs: 60_000, intervalMs: 100, what: 'the rotation to finish' });
+  info(`rotation complete: one root again (${(await a.getTrustDomain('default')).status!.roots![0]!.fingerprint.slice(0, 23)}…)`);
+  await new Promise((r) => setTimeout(r, 1500));
+  traffic = false;
+  await loop;
+  info(`${ok} calls, ${failed.length} failed${failed.length ? `: ${failed.slice(0, 3).join('; ')}` : ''}`);
 
   step('Cleaning up');
-  await stopAll();
-  stopAll = async () => {};
-  info('operator and control plane stopped');
+  await cleanup();
+  info('agents, operator and control plane stopped');
+  if (failed.length) process.exitCode = 1;
 } catch (err) {
   console.error(`demo failed: ${(err as Error).message}`);
-  await stopAll();
+  await cleanup();
   process.exitCode = 1;
 } finally {
   rmSync(dir, { recursive: true, force: true });
-}
-
-function spiffeIDOf(s: TLSSocket): string {
-  return s.getPeerCertificate().subjectaltname?.split(', ').find((x) => x.startsWith('URI:spiffe://'))?.slice(4) ?? '(no SPIFFE ID)';
 }

@@ -40,6 +40,6 @@ export async function otherCAClient(): Promise<Material> {
   const root = await createRoot({ trustDomain: 'cluster.local', algorithm: 'ECDSA', validityMs: 3600_000, now });
   const ca = await loadCA(root.certificatePem, root.privateKeyPem);
   const key = await generateKeyPair('ECDSA', 256);
-  const leaf = await issueLeaf(ca, { spiffeID: SpiffeID.parse('spiffe://cluster.local/ns/agents/agent/intruder'), dnsNames: [], publicKey: key.publicKey, durationMs: 600_000, now });
+  const leaf = await issueLeaf(ca, { spiffeID: SpiffeID.parse('spiffe://cluster.local/ns/agents/agent/stranger'), dnsNames: [], publicKey: key.publicKey, durationMs: 600_000, now });
   return { cert: leaf.certificatePem, key: await privateKeyToPem(key), ca: root.certificatePem };
 }
