@@ -1,6 +1,7 @@
 // Operator configuration: flags override environment variables override
 // defaults. Every option is listed in README.md.
 import { parseArgs } from 'node:util';
+import { hostname } from 'node:os';
 import { parseDuration } from './api/duration.ts';
 
 export interface Config {
@@ -21,6 +22,12 @@ export interface Config {
   externalCAPollMs: number;
   logLevel: string;
   logFormat: 'json' | 'pretty';
+  leaderElect: boolean;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  /** This replica's name in the Lease (the pod name in a cluster). */
+  identity: string;
 }
 
 const OPTIONS = {
@@ -41,6 +48,9 @@ const OPTIONS = {
   'external-ca-poll': { env: 'EXTERNAL_CA_POLL', default: '1m' },
   'log-level': { env: 'LOG_LEVEL', default: 'info' },
   'log-format': { env: 'LOG_FORMAT', default: 'json' },
+  'leader-election-lease-duration': { env: 'LEADER_ELECTION_LEASE_DURATION', default: '15s' },
+  'leader-election-renew-deadline': { env: 'LEADER_ELECTION_RENEW_DEADLINE', default: '10s' },
+  'leader-election-retry-period': { env: 'LEADER_ELECTION_RETRY_PERIOD', default: '2s' },
 } as const;
 
 type Name = keyof typeof OPTIONS;
@@ -48,9 +58,13 @@ type Name = keyof typeof OPTIONS;
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const { values } = parseArgs({
     args: argv, strict: true, allowPositionals: false,
-    options: Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])),
+    options: {
+      ...Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])),
+      'leader-elect': { type: 'boolean' as const },
+    },
   });
-  const get = (k: Name): string => (values[k] as string | undefined) ?? env[`AGENT_IDENTITY_${OPTIONS[k].env}`] ?? (k === 'kubeconfig' || k === 'namespace' ? env[OPTIONS[k].env] : undefined) ?? OPTIONS[k].default;
+  const flags = values as Record<string, string | boolean | undefined>;
+  const get = (k: Name): string => (flags[k] as string | undefined) ?? env[`AGENT_IDENTITY_${OPTIONS[k].env}`] ?? (k === 'kubeconfig' || k === 'namespace' ? env[OPTIONS[k].env] : undefined) ?? OPTIONS[k].default;
   const int = (k: Name, min: number): number => {
     const n = Number(get(k));
     if (!Number.isInteger(n) || n < min) throw new Error(`--${k} must be an integer >= ${min}, got "${get(k)}"`);
@@ -79,5 +93,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     externalCAPollMs: dur('external-ca-poll'),
     logLevel: get('log-level'),
     logFormat,
+    leaderElect: (flags['leader-elect'] as boolean | undefined) ?? env.AGENT_IDENTITY_LEADER_ELECT === 'true',
+    leaseDurationMs: dur('leader-election-lease-duration'),
+    renewDeadlineMs: dur('leader-election-renew-deadline'),
+    retryPeriodMs: dur('leader-election-retry-period'),
+    identity: env.POD_NAME || `${hostname()}-${process.pid}`,
   };
 }

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // Entry point: configuration, then clients, controllers and servers.
+// With --leader-elect only the Lease holder reconciles; a replica that loses
+// the lease exits at once (and is restarted as a follower) rather than risk
+// reconciling next to the new leader.
 import { KubeConfig } from '@kubernetes/client-node';
-import { loadConfig } from './config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { startHealthServer } from './http.ts';
 import { startOperator, type Operator } from './operator.ts';
+import { LeaderElector } from './kube/lease.ts';
+import { toKubeError } from './kube/errors.ts';
 
 async function main(): Promise<void> {
-  let cfg;
+  let cfg: Config;
   try {
     cfg = loadConfig(process.argv.slice(2), process.env);
   } catch (err) {
@@ -21,24 +26,38 @@ async function main(): Promise<void> {
   else kc.loadFromCluster();
   const metrics = new Metrics({ defaultMetrics: true });
   let operator: Operator | undefined;
-  const http = await startHealthServer(cfg.httpHost, cfg.httpPort, () => operator?.ready() ?? false, metrics.registry);
-  log.info({ port: http.port, namespace: cfg.namespace, server: kc.getCurrentCluster()?.server }, 'starting');
+  let elector: LeaderElector | undefined;
+  // A follower is ready (it serves the webhook); the leader once its caches synced.
+  const ready = () => (elector && !elector.isLeader() ? true : operator?.ready() ?? false);
+  const http = await startHealthServer(cfg.httpHost, cfg.httpPort, ready, metrics.registry);
+  log.info({ port: http.port, namespace: cfg.namespace, server: kc.getCurrentCluster()?.server, identity: cfg.identity }, 'starting');
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
     const force = setTimeout(() => process.exit(1), 20_000);
     force.unref();
     await operator?.stop();
+    await elector?.stop();
     await http.close();
     log.flush();
-    process.exit(0);
+    process.exit(code);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-  operator = await startOperator(cfg, kc, log, metrics);
+
+  const lead = async () => { operator = await startOperator(cfg, kc, log, metrics); };
+  if (!cfg.leaderElect) return lead();
+  elector = new LeaderElector(kc, {
+    namespace: cfg.namespace, name: 'agent-identity-operator', identity: cfg.identity,
+    leaseDurationMs: cfg.leaseDurationMs, renewDeadlineMs: cfg.renewDeadlineMs, retryPeriodMs: cfg.retryPeriodMs,
+    onStartedLeading: () => { log.info({ identity: cfg.identity }, 'became leader'); void lead(); },
+    onStoppedLeading: () => { log.error({ identity: cfg.identity }, 'lost leadership; exiting'); void shutdown('LeaderLost', 1); },
+    onError: (err) => log.warn({ err: toKubeError(err).message }, 'leader election'),
+  });
+  elector.start();
 }
 
 await main();

@@ -46,8 +46,8 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, op
 }
 
 /** The operator as a real process (`node src/main.ts`), for tests that kill it mid-flight. */
-export function spawnOperator(kubeconfigPath: string, flags: string[] = []): { proc: ChildProcess; kill(): Promise<void>; output(): string } {
-  const proc = spawn(process.execPath, [MAIN, `--kubeconfig=${kubeconfigPath}`, `--namespace=${OPERATOR_NAMESPACE}`, '--http-port=0', '--http-host=127.0.0.1', '--min-duration=1s', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnOperator(kubeconfigPath: string, flags: string[] = [], env: Record<string, string> = {}): { proc: ChildProcess; kill(): Promise<void>; output(): string } {
+  const proc = spawn(process.execPath, [MAIN, `--kubeconfig=${kubeconfigPath}`, `--namespace=${OPERATOR_NAMESPACE}`, '--http-port=0', '--http-host=127.0.0.1', '--min-duration=1s', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));

@@ -1,0 +1,114 @@
+// Leader election on a coordination.k8s.io Lease, with client-go's rules:
+// a lease is expired only when its record has not changed for a full lease
+// duration as observed on this replica's own clock (so clock skew between
+// replicas cannot hand leadership to two at once), the leader renews every
+// retry period, and gives up the moment it cannot renew within the deadline.
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { call, isNotFound, toKubeError } from './errors.ts';
+
+export interface LeaseOptions {
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+  onError?: (err: unknown) => void;
+}
+
+export class LeaderElector {
+  private readonly api: CoordinationV1Api;
+  private readonly o: LeaseOptions;
+  private observed?: { record: string; at: number };
+  private leading = false;
+  private stopped = false;
+  private timer?: NodeJS.Timeout;
+  private lastRenew = 0;
+
+  constructor(kc: KubeConfig, o: LeaseOptions) {
+    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.o = o;
+  }
+
+  isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    void this.tick();
+  }
+
+  /** Stops campaigning; a leader releases the lease so another replica takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.leading = false;
+    const lease = await call(() => this.api.readNamespacedLease({ namespace: this.o.namespace, name: this.o.name })).catch(() => undefined);
+    if (lease?.spec?.holderIdentity === this.o.identity) {
+      lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 };
+      await call(() => this.api.replaceNamespacedLease({ namespace: this.o.namespace, name: this.o.name, body: lease })).catch(() => undefined);
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    let ok = false;
+    try {
+      ok = await this.tryAcquireOrRenew();
+    } catch (err) {
+      this.o.onError?.(err);
+    }
+    const now = Date.now();
+    if (ok) {
+      this.lastRenew = now;
+      if (!this.leading) {
+        this.leading = true;
+        this.o.onStartedLeading();
+      }
+    } else if (this.leading && now - this.lastRenew >= this.o.renewDeadlineMs) {
+      this.leading = false;
+      this.o.onStoppedLeading();
+      return;
+    }
+    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.o.retryPeriodMs);
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { namespace, name, identity } = this.o;
+    // Lease times are MicroTime: the API server refuses millisecond precision.
+    const now = new V1MicroTime();
+    const spec = (acquire: boolean, prev?: V1Lease['spec']) => ({
+      holderIdentity: identity,
+      leaseDurationSeconds: Math.ceil(this.o.leaseDurationMs / 1000),
+      acquireTime: acquire ? now : prev?.acquireTime,
+      renewTime: now,
+      leaseTransitions: (prev?.leaseTransitions ?? 0) + (acquire && prev ? 1 : 0),
+    });
+    let lease: V1Lease;
+    try {
+      lease = await call(() => this.api.readNamespacedLease({ namespace, name }));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await call(() => this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: spec(true) } }));
+      return true;
+    }
+    const record = JSON.stringify([lease.spec?.holderIdentity, lease.spec?.renewTime, lease.spec?.leaseDurationSeconds]);
+    if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
+    const holder = lease.spec?.holderIdentity;
+    const durationMs = (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
+    const expired = !holder || this.observed.at + durationMs < Date.now();
+    if (holder !== identity && !expired) return false;
+    lease.spec = spec(holder !== identity, lease.spec);
+    try {
+      // resourceVersion from the read makes this a compare-and-swap: two candidates cannot both win.
+      await call(() => this.api.replaceNamespacedLease({ namespace, name, body: lease }));
+    } catch (err) {
+      if (toKubeError(err).code === 409) return false;
+      throw err;
+    }
+    return true;
+  }
+}

@@ -1,0 +1,119 @@
+// The two admission rules as the README states them, over AdmissionReview v1.
+// Lookups are injected, so this reads as the rule and runs without a server:
+//   When a Pod is created with label agentidentity.dev/agent → inject its identity.
+//   When a Pod is created (or gains an ephemeral container) → refuse an identity that is not its own.
+import type { AgentIdentity } from '../api/types.ts';
+import { toKubeError } from '../kube/errors.ts';
+import { type InjectionSummary, injectIdentity, requestedIdentity } from './mutate.ts';
+import { describePod, type Pod } from './pod.ts';
+import { needsIdentities, validatePod } from './validate.ts';
+import type { JSONPatchOp } from './jsonpatch.ts';
+
+export interface AdmissionRequest {
+  uid: string;
+  kind?: { group: string; version: string; kind: string };
+  subResource?: string;
+  namespace?: string;
+  operation?: string;
+  object?: unknown;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  status?: { code: number; reason: string; message: string };
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+}
+
+export interface AdmissionReview {
+  apiVersion: 'admission.k8s.io/v1';
+  kind: 'AdmissionReview';
+  request?: AdmissionRequest;
+  response?: AdmissionResponse;
+}
+
+export interface IdentityLookup {
+  /** Undefined only when the API server answered 404. */
+  get(namespace: string, name: string): Promise<AgentIdentity | undefined>;
+  list(namespace: string): Promise<AgentIdentity[]>;
+}
+
+/** How an admission ended, for logs, counters and metrics. */
+export interface Outcome {
+  response: AdmissionResponse;
+  result: 'allowed' | 'patched' | 'denied' | 'error';
+  reason?: string;
+  summary?: InjectionSummary;
+}
+
+const allow = (uid: string, warnings?: string[]): Outcome => ({ result: 'allowed', response: { uid, allowed: true, ...(warnings?.length ? { warnings } : {}) } });
+
+const deny = (uid: string, reason: string, message: string): Outcome =>
+  ({ result: 'denied', reason, response: { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message } } });
+
+/** Lookups that failed refuse the pod: with failurePolicy Fail, no pod starts on an unverified guess. */
+const lookupFailed = (uid: string, what: string, err: unknown): Outcome => ({
+  result: 'error', reason: 'LookupFailed',
+  response: { uid, allowed: false, status: { code: 500, reason: 'InternalError', message: `${what}: ${toKubeError(err).message}; the pod was not admitted, retry shortly` } },
+});
+
+/** The pod under review, or undefined for anything that is not a Pod (the configurations never send one). */
+function podOf(req: AdmissionRequest): Pod | undefined {
+  if (req.kind?.kind !== 'Pod' || req.kind.group !== '') return undefined;
+  const pod = req.object as Pod | undefined;
+  return pod?.spec?.containers ? pod : undefined;
+}
+
+export interface AdmissionOptions {
+  identities: IdentityLookup;
+  mountPath?: string;
+}
+
+/** When a Pod is created with label agentidentity.dev/agent=<name> → inject that identity. */
+export async function mutate(req: AdmissionRequest, opts: AdmissionOptions): Promise<Outcome> {
+  const pod = podOf(req);
+  const name = pod && requestedIdentity(pod);
+  if (!pod || !name || !req.namespace) return allow(req.uid);
+
+  let identity: AgentIdentity | undefined;
+  try {
+    identity = await opts.identities.get(req.namespace, name);
+  } catch (err) {
+    return lookupFailed(req.uid, `could not read AgentIdentity "${name}" in namespace "${req.namespace}"`, err);
+  }
+  // No identity: nothing to inject. The validating webhook refuses the pod and says why.
+  if (!identity) return allow(req.uid);
+
+  const { patch, summary } = injectIdentity(pod, identity, opts.mountPath ? { mountPath: opts.mountPath } : {});
+  const warnings = identity.status?.spiffeID ? [] : [`AgentIdentity "${name}" has no certificate yet; ${describePod(pod)} starts once Secret "${summary.secret}" exists`];
+  if (patch.length === 0) return { ...allow(req.uid, warnings), summary };
+  return {
+    result: 'patched', summary,
+    response: { uid: req.uid, allowed: true, patchType: 'JSONPatch', patch: encodePatch(patch), ...(warnings.length ? { warnings } : {}) },
+  };
+}
+
+/** When a Pod is created → refuse it if it would hold an identity that is not its own. */
+export async function validate(req: AdmissionRequest, opts: AdmissionOptions): Promise<Outcome> {
+  const pod = podOf(req);
+  if (!pod || !req.namespace || !needsIdentities(pod)) return allow(req.uid);
+
+  let identities: AgentIdentity[];
+  try {
+    identities = await opts.identities.list(req.namespace);
+  } catch (err) {
+    return lookupFailed(req.uid, `could not list AgentIdentities in namespace "${req.namespace}"`, err);
+  }
+  const verdict = validatePod({ pod, namespace: req.namespace, identities, ...(opts.mountPath ? { mountPath: opts.mountPath } : {}) });
+  return verdict.allowed ? allow(req.uid) : deny(req.uid, verdict.reason, verdict.message);
+}
+
+export function encodePatch(patch: JSONPatchOp[]): string {
+  return Buffer.from(JSON.stringify(patch)).toString('base64');
+}
+
+export function reviewResponse(response: AdmissionResponse): AdmissionReview {
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };
+}

@@ -1,0 +1,109 @@
+// The webhook's API access: AgentIdentity lookups for admission, its two
+// Secrets, and the caBundle of its two webhook configurations. Thin wrappers
+// over client-node in the style of src/kube/client.ts (every rejection is a
+// KubeError), each request bounded by a timeout so an admission answer never
+// waits on a slow API server longer than the API server waits on us.
+import {
+  AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions,
+  type ConfigurationOptions, type KubeConfig, type V1Secret,
+} from '@kubernetes/client-node';
+import { AGENT_IDENTITY, FIELD_MANAGER, GROUP, VERSION } from '../api/group.ts';
+import type { AgentIdentity, Secret } from '../api/types.ts';
+import { call, isNotFound } from '../kube/errors.ts';
+import type { JSONPatchOp } from './jsonpatch.ts';
+
+export type WebhookConfigurationKind = 'MutatingWebhookConfiguration' | 'ValidatingWebhookConfiguration';
+
+/** The part of a webhook configuration the manager reads. */
+export interface WebhookConfiguration {
+  metadata: { name?: string; resourceVersion?: string };
+  webhooks?: { name: string; clientConfig: { caBundle?: string; url?: string; service?: unknown } }[];
+}
+
+/** Aborts the HTTP request after `ms`: the call then fails as a network error (code 0), never as a 404. */
+function timeout(ms: number): ConfigurationOptions {
+  // Object-param APIs run observable middleware, and only `toPromise()` of
+  // what a hook returns is used: a resolved promise behind it is enough.
+  const observable = <T>(value: T) => ({ toPromise: () => Promise.resolve(value) });
+  const middleware = {
+    pre: (ctx: { setSignal(signal: AbortSignal): void }) => { ctx.setSignal(AbortSignal.timeout(ms)); return observable(ctx); },
+    post: <T>(res: T) => observable(res),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' } as unknown as ConfigurationOptions;
+}
+
+export class WebhookKube {
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+  private readonly admission: AdmissionregistrationV1Api;
+  private readonly timeoutMs: number;
+
+  constructor(kc: KubeConfig, timeoutMs: number) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    this.timeoutMs = timeoutMs;
+  }
+
+  private get opts(): ConfigurationOptions {
+    return timeout(this.timeoutMs);
+  }
+
+  // --- admission lookups: live reads, so a just-created AgentIdentity counts at once
+
+  /** Undefined only when the API server answered 404. */
+  async getIdentity(namespace: string, name: string): Promise<AgentIdentity | undefined> {
+    try {
+      return await call(() => this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace, name }, this.opts) as Promise<AgentIdentity>);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async listIdentities(namespace: string): Promise<AgentIdentity[]> {
+    const list = await call(() => this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace }, this.opts) as Promise<{ items: AgentIdentity[] }>);
+    return list.items;
+  }
+
+  // --- the webhook's Secrets
+
+  getSecret(namespace: string, name: string): Promise<Secret> {
+    return call(() => this.core.readNamespacedSecret({ namespace, name }, this.opts) as Promise<Secret>);
+  }
+
+  createSecret(secret: Secret): Promise<Secret> {
+    return call(() => this.core.createNamespacedSecret({ namespace: secret.metadata.namespace!, body: secret as V1Secret, fieldManager: FIELD_MANAGER }, this.opts) as Promise<Secret>);
+  }
+
+  /** metadata.resourceVersion must be set: a write based on a stale read fails with 409. */
+  replaceSecret(secret: Secret): Promise<Secret> {
+    const { namespace, name } = secret.metadata as { namespace: string; name: string };
+    return call(() => this.core.replaceNamespacedSecret({ namespace, name, body: secret as V1Secret, fieldManager: FIELD_MANAGER }, this.opts) as Promise<Secret>);
+  }
+
+  // --- caBundle of the webhook configurations (they come from the chart; never created here)
+
+  /** Undefined when the configuration is not installed (404). */
+  async getWebhookConfiguration(kind: WebhookConfigurationKind, name: string): Promise<WebhookConfiguration | undefined> {
+    try {
+      return await call(() => (kind === 'MutatingWebhookConfiguration'
+        ? this.admission.readMutatingWebhookConfiguration({ name }, this.opts)
+        : this.admission.readValidatingWebhookConfiguration({ name }, this.opts)) as Promise<WebhookConfiguration>);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  patchWebhookConfiguration(kind: WebhookConfigurationKind, name: string, ops: (JSONPatchOp | TestOp)[]): Promise<unknown> {
+    const opts = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch, this.opts);
+    const body = ops as object[];
+    return call(() => (kind === 'MutatingWebhookConfiguration'
+      ? this.admission.patchMutatingWebhookConfiguration({ name, body, fieldManager: FIELD_MANAGER }, opts)
+      : this.admission.patchValidatingWebhookConfiguration({ name, body, fieldManager: FIELD_MANAGER }, opts)));
+  }
+}
+
+/** A JSON Patch `test`: guards an index-based write against a reordered list. */
+export interface TestOp { op: 'test'; path: string; value: unknown }

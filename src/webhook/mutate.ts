@@ -1,0 +1,192 @@
+// When a Pod is created with label agentidentity.dev/agent=<name>
+//   → add the projected volume `agent-identity` (the identity's Secret + its policy ConfigMap),
+//   → mount it read-only at /var/run/agentidentity in every container (or those the annotation names),
+//   → set the AGENT_IDENTITY_* variables that name the files and carry the SPIFFE ID,
+//   → record what was injected in the agentidentity.dev/injected annotation.
+//
+// Pure: the pod and the AgentIdentity in, a JSON Patch out. The patch only
+// adds what is missing and replaces what differs, so running it on a pod that
+// already carries the injection (a re-invocation, a copied manifest, a pod read
+// back from the API server with its defaults) yields an empty patch.
+import { posix } from 'node:path';
+import { DEFAULT_IDENTITY_DIR, ENV, FILES } from '../api/documents.ts';
+import { secretNameOf } from '../api/defaults.ts';
+import { SECRET_BUNDLE, SECRET_CERT, SECRET_KEY } from '../api/group.ts';
+import type { AgentIdentity } from '../api/types.ts';
+import { type JSONPatchOp, pointer, sameJSON } from './jsonpatch.ts';
+import { ANNOTATION_INJECT_CONTAINERS, ANNOTATION_INJECTED, IDENTITY_VOLUME, LABEL_AGENT, policyConfigMapName } from './names.ts';
+import { type Container, type ContainerAt, containersOf, type EnvVar, type Pod, type Volume, type VolumeMount } from './pod.ts';
+
+export type { JSONPatchOp } from './jsonpatch.ts';
+
+export interface InjectOptions {
+  /** Where the identity directory is mounted; default /var/run/agentidentity (the SDK's default too). */
+  mountPath?: string;
+}
+
+/** What was injected; also the content of the agentidentity.dev/injected annotation. */
+export interface InjectionSummary {
+  identity: string;
+  /** Absent while the identity has no certificate yet: the variable is then not set (see injectIdentity). */
+  spiffeID?: string;
+  secret: string;
+  policy: string;
+  mountPath: string;
+  containers: string[];
+}
+
+export interface Injection {
+  patch: JSONPatchOp[];
+  summary: InjectionSummary;
+}
+
+// 0644, the API server's own default: written out so a pod read back from the
+// API server compares equal to what we would add. Not narrower, because without
+// fsGroup the files are owned by root and a non-root agent could not read them.
+const DEFAULT_MODE = 0o644;
+
+/** The AgentIdentity a pod asks for, or undefined when it did not opt in. */
+export function requestedIdentity(pod: Pod): string | undefined {
+  return pod.metadata.labels?.[LABEL_AGENT];
+}
+
+/** The container names of the inject-containers annotation; undefined when absent (meaning: all). */
+export function requestedContainers(pod: Pod): string[] | undefined {
+  const value = pod.metadata.annotations?.[ANNOTATION_INJECT_CONTAINERS];
+  if (value === undefined) return undefined;
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** A mount of something other than our volume at the identity directory: that container cannot take the injection. */
+export function foreignMountAt(container: Container, mountPath: string): VolumeMount | undefined {
+  return container.volumeMounts?.find((m) => m.name !== IDENTITY_VOLUME && posix.normalize(m.mountPath) === posix.normalize(mountPath));
+}
+
+/**
+ * The containers that receive the identity: every container and initContainer,
+ * or only those the annotation names. Ephemeral containers are never created
+ * with a pod, and one whose identity directory is taken by another volume is
+ * left alone; validate.ts refuses such a pod and says why.
+ */
+export function targetContainers(pod: Pod, mountPath = DEFAULT_IDENTITY_DIR): ContainerAt[] {
+  const named = requestedContainers(pod);
+  return containersOf(pod, ['containers', 'initContainers'])
+    .filter((c) => named === undefined || named.includes(c.container.name))
+    .filter((c) => !foreignMountAt(c.container, mountPath));
+}
+
+export function identityVolume(identity: AgentIdentity): Volume {
+  return {
+    name: IDENTITY_VOLUME,
+    projected: {
+      defaultMode: DEFAULT_MODE,
+      sources: [
+        {
+          secret: {
+            name: secretNameOf(identity),
+            items: [
+              { key: SECRET_CERT, path: FILES.certificate },
+              { key: SECRET_KEY, path: FILES.privateKey },
+              { key: SECRET_BUNDLE, path: FILES.bundle },
+            ],
+          },
+        },
+        { configMap: { name: policyConfigMapName(identity.metadata.name!), items: [{ key: FILES.policy, path: FILES.policy }] } },
+      ],
+    },
+  };
+}
+
+/** A whole-directory mount: never subPath, since subPath mounts do not see Secret or ConfigMap updates. */
+function identityMount(mountPath: string): VolumeMount {
+  return { name: IDENTITY_VOLUME, mountPath, readOnly: true };
+}
+
+function isOurMount(m: VolumeMount, mountPath: string): boolean {
+  return m.mountPath === mountPath && m.readOnly === true && !m.subPath && !m.subPathExpr;
+}
+
+export function identityEnv(identity: AgentIdentity, mountPath: string): EnvVar[] {
+  const file = (name: string) => posix.join(mountPath, name);
+  const env: EnvVar[] = [
+    { name: ENV.dir, value: mountPath },
+    { name: ENV.certificate, value: file(FILES.certificate) },
+    { name: ENV.privateKey, value: file(FILES.privateKey) },
+    { name: ENV.bundle, value: file(FILES.bundle) },
+    { name: ENV.policy, value: file(FILES.policy) },
+  ];
+  // Not issued yet: the ID is not guessed from the TrustDomain template. The
+  // pod waits for its Secret anyway, and the SDK reads the ID from the certificate.
+  if (identity.status?.spiffeID) env.push({ name: ENV.spiffeID, value: identity.status.spiffeID });
+  return env;
+}
+
+// --- the patch, piece by piece: each returns only what is missing or differs
+
+function ensureVolume(pod: Pod, volume: Volume): JSONPatchOp[] {
+  const volumes = pod.spec.volumes;
+  if (!volumes) return [{ op: 'add', path: pointer('spec', 'volumes'), value: [volume] }];
+  const i = volumes.findIndex((v) => v.name === volume.name);
+  if (i < 0) return [{ op: 'add', path: pointer('spec', 'volumes', '-'), value: volume }];
+  // The name is reserved: a stale copy (another identity, another Secret name) is brought up to date.
+  return sameJSON(volumes[i], volume) ? [] : [{ op: 'replace', path: pointer('spec', 'volumes', i), value: volume }];
+}
+
+function ensureMount(at: ContainerAt, mountPath: string): JSONPatchOp[] {
+  const base = ['spec', at.list, at.index, 'volumeMounts'] as const;
+  const mounts = at.container.volumeMounts;
+  const mount = identityMount(mountPath);
+  if (!mounts) return [{ op: 'add', path: pointer(...base), value: [mount] }];
+  const i = mounts.findIndex((m) => m.name === IDENTITY_VOLUME);
+  if (i < 0) return [{ op: 'add', path: pointer(...base, '-'), value: mount }];
+  return isOurMount(mounts[i]!, mountPath) ? [] : [{ op: 'replace', path: pointer(...base, i), value: mount }];
+}
+
+function ensureEnv(at: ContainerAt, desired: EnvVar[]): JSONPatchOp[] {
+  const base = ['spec', at.list, at.index, 'env'] as const;
+  const env = at.container.env;
+  if (!env) return [{ op: 'add', path: pointer(...base), value: desired }];
+  const ops: JSONPatchOp[] = [];
+  for (const want of desired) {
+    const i = env.findIndex((e) => e.name === want.name);
+    if (i < 0) ops.push({ op: 'add', path: pointer(...base, '-'), value: want });
+    // These names are the SDK's contract: a value that points elsewhere would mislead the agent.
+    else if (!sameJSON(env[i], want)) ops.push({ op: 'replace', path: pointer(...base, i), value: want });
+  }
+  return ops;
+}
+
+function ensureAnnotation(pod: Pod, summary: InjectionSummary): JSONPatchOp[] {
+  const value = JSON.stringify(summary);
+  const annotations = pod.metadata.annotations;
+  if (!annotations) return [{ op: 'add', path: pointer('metadata', 'annotations'), value: { [ANNOTATION_INJECTED]: value } }];
+  return annotations[ANNOTATION_INJECTED] === value ? [] : [{ op: 'add', path: pointer('metadata', 'annotations', ANNOTATION_INJECTED), value }];
+}
+
+/**
+ * The JSON Patch that gives `pod` the identity. When no container can take it
+ * (the annotation names none of them), the patch is empty and validate.ts
+ * refuses the pod with the reason.
+ */
+export function injectIdentity(pod: Pod, identity: AgentIdentity, opts: InjectOptions = {}): Injection {
+  const mountPath = opts.mountPath ?? DEFAULT_IDENTITY_DIR;
+  const targets = targetContainers(pod, mountPath);
+  const summary: InjectionSummary = {
+    identity: identity.metadata.name!,
+    ...(identity.status?.spiffeID ? { spiffeID: identity.status.spiffeID } : {}),
+    secret: secretNameOf(identity),
+    policy: policyConfigMapName(identity.metadata.name!),
+    mountPath,
+    containers: targets.map((t) => t.container.name),
+  };
+  if (targets.length === 0) return { patch: [], summary };
+  const env = identityEnv(identity, mountPath);
+  return {
+    patch: [
+      ...ensureVolume(pod, identityVolume(identity)),
+      ...targets.flatMap((t) => [...ensureMount(t, mountPath), ...ensureEnv(t, env)]),
+      ...ensureAnnotation(pod, summary),
+    ],
+    summary,
+  };
+}
