@@ -29,13 +29,13 @@ control-plane:
 # Against an existing cluster (USE_EXISTING_CLUSTER=true) files share it, so they run one at a time.
 TEST_CONCURRENCY ?= $(if $(filter true,$(USE_EXISTING_CLUSTER)),1,2)
 
-test: deps typecheck control-plane
+test: deps typecheck control-plane chart-tools
 	node --test --test-reporter=spec --test-concurrency=$(TEST_CONCURRENCY) 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
 
 test-unit: deps
 	node --test --test-reporter=spec 'test/unit/**/*.test.ts'
 
-test-integration: deps control-plane
+test-integration: deps control-plane chart-tools
 	node --test --test-reporter=spec --test-concurrency=$(TEST_CONCURRENCY) 'test/integration/**/*.test.ts'
 
 cluster-up: deps control-plane

@@ -232,7 +232,7 @@ test('default values render the operator with its flags, a hardened pod and exac
   // the chart meant. --leader-elect and --webhook-port belong to work in
   // progress (leader election, the webhook); until src/config.ts knows them
   // they are the only flags allowed to be unknown.
-  const PENDING = new Set(['--leader-elect', '--webhook-port']);
+  const PENDING = new Set(['--webhook-port']);
   const resolved = args.map((a) => a.replace('$(POD_NAMESPACE)', NAMESPACE));
   const known = resolved.filter((a) => {
     try { loadConfig([a], {}); return true; } catch (e) {
