@@ -122,7 +122,7 @@ function one(objects: Obj[], kind: string, name?: string): Loose {
   assert.equal(found.length, 1, `exactly one ${kind}${name ? ` ${name}` : ''} (found ${found.map((o) => o.metadata.name).join(', ') || 'none'})`);
   return found[0];
 }
-const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding', 'TrustDomain', 'CustomResourceDefinition', 'Namespace']);
+const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding', 'TrustDomain', 'CustomResourceDefinition', 'Namespace', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
 
 /** The permissions the operator needs once rotation and the webhook land (the brief's list). */
 const EXPECTED_CLUSTER_RULES = [
@@ -193,7 +193,7 @@ test('default values render the operator with its flags, a hardened pod and exac
   const { objects } = await render();
   assert.deepEqual(objects.map((o) => o.kind).sort(), [
     'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'PodDisruptionBudget',
-    'Role', 'RoleBinding', 'Service', 'Service', 'ServiceAccount', 'TrustDomain',
+    'Role', 'RoleBinding', 'Service', 'Service', 'ServiceAccount', 'TrustDomain', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
   ]);
   for (const o of objects) {
     if (CLUSTER_SCOPED.has(o.kind)) assert.equal(o.metadata.namespace, undefined, `${o.kind} ${o.metadata.name} is cluster-scoped`);
