@@ -115,7 +115,12 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     log: log.child({ controller: 'agentidentity' }),
     minDurationMs: cfg.minDurationMs, now,
   }), queueOptions('agentidentity'));
+  const clusterTrustBundles = await kube.servesClusterTrustBundles().catch((err) => {
+    log.warn({ err: toKubeError(err).message }, 'cannot tell whether ClusterTrustBundles are served; not publishing them');
+    return false;
+  });
   trustQueue = new WorkQueue(trustReconciler({
+    clusterTrustBundles,
     api: kube, trustDomains, secrets, secretList: secrets, identities, configMaps, namespaces, store, events, metrics,
     log: log.child({ controller: 'trustdomain' }), operatorNamespace: cfg.namespace,
     caDurationMs: cfg.caDurationMs, intermediateDurationMs: cfg.intermediateDurationMs, externalCAPollMs: cfg.externalCAPollMs,

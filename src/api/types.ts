@@ -211,3 +211,11 @@ export type PolicyRule = AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule
 export interface InboundPolicy {
   allow: PolicyRule[];
 }
+
+/** certificates.k8s.io/v1 ClusterTrustBundle without a signer: a public bundle any pod can project. */
+export interface ClusterTrustBundle {
+  apiVersion: 'certificates.k8s.io/v1';
+  kind: 'ClusterTrustBundle';
+  metadata: ObjectMeta;
+  spec: { trustBundle: string; signerName?: string };
+}

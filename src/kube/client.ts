@@ -5,11 +5,12 @@ import {
   type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Secret, type V1ConfigMap,
 } from '@kubernetes/client-node';
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER } from '../api/group.ts';
-import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
-import { call } from './errors.ts';
+import type { AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
+import { call, isNotFound } from './errors.ts';
 import { Informer } from './informer.ts';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const CTB = { group: 'certificates.k8s.io', version: 'v1', plural: 'clustertrustbundles' };
 
 export interface InformerHandlers<T> {
   onChange: (obj: T) => void;
@@ -62,6 +63,30 @@ export class KubeClient {
 
   deleteConfigMap(namespace: string, name: string): Promise<unknown> {
     return call(() => this.core.deleteNamespacedConfigMap({ namespace, name }));
+  }
+
+  // --- ClusterTrustBundle (certificates.k8s.io/v1; client-node has no typed v1 client yet)
+  /** Whether the API server serves ClusterTrustBundles; they are optional. */
+  async servesClusterTrustBundles(): Promise<boolean> {
+    try {
+      await call(() => this.custom.listClusterCustomObject({ ...CTB, limit: 1 }));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  getClusterTrustBundle(name: string): Promise<ClusterTrustBundle> {
+    return call(() => this.custom.getClusterCustomObject({ ...CTB, name }) as Promise<ClusterTrustBundle>);
+  }
+
+  createClusterTrustBundle(body: ClusterTrustBundle): Promise<unknown> {
+    return call(() => this.custom.createClusterCustomObject({ ...CTB, body, fieldManager: FIELD_MANAGER }));
+  }
+
+  replaceClusterTrustBundle(body: ClusterTrustBundle): Promise<unknown> {
+    return call(() => this.custom.replaceClusterCustomObject({ ...CTB, name: body.metadata.name!, body, fieldManager: FIELD_MANAGER }));
   }
 
   // --- AgentIdentity

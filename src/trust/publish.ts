@@ -1,7 +1,7 @@
 // Where the trust bundle is published and what each copy holds. Pure.
 import { BUNDLE_CONFIGMAP_PREFIX, BUNDLE_DENYLIST, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN, SECRET_BUNDLE } from '../api/group.ts';
 import { trustDomainOf } from '../api/defaults.ts';
-import type { AgentIdentity, ConfigMap, Namespace, TrustDomain } from '../api/types.ts';
+import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, TrustDomain } from '../api/types.ts';
 import { matchesSelector } from '../policy/selector.ts';
 
 export function bundleConfigMapName(trustDomainObject: string): string {
@@ -30,6 +30,22 @@ export function desiredBundleConfigMap(trustDomainObject: string, namespace: str
       annotations: existing?.metadata.annotations,
     },
     data: { [SECRET_BUNDLE]: bundlePem, [BUNDLE_DENYLIST]: denyListJson },
+  };
+}
+
+/** Cluster-scoped, so one per TrustDomain; unsigned (no signerName), as a public bundle. */
+export function clusterTrustBundleName(trustDomainObject: string): string {
+  return `agentidentity-${trustDomainObject}`;
+}
+
+export function desiredClusterTrustBundle(trustDomainObject: string, bundlePem: string, existing?: ClusterTrustBundle): ClusterTrustBundle {
+  return {
+    apiVersion: 'certificates.k8s.io/v1', kind: 'ClusterTrustBundle',
+    metadata: {
+      name: clusterTrustBundleName(trustDomainObject), resourceVersion: existing?.metadata.resourceVersion,
+      labels: { ...existing?.metadata.labels, [LABEL_MANAGED_BY]: MANAGED_BY_VALUE, [LABEL_TRUST_DOMAIN]: trustDomainObject },
+    },
+    spec: { trustBundle: bundlePem },
   };
 }
 

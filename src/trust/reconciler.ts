@@ -7,7 +7,7 @@ import type { X509Certificate } from '@peculiar/x509';
 import { TRUST_DOMAIN, API_VERSION, SECRET_CERT, SECRET_KEY, SECRET_BUNDLE, BUNDLE_DENYLIST, ANNOTATION_ROTATE_REQUESTED_AT, ANNOTATION_ROOT_FINGERPRINT, LABEL_TRUST_DOMAIN, LABEL_IDENTITY } from '../api/group.ts';
 import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../api/defaults.ts';
 import { setCondition, rfc3339 } from '../api/conditions.ts';
-import type { AgentIdentity, ConfigMap, Namespace, RootStatus, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
+import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, RootStatus, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
 import { createRoot, createIntermediate, loadCA, type CA } from '../pki/ca.ts';
 import { parseCertificates, fingerprintOf } from '../pki/parse.ts';
 import { Bundle } from '../pki/bundle.ts';
@@ -19,7 +19,7 @@ import type { Result } from '../controller/queue.ts';
 import { reportFailure, type ReconcileContext } from '../context.ts';
 import { caSecretName, readCAState, writeCAState, type CAState } from './ca-state.ts';
 import { nextStep, type RotationConfig, type Step } from './rotation.ts';
-import { bundleConfigMapName, bundleNamespaces, configMapDiffers, desiredBundleConfigMap } from './publish.ts';
+import { bundleConfigMapName, bundleNamespaces, clusterTrustBundleName, configMapDiffers, desiredBundleConfigMap, desiredClusterTrustBundle } from './publish.ts';
 import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
 
 export interface TrustReconcilerDeps extends ReconcileContext {
@@ -31,7 +31,12 @@ export interface TrustReconcilerDeps extends ReconcileContext {
     replaceConfigMap(cm: ConfigMap): Promise<ConfigMap>;
     deleteConfigMap(namespace: string, name: string): Promise<unknown>;
     patchTrustDomainStatus(name: string, status: TrustDomainStatus): Promise<unknown>;
+    getClusterTrustBundle(name: string): Promise<ClusterTrustBundle>;
+    createClusterTrustBundle(body: ClusterTrustBundle): Promise<unknown>;
+    replaceClusterTrustBundle(body: ClusterTrustBundle): Promise<unknown>;
   };
+  /** Publish a ClusterTrustBundle too (when the API server serves them). */
+  clusterTrustBundles: boolean;
   identities: { list(): readonly AgentIdentity[] };
   configMaps: { get(name: string, namespace?: string): ConfigMap | undefined; list(): readonly ConfigMap[] };
   namespaces: { list(): readonly Namespace[] };
@@ -302,7 +307,14 @@ async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem:
       await d.api.deleteConfigMap(cm.metadata.namespace!, name).catch((e) => { if (!isNotFound(e)) throw e; });
     }
   }
+  if (d.clusterTrustBundles) await publishClusterTrustBundle(d, td.metadata.name!, bundlePem);
   return { namespaces: want.size, denyListEntries: denyList.entries.length, nextExpiry: nextExpiry(denyList) };
+}
+
+async function publishClusterTrustBundle(d: TrustReconcilerDeps, td: string, bundlePem: string): Promise<void> {
+  const existing = await d.api.getClusterTrustBundle(clusterTrustBundleName(td)).catch((e) => { if (isNotFound(e)) return undefined; throw e; });
+  if (!existing) await d.api.createClusterTrustBundle(desiredClusterTrustBundle(td, bundlePem));
+  else if (existing.spec.trustBundle !== bundlePem) await d.api.replaceClusterTrustBundle(desiredClusterTrustBundle(td, bundlePem, existing));
 }
 
 // --- Status

@@ -59,7 +59,8 @@ export function requestedContainers(pod: Pod): string[] | undefined {
 
 /** A mount of something other than our volume at the identity directory: that container cannot take the injection. */
 export function foreignMountAt(container: Container, mountPath: string): VolumeMount | undefined {
-  return container.volumeMounts?.find((m) => m.name !== IDENTITY_VOLUME && posix.normalize(m.mountPath) === posix.normalize(mountPath));
+  const clean = (p: string) => posix.normalize(p).replace(/(.)\/+$/, '$1');
+  return container.volumeMounts?.find((m) => m.name !== IDENTITY_VOLUME && clean(m.mountPath) === clean(mountPath));
 }
 
 /**

@@ -72,7 +72,7 @@ test('deleting an identity deny-lists its certificate and removes its Secret', a
   await eventually(async () => (await a.getSecret(ns, 'gone-identity').then(() => false, (e) => e.code === 404)), { what: 'Secret garbage-collected' });
 });
 
-test('the bundle is published where agents live and where the selector points, and withdrawn when neither holds', async () => {
+test('the bundle is published where agents live, where the selector points, and as a ClusterTrustBundle; withdrawn when neither holds', async () => {
   const agents = await env.namespace('agents');
   const selected = await env.namespace('selected');
   const other = await env.namespace('other');
@@ -84,6 +84,9 @@ test('the bundle is published where agents live and where the selector points, a
   const cm = await a.core.readNamespacedConfigMap({ namespace: agents, name: 'trust-bundle-default' });
   assert.match(cm.data!['ca.crt']!, /BEGIN CERTIFICATE/);
   assert.equal(cm.metadata!.labels!['app.kubernetes.io/managed-by'], 'agent-identity-operator');
+  // The API server serves certificates.k8s.io/v1 ClusterTrustBundles, so there is one too.
+  const ctb = await eventually(async () => a.custom.getClusterCustomObject({ group: 'certificates.k8s.io', version: 'v1', plural: 'clustertrustbundles', name: 'agentidentity-default' }).catch(() => undefined) as Promise<{ spec: { trustBundle: string } } | undefined>, { what: 'ClusterTrustBundle' });
+  assert.equal(ctb.spec.trustBundle, cm.data!['ca.crt']);
 
   await a.deleteIdentity(agents, 'x');
   await eventually(async () => !(await has(agents)), { what: 'bundle withdrawn when the last agent left' });
