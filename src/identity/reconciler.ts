@@ -89,10 +89,13 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       const violation = needsIssuance({ secret: observed, desired, renewalTime: renewal, rotationReissueAt: rotationAt, renewal: renewRequest, now });
 
       let issued: IssuedData & { notBefore: Date };
+      if (violation && !td.signer) {
+        throw new ReconcileFailure('WaitingForCA', `${violation.message}, but the brought-in CA changed and may sign only once its roots are in every bundle copy`, { retry: false });
+      }
       if (violation) {
         const started = performance.now();
         try {
-          issued = await issueIdentity(td.signer, {
+          issued = await issueIdentity(td.signer!, {
             ...desired, durationMs, now, reason: violation.reason, root: td.activeRootFingerprint, renewalRequest: renewRequest.requested,
           }, keyPair);
           await writeSecret(d, desiredSecret(identity, secret, issued, td.bundlePem), secret);

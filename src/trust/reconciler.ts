@@ -18,7 +18,8 @@ import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
 import { reportFailure, type ReconcileContext } from '../context.ts';
 import { caSecretName, readCAState, writeCAState, type CAState } from './ca-state.ts';
-import { nextStep, type RotationConfig, type Step } from './rotation.ts';
+import { nextStep, phaseStep, type RotationConfig, type Step } from './rotation.ts';
+import { externalStateName, onExternalSigner, readExternalState, writeExternalState, type ExternalState } from './external.ts';
 import { bundleConfigMapName, bundleNamespaces, clusterTrustBundleName, configMapDiffers, desiredBundleConfigMap, desiredClusterTrustBundle } from './publish.ts';
 import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
 
@@ -54,12 +55,15 @@ const CONTROLLER = 'trustdomain';
 /** The signer, the bundle and the rotation facts for one trust domain, loaded from its CA Secret. */
 interface Loaded {
   secret: Secret;
-  signer: CA;
+  /** Absent while a changed external CA waits for its roots to be published: issuance pauses. */
+  signer?: CA;
   bundle: Bundle;
   roots: RootStatus[];
   retiring: Set<string>;
   activeRoot: string;
   state?: CAState;
+  external?: ExternalState;
+  externalHome?: ConfigMap;
 }
 
 export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promise<Result> {
@@ -73,28 +77,29 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
     }
     try {
       const loaded = td.spec.ca.secretRef ? await loadExternal(d, td) : await loadSelfSigned(d, td);
+      // State written (an external CA adopted or changed); the watch brings it back through the cache.
+      if (!loaded) return { requeueAfter: 1 };
       let requeue: number | undefined = td.spec.ca.secretRef ? d.externalCAPollMs : undefined;
-      if (loaded.state) {
-        const step = nextStep(rotationInput(d, td, loaded), d.rotation);
-        if (step.kind === 'Wait') {
-          requeue = step.afterMs;
-        } else {
-          await applyStep(d, td, loaded, step);
-          // Written; the Secret watch brings the new state back through the cache.
-          return { requeueAfter: 1 };
-        }
+      const step = loaded.state ? nextStep(rotationInput(d, td, loaded), d.rotation)
+        : loaded.external?.rotation ? phaseStep({ ...loaded.external.rotation, phaseStartedAt: new Date(loaded.external.rotation.phaseStartedAt) }, progressOf(d, td, loaded), d.rotation)
+          : undefined;
+      if (step?.kind === 'Wait') requeue = Math.min(requeue ?? Infinity, step.afterMs ?? Infinity);
+      else if (step) {
+        await (loaded.state ? applyStep(d, td, loaded, step) : applyExternalStep(d, td, loaded, step));
+        return { requeueAfter: 1 };
       }
+      const rotation = loaded.state?.rotation ?? loaded.external?.rotation;
       d.store.set({
         name, trustDomain: td.spec.trustDomain,
         spiffeIDTemplate: td.spec.spiffeIDTemplate ?? DEFAULT_SPIFFE_ID_TEMPLATE,
         signer: loaded.signer, bundle: loaded.bundle.roots, bundlePem: loaded.bundle.toPem(),
-        caFingerprint: await fingerprintOf(loaded.signer.certificate),
+        caFingerprint: loaded.signer ? await fingerprintOf(loaded.signer.certificate) : '',
         activeRootFingerprint: loaded.activeRoot,
         retiringRootFingerprints: loaded.retiring,
-        rotation: loaded.state?.rotation && loaded.state.rotation.phase === 'ReissuingLeaves'
-          ? { phaseStartedAt: new Date(loaded.state.rotation.phaseStartedAt), reissueWindowMs: d.rotation.reissueWindowMs } : undefined,
+        rotation: rotation?.phase === 'ReissuingLeaves'
+          ? { phaseStartedAt: new Date(rotation.phaseStartedAt), reissueWindowMs: d.rotation.reissueWindowMs } : undefined,
       });
-      d.metrics.caExpiration.set({ trust_domain: name }, loaded.signer.certificate.notAfter.getTime() / 1000);
+      if (loaded.signer) d.metrics.caExpiration.set({ trust_domain: name }, loaded.signer.certificate.notAfter.getTime() / 1000);
       const published = await publishBundle(d, td, loaded.bundle.toPem());
       const status = await statusOf(d, td, loaded, published);
       await writeStatus(d, td, status);
@@ -155,7 +160,7 @@ async function loadSelfSigned(d: TrustReconcilerDeps, td: TrustDomain): Promise<
   };
 }
 
-async function loadExternal(d: TrustReconcilerDeps, td: TrustDomain): Promise<Loaded> {
+async function loadExternal(d: TrustReconcilerDeps, td: TrustDomain): Promise<Loaded | undefined> {
   const ref = td.spec.ca.secretRef!;
   let secret: Secret;
   try {
@@ -170,13 +175,65 @@ async function loadExternal(d: TrustReconcilerDeps, td: TrustDomain): Promise<Lo
   const key = text(SECRET_KEY);
   const where = `${ref.namespace}/${ref.name}`;
   if (!cert || !key) throw new ReconcileFailure('CANotUsable', `CA Secret ${where} must hold ${SECRET_CERT} and ${SECRET_KEY}`, { retry: false });
-  const signer = await loadPair(cert, key, where);
+  const ca = await loadPair(cert, key, where);
   // ca.crt when present (cert-manager CA Secrets have it), else the root the chain ends in.
   const explicit = text(SECRET_BUNDLE);
-  const bundle = explicit ? Bundle.fromPem(td.spec.trustDomain, explicit) : new Bundle(td.spec.trustDomain, [signer.root ?? signer.chain[signer.chain.length - 1] ?? signer.certificate]);
+  const ext = explicit ? Bundle.fromPem(td.spec.trustDomain, explicit) : new Bundle(td.spec.trustDomain, [ca.root ?? ca.chain[ca.chain.length - 1] ?? ca.certificate]);
+  const signerFp = await fingerprintOf(ca.certificate);
+  const home = d.configMaps.get(externalStateName(td.metadata.name!), d.operatorNamespace);
+  const state = readExternalState(home);
+  const fps = async (pem: string | undefined) => Promise.all((pem ? parseCertificates(pem) : []).map((c) => fingerprintOf(c)));
+  const known = new Set([...await fps(state?.rootsPem), ...await fps(state?.retiringPem)]);
+  const next = onExternalSigner(state, signerFp, { pem: ext.toPem(), fingerprints: await Promise.all(ext.roots.map((c) => fingerprintOf(c))) }, known, rfc3339(d.now()));
+  if (next) {
+    const cm = writeExternalState({ namespace: d.operatorNamespace, trustDomainObject: td.metadata.name!, existing: home }, next);
+    await (home ? d.api.replaceConfigMap(cm) : d.api.createConfigMap(cm));
+    if (next.rotation && !state?.rotation) await d.events.record(targetOf(td), 'Normal', 'StartRotation', `the CA in Secret ${where} changed: publishing its roots next to the old ones before it signs`);
+    return undefined;
+  }
+  const s = state!;
+  const active = parseCertificates(s.rootsPem);
+  const incoming = s.incomingPem ? parseCertificates(s.incomingPem) : [];
+  const retiring = s.retiringPem ? parseCertificates(s.retiringPem) : [];
   const roots: RootStatus[] = [];
-  for (const c of bundle.roots) roots.push({ fingerprint: await fingerprintOf(c), subject: c.subject, notBefore: rfc3339(c.notBefore), notAfter: rfc3339(c.notAfter), state: 'Active' });
-  return { secret, signer, bundle, roots, retiring: new Set(), activeRoot: roots[roots.length - 1]?.fingerprint ?? '' };
+  for (const [certs, st] of [[retiring, 'Retiring'], [active, 'Active'], [incoming, 'Incoming']] as const) {
+    for (const c of certs) roots.push({ fingerprint: await fingerprintOf(c), subject: c.subject, notBefore: rfc3339(c.notBefore), notAfter: rfc3339(c.notAfter), state: st });
+  }
+  return {
+    secret, roots, external: s, externalHome: home,
+    signer: s.signer === signerFp ? ca : undefined,
+    bundle: new Bundle(td.spec.trustDomain, [...retiring, ...active, ...incoming]),
+    retiring: new Set(roots.filter((r) => r.state === 'Retiring').map((r) => r.fingerprint)),
+    activeRoot: roots.filter((r) => r.state === 'Active').at(-1)?.fingerprint ?? '',
+  };
+}
+
+/** A rotation step for a brought-in CA: the same phases, over the state ConfigMap. */
+async function applyExternalStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, step: Exclude<Step, { kind: 'Wait' }>): Promise<void> {
+  const s: ExternalState = { ...l.external! };
+  const now = rfc3339(d.now());
+  if (step.kind === 'SwitchSigner') {
+    const incoming = new Set(await Promise.all(parseCertificates(s.incomingPem ?? '').map((c) => fingerprintOf(c))));
+    const old = parseCertificates(s.rootsPem);
+    const leaving: string[] = [];
+    for (const c of old) if (!incoming.has(await fingerprintOf(c))) leaving.push(c.toString('pem'));
+    s.retiringPem = [s.retiringPem, ...leaving].filter(Boolean).join('\n') || undefined;
+    s.rootsPem = s.incomingPem!;
+    s.signer = s.incomingSigner!;
+    s.incomingPem = undefined;
+    s.incomingSigner = undefined;
+    s.rotation = { ...s.rotation!, phase: 'ReissuingLeaves', phaseStartedAt: now };
+  } else if (step.kind === 'RetireRoot') {
+    s.rotation = { ...s.rotation!, phase: 'RetiringRoot', phaseStartedAt: now };
+  } else if (step.kind === 'FinishRotation') {
+    s.retiringPem = undefined;
+    s.rotation = undefined;
+  } else {
+    return;
+  }
+  await d.api.replaceConfigMap(writeExternalState({ namespace: d.operatorNamespace, trustDomainObject: td.metadata.name!, existing: l.externalHome }, s));
+  d.log.info({ trustDomain: td.metadata.name, step: step.kind }, 'external CA rotation step');
+  await d.events.record(targetOf(td), 'Normal', step.kind, `external CA rotation: ${step.kind}`);
 }
 
 async function loadPair(certPem: string, keyPem: string, where: string): Promise<CA> {
@@ -214,12 +271,7 @@ function rotationInput(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded) {
   const state = l.state!;
   const root = parseCertificates(state.root.certificatePem)[0]!;
   const inter = state.intermediate ? parseCertificates(state.intermediate.certificatePem)[0]! : undefined;
-  const bundlePem = l.bundle.toPem();
-  const copies = bundleCopies(d, td.metadata.name!, bundlePem);
-  const leavesOnRetiring = identitySecretsOf(d, td.metadata.name!).filter((s) => {
-    const anchor = s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT];
-    return !anchor || l.retiring.has(anchor);
-  }).length;
+  const { bundleCopies: copies, leavesOnRetiring } = progressOf(d, td, l);
   return {
     now: d.now(),
     root: { notBefore: root.notBefore, notAfter: root.notAfter },
@@ -230,6 +282,15 @@ function rotationInput(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded) {
     bundleCopies: copies,
     leavesOnRetiring: state.rotation ? leavesOnRetiring : 0,
   };
+}
+
+/** How far a rotation got: bundle copies carrying the whole bundle, leaves still on a retiring root. */
+function progressOf(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded) {
+  const leavesOnRetiring = identitySecretsOf(d, td.metadata.name!).filter((s) => {
+    const anchor = s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT];
+    return !anchor || l.retiring.has(anchor);
+  }).length;
+  return { now: d.now(), bundleCopies: bundleCopies(d, td.metadata.name!, l.bundle.toPem()), leavesOnRetiring };
 }
 
 function identitySecretsOf(d: TrustReconcilerDeps, td: string): Secret[] {
@@ -321,19 +382,19 @@ async function publishClusterTrustBundle(d: TrustReconcilerDeps, td: string, bun
 
 async function statusOf(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, p: Published): Promise<TrustDomainStatus> {
   const gen = td.metadata.generation;
-  const rotation = l.state?.rotation;
   const inter = l.state?.intermediate ? parseCertificates(l.state.intermediate.certificatePem)[0] : undefined;
   const copies = bundleCopies(d, td.metadata.name!, l.bundle.toPem());
   const secrets = identitySecretsOf(d, td.metadata.name!);
   const remaining = secrets.filter((s) => l.retiring.has(s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT] ?? '')).length;
+  const rotation = l.state?.rotation ?? l.external?.rotation;
   const message = rotation ? `rotating the root: ${rotation.phase}` : 'the CA is loaded and signing';
   return {
     ...td.status,
     observedGeneration: gen,
     caSecret: { namespace: l.secret.metadata.namespace!, name: l.secret.metadata.name! },
-    caSubject: l.signer.certificate.subject,
-    caFingerprint: await fingerprintOf(l.signer.certificate),
-    caNotAfter: rfc3339(l.signer.certificate.notAfter),
+    caSubject: l.signer?.certificate.subject,
+    caFingerprint: l.signer ? await fingerprintOf(l.signer.certificate) : undefined,
+    caNotAfter: l.signer ? rfc3339(l.signer.certificate.notAfter) : undefined,
     roots: l.roots,
     intermediate: inter ? { fingerprint: await fingerprintOf(inter), notAfter: rfc3339(inter.notAfter) } : undefined,
     rotation: rotation ? {

@@ -58,8 +58,13 @@ export function nextStep(i: RotationInput, cfg: RotationConfig): Step {
     if (now >= renewAt) return { kind: 'RenewIntermediate', reason: 'the intermediate reached its renewal time' };
     return { kind: 'Wait', afterMs: Math.min(rotateAt, renewAt) - now, why: 'steady' };
   }
-  const since = now - i.rotation.phaseStartedAt.getTime();
-  switch (i.rotation.phase) {
+  return phaseStep(i.rotation, i, cfg);
+}
+
+/** The steps of a running rotation; shared by self-signed and brought-in CAs. */
+export function phaseStep(rotation: { phase: RotationPhase; phaseStartedAt: Date }, i: Pick<RotationInput, 'now' | 'bundleCopies' | 'leavesOnRetiring'>, cfg: RotationConfig): Step {
+  const since = i.now.getTime() - rotation.phaseStartedAt.getTime();
+  switch (rotation.phase) {
     case 'PublishingRoot': {
       const { total, updated } = i.bundleCopies;
       if (updated < total) return { kind: 'Wait', afterMs: cfg.pollMs, why: `${updated} of ${total} bundle copies carry the new root` };

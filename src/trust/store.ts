@@ -10,7 +10,8 @@ export interface TrustDomainState {
   /** SPIFFE trust domain name, e.g. cluster.local. */
   trustDomain: string;
   spiffeIDTemplate: string;
-  signer: CA;
+  /** Absent while a changed external CA waits for its roots to be published: issuance pauses. */
+  signer?: CA;
   /** Roots that peers trust; leaves must chain to one of them. */
   bundle: X509Certificate[];
   bundlePem: string;
