@@ -1,0 +1,100 @@
+// The AdmissionReview handlers over injected lookups: what each answers, and
+// that an unrelated pod is answered without touching the API server.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type AdmissionRequest, type IdentityLookup, mutate, validate } from '../../../src/webhook/admission.ts';
+import { KubeError } from '../../../src/kube/errors.ts';
+import type { AgentIdentity } from '../../../src/api/types.ts';
+import type { Pod } from '../../../src/webhook/pod.ts';
+import { agentPod, applyPatch, identity, pod } from './fixtures.ts';
+
+const POD_KIND = { group: '', version: 'v1', kind: 'Pod' };
+const request = (object: Pod, namespace = 'agents'): AdmissionRequest => ({ uid: 'u-1', kind: POD_KIND, namespace, operation: 'CREATE', object });
+
+function lookup(ids: AgentIdentity[]): IdentityLookup & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    get: async (ns, name) => { calls.push(`get ${ns}/${name}`); return ids.find((i) => i.metadata.name === name); },
+    list: async (ns) => { calls.push(`list ${ns}`); return ids; },
+  };
+}
+const failing: IdentityLookup = {
+  get: async () => { throw new KubeError(403, 'Forbidden', 'agentidentities.agentidentity.dev "planner" is forbidden'); },
+  list: async () => { throw new KubeError(0, 'NetworkError', 'The operation was aborted due to timeout'); },
+};
+
+test('mutate: a labelled pod gets a base64 JSONPatch that injects its identity', async () => {
+  const p = agentPod('planner');
+  const out = await mutate(request(p), { identities: lookup([identity('planner')]) });
+  assert.equal(out.result, 'patched');
+  assert.equal(out.response.uid, 'u-1');
+  assert.equal(out.response.allowed, true);
+  assert.equal(out.response.patchType, 'JSONPatch');
+  const patched = applyPatch(p, JSON.parse(Buffer.from(out.response.patch!, 'base64').toString('utf8')));
+  assert.equal(patched.spec.volumes?.[0]?.name, 'agent-identity');
+  assert.equal(out.response.warnings, undefined);
+});
+
+test('mutate: an already injected pod is allowed with no patch', async () => {
+  const ids = [identity('planner')];
+  const first = await mutate(request(agentPod('planner')), { identities: lookup(ids) });
+  const injected = applyPatch(agentPod('planner'), JSON.parse(Buffer.from(first.response.patch!, 'base64').toString('utf8')));
+  const again = await mutate(request(injected), { identities: lookup(ids) });
+  assert.equal(again.result, 'allowed');
+  assert.equal(again.response.patch, undefined);
+});
+
+test('mutate: an identity without a certificate yet is injected with a warning', async () => {
+  const out = await mutate(request(agentPod('planner')), { identities: lookup([identity('planner', 'planner', { spiffeID: undefined })]) });
+  assert.equal(out.result, 'patched');
+  assert.deepEqual(out.response.warnings, ['AgentIdentity "planner" has no certificate yet; pod "agent" starts once Secret "planner-identity" exists']);
+});
+
+test('mutate: unlabelled pods and missing identities pass unpatched (the validating webhook refuses the latter)', async () => {
+  const l = lookup([]);
+  assert.deepEqual(await mutate(request(pod()), { identities: l }), { result: 'allowed', response: { uid: 'u-1', allowed: true } });
+  assert.deepEqual(l.calls, [], 'no lookup for an unlabelled pod');
+  const missing = await mutate(request(agentPod('ghost')), { identities: l });
+  assert.equal(missing.response.allowed, true);
+  assert.equal(missing.response.patch, undefined);
+  assert.deepEqual(l.calls, ['get agents/ghost']);
+});
+
+test('mutate: a failed lookup refuses the pod and says what failed', async () => {
+  const out = await mutate(request(agentPod('planner')), { identities: failing });
+  assert.equal(out.result, 'error');
+  assert.equal(out.response.allowed, false);
+  assert.equal(out.response.status?.code, 500);
+  assert.match(out.response.status!.message, /^could not read AgentIdentity "planner" in namespace "agents": .*forbidden; the pod was not admitted, retry shortly$/);
+});
+
+test('validate: refusals carry 403 and the rule\'s message', async () => {
+  const out = await validate(request(agentPod('planner', { serviceAccountName: 'other' })), { identities: lookup([identity('planner')]) });
+  assert.equal(out.result, 'denied');
+  assert.equal(out.reason, 'ServiceAccountMismatch');
+  assert.equal(out.response.allowed, false);
+  assert.equal(out.response.status?.code, 403);
+  assert.match(out.response.status!.message, /runs as ServiceAccount "other", but AgentIdentity "planner" belongs to ServiceAccount "planner"/);
+});
+
+test('validate: an unrelated pod is allowed without listing anything', async () => {
+  const l = lookup([identity('planner')]);
+  const out = await validate(request(pod({ spec: { volumes: [{ name: 'c', configMap: { name: 'x' } }] } })), { identities: l });
+  assert.equal(out.response.allowed, true);
+  assert.deepEqual(l.calls, []);
+});
+
+test('validate: a failed list refuses the pod (fail closed)', async () => {
+  const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'x' } }] } })), { identities: failing });
+  assert.equal(out.response.allowed, false);
+  assert.match(out.response.status!.message, /^could not list AgentIdentities in namespace "agents": The operation was aborted due to timeout/);
+});
+
+test('anything that is not a Pod is allowed untouched', async () => {
+  const req = { uid: 'u-2', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, namespace: 'agents', object: { metadata: { labels: { 'agentidentity.dev/agent': 'x' } }, spec: {} } };
+  for (const handler of [mutate, validate]) {
+    const out = await handler(req, { identities: failing });
+    assert.deepEqual(out.response, { uid: 'u-2', allowed: true });
+  }
+});
