@@ -4,8 +4,9 @@
 // throughout.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { runOperator, eventually } from '../support/operator.ts';
+import type { TestEnv } from '../support/env.ts';
+import { setUp, tearDown } from '../support/suite.ts';
+import { eventually } from '../support/operator.ts';
 import { api, isReady, secretText } from '../support/objects.ts';
 import { mtlsHandshake, type Material } from '../support/tls.ts';
 import { createRoot } from '../../src/pki/ca.ts';
@@ -18,11 +19,9 @@ let op: Operator;
 let a: ReturnType<typeof api>;
 
 before(async () => {
-  env = await startTestEnv();
-  a = api(env.kc);
-  op = await runOperator(env.kc, { externalCAPollMs: 500, propagationDelayMs: 1500, reissueWindowMs: 2000, rotationGraceMs: 1500, rotationPollMs: 300 });
+  ({ env, op, a } = await setUp({ trustDomain: null, operator: { externalCAPollMs: 500, propagationDelayMs: 1500, reissueWindowMs: 2000, rotationGraceMs: 1500, rotationPollMs: 300 } }));
 });
-after(async () => { await op?.stop(); await env?.stop(); });
+after(() => tearDown({ env, op }));
 
 async function externalCA() {
   const root = await createRoot({ trustDomain: 'byo.example', algorithm: 'ECDSA', validityMs: 30 * 24 * 3600_000, now: new Date() });

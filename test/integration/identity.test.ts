@@ -7,8 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { runOperator, eventually } from '../support/operator.ts';
+import type { TestEnv } from '../support/env.ts';
+import { setUp, tearDown } from '../support/suite.ts';
+import { eventually } from '../support/operator.ts';
 import { api, isReady, secretText } from '../support/objects.ts';
 import { mtlsHandshake, otherCAClient } from '../support/tls.ts';
 import type { Operator } from '../../src/operator.ts';
@@ -17,21 +18,14 @@ import { parseCertificates } from '../../src/pki/parse.ts';
 
 let env: TestEnv;
 let op: Operator;
-let ns: string;
 let a: ReturnType<typeof api>;
+let ns: string;
 
 before(async () => {
-  env = await startTestEnv();
-  a = api(env.kc);
-  await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } }).catch((e) => { if (e.code !== 409) throw e; });
-  op = await runOperator(env.kc);
+  ({ env, op, a } = await setUp({}));
   ns = await env.namespace('agents');
 });
-
-after(async () => {
-  await op?.stop();
-  await env?.stop();
-});
+after(() => tearDown({ env, op }));
 
 async function readySecret(name: string): Promise<{ identity: AgentIdentity; secret: Secret }> {
   const identity = await eventually(async () => { const i = await a.getIdentity(ns, name); return isReady(i) && i; }, { what: `${name} Ready` });

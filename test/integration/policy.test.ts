@@ -3,8 +3,9 @@
 // change or leave, and reports how many peers it resolves to.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { runOperator, eventually } from '../support/operator.ts';
+import type { TestEnv } from '../support/env.ts';
+import { setUp, tearDown } from '../support/suite.ts';
+import { eventually } from '../support/operator.ts';
 import { api, isReady } from '../support/objects.ts';
 import type { Operator } from '../../src/operator.ts';
 import type { PolicyDocument } from '../../src/api/documents.ts';
@@ -14,12 +15,9 @@ let op: Operator;
 let a: ReturnType<typeof api>;
 
 before(async () => {
-  env = await startTestEnv();
-  a = api(env.kc);
-  await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });
-  op = await runOperator(env.kc);
+  ({ env, op, a } = await setUp({}));
 });
-after(async () => { await op?.stop(); await env?.stop(); });
+after(() => tearDown({ env, op }));
 
 const policyOf = async (ns: string, name: string): Promise<PolicyDocument | undefined> => {
   const cm = await a.core.readNamespacedConfigMap({ namespace: ns, name: `${name}-identity-policy` }).catch(() => undefined);

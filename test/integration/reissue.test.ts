@@ -3,29 +3,23 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { runOperator, eventually } from '../support/operator.ts';
+import type { TestEnv } from '../support/env.ts';
+import { setUp, tearDown } from '../support/suite.ts';
+import { eventually } from '../support/operator.ts';
 import { api, isReady, secretText } from '../support/objects.ts';
 import { parseCertificates, describeCertificate } from '../../src/pki/parse.ts';
 import type { Operator } from '../../src/operator.ts';
 
 let env: TestEnv;
 let op: Operator;
-let ns: string;
 let a: ReturnType<typeof api>;
+let ns: string;
 
 before(async () => {
-  env = await startTestEnv();
-  a = api(env.kc);
-  await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });
-  op = await runOperator(env.kc);
+  ({ env, op, a } = await setUp({}));
   ns = await env.namespace('reissue');
 });
-
-after(async () => {
-  await op?.stop();
-  await env?.stop();
-});
+after(() => tearDown({ env, op }));
 
 async function readyWithSerial(name: string, notSerial?: string) {
   return eventually(async () => {

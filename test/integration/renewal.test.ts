@@ -4,30 +4,24 @@
 // a failing identity backs off and says so without holding back others.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join, resolve } from 'node:path';
-import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { runOperator, eventually } from '../support/operator.ts';
+import type { TestEnv } from '../support/env.ts';
+import { setUp, tearDown } from '../support/suite.ts';
+import { eventually } from '../support/operator.ts';
+import { runCli } from '../support/cli.ts';
 import { api, isReady, secretText } from '../support/objects.ts';
 import { parseCertificates } from '../../src/pki/parse.ts';
 import type { Operator } from '../../src/operator.ts';
 
-const CLI = join(resolve(import.meta.dirname, '..', '..'), 'src', 'cli', 'main.ts');
 let env: TestEnv;
 let op: Operator;
 let a: ReturnType<typeof api>;
 
 before(async () => {
-  env = await startTestEnv();
-  a = api(env.kc);
-  await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });
-  op = await runOperator(env.kc);
+  ({ env, op, a } = await setUp({}));
 });
-after(async () => { await op?.stop(); await env?.stop(); });
+after(() => tearDown({ env, op }));
 
-const cli = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
-  execFile(process.execPath, [CLI, `--kubeconfig=${env.kubeconfigPath}`, ...args], (err, stdout, stderr) => res({ code: err ? 1 : 0, stdout, stderr }));
-});
+const cli = (...args: string[]) => runCli(env.kubeconfigPath, ...args);
 
 test('renewal happens before expiry: at every poll the Secret holds a certificate valid at that instant', async (t) => {
   const ns = await env.namespace('renew');

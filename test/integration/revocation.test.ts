@@ -5,8 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { runOperator, eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import type { TestEnv } from '../support/env.ts';
+import { setUp, tearDown, DEFAULT_TRUST_DOMAIN } from '../support/suite.ts';
+import { eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api, isReady } from '../support/objects.ts';
 import type { Operator } from '../../src/operator.ts';
 import type { DenyList } from '../../src/api/documents.ts';
@@ -16,12 +17,9 @@ let op: Operator;
 let a: ReturnType<typeof api>;
 
 before(async () => {
-  env = await startTestEnv();
-  a = api(env.kc);
-  await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} }, bundle: { namespaceSelector: { matchLabels: { 'bundle': 'yes' } } } });
-  op = await runOperator(env.kc);
+  ({ env, op, a } = await setUp({ trustDomain: { ...DEFAULT_TRUST_DOMAIN, bundle: { namespaceSelector: { matchLabels: { bundle: 'yes' } } } } }));
 });
-after(async () => { await op?.stop(); await env?.stop(); });
+after(() => tearDown({ env, op }));
 
 const denyList = async (ns: string): Promise<DenyList | undefined> => {
   const cm = await a.core.readNamespacedConfigMap({ namespace: ns, name: 'trust-bundle-default' }).catch(() => undefined);

@@ -3,10 +3,10 @@
 // its Secret as a pod's mounted volume would, while the root rotates.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join, resolve } from 'node:path';
-import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { runOperator, eventually } from '../support/operator.ts';
+import type { TestEnv } from '../support/env.ts';
+import { setUp, tearDown } from '../support/suite.ts';
+import { eventually } from '../support/operator.ts';
+import { runCli } from '../support/cli.ts';
 import { api, isReady, secretText } from '../support/objects.ts';
 import { mtlsHandshake, type Material } from '../support/tls.ts';
 import { parseCertificates, fingerprintOf } from '../../src/pki/parse.ts';
@@ -14,22 +14,16 @@ import { verifyChain } from '../../src/pki/verify.ts';
 import type { Operator } from '../../src/operator.ts';
 import type { TrustDomain } from '../../src/api/types.ts';
 
-const CLI = join(resolve(import.meta.dirname, '..', '..'), 'src', 'cli', 'main.ts');
 let env: TestEnv;
 let op: Operator;
 let a: ReturnType<typeof api>;
 
 before(async () => {
-  env = await startTestEnv();
-  a = api(env.kc);
-  await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });
-  op = await runOperator(env.kc, { propagationDelayMs: 1500, reissueWindowMs: 3000, rotationGraceMs: 2000, rotationPollMs: 300 });
+  ({ env, op, a } = await setUp({ operator: { propagationDelayMs: 1500, reissueWindowMs: 3000, rotationGraceMs: 2000, rotationPollMs: 300 } }));
 });
-after(async () => { await op?.stop(); await env?.stop(); });
+after(() => tearDown({ env, op }));
 
-const cli = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
-  execFile(process.execPath, [CLI, `--kubeconfig=${env.kubeconfigPath}`, ...args], (err, stdout, stderr) => res({ code: err ? 1 : 0, stdout, stderr }));
-});
+const cli = (...args: string[]) => runCli(env.kubeconfigPath, ...args);
 
 test('a root rotation completes with zero failed handshakes between two agents', async (t) => {
   const ns = await env.namespace('rotation');
