@@ -28,6 +28,11 @@ export interface Config {
   retryPeriodMs: number;
   /** This replica's name in the Lease (the pod name in a cluster). */
   identity: string;
+  /** Serve the admission webhook on this port (the chart sets 9443); undefined: no webhook. */
+  webhookPort?: number;
+  webhookService: string;
+  /** Name of the Mutating- and ValidatingWebhookConfiguration whose caBundle the leader keeps current. */
+  webhookConfiguration: string;
 }
 
 const OPTIONS = {
@@ -51,6 +56,9 @@ const OPTIONS = {
   'leader-election-lease-duration': { env: 'LEADER_ELECTION_LEASE_DURATION', default: '15s' },
   'leader-election-renew-deadline': { env: 'LEADER_ELECTION_RENEW_DEADLINE', default: '10s' },
   'leader-election-retry-period': { env: 'LEADER_ELECTION_RETRY_PERIOD', default: '2s' },
+  'webhook-port': { env: 'WEBHOOK_PORT', default: '' },
+  'webhook-service': { env: 'WEBHOOK_SERVICE', default: 'agent-identity-operator-webhook' },
+  'webhook-configuration': { env: 'WEBHOOK_CONFIGURATION', default: 'agent-identity-operator' },
 } as const;
 
 type Name = keyof typeof OPTIONS;
@@ -98,5 +106,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     renewDeadlineMs: dur('leader-election-renew-deadline'),
     retryPeriodMs: dur('leader-election-retry-period'),
     identity: env.POD_NAME || `${hostname()}-${process.pid}`,
+    webhookPort: get('webhook-port') === '' ? undefined : int('webhook-port', 0),
+    webhookService: get('webhook-service'),
+    webhookConfiguration: get('webhook-configuration'),
   };
 }

@@ -11,6 +11,7 @@ import { startHealthServer } from './http.ts';
 import { startOperator, type Operator } from './operator.ts';
 import { LeaderElector } from './kube/lease.ts';
 import { toKubeError } from './kube/errors.ts';
+import { startWebhookServer, startWebhookManager, type WebhookManager } from './webhook/index.ts';
 
 async function main(): Promise<void> {
   let cfg: Config;
@@ -27,6 +28,12 @@ async function main(): Promise<void> {
   const metrics = new Metrics({ defaultMetrics: true });
   let operator: Operator | undefined;
   let elector: LeaderElector | undefined;
+  let manager: WebhookManager | undefined;
+  // Every replica serves admission; only the leader manages the webhook's certificates.
+  const webhook = cfg.webhookPort === undefined ? undefined : await startWebhookServer({
+    kubeConfig: kc, namespace: cfg.namespace, port: cfg.webhookPort, logger: log.child({ component: 'webhook' }),
+    onReview: (r) => metrics.webhookReviews.inc({ webhook: r.webhook, result: r.result }),
+  });
   // A follower is ready (it serves the webhook); the leader once its caches synced.
   const ready = () => (elector && !elector.isLeader() ? true : operator?.ready() ?? false);
   const http = await startHealthServer(cfg.httpHost, cfg.httpPort, ready, metrics.registry);
@@ -40,7 +47,9 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 20_000);
     force.unref();
     await operator?.stop();
+    await manager?.stop();
     await elector?.stop();
+    await webhook?.close();
     await http.close();
     log.flush();
     process.exit(code);
@@ -48,7 +57,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
-  const lead = async () => { operator = await startOperator(cfg, kc, log, metrics); };
+  const lead = async () => {
+    if (webhook) manager = await startWebhookManager({ kubeConfig: kc, namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration, logger: log.child({ component: 'webhook-manager' }) });
+    operator = await startOperator(cfg, kc, log, metrics);
+  };
   if (!cfg.leaderElect) return lead();
   elector = new LeaderElector(kc, {
     namespace: cfg.namespace, name: 'agent-identity-operator', identity: cfg.identity,

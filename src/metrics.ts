@@ -62,6 +62,12 @@ export class Metrics {
     labelNames: ['trust_domain'], registers: [this.registry],
   });
 
+  readonly webhookReviews = new Counter({
+    name: 'agentidentity_webhook_reviews_total',
+    help: 'Admission reviews answered, by webhook (mutate, validate) and result (allowed, denied).',
+    labelNames: ['webhook', 'result'], registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'agentidentity_' });
   }

@@ -28,6 +28,11 @@ export function secretNameOf(identity: AgentIdentity): string {
   return identity.spec.secretName ?? `${identity.metadata.name}-identity`;
 }
 
+/** The ConfigMap holding an identity's policy.json, written by the operator, mounted by the webhook. */
+export function policyConfigMapName(identityName: string): string {
+  return `${identityName}-identity-policy`;
+}
+
 export function trustDomainOf(identity: AgentIdentity): string {
   return identity.spec.trustDomain ?? DEFAULT_TRUST_DOMAIN;
 }

@@ -2,15 +2,11 @@
 // identities and namespaces that exist now, plus the deny list. Kept in a
 // ConfigMap mounted next to the certificate. Pure.
 import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_IDENTITY, LABEL_TRUST_DOMAIN, BUNDLE_DENYLIST } from '../api/group.ts';
-import { trustDomainOf } from '../api/defaults.ts';
+import { policyConfigMapName, trustDomainOf } from '../api/defaults.ts';
 import { FILES } from '../api/documents.ts';
 import type { AgentIdentity, ConfigMap, Namespace } from '../api/types.ts';
 import { compilePolicy, encodePolicyDocument, peersResolved } from '../policy/compile.ts';
 import { parseDenyList } from '../trust/denylist.ts';
-
-export function policyConfigMapName(identityName: string): string {
-  return `${identityName}-identity-policy`;
-}
 
 export interface PolicyInputs {
   spiffeID: string;

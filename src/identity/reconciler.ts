@@ -4,7 +4,7 @@
 // second run in a row makes no API write.
 import { createHash } from 'node:crypto';
 import { API_VERSION, AGENT_IDENTITY, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_RENEWAL_REQUEST, FINALIZER_REVOKE } from '../api/group.ts';
-import { keyRequestOf, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
+import { keyRequestOf, policyConfigMapName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
 import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret } from '../api/types.ts';
 import { renderSpiffeID } from '../pki/spiffeid.ts';
@@ -23,7 +23,7 @@ import { renewalTime } from './renewal.ts';
 import { denyEntryOf, revoke } from './revoke.ts';
 import { desiredSecret, keptData, secretDiffers, type IssuedData } from './secret.ts';
 import { readyStatus, failedStatus, suspendedStatus } from './status.ts';
-import { desiredPolicyConfigMap, policyConfigMapName } from './policy.ts';
+import { desiredPolicyConfigMap } from './policy.ts';
 import { bundleConfigMapName, configMapDiffers } from '../trust/publish.ts';
 
 export interface IdentityReconcilerDeps extends ReconcileContext {

@@ -14,12 +14,10 @@ export const ANNOTATION_INJECTED = `${GROUP}/injected`;
 /** The one projected volume the webhook adds; the name is reserved for it. */
 export const IDENTITY_VOLUME = 'agent-identity';
 
-/** The policy ConfigMap the operator writes next to each identity's Secret. */
-export function policyConfigMapName(identityName: string): string {
-  return `${identityName}-identity-policy`;
-}
+export { policyConfigMapName } from '../api/defaults.ts';
 
 export const WEBHOOK_CONFIGURATION_NAME = 'agent-identity-operator';
 export const WEBHOOK_SERVICE_NAME = 'agent-identity-operator-webhook';
-export const WEBHOOK_CA_SECRET = 'agent-identity-webhook-ca';
+// Not "<x>-ca": that is the shape of TrustDomain CA Secret names, which must never collide with this one.
+export const WEBHOOK_CA_SECRET = 'agent-identity-webhook-root';
 export const WEBHOOK_TLS_SECRET = 'agent-identity-webhook-tls';
