@@ -43,7 +43,7 @@ const webhookSecrets = async () => (await a.core.listNamespacedSecret({ namespac
 test('a lookup that times out fails; it is never taken for "not found"', async () => {
   const kube = new WebhookKube(env.kc, 1);
   await assert.rejects(kube.getIdentity(ns, 'planner'), (err: { code?: number; message?: string }) => err.code === 0 && /abort|timeout/i.test(err.message ?? ''));
-  await assert.rejects(kube.getSecret(OPERATOR_NAMESPACE, 'agent-identity-webhook-ca'), (err: { code?: number }) => err.code === 0);
+  await assert.rejects(kube.getSecret(OPERATOR_NAMESPACE, 'agent-identity-webhook-root'), (err: { code?: number }) => err.code === 0);
   assert.equal((await new WebhookKube(env.kc, 5000).getIdentity(ns, 'planner'))?.metadata.name, 'planner', 'with time to answer, the same lookup succeeds');
 });
 
@@ -60,7 +60,7 @@ test('a forbidden read of the webhook CA Secret generates no CA', async () => {
   const manager = await startWebhookManager({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, resyncMs: 200, logger: log });
   try {
     await eventually(async () => manager.status().passes >= 3, { what: 'several failed passes' });
-    assert.match(manager.status().lastError ?? '', /^cannot read webhook CA Secret agent-identity-system\/agent-identity-webhook-ca: .*forbidden/);
+    assert.match(manager.status().lastError ?? '', /^cannot read webhook CA Secret agent-identity-system\/agent-identity-webhook-root: .*forbidden/);
     assert.deepEqual(await webhookSecrets(), [], 'no CA was generated');
   } finally {
     await manager.stop();
@@ -78,7 +78,7 @@ test('CA rotation keeps both CAs in caBundle until the serving certificate moved
   const manager = await startWebhookManager({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], lifetimes, resyncMs: 500, logger: log });
   try {
     assert.equal(manager.status().lastError, undefined, 'the shipped RBAC is enough for the manager');
-    assert.deepEqual((await webhookSecrets()).sort(), ['agent-identity-webhook-ca', 'agent-identity-webhook-tls'], 'generated after the 404');
+    assert.deepEqual((await webhookSecrets()).sort(), ['agent-identity-webhook-root', 'agent-identity-webhook-tls'], 'generated after the 404');
     await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
     await eventually(async () => (await createPod(env.kc, ns, podManifest(`warmup-${Date.now()}`, { agent: 'planner', serviceAccountName: 'planner' }))).admitted, { what: 'first admission', intervalMs: 250 });
 
@@ -128,7 +128,7 @@ test('CA rotation keeps both CAs in caBundle until the serving certificate moved
     const rotatedAt = overlap[0]!.at;
     assert.ok(rotatedAt >= 10_000, `the CA rotated at 2/3 of its 24 s life, not earlier (${rotatedAt} ms into the loop)`);
 
-    const ca = await a.getSecret(OPERATOR_NAMESPACE, 'agent-identity-webhook-ca');
+    const ca = await a.getSecret(OPERATOR_NAMESPACE, 'agent-identity-webhook-root');
     assert.equal(ca.data!['incoming.crt'], undefined, 'no rotation in progress');
 
     // The logs tell the story, and never carry a key (not even one the logger had to scrub).

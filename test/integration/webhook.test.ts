@@ -58,7 +58,7 @@ function refused(r: Awaited<ReturnType<typeof createPod>>): string {
 }
 
 test('the shipped configurations are accepted as they are (CEL and all), and the manager fills their caBundle', async () => {
-  const ca = await a.getSecret(OPERATOR_NAMESPACE, 'agent-identity-webhook-ca');
+  const ca = await a.getSecret(OPERATOR_NAMESPACE, 'agent-identity-webhook-root');
   const bundle = Buffer.from(ca.data!['ca.crt']!, 'base64').toString('utf8');
   assert.match(bundle, /^-----BEGIN CERTIFICATE-----/);
   assert.deepEqual(await caBundles(env.kc), [bundle, bundle], 'both webhooks trust exactly the webhook CA');

@@ -187,7 +187,7 @@ test('the CA Secret round-trips, including the incoming CA and the phase start',
   const a = await createWebhookCA(new Date(), lt.caMs);
   const b = await createWebhookCA(new Date(), lt.caMs);
   const state: WebhookCAState = { active: a, incoming: b, bundlePem: a.certificatePem + b.certificatePem, phaseStartedAt: new Date('2026-01-01T00:00:00.000Z') };
-  const secret = caSecretOf('agent-identity-system', 'agent-identity-webhook-ca', state);
+  const secret = caSecretOf('agent-identity-system', 'agent-identity-webhook-root', state);
   assert.equal(secret.metadata.labels?.['app.kubernetes.io/managed-by'], 'agent-identity-operator');
   assert.deepEqual(Object.keys(secret.data!).sort(), ['ca.crt', 'incoming.crt', 'incoming.key', 'tls.crt', 'tls.key']);
   assert.deepEqual(readCASecret(secret), state);
