@@ -1,6 +1,9 @@
 // The agent-identity commands. Each takes a Kube client and parsed options,
 // and returns what to print; I/O stays in main.ts.
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, VersionApi, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { parseCertificates, describeCertificate, fingerprintOf } from '../pki/parse.ts';
+import { verifyChain } from '../pki/verify.ts';
+import { BUNDLE_CONFIGMAP_PREFIX, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, SECRET_CERT } from '../api/group.ts';
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_ROTATE_REQUESTED_AT } from '../api/group.ts';
 import { getCondition } from '../api/conditions.ts';
 import type { AgentIdentity, TrustDomain } from '../api/types.ts';
@@ -14,12 +17,98 @@ const td = { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural };
 export interface Output { text: string; json: unknown }
 
 export class Commands {
+  private readonly kc: KubeConfig;
   private readonly custom: CustomObjectsApi;
+  private readonly core: CoreV1Api;
   private readonly now: () => Date;
 
   constructor(kc: KubeConfig, now: () => Date = () => new Date()) {
+    this.kc = kc;
     this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
     this.now = now;
+  }
+
+  /** The certificate chain in an identity Secret, and whether the trust bundle accepts it. Never reads out tls.key. */
+  async inspectSecret(name: string, namespace: string): Promise<Output> {
+    const secret = await call(() => this.core.readNamespacedSecret({ name, namespace }));
+    const text = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
+    const chain = parseCertificates(text(SECRET_CERT));
+    const td = secret.metadata?.labels?.[LABEL_TRUST_DOMAIN];
+    // The bundle the agents in this namespace trust: the published ConfigMap, else the Secret's own ca.crt.
+    const published = td ? await call(() => this.core.readNamespacedConfigMap({ namespace, name: `${BUNDLE_CONFIGMAP_PREFIX}${td}` })).catch(() => undefined) : undefined;
+    const bundlePem = published?.data?.[SECRET_BUNDLE] ?? text(SECRET_BUNDLE);
+    const roots = bundlePem ? parseCertificates(bundlePem) : [];
+    const trust = roots.length ? await verifyChain(chain, roots, this.now()) : { ok: false as const, reason: 'no trust bundle found' };
+    const certs = [];
+    for (const c of chain) {
+      const i = await describeCertificate(c);
+      certs.push({ subject: i.subject || '(empty)', issuer: i.issuer, serialNumber: i.serialNumber, spiffeID: i.spiffeID, dnsNames: i.dnsNames, notBefore: i.notBefore.toISOString(), notAfter: i.notAfter.toISOString(), key: `${i.keyAlgorithm}${i.keySize ? `-${i.keySize}` : ''}`, isCA: i.isCA, fingerprint: i.fingerprint });
+    }
+    const bundle = await Promise.all(roots.map(async (r) => ({ subject: r.subject, fingerprint: await fingerprintOf(r), notAfter: r.notAfter.toISOString() })));
+    const now = this.now();
+    const lines = [`Secret ${namespace}/${name} (${secret.type})`];
+    certs.forEach((c, i) => {
+      lines.push(`  [${i}] ${i === 0 ? 'leaf' : 'intermediate'}  ${c.spiffeID ?? c.subject}`);
+      lines.push(`      subject ${c.subject}`, `      issuer  ${c.issuer}`, `      serial  ${c.serialNumber}   key ${c.key}`);
+      if (c.dnsNames.length) lines.push(`      DNS     ${c.dnsNames.join(', ')}`);
+      lines.push(`      valid   ${c.notBefore} → ${c.notAfter} (expires ${relative(c.notAfter, now)})`, `      sha256  ${c.fingerprint}`);
+    });
+    lines.push(`  bundle (${published ? `ConfigMap ${published.metadata?.name}` : 'ca.crt'}): ${bundle.map((b) => `${b.subject} ${b.fingerprint.slice(0, 23)}…`).join('; ') || 'none'}`);
+    lines.push(`  trusted: ${trust.ok ? 'yes, the chain verifies against the bundle' : `NO: ${trust.reason}`}`);
+    return { text: lines.join('\n') + '\n', json: { secret: `${namespace}/${name}`, chain: certs, bundle, trusted: trust.ok, ...(trust.ok ? {} : { reason: trust.reason }) } };
+  }
+
+  /** Is everything in place? API server, CRDs, the operator's lease, the webhook caBundle, TrustDomains. */
+  async check(operatorNamespace: string): Promise<Output & { ok: boolean }> {
+    const results: Array<{ check: string; ok: boolean; detail: string }> = [];
+    const add = async (check: string, fn: () => Promise<string>) => {
+      try { results.push({ check, ok: true, detail: await fn() }); } catch (err) { results.push({ check, ok: false, detail: (err as Error).message }); }
+    };
+    await add('API server reachable', async () => {
+      const v = await call(() => this.kc.makeApiClient(VersionApi).getCode());
+      return `${this.kc.getCurrentCluster()?.server} ${v.gitVersion}`;
+    });
+    await add('CRDs installed', async () => {
+      const ext = this.kc.makeApiClient(ApiextensionsV1Api);
+      const names = ['agentidentities.agentidentity.dev', 'trustdomains.agentidentity.dev'];
+      for (const n of names) {
+        const crd = await call(() => ext.readCustomResourceDefinition({ name: n }));
+        if (!crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) throw new Error(`${n} is not Established`);
+      }
+      return names.join(', ');
+    });
+    await add('operator running', async () => {
+      const lease = await call(() => this.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: operatorNamespace, name: 'agent-identity-operator' }));
+      const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime) : undefined;
+      const age = renewed ? this.now().getTime() - renewed.getTime() : Infinity;
+      if (!lease.spec?.holderIdentity || age > (lease.spec.leaseDurationSeconds ?? 15) * 1000) throw new Error(`no replica holds the lease in ${operatorNamespace} (last renewed ${relative(renewed?.toISOString(), this.now())})`);
+      return `leader ${lease.spec.holderIdentity}, renewed ${relative(renewed!.toISOString(), this.now())}`;
+    });
+    await add('webhook caBundle current', async () => {
+      const tls = await call(() => this.core.readNamespacedSecret({ namespace: operatorNamespace, name: 'agent-identity-webhook-tls' }));
+      const serving = parseCertificates(Buffer.from(tls.data?.[SECRET_CERT] ?? '', 'base64').toString('utf8'));
+      const adm = this.kc.makeApiClient(AdmissionregistrationV1Api);
+      const bundles = [
+        ...((await call(() => adm.readMutatingWebhookConfiguration({ name: 'agent-identity-operator' }))).webhooks ?? []),
+        ...((await call(() => adm.readValidatingWebhookConfiguration({ name: 'agent-identity-operator' }))).webhooks ?? []),
+      ].map((w) => w.clientConfig.caBundle);
+      for (const b of bundles) {
+        const roots = b ? parseCertificates(Buffer.from(b, 'base64').toString('utf8')) : [];
+        const v = roots.length ? await verifyChain(serving, roots, this.now()) : { ok: false as const, reason: 'caBundle is empty' };
+        if (!v.ok) throw new Error(`a webhook's caBundle does not trust the serving certificate: ${v.reason}`);
+      }
+      return `${bundles.length} webhooks trust the serving certificate`;
+    });
+    await add('TrustDomains Ready', async () => {
+      const tds = ((await call(() => this.custom.listClusterCustomObject(td))) as { items: TrustDomain[] }).items;
+      const bad = tds.filter((t) => getCondition(t.status?.conditions, 'Ready')?.status !== 'True');
+      if (!tds.length) throw new Error('no TrustDomain exists; apply examples/trustdomain-default.yaml');
+      if (bad.length) throw new Error(bad.map((t) => `${t.metadata.name}: ${getCondition(t.status?.conditions, 'Ready')?.message ?? 'not reconciled yet'}`).join('; '));
+      return tds.map((t) => t.metadata.name).join(', ');
+    });
+    const ok = results.every((r) => r.ok);
+    return { ok, text: table(['CHECK', 'OK', 'DETAIL'], results.map((r) => [r.check, r.ok ? 'yes' : 'NO', r.detail])), json: { ok, checks: results } };
   }
 
   private async identities(namespace: string | undefined, selector?: string): Promise<AgentIdentity[]> {

@@ -10,6 +10,8 @@ const USAGE = `usage: agent-identity <command> [options]
   renew NAME -n NAMESPACE | --all | -l SEL   renew now (sets the renew-requested-at annotation)
   ca status [TRUSTDOMAIN]                    roots, intermediate, rotation progress
   ca rotate TRUSTDOMAIN                      rotate the root now (sets the rotate-requested-at annotation)
+  inspect secret NAME -n NAMESPACE           the chain, SANs, validity, fingerprints, and whether the bundle trusts it
+  check [--operator-namespace NS]            API server, CRDs, operator lease, webhook caBundle, TrustDomains
 
 options: -n/--namespace, -A/--all-namespaces, -l/--selector, --all, -o/--output table|json, --kubeconfig PATH
 `;
@@ -24,6 +26,7 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
       all: { type: 'boolean' },
       output: { type: 'string', short: 'o', default: 'table' },
       kubeconfig: { type: 'string' },
+      'operator-namespace': { type: 'string', default: 'agent-identity-system' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -32,7 +35,7 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
   return { out: await dispatch(values, positionals), json: values.output === 'json' };
 }
 
-async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string }, positionals: string[]): Promise<Output> {
+async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string; 'operator-namespace'?: string }, positionals: string[]): Promise<Output> {
   const kc = new KubeConfig();
   if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
   else kc.loadFromDefault();
@@ -46,6 +49,14 @@ async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean
       if (sub === 'status') return c.caStatus(arg);
       if (sub === 'rotate' && arg) return c.caRotate(arg);
       throw new Error('usage: agent-identity ca status [TRUSTDOMAIN] | ca rotate TRUSTDOMAIN');
+    case 'inspect':
+      if (sub !== 'secret' || !arg || !ns) throw new Error('usage: agent-identity inspect secret NAME -n NAMESPACE');
+      return c.inspectSecret(arg, ns);
+    case 'check': {
+      const out = await c.check(values['operator-namespace'] ?? 'agent-identity-system');
+      if (!out.ok) process.exitCode = 1;
+      return out;
+    }
     default:
       throw new Error(`unknown command "${cmd}"\n\n${USAGE}`);
   }
