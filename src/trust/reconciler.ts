@@ -368,7 +368,15 @@ async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem:
       await d.api.deleteConfigMap(cm.metadata.namespace!, name).catch((e) => { if (!isNotFound(e)) throw e; });
     }
   }
-  if (d.clusterTrustBundles) await publishClusterTrustBundle(d, td.metadata.name!, bundlePem);
+  // Optional: a cluster that refuses it still gets its identities; the failure is reported, not fatal.
+  if (d.clusterTrustBundles) {
+    await publishClusterTrustBundle(d, td.metadata.name!, bundlePem).catch(async (err) => {
+      const message = `cannot publish ClusterTrustBundle ${clusterTrustBundleName(td.metadata.name!)}: ${toKubeError(err).message}`;
+      d.metrics.reconcileErrors.inc({ controller: CONTROLLER, reason: 'ClusterTrustBundleFailed' });
+      d.log.warn({ trustDomain: td.metadata.name }, message);
+      await d.events.record(targetOf(td), 'Warning', 'ClusterTrustBundleFailed', message);
+    });
+  }
   return { namespaces: want.size, denyListEntries: denyList.entries.length, nextExpiry: nextExpiry(denyList) };
 }
 

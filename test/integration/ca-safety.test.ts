@@ -5,7 +5,7 @@
 // generate exactly one CA.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { runOperator, eventually, ensureNamespace, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api, isReady } from '../support/objects.ts';
@@ -72,6 +72,9 @@ test('a forbidden CA Secret read creates no CA; once readable, exactly one CA is
   // Grant the read: the next retry sees a real 404 and generates the CA once.
   await rbac.createClusterRole({ body: { metadata: { name: `${sa}-get` }, rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } });
   await rbac.createClusterRoleBinding({ body: { metadata: { name: `${sa}-get` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${sa}-get` }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: OPERATOR_NAMESPACE }] } });
+  // The failing key is backing off (up to minutes); a metadata change re-queues it now, as
+  // `kubectl annotate` would for a user who just fixed the RBAC.
+  await a.custom.patchClusterCustomObject({ group: 'agentidentity.dev', version: 'v1alpha1', plural: 'trustdomains', name: 'default', body: { metadata: { annotations: { 'example.com/rbac-fixed': 'now' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   await eventually(async () => isReady(await a.getTrustDomain('default')), { timeoutMs: 60_000, what: 'TrustDomain Ready after the grant' });
   const after = await a.core.listNamespacedSecret({ namespace: OPERATOR_NAMESPACE });
   assert.deepEqual(after.items.map((s) => s.metadata!.name), ['default-ca']);
