@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_MODULES := node_modules/.package-lock.json
 LOCAL := $(CURDIR)/.local
 
-.PHONY: all deps build typecheck test test-unit test-integration control-plane cluster-up cluster-down install run demo clean
+.PHONY: all deps build typecheck test test-unit test-integration control-plane cluster-up cluster-down install run demo bench clean
 
 all: build
 
@@ -54,6 +54,10 @@ run: deps
 
 demo: deps control-plane
 	node scripts/demo.ts
+
+## Throughput and latency, printed (not asserted): BENCH_IDENTITIES=200 by default.
+bench: deps control-plane
+	node scripts/bench.ts
 
 clean:
 	rm -rf dist .local
