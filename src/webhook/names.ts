@@ -1,7 +1,5 @@
 // Names the webhook owns: the opt-in label, its annotations, the injected
 // volume, and the Kubernetes objects it serves from and keeps current.
-// (They belong in src/api/group.ts once the webhook is wired in; they live
-// here so the webhook can land without touching files others are editing.)
 import { GROUP } from '../api/group.ts';
 
 /** A pod opts in with `agentidentity.dev/agent: <AgentIdentity name>`. */
