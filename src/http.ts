@@ -1,6 +1,10 @@
 // /healthz (the process is serving), /readyz (caches synced), /metrics.
 import { createServer, type Server } from 'node:http';
-import type { Registry } from 'prom-client';
+/** What /metrics serves: the text exposition and its content type. */
+export interface MetricsSource {
+  text(): Promise<string>;
+  readonly contentType: string;
+}
 
 export interface HealthServer {
   server: Server;
@@ -8,7 +12,7 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export async function startHealthServer(host: string, port: number, ready: () => boolean, registry: Registry): Promise<HealthServer> {
+export async function startHealthServer(host: string, port: number, ready: () => boolean, metrics: MetricsSource): Promise<HealthServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
@@ -17,8 +21,8 @@ export async function startHealthServer(host: string, port: number, ready: () =>
       return void res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'caches not synced\n');
     }
     if (path === '/metrics') {
-      registry.metrics().then(
-        (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      metrics.text().then(
+        (body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body),
         () => res.writeHead(500).end(),
       );
       return;

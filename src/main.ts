@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   });
   // A follower is ready (it serves the webhook); the leader once its caches synced.
   const ready = () => (elector && !elector.isLeader() ? true : operator?.ready() ?? false);
-  const http = await startHealthServer(cfg.httpHost, cfg.httpPort, ready, metrics.registry);
+  const http = await startHealthServer(cfg.httpHost, cfg.httpPort, ready, metrics);
   log.info({ port: http.port, namespace: cfg.namespace, server: kc.getCurrentCluster()?.server, identity: cfg.identity }, 'starting');
 
   let stopping = false;
@@ -58,7 +58,17 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   const lead = async () => {
-    if (webhook) manager = await startWebhookManager({ kubeConfig: kc, namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration, logger: log.child({ component: 'webhook-manager' }) });
+    if (webhook) {
+      const m = await startWebhookManager({ kubeConfig: kc, namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration, logger: log.child({ component: 'webhook-manager' }) });
+      manager = m;
+      // The manager has no object to hold a condition; its state is read at each scrape.
+      metrics.onScrape(() => {
+        const s = m.status();
+        if (s.caNotAfter) metrics.webhookCertificateExpiration.set({ certificate: 'ca' }, s.caNotAfter.getTime() / 1000);
+        if (s.servingNotAfter) metrics.webhookCertificateExpiration.set({ certificate: 'serving' }, s.servingNotAfter.getTime() / 1000);
+        metrics.webhookManagerErrors.set(s.lastError ? 1 : 0);
+      });
+    }
     operator = await startOperator(cfg, kc, log, metrics);
   };
   if (!cfg.leaderElect) return lead();

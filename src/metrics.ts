@@ -68,9 +68,36 @@ export class Metrics {
     labelNames: ['webhook', 'result'], registers: [this.registry],
   });
 
+  readonly webhookCertificateExpiration = new Gauge({
+    name: 'agentidentity_webhook_certificate_expiration_timestamp_seconds',
+    help: 'Unix time at which the webhook\'s CA or serving certificate expires (leader only).',
+    labelNames: ['certificate'], registers: [this.registry],
+  });
+  readonly webhookManagerErrors = new Gauge({
+    name: 'agentidentity_webhook_manager_failing',
+    help: '1 while the leader\'s last pass over the webhook certificates and caBundle failed, else 0.',
+    registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'agentidentity_' });
   }
+
+  /** Runs before each /metrics scrape, for values read from elsewhere rather than pushed. */
+  onScrape(fn: () => void): void {
+    this.scrapeHooks.push(fn);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  async text(): Promise<string> {
+    for (const fn of this.scrapeHooks) fn();
+    return this.registry.metrics();
+  }
+
+  private readonly scrapeHooks: Array<() => void> = [];
 
   setReady(namespace: string, name: string, status: 'True' | 'False' | 'Unknown'): void {
     for (const c of ['True', 'False', 'Unknown']) this.certificateReady.set({ namespace, name, condition: c }, c === status ? 1 : 0);
