@@ -349,7 +349,7 @@ async function applyStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, ste
 
 // --- Publication
 
-interface Published { namespaces: number; denyListEntries: number; nextExpiry?: Date }
+interface Published { namespaces: number; denyListEntries: number; nextExpiry?: Date; clusterTrustBundleError?: string }
 
 async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem: string): Promise<Published> {
   const name = bundleConfigMapName(td.metadata.name!);
@@ -368,16 +368,18 @@ async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem:
       await d.api.deleteConfigMap(cm.metadata.namespace!, name).catch((e) => { if (!isNotFound(e)) throw e; });
     }
   }
-  // Optional: a cluster that refuses it still gets its identities; the failure is reported, not fatal.
+  // Optional: a cluster that refuses it still gets its identities; the failure is reported
+  // (BundlePublished condition, event, metric), not fatal.
+  let clusterTrustBundleError: string | undefined;
   if (d.clusterTrustBundles) {
     await publishClusterTrustBundle(d, td.metadata.name!, bundlePem).catch(async (err) => {
-      const message = `cannot publish ClusterTrustBundle ${clusterTrustBundleName(td.metadata.name!)}: ${toKubeError(err).message}`;
+      clusterTrustBundleError = `cannot publish ClusterTrustBundle ${clusterTrustBundleName(td.metadata.name!)}: ${toKubeError(err).message}`;
       d.metrics.reconcileErrors.inc({ controller: CONTROLLER, reason: 'ClusterTrustBundleFailed' });
-      d.log.warn({ trustDomain: td.metadata.name }, message);
-      await d.events.record(targetOf(td), 'Warning', 'ClusterTrustBundleFailed', message);
+      d.log.warn({ trustDomain: td.metadata.name }, clusterTrustBundleError);
+      await d.events.record(targetOf(td), 'Warning', 'ClusterTrustBundleFailed', clusterTrustBundleError);
     });
   }
-  return { namespaces: want.size, denyListEntries: denyList.entries.length, nextExpiry: nextExpiry(denyList) };
+  return { namespaces: want.size, denyListEntries: denyList.entries.length, nextExpiry: nextExpiry(denyList), clusterTrustBundleError };
 }
 
 async function publishClusterTrustBundle(d: TrustReconcilerDeps, td: string, bundlePem: string): Promise<void> {
@@ -412,7 +414,12 @@ async function statusOf(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, p: P
     lastRotationRequest: l.state?.lastRotationRequest,
     bundleNamespaces: p.namespaces,
     denyListEntries: p.denyListEntries,
-    conditions: setCondition(td.status?.conditions, { type: 'Ready', status: 'True', reason: 'CAReady', message, observedGeneration: gen }, d.now()),
+    conditions: setCondition(
+      setCondition(td.status?.conditions, { type: 'Ready', status: 'True', reason: 'CAReady', message, observedGeneration: gen }, d.now()),
+      p.clusterTrustBundleError
+        ? { type: 'BundlePublished', status: 'False', reason: 'ClusterTrustBundleFailed', message: p.clusterTrustBundleError, observedGeneration: gen }
+        : { type: 'BundlePublished', status: 'True', reason: 'Published', message: `published in ${p.namespaces} namespaces${d.clusterTrustBundles ? ' and as a ClusterTrustBundle' : ''}`, observedGeneration: gen },
+      d.now()),
   };
 }
 

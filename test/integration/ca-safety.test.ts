@@ -79,4 +79,9 @@ test('a forbidden CA Secret read creates no CA; once readable, exactly one CA is
   const after = await a.core.listNamespacedSecret({ namespace: OPERATOR_NAMESPACE });
   assert.deepEqual(after.items.map((s) => s.metadata!.name), ['default-ca']);
   assert.equal((await op.metrics.caGenerated.get()).values.reduce((s, v) => s + v.value, 0), 1);
+  // This operator may read ClusterTrustBundles (every user may) but not write them: reported, not fatal.
+  const published = (await a.getTrustDomain('default')).status!.conditions!.find((c) => c.type === 'BundlePublished');
+  assert.equal(published?.status, 'False');
+  assert.equal(published?.reason, 'ClusterTrustBundleFailed');
+  assert.match(published!.message, /cannot publish ClusterTrustBundle agentidentity-default: .*forbidden/);
 });
