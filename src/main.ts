@@ -57,7 +57,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
-  const lead = async () => {
+  const lead = () => startLeading().catch((err: unknown) => {
+    log.error({ err: toKubeError(err).message }, 'cannot start the controllers');
+    void shutdown('StartFailed', 1);
+  });
+  const startLeading = async () => {
     if (webhook) {
       const m = await startWebhookManager({ kubeConfig: kc, namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration, logger: log.child({ component: 'webhook-manager' }) });
       manager = m;
