@@ -176,7 +176,13 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     apiserver = run(bins['kube-apiserver'], apiArgs, 'kube-apiserver.log');
     await waitReady(server, pki, 120_000, [apiserver]);
   };
-  if (!opts.persistent) process.once('exit', () => { for (const pid of pids()) try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } });
+  if (!opts.persistent) {
+    // The control plane runs in its own process groups; take it down with us however we end,
+    // including when the test runner stops a file with a signal.
+    const killGroups = () => { for (const pid of pids()) try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } };
+    process.once('exit', killGroups);
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => { killGroups(); process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15)); });
+  }
   return { dir, server, kubeconfigPath, binDir: join(bins.kubectl, '..'), pki, bins, stop, restartAPIServer };
 }
 
