@@ -15,6 +15,7 @@ import { mtlsHandshake, otherCAClient } from '../support/tls.ts';
 import type { Operator } from '../../src/operator.ts';
 import type { AgentIdentity, Secret } from '../../src/api/types.ts';
 import { parseCertificates } from '../../src/pki/parse.ts';
+import { startsWithPem } from '../support/pem.ts';
 
 let env: TestEnv;
 let op: Operator;
@@ -53,7 +54,7 @@ test('an AgentIdentity becomes Ready with a Secret whose chain openssl verifies'
   assert.equal(owner?.kind, 'AgentIdentity');
   assert.equal(owner?.uid, identity.metadata.uid);
   assert.equal(owner?.controller, true);
-  assert.match(secretText(secret, 'tls.key'), /^-----BEGIN PRIVATE KEY-----/, 'tls.key is PKCS#8');
+  assert.match(secretText(secret, 'tls.key'), startsWithPem('PRIVATE KEY'), 'tls.key is PKCS#8');
 
   const dir = mkdtempSync(join(tmpdir(), 'aio-verify-'));
   writeFileSync(join(dir, 'ca.crt'), secretText(secret, 'ca.crt'));

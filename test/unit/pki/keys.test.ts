@@ -19,6 +19,7 @@ import {
 } from '../../../src/pki/keys.ts';
 import { parseCertificates } from '../../../src/pki/parse.ts';
 import { hierarchy, withTempDir } from './fixtures.ts';
+import { begin, end, startsWithPem, wholePem } from '../../support/pem.ts';
 
 const spki = async (k: KeyPair) => Buffer.from(await subtle.exportKey('spki', k.publicKey));
 
@@ -49,7 +50,7 @@ describe('generateKeyPair and PKCS#8 PEM round trip', () => {
       const kp = await generateKeyPair(algorithm, size);
       assert.equal(describeKey(kp), label);
       const pem = await privateKeyToPem(kp);
-      assert.match(pem, /^-----BEGIN PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END PRIVATE KEY-----\n$/);
+      assert.match(pem, wholePem('PRIVATE KEY'));
       const loaded = await privateKeyFromPem(pem);
       assert.equal(loaded.algorithm, algorithm);
       assert.equal(loaded.size, size);
@@ -79,12 +80,12 @@ describe('privateKeyFromPem with keys made elsewhere', () => {
   it('reads PKCS#1 "RSA PRIVATE KEY" and reports the modulus size', async () => {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
     const pem = privateKey.export({ type: 'pkcs1', format: 'pem' }) as string;
-    assert.match(pem, /^-----BEGIN RSA PRIVATE KEY-----/);
+    assert.match(pem, startsWithPem('RSA PRIVATE KEY'));
     const kp = await privateKeyFromPem(pem);
     assert.equal(kp.algorithm, 'RSA');
     assert.equal(kp.size, 3072);
     assert.ok(KeyObject.from(kp.publicKey).equals(publicKey));
-    assert.match(await privateKeyToPem(kp), /^-----BEGIN PRIVATE KEY-----/, 're-exported as PKCS#8');
+    assert.match(await privateKeyToPem(kp), startsWithPem('PRIVATE KEY'), 're-exported as PKCS#8');
   });
 
   for (const [curve, size] of [['prime256v1', 256], ['secp384r1', 384]] as const) {
@@ -100,7 +101,7 @@ describe('privateKeyFromPem with keys made elsewhere', () => {
 
   it('reads `openssl ecparam -genkey` output, which puts EC PARAMETERS before the key', async () => {
     const pem = execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey'], { encoding: 'utf8' });
-    assert.match(pem, /BEGIN EC PARAMETERS[\s\S]*BEGIN EC PRIVATE KEY/);
+    assert.match(pem, new RegExp(`${begin('EC PARAMETERS')}[\\s\\S]*${begin('EC PRIVATE KEY')}`));
     const kp = await privateKeyFromPem(pem);
     assert.equal(describeKey(kp), 'ECDSA-256');
   });
@@ -130,7 +131,7 @@ describe('errors about corrupt keys never carry key material', () => {
   // A real key to corrupt, so that the fragments we search for are genuine key bytes.
   const der = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'der' });
   const body = der.toString('base64');
-  const armour = (label: string, b64: string) => `-----BEGIN ${label}-----\n${b64.replace(/.{64}/g, '$&\n')}\n-----END ${label}-----\n`;
+  const armour = (label: string, b64: string) => `${begin(label)}\n${b64.replace(/.{64}/g, '$&\n')}\n${end(label)}\n`;
   const flipped = Buffer.from(der);
   flipped.set(flipped.subarray(8, 24).reverse(), 8);
   const corrupt: Record<string, string> = {
