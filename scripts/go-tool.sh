@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds one pinned command from the Go module proxy with the machine's Go and
+# caches it outside the repo (as scripts/control-plane-build.sh does for the
+# control plane). Prints the binary's path.
+#   go-tool.sh NAME MODULE VERSION PACKAGE [LDFLAGS]
+# The environment variable named NAME in upper case (HELM, PROMTOOL) skips the
+# build and uses that binary instead.
+set -euo pipefail
+name="$1" module="$2" version="$3" package="$4" ldflags="${5:-}"
+
+override_var="$(echo "$name" | tr '[:lower:]-' '[:upper:]_')"
+override="${!override_var:-}"
+if [ -n "$override" ]; then
+  [ -x "$override" ] || { echo "$name: $override_var=$override is not an executable file" >&2; exit 1; }
+  echo "$override"; exit 0
+fi
+
+CACHE_ROOT="${AIO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agent-identity-operator}"
+BIN="$CACHE_ROOT/$name-$version"
+if [ -x "$BIN/$name" ]; then echo "$BIN/$name"; exit 0; fi
+
+command -v go >/dev/null || { echo "go is required to build $name (or set $override_var=/path/to/$name)" >&2; exit 1; }
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+mkdir -p "$BIN"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+echo "$name: building $module $version (first run only; minutes on 2 cores)" >&2
+# A throwaway module that requires exactly the pinned version and the
+# dependency versions its own go.mod selects.
+cd "$work"
+go mod init "aio.local/${name}build" >/dev/null 2>&1
+go get "$package@$version" >/dev/null 2>&1 || go get "$package@$version"
+go build -trimpath -ldflags "-s -w $ldflags" -o "$BIN/$name.tmp" "$package"
+mv "$BIN/$name.tmp" "$BIN/$name"
+echo "$BIN/$name"
