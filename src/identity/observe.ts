@@ -42,14 +42,20 @@ export async function observeSecret(secret: Secret | undefined, bundle: X509Cert
   let anchor: string | undefined;
   if (observed.leaf && keyPair) {
     observed.keyMatchesLeaf = await keyMatchesCertificate(keyPair, chain[0]!);
-    observed.trust = await verifyChain(chain, bundle, now);
-    if (observed.trust.ok) anchor = await anchorOf(chain, bundle, now);
+    ({ trust: observed.trust, anchor } = await anchorOf(chain, bundle, now));
   }
   return { observed, keyPair, anchor };
 }
 
-/** Which root of the bundle the chain ends in (rotation moves leaves off retiring roots). */
-async function anchorOf(chain: X509Certificate[], bundle: X509Certificate[], now: Date): Promise<string | undefined> {
-  for (const root of bundle) if ((await verifyChain(chain, [root], now)).ok) return fingerprintOf(root);
-  return undefined;
+/**
+ * Which root of the bundle the chain ends in (rotation moves leaves off
+ * retiring roots). Trying each root alone also answers "is it trusted?", so
+ * the chain is verified once per root, not once more against the whole bundle;
+ * only an untrusted chain is verified against all roots, for the reason.
+ */
+async function anchorOf(chain: X509Certificate[], bundle: X509Certificate[], now: Date): Promise<{ trust: ObservedSecret['trust']; anchor?: string }> {
+  for (const root of bundle) {
+    if ((await verifyChain(chain, [root], now)).ok) return { trust: { ok: true }, anchor: await fingerprintOf(root) };
+  }
+  return { trust: await verifyChain(chain, bundle, now) };
 }
