@@ -67,6 +67,10 @@ interface Loaded {
 }
 
 export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promise<Result> {
+  // The bundle last written to each ClusterTrustBundle: they are not watched, and
+  // re-reading one on every reconcile (every identity event queues one) is waste.
+  // Trade-off: one deleted by hand returns when the bundle changes or the operator restarts.
+  const publishedCTB = new Map<string, string>();
   return async (name) => {
     const td = d.trustDomains.get(name);
     if (!td || td.metadata.deletionTimestamp) {
@@ -80,28 +84,32 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
       // State written (an external CA adopted or changed); the watch brings it back through the cache.
       if (!loaded) return { requeueAfter: 1 };
       let requeue: number | undefined = td.spec.ca.secretRef ? d.externalCAPollMs : undefined;
-      const step = loaded.state ? nextStep(rotationInput(d, td, loaded), d.rotation)
-        : loaded.external?.rotation ? phaseStep({ ...loaded.external.rotation, phaseStartedAt: new Date(loaded.external.rotation.phaseStartedAt) }, progressOf(d, td, loaded), d.rotation)
+      const bundlePem = loaded.bundle.toPem();
+      const rotation = loaded.state?.rotation ?? loaded.external?.rotation;
+      // Scanning every identity Secret is only needed while a rotation waits on them.
+      const progress = rotation ? progressOf(d, td, loaded, bundlePem) : undefined;
+      const step = loaded.state ? nextStep(rotationInput(d, td, loaded.state, progress), d.rotation)
+        : rotation ? phaseStep({ ...rotation, phaseStartedAt: new Date(rotation.phaseStartedAt) }, progress!, d.rotation)
           : undefined;
       if (step?.kind === 'Wait') requeue = Math.min(requeue ?? Infinity, step.afterMs ?? Infinity);
       else if (step) {
         await (loaded.state ? applyStep(d, td, loaded, step) : applyExternalStep(d, td, loaded, step));
         return { requeueAfter: 1 };
       }
-      const rotation = loaded.state?.rotation ?? loaded.external?.rotation;
+      const caFingerprint = loaded.signer ? await fingerprintOf(loaded.signer.certificate) : undefined;
       d.store.set({
         name, trustDomain: td.spec.trustDomain,
         spiffeIDTemplate: td.spec.spiffeIDTemplate ?? DEFAULT_SPIFFE_ID_TEMPLATE,
-        signer: loaded.signer, bundle: loaded.bundle.roots, bundlePem: loaded.bundle.toPem(),
-        caFingerprint: loaded.signer ? await fingerprintOf(loaded.signer.certificate) : '',
+        signer: loaded.signer, bundle: loaded.bundle.roots, bundlePem,
+        caFingerprint: caFingerprint ?? '',
         activeRootFingerprint: loaded.activeRoot,
         retiringRootFingerprints: loaded.retiring,
         rotation: rotation?.phase === 'ReissuingLeaves'
           ? { phaseStartedAt: new Date(rotation.phaseStartedAt), reissueWindowMs: d.rotation.reissueWindowMs } : undefined,
       });
       if (loaded.signer) d.metrics.caExpiration.set({ trust_domain: name }, loaded.signer.certificate.notAfter.getTime() / 1000);
-      const published = await publishBundle(d, td, loaded.bundle.toPem());
-      const status = await statusOf(d, td, loaded, published);
+      const published = await publishBundle(d, td, bundlePem, publishedCTB);
+      const status = await statusOf(d, td, loaded, published, progress, caFingerprint);
       await writeStatus(d, td, status);
       d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
       const pruneIn = published.nextExpiry ? published.nextExpiry.getTime() - d.now().getTime() : undefined;
@@ -267,11 +275,9 @@ async function generateCA(d: TrustReconcilerDeps, td: TrustDomain): Promise<Secr
 
 // --- Rotation
 
-function rotationInput(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded) {
-  const state = l.state!;
+function rotationInput(d: TrustReconcilerDeps, td: TrustDomain, state: CAState, progress: Progress | undefined) {
   const root = parseCertificates(state.root.certificatePem)[0]!;
   const inter = state.intermediate ? parseCertificates(state.intermediate.certificatePem)[0]! : undefined;
-  const { bundleCopies: copies, leavesOnRetiring } = progressOf(d, td, l);
   return {
     now: d.now(),
     root: { notBefore: root.notBefore, notAfter: root.notAfter },
@@ -279,18 +285,21 @@ function rotationInput(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded) {
     rotation: state.rotation ? { phase: state.rotation.phase, phaseStartedAt: new Date(state.rotation.phaseStartedAt) } : undefined,
     requested: td.metadata.annotations?.[ANNOTATION_ROTATE_REQUESTED_AT],
     lastRequest: state.lastRotationRequest,
-    bundleCopies: copies,
-    leavesOnRetiring: state.rotation ? leavesOnRetiring : 0,
+    bundleCopies: progress?.bundleCopies ?? { total: 0, updated: 0 },
+    leavesOnRetiring: progress?.leavesOnRetiring ?? 0,
   };
 }
 
-/** How far a rotation got: bundle copies carrying the whole bundle, leaves still on a retiring root. */
-function progressOf(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded) {
-  const leavesOnRetiring = identitySecretsOf(d, td.metadata.name!).filter((s) => {
+interface Progress { now: Date; bundleCopies: { total: number; updated: number }; leaves: number; leavesOnRetiring: number }
+
+/** How far a rotation got: bundle copies carrying the whole bundle, leaves still on a retiring root (or of unknown root). */
+function progressOf(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, bundlePem: string): Progress {
+  const secrets = identitySecretsOf(d, td.metadata.name!);
+  const leavesOnRetiring = secrets.filter((s) => {
     const anchor = s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT];
     return !anchor || l.retiring.has(anchor);
   }).length;
-  return { now: d.now(), bundleCopies: bundleCopies(d, td.metadata.name!, l.bundle.toPem()), leavesOnRetiring };
+  return { now: d.now(), bundleCopies: bundleCopies(d, td.metadata.name!, bundlePem), leaves: secrets.length, leavesOnRetiring };
 }
 
 function identitySecretsOf(d: TrustReconcilerDeps, td: string): Secret[] {
@@ -351,7 +360,7 @@ async function applyStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, ste
 
 interface Published { namespaces: number; denyListEntries: number; nextExpiry?: Date; clusterTrustBundleError?: string }
 
-async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem: string): Promise<Published> {
+async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem: string, publishedCTB: Map<string, string>): Promise<Published> {
   const name = bundleConfigMapName(td.metadata.name!);
   const home = d.configMaps.get(name, d.operatorNamespace);
   const denyList = pruned(parseDenyList(td.spec.trustDomain, home?.data?.[BUNDLE_DENYLIST]), d.now());
@@ -371,8 +380,8 @@ async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem:
   // Optional: a cluster that refuses it still gets its identities; the failure is reported
   // (BundlePublished condition, event, metric), not fatal.
   let clusterTrustBundleError: string | undefined;
-  if (d.clusterTrustBundles) {
-    await publishClusterTrustBundle(d, td.metadata.name!, bundlePem).catch(async (err) => {
+  if (d.clusterTrustBundles && publishedCTB.get(td.metadata.name!) !== bundlePem) {
+    await publishClusterTrustBundle(d, td.metadata.name!, bundlePem).then(() => publishedCTB.set(td.metadata.name!, bundlePem), async (err) => {
       clusterTrustBundleError = `cannot publish ClusterTrustBundle ${clusterTrustBundleName(td.metadata.name!)}: ${toKubeError(err).message}`;
       d.metrics.reconcileErrors.inc({ controller: CONTROLLER, reason: 'ClusterTrustBundleFailed' });
       d.log.warn({ trustDomain: td.metadata.name }, clusterTrustBundleError);
@@ -390,12 +399,9 @@ async function publishClusterTrustBundle(d: TrustReconcilerDeps, td: string, bun
 
 // --- Status
 
-async function statusOf(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, p: Published): Promise<TrustDomainStatus> {
+async function statusOf(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, p: Published, progress: Progress | undefined, caFingerprint: string | undefined): Promise<TrustDomainStatus> {
   const gen = td.metadata.generation;
   const inter = l.state?.intermediate ? parseCertificates(l.state.intermediate.certificatePem)[0] : undefined;
-  const copies = bundleCopies(d, td.metadata.name!, l.bundle.toPem());
-  const secrets = identitySecretsOf(d, td.metadata.name!);
-  const remaining = secrets.filter((s) => l.retiring.has(s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT] ?? '')).length;
   const rotation = l.state?.rotation ?? l.external?.rotation;
   const message = rotation ? `rotating the root: ${rotation.phase}` : 'the CA is loaded and signing';
   return {
@@ -403,13 +409,13 @@ async function statusOf(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, p: P
     observedGeneration: gen,
     caSecret: { namespace: l.secret.metadata.namespace!, name: l.secret.metadata.name! },
     caSubject: l.signer?.certificate.subject,
-    caFingerprint: l.signer ? await fingerprintOf(l.signer.certificate) : undefined,
+    caFingerprint,
     caNotAfter: l.signer ? rfc3339(l.signer.certificate.notAfter) : undefined,
     roots: l.roots,
     intermediate: inter ? { fingerprint: await fingerprintOf(inter), notAfter: rfc3339(inter.notAfter) } : undefined,
-    rotation: rotation ? {
+    rotation: rotation && progress ? {
       phase: rotation.phase, reason: rotation.reason, startedAt: rotation.startedAt, phaseStartedAt: rotation.phaseStartedAt,
-      bundleCopies: copies.total, bundleCopiesUpdated: copies.updated, leaves: secrets.length, leavesRemaining: remaining,
+      bundleCopies: progress.bundleCopies.total, bundleCopiesUpdated: progress.bundleCopies.updated, leaves: progress.leaves, leavesRemaining: progress.leavesOnRetiring,
     } : undefined,
     lastRotationRequest: l.state?.lastRotationRequest,
     bundleNamespaces: p.namespaces,
