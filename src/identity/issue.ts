@@ -4,7 +4,6 @@ import type { KeyRequest } from '../api/defaults.ts';
 import type { CA } from '../pki/ca.ts';
 import { generateKeyPair, privateKeyToPem, type KeyPair } from '../pki/keys.ts';
 import { issueLeaf } from '../pki/leaf.ts';
-import { DEFAULT_BACKDATE_MS } from '../pki/validity.ts';
 import { SpiffeID } from '../pki/spiffeid.ts';
 import type { IssuedData } from './secret.ts';
 
@@ -26,8 +25,6 @@ export async function issueIdentity(ca: CA, req: IssueRequest, existingKey?: Key
   const leaf = await issueLeaf(ca, {
     spiffeID: SpiffeID.parse(req.spiffeID), dnsNames: req.dnsNames, publicKey: key.publicKey,
     durationMs: req.durationMs, now: req.now,
-    // Skew protection in proportion: 30 s for a day-long certificate, less for short test lifetimes.
-    backdateMs: Math.min(DEFAULT_BACKDATE_MS, Math.floor(req.durationMs / 10)),
   });
   return {
     certificate: Buffer.from(leaf.certificatePem).toString('base64'),

@@ -16,7 +16,10 @@ const floorToSecond = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
 
 /**
  * notBefore = now - backdate; notAfter = now + duration, but never past any
- * issuer's notAfter, since a certificate cannot outlive its chain.
+ * issuer's notAfter, since a certificate cannot outlive its chain. The
+ * backdate is capped at a tenth of the window actually granted: a short or
+ * clamped certificate must not spend most of its validity in the past, or
+ * renewal (scheduled through the window) would fall after its expiry.
  */
 export function validityWindow(
   now: Date,
@@ -32,5 +35,6 @@ export function validityWindow(
   if (notAfter.getTime() <= now.getTime()) {
     throw new PkiError('CAExpired', `the issuing CA chain expires at ${new Date(ceiling).toISOString()}, no later than now`);
   }
-  return { notBefore: floorToSecond(now.getTime() - backdateMs), notAfter };
+  const back = Math.min(backdateMs, (notAfter.getTime() - now.getTime()) / 10);
+  return { notBefore: floorToSecond(now.getTime() - back), notAfter };
 }
