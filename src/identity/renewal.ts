@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { parseDuration } from '../api/duration.ts';
 import { DEFAULT_DURATION } from '../api/defaults.ts';
+import { issuedAt } from '../pki/validity.ts';
 import type { AgentIdentitySpec } from '../api/types.ts';
 
 /** At most this share of the lifetime (and at most MAX_JITTER_MS) is taken off the renewal time. */
@@ -24,11 +25,11 @@ export interface Validity {
  * and only ever moves renewal earlier.
  */
 export function renewalTime(spec: Pick<AgentIdentitySpec, 'renewBefore' | 'renewBeforePercentage' | 'duration'>, v: Validity): Date {
-  // notBefore is back-dated for clock skew; the lifetime the user asked for
-  // starts at issuance, which is notAfter − duration unless notAfter was
-  // clamped to the CA's (then the certificate's own window is all there is).
+  // notBefore is back-dated for clock skew; the lifetime counts from issuance:
+  // notAfter − duration, unless notAfter was clamped to the CA's, and then the
+  // issuance time recovered from the window.
   const asked = parseDuration(spec.duration ?? DEFAULT_DURATION);
-  const start = Math.max(v.notBefore.getTime(), v.notAfter.getTime() - asked);
+  const start = Math.max(issuedAt(v).getTime(), v.notAfter.getTime() - asked);
   const end = v.notAfter.getTime();
   const lifetime = end - start;
   let at = start + (lifetime * 2) / 3;

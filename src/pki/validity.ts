@@ -38,3 +38,15 @@ export function validityWindow(
   const back = Math.min(backdateMs, (notAfter.getTime() - now.getTime()) / 10);
   return { notBefore: floorToSecond(now.getTime() - back), notAfter };
 }
+
+/**
+ * When a certificate made by validityWindow was issued, recovered from its
+ * window: the inverse of the back-date rule above, so renewal can be
+ * scheduled from issuance rather than from the back-dated notBefore.
+ */
+export function issuedAt(v: { notBefore: Date; notAfter: Date }, backdateMs = DEFAULT_BACKDATE_MS): Date {
+  const nb = v.notBefore.getTime();
+  const na = v.notAfter.getTime();
+  // Either the full back-date applied, or the cap did (back = (na - issued) / 10).
+  return new Date(Math.min(nb + backdateMs, (10 * nb + na) / 11, na));
+}

@@ -19,7 +19,7 @@ import { keyIdentifiers } from '../pki/extensions.ts';
 import { signingAlgorithmOf } from '../pki/keys.ts';
 import { certificatesToPem } from '../pki/pem.ts';
 import { randomSerialNumber } from '../pki/serial.ts';
-import { validityWindow } from '../pki/validity.ts';
+import { issuedAt as issuedAtWindow, validityWindow } from '../pki/validity.ts';
 
 const DAY = 24 * 3600_000;
 
@@ -46,8 +46,8 @@ export const DEFAULT_LIFETIMES: WebhookLifetimes = {
 
 /**
  * notBefore is set this far back for clock skew between the operator and the
- * API servers. Every certificate here is ours, so "issued at" is notBefore plus
- * exactly this, and lifetimes count from issuance, not from the back-dated start.
+ * API servers (capped at a tenth of a short window, see pki/validity.ts), and
+ * lifetimes count from issuance, not from the back-dated start.
  */
 export const BACKDATE_MS = 30_000;
 
@@ -136,7 +136,7 @@ export interface Validity {
 }
 
 export function issuedAt(v: Validity): Date {
-  return new Date(Math.min(v.notBefore.getTime() + BACKDATE_MS, v.notAfter.getTime()));
+  return issuedAtWindow(v, BACKDATE_MS);
 }
 
 /** When a certificate is due for renewal (or a CA for rotation): `fraction` of the way from issuance to expiry. */

@@ -448,7 +448,7 @@ test('scripts/chart-sync.sh --check passes, and fails with a diff when the chart
   const copy = join(tmp, 'repo');
   for (const p of ['crds', 'helm', 'deploy']) cpSync(join(ROOT, p), join(copy, p), { recursive: true });
   mkdirSync(join(copy, 'scripts'));
-  for (const s of ['chart-sync.sh', 'helm.sh']) cpSync(join(ROOT, 'scripts', s), join(copy, 'scripts', s));
+  for (const s of ['chart-sync.sh', 'helm.sh', 'go-tool.sh']) cpSync(join(ROOT, 'scripts', s), join(copy, 'scripts', s));
   const sync = (args: string[]) => run('bash', [join(copy, 'scripts', 'chart-sync.sh'), ...args], { cwd: copy, env: { HELM: helm } });
 
   appendFileSync(join(copy, 'crds', 'trustdomains.agentidentity.dev.yaml'), '# a new line in the source of truth\n');
