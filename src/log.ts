@@ -18,6 +18,14 @@ export function createLogger(level: string, format: 'json' | 'pretty', destinati
       streamWrite: scrub,
     },
   };
-  if (format === 'pretty') return pino({ ...opts, transport: { target: 'pino-pretty', options: { colorize: true } } });
+  if (format === 'pretty') {
+    const colorize = prettyColorize(process.stdout.isTTY === true, process.env);
+    return pino({ ...opts, transport: { target: 'pino-pretty', options: { colorize } } });
+  }
   return destination ? pino(opts, destination as pino.DestinationStream) : pino(opts);
+}
+
+/** Colour only for a person at a terminal: redirected to a file or pipe, escape codes are noise (https://no-color.org). */
+export function prettyColorize(stdoutIsTTY: boolean, env: Record<string, string | undefined>): boolean {
+  return stdoutIsTTY && !env.NO_COLOR;
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { createLogger, scrub } from '../../../src/log.ts';
+import { createLogger, prettyColorize, scrub } from '../../../src/log.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { generateKeyPair, privateKeyToPem } from '../../../src/pki/keys.ts';
 import { containsPem } from '../../support/pem.ts';
@@ -24,6 +24,13 @@ test('the logger never writes a PEM private key, wherever it hides', async () =>
 test('scrub leaves certificates alone', () => {
   const cert = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
   assert.equal(scrub(cert), cert);
+});
+
+test('pretty logs are coloured only on a terminal, and never with NO_COLOR set', () => {
+  assert.equal(prettyColorize(true, {}), true);
+  assert.equal(prettyColorize(false, {}), false, 'a file or pipe gets no escape codes');
+  assert.equal(prettyColorize(true, { NO_COLOR: '1' }), false);
+  assert.equal(prettyColorize(true, { NO_COLOR: '' }), true, 'an empty NO_COLOR does not count (no-color.org)');
 });
 
 test('config: flags beat environment beats defaults; bad values are refused clearly', () => {
