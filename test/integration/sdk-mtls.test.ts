@@ -215,6 +215,7 @@ function spawnSServer(args: string[]) {
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     child.on('exit', () => reject(new Error(`s_server exited: ${output}`)));
+    child.on('error', reject);
   });
   return { child, port, output: () => output };
 }

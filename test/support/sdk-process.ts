@@ -19,6 +19,8 @@ export class PeerProcess {
   constructor(args: string[]) {
     this.child = spawn(process.execPath, [PEER_SCRIPT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr!.on('data', (d) => (this.#stderr += d));
+    // send() to a peer that already exited fails with EPIPE; waitFor then reports the exit and what it said.
+    this.child.stdin!.on('error', () => undefined);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       this.events.push(JSON.parse(line) as PeerEvent);
       for (const w of this.#waiters.splice(0)) w();
@@ -75,6 +77,8 @@ export async function run(command: string, args: string[], opts: { input?: strin
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
+  // A command that exits before reading its input closes the pipe (EPIPE); its code and output tell why.
+  child.stdin.on('error', () => undefined);
   if (opts.input !== undefined) child.stdin.write(opts.input);
   if (opts.until === undefined) child.stdin.end();
   const timer = setTimeout(() => child.kill(), WAIT_MS);

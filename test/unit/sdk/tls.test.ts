@@ -55,6 +55,8 @@ const plannerPolicy = (): PolicyOptions => ({
 async function listen(server: AgentServer): Promise<number> {
   servers.push(server);
   server.on('secureConnection', (s: TLSSocket) => {
+    // A client that refuses this server, or is done, hangs up mid-greeting: ECONNRESET is expected here.
+    s.on('error', () => undefined);
     s.write(`hello ${peerIdentity(s)?.spiffeID} by ${peerIdentity(s)?.rule}\n`);
     s.pipe(s);
   });
