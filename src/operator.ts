@@ -10,6 +10,7 @@ import type { AgentIdentity, Secret, TrustDomain } from './api/types.ts';
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { toKubeError } from './kube/errors.ts';
+import type { Restart } from './kube/restart.ts';
 import { WorkQueue } from './controller/queue.ts';
 import { identityReconciler } from './identity/reconciler.ts';
 import { trustReconciler } from './trust/reconciler.ts';
@@ -39,9 +40,10 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
       log.debug({ controller, key, attempt, retryInMs, err: err instanceof Error ? err.message : String(err) }, 'reconcile will be retried'),
     onDepth: (depth: number) => metrics.queueDepth.set({ controller }, depth),
   });
-  const restartLogger = (resource: string) => (err: unknown, delayMs: number) => {
+  // The informer says what to do once per outage at warn, then at debug.
+  const restartLogger = (resource: string) => (err: unknown, delayMs: number, restart?: Restart) => {
     metrics.informerRestarts.inc({ resource });
-    log.warn({ resource, delayMs, err: toKubeError(err).message }, 'watch failed; restarting');
+    log[restart?.level ?? 'warn']({ resource, delayMs, err: toKubeError(err).message }, restart?.message ?? 'watch failed; restarting');
   };
 
   // Nothing is queued until every cache has synced: a reconcile that saw the

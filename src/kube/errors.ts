@@ -21,16 +21,23 @@ function statusOf(body: unknown): { reason?: string; message?: string } {
   return (body ?? {}) as { reason?: string; message?: string };
 }
 
-/** Normalises anything the client throws; network errors become code 0. */
+/**
+ * Normalises anything the client throws; network errors become code 0 with
+ * the socket's code (ECONNREFUSED...) as reason. Watch failures are plain
+ * Errors carrying the HTTP status as statusCode.
+ */
 export function toKubeError(err: unknown): KubeError {
   if (err instanceof KubeError) return err;
   if (err instanceof ApiException) {
     const s = statusOf(err.body);
     return new KubeError(err.code, s.reason ?? 'Unknown', s.message ?? `HTTP ${err.code}`);
   }
-  const e = err as { code?: unknown; message?: unknown };
+  const e = err as { code?: unknown; message?: unknown; statusCode?: unknown; cause?: { code?: unknown } };
   const message = typeof e?.message === 'string' ? e.message : String(err);
-  return new KubeError(0, typeof e?.code === 'string' ? e.code : 'NetworkError', message);
+  if (typeof e?.statusCode === 'number') return new KubeError(e.statusCode, 'Unknown', message);
+  // fetch rejects with "fetch failed" and puts the socket error in cause.
+  const code = [e?.code, e?.cause?.code].find((c) => typeof c === 'string') as string | undefined;
+  return new KubeError(0, code ?? 'NetworkError', message);
 }
 
 /** True only when the API server positively answered 404 — never for timeouts, 403s or 5xx. */

@@ -1,9 +1,11 @@
 // A list-watch cache that does not stay dead. client-node's ListWatch stops on
-// any watch error; this restarts it with capped exponential backoff, relists
-// on 410 Gone (ListWatch clears its resourceVersion for that), and
-// re-delivers every cached object each resync period as a safety net against
-// missed events — the same contract as client-go's shared informer.
+// any watch error; this restarts it with capped, jittered exponential backoff
+// (restart.ts decides), relists on 410 Gone (ListWatch clears its
+// resourceVersion for that), and re-delivers every cached object each resync
+// period as a safety net against missed events — the same contract as
+// client-go's shared informer.
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type KubernetesListObject } from '@kubernetes/client-node';
+import { planRestart, HEALTHY, type Restart, type RestartState } from './restart.ts';
 
 export interface InformerOptions<T extends KubernetesObject> {
   name: string;
@@ -15,8 +17,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   onDelete?: (obj: T) => void;
   /** Called for every cached object each resync period; defaults to onChange. */
   onResync?: (obj: T) => void;
-  onRestart?: (err: unknown, delayMs: number) => void;
-  backoff?: { baseMs: number; maxMs: number };
+  /** Each failed attempt, with the delay before the next and what to log. */
+  onRestart?: (err: unknown, delayMs: number, restart: Restart) => void;
 }
 
 export class Informer<T extends KubernetesObject> {
@@ -27,7 +29,10 @@ export class Informer<T extends KubernetesObject> {
   private listed = false;
   private lastError: unknown;
   private stopped = false;
-  private failures = 0;
+  private restart: RestartState = HEALTHY;
+  /** When the current attempt began, and the resourceVersion it began (or listed) at. */
+  private attempt = { at: 0, resourceVersion: '' };
+  private readonly server: string;
   private restartTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
 
@@ -36,12 +41,19 @@ export class Informer<T extends KubernetesObject> {
     this.opts = opts;
     // ListWatch swallows list failures (it reports them via 'error' and
     // returns), so record success to know whether start() really synced.
-    const list = async () => { const r = await opts.list(); this.listed = true; return r; };
+    // The list's resourceVersion is where the watch starts: only a watch
+    // event moves it further.
+    const list = async () => {
+      const r = await opts.list();
+      this.listed = true;
+      this.attempt.resourceVersion = r.metadata?.resourceVersion ?? '';
+      return r;
+    };
     this.lw = new ListWatch<T>(opts.path, new Watch(kc), list, false, opts.labelSelector);
+    this.server = kc.getCurrentCluster()?.server ?? 'unknown';
     this.lw.on('add', opts.onChange);
     this.lw.on('update', opts.onChange);
     this.lw.on('delete', opts.onDelete ?? opts.onChange);
-    this.lw.on('connect', () => { if (this.synced) this.failures = 0; });
     this.lw.on('error', (err) => { this.lastError = err; this.scheduleRestart(err); });
   }
 
@@ -51,12 +63,12 @@ export class Informer<T extends KubernetesObject> {
     while (!this.stopped && !this.synced) {
       this.listed = false;
       this.lastError = undefined;
+      this.begin();
       await this.lw.start().catch((e: unknown) => { this.lastError = e; });
       if (this.listed) {
         this.synced = true;
       } else {
-        const delay = this.nextDelay();
-        this.opts.onRestart?.(this.lastError, delay);
+        const delay = this.nextDelay(this.lastError);
         await new Promise((r) => setTimeout(r, delay));
       }
     }
@@ -85,19 +97,29 @@ export class Informer<T extends KubernetesObject> {
     await this.lw.stop();
   }
 
-  private nextDelay(): number {
-    const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 500, maxMs: 30_000 };
-    this.failures++;
-    return Math.min(maxMs, baseMs * 2 ** (this.failures - 1));
+  private begin(): void {
+    this.attempt = { at: Date.now(), resourceVersion: this.lw.latestResourceVersion() };
   }
 
+  private nextDelay(err: unknown): number {
+    const rv = this.lw.latestResourceVersion();
+    const ran = { ranMs: Date.now() - this.attempt.at, gotEvents: rv !== '' && rv !== this.attempt.resourceVersion };
+    const restart = planRestart(this.restart, err, ran, { path: this.opts.path, server: this.server });
+    this.restart = restart.state;
+    this.opts.onRestart?.(err, restart.delayMs, restart);
+    return restart.delayMs;
+  }
+
+  // Before the first list succeeded start() retries; after it, a failed watch
+  // (even one in the very attempt that listed) is restarted here.
   private scheduleRestart(err: unknown): void {
-    if (this.stopped || !this.synced) return;
-    const delay = this.nextDelay();
-    this.opts.onRestart?.(err, delay);
+    if (this.stopped || !this.listed) return;
+    const delay = this.nextDelay(err);
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
-      if (!this.stopped) this.lw.start().catch((e) => this.scheduleRestart(e));
+      if (this.stopped) return;
+      this.begin();
+      this.lw.start().catch((e) => this.scheduleRestart(e));
     }, delay);
   }
 }

@@ -23,3 +23,12 @@ test('jitter never pushes the delay above maxMs', () => {
 test('a key that has failed for a very long time still gets a finite, capped delay', () => {
   assert.equal(backoffDelay(100_000, backoff, noJitter), 1000);
 });
+
+test('a backoff can set its own jitter', () => {
+  assert.equal(backoffDelay(3, { ...backoff, jitter: 0.2 }, () => 0), 320);
+  assert.equal(backoffDelay(3, { ...backoff, jitter: 0 }, () => 0), 400);
+});
+
+test('retries that all reached the cap still spread out below it', () => {
+  assert.equal(backoffDelay(50, backoff, () => 0), 900);
+});
