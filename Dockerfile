@@ -4,7 +4,9 @@
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: the package's prepare script (the build) needs the sources, copied
+# below so this layer stays cached; the pinned node devDependency's setup runs by itself.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild node
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
@@ -14,7 +16,9 @@ FROM node:24-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# --ignore-scripts: prepare would build with the compiler this stage lacks; dist/ comes
+# from the build stage, and no production dependency has an install script.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # The "nonroot" uid/gid of distroless images; the Helm chart runs the pod as
 # this user with a read-only root file system.

@@ -1,7 +1,8 @@
 // An agent that serves its API over mutual TLS and calls a peer agent, with
 // the identity the operator mounted into its pod. Run from a checkout with
-// `node examples/sdk/agent.ts`; in your own project import from
-// 'agent-identity-operator/sdk' instead of the relative path.
+// `node examples/sdk/agent.ts`; in your own project install the package (README,
+// "The SDK") and import from 'agent-identity-operator/sdk' instead of the relative
+// path, as test/integration/sdk-pack.test.ts does with this file.
 //
 //   AGENT_IDENTITY_DIR  the mounted files (the webhook sets it; default /var/run/agentidentity)
 //   PORT                where to serve (default 8443)

@@ -1,5 +1,7 @@
 // agent-identity-operator/sdk: the library agents import to use the identity
 // the operator mounts into their pod. Files and node:tls only; no Kubernetes client.
+// First, so an unsupported Node.js is named before anything else loads.
+import './node-version.ts';
 export type { DenyListEntry, PolicyDocument, PolicyPeer } from '../api/documents.ts';
 export { Bundle, SpiffeID, type X509Certificate } from '../pki/index.ts';
 export {
