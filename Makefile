@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_MODULES := node_modules/.package-lock.json
 LOCAL := $(CURDIR)/.local
 
-.PHONY: all deps build typecheck test test-unit test-integration control-plane cluster-up cluster-down install run demo bench clean
+.PHONY: all deps build typecheck test test-unit test-integration control-plane cluster-up cluster-down install run cli demo bench clean
 
 all: build
 
@@ -48,9 +48,14 @@ cluster-down: deps
 install: deps control-plane
 	bash scripts/install.sh
 
-## Run the operator on this host against $KUBECONFIG.
+## Run the operator on this host against $KUBECONFIG; flags in ARGS (`node src/main.ts --help` lists them),
+## or AGENT_IDENTITY_* variables, e.g. AGENT_IDENTITY_HTTP_PORT=8081 make run.
 run: deps
-	node src/main.ts --log-format=pretty --namespace=$${POD_NAMESPACE:-agent-identity-system} --http-port=$${HTTP_PORT:-8080}
+	node src/main.ts --log-format=pretty $(ARGS)
+
+## The agent-identity CLI from this checkout: make cli ARGS='status -A'.
+cli: deps
+	@bin/agent-identity $(ARGS)
 
 demo: deps control-plane
 	node scripts/demo.ts

@@ -1,8 +1,10 @@
 // Operator configuration: flags override environment variables override
-// defaults. Every option is listed in README.md.
+// defaults. One table (OPTIONS) drives the parser and --help; README.md
+// lists the same flags.
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
 import { parseDuration } from './api/duration.ts';
+import { WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME } from './webhook/names.ts';
 
 export interface Config {
   kubeconfig?: string;
@@ -35,44 +37,83 @@ export interface Config {
   webhookConfiguration: string;
 }
 
-const OPTIONS = {
-  kubeconfig: { env: 'KUBECONFIG', default: '' },
-  namespace: { env: 'POD_NAMESPACE', default: 'agent-identity-system' },
-  'http-host': { env: 'HTTP_HOST', default: '0.0.0.0' },
-  'http-port': { env: 'HTTP_PORT', default: '8080' },
-  concurrency: { env: 'CONCURRENCY', default: '4' },
-  qps: { env: 'QPS', default: '20' },
-  'min-duration': { env: 'MIN_DURATION', default: '10m' },
-  'ca-duration': { env: 'CA_DURATION', default: '87600h' },
-  'intermediate-duration': { env: 'INTERMEDIATE_DURATION', default: '2160h' },
-  'rotation-propagation-delay': { env: 'ROTATION_PROPAGATION_DELAY', default: '2m' },
-  'rotation-reissue-window': { env: 'ROTATION_REISSUE_WINDOW', default: '1h' },
-  'rotation-grace': { env: 'ROTATION_GRACE', default: '1h' },
-  'rotation-poll': { env: 'ROTATION_POLL', default: '10s' },
-  resync: { env: 'RESYNC', default: '10m' },
-  'external-ca-poll': { env: 'EXTERNAL_CA_POLL', default: '1m' },
-  'log-level': { env: 'LOG_LEVEL', default: 'info' },
-  'log-format': { env: 'LOG_FORMAT', default: 'json' },
-  'leader-election-lease-duration': { env: 'LEADER_ELECTION_LEASE_DURATION', default: '15s' },
-  'leader-election-renew-deadline': { env: 'LEADER_ELECTION_RENEW_DEADLINE', default: '10s' },
-  'leader-election-retry-period': { env: 'LEADER_ELECTION_RETRY_PERIOD', default: '2s' },
-  'webhook-port': { env: 'WEBHOOK_PORT', default: '' },
-  'webhook-service': { env: 'WEBHOOK_SERVICE', default: 'agent-identity-operator-webhook' },
-  'webhook-configuration': { env: 'WEBHOOK_CONFIGURATION', default: 'agent-identity-operator' },
-} as const;
+/** One flag: its AGENT_IDENTITY_<env> variable, default and meaning. The parser and --help both read this table. */
+interface Option {
+  env: string;
+  default: string;
+  help: string;
+  boolean?: true;
+  /** Also read the unprefixed variable (the chart sets POD_NAMESPACE from the downward API). */
+  plainEnv?: true;
+}
+
+export const OPTIONS = {
+  kubeconfig: { env: 'KUBECONFIG', default: '', help: 'kubeconfig file; unset: $KUBECONFIG, then ~/.kube/config, then in-cluster' },
+  namespace: { env: 'POD_NAMESPACE', plainEnv: true, default: 'agent-identity-system', help: 'where self-signed CA Secrets, the Lease and the webhook Secrets live' },
+  'http-host': { env: 'HTTP_HOST', default: '0.0.0.0', help: 'address for /healthz, /readyz and /metrics' },
+  'http-port': { env: 'HTTP_PORT', default: '8080', help: 'port for /healthz, /readyz and /metrics (0: any free port)' },
+  concurrency: { env: 'CONCURRENCY', default: '4', help: 'reconciles in flight per controller' },
+  qps: { env: 'QPS', default: '20', help: 'reconcile starts per second per controller (caps API writes)' },
+  'min-duration': { env: 'MIN_DURATION', default: '10m', help: 'shortest leaf lifetime accepted' },
+  'ca-duration': { env: 'CA_DURATION', default: '87600h', help: 'lifetime of a generated self-signed CA' },
+  'intermediate-duration': { env: 'INTERMEDIATE_DURATION', default: '2160h', help: 'lifetime of the intermediate that signs leaves (renewed 2/3 through)' },
+  'rotation-propagation-delay': { env: 'ROTATION_PROPAGATION_DELAY', default: '2m', help: 'after every bundle copy carries a new root, wait this long before it signs' },
+  'rotation-reissue-window': { env: 'ROTATION_REISSUE_WINDOW', default: '1h', help: 'spread leaf re-issuance over this window after a root switch' },
+  'rotation-grace': { env: 'ROTATION_GRACE', default: '1h', help: 'keep the old root this long after the last leaf left it' },
+  'rotation-poll': { env: 'ROTATION_POLL', default: '10s', help: 'how often a running rotation re-checks the cluster' },
+  resync: { env: 'RESYNC', default: '10m', help: 're-deliver every cached object (safety net for missed events)' },
+  'external-ca-poll': { env: 'EXTERNAL_CA_POLL', default: '1m', help: 'how often a secretRef CA is re-read' },
+  'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'pino level' },
+  'log-format': { env: 'LOG_FORMAT', default: 'json', help: 'json or pretty' },
+  'leader-elect': { env: 'LEADER_ELECT', default: 'false', boolean: true, help: 'campaign for the Lease agent-identity-operator; only the holder reconciles' },
+  'leader-election-lease-duration': { env: 'LEADER_ELECTION_LEASE_DURATION', default: '15s', help: 'how long a Lease holds without renewal' },
+  'leader-election-renew-deadline': { env: 'LEADER_ELECTION_RENEW_DEADLINE', default: '10s', help: 'the leader gives up if it cannot renew within this' },
+  'leader-election-retry-period': { env: 'LEADER_ELECTION_RETRY_PERIOD', default: '2s', help: 'how often candidates retry' },
+  'webhook-port': { env: 'WEBHOOK_PORT', default: '', help: 'serve the admission webhook on this port (the chart sets 9443); unset: no webhook' },
+  'webhook-service': { env: 'WEBHOOK_SERVICE', default: WEBHOOK_SERVICE_NAME, help: 'the Service named in the webhook serving certificate' },
+  'webhook-configuration': { env: 'WEBHOOK_CONFIGURATION', default: WEBHOOK_CONFIGURATION_NAME, help: 'the webhook configurations whose caBundle the leader writes' },
+} as const satisfies Record<string, Option>;
 
 type Name = keyof typeof OPTIONS;
 
+/** The environment variable that sets a flag, as messages name it. */
+export const envName = (k: Name): string => `AGENT_IDENTITY_${OPTIONS[k].env}`;
+
+/** `--help`: every flag with its variable and default, from the table the parser uses. */
+export function usage(): string {
+  const lines = ['usage: agent-identity-operator [flags]', '', 'Flags override environment variables, which override defaults.', ''];
+  for (const [k, o] of Object.entries(OPTIONS) as Array<[Name, Option]>) {
+    const env = o.plainEnv ? `${envName(k)} or ${o.env}` : envName(k);
+    lines.push(`  --${k}${o.boolean ? '' : '=VALUE'}`, `      ${o.help}`, `      env ${env}; default ${o.default === '' ? 'unset' : o.default}`);
+  }
+  lines.push('  -h, --help', '      print this and exit');
+  return lines.join('\n') + '\n';
+}
+
+export const wantsHelp = (argv: string[]): boolean => argv.some((a) => a === '--help' || a === '-h');
+
+function parseFlags(argv: string[]): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({
+      args: argv, strict: true, allowPositionals: false,
+      options: Object.fromEntries(Object.entries(OPTIONS).map(([k, o]) => [k, { type: 'boolean' in o ? 'boolean' as const : 'string' as const }])),
+    }).values;
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    const flag = /'(-[^' ]+)/.exec(e.message)?.[1];
+    // node's own text suggests "place it after --", which this command never wants.
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new Error(`Unknown option ${flag}; run with --help for the list of flags`);
+    throw err;
+  }
+}
+
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
-  const { values } = parseArgs({
-    args: argv, strict: true, allowPositionals: false,
-    options: {
-      ...Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])),
-      'leader-elect': { type: 'boolean' as const },
-    },
-  });
-  const flags = values as Record<string, string | boolean | undefined>;
-  const get = (k: Name): string => (flags[k] as string | undefined) ?? env[`AGENT_IDENTITY_${OPTIONS[k].env}`] ?? (k === 'kubeconfig' || k === 'namespace' ? env[OPTIONS[k].env] : undefined) ?? OPTIONS[k].default;
+  const flags = parseFlags(argv);
+  const get = (k: Name): string => {
+    const o: Option = OPTIONS[k];
+    const flag = flags[k];
+    return flag !== undefined ? String(flag) : env[envName(k)] ?? (o.plainEnv ? env[o.env] : undefined) ?? o.default;
+  };
   const int = (k: Name, min: number): number => {
     const n = Number(get(k));
     if (!Number.isInteger(n) || n < min) throw new Error(`--${k} must be an integer >= ${min}, got "${get(k)}"`);
@@ -80,6 +121,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   };
   const dur = (k: Name): number => {
     try { return parseDuration(get(k)); } catch { throw new Error(`--${k} must be a duration such as 90s, 10m or 24h, got "${get(k)}"`); }
+  };
+  const bool = (k: Name): boolean => {
+    const v = get(k);
+    if (v !== 'true' && v !== 'false') throw new Error(`${envName(k)} must be true or false, got "${v}"`);
+    return v === 'true';
   };
   const logFormat = get('log-format');
   if (logFormat !== 'json' && logFormat !== 'pretty') throw new Error(`--log-format must be json or pretty, got "${logFormat}"`);
@@ -101,7 +147,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     externalCAPollMs: dur('external-ca-poll'),
     logLevel: get('log-level'),
     logFormat,
-    leaderElect: (flags['leader-elect'] as boolean | undefined) ?? env.AGENT_IDENTITY_LEADER_ELECT === 'true',
+    leaderElect: bool('leader-elect'),
     leaseDurationMs: dur('leader-election-lease-duration'),
     renewDeadlineMs: dur('leader-election-renew-deadline'),
     retryPeriodMs: dur('leader-election-retry-period'),

@@ -3,40 +3,61 @@
 // With --leader-elect only the Lease holder reconciles; a replica that loses
 // the lease exits at once (and is restarted as a follower) rather than risk
 // reconciling next to the new leader.
-import { KubeConfig } from '@kubernetes/client-node';
-import { loadConfig, type Config } from './config.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadConfig, usage, wantsHelp, envName, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { startHealthServer } from './http.ts';
 import { startOperator, type Operator } from './operator.ts';
-import { LeaderElector } from './kube/lease.ts';
+import { LeaderElector, OPERATOR_LEASE } from './kube/lease.ts';
 import { toKubeError } from './kube/errors.ts';
+import { loadKubeConfig } from './kube/client.ts';
 import { startWebhookServer, startWebhookManager, type WebhookManager } from './webhook/index.ts';
 
-async function main(): Promise<void> {
-  let cfg: Config;
+/** A start-up problem the user fixes: one line on stderr, no stack trace. */
+function fail(message: string, code: number): never {
+  console.error(`agent-identity-operator: ${message}`);
+  process.exit(code);
+}
+
+/** Binds a listener, naming the flag to change when its port is taken. */
+async function listen<T>(flag: 'http-port' | 'webhook-port', port: number, start: () => Promise<T>): Promise<T> {
   try {
-    cfg = loadConfig(process.argv.slice(2), process.env);
+    return await start();
   } catch (err) {
-    console.error(`agent-identity-operator: ${(err as Error).message}`);
-    process.exit(2);
+    if ((err as { code?: string }).code === 'EADDRINUSE') fail(`port ${port} is already in use (--${flag} / ${envName(flag)})`, 1);
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (wantsHelp(argv)) {
+    process.stdout.write(usage());
+    return;
+  }
+  let cfg: Config;
+  let kc: KubeConfig;
+  try {
+    cfg = loadConfig(argv, process.env);
+    kc = loadKubeConfig(cfg.kubeconfig);
+  } catch (err) {
+    fail((err as Error).message, 2);
   }
   const log = createLogger(cfg.logLevel, cfg.logFormat);
-  const kc = new KubeConfig();
-  if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
-  else kc.loadFromCluster();
   const metrics = new Metrics({ defaultMetrics: true });
   let operator: Operator | undefined;
   let elector: LeaderElector | undefined;
   let manager: WebhookManager | undefined;
   // Every replica serves admission; only the leader manages the webhook's certificates.
-  const webhook = cfg.webhookPort === undefined ? undefined : await startWebhookServer({
-    kubeConfig: kc, namespace: cfg.namespace, port: cfg.webhookPort, logger: log.child({ component: 'webhook' }),
+  const webhookPort = cfg.webhookPort;
+  const webhook = webhookPort === undefined ? undefined : await listen('webhook-port', webhookPort, () => startWebhookServer({
+    kubeConfig: kc, namespace: cfg.namespace, port: webhookPort, logger: log.child({ component: 'webhook' }),
     onReview: (r) => metrics.webhookReviews.inc({ webhook: r.webhook, result: r.result }),
-  });
+  }));
   // A follower is ready (it serves the webhook); the leader once its caches synced.
   const ready = () => (elector && !elector.isLeader() ? true : operator?.ready() ?? false);
-  const http = await startHealthServer(cfg.httpHost, cfg.httpPort, ready, metrics);
+  const http = await listen('http-port', cfg.httpPort, () => startHealthServer(cfg.httpHost, cfg.httpPort, ready, metrics));
   log.info({ port: http.port, namespace: cfg.namespace, server: kc.getCurrentCluster()?.server, identity: cfg.identity }, 'starting');
 
   let stopping = false;
@@ -77,7 +98,7 @@ async function main(): Promise<void> {
   };
   if (!cfg.leaderElect) return lead();
   elector = new LeaderElector(kc, {
-    namespace: cfg.namespace, name: 'agent-identity-operator', identity: cfg.identity,
+    namespace: cfg.namespace, name: OPERATOR_LEASE, identity: cfg.identity,
     leaseDurationMs: cfg.leaseDurationMs, renewDeadlineMs: cfg.renewDeadlineMs, retryPeriodMs: cfg.retryPeriodMs,
     onStartedLeading: () => { log.info({ identity: cfg.identity }, 'became leader'); void lead(); },
     onStoppedLeading: () => { log.error({ identity: cfg.identity }, 'lost leadership; exiting'); void shutdown('LeaderLost', 1); },

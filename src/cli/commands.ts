@@ -7,7 +7,9 @@ import { BUNDLE_CONFIGMAP_PREFIX, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, SECRET_CERT
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_ROTATE_REQUESTED_AT } from '../api/group.ts';
 import { getCondition } from '../api/conditions.ts';
 import type { AgentIdentity, TrustDomain } from '../api/types.ts';
-import { call } from '../kube/errors.ts';
+import { call, isNotFound } from '../kube/errors.ts';
+import { OPERATOR_LEASE } from '../kube/lease.ts';
+import { WEBHOOK_CONFIGURATION_NAME, WEBHOOK_TLS_SECRET } from '../webhook/names.ts';
 import { table, relative } from './table.ts';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -15,6 +17,20 @@ const ai = { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural };
 const td = { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural };
 
 export interface Output { text: string; json: unknown }
+
+/** One line of `check`: a component deliberately not deployed is "not in use", which is not a failure. */
+interface CheckResult { check: string; ok: boolean; state: 'ok' | 'not in use' | 'failed'; detail: string }
+interface NotInUse { notInUse: string }
+
+/** The object, or undefined when the API server answered 404. */
+async function ifExists<T>(fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await call(fn);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
 
 export class Commands {
   private readonly kc: KubeConfig;
@@ -59,11 +75,21 @@ export class Commands {
     return { text: lines.join('\n') + '\n', json: { secret: `${namespace}/${name}`, chain: certs, bundle, trusted: trust.ok, ...(trust.ok ? {} : { reason: trust.reason }) } };
   }
 
-  /** Is everything in place? API server, CRDs, the operator's lease, the webhook caBundle, TrustDomains. */
+  /**
+   * Is everything in place? API server, CRDs, the leader Lease, the webhook's caBundle, TrustDomains.
+   * Leader election and the webhook are optional (`make run` uses neither): absent, they are reported
+   * as not in use; present but broken (an expired Lease, a caBundle that does not trust the serving
+   * certificate), they fail.
+   */
   async check(operatorNamespace: string): Promise<Output & { ok: boolean }> {
-    const results: Array<{ check: string; ok: boolean; detail: string }> = [];
-    const add = async (check: string, fn: () => Promise<string>) => {
-      try { results.push({ check, ok: true, detail: await fn() }); } catch (err) { results.push({ check, ok: false, detail: (err as Error).message }); }
+    const results: CheckResult[] = [];
+    const add = async (check: string, fn: () => Promise<string | NotInUse>) => {
+      try {
+        const r = await fn();
+        results.push(typeof r === 'string' ? { check, ok: true, state: 'ok', detail: r } : { check, ok: true, state: 'not in use', detail: r.notInUse });
+      } catch (err) {
+        results.push({ check, ok: false, state: 'failed', detail: (err as Error).message });
+      }
     };
     await add('API server reachable', async () => {
       const v = await call(() => this.kc.makeApiClient(VersionApi).getCode());
@@ -78,21 +104,26 @@ export class Commands {
       }
       return names.join(', ');
     });
-    await add('operator running', async () => {
-      const lease = await call(() => this.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: operatorNamespace, name: 'agent-identity-operator' }));
+    await add('leader election', async () => {
+      const lease = await ifExists(() => this.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: operatorNamespace, name: OPERATOR_LEASE }));
+      if (!lease) return { notInUse: `not in use (no Lease ${OPERATOR_LEASE} in ${operatorNamespace}; fine for a single replica started without --leader-elect)` };
       const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime) : undefined;
       const age = renewed ? this.now().getTime() - renewed.getTime() : Infinity;
-      if (!lease.spec?.holderIdentity || age > (lease.spec.leaseDurationSeconds ?? 15) * 1000) throw new Error(`no replica holds the lease in ${operatorNamespace} (last renewed ${relative(renewed?.toISOString(), this.now())})`);
+      if (!lease.spec?.holderIdentity || age > (lease.spec.leaseDurationSeconds ?? 15) * 1000) throw new Error(`no replica holds the Lease ${OPERATOR_LEASE} in ${operatorNamespace} (last renewed ${relative(renewed?.toISOString(), this.now())})`);
       return `leader ${lease.spec.holderIdentity}, renewed ${relative(renewed!.toISOString(), this.now())}`;
     });
-    await add('webhook caBundle current', async () => {
-      const tls = await call(() => this.core.readNamespacedSecret({ namespace: operatorNamespace, name: 'agent-identity-webhook-tls' }));
-      const serving = parseCertificates(Buffer.from(tls.data?.[SECRET_CERT] ?? '', 'base64').toString('utf8'));
+    await add('webhook', async () => {
       const adm = this.kc.makeApiClient(AdmissionregistrationV1Api);
-      const bundles = [
-        ...((await call(() => adm.readMutatingWebhookConfiguration({ name: 'agent-identity-operator' }))).webhooks ?? []),
-        ...((await call(() => adm.readValidatingWebhookConfiguration({ name: 'agent-identity-operator' }))).webhooks ?? []),
-      ].map((w) => w.clientConfig.caBundle);
+      const name = WEBHOOK_CONFIGURATION_NAME;
+      const configs = [
+        await ifExists(() => adm.readMutatingWebhookConfiguration({ name })),
+        await ifExists(() => adm.readValidatingWebhookConfiguration({ name })),
+      ];
+      if (!configs.some(Boolean)) return { notInUse: `not installed (no webhook configuration ${name})` };
+      const tls = await ifExists(() => this.core.readNamespacedSecret({ namespace: operatorNamespace, name: WEBHOOK_TLS_SECRET }));
+      if (!tls) throw new Error(`webhook configuration ${name} is installed but Secret ${operatorNamespace}/${WEBHOOK_TLS_SECRET} does not exist: run the operator with --webhook-port`);
+      const serving = parseCertificates(Buffer.from(tls.data?.[SECRET_CERT] ?? '', 'base64').toString('utf8'));
+      const bundles = configs.flatMap((c) => c?.webhooks ?? []).map((w) => w.clientConfig.caBundle);
       for (const b of bundles) {
         const roots = b ? parseCertificates(Buffer.from(b, 'base64').toString('utf8')) : [];
         const v = roots.length ? await verifyChain(serving, roots, this.now()) : { ok: false as const, reason: 'caBundle is empty' };
@@ -108,7 +139,8 @@ export class Commands {
       return tds.map((t) => t.metadata.name).join(', ');
     });
     const ok = results.every((r) => r.ok);
-    return { ok, text: table(['CHECK', 'OK', 'DETAIL'], results.map((r) => [r.check, r.ok ? 'yes' : 'NO', r.detail])), json: { ok, checks: results } };
+    const mark = { ok: 'yes', 'not in use': '-', failed: 'NO' } as const;
+    return { ok, text: table(['CHECK', 'OK', 'DETAIL'], results.map((r) => [r.check, mark[r.state], r.detail])), json: { ok, checks: results } };
   }
 
   private async identities(namespace: string | undefined, selector?: string): Promise<AgentIdentity[]> {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // agent-identity: inspect and steer the operator from a terminal or script.
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig, NoClusterError } from '../kube/client.ts';
 import { Commands, type Output } from './commands.ts';
 
 const USAGE = `usage: agent-identity <command> [options]
@@ -11,10 +11,14 @@ const USAGE = `usage: agent-identity <command> [options]
   ca status [TRUSTDOMAIN]                    roots, intermediate, rotation progress
   ca rotate TRUSTDOMAIN                      rotate the root now (sets the rotate-requested-at annotation)
   inspect secret NAME -n NAMESPACE           the chain, SANs, validity, fingerprints, and whether the bundle trusts it
-  check [--operator-namespace NS]            API server, CRDs, operator lease, webhook caBundle, TrustDomains
+  check [--operator-namespace NS]            API server, CRDs, leader Lease and webhook caBundle (if in use), TrustDomains
 
 options: -n/--namespace, -A/--all-namespaces, -l/--selector, --all, -o/--output table|json, --kubeconfig PATH
+exit status: 0 ok, 1 a failure (or a failed check), 2 a usage error or no cluster configured
 `;
+
+/** Wrong arguments or no cluster: exit 2, as for the operator. */
+class UsageError extends Error {}
 
 async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
   const { values, positionals } = parseArgs({
@@ -31,15 +35,12 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
     },
   });
   if (values.help || positionals.length === 0) return { out: { text: USAGE, json: null }, json: false };
-  if (values.output !== 'table' && values.output !== 'json') throw new Error(`-o must be table or json, got "${values.output}"`);
+  if (values.output !== 'table' && values.output !== 'json') throw new UsageError(`-o must be table or json, got "${values.output}"`);
   return { out: await dispatch(values, positionals), json: values.output === 'json' };
 }
 
 async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string; 'operator-namespace'?: string }, positionals: string[]): Promise<Output> {
-  const kc = new KubeConfig();
-  if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
-  else kc.loadFromDefault();
-  const c = new Commands(kc);
+  const c = new Commands(loadKubeConfig(values.kubeconfig));
   const [cmd, sub, arg] = positionals;
   const ns = values['all-namespaces'] ? undefined : values.namespace;
   switch (cmd) {
@@ -48,9 +49,9 @@ async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean
     case 'ca':
       if (sub === 'status') return c.caStatus(arg);
       if (sub === 'rotate' && arg) return c.caRotate(arg);
-      throw new Error('usage: agent-identity ca status [TRUSTDOMAIN] | ca rotate TRUSTDOMAIN');
+      throw new UsageError('usage: agent-identity ca status [TRUSTDOMAIN] | ca rotate TRUSTDOMAIN');
     case 'inspect':
-      if (sub !== 'secret' || !arg || !ns) throw new Error('usage: agent-identity inspect secret NAME -n NAMESPACE');
+      if (sub !== 'secret' || !arg || !ns) throw new UsageError('usage: agent-identity inspect secret NAME -n NAMESPACE');
       return c.inspectSecret(arg, ns);
     case 'check': {
       const out = await c.check(values['operator-namespace'] ?? 'agent-identity-system');
@@ -58,7 +59,7 @@ async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean
       return out;
     }
     default:
-      throw new Error(`unknown command "${cmd}"\n\n${USAGE}`);
+      throw new UsageError(`unknown command "${cmd}"\n\n${USAGE}`);
   }
 }
 
@@ -67,5 +68,6 @@ try {
   process.stdout.write(json ? JSON.stringify(out.json, null, 2) + '\n' : out.text);
 } catch (err) {
   process.stderr.write(`agent-identity: ${(err as Error).message}\n`);
-  process.exitCode = 1;
+  const usage = err instanceof UsageError || err instanceof NoClusterError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS_');
+  process.exitCode = usage ? 2 : 1;
 }

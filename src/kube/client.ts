@@ -1,8 +1,10 @@
 // The only code that talks to the API server. Thin, typed wrappers over
 // client-node; every rejection is normalised to a KubeError (errors.ts).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import {
-  CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions,
-  type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Secret, type V1ConfigMap,
+  CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, findHomeDir, setHeaderOptions,
+  type KubernetesListObject, type KubernetesObject, type V1Secret, type V1ConfigMap,
 } from '@kubernetes/client-node';
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER } from '../api/group.ts';
 import type { AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
@@ -11,6 +13,30 @@ import { Informer } from './informer.ts';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const CTB = { group: 'certificates.k8s.io', version: 'v1', plural: 'clustertrustbundles' };
+
+/** Neither a kubeconfig nor a pod's service account: there is no cluster to talk to. */
+export class NoClusterError extends Error {
+  constructor() {
+    super('no kubeconfig found: set KUBECONFIG or --kubeconfig, or run in a cluster');
+    this.name = 'NoClusterError';
+  }
+}
+
+/**
+ * The cluster to talk to: the given kubeconfig file, else $KUBECONFIG or
+ * ~/.kube/config, else in-cluster. client-node alone would fall back to
+ * http://localhost:8080 (or https://undefined:undefined) and fail later with
+ * an error that names neither.
+ */
+export function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  const home = findHomeDir();
+  if (path) kc.loadFromFile(path);
+  else if (process.env.KUBECONFIG || (home && existsSync(join(home, '.kube', 'config')))) kc.loadFromDefault();
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else throw new NoClusterError();
+  return kc;
+}
 
 export interface InformerHandlers<T> {
   onChange: (obj: T) => void;

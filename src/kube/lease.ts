@@ -6,6 +6,9 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { call, isNotFound, toKubeError } from './errors.ts';
 
+/** The Lease the operator's replicas campaign for with --leader-elect. */
+export const OPERATOR_LEASE = 'agent-identity-operator';
+
 export interface LeaseOptions {
   namespace: string;
   name: string;

@@ -1,13 +1,18 @@
 // The operator as users run it: `node src/main.ts` against a kubeconfig.
 // /readyz turns 200 once caches sync, /metrics exposes the documented
-// metrics, bad flags are refused clearly, and SIGTERM exits cleanly.
+// metrics, bad flags and a missing cluster are refused clearly, --help lists
+// every flag, a taken port is named, and SIGTERM exits cleanly.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { eventually, ensureNamespace, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api, isReady } from '../support/objects.ts';
+import { OPTIONS, envName, loadConfig } from '../../src/config.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const MAIN = join(ROOT, 'src', 'main.ts');
@@ -16,12 +21,55 @@ let env: TestEnv;
 before(async () => { env = await startTestEnv(); await ensureNamespace(env.kc, OPERATOR_NAMESPACE); });
 after(async () => { await env?.stop(); });
 
-test('a bad flag exits 2 with a message that names it', async () => {
-  const r = await new Promise<{ code: number | null; stderr: string }>((res) => {
-    execFile(process.execPath, [MAIN, '--qps=lots'], (err, _o, stderr) => res({ code: err ? (err as { code?: number }).code ?? 1 : 0, stderr }));
+/** `node src/main.ts ARGS` to completion; `environment` replaces the whole environment when given. */
+function runMain(args: string[], environment?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    execFile(process.execPath, [MAIN, ...args], { env: environment ?? process.env, timeout: 30_000 }, (err, stdout, stderr) => res({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }));
   });
+}
+
+test('a bad flag exits 2 with a message that names it', async () => {
+  const r = await runMain(['--qps=lots']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--qps must be an integer >= 1, got "lots"/);
+  const unknown = await runMain(['--bogus=1']);
+  assert.equal(unknown.code, 2);
+  assert.equal(unknown.stderr, 'agent-identity-operator: Unknown option --bogus; run with --help for the list of flags\n');
+});
+
+test('--help lists every flag with its variable and default, each one the parser accepts and the README documents', async () => {
+  const r = await runMain(['--help']);
+  assert.equal(r.code, 0, r.stderr);
+  const listed = [...r.stdout.matchAll(/^ {2}--([a-z-]+)/gm)].map((m) => m[1]!);
+  assert.deepEqual(listed, [...Object.keys(OPTIONS), 'help']);
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  for (const [flag, o] of Object.entries(OPTIONS) as Array<[keyof typeof OPTIONS, { default: string; boolean?: true }]>) {
+    const entry = r.stdout.slice(r.stdout.indexOf(`  --${flag}`)).split('\n  --')[0]!;
+    assert.match(entry, new RegExp(`env ${envName(flag)}[; ]`), `--${flag} names its variable`);
+    assert.ok(entry.includes(`default ${o.default || 'unset'}`), `--${flag} shows its default: ${entry}`);
+    assert.doesNotThrow(() => loadConfig(o.boolean ? [`--${flag}`] : [`--${flag}=${o.default}`], {}), `the parser accepts --${flag}`);
+    assert.ok(readme.includes(`\`--${flag}\``), `README.md documents --${flag}`);
+  }
+});
+
+test('with no kubeconfig and not in a cluster it says what to set and exits 2', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'aio-home-'));
+  const r = await runMain([], { PATH: process.env.PATH, HOME: home });
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, 'agent-identity-operator: no kubeconfig found: set KUBECONFIG or --kubeconfig, or run in a cluster\n');
+});
+
+test('a taken HTTP port is named with its flag and variable, without a stack trace', async () => {
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+  const port = (taken.address() as { port: number }).port;
+  try {
+    const r = await runMain([`--kubeconfig=${env.kubeconfigPath}`, '--http-host=127.0.0.1', `--http-port=${port}`]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `agent-identity-operator: port ${port} is already in use (--http-port / AGENT_IDENTITY_HTTP_PORT)\n`);
+  } finally {
+    taken.close();
+  }
 });
 
 test('serves /healthz, /readyz and /metrics, issues, and shuts down on SIGTERM', async () => {

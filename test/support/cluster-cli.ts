@@ -1,12 +1,14 @@
 // `make cluster-up` / `make cluster-down`: a persistent local control plane in
-// .local/, with .local/kubeconfig and .local/env (source it for KUBECONFIG and
-// kubectl on PATH). Both commands are idempotent.
+// .local/, with .local/kubeconfig and .local/env (source it for KUBECONFIG, and
+// on PATH kubectl, the pinned Node 24 and bin/agent-identity). Both commands
+// are idempotent.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { request } from 'node:https';
-import { startControlPlane, stopFromDir } from './controlplane.ts';
+import { resolveBinaries, startControlPlane, stopFromDir } from './controlplane.ts';
 
-const LOCAL = resolve(import.meta.dirname, '..', '..', '.local');
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const LOCAL = join(ROOT, '.local');
 const CP_DIR = join(LOCAL, 'control-plane');
 
 async function running(): Promise<boolean> {
@@ -26,12 +28,23 @@ async function running(): Promise<boolean> {
   });
 }
 
+/** Absolute paths, so a shell that sourced it works from any directory and with any Node of its own. */
+function writeEnv(kubectlDir: string): void {
+  const path = [join(ROOT, 'bin'), join(ROOT, 'node_modules', '.bin'), kubectlDir].join(':');
+  writeFileSync(join(LOCAL, 'env'), `export KUBECONFIG=${join(LOCAL, 'kubeconfig')}\nexport PATH=${path}:$PATH\n`);
+}
+
 async function up() {
-  if (await running()) { console.log(`control plane already running; source ${join(LOCAL, 'env')}`); return; }
+  if (await running()) {
+    // Rewritten anyway: an env file from an older checkout may lack what is on PATH now.
+    writeEnv(dirname(resolveBinaries().kubectl));
+    console.log(`control plane already running; source ${join(LOCAL, 'env')}`);
+    return;
+  }
   await stopFromDir(CP_DIR);
   const cp = await startControlPlane({ dir: CP_DIR, persistent: true });
   writeFileSync(join(LOCAL, 'kubeconfig'), readFileSync(cp.kubeconfigPath), { mode: 0o600 });
-  writeFileSync(join(LOCAL, 'env'), `export KUBECONFIG=${join(LOCAL, 'kubeconfig')}\nexport PATH=${cp.binDir}:$PATH\n`);
+  writeEnv(cp.binDir);
   console.log(`control plane up at ${cp.server}; source ${join(LOCAL, 'env')}`);
 }
 
