@@ -30,6 +30,8 @@ export interface Config {
   retryPeriodMs: number;
   /** This replica's name in the Lease (the pod name in a cluster). */
   identity: string;
+  /** Address the admission webhook listens on. */
+  webhookHost: string;
   /** Serve the admission webhook on this port (the chart sets 9443); undefined: no webhook. */
   webhookPort?: number;
   webhookService: string;
@@ -69,6 +71,7 @@ export const OPTIONS = {
   'leader-election-lease-duration': { env: 'LEADER_ELECTION_LEASE_DURATION', default: '15s', help: 'how long a Lease holds without renewal' },
   'leader-election-renew-deadline': { env: 'LEADER_ELECTION_RENEW_DEADLINE', default: '10s', help: 'the leader gives up if it cannot renew within this' },
   'leader-election-retry-period': { env: 'LEADER_ELECTION_RETRY_PERIOD', default: '2s', help: 'how often candidates retry' },
+  'webhook-host': { env: 'WEBHOOK_HOST', default: '0.0.0.0', help: 'address the admission webhook listens on' },
   'webhook-port': { env: 'WEBHOOK_PORT', default: '', help: 'serve the admission webhook on this port (the chart sets 9443); unset: no webhook' },
   'webhook-service': { env: 'WEBHOOK_SERVICE', default: WEBHOOK_SERVICE_NAME, help: 'the Service named in the webhook serving certificate' },
   'webhook-configuration': { env: 'WEBHOOK_CONFIGURATION', default: WEBHOOK_CONFIGURATION_NAME, help: 'the webhook configurations whose caBundle the leader writes' },
@@ -152,6 +155,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     renewDeadlineMs: dur('leader-election-renew-deadline'),
     retryPeriodMs: dur('leader-election-retry-period'),
     identity: env.POD_NAME || `${hostname()}-${process.pid}`,
+    webhookHost: get('webhook-host'),
     webhookPort: get('webhook-port') === '' ? undefined : int('webhook-port', 0),
     webhookService: get('webhook-service'),
     webhookConfiguration: get('webhook-configuration'),

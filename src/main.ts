@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   // Every replica serves admission; only the leader manages the webhook's certificates.
   const webhookPort = cfg.webhookPort;
   const webhook = webhookPort === undefined ? undefined : await listen('webhook-port', webhookPort, () => startWebhookServer({
-    kubeConfig: kc, namespace: cfg.namespace, port: webhookPort, logger: log.child({ component: 'webhook' }),
+    kubeConfig: kc, namespace: cfg.namespace, host: cfg.webhookHost, port: webhookPort, logger: log.child({ component: 'webhook' }),
     onReview: (r) => metrics.webhookReviews.inc({ webhook: r.webhook, result: r.result }),
   }));
   // A follower is ready (it serves the webhook); the leader once its caches synced.

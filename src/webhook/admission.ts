@@ -4,8 +4,9 @@
 //   When a Pod is created (or gains an ephemeral container) → refuse an identity that is not its own.
 import type { AgentIdentity } from '../api/types.ts';
 import { toKubeError } from '../kube/errors.ts';
-import { type InjectionSummary, injectIdentity, requestedIdentity } from './mutate.ts';
-import { describePod, type Pod } from './pod.ts';
+import { type InjectionSummary, injectIdentity, isIdentityName, requestedIdentity } from './mutate.ts';
+import { LABEL_AGENT } from './names.ts';
+import { clip, describePod, type Pod } from './pod.ts';
 import { needsIdentities, validatePod } from './validate.ts';
 import type { JSONPatchOp } from './jsonpatch.ts';
 
@@ -45,6 +46,8 @@ export interface Outcome {
   response: AdmissionResponse;
   result: 'allowed' | 'patched' | 'denied' | 'error';
   reason?: string;
+  /** The underlying error of a failed lookup: for the operator's log only, never sent back. */
+  error?: string;
   summary?: InjectionSummary;
 }
 
@@ -53,10 +56,22 @@ const allow = (uid: string, warnings?: string[]): Outcome => ({ result: 'allowed
 const deny = (uid: string, reason: string, message: string): Outcome =>
   ({ result: 'denied', reason, response: { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message } } });
 
+/**
+ * What went wrong with a lookup, in our words. The API server's own message is
+ * for the operator's log (Outcome.error), not for whoever created the pod: it
+ * can name paths and objects the requester asked us to look at.
+ */
+export function describeLookupError(err: unknown): string {
+  const { code } = toKubeError(err);
+  if (code === 0) return 'the API server did not answer in time';
+  if (code === 401 || code === 403) return `the webhook is not allowed to read it (HTTP ${code}); check its RBAC`;
+  return `the API server answered HTTP ${code}`;
+}
+
 /** Lookups that failed refuse the pod: with failurePolicy Fail, no pod starts on an unverified guess. */
 const lookupFailed = (uid: string, what: string, err: unknown): Outcome => ({
-  result: 'error', reason: 'LookupFailed',
-  response: { uid, allowed: false, status: { code: 500, reason: 'InternalError', message: `${what}: ${toKubeError(err).message}; the pod was not admitted, retry shortly` } },
+  result: 'error', reason: 'LookupFailed', error: toKubeError(err).message,
+  response: { uid, allowed: false, status: { code: 500, reason: 'InternalError', message: `${what}: ${describeLookupError(err)}; the pod was not admitted, retry shortly` } },
 });
 
 /** The pod under review, or undefined for anything that is not a Pod (the configurations never send one). */
@@ -76,6 +91,10 @@ export async function mutate(req: AdmissionRequest, opts: AdmissionOptions): Pro
   const pod = podOf(req);
   const name = pod && requestedIdentity(pod);
   if (!pod || !name || !req.namespace) return allow(req.uid);
+  // Checked before the name goes into a URL path: "alpha/status" would read a subresource.
+  if (!isIdentityName(name)) {
+    return deny(req.uid, 'InvalidIdentityName', `${describePod(pod)} has the label ${LABEL_AGENT}: "${clip(name, 63)}", which is not an AgentIdentity name; use the name of an AgentIdentity in namespace "${req.namespace}" (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)`);
+  }
 
   let identity: AgentIdentity | undefined;
   try {
@@ -86,7 +105,8 @@ export async function mutate(req: AdmissionRequest, opts: AdmissionOptions): Pro
   // No identity: nothing to inject. The validating webhook refuses the pod and says why.
   if (!identity) return allow(req.uid);
 
-  const { patch, summary } = injectIdentity(pod, identity, opts.mountPath ? { mountPath: opts.mountPath } : {});
+  const { patch, summary, refusal } = injectIdentity(pod, identity, opts.mountPath ? { mountPath: opts.mountPath } : {});
+  if (refusal) return deny(req.uid, refusal.reason, refusal.message);
   const warnings = identity.status?.spiffeID ? [] : [`AgentIdentity "${name}" has no certificate yet; ${describePod(pod)} starts once Secret "${summary.secret}" exists`];
   if (patch.length === 0) return { ...allow(req.uid, warnings), summary };
   return {

@@ -20,13 +20,51 @@ export interface WebhookConfiguration {
   webhooks?: { name: string; clientConfig: { caBundle?: string; url?: string; service?: unknown } }[];
 }
 
+/** The parts of client-node's RequestContext and undici's Dispatcher the middleware touches. */
+interface Dispatcher { close(): Promise<void> }
+interface RequestContext {
+  setSignal(signal: AbortSignal): void;
+  getDispatcher(): Dispatcher | undefined;
+  setDispatcher(dispatcher: Dispatcher): void;
+}
+
+/**
+ * One connection pool for every request. client-node builds a new undici
+ * Agent, with its own connections and TLS sessions, for each request; under
+ * admission traffic that held hundreds of MB that never came back. The first
+ * request's Agent serves all later ones (theirs are dropped unused), and is
+ * replaced every few minutes, so a rotated cluster CA or client certificate
+ * in the kubeconfig still takes effect.
+ */
+class SharedDispatcher {
+  private current?: { dispatcher: Dispatcher; since: number };
+  private readonly maxAgeMs: number;
+
+  constructor(maxAgeMs: number) {
+    this.maxAgeMs = maxAgeMs;
+  }
+
+  adopt(ctx: RequestContext): void {
+    const fresh = ctx.getDispatcher();
+    if (!fresh) return;
+    const now = performance.now();
+    if (!this.current || now - this.current.since > this.maxAgeMs) {
+      // close() lets requests in flight finish, then drops the old connections.
+      void this.current?.dispatcher.close().catch(() => undefined);
+      this.current = { dispatcher: fresh, since: now };
+    }
+    ctx.setDispatcher(this.current.dispatcher);
+  }
+}
+
 /** Aborts the HTTP request after `ms`: the call then fails as a network error (code 0), never as a 404. */
-function timeout(ms: number): ConfigurationOptions {
-  // Object-param APIs run observable middleware, and only `toPromise()` of
-  // what a hook returns is used: a resolved promise behind it is enough.
+function requestOptions(ms: number, pool: SharedDispatcher): ConfigurationOptions {
+  // Object-param APIs run observable middleware after authentication (which
+  // sets the dispatcher), and only `toPromise()` of what a hook returns is
+  // used: a resolved promise behind it is enough.
   const observable = <T>(value: T) => ({ toPromise: () => Promise.resolve(value) });
   const middleware = {
-    pre: (ctx: { setSignal(signal: AbortSignal): void }) => { ctx.setSignal(AbortSignal.timeout(ms)); return observable(ctx); },
+    pre: (ctx: RequestContext) => { ctx.setSignal(AbortSignal.timeout(ms)); pool.adopt(ctx); return observable(ctx); },
     post: <T>(res: T) => observable(res),
   };
   return { middleware: [middleware], middlewareMergeStrategy: 'append' } as unknown as ConfigurationOptions;
@@ -36,17 +74,14 @@ export class WebhookKube {
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
   private readonly admission: AdmissionregistrationV1Api;
-  private readonly timeoutMs: number;
+  private readonly opts: ConfigurationOptions;
 
   constructor(kc: KubeConfig, timeoutMs: number) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
-    this.timeoutMs = timeoutMs;
-  }
-
-  private get opts(): ConfigurationOptions {
-    return timeout(this.timeoutMs);
+    // Built once: the middleware creates each request's timeout signal when it runs.
+    this.opts = requestOptions(timeoutMs, new SharedDispatcher(5 * 60_000));
   }
 
   // --- admission lookups: live reads, so a just-created AgentIdentity counts at once

@@ -15,7 +15,7 @@ import { SECRET_BUNDLE, SECRET_CERT, SECRET_KEY } from '../api/group.ts';
 import type { AgentIdentity } from '../api/types.ts';
 import { type JSONPatchOp, pointer, sameJSON } from './jsonpatch.ts';
 import { ANNOTATION_INJECT_CONTAINERS, ANNOTATION_INJECTED, IDENTITY_VOLUME, LABEL_AGENT, policyConfigMapName } from './names.ts';
-import { type Container, type ContainerAt, containersOf, type EnvVar, type Pod, type Volume, type VolumeMount } from './pod.ts';
+import { type Container, type ContainerAt, containersOf, describePod, type EnvVar, type Pod, type Volume, type VolumeMount } from './pod.ts';
 
 export type { JSONPatchOp } from './jsonpatch.ts';
 
@@ -38,7 +38,15 @@ export interface InjectionSummary {
 export interface Injection {
   patch: JSONPatchOp[];
   summary: InjectionSummary;
+  /** Set when the pod cannot take the injection at all; the patch is then empty. */
+  refusal?: { reason: 'TooManyContainers'; message: string };
 }
+
+// The injection adds about 430 bytes to each container; past ~3,600 of them
+// the pod could not be stored (etcd's 1.5 MiB object limit) anyway. No real
+// pod comes near 1,000, and the bound keeps one answer under a megabyte and a
+// few milliseconds instead of the 34 MB patch a 40,000-container pod asks for.
+export const MAX_INJECTED_CONTAINERS = 1000;
 
 // 0644, the API server's own default: written out so a pod read back from the
 // API server compares equal to what we would add. Not narrower, because without
@@ -50,11 +58,34 @@ export function requestedIdentity(pod: Pod): string | undefined {
   return pod.metadata.labels?.[LABEL_AGENT];
 }
 
-/** The container names of the inject-containers annotation; undefined when absent (meaning: all). */
-export function requestedContainers(pod: Pod): string[] | undefined {
+// An object name as the API server accepts it (a DNS-1123 subdomain). The
+// mutating webhook sees a pod before the API server validates its labels, so
+// the value may hold anything, "/" included, and it goes into a URL path.
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export function isIdentityName(name: string): boolean {
+  return name.length <= 253 && DNS1123_SUBDOMAIN.test(name);
+}
+
+/**
+ * The container names of the inject-containers annotation, each once;
+ * undefined when absent (meaning: all). A Set: every use is a membership test,
+ * and the list is as long as the sender likes.
+ */
+export function requestedContainers(pod: Pod): Set<string> | undefined {
   const value = pod.metadata.annotations?.[ANNOTATION_INJECT_CONTAINERS];
   if (value === undefined) return undefined;
-  return value.split(',').map((s) => s.trim()).filter(Boolean);
+  // Once it names more containers than the pod has, one of them is missing whatever follows: stop reading there.
+  const limit = (pod.spec.containers?.length ?? 0) + (pod.spec.initContainers?.length ?? 0) + 1;
+  const names = new Set<string>();
+  for (let start = 0; start <= value.length && names.size < limit;) {
+    const comma = value.indexOf(',', start);
+    const end = comma < 0 ? value.length : comma;
+    const name = value.slice(start, end).trim();
+    if (name) names.add(name);
+    start = end + 1;
+  }
+  return names;
 }
 
 /** A mount of something other than our volume at the identity directory: that container cannot take the injection. */
@@ -72,7 +103,7 @@ export function foreignMountAt(container: Container, mountPath: string): VolumeM
 export function targetContainers(pod: Pod, mountPath = DEFAULT_IDENTITY_DIR): ContainerAt[] {
   const named = requestedContainers(pod);
   return containersOf(pod, ['containers', 'initContainers'])
-    .filter((c) => named === undefined || named.includes(c.container.name))
+    .filter((c) => named === undefined || named.has(c.container.name))
     .filter((c) => !foreignMountAt(c.container, mountPath));
 }
 
@@ -181,6 +212,10 @@ export function injectIdentity(pod: Pod, identity: AgentIdentity, opts: InjectOp
     containers: targets.map((t) => t.container.name),
   };
   if (targets.length === 0) return { patch: [], summary };
+  if (targets.length > MAX_INJECTED_CONTAINERS) {
+    const message = `${describePod(pod)} would carry the identity in ${targets.length} containers, more than the ${MAX_INJECTED_CONTAINERS} the webhook injects into; name the ones that need it with the annotation ${ANNOTATION_INJECT_CONTAINERS}`;
+    return { patch: [], summary, refusal: { reason: 'TooManyContainers', message } };
+  }
   const env = identityEnv(identity, mountPath);
   return {
     patch: [

@@ -89,10 +89,19 @@ export function serviceAccountOf(pod: Pod): string {
   return pod.spec.serviceAccountName || pod.spec.serviceAccount || 'default';
 }
 
+/**
+ * At most `max` characters of a value the requester chose, for messages: the
+ * mutating webhook sees a pod before the API server validates it.
+ */
+export function clip(value: string, max: number): string {
+  return value.length > max ? `${value.slice(0, max)}…` : value;
+}
+
 /** "pod \"web\"", or "pod \"web-7d9f-*\"" while only generateName is known (pods made by controllers). */
 export function describePod(pod: Pod): string {
-  if (pod.metadata.name) return `pod "${pod.metadata.name}"`;
-  if (pod.metadata.generateName) return `pod "${pod.metadata.generateName}*"`;
+  const name = (n: string) => clip(n, 253);
+  if (pod.metadata.name) return `pod "${name(pod.metadata.name)}"`;
+  if (pod.metadata.generateName) return `pod "${name(pod.metadata.generateName)}*"`;
   return 'the pod';
 }
 

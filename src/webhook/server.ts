@@ -4,6 +4,12 @@
 // keeps current, re-read every few seconds and swapped in with
 // setSecureContext, so a renewal or CA rotation needs no restart; open
 // connections keep the certificate they started with.
+//
+// Anyone who can reach the port can send a review, so what one costs is
+// bounded before any of it is read: bodies past the API server's own request
+// cap are refused (413) and never buffered, at most a few reviews are read and
+// decided at once (gate.ts: the rest wait briefly, then get 429), and slow or
+// idle connections are closed.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureContext } from 'node:tls';
@@ -14,6 +20,7 @@ import type { Secret } from '../api/types.ts';
 import { isNotFound, toKubeError } from '../kube/errors.ts';
 import { type AdmissionReview, type Outcome, mutate, reviewResponse, validate } from './admission.ts';
 import { describeCertificatePem } from './certs.ts';
+import { Gate } from './gate.ts';
 import { WebhookKube } from './kube.ts';
 import { WEBHOOK_TLS_SECRET } from './names.ts';
 
@@ -36,13 +43,55 @@ export interface WebhookServerOptions {
   logger: Logger;
   /** Called once per review, e.g. to count it in Prometheus metrics. */
   onReview?: (review: ReviewRecord) => void;
+  /** Overrides of LIMITS (tests). */
+  limits?: Partial<Limits>;
 }
+
+/** What one client may cost the server. */
+export interface Limits {
+  /** Larger bodies get 413 and are never buffered. */
+  maxBodyBytes: number;
+  /** Reviews read and decided at once; the rest wait in line. */
+  maxInFlight: number;
+  /** Request bytes read and decided at once. */
+  maxInFlightBytes: number;
+  maxQueued: number;
+  /** A review still waiting after this gets 429. */
+  maxQueueWaitMs: number;
+  /** TLS handshake, request headers, and the whole request, each from the connection's start. */
+  handshakeTimeoutMs: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** Between two requests on one connection. */
+  keepAliveTimeoutMs: number;
+  /** A socket with no traffic at all for this long is closed. */
+  idleTimeoutMs: number;
+}
+
+export const LIMITS: Limits = {
+  // The API server refuses request bodies over 3 MiB, so no pod it accepted yields a larger review.
+  maxBodyBytes: 3 << 20,
+  // A real review (a few KiB) takes well under a millisecond to decide: 32 at once keeps up with any
+  // burst; the byte budget keeps ten maximal bodies, parsed, far below the chart's 512 Mi limit.
+  maxInFlight: 32,
+  maxInFlightBytes: 32 << 20,
+  maxQueued: 256,
+  // The configurations give us timeoutSeconds: 5, and a lookup may take 2 s of it.
+  maxQueueWaitMs: 2000,
+  handshakeTimeoutMs: 5000,
+  headersTimeoutMs: 5000,
+  requestTimeoutMs: 10_000,
+  // Longer than a burst's gaps, so the API server keeps its connections; idle ones do not linger.
+  keepAliveTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+};
 
 export type WebhookName = 'mutate' | 'validate';
 
 export interface ReviewRecord {
   webhook: WebhookName;
-  result: Outcome['result'];
+  /** rejected: answered with an HTTP error before any decision (BodyTooLarge, Overloaded, Malformed). */
+  result: Outcome['result'] | 'rejected';
   reason?: string;
   namespace?: string;
   durationMs: number;
@@ -64,11 +113,12 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-const MAX_BODY = 4 << 20;
 const TLS_FLOOR = { minVersion: 'TLSv1.2' } as const;
 
 export async function startWebhookServer(opts: WebhookServerOptions): Promise<WebhookServer> {
   const log = opts.logger.child({ component: 'webhook-server' });
+  const limits = { ...LIMITS, ...opts.limits };
+  const gate = new Gate({ maxInFlight: limits.maxInFlight, maxBytes: limits.maxInFlightBytes, maxQueued: limits.maxQueued, maxWaitMs: limits.maxQueueWaitMs });
   const kube = new WebhookKube(opts.kubeConfig, opts.lookupTimeoutMs ?? 2000);
   const identities = { get: (ns: string, name: string) => kube.getIdentity(ns, name), list: (ns: string) => kube.listIdentities(ns) };
   const admission = { identities, ...(opts.mountPath ? { mountPath: opts.mountPath } : {}) };
@@ -76,38 +126,71 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   const counts: Record<WebhookName, number> = { mutate: 0, validate: 0 };
   let serving: ServingCertificateInfo | undefined;
 
+  /** An HTTP error instead of an AdmissionReview: the API server then refuses the pod (failurePolicy Fail). */
+  function reject(webhook: WebhookName, res: ServerResponse, started: number, code: 400 | 413 | 429, reason: string, text: string): void {
+    // Debug only: a flood must not become a flood of log lines. The metric counts them.
+    log.debug({ webhook, code, reason }, 'admission review rejected');
+    opts.onReview?.({ webhook, result: 'rejected', reason, durationMs: performance.now() - started });
+    // The unread rest of the body is not worth reading: close the connection instead.
+    res.writeHead(code, { 'content-type': 'text/plain', connection: 'close', ...(code === 429 ? { 'retry-after': '1' } : {}) }).end(`${text}\n`);
+  }
+
   async function review(webhook: WebhookName, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     counts[webhook]++;
-    let body: AdmissionReview;
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    const tooLarge = `request body larger than ${limits.maxBodyBytes} bytes`;
+    if (declared > limits.maxBodyBytes) return reject(webhook, res, started, 413, 'BodyTooLarge', tooLarge);
+    const release = await gate.enter(Number.isInteger(declared) ? declared : limits.maxBodyBytes);
+    if (!release) return reject(webhook, res, started, 429, 'Overloaded', 'too many admission reviews in progress; retry shortly');
     try {
-      body = JSON.parse(await readBody(req)) as AdmissionReview;
-      if (!body.request?.uid) throw new Error('no request.uid');
-    } catch (err) {
-      log.warn({ webhook, err: (err as Error).message }, 'malformed AdmissionReview');
-      return void res.writeHead(400, { 'content-type': 'text/plain' }).end('expected an admission.k8s.io/v1 AdmissionReview\n');
+      const raw = await readBody(req, limits.maxBodyBytes);
+      if (raw === undefined) {
+        reject(webhook, res, started, 413, 'BodyTooLarge', tooLarge);
+        // Past the cap nothing more is read: the socket goes once the answer is out.
+        res.once('finish', () => req.socket.destroy());
+        return;
+      }
+      let body: AdmissionReview;
+      try {
+        body = JSON.parse(raw) as AdmissionReview;
+        if (!body.request?.uid) throw new Error('no request.uid');
+      } catch (err) {
+        log.debug({ webhook, err: (err as Error).message }, 'malformed AdmissionReview');
+        return reject(webhook, res, started, 400, 'Malformed', 'expected an admission.k8s.io/v1 AdmissionReview');
+      }
+      const request = body.request;
+      const outcome = await webhooks[webhook](request, admission);
+      const durationMs = performance.now() - started;
+      const pod = (request.object as { metadata?: { name?: string; generateName?: string } } | undefined)?.metadata;
+      log.debug({ webhook, namespace: request.namespace, pod: pod?.name || pod?.generateName, result: outcome.result, reason: outcome.reason, durationMs: Math.round(durationMs) }, 'admission review');
+      // The API server's own words go to the log; the requester got ours.
+      if (outcome.result === 'error') log.warn({ webhook, namespace: request.namespace, message: outcome.response.status?.message, err: outcome.error }, 'admission lookup failed');
+      opts.onReview?.({ webhook, result: outcome.result, ...(outcome.reason ? { reason: outcome.reason } : {}), ...(request.namespace ? { namespace: request.namespace } : {}), durationMs });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reviewResponse(outcome.response)));
+    } finally {
+      release();
     }
-    const request = body.request;
-    const outcome = await webhooks[webhook](request, admission);
-    const durationMs = performance.now() - started;
-    const pod = (request.object as { metadata?: { name?: string; generateName?: string } } | undefined)?.metadata;
-    log.debug({ webhook, namespace: request.namespace, pod: pod?.name || pod?.generateName, result: outcome.result, reason: outcome.reason, durationMs: Math.round(durationMs) }, 'admission review');
-    if (outcome.result === 'error') log.warn({ webhook, namespace: request.namespace, message: outcome.response.status?.message }, 'admission lookup failed');
-    opts.onReview?.({ webhook, result: outcome.result, ...(outcome.reason ? { reason: outcome.reason } : {}), ...(request.namespace ? { namespace: request.namespace } : {}), durationMs });
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reviewResponse(outcome.response)));
   }
 
-  const server: Server = createServer({ ...TLS_FLOOR }, (req, res) => {
+  // connectionsCheckingInterval: headersTimeout and requestTimeout are only enforced this often (default 30 s).
+  const server: Server = createServer({ ...TLS_FLOOR, handshakeTimeout: limits.handshakeTimeoutMs, connectionsCheckingInterval: 1000 }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     if (path === '/readyz') return void res.writeHead(serving ? 200 : 503, { 'content-type': 'text/plain' }).end(serving ? 'ok\n' : 'no serving certificate yet\n');
     if (path !== '/mutate' && path !== '/validate') return void res.writeHead(404).end();
     if (req.method !== 'POST') return void res.writeHead(405, { allow: 'POST' }).end();
     review(path.slice(1) as WebhookName, req, res).catch((err: unknown) => {
+      // A client that hung up (or was timed out) is not our failure.
+      if (req.destroyed) return void log.debug({ err: (err as Error).message }, 'admission review abandoned');
       log.error({ err: (err as Error).message }, 'admission review failed');
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  server.timeout = limits.idleTimeoutMs;
   // A handshake that fails (no certificate yet, a scanner) is not worth more than debug.
   server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
 
@@ -175,16 +258,23 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   };
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** The body as text, counted as it arrives; undefined as soon as it passes `max` (reading stops there). */
+function readBody(req: IncomingMessage, max: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
+    if (req.destroyed) return reject(new Error('the client went away'));
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) { reject(new Error('request body too large')); req.destroy(); return; }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      if (size <= max) return void chunks.push(c);
+      req.off('data', onData);
+      req.pause();
+      chunks.length = 0;
+      resolve(undefined);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks, size).toString('utf8')));
     req.on('error', reject);
+    req.on('close', () => reject(new Error('the client went away')));
   });
 }

@@ -53,6 +53,12 @@ export function needsIdentities(pod: Pod): boolean {
 
 const find = (a: PodAdmission, name: string) => a.identities.find((i) => i.metadata.name === name);
 
+/** `"a", "b"`, or `"a", "b", … and 9998 more`: a message stays readable however long the list it is about. */
+function quoteSome(names: string[], max = 10): string {
+  const shown = names.slice(0, max).map((n) => `"${n}"`).join(', ');
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}
+
 const identityExists: Rule = {
   name: 'identityExists',
   check(a) {
@@ -90,12 +96,13 @@ const injectContainersExist: Rule = {
     const named = requestedContainers(a.pod);
     if (requestedIdentity(a.pod) === undefined || named === undefined) return undefined;
     const have = containersOf(a.pod, ['containers', 'initContainers']).map((c) => c.container.name);
-    const missing = named.filter((n) => !have.includes(n));
-    if (named.length > 0 && missing.length === 0) return undefined;
-    const what = named.length === 0 ? 'is empty' : `names ${missing.map((n) => `"${n}"`).join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} not among them`;
+    const haveSet = new Set(have);
+    const missing = [...named].filter((n) => !haveSet.has(n));
+    if (named.size > 0 && missing.length === 0) return undefined;
+    const what = named.size === 0 ? 'is empty' : `names ${quoteSome(missing)}, which ${missing.length === 1 ? 'is' : 'are'} not among them`;
     return {
       reason: 'InjectContainersUnknown',
-      message: `${describePod(a.pod)} has containers ${have.map((n) => `"${n}"`).join(', ')}; the annotation ${ANNOTATION_INJECT_CONTAINERS} ${what}`,
+      message: `${describePod(a.pod)} has containers ${quoteSome(have)}; the annotation ${ANNOTATION_INJECT_CONTAINERS} ${what}`,
     };
   },
 };
@@ -107,7 +114,7 @@ const identityDirectoryFree: Rule = {
     const mountPath = a.mountPath ?? DEFAULT_IDENTITY_DIR;
     const named = requestedContainers(a.pod);
     for (const c of containersOf(a.pod, ['containers', 'initContainers'])) {
-      if (named !== undefined && !named.includes(c.container.name)) continue;
+      if (named !== undefined && !named.has(c.container.name)) continue;
       const other = foreignMountAt(c.container, mountPath);
       if (other) {
         return {

@@ -2,7 +2,8 @@
 // that an unrelated pod is answered without touching the API server.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type AdmissionRequest, type IdentityLookup, mutate, validate } from '../../../src/webhook/admission.ts';
+import { type AdmissionRequest, describeLookupError, type IdentityLookup, mutate, validate } from '../../../src/webhook/admission.ts';
+import { isIdentityName, MAX_INJECTED_CONTAINERS } from '../../../src/webhook/mutate.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
 import type { AgentIdentity } from '../../../src/api/types.ts';
 import type { Pod } from '../../../src/webhook/pod.ts';
@@ -61,12 +62,46 @@ test('mutate: unlabelled pods and missing identities pass unpatched (the validat
   assert.deepEqual(l.calls, ['get agents/ghost']);
 });
 
-test('mutate: a failed lookup refuses the pod and says what failed', async () => {
+test('mutate: a failed lookup refuses the pod and says what failed, in our words; the API server\'s go to the log', async () => {
   const out = await mutate(request(agentPod('planner')), { identities: failing });
   assert.equal(out.result, 'error');
   assert.equal(out.response.allowed, false);
   assert.equal(out.response.status?.code, 500);
-  assert.match(out.response.status!.message, /^could not read AgentIdentity "planner" in namespace "agents": .*forbidden; the pod was not admitted, retry shortly$/);
+  assert.equal(out.response.status!.message, 'could not read AgentIdentity "planner" in namespace "agents": the webhook is not allowed to read it (HTTP 403); check its RBAC; the pod was not admitted, retry shortly');
+  assert.equal(out.error, 'agentidentities.agentidentity.dev "planner" is forbidden');
+});
+
+test('lookup errors are described by kind, never by the API server\'s text', () => {
+  assert.equal(describeLookupError(new KubeError(0, 'TimeoutError', 'The operation was aborted due to timeout')), 'the API server did not answer in time');
+  assert.equal(describeLookupError(new KubeError(401, 'Unauthorized', 'Unauthorized')), 'the webhook is not allowed to read it (HTTP 401); check its RBAC');
+  assert.equal(describeLookupError(new KubeError(500, 'InternalError', 'etcdserver: leader changed /registry/x')), 'the API server answered HTTP 500');
+});
+
+test('mutate: a label that is not an AgentIdentity name is refused before any lookup', async () => {
+  for (const value of ['alpha/status', '../secrets', 'Planner', 'a_b', '-a', 'a'.repeat(254), 'x%2Fstatus']) {
+    const l = lookup([identity('planner')]);
+    const out = await mutate(request(pod({ labels: { 'agentidentity.dev/agent': value } })), { identities: l });
+    assert.equal(out.result, 'denied', value);
+    assert.equal(out.reason, 'InvalidIdentityName');
+    assert.equal(out.response.status?.code, 403);
+    assert.deepEqual(l.calls, [], `no API call for ${value.slice(0, 20)}`);
+  }
+  const out = await mutate(request(pod({ labels: { 'agentidentity.dev/agent': 'alpha/status' } })), { identities: lookup([]) });
+  assert.equal(out.response.status!.message, 'pod "agent" has the label agentidentity.dev/agent: "alpha/status", which is not an AgentIdentity name; use the name of an AgentIdentity in namespace "agents" (lowercase letters, digits, \'-\' and \'.\', starting and ending with a letter or digit, at most 253 characters)');
+  const long = await mutate(request(pod({ labels: { 'agentidentity.dev/agent': 'A'.repeat(100_000) } })), { identities: lookup([]) });
+  assert.ok(long.response.status!.message.length < 400, 'a huge value is clipped in the message');
+  for (const name of ['planner', 'a', 'planner.v2', 'a-1.b-2']) assert.ok(isIdentityName(name), name);
+});
+
+test('mutate: a pod that would take the identity in more containers than the webhook injects into is refused, with the way out', async () => {
+  const containers = Array.from({ length: MAX_INJECTED_CONTAINERS + 1 }, (_, i) => ({ name: `c${i}` }));
+  const out = await mutate(request(agentPod('planner', { spec: { containers } })), { identities: lookup([identity('planner')]) });
+  assert.equal(out.result, 'denied');
+  assert.equal(out.reason, 'TooManyContainers');
+  assert.equal(out.response.patch, undefined);
+  assert.match(out.response.status!.message, /^pod "agent" would carry the identity in 1001 containers, more than the 1000 the webhook injects into; name the ones that need it with the annotation agentidentity\.dev\/inject-containers$/);
+  const named = agentPod('planner', { spec: { containers }, annotations: { 'agentidentity.dev/inject-containers': 'c7' } });
+  assert.equal((await mutate(request(named), { identities: lookup([identity('planner')]) })).result, 'patched', 'naming a few of them works');
 });
 
 test('validate: refusals carry 403 and the rule\'s message', async () => {
@@ -88,7 +123,7 @@ test('validate: an unrelated pod is allowed without listing anything', async () 
 test('validate: a failed list refuses the pod (fail closed)', async () => {
   const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'x' } }] } })), { identities: failing });
   assert.equal(out.response.allowed, false);
-  assert.match(out.response.status!.message, /^could not list AgentIdentities in namespace "agents": The operation was aborted due to timeout/);
+  assert.equal(out.response.status!.message, 'could not list AgentIdentities in namespace "agents": the API server did not answer in time; the pod was not admitted, retry shortly');
 });
 
 test('anything that is not a Pod is allowed untouched', async () => {

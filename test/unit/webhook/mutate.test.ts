@@ -3,7 +3,7 @@
 // defaults) asks for nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { injectIdentity } from '../../../src/webhook/mutate.ts';
+import { injectIdentity, requestedContainers, targetContainers } from '../../../src/webhook/mutate.ts';
 import type { Container, Pod, Volume } from '../../../src/webhook/pod.ts';
 import { agentPod, applyPatch, identity } from './fixtures.ts';
 
@@ -111,6 +111,30 @@ test('an annotation that names no container of the pod injects nothing (the vali
   const { patch, summary } = injectIdentity(p, planner);
   assert.deepEqual(patch, []);
   assert.deepEqual(summary.containers, []);
+});
+
+test('inject-containers is read as a set, and only as far as the pod has containers: the sender chooses its length', () => {
+  const p = agentPod('planner', {
+    annotations: { 'agentidentity.dev/inject-containers': 'app,app, app,setup' },
+    spec: { containers: [{ name: 'app' }], initContainers: [{ name: 'setup' }] },
+  });
+  assert.deepEqual(requestedContainers(p), new Set(['app', 'setup']));
+  // 200,000 names for a two-container pod: three are read (one more than it has, so a missing one still shows).
+  const flood = Array.from({ length: 200_000 }, (_, i) => `n${i}`).join(',');
+  const big = { ...p, metadata: { ...p.metadata, annotations: { 'agentidentity.dev/inject-containers': `${flood},app` } } };
+  assert.deepEqual(requestedContainers(big), new Set(['n0', 'n1', 'n2']));
+  assert.deepEqual(injectIdentity(big, planner).patch, [], 'none of the names read is a container');
+  assert.deepEqual(requestedContainers({ ...p, metadata: { ...p.metadata, annotations: { 'agentidentity.dev/inject-containers': ','.repeat(100_000) } } }), new Set());
+});
+
+test('a pod with tens of thousands of containers is answered from one pass over them', () => {
+  const containers = Array.from({ length: 40_000 }, (_, i) => ({ name: `c${i}` }));
+  const names = `${Array.from({ length: 39_998 }, (_, i) => `c${i + 2}`).join(',')},c1`;
+  const p = agentPod('planner', { spec: { containers }, annotations: { 'agentidentity.dev/inject-containers': names } });
+  assert.equal(targetContainers(p).length, 39_999);
+  const { patch, refusal } = injectIdentity(p, planner);
+  assert.equal(refusal?.reason, 'TooManyContainers');
+  assert.deepEqual(patch, [], 'no 30 MB patch is built for it');
 });
 
 test('never a subPath mount: subPath mounts do not see renewed certificates', () => {

@@ -52,6 +52,18 @@ test('inject-containers naming containers the pod does not have is refused, list
   assert.match(denied(judge(empty), 'InjectContainersUnknown'), /is empty$/);
 });
 
+test('inject-containers against a huge pod: refused from one pass, with a message of bounded length', () => {
+  const containers = Array.from({ length: 40_000 }, (_, i) => ({ name: `c${i}` }));
+  const names = Array.from({ length: 200_000 }, (_, i) => `n${i}`).join(',');
+  const p = agentPod('planner', { annotations: { 'agentidentity.dev/inject-containers': `${names},c1` }, spec: { containers } });
+  const m = denied(judge(p), 'InjectContainersUnknown');
+  assert.ok(m.length < 1000, `message of ${m.length} characters`);
+  assert.match(m, /^pod "agent" has containers "c0", "c1", .*"c9" and 39990 more; the annotation agentidentity.dev\/inject-containers names "n0", .*"n9" and \d+ more, which are not among them$/);
+  // The same check, every name present: allowed.
+  const all = agentPod('planner', { annotations: { 'agentidentity.dev/inject-containers': containers.map((c) => c.name).reverse().join(',') }, spec: { containers } });
+  assert.deepEqual(judge(all), { allowed: true });
+});
+
 test('a container that mounts another volume at the identity directory is refused', () => {
   const p = agentPod('planner', { spec: { containers: [{ name: 'app', volumeMounts: [{ name: 'scratch', mountPath: '/var/run/agentidentity' }] }], volumes: [{ name: 'scratch', emptyDir: {} }] } });
   assert.match(denied(judge(p), 'IdentityDirectoryInUse'), /^container "app" of pod "agent" mounts volume "scratch" at \/var\/run\/agentidentity/);
