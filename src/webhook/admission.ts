@@ -4,7 +4,7 @@
 //   When a Pod is created (or gains an ephemeral container) → refuse an identity that is not its own.
 import type { AgentIdentity } from '../api/types.ts';
 import { toKubeError } from '../kube/errors.ts';
-import { type InjectionSummary, injectIdentity, isIdentityName, requestedIdentity } from './mutate.ts';
+import { type InjectionSummary, injectIdentity, isObjectName, requestedIdentity } from './mutate.ts';
 import { LABEL_AGENT } from './names.ts';
 import { clip, describePod, type Pod } from './pod.ts';
 import { needsIdentities, validatePod } from './validate.ts';
@@ -74,6 +74,10 @@ const lookupFailed = (uid: string, what: string, err: unknown): Outcome => ({
   response: { uid, allowed: false, status: { code: 500, reason: 'InternalError', message: `${what}: ${describeLookupError(err)}; the pod was not admitted, retry shortly` } },
 });
 
+/** The API server always sends a valid one; anything else did not come from it, and must not reach a URL path. */
+const badNamespace = (req: AdmissionRequest): Outcome | undefined => (isObjectName(req.namespace!) ? undefined
+  : deny(req.uid, 'InvalidNamespace', `request.namespace "${clip(req.namespace!, 63)}" is not a namespace name`));
+
 /** The pod under review, or undefined for anything that is not a Pod (the configurations never send one). */
 function podOf(req: AdmissionRequest): Pod | undefined {
   if (req.kind?.kind !== 'Pod' || req.kind.group !== '') return undefined;
@@ -91,8 +95,10 @@ export async function mutate(req: AdmissionRequest, opts: AdmissionOptions): Pro
   const pod = podOf(req);
   const name = pod && requestedIdentity(pod);
   if (!pod || !name || !req.namespace) return allow(req.uid);
+  const refused = badNamespace(req);
+  if (refused) return refused;
   // Checked before the name goes into a URL path: "alpha/status" would read a subresource.
-  if (!isIdentityName(name)) {
+  if (!isObjectName(name)) {
     return deny(req.uid, 'InvalidIdentityName', `${describePod(pod)} has the label ${LABEL_AGENT}: "${clip(name, 63)}", which is not an AgentIdentity name; use the name of an AgentIdentity in namespace "${req.namespace}" (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)`);
   }
 
@@ -119,6 +125,8 @@ export async function mutate(req: AdmissionRequest, opts: AdmissionOptions): Pro
 export async function validate(req: AdmissionRequest, opts: AdmissionOptions): Promise<Outcome> {
   const pod = podOf(req);
   if (!pod || !req.namespace || !needsIdentities(pod)) return allow(req.uid);
+  const refused = badNamespace(req);
+  if (refused) return refused;
 
   let identities: AgentIdentity[];
   try {

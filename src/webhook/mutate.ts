@@ -58,12 +58,12 @@ export function requestedIdentity(pod: Pod): string | undefined {
   return pod.metadata.labels?.[LABEL_AGENT];
 }
 
-// An object name as the API server accepts it (a DNS-1123 subdomain). The
-// mutating webhook sees a pod before the API server validates its labels, so
-// the value may hold anything, "/" included, and it goes into a URL path.
+// An object name as the API server accepts it (a DNS-1123 subdomain): never
+// "/" or "..", so safe in a URL path. The mutating webhook sees a pod before
+// the API server validates its labels, so the label may hold anything.
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-export function isIdentityName(name: string): boolean {
+export function isObjectName(name: string): boolean {
   return name.length <= 253 && DNS1123_SUBDOMAIN.test(name);
 }
 

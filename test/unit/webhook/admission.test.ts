@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type AdmissionRequest, describeLookupError, type IdentityLookup, mutate, validate } from '../../../src/webhook/admission.ts';
-import { isIdentityName, MAX_INJECTED_CONTAINERS } from '../../../src/webhook/mutate.ts';
+import { isObjectName, MAX_INJECTED_CONTAINERS } from '../../../src/webhook/mutate.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
 import type { AgentIdentity } from '../../../src/api/types.ts';
 import type { Pod } from '../../../src/webhook/pod.ts';
@@ -90,7 +90,17 @@ test('mutate: a label that is not an AgentIdentity name is refused before any lo
   assert.equal(out.response.status!.message, 'pod "agent" has the label agentidentity.dev/agent: "alpha/status", which is not an AgentIdentity name; use the name of an AgentIdentity in namespace "agents" (lowercase letters, digits, \'-\' and \'.\', starting and ending with a letter or digit, at most 253 characters)');
   const long = await mutate(request(pod({ labels: { 'agentidentity.dev/agent': 'A'.repeat(100_000) } })), { identities: lookup([]) });
   assert.ok(long.response.status!.message.length < 400, 'a huge value is clipped in the message');
-  for (const name of ['planner', 'a', 'planner.v2', 'a-1.b-2']) assert.ok(isIdentityName(name), name);
+  for (const name of ['planner', 'a', 'planner.v2', 'a-1.b-2']) assert.ok(isObjectName(name), name);
+});
+
+test('a request.namespace that is not a name is refused before it reaches a URL path', async () => {
+  for (const handler of [mutate, validate]) {
+    const l = lookup([identity('planner')]);
+    const out = await handler(request(agentPod('planner'), 'agents/agentidentities/x'), { identities: l });
+    assert.equal(out.reason, 'InvalidNamespace');
+    assert.equal(out.response.allowed, false);
+    assert.deepEqual(l.calls, []);
+  }
 });
 
 test('mutate: a pod that would take the identity in more containers than the webhook injects into is refused, with the way out', async () => {
