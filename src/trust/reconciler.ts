@@ -196,7 +196,7 @@ async function loadExternal(d: TrustReconcilerDeps, td: TrustDomain): Promise<Lo
   if (next) {
     const cm = writeExternalState({ namespace: d.operatorNamespace, trustDomainObject: td.metadata.name!, existing: home }, next);
     await (home ? d.api.replaceConfigMap(cm) : d.api.createConfigMap(cm));
-    if (next.rotation && !state?.rotation) await d.events.record(targetOf(td), 'Normal', 'StartRotation', `the CA in Secret ${where} changed: publishing its roots next to the old ones before it signs`);
+    if (next.rotation && !state?.rotation) await d.events.record(targetOf(td), 'Normal', 'StartRotation', `the CA in Secret ${where} changed to signer ${signerFp}: publishing its roots next to the old ones before it signs`);
     return undefined;
   }
   const s = state!;
@@ -241,7 +241,8 @@ async function applyExternalStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loa
   }
   await d.api.replaceConfigMap(writeExternalState({ namespace: d.operatorNamespace, trustDomainObject: td.metadata.name!, existing: l.externalHome }, s));
   d.log.info({ trustDomain: td.metadata.name, step: step.kind }, 'external CA rotation step');
-  await d.events.record(targetOf(td), 'Normal', step.kind, `external CA rotation: ${step.kind}`);
+  // Naming the new signer keeps each rotation's events apart (identical events are collapsed for 10 minutes).
+  await d.events.record(targetOf(td), 'Normal', step.kind, `external CA rotation to signer ${s.signer}: ${step.kind}`);
 }
 
 async function loadPair(certPem: string, keyPem: string, where: string): Promise<CA> {
@@ -325,7 +326,7 @@ async function applyStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, ste
       state.incoming = await createRoot(opts(d.caDurationMs));
       state.rotation = { phase: 'PublishingRoot', reason: step.reason, startedAt: now, phaseStartedAt: now };
       if (step.reason === 'Requested') state.lastRotationRequest = td.metadata.annotations?.[ANNOTATION_ROTATE_REQUESTED_AT];
-      event = `root rotation started (${step.reason}): publishing the new root next to the old one`;
+      event = `root rotation started (${step.reason}): publishing the new root ${await rootFingerprint(state.incoming)} next to the old one`;
       break;
     case 'SwitchSigner': {
       const incoming = state.incoming!;
@@ -334,17 +335,17 @@ async function applyStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, ste
       state.root = incoming;
       state.incoming = undefined;
       state.rotation = { ...state.rotation!, phase: 'ReissuingLeaves', phaseStartedAt: now };
-      event = 'every bundle copy carries the new root; signing moved to a new intermediate under it; re-issuing leaves';
+      event = `every bundle copy carries the new root ${await rootFingerprint(state.root)}; signing moved to a new intermediate under it; re-issuing leaves`;
       break;
     }
     case 'RetireRoot':
       state.rotation = { ...state.rotation!, phase: 'RetiringRoot', phaseStartedAt: now };
-      event = 'every leaf chains to the new root; the old root leaves the bundle after the grace period';
+      event = `every leaf chains to the new root ${await rootFingerprint(state.root)}; the old root leaves the bundle after the grace period`;
       break;
     case 'FinishRotation':
       state.retiringPem = undefined;
       state.rotation = undefined;
-      event = 'root rotation complete: the old root left the bundle';
+      event = `root rotation to ${await rootFingerprint(state.root)} complete: the old root left the bundle`;
       break;
     case 'RenewIntermediate':
       state.intermediate = await createIntermediate(await loadCA(state.root.certificatePem, state.root.privateKeyPem), opts(d.intermediateDurationMs));
@@ -354,6 +355,11 @@ async function applyStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, ste
   await d.api.replaceSecret(writeCAState({ namespace: d.operatorNamespace, trustDomainObject: td.metadata.name!, existing: l.secret }, state));
   d.log.info({ trustDomain: td.metadata.name, step: step.kind }, event);
   await d.events.record(targetOf(td), 'Normal', step.kind, event);
+}
+
+/** Rotation events name the new root, so a second rotation's events are not collapsed into the first's. */
+async function rootFingerprint(root: CAState['root']): Promise<string> {
+  return fingerprintOf(parseCertificates(root.certificatePem)[0]!);
 }
 
 // --- Publication

@@ -1,14 +1,17 @@
 // Every rotation step resumes after a crash: the operator process is killed
 // (SIGKILL) in each phase and restarted, and the rotation still completes
-// with every copy of the bundle consistent.
+// with every copy of the bundle consistent. The phases are followed through
+// a watch on the CA Secret, which delivers every version the operator writes:
+// a poll can miss a phase shorter than its interval.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, Watch } from '@kubernetes/client-node';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { spawnOperator, eventually, ensureNamespace, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api, isReady, secretText } from '../support/objects.ts';
 import { parseCertificates } from '../../src/pki/parse.ts';
 import { verifyChain } from '../../src/pki/verify.ts';
+import type { Secret } from '../../src/api/types.ts';
 
 let env: TestEnv;
 let a: ReturnType<typeof api>;
@@ -18,7 +21,26 @@ const FLAGS = ['--rotation-propagation-delay=4s', '--rotation-reissue-window=4s'
 before(async () => { env = await startTestEnv(); a = api(env.kc); await ensureNamespace(env.kc, OPERATOR_NAMESPACE); });
 after(async () => { await operator?.kill(); await env?.stop(); });
 
-const caPhase = async () => (await a.getSecret(OPERATOR_NAMESPACE, 'default-ca')).metadata.annotations?.['agentidentity.dev/rotation-phase'];
+const PHASE = 'agentidentity.dev/rotation-phase';
+const STARTED_AT = 'agentidentity.dev/rotation-started-at';
+const caPhase = async () => (await a.getSecret(OPERATOR_NAMESPACE, 'default-ca')).metadata.annotations?.[PHASE];
+
+/** Every version of the CA Secret, in the order the API server wrote them. */
+async function watchCASecret() {
+  const versions: { phase?: string; startedAt?: string }[] = [];
+  let closed: unknown;
+  const watch = await new Watch(env.kc).watch(`/api/v1/namespaces/${OPERATOR_NAMESPACE}/secrets`, { fieldSelector: 'metadata.name=default-ca' },
+    (type, s: Secret) => { if (type === 'ADDED' || type === 'MODIFIED') versions.push({ phase: s.metadata.annotations?.[PHASE], startedAt: s.metadata.annotations?.[STARTED_AT] }); },
+    (err) => { closed = err ?? new Error('watch closed'); });
+  return {
+    versions,
+    reached: (phase: string) => eventually(async () => {
+      if (closed) throw new Error(`the watch ended: ${closed}`);
+      return versions.some((v) => v.phase === phase);
+    }, { timeoutMs: 30_000, intervalMs: 10, what: `phase ${phase}` }),
+    stop: () => watch.abort(),
+  };
+}
 
 test('killing the operator in each rotation phase still completes the rotation consistently', async (t) => {
   await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });
@@ -28,14 +50,18 @@ test('killing the operator in each rotation phase still completes the rotation c
   for (const n of names) await a.createIdentity(ns, n, { duration: '1h' });
   await eventually(async () => (await Promise.all(names.map((n) => a.getIdentity(ns, n)))).every(isReady), { what: 'identities Ready' });
   const oldRoot = (await a.getTrustDomain('default')).status!.roots![0]!.fingerprint;
+  const ca = await watchCASecret();
+  t.after(() => ca.stop());
 
   await a.custom.patchClusterCustomObject(
     { group: 'agentidentity.dev', version: 'v1alpha1', plural: 'trustdomains', name: 'default', body: { metadata: { annotations: { 'agentidentity.dev/rotate-requested-at': 'crash-test' } } } },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
   );
   for (const phase of ['PublishingRoot', 'ReissuingLeaves', 'RetiringRoot']) {
-    await eventually(async () => (await caPhase()) === phase, { timeoutMs: 30_000, intervalMs: 50, what: `phase ${phase}` });
+    await ca.reached(phase);
     await operator.kill();
+    // With the operator dead the phase cannot move: this is the phase it died in.
+    assert.equal(await caPhase(), phase, `killed in ${phase}`);
     t.diagnostic(`killed the operator in ${phase}`);
     operator = spawnOperator(env.kubeconfigPath, FLAGS);
   }
@@ -59,6 +85,9 @@ test('killing the operator in each rotation phase still completes the rotation c
     const cm = await a.core.readNamespacedConfigMap({ namespace: cmNs, name: 'trust-bundle-default' });
     assert.equal(cm.data!['ca.crt'], bundle, `ConfigMap in ${cmNs}`);
   }
-  const events = await a.core.listNamespacedEvent({ namespace: 'default' });
-  assert.equal(events.items.filter((e) => e.reason === 'StartRotation').length, 1, 'the rotation was started once, not again after a restart');
+  // The record is the CA Secret's versions, not Events: a SIGKILL right after a step may lose that step's (best effort) Event.
+  await eventually(async () => ca.versions.at(-1)?.phase === undefined, { what: 'the watch to deliver the last write' });
+  const phases = ca.versions.map((v) => v.phase).filter((p, i, all) => i === 0 || p !== all[i - 1]);
+  assert.deepEqual(phases, [undefined, 'PublishingRoot', 'ReissuingLeaves', 'RetiringRoot', undefined], 'each phase once, in order');
+  assert.equal(new Set(ca.versions.map((v) => v.startedAt).filter(Boolean)).size, 1, 'the rotation was started once, not again after a restart');
 });

@@ -1,13 +1,16 @@
 // Root rotation without a gap in trust: two agents open a new mutual-TLS
 // connection every 100 ms, each time re-reading its certificate files from
 // its Secret as a pod's mounted volume would, while the root rotates.
+// Which phases ran is read from the Events the operator records at each
+// transition, not sampled from status: a poll misses a phase shorter than
+// its interval, and on a loaded machine ReissuingLeaves can be that short.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestEnv } from '../support/env.ts';
 import { setUp, tearDown } from '../support/suite.ts';
 import { eventually } from '../support/operator.ts';
 import { runCli } from '../support/cli.ts';
-import { api, isReady, secretText } from '../support/objects.ts';
+import { api, isReady, secretText, ROTATION_EVENTS } from '../support/objects.ts';
 import { mtlsHandshake, type Material } from '../support/tls.ts';
 import { parseCertificates, fingerprintOf } from '../../src/pki/parse.ts';
 import { verifyChain } from '../../src/pki/verify.ts';
@@ -19,7 +22,7 @@ let op: Operator;
 let a: ReturnType<typeof api>;
 
 before(async () => {
-  ({ env, op, a } = await setUp({ operator: { propagationDelayMs: 1500, reissueWindowMs: 3000, rotationGraceMs: 2000, rotationPollMs: 300 } }));
+  ({ env, op, a } = await setUp({ operator: { propagationDelayMs: 1500, reissueWindowMs: 3000, rotationGraceMs: 6000, rotationPollMs: 300 } }));
 });
 after(() => tearDown({ env, op }));
 
@@ -39,7 +42,6 @@ test('a root rotation completes with zero failed handshakes between two agents',
   };
   let ok = 0;
   const failures: string[] = [];
-  const phases = new Set<string>();
   let running = true;
   const traffic = (async () => {
     while (running) {
@@ -52,25 +54,30 @@ test('a root rotation completes with zero failed handshakes between two agents',
     }
   })();
 
+  const okBefore = ok;
   const rotate = await cli('ca', 'rotate', 'default');
   assert.equal(rotate.code, 0, rotate.stderr);
-  let during = '';
+  // The CLI takes seconds to start on a loaded machine; the 1.5 s propagation delay plus the 6 s grace outlast it.
+  await eventually(async () => (await a.getTrustDomain('default')).status?.rotation, { what: 'the rotation in status' });
+  const during = (await cli('ca', 'status', 'default')).stdout;
   const done = await eventually(async () => {
     const td: TrustDomain = await a.getTrustDomain('default');
-    if (td.status?.rotation) {
-      phases.add(td.status.rotation.phase);
-      if (!during) during = (await cli('ca', 'status', 'default')).stdout;
-    }
     return !td.status?.rotation && td.status?.roots?.length === 1 && td.status.roots[0]!.fingerprint !== oldRoot && td;
-  }, { timeoutMs: 60_000, intervalMs: 50, what: 'rotation to complete' });
-  await new Promise((r) => setTimeout(r, 1000));
+  }, { timeoutMs: 60_000, what: 'rotation to complete' });
+  const okDuring = ok - okBefore;
+  // Traffic goes on after the old root left the bundle, however slow each handshake is here.
+  const okAtDone = ok;
+  await eventually(async () => ok >= okAtDone + 3, { what: 'handshakes after the rotation' });
   running = false;
   await traffic;
 
-  t.diagnostic(`${ok} handshakes during the rotation, ${failures.length} failed; phases seen: ${[...phases].join(', ')}`);
+  const steps = (await a.trustDomainEvents('default')).filter((e) => ROTATION_EVENTS.includes(e.reason ?? ''));
+  t.diagnostic(`${okDuring} handshakes during the rotation, ${failures.length} failed; events: ${steps.map((e) => e.reason).join(', ')}`);
   assert.deepEqual(failures, [], 'no handshake failed');
-  assert.ok(ok >= 30, `traffic really ran: ${ok} handshakes`);
-  assert.deepEqual([...phases].sort(), ['PublishingRoot', 'ReissuingLeaves', 'RetiringRoot']);
+  assert.ok(okDuring >= 10, `traffic really ran during the rotation: ${okDuring} handshakes`);
+  assert.deepEqual(steps.map((e) => e.reason).sort(), [...ROTATION_EVENTS].sort(), 'every phase transition was recorded, once');
+  const newRootFp = done.status!.roots![0]!.fingerprint;
+  for (const e of steps) assert.ok(e.message!.includes(newRootFp), `${e.reason} names the new root, so a later rotation's events stay apart: ${e.message}`);
   assert.match(during, /rotation: (PublishingRoot|ReissuingLeaves|RetiringRoot) \(Requested\)/);
 
   const newRoot = parseCertificates(secretText(await a.getSecret(ns, 'planner-identity'), 'ca.crt'));

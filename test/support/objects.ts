@@ -21,8 +21,14 @@ export function api(kc: KubeConfig) {
     deleteIdentity: (namespace: string, name: string) => custom.deleteNamespacedCustomObject({ ...ai, namespace, name }),
     listIdentities: (namespace: string) => custom.listNamespacedCustomObject({ ...ai, namespace }) as Promise<{ items: AgentIdentity[] }>,
     getSecret: (namespace: string, name: string) => core.readNamespacedSecret({ namespace, name }) as Promise<Secret>,
+    /** The Events recorded for a TrustDomain (cluster-scoped, so they live in "default"). */
+    trustDomainEvents: async (name: string) =>
+      (await core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.kind=TrustDomain,involvedObject.name=${name}` })).items,
   };
 }
+
+/** The reasons of the Events a root rotation records, one per phase it enters or leaves. */
+export const ROTATION_EVENTS = ['StartRotation', 'SwitchSigner', 'RetireRoot', 'FinishRotation'];
 
 export function isReady(o: { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined): boolean {
   return o?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
