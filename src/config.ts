@@ -89,7 +89,7 @@ export function usage(): string {
     const env = o.plainEnv ? `${envName(k)} or ${o.env}` : envName(k);
     lines.push(`  --${k}${o.boolean ? '' : '=VALUE'}`, `      ${o.help}`, `      env ${env}; default ${o.default === '' ? 'unset' : o.default}`);
   }
-  lines.push('  -h, --help', '      print this and exit');
+  lines.push('  --help, -h', '      print this and exit');
   return lines.join('\n') + '\n';
 }
 
