@@ -49,8 +49,10 @@ class SharedDispatcher {
     if (!fresh) return;
     const now = performance.now();
     if (!this.current || now - this.current.since > this.maxAgeMs) {
-      // close() lets requests in flight finish, then drops the old connections.
-      void this.current?.dispatcher.close().catch(() => undefined);
+      // Closed a while later, not now: a request handed the old one a moment ago may not have
+      // dispatched yet. close() then lets what is in flight finish and drops the connections.
+      const old = this.current?.dispatcher;
+      if (old) setTimeout(() => void old.close().catch(() => undefined), 30_000).unref();
       this.current = { dispatcher: fresh, since: now };
     }
     ctx.setDispatcher(this.current.dispatcher);
