@@ -44,7 +44,8 @@ cluster-up: deps control-plane
 cluster-down: deps
 	node test/support/cluster-cli.ts down
 
-## Apply the CRDs and a default TrustDomain to the cluster in $KUBECONFIG.
+## What `make run` needs in $KUBECONFIG (CRDs, namespace, admission policy, default TrustDomain),
+## marked for adoption by a later `helm install` (HELM_RELEASE, POD_NAMESPACE; docs/install.md).
 install: deps control-plane
 	bash scripts/install.sh
 

@@ -1,12 +1,46 @@
 #!/usr/bin/env bash
-# `make install`: the CRDs, the operator's namespace and a default TrustDomain,
-# applied to the cluster in $KUBECONFIG. Idempotent.
+# `make install`: what `make run` needs in the cluster in $KUBECONFIG, and
+# nothing that runs there: the CRDs, the operator's namespace, the
+# minimum-lifetime admission policy and the default TrustDomain. Idempotent.
+#
+# Everything is applied with Helm's field manager, so a later `helm install`
+# (Helm 4 server-side applies) takes the fields over without a conflict even
+# where its values differ. The policy and the TrustDomain are the chart's own
+# objects as `make chart` rendered them into deploy/, with Helm's adoption
+# metadata for the release $HELM_RELEASE in $POD_NAMESPACE (by default the names
+# docs/install.md uses): that release adopts them instead of refusing them. An
+# installed Helm release's objects are left to `helm upgrade`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUBECTL="${KUBECTL:-$(command -v kubectl || echo "$(bash scripts/control-plane-build.sh)/kubectl")}"
 NAMESPACE="${POD_NAMESPACE:-agent-identity-system}"
-"$KUBECTL" apply --server-side --force-conflicts -f crds/
-"$KUBECTL" apply --server-side --force-conflicts -f config/admission/
+RELEASE="${HELM_RELEASE:-agent-identity-operator}"
+
+"$KUBECTL" apply --server-side --force-conflicts --field-manager=helm -f crds/
 "$KUBECTL" wait --for=condition=Established --timeout=60s crd/agentidentities.agentidentity.dev crd/trustdomains.agentidentity.dev
 "$KUBECTL" create namespace "$NAMESPACE" --dry-run=client -o yaml | "$KUBECTL" apply -f -
-"$KUBECTL" apply -f examples/trustdomain-default.yaml
+
+# Prints "<release> <namespace>" of an installed Helm release that owns an
+# object of the file: the object names the release in Helm's annotations, and
+# Helm keeps a record of the release (a Secret labelled owner=helm) there.
+installed_owner() {
+  local release ns
+  while read -r release ns; do
+    [ "$release" != "<none>" ] || continue
+    if [ -n "$("$KUBECTL" get secrets -n "$ns" -l "owner=helm,name=$release" -o name)" ]; then
+      echo "$release $ns"; return 0
+    fi
+  done < <("$KUBECTL" get -f "$1" --ignore-not-found --no-headers \
+    -o 'custom-columns=RELEASE:.metadata.annotations.meta\.helm\.sh/release-name,NAMESPACE:.metadata.annotations.meta\.helm\.sh/release-namespace')
+  return 1
+}
+
+for f in deploy/admissionpolicy.yaml deploy/trustdomains.yaml; do
+  if owner="$(installed_owner "$f")"; then
+    echo "$f: left alone, the Helm release ${owner% *} in namespace ${owner#* } owns it (change it with helm upgrade)"
+    continue
+  fi
+  "$KUBECTL" annotate --local -f "$f" -o yaml \
+    "meta.helm.sh/release-name=$RELEASE" "meta.helm.sh/release-namespace=$NAMESPACE" \
+    | "$KUBECTL" apply --server-side --force-conflicts --field-manager=helm -f -
+done
