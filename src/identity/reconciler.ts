@@ -67,7 +67,7 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       if (trustDomainPending(d, identity)) return {};
       const td = trustDomainFor(d, identity);
       if (!identity.metadata.finalizers?.includes(FINALIZER_REVOKE)) {
-        await d.api.patchIdentityMetadata(namespace, name, { finalizers: [...(identity.metadata.finalizers ?? []), FINALIZER_REVOKE], resourceVersion: identity.metadata.resourceVersion });
+        await ofIdentity(d.api.patchIdentityMetadata(namespace, name, { finalizers: [...(identity.metadata.finalizers ?? []), FINALIZER_REVOKE], resourceVersion: identity.metadata.resourceVersion }));
       }
       const secretName = secretNameOf(identity);
       const secret = d.secrets.get(secretName, namespace);
@@ -131,6 +131,10 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       const next = Math.min(renewAt.getTime(), violation ? Infinity : (rotationAt?.getTime() ?? Infinity));
       return { requeueAfter: Math.max(1, next - d.now().getTime()) };
     } catch (err) {
+      if (err instanceof IdentityGone) {
+        d.log.debug({ identity: key }, 'identity is gone; nothing left to reconcile');
+        return {};
+      }
       if (isConflict(err)) {
         d.log.debug({ identity: key }, 'write conflict; the cache was stale, retrying');
         return { requeueAfter: CONFLICT_REQUEUE_MS };
@@ -155,9 +159,9 @@ async function finalize(d: IdentityReconcilerDeps, identity: AgentIdentity, now:
   const td = d.store.get(trustDomainOf(identity));
   const entry = secret ? denyEntryOf(secret, 'Deleted', now) : undefined;
   if (entry && td) await revoke(d, td, entry);
-  await d.api.patchIdentityMetadata(identity.metadata.namespace!, identity.metadata.name!, {
+  await ofIdentity(d.api.patchIdentityMetadata(identity.metadata.namespace!, identity.metadata.name!, {
     finalizers: identity.metadata.finalizers.filter((f) => f !== FINALIZER_REVOKE), resourceVersion: identity.metadata.resourceVersion,
-  });
+  }));
   if (entry) {
     d.log.info({ identity: `${identity.metadata.namespace}/${identity.metadata.name}`, serial: entry.serialNumber }, 'revoked certificate of deleted identity');
   }
@@ -255,7 +259,24 @@ async function writeSecret(d: IdentityReconcilerDeps, want: Secret, existing: Se
 
 async function writeStatus(d: IdentityReconcilerDeps, identity: AgentIdentity, status: AgentIdentityStatus): Promise<void> {
   if (jsonEqual(status, identity.status ?? {})) return;
-  await d.api.patchIdentityStatus(identity.metadata.namespace!, identity.metadata.name!, replacingPatch(identity.status, status));
+  await ofIdentity(d.api.patchIdentityStatus(identity.metadata.namespace!, identity.metadata.name!, replacingPatch(identity.status, status)));
+}
+
+/** The identity itself answered 404: deleted while the cache still showed it. */
+class IdentityGone extends Error {}
+
+/**
+ * A write to the identity being reconciled. Its 404 is the clean end of the
+ * reconcile (controller-runtime's IgnoreNotFound), not a failure: a finished
+ * delete is not an error, and the informer's delete event forgets its metrics.
+ */
+async function ofIdentity<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (err) {
+    if (isNotFound(err)) throw new IdentityGone('the AgentIdentity is gone');
+    throw err;
+  }
 }
 
 /** A stable number in [0, 1) per identity: spreads rotation re-issuance over the window. */
