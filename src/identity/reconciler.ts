@@ -3,7 +3,7 @@
 // Level-based: it reads only cached state and writes only differences, so a
 // second run in a row makes no API write.
 import { createHash } from 'node:crypto';
-import { API_VERSION, AGENT_IDENTITY, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_RENEWAL_REQUEST, FINALIZER_REVOKE } from '../api/group.ts';
+import { API_VERSION, AGENT_IDENTITY, ANNOTATION_NOT_AFTER, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_RENEWAL_REQUEST, FINALIZER_REVOKE } from '../api/group.ts';
 import { keyRequestOf, policyConfigMapName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
 import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret } from '../api/types.ts';
@@ -90,7 +90,7 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
 
       let issued: IssuedData & { notBefore: Date };
       if (violation && !td.signer) {
-        throw new ReconcileFailure('WaitingForCA', `${violation.message}, but the brought-in CA changed and may sign only once its roots are in every bundle copy`, { retry: false });
+        throw new ReconcileFailure('WaitingForCA', `${violation.message}, but the CA is changing and may sign only once its new roots are in every bundle copy`, { retry: false });
       }
       if (violation) {
         const started = performance.now();
@@ -140,6 +140,8 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
         return { requeueAfter: CONFLICT_REQUEUE_MS };
       }
       const f = failureOf(err, 'IssuanceFailed');
+      // No CA to judge by: a certificate that has not expired still works, so a broken CA does not flip every identity.
+      if (f.reason === 'TrustDomainNotReady') stillValid = notExpired(d.secrets.get(secretNameOf(identity), namespace), now);
       if (!stillValid) d.metrics.setReady(namespace, name, 'False');
       await reportFailure(d, CONTROLLER, key, ref(identity), f);
       // Only real attempts count; a failure that waits for a change is reported once.
@@ -219,6 +221,11 @@ function trustDomainFor(d: IdentityReconcilerDeps, identity: AgentIdentity): Tru
   // No retry: the TrustDomain changing re-queues its identities.
   const why = d.store.failure(name) ?? 'it does not exist';
   throw new ReconcileFailure('TrustDomainNotReady', `TrustDomain "${name}" cannot issue: ${why}`, { retry: false });
+}
+
+/** From the Secret's not-after annotation alone, for when no TrustDomain is loaded to verify against. */
+function notExpired(secret: Secret | undefined, now: Date): boolean {
+  return Date.parse(secret?.metadata.annotations?.[ANNOTATION_NOT_AFTER] ?? '') > now.getTime();
 }
 
 function durationOf(identity: AgentIdentity, minMs: number): number {

@@ -11,8 +11,12 @@ export interface CAPem {
 }
 
 export interface CAState {
-  /** The root whose intermediate signs leaves. */
-  root: CAPem;
+  /**
+   * The root whose intermediate signs leaves. Absent only while a CA lost with
+   * its Secret is replaced (ca-loss.ts): then nothing signs until the incoming
+   * root is in every bundle copy.
+   */
+  root?: CAPem;
   /** Signs leaves; absent until first generated (or after a root switch). */
   intermediate?: CAPem;
   /** A new root being published before it signs (PublishingRoot). */
@@ -41,7 +45,7 @@ export function caSecretName(trustDomainObject: string): string {
 
 const text = (s: Secret, k: string) => (s.data?.[k] ? Buffer.from(s.data[k], 'base64').toString('utf8') : undefined);
 
-/** Undefined when the Secret does not hold a root with its key: it is then not usable, never silently replaced. */
+/** Undefined when the Secret holds neither a root with its key nor an incoming one: it is then not usable, never silently replaced. */
 export function readCAState(secret: Secret): CAState | undefined {
   const pair = (c: string, k: string): CAPem | undefined => {
     const certificatePem = text(secret, c);
@@ -49,13 +53,14 @@ export function readCAState(secret: Secret): CAState | undefined {
     return certificatePem && privateKeyPem ? { certificatePem, privateKeyPem } : undefined;
   };
   const root = pair(K.root, K.rootKey);
-  if (!root) return undefined;
+  const incoming = pair(K.incoming, K.incomingKey);
   const ann = secret.metadata.annotations ?? {};
   const phase = ann[A.phase] as RotationPhase | undefined;
+  if (!root && !(incoming && phase === 'PublishingRoot')) return undefined;
   return {
     root,
     intermediate: pair(K.intermediate, K.intermediateKey),
-    incoming: pair(K.incoming, K.incomingKey),
+    incoming,
     retiringPem: text(secret, K.retiring) || undefined,
     rotation: phase ? { phase, reason: ann[A.reason] ?? 'Unknown', startedAt: ann[A.startedAt] ?? '', phaseStartedAt: ann[A.phaseStartedAt] ?? '' } : undefined,
     lastRotationRequest: ann[A.lastRequest],
@@ -65,7 +70,8 @@ export function readCAState(secret: Secret): CAState | undefined {
 /** The Secret holding `state`; `base` keeps name, resourceVersion (optimistic concurrency) and foreign metadata. */
 export function writeCAState(base: { namespace: string; trustDomainObject: string; existing?: Secret }, state: CAState): Secret {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
-  const data: Record<string, string> = { [K.root]: b64(state.root.certificatePem), [K.rootKey]: b64(state.root.privateKeyPem) };
+  const data: Record<string, string> = {};
+  if (state.root) Object.assign(data, { [K.root]: b64(state.root.certificatePem), [K.rootKey]: b64(state.root.privateKeyPem) });
   if (state.intermediate) Object.assign(data, { [K.intermediate]: b64(state.intermediate.certificatePem), [K.intermediateKey]: b64(state.intermediate.privateKeyPem) });
   if (state.incoming) Object.assign(data, { [K.incoming]: b64(state.incoming.certificatePem), [K.incomingKey]: b64(state.incoming.privateKeyPem) });
   if (state.retiringPem) data[K.retiring] = b64(state.retiringPem);

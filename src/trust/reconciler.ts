@@ -2,14 +2,17 @@
 // rotation with overlap), publish the bundle and deny list, report.
 // A self-signed CA is generated only after the API server itself answered
 // 404 for its Secret: a failed, timed-out or forbidden read must never replace
-// a CA, because that silently breaks every agent's trust at once.
+// a CA, because that silently breaks every agent's trust at once; and a 404
+// for a CA this TrustDomain already used restores it or waits to be told
+// (ca-loss.ts) rather than making a root no agent trusts.
 import type { X509Certificate } from '@peculiar/x509';
-import { TRUST_DOMAIN, API_VERSION, SECRET_CERT, SECRET_KEY, SECRET_BUNDLE, BUNDLE_DENYLIST, ANNOTATION_ROTATE_REQUESTED_AT, ANNOTATION_ROOT_FINGERPRINT, LABEL_TRUST_DOMAIN, LABEL_IDENTITY } from '../api/group.ts';
+import { TRUST_DOMAIN, API_VERSION, SECRET_CERT, SECRET_KEY, SECRET_BUNDLE, BUNDLE_DENYLIST, ANNOTATION_ROTATE_REQUESTED_AT, ANNOTATION_ROOT_FINGERPRINT, ANNOTATION_NOT_AFTER, LABEL_TRUST_DOMAIN, LABEL_IDENTITY } from '../api/group.ts';
 import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../api/defaults.ts';
 import { setCondition, rfc3339 } from '../api/conditions.ts';
 import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, RootStatus, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
 import { createRoot, createIntermediate, loadCA, type CA } from '../pki/ca.ts';
 import { parseCertificates, fingerprintOf } from '../pki/parse.ts';
+import { certificatesToPem } from '../pki/pem.ts';
 import { Bundle } from '../pki/bundle.ts';
 import { PkiError } from '../pki/errors.ts';
 import { isNotFound, toKubeError } from '../kube/errors.ts';
@@ -18,6 +21,7 @@ import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
 import { reportFailure, type ReconcileContext } from '../context.ts';
 import { caSecretName, readCAState, writeCAState, type CAState } from './ca-state.ts';
+import { onCASecretNotFound, recordedRootsOf } from './ca-loss.ts';
 import { nextStep, phaseStep, type RotationConfig, type Step } from './rotation.ts';
 import { externalStateName, onExternalSigner, readExternalState, writeExternalState, type ExternalState } from './external.ts';
 import { bundleConfigMapName, bundleNamespaces, clusterTrustBundleName, configMapDiffers, desiredBundleConfigMap, desiredClusterTrustBundle } from './publish.ts';
@@ -71,16 +75,20 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
   // re-reading one on every reconcile (every identity event queues one) is waste.
   // Trade-off: one deleted by hand returns when the bundle changes or the operator restarts.
   const publishedCTB = new Map<string, string>();
+  // The self-signed CA state this process last loaded or wrote: what a deleted
+  // CA Secret is restored from. Never leaves the process.
+  const held = new Map<string, CAState>();
   return async (name) => {
     const td = d.trustDomains.get(name);
     if (!td || td.metadata.deletionTimestamp) {
       // The CA Secret is kept on purpose: re-creating the TrustDomain then
       // reuses the same CA instead of breaking every agent's trust.
       d.store.delete(name);
+      held.delete(name);
       return {};
     }
     try {
-      const loaded = td.spec.ca.secretRef ? await loadExternal(d, td) : await loadSelfSigned(d, td);
+      const loaded = td.spec.ca.secretRef ? await loadExternal(d, td) : await loadSelfSigned(d, td, held);
       // State written (an external CA adopted or changed); the watch brings it back through the cache.
       if (!loaded) return { requeueAfter: 1 };
       let requeue: number | undefined = td.spec.ca.secretRef ? d.externalCAPollMs : undefined;
@@ -93,7 +101,7 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
           : undefined;
       if (step?.kind === 'Wait') requeue = Math.min(requeue ?? Infinity, step.afterMs ?? Infinity);
       else if (step) {
-        await (loaded.state ? applyStep(d, td, loaded, step) : applyExternalStep(d, td, loaded, step));
+        await (loaded.state ? applyStep(d, td, loaded, step, held) : applyExternalStep(d, td, loaded, step));
         return { requeueAfter: 1 };
       }
       const caFingerprint = loaded.signer ? await fingerprintOf(loaded.signer.certificate) : undefined;
@@ -132,7 +140,7 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
 
 // --- Loading
 
-async function loadSelfSigned(d: TrustReconcilerDeps, td: TrustDomain): Promise<Loaded> {
+async function loadSelfSigned(d: TrustReconcilerDeps, td: TrustDomain, held: Map<string, CAState>): Promise<Loaded> {
   const name = caSecretName(td.metadata.name!);
   const ns = d.operatorNamespace;
   let secret = d.secrets.get(name, ns);
@@ -143,27 +151,29 @@ async function loadSelfSigned(d: TrustReconcilerDeps, td: TrustDomain): Promise<
       if (!isNotFound(err)) {
         throw new ReconcileFailure('CASecretUnreadable', `cannot read CA Secret ${ns}/${name}, so no CA will be generated: ${toKubeError(err).message}`);
       }
-      // Confirmed 404: this is the only path that creates a CA.
-      secret = await generateCA(d, td);
+      // Confirmed 404: this is the only path that creates a CA Secret.
+      secret = await onCASecretGone(d, td, held.get(td.metadata.name!));
     }
   }
   const state = readCAState(secret);
-  if (!state) throw new ReconcileFailure('CANotUsable', `CA Secret ${ns}/${name} holds no root certificate and key; restore it from a backup or delete it to generate a new CA (this breaks existing trust)`, { retry: false });
-  const root = await loadPair(state.root.certificatePem, state.root.privateKeyPem, `${ns}/${name} root`);
+  if (!state) throw new ReconcileFailure('CANotUsable', `CA Secret ${ns}/${name} holds no root certificate and key; restore it from a backup, or run "agent-identity ca rotate ${td.metadata.name}" after deleting it to replace it with overlap`, { retry: false });
+  const root = state.root ? await loadPair(state.root.certificatePem, state.root.privateKeyPem, `${ns}/${name} root`) : undefined;
   const intermediate = state.intermediate ? await loadPair(state.intermediate.certificatePem, state.intermediate.privateKeyPem, `${ns}/${name} intermediate`) : undefined;
   const incoming = state.incoming ? parseCertificates(state.incoming.certificatePem) : [];
   const retiring = state.retiringPem ? parseCertificates(state.retiringPem) : [];
-  const bundle = new Bundle(td.spec.trustDomain, [...retiring, root.certificate, ...incoming]);
+  const active = root ? [root.certificate] : [];
+  const bundle = new Bundle(td.spec.trustDomain, [...retiring, ...active, ...incoming]);
   const fp = (c: X509Certificate) => fingerprintOf(c);
   const roots: RootStatus[] = [];
-  for (const [certs, state_] of [[retiring, 'Retiring'], [[root.certificate], 'Active'], [incoming, 'Incoming']] as const) {
+  for (const [certs, state_] of [[retiring, 'Retiring'], [active, 'Active'], [incoming, 'Incoming']] as const) {
     for (const c of certs) roots.push({ fingerprint: await fp(c), subject: c.subject, notBefore: rfc3339(c.notBefore), notAfter: rfc3339(c.notAfter), state: state_ });
   }
+  held.set(td.metadata.name!, state);
   return {
     secret, state, bundle, roots,
-    // Without an intermediate (first start, or right after a switch) nothing signs until one is made.
+    // Without a root (a lost CA being replaced) nothing signs until the new one is published.
     signer: intermediate ?? root,
-    activeRoot: await fp(root.certificate),
+    activeRoot: root ? await fp(root.certificate) : '',
     retiring: new Set(roots.filter((r) => r.state === 'Retiring').map((r) => r.fingerprint)),
   };
 }
@@ -254,30 +264,93 @@ async function loadPair(certPem: string, keyPem: string, where: string): Promise
   }
 }
 
-async function generateCA(d: TrustReconcilerDeps, td: TrustDomain): Promise<Secret> {
-  const ns = d.operatorNamespace;
-  const algorithm = td.spec.ca.selfSigned?.keyAlgorithm ?? 'ECDSA';
-  const root = await createRoot({ trustDomain: td.spec.trustDomain, algorithm, validityMs: d.caDurationMs, now: d.now() });
-  const intermediate = await createIntermediate(await loadCA(root.certificatePem, root.privateKeyPem), { trustDomain: td.spec.trustDomain, algorithm, validityMs: d.intermediateDurationMs, now: d.now() });
-  const secret = writeCAState({ namespace: ns, trustDomainObject: td.metadata.name! }, { root, intermediate });
-  let created: Secret;
-  try {
-    created = await d.api.createSecret(secret);
-  } catch (err) {
-    // AlreadyExists means another writer won the race; the retry reads theirs.
-    throw new ReconcileFailure('CASecretCreateFailed', `cannot create CA Secret ${ns}/${secret.metadata.name}: ${toKubeError(err).message}`);
+/** The CA Secret answered 404: generate, restore, replace or hold (ca-loss.ts). */
+async function onCASecretGone(d: TrustReconcilerDeps, td: TrustDomain, held: CAState | undefined): Promise<Secret> {
+  const recorded = (td.status?.roots ?? []).map((r) => r.fingerprint);
+  const action = onCASecretNotFound({ recordedRoots: recorded, held, requested: td.metadata.annotations?.[ANNOTATION_ROTATE_REQUESTED_AT], lastRequest: td.status?.lastRotationRequest });
+  const where = `${d.operatorNamespace}/${caSecretName(td.metadata.name!)}`;
+  const lost = `CA Secret ${where} was deleted after this TrustDomain's agents came to trust root ${recorded.join(', ')}`;
+  switch (action.kind) {
+    case 'Generate':
+      return generateCA(d, td);
+    case 'Restore': {
+      await reportFailure(d, CONTROLLER, td.metadata.name!, targetOf(td), new ReconcileFailure('CASecretLost', `${lost}; writing it back from the copy this operator holds in memory`));
+      const restored = await createCASecret(d, td, action.state);
+      await d.events.record(targetOf(td), 'Warning', 'CASecretRestored', `restored CA Secret ${where} from memory: same root and intermediate, no certificate re-issued. Back it up: after a restart the operator holds no copy`);
+      return restored;
+    }
+    case 'Replace':
+      return replaceLostCA(d, td, action.request, recorded);
+    case 'Hold':
+      throw new ReconcileFailure('CASecretLost', `${lost}, and this operator holds no copy of it (it restarted since). No new CA was generated: no agent would trust it. Either restore the Secret from a backup, or run "agent-identity ca rotate ${td.metadata.name}" (sets ${ANNOTATION_ROTATE_REQUESTED_AT}) for a new root that is published next to the old ones before it signs`, { retry: false });
   }
-  const fingerprint = await fingerprintOf(parseCertificates(root.certificatePem)[0]!);
+}
+
+async function generateCA(d: TrustReconcilerDeps, td: TrustDomain): Promise<Secret> {
+  const rootOptions = caOptions(d, td, d.caDurationMs);
+  const root = await createRoot(rootOptions);
+  const intermediate = await createIntermediate(await loadCA(root.certificatePem, root.privateKeyPem), caOptions(d, td, d.intermediateDurationMs));
+  const created = await createCASecret(d, td, { root, intermediate });
+  const fingerprint = await rootFingerprint(root);
   d.metrics.caGenerated.inc({ trust_domain: td.metadata.name! });
   d.log.info({ trustDomain: td.metadata.name, fingerprint }, 'generated self-signed CA');
-  await d.events.record(targetOf(td), 'Normal', 'CAGenerated', `generated a self-signed ${algorithm} root ${fingerprint} and intermediate in Secret ${ns}/${secret.metadata.name}`);
+  await d.events.record(targetOf(td), 'Normal', 'CAGenerated', `generated a self-signed ${rootOptions.algorithm} root ${fingerprint} and intermediate in Secret ${d.operatorNamespace}/${created.metadata.name}`);
   return created;
+}
+
+/**
+ * Asked for a new CA after the old one was lost with its keys: a rotation that
+ * cannot sign with the old root but keeps its certificate (public, from any
+ * bundle copy) in the bundle as Retiring, so agents holding old leaves keep
+ * trusting each other while the new root is published and leaves move to it.
+ */
+async function replaceLostCA(d: TrustReconcilerDeps, td: TrustDomain, request: string, recorded: string[]): Promise<Secret> {
+  const tdName = td.metadata.name!;
+  const old = await recordedRootsOf(recorded, bundleCopyPems(d, tdName).flatMap(certificatesIn), fingerprintOf);
+  const now = rfc3339(d.now());
+  const incoming = await createRoot(caOptions(d, td, d.caDurationMs));
+  const created = await createCASecret(d, td, {
+    incoming, retiringPem: old.length ? certificatesToPem(old) : undefined, lastRotationRequest: request,
+    rotation: { phase: 'PublishingRoot', reason: 'CASecretLost', startedAt: now, phaseStartedAt: now },
+  });
+  const fingerprint = await rootFingerprint(incoming);
+  d.metrics.caGenerated.inc({ trust_domain: tdName });
+  const dropped = recorded.length - old.length;
+  const event = `root rotation started (CASecretLost): a new root ${fingerprint} replaces the lost CA; it is published next to the ${old.length} old root(s) and signs only once every bundle copy carries them all`
+    + (dropped ? `; ${dropped} recorded root(s) were in no bundle copy and are gone` : '');
+  d.log.warn({ trustDomain: tdName, fingerprint }, event);
+  await d.events.record(targetOf(td), 'Warning', 'StartRotation', event);
+  return created;
+}
+
+/** The certificates in one bundle copy; a copy someone broke holds none. */
+function certificatesIn(pem: string): X509Certificate[] {
+  try {
+    return parseCertificates(pem);
+  } catch {
+    return [];
+  }
+}
+
+async function createCASecret(d: TrustReconcilerDeps, td: TrustDomain, state: CAState): Promise<Secret> {
+  const secret = writeCAState({ namespace: d.operatorNamespace, trustDomainObject: td.metadata.name! }, state);
+  try {
+    return await d.api.createSecret(secret);
+  } catch (err) {
+    // AlreadyExists means another writer won the race; the retry reads theirs.
+    throw new ReconcileFailure('CASecretCreateFailed', `cannot create CA Secret ${d.operatorNamespace}/${secret.metadata.name}: ${toKubeError(err).message}`);
+  }
+}
+
+function caOptions(d: TrustReconcilerDeps, td: TrustDomain, validityMs: number) {
+  return { trustDomain: td.spec.trustDomain, algorithm: td.spec.ca.selfSigned?.keyAlgorithm ?? 'ECDSA', validityMs, now: d.now() };
 }
 
 // --- Rotation
 
 function rotationInput(d: TrustReconcilerDeps, td: TrustDomain, state: CAState, progress: Progress | undefined) {
-  const root = parseCertificates(state.root.certificatePem)[0]!;
+  // Rootless only while a lost CA is replaced, so always mid-rotation: the root's dates then decide nothing.
+  const root = parseCertificates((state.root ?? state.incoming!).certificatePem)[0]!;
   const inter = state.intermediate ? parseCertificates(state.intermediate.certificatePem)[0]! : undefined;
   return {
     now: d.now(),
@@ -307,31 +380,41 @@ function identitySecretsOf(d: TrustReconcilerDeps, td: string): Secret[] {
   return d.secretList.list().filter((s) => s.metadata.labels?.[LABEL_TRUST_DOMAIN] === td && s.metadata.labels?.[LABEL_IDENTITY]);
 }
 
-/** Copies of the bundle: every identity Secret's ca.crt and every bundle ConfigMap. */
 function bundleCopies(d: TrustReconcilerDeps, td: string, bundlePem: string): { total: number; updated: number } {
-  const secretCopies = identitySecretsOf(d, td).map((s) => Buffer.from(s.data?.[SECRET_BUNDLE] ?? '', 'base64').toString('utf8'));
-  const cmCopies = d.configMaps.list().filter((c) => c.metadata.name === bundleConfigMapName(td)).map((c) => c.data?.[SECRET_BUNDLE] ?? '');
-  const all = [...secretCopies, ...cmCopies];
+  const all = bundleCopyPems(d, td);
   return { total: all.length, updated: all.filter((pem) => pem === bundlePem).length };
 }
 
-async function applyStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, step: Exclude<Step, { kind: 'Wait' }>): Promise<void> {
+/**
+ * Copies of the bundle: every bundle ConfigMap, and the ca.crt of every identity
+ * Secret whose leaf has not expired. An expired leaf is of no use until it is
+ * re-issued, which writes the new bundle; while nothing may sign (a lost CA being
+ * replaced), waiting on its copy would wait forever.
+ */
+function bundleCopyPems(d: TrustReconcilerDeps, td: string): string[] {
+  const now = d.now().getTime();
+  const live = identitySecretsOf(d, td).filter((s) => !(Date.parse(s.metadata.annotations?.[ANNOTATION_NOT_AFTER] ?? '') <= now));
+  return [
+    ...live.map((s) => Buffer.from(s.data?.[SECRET_BUNDLE] ?? '', 'base64').toString('utf8')),
+    ...d.configMaps.list().filter((c) => c.metadata.name === bundleConfigMapName(td)).map((c) => c.data?.[SECRET_BUNDLE] ?? ''),
+  ];
+}
+
+async function applyStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, step: Exclude<Step, { kind: 'Wait' }>, held: Map<string, CAState>): Promise<void> {
   const state: CAState = { ...l.state! };
   const now = rfc3339(d.now());
-  const algorithm = td.spec.ca.selfSigned?.keyAlgorithm ?? 'ECDSA';
-  const opts = (validityMs: number) => ({ trustDomain: td.spec.trustDomain, algorithm, validityMs, now: d.now() });
   let event: string;
   switch (step.kind) {
     case 'StartRotation':
-      state.incoming = await createRoot(opts(d.caDurationMs));
+      state.incoming = await createRoot(caOptions(d, td, d.caDurationMs));
       state.rotation = { phase: 'PublishingRoot', reason: step.reason, startedAt: now, phaseStartedAt: now };
       if (step.reason === 'Requested') state.lastRotationRequest = td.metadata.annotations?.[ANNOTATION_ROTATE_REQUESTED_AT];
       event = `root rotation started (${step.reason}): publishing the new root ${await rootFingerprint(state.incoming)} next to the old one`;
       break;
     case 'SwitchSigner': {
       const incoming = state.incoming!;
-      state.intermediate = await createIntermediate(await loadCA(incoming.certificatePem, incoming.privateKeyPem), opts(d.intermediateDurationMs));
-      state.retiringPem = [state.retiringPem, state.root.certificatePem].filter(Boolean).join('');
+      state.intermediate = await createIntermediate(await loadCA(incoming.certificatePem, incoming.privateKeyPem), caOptions(d, td, d.intermediateDurationMs));
+      state.retiringPem = [state.retiringPem, state.root?.certificatePem].filter(Boolean).join('');
       state.root = incoming;
       state.incoming = undefined;
       state.rotation = { ...state.rotation!, phase: 'ReissuingLeaves', phaseStartedAt: now };
@@ -340,25 +423,26 @@ async function applyStep(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, ste
     }
     case 'RetireRoot':
       state.rotation = { ...state.rotation!, phase: 'RetiringRoot', phaseStartedAt: now };
-      event = `every leaf chains to the new root ${await rootFingerprint(state.root)}; the old root leaves the bundle after the grace period`;
+      event = `every leaf chains to the new root ${await rootFingerprint(state.root!)}; the old root leaves the bundle after the grace period`;
       break;
     case 'FinishRotation':
       state.retiringPem = undefined;
       state.rotation = undefined;
-      event = `root rotation to ${await rootFingerprint(state.root)} complete: the old root left the bundle`;
+      event = `root rotation to ${await rootFingerprint(state.root!)} complete: the old root left the bundle`;
       break;
     case 'RenewIntermediate':
-      state.intermediate = await createIntermediate(await loadCA(state.root.certificatePem, state.root.privateKeyPem), opts(d.intermediateDurationMs));
+      state.intermediate = await createIntermediate(await loadCA(state.root!.certificatePem, state.root!.privateKeyPem), caOptions(d, td, d.intermediateDurationMs));
       event = `renewed the intermediate: ${step.reason}`;
       break;
   }
   await d.api.replaceSecret(writeCAState({ namespace: d.operatorNamespace, trustDomainObject: td.metadata.name!, existing: l.secret }, state));
+  held.set(td.metadata.name!, state);
   d.log.info({ trustDomain: td.metadata.name, step: step.kind }, event);
   await d.events.record(targetOf(td), 'Normal', step.kind, event);
 }
 
 /** Rotation events name the new root, so a second rotation's events are not collapsed into the first's. */
-async function rootFingerprint(root: CAState['root']): Promise<string> {
+async function rootFingerprint(root: { certificatePem: string }): Promise<string> {
   return fingerprintOf(parseCertificates(root.certificatePem)[0]!);
 }
 
