@@ -6,7 +6,10 @@
 //   with the chart's CRDs and prometheus-operator's real ServiceMonitor and
 //   PrometheusRule CRDs installed (scripts/chart-monitoring-crds.sh: a pinned
 //   release from the Go module proxy, so upstream's schema judges our objects);
-// - helm install, upgrade and uninstall work;
+// - helm install, upgrade and uninstall work, onto CRDs applied by kubectl and
+//   after `make install` (whose objects the release adopts); the NOTES render;
+// - `kubectl apply --server-side -k deploy/` on a fresh cluster does what
+//   docs/install.md says;
 // - scripts/chart-sync.sh --check passes, and fails with a diff on drift;
 // - promtool checks the alerts and unit-tests when each one fires;
 // - the operator, running as the chart's ServiceAccount with exactly the
@@ -19,7 +22,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { dump, load, loadAll } from 'js-yaml';
-import { startTestEnv, type TestEnv } from '../support/env.ts';
+import { startTestEnv, runKubectl, type TestEnv } from '../support/env.ts';
+import { startControlPlane, resolveBinaries } from '../support/controlplane.ts';
 import { runOperator, eventually, ensureNamespace, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api, isReady, secretText } from '../support/objects.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -107,6 +111,14 @@ after(async () => {
   await env?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
+
+/** helm against the test control plane. */
+const helmHere = (...args: string[]) => run(helm, [...args, '--kubeconfig', env.kubeconfigPath]);
+/** "<release>/<namespace>" from Helm's ownership annotations on a cluster object (empty when absent or missing). */
+async function helmOwner(kind: string, name: string): Promise<string> {
+  const r = await env.kubectl(['get', kind, name, '--ignore-not-found', '-o', 'jsonpath={.metadata.annotations.meta\\.helm\\.sh/release-name}/{.metadata.annotations.meta\\.helm\\.sh/release-namespace}']);
+  return r.stdout.trim();
+}
 
 async function template(args: string[] = []): Promise<Run> {
   return run(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, ...args]);
@@ -413,7 +425,7 @@ test('helm install, upgrade and uninstall work against the API server', async ()
   const ns = 'helm-check';
   const values = join(tmp, 'helm-check.yaml');
   writeFileSync(values, dump({ trustDomains: [{ name: 'helm-check', trustDomain: 'helm-check.example', ca: { selfSigned: { keyAlgorithm: 'ECDSA' } } }] }));
-  const h = (...args: string[]) => run(helm, [...args, '--kubeconfig', env.kubeconfigPath]);
+  const h = helmHere;
   const install = await h('install', release, CHART, '--namespace', ns, '--create-namespace', '-f', values);
   assert.equal(install.code, 0, install.stderr);
   const dep = await env.kubectl(['get', 'deployment', '-n', ns, `${release}-agent-identity-operator`, '-o', 'jsonpath={.spec.replicas}']);
@@ -435,6 +447,109 @@ test('helm install, upgrade and uninstall work against the API server', async ()
   const roles = await env.kubectl(['get', 'clusterrole', `${release}-agent-identity-operator`, '--ignore-not-found', '-o', 'name']);
   assert.equal(roles.stdout.trim(), '');
   await env.kubectl(['delete', 'namespace', ns, '--wait=false']);
+});
+
+// The chart's cluster-scoped objects with fixed names, which `make install` also creates.
+const SHARED = [['trustdomain', 'default'], ['validatingadmissionpolicy', 'agentidentity-minimum-duration'], ['validatingadmissionpolicybinding', 'agentidentity-minimum-duration']] as const;
+const minimumDuration = async () => (await env.kubectl(['get', 'validatingadmissionpolicy', 'agentidentity-minimum-duration', '-o', 'jsonpath={.spec.validations[0].expression}'])).stdout;
+
+test('helm install onto a cluster whose CRDs were applied with kubectl apply --server-side -f crds/ works and prints the NOTES', async () => {
+  const release = 'crds-first';
+  const crds = await env.kubectl(['apply', '--server-side', '-f', join(ROOT, 'crds')]);
+  assert.equal(crds.code, 0, crds.stderr);
+  const install = await helmHere('install', release, CHART, '--namespace', release, '--create-namespace');
+  assert.equal(install.code, 0, install.stderr);
+  for (const [kind, name] of SHARED) assert.equal(await helmOwner(kind, name), `${release}/${release}`, `the release owns ${kind} ${name}`);
+
+  // The NOTES: what was installed for this release, and how to check it.
+  const notes = install.stdout.slice(install.stdout.indexOf('NOTES:'));
+  assert.ok(notes.startsWith('NOTES:'), `helm install prints NOTES:\n${install.stdout}`);
+  for (const line of [
+    `installed as release ${release} in namespace ${release}`,
+    `Deployment ${release}-agent-identity-operator (2 replicas, leader election)`,
+    `the admission webhooks ${release}-agent-identity-operator`,
+    'AgentIdentity durations below 10m are refused',
+    '- TrustDomains: default (cluster.local)',
+    `kubectl -n ${release} rollout status deployment/${release}-agent-identity-operator`,
+    'kubectl get trustdomains',
+    `agent-identity check --operator-namespace ${release}`,
+    'agentidentity.dev/agent',
+    'docs/install.md',
+  ]) assert.ok(notes.includes(line), `NOTES say "${line}":\n${notes}`);
+
+  const uninstall = await helmHere('uninstall', release, '--namespace', release, '--wait', '--timeout', '60s');
+  assert.equal(uninstall.code, 0, uninstall.stderr);
+  for (const [kind, name] of SHARED) assert.equal(await helmOwner(kind, name), '', `uninstall removes ${kind} ${name}`);
+  await env.kubectl(['delete', 'namespace', release, '--wait=false']);
+});
+
+test('the NOTES render for every values file the chart accepts, and say so when no TrustDomain is created', async () => {
+  const none = join(tmp, 'no-trust-domains.yaml');
+  writeFileSync(none, dump({ trustDomains: [], replicas: 1, leaderElection: { enabled: false }, dashboard: { enabled: false }, metrics: { service: { enabled: false } } }));
+  for (const [args, expected] of [
+    [['-f', customValues], /- TrustDomains: default \(cluster\.local\), partner \(partner\.example\)\n- Service \S+-metrics \(\/metrics on port 9090\), a ServiceMonitor, a PrometheusRule with the alerts\n/],
+    [['-f', none], /Deployment \S+ \(1 replica\), [^\n]*\n[^\n]*\n[^\n]*\n- no TrustDomain \(trustDomains: \[\]\)[^\n]*\n- the CRDs/],
+  ] as const) {
+    // --dry-run=client renders everything helm install would, NOTES included, without a cluster.
+    const r = await run(helm, ['install', RELEASE, CHART, '--namespace', NAMESPACE, '--dry-run=client', ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, expected);
+    assert.doesNotMatch(r.stdout.slice(r.stdout.indexOf('NOTES:')), /<no value>|%!/, 'no unfilled placeholder in the NOTES');
+  }
+});
+
+test('make install, then helm install: the release adopts the admission policy and the TrustDomain; make install again leaves them to the release', async () => {
+  const kubectlBin = env.controlPlane?.bins.kubectl ?? resolveBinaries().kubectl;
+  const makeInstall = () => run('bash', [join(ROOT, 'scripts', 'install.sh')], { env: { KUBECONFIG: env.kubeconfigPath, KUBECTL: kubectlBin } });
+  const first = await makeInstall();
+  assert.equal(first.code, 0, first.stderr);
+  for (const [kind, name] of SHARED) assert.equal(await helmOwner(kind, name), `${RELEASE}/${NAMESPACE}`, `make install marks ${kind} ${name} for adoption by the documented release`);
+  const td = JSON.parse((await env.kubectl(['get', 'trustdomain', 'default', '-o', 'json'])).stdout) as Loose;
+  assert.equal(td.metadata.labels['app.kubernetes.io/managed-by'], 'Helm');
+  assert.match(await minimumDuration(), /duration\('10m'\)/);
+  assert.equal((await env.kubectl(['get', 'deployment', '-n', NAMESPACE, RELEASE, '--ignore-not-found', '-o', 'name'])).stdout.trim(), '', 'make install runs nothing in the cluster');
+
+  // A value other than make install's default: Helm takes over the fields make install wrote, without a conflict.
+  const install = await helmHere('install', RELEASE, CHART, '--namespace', NAMESPACE, '--set', 'minDuration=30m');
+  assert.equal(install.code, 0, install.stderr);
+  const manifest = await helmHere('get', 'manifest', RELEASE, '--namespace', NAMESPACE);
+  const owned = (loadAll(manifest.stdout) as Array<Obj | null>).filter((o): o is Obj => !!o).map((o) => `${o.kind.toLowerCase()}/${o.metadata.name}`);
+  for (const [kind, name] of SHARED) {
+    assert.ok(owned.includes(`${kind}/${name}`), `the release's manifest holds ${kind} ${name}`);
+    assert.equal(await helmOwner(kind, name), `${RELEASE}/${NAMESPACE}`);
+  }
+  assert.match(await minimumDuration(), /duration\('30m'\)/, "the release's value replaced make install's");
+
+  const again = await makeInstall();
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, new RegExp(`deploy/admissionpolicy\\.yaml: left alone, the Helm release ${RELEASE} in namespace ${NAMESPACE} owns it`));
+  assert.match(await minimumDuration(), /duration\('30m'\)/, 'make install does not undo the release');
+
+  const uninstall = await helmHere('uninstall', RELEASE, '--namespace', NAMESPACE, '--wait', '--timeout', '60s');
+  assert.equal(uninstall.code, 0, uninstall.stderr);
+  for (const [kind, name] of SHARED) assert.equal(await helmOwner(kind, name), '', `uninstall removes ${kind} ${name}: the release owned it`);
+});
+
+test('on a fresh cluster one kubectl apply --server-side -k deploy/ applies all but the TrustDomain, and a second one the rest (as docs/install.md says)', async () => {
+  // A control plane of its own: this one must not have the CRDs yet.
+  const fresh = await startControlPlane({ dir: join(tmp, 'fresh-cp') });
+  try {
+    const kubectl = (args: string[]) => runKubectl(fresh.bins.kubectl, fresh.kubeconfigPath, args);
+    assert.equal((await kubectl(['get', 'crd', 'trustdomains.agentidentity.dev', '--ignore-not-found', '-o', 'name'])).stdout.trim(), '', 'no CRDs yet');
+    const expected = (loadAll((await kubectl(['kustomize', join(ROOT, 'deploy')])).stdout) as Obj[]).filter(Boolean);
+    const apply = () => kubectl(['apply', '--server-side', '-k', join(ROOT, 'deploy')]);
+    const once = await apply();
+    assert.equal(once.code, 1, `${once.stdout}\n${once.stderr}`);
+    assert.match(once.stderr, /no matches for kind "TrustDomain" in version "agentidentity\.dev\/v1alpha1"/);
+    assert.equal(once.stdout.trim().split('\n').length, expected.length - 1, `everything but the TrustDomain applied:\n${once.stdout}`);
+    const twice = await apply();
+    assert.equal(twice.code, 0, `${twice.stdout}\n${twice.stderr}`);
+    assert.equal(twice.stdout.trim().split('\n').length, expected.length, twice.stdout);
+    const td = await kubectl(['get', 'trustdomain', 'default', '-o', 'jsonpath={.spec.trustDomain}']);
+    assert.equal(td.stdout, 'cluster.local');
+  } finally {
+    await fresh.stop();
+  }
 });
 
 test('scripts/chart-sync.sh --check passes, and fails with a diff when the chart CRDs or deploy/ drift', async () => {
