@@ -2,10 +2,11 @@
 // agents running the SDK with their identities mounted as the webhook would
 // mount them. The orchestrator calls the planner every 250 ms while the
 // certificates renew and the root rotates; the planner's policy refuses an
-// intruder and a stranger, and says which rule decided. Cleans up after itself.
-import { spawn, execFile } from 'node:child_process';
+// intruder and a stranger, and says which rule decided. Cleans up after itself,
+// also on Ctrl-C; a failed run keeps the operator's log.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from '../test/support/controlplane.ts';
@@ -16,22 +17,53 @@ import { mountIdentity, type Mount } from '../test/support/kubelet.ts';
 import { otherCAClient } from '../test/support/tls.ts';
 import { connect as tlsConnect } from 'node:tls';
 import { loadIdentity, createServer, connect, peerIdentity, type Identity } from '../src/sdk/index.ts';
+import type { RotationStatus } from '../src/api/types.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 let n = 0;
 const step = (s: string) => console.log(`\n\x1b[1m[${++n}] ${s}\x1b[0m`);
 const info = (s: string) => console.log(`    ${s}`);
 
+/** One line per rotation step, in words: what has moved to the new root so far. */
+function rotationLine(r: RotationStatus): string {
+  switch (r.phase) {
+    case 'PublishingRoot': return `publishing the new root: bundle copies that carry it ${r.bundleCopiesUpdated}/${r.bundleCopies}`;
+    case 'ReissuingLeaves': return `the new root signs; leaves moved to it ${r.leaves - r.leavesRemaining}/${r.leaves}`;
+    case 'RetiringRoot': return `all ${r.leaves} leaves on the new root; the old root leaves the bundle after a grace period`;
+  }
+}
+
+// The control plane's data (100+ MB) lives in dir; the log sits next to it so a failed run can keep it.
 const dir = mkdtempSync(join(tmpdir(), 'aio-demo-'));
+const logFile = `${dir}-operator.log`;
+let operator: ChildProcess | undefined;
+let succeeded = false;
 const cleanups: Array<() => unknown> = [];
-const cleanup = async () => { for (const c of cleanups.reverse()) await c(); cleanups.length = 0; };
-process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+const cleanup = async () => {
+  for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch((e: Error) => console.error(`cleanup: ${e.message}`));
+  cleanups.length = 0;
+};
+// However the demo ends (done, failed, Ctrl-C, SIGTERM): nothing of it keeps running or stays on disk but a failed run's log.
+const onExit = () => {
+  if (operator?.exitCode === null && operator.signalCode === null) operator.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+  if (succeeded) rmSync(logFile, { force: true });
+  else if (operator) console.error(`operator log kept: ${logFile}`);
+};
+process.on('exit', onExit);
+// process.exit runs the exit hooks: the control plane's kills it, onExit removes its files.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => { console.error(`\ninterrupted (${sig}); stopping the operator and control plane`); process.exit(128 + constants.signals[sig]); });
+}
 
 try {
   step('Starting a local control plane (etcd, kube-apiserver, kube-controller-manager)');
   const t0 = Date.now();
   const cp = await startControlPlane({ dir: join(dir, 'cp') });
   cleanups.push(() => cp.stop());
+  // After the control plane's own exit hook (which kills it), so its files are removed once nothing writes them.
+  process.removeListener('exit', onExit);
+  process.on('exit', onExit);
   info(`API server ${cp.server} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   const kubectl = async (...args: string[]) => {
     const r = await runKubectl(cp.bins.kubectl, cp.kubeconfigPath, args);
@@ -48,11 +80,11 @@ try {
   info((await kubectl('apply', '-f', join(ROOT, 'examples', 'trustdomain-default.yaml'))).trim());
 
   step('Running the operator (node src/main.ts) with demo-sized rotation timings');
-  const logFile = join(dir, 'operator.log');
-  const operator = spawn(process.execPath, [join(ROOT, 'src', 'main.ts'), `--kubeconfig=${cp.kubeconfigPath}`, '--http-port=0',
+  operator = spawn(process.execPath, [join(ROOT, 'src', 'main.ts'), `--kubeconfig=${cp.kubeconfigPath}`, '--http-port=0',
     '--min-duration=5s', '--rotation-propagation-delay=2s', '--rotation-reissue-window=3s', '--rotation-grace=2s', '--rotation-poll=500ms'],
   { stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')] });
-  cleanups.push(async () => { operator.kill('SIGTERM'); await new Promise((r) => operator.once('exit', r)); });
+  const op = operator;
+  cleanups.push(async () => { op.kill('SIGTERM'); await new Promise((r) => op.once('exit', r)); });
   info(`pid ${operator.pid}, logs in ${logFile}`);
   const kc = new KubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
@@ -124,12 +156,13 @@ try {
 
   const cli = (...args: string[]) => new Promise<string>((res) => execFile(process.execPath, [join(ROOT, 'src', 'cli', 'main.ts'), `--kubeconfig=${cp.kubeconfigPath}`, ...args], (_e, out) => res(out)));
   info((await cli('ca', 'rotate', 'default')).trim());
-  const seen = new Set<string>();
+  let last = '';
   await eventually(async () => {
     const t = await a.getTrustDomain('default');
     const r = t.status?.rotation;
-    if (r && !seen.has(r.phase)) { seen.add(r.phase); info(`rotation ${r.phase}: bundle copies ${r.bundleCopiesUpdated}/${r.bundleCopies}, leaves on the old root ${r.leavesRemaining}/${r.leaves}`); }
-    return seen.size > 0 && !r && t.status!.roots!.length === 1;
+    const line = r ? `rotation ${r.phase}: ${rotationLine(r)}` : last;
+    if (line !== last) info((last = line));
+    return last !== '' && !r && t.status!.roots!.length === 1;
   }, { timeoutMs: 60_000, intervalMs: 100, what: 'the rotation to finish' });
   info(`rotation complete: one root again (${(await a.getTrustDomain('default')).status!.roots![0]!.fingerprint.slice(0, 23)}…)`);
   await new Promise((r) => setTimeout(r, 1500));
@@ -141,10 +174,9 @@ try {
   await cleanup();
   info('agents, operator and control plane stopped');
   if (failed.length) process.exitCode = 1;
+  else succeeded = true;
 } catch (err) {
   console.error(`demo failed: ${(err as Error).message}`);
   await cleanup();
   process.exitCode = 1;
-} finally {
-  rmSync(dir, { recursive: true, force: true });
 }
