@@ -103,10 +103,15 @@ export class Metrics {
     for (const c of ['True', 'False', 'Unknown']) this.certificateReady.set({ namespace, name, condition: c }, c === status ? 1 : 0);
   }
 
-  /** Drops every per-identity series when the identity is gone, so /metrics does not grow forever. */
-  forgetIdentity(namespace: string, name: string): void {
+  /** Drops the expiry and renewal series of an identity that holds no certificate (suspended, or its Secret is another's). */
+  forgetCertificate(namespace: string, name: string): void {
     this.certificateExpiration.remove({ namespace, name });
     this.certificateRenewal.remove({ namespace, name });
+  }
+
+  /** Drops every per-identity series when the identity is gone, so /metrics does not grow forever. */
+  forgetIdentity(namespace: string, name: string): void {
+    this.forgetCertificate(namespace, name);
     for (const condition of ['True', 'False', 'Unknown']) this.certificateReady.remove({ namespace, name, condition });
   }
 }

@@ -57,6 +57,15 @@ export function failedStatus(identity: AgentIdentity, reason: string, message: s
   return { ...prev, conditions, observedGeneration: gen, failedIssuanceAttempts: (prev.failedIssuanceAttempts ?? 0) + 1, lastFailureTime: rfc3339(now) };
 }
 
+/**
+ * A status that claims no certificate: for an identity whose Secret is not
+ * its own, nothing in that Secret (or left over from before) is reported.
+ */
+export function withoutCertificate(status: AgentIdentityStatus): AgentIdentityStatus {
+  const { conditions, observedGeneration, failedIssuanceAttempts, lastFailureTime } = status;
+  return { conditions, observedGeneration, failedIssuanceAttempts, lastFailureTime };
+}
+
 /** Suspended: revoked on purpose, not a failure. */
 export function suspendedStatus(identity: AgentIdentity, now: Date): AgentIdentityStatus {
   const gen = identity.metadata.generation;

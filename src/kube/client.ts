@@ -79,6 +79,10 @@ export class KubeClient {
   }
 
   // --- ConfigMaps
+  getConfigMap(namespace: string, name: string): Promise<ConfigMap> {
+    return call(() => this.core.readNamespacedConfigMap({ namespace, name }) as Promise<ConfigMap>);
+  }
+
   createConfigMap(cm: ConfigMap): Promise<ConfigMap> {
     return call(() => this.core.createNamespacedConfigMap({ namespace: cm.metadata.namespace!, body: cm as V1ConfigMap, fieldManager: FIELD_MANAGER }) as Promise<ConfigMap>);
   }

@@ -1,7 +1,8 @@
 // Where the trust bundle is published and what each copy holds. Pure.
-import { BUNDLE_CONFIGMAP_PREFIX, BUNDLE_DENYLIST, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN, SECRET_BUNDLE } from '../api/group.ts';
+import { API_VERSION, BUNDLE_CONFIGMAP_PREFIX, BUNDLE_DENYLIST, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, TRUST_DOMAIN } from '../api/group.ts';
 import { trustDomainOf } from '../api/defaults.ts';
-import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, TrustDomain } from '../api/types.ts';
+import { controllerOf, isControlledBy } from '../api/owner.ts';
+import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, OwnerReference, TrustDomain } from '../api/types.ts';
 import { matchesSelector } from '../policy/selector.ts';
 
 export function bundleConfigMapName(trustDomainObject: string): string {
@@ -20,7 +21,13 @@ export function bundleNamespaces(td: TrustDomain, identities: readonly AgentIden
   return out;
 }
 
-export function desiredBundleConfigMap(trustDomainObject: string, namespace: string, bundlePem: string, denyListJson: string, existing?: ConfigMap): ConfigMap {
+/**
+ * A copy of the bundle. Copies in tenant namespaces name their TrustDomain as
+ * controller (a cluster-scoped owner of a namespaced object is allowed), so a
+ * squatted one can be told apart. The home copy in the operator namespace has
+ * no owner: it holds the deny list, which must outlive a deleted TrustDomain.
+ */
+export function desiredBundleConfigMap(trustDomainObject: string, namespace: string, bundlePem: string, denyListJson: string, existing?: ConfigMap, owner?: TrustDomain): ConfigMap {
   return {
     apiVersion: 'v1', kind: 'ConfigMap',
     metadata: {
@@ -28,9 +35,29 @@ export function desiredBundleConfigMap(trustDomainObject: string, namespace: str
       resourceVersion: existing?.metadata.resourceVersion,
       labels: { ...existing?.metadata.labels, [LABEL_MANAGED_BY]: MANAGED_BY_VALUE, [LABEL_TRUST_DOMAIN]: trustDomainObject },
       annotations: existing?.metadata.annotations,
+      ...(owner ? { ownerReferences: [trustDomainOwner(owner)] } : {}),
     },
     data: { [SECRET_BUNDLE]: bundlePem, [BUNDLE_DENYLIST]: denyListJson },
   };
+}
+
+function trustDomainOwner(td: TrustDomain): OwnerReference {
+  // No blockOwnerDeletion: that would need finalizer rights on TrustDomains, and nothing waits on a copy.
+  return { apiVersion: API_VERSION, kind: TRUST_DOMAIN.kind, name: td.metadata.name!, uid: td.metadata.uid!, controller: true };
+}
+
+/**
+ * Whether a bundle copy in a tenant namespace is the operator's to write:
+ * controlled by this TrustDomain, or a copy from before copies had owners
+ * that already holds exactly this bundle (adopting it changes nothing it says).
+ */
+export function isOwnBundleCopy(cm: ConfigMap, td: TrustDomain, bundlePem: string): boolean {
+  return isControlledBy(cm, td.metadata.uid) || (!controllerOf(cm) && cm.data?.[SECRET_BUNDLE] === bundlePem);
+}
+
+export function bundleConflictMessage(configMap: string, namespaces: readonly string[]): string {
+  const shown = namespaces.slice(0, 10).join(', ') + (namespaces.length > 10 ? ` and ${namespaces.length - 10} more` : '');
+  return `ConfigMap ${configMap} in ${shown} is not this TrustDomain's (it has no controller owner reference to it), so the bundle is not published there and its agents would read that one as their bundle: delete it`;
 }
 
 /** Cluster-scoped, so one per TrustDomain; unsigned (no signerName), as a public bundle. */
@@ -54,5 +81,6 @@ export function configMapDiffers(have: ConfigMap, want: ConfigMap): boolean {
   const wd = want.data ?? {};
   return Object.keys(hd).length !== Object.keys(wd).length
     || Object.entries(wd).some(([k, v]) => hd[k] !== v)
-    || Object.entries(want.metadata.labels ?? {}).some(([k, v]) => have.metadata.labels?.[k] !== v);
+    || Object.entries(want.metadata.labels ?? {}).some(([k, v]) => have.metadata.labels?.[k] !== v)
+    || controllerOf(have)?.uid !== controllerOf(want)?.uid;
 }

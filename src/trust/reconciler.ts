@@ -24,7 +24,10 @@ import { caSecretName, readCAState, writeCAState, type CAState } from './ca-stat
 import { onCASecretNotFound, recordedRootsOf } from './ca-loss.ts';
 import { nextStep, phaseStep, type RotationConfig, type Step } from './rotation.ts';
 import { externalStateName, onExternalSigner, readExternalState, writeExternalState, type ExternalState } from './external.ts';
-import { bundleConfigMapName, bundleNamespaces, clusterTrustBundleName, configMapDiffers, desiredBundleConfigMap, desiredClusterTrustBundle } from './publish.ts';
+import { bundleConfigMapName, bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, desiredBundleConfigMap, desiredClusterTrustBundle, isOwnBundleCopy } from './publish.ts';
+import { writeOwnedConfigMap } from './owned-configmap.ts';
+import { controllerOf, isControlledBy } from '../api/owner.ts';
+import { backoffDelay } from '../controller/backoff.ts';
 import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
 
 export interface TrustReconcilerDeps extends ReconcileContext {
@@ -32,6 +35,7 @@ export interface TrustReconcilerDeps extends ReconcileContext {
     getSecret(namespace: string, name: string): Promise<Secret>;
     createSecret(secret: Secret): Promise<Secret>;
     replaceSecret(secret: Secret): Promise<Secret>;
+    getConfigMap(namespace: string, name: string): Promise<ConfigMap>;
     createConfigMap(cm: ConfigMap): Promise<ConfigMap>;
     replaceConfigMap(cm: ConfigMap): Promise<ConfigMap>;
     deleteConfigMap(namespace: string, name: string): Promise<unknown>;
@@ -55,6 +59,8 @@ export interface TrustReconcilerDeps extends ReconcileContext {
 }
 
 const CONTROLLER = 'trustdomain';
+/** The work queue's backoff for failed reconciles (operator.ts), for a conflict that is reported without failing the trust domain. */
+const BUNDLE_CONFLICT_BACKOFF = { baseMs: 1000, maxMs: 5 * 60_000 };
 
 /** The signer, the bundle and the rotation facts for one trust domain, loaded from its CA Secret. */
 interface Loaded {
@@ -75,6 +81,9 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
   // re-reading one on every reconcile (every identity event queues one) is waste.
   // Trade-off: one deleted by hand returns when the bundle changes or the operator restarts.
   const publishedCTB = new Map<string, string>();
+  // Consecutive reconciles that met a bundle copy someone else owns: nothing
+  // else tells us when it goes (it need not carry our label), so retry with backoff.
+  const conflictRetries = new Map<string, number>();
   // The self-signed CA state this process last loaded or wrote: what a deleted
   // CA Secret is restored from. Never leaves the process.
   const held = new Map<string, CAState>();
@@ -117,11 +126,15 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
       });
       if (loaded.signer) d.metrics.caExpiration.set({ trust_domain: name }, loaded.signer.certificate.notAfter.getTime() / 1000);
       const published = await publishBundle(d, td, bundlePem, publishedCTB);
+      const conflicts = published.bundleConflict ? (conflictRetries.get(name) ?? 0) + 1 : 0;
+      if (conflicts) conflictRetries.set(name, conflicts);
+      else conflictRetries.delete(name);
       const status = await statusOf(d, td, loaded, published, progress, caFingerprint);
       await writeStatus(d, td, status);
       d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
       const pruneIn = published.nextExpiry ? published.nextExpiry.getTime() - d.now().getTime() : undefined;
-      const next = [requeue, pruneIn].filter((x): x is number => x !== undefined && x >= 0);
+      const retryIn = conflicts ? backoffDelay(conflicts, BUNDLE_CONFLICT_BACKOFF) : undefined;
+      const next = [requeue, pruneIn, retryIn].filter((x): x is number => x !== undefined && x >= 0);
       return next.length ? { requeueAfter: Math.max(1, Math.min(...next)) } : {};
     } catch (err) {
       const f = failureOf(err, 'CANotReady');
@@ -448,7 +461,7 @@ async function rootFingerprint(root: { certificatePem: string }): Promise<string
 
 // --- Publication
 
-interface Published { namespaces: number; denyListEntries: number; nextExpiry?: Date; clusterTrustBundleError?: string }
+interface Published { namespaces: number; denyListEntries: number; nextExpiry?: Date; clusterTrustBundleError?: string; bundleConflict?: string }
 
 async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem: string, publishedCTB: Map<string, string>): Promise<Published> {
   const name = bundleConfigMapName(td.metadata.name!);
@@ -456,14 +469,22 @@ async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem:
   const denyList = pruned(parseDenyList(td.spec.trustDomain, home?.data?.[BUNDLE_DENYLIST]), d.now());
   const denyJson = serializeDenyList(denyList);
   const want = bundleNamespaces(td, d.identities.list(), d.namespaces.list(), d.operatorNamespace);
+  // A copy someone else made is never overwritten (its agents would read it as the bundle): reported instead.
+  const conflicts: string[] = [];
   for (const ns of want) {
-    const existing = d.configMaps.get(name, ns);
-    const cm = desiredBundleConfigMap(td.metadata.name!, ns, bundlePem, denyJson, existing);
-    if (!existing) await d.api.createConfigMap(cm).catch((e) => { if (toKubeError(e).code !== 409) throw e; });
-    else if (configMapDiffers(existing, cm)) await d.api.replaceConfigMap(cm);
+    const home = ns === d.operatorNamespace;
+    const build = (existing?: ConfigMap) => desiredBundleConfigMap(td.metadata.name!, ns, bundlePem, denyJson, existing, home ? undefined : td);
+    if (await writeOwnedConfigMap(d.api, d.configMaps.get(name, ns), build, (cm) => home || isOwnBundleCopy(cm, td, bundlePem))) conflicts.push(ns);
+  }
+  const bundleConflict = conflicts.length ? bundleConflictMessage(name, conflicts) : undefined;
+  if (bundleConflict) {
+    d.metrics.reconcileErrors.inc({ controller: CONTROLLER, reason: 'BundleConfigMapConflict' });
+    d.log.warn({ trustDomain: td.metadata.name }, bundleConflict);
+    await d.events.record(targetOf(td), 'Warning', 'BundleConfigMapConflict', bundleConflict);
   }
   for (const cm of d.configMaps.list()) {
-    if (cm.metadata.name === name && cm.metadata.labels?.[LABEL_TRUST_DOMAIN] === td.metadata.name && !want.has(cm.metadata.namespace!)) {
+    const mayWithdraw = !controllerOf(cm) || isControlledBy(cm, td.metadata.uid);
+    if (cm.metadata.name === name && cm.metadata.labels?.[LABEL_TRUST_DOMAIN] === td.metadata.name && !want.has(cm.metadata.namespace!) && mayWithdraw) {
       await d.api.deleteConfigMap(cm.metadata.namespace!, name).catch((e) => { if (!isNotFound(e)) throw e; });
     }
   }
@@ -478,7 +499,7 @@ async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem:
       await d.events.record(targetOf(td), 'Warning', 'ClusterTrustBundleFailed', clusterTrustBundleError);
     });
   }
-  return { namespaces: want.size, denyListEntries: denyList.entries.length, nextExpiry: nextExpiry(denyList), clusterTrustBundleError };
+  return { namespaces: want.size, denyListEntries: denyList.entries.length, nextExpiry: nextExpiry(denyList), clusterTrustBundleError, bundleConflict };
 }
 
 async function publishClusterTrustBundle(d: TrustReconcilerDeps, td: string, bundlePem: string): Promise<void> {
@@ -512,7 +533,9 @@ async function statusOf(d: TrustReconcilerDeps, td: TrustDomain, l: Loaded, p: P
     denyListEntries: p.denyListEntries,
     conditions: setCondition(
       setCondition(td.status?.conditions, { type: 'Ready', status: 'True', reason: 'CAReady', message, observedGeneration: gen }, d.now()),
-      p.clusterTrustBundleError
+      p.bundleConflict
+        ? { type: 'BundlePublished', status: 'False', reason: 'BundleConfigMapConflict', message: p.bundleConflict, observedGeneration: gen }
+        : p.clusterTrustBundleError
         ? { type: 'BundlePublished', status: 'False', reason: 'ClusterTrustBundleFailed', message: p.clusterTrustBundleError, observedGeneration: gen }
         : { type: 'BundlePublished', status: 'True', reason: 'Published', message: `published in ${p.namespaces} namespaces${d.clusterTrustBundles ? ' and as a ClusterTrustBundle' : ''}`, observedGeneration: gen },
       d.now()),
