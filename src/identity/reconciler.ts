@@ -3,7 +3,7 @@
 // Level-based: it reads only cached state and writes only differences, so a
 // second run in a row makes no API write.
 import { createHash } from 'node:crypto';
-import { API_VERSION, AGENT_IDENTITY, ANNOTATION_NOT_AFTER, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_RENEWAL_REQUEST, FINALIZER_REVOKE } from '../api/group.ts';
+import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ANNOTATION_NOT_AFTER, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_RENEWAL_REQUEST, FINALIZER_REVOKE } from '../api/group.ts';
 import { keyRequestOf, policyConfigMapName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
 import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret } from '../api/types.ts';
@@ -22,9 +22,12 @@ import { issueIdentity } from './issue.ts';
 import { renewalTime } from './renewal.ts';
 import { denyEntryOf, revoke } from './revoke.ts';
 import { desiredSecret, keptData, secretDiffers, type IssuedData } from './secret.ts';
-import { readyStatus, failedStatus, suspendedStatus } from './status.ts';
+import { readyStatus, failedStatus, suspendedStatus, withoutCertificate } from './status.ts';
 import { desiredPolicyConfigMap } from './policy.ts';
-import { bundleConfigMapName, configMapDiffers } from '../trust/publish.ts';
+import { bundleConfigMapName } from '../trust/publish.ts';
+import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
+import { controllerOf, describeController, isControlledBy } from '../api/owner.ts';
+import { foreignClaim, SECRET_OWNED_BY_ANOTHER } from './ownership.ts';
 
 export interface IdentityReconcilerDeps extends ReconcileContext {
   api: {
@@ -32,6 +35,7 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
     createSecret(secret: Secret): Promise<Secret>;
     replaceSecret(secret: Secret): Promise<Secret>;
     deleteSecret(namespace: string, name: string, uid?: string): Promise<unknown>;
+    getConfigMap(namespace: string, name: string): Promise<ConfigMap>;
     createConfigMap(cm: ConfigMap): Promise<ConfigMap>;
     replaceConfigMap(cm: ConfigMap): Promise<ConfigMap>;
     patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<unknown>;
@@ -48,6 +52,7 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
 const CONTROLLER = 'agentidentity';
 /** After losing an optimistic-concurrency race, look again once the cache has caught up. */
 const CONFLICT_REQUEUE_MS = 500;
+const POLICY_CONFLICT = 'PolicyConfigMapConflict';
 
 export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => Promise<Result> {
   return async (key) => {
@@ -71,11 +76,10 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       }
       const secretName = secretNameOf(identity);
       const secret = d.secrets.get(secretName, namespace);
-      const owner = secret?.metadata.ownerReferences?.find((o) => o.controller);
-      if (secret && owner && owner.uid !== identity.metadata.uid) {
-        throw new ReconcileFailure('SecretOwnedByAnother', `Secret ${namespace}/${secretName} belongs to ${owner.kind} ${owner.name}; choose another spec.secretName`, { retry: false });
-      }
-      if (identity.spec.suspended) return await suspend(d, identity, td, secret, now);
+      const claim = foreignClaim(identity, secret, d.identities.list());
+      // Retried with backoff: another's Secret changing, or an older claim going away, queues only that other identity.
+      if (claim) throw new ReconcileFailure(SECRET_OWNED_BY_ANOTHER, claim);
+      if (identity.spec.suspended) return await suspend(d, identity, td, await ownSecret(d, identity, secret), now);
 
       const durationMs = durationOf(identity, d.minDurationMs);
       const spiffeID = spiffeIDOf(td, identity);
@@ -142,12 +146,15 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       const f = failureOf(err, 'IssuanceFailed');
       // No CA to judge by: a certificate that has not expired still works, so a broken CA does not flip every identity.
       if (f.reason === 'TrustDomainNotReady') stillValid = notExpired(d.secrets.get(secretNameOf(identity), namespace), now);
+      // Its pods would mount another's policy.json: not usable, whatever the certificate.
+      if (f.reason === POLICY_CONFLICT) stillValid = false;
       if (!stillValid) d.metrics.setReady(namespace, name, 'False');
       await reportFailure(d, CONTROLLER, key, ref(identity), f);
       // Only real attempts count; a failure that waits for a change is reported once.
       const status = f.retry ? failedStatus(identity, f.reason, f.message, stillValid, now)
         : { ...failedStatus(identity, f.reason, f.message, stillValid, now), failedIssuanceAttempts: identity.status?.failedIssuanceAttempts, lastFailureTime: identity.status?.lastFailureTime };
-      await writeStatus(d, identity, status).catch((e) => d.log.warn({ identity: key, err: toKubeError(e).message }, 'status update failed'));
+      if (f.reason === SECRET_OWNED_BY_ANOTHER) d.metrics.forgetCertificate(namespace, name);
+      await writeStatus(d, identity, f.reason === SECRET_OWNED_BY_ANOTHER ? withoutCertificate(status) : status).catch((e) => d.log.warn({ identity: key, err: toKubeError(e).message }, 'status update failed'));
       if (!f.retry) return {};
       throw f;
     }
@@ -157,7 +164,7 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
 /** Deletion: deny-list the certificate still in use, then let the identity (and by GC its Secret) go. */
 async function finalize(d: IdentityReconcilerDeps, identity: AgentIdentity, now: Date): Promise<Result> {
   if (!identity.metadata.finalizers?.includes(FINALIZER_REVOKE)) return {};
-  const secret = d.secrets.get(secretNameOf(identity), identity.metadata.namespace);
+  const secret = await ownSecret(d, identity, d.secrets.get(secretNameOf(identity), identity.metadata.namespace));
   const td = d.store.get(trustDomainOf(identity));
   const entry = secret ? denyEntryOf(secret, 'Deleted', now) : undefined;
   if (entry && td) await revoke(d, td, entry);
@@ -179,22 +186,33 @@ async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, td: T
   }
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
   d.metrics.setReady(namespace, name, 'False');
-  d.metrics.certificateExpiration.remove({ namespace, name });
-  d.metrics.certificateRenewal.remove({ namespace, name });
+  d.metrics.forgetCertificate(namespace, name);
   await writeStatus(d, identity, suspendedStatus(identity, now));
   return {};
+}
+
+/**
+ * The Secret revocation may act on: the cached one, else read (an owned Secret
+ * whose label was stripped is not cached), and only if its controller is this
+ * identity's UID, never one it merely names.
+ */
+async function ownSecret(d: IdentityReconcilerDeps, identity: AgentIdentity, cached: Secret | undefined): Promise<Secret | undefined> {
+  const secret = cached ?? await d.api.getSecret(identity.metadata.namespace!, secretNameOf(identity)).catch((e) => { if (isNotFound(e)) return undefined; throw e; });
+  return secret && isControlledBy(secret, identity.metadata.uid) ? secret : undefined;
 }
 
 /** Writes the identity's policy.json when it changed; returns how many peers the policy resolves to. */
 async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, td: TrustDomainState, spiffeID: string): Promise<number | undefined> {
   const peers = d.identities.list().map((p) => ({ identity: p, spiffeID: p.status?.spiffeID ?? expectedSpiffeID(d, p) }));
-  const existing = d.configMaps.get(policyConfigMapName(identity.metadata.name!), identity.metadata.namespace);
-  const { configMap, peers: count } = desiredPolicyConfigMap(identity, {
-    spiffeID, trustDomain: td.trustDomain, peers, namespaces: d.namespaces.list(),
-    denyListHome: d.configMaps.get(bundleConfigMapName(td.name), d.operatorNamespace),
-  }, existing);
-  if (!existing) await d.api.createConfigMap(configMap);
-  else if (configMapDiffers(existing, configMap)) await d.api.replaceConfigMap(configMap);
+  const inputs = { spiffeID, trustDomain: td.trustDomain, peers, namespaces: d.namespaces.list(), denyListHome: d.configMaps.get(bundleConfigMapName(td.name), d.operatorNamespace) };
+  const cached = d.configMaps.get(policyConfigMapName(identity.metadata.name!), identity.metadata.namespace);
+  let count: number | undefined;
+  const build = (existing?: ConfigMap) => { const out = desiredPolicyConfigMap(identity, inputs, existing); count = out.peers; return out.configMap; };
+  const foreign = await writeOwnedConfigMap(d.api, cached, build, (cm) => isControlledBy(cm, identity.metadata.uid));
+  if (foreign) {
+    // The webhook mounts this ConfigMap by name, so the tenant's content would be the pods' policy.json. Never overwritten: it is not ours.
+    throw new ReconcileFailure(POLICY_CONFLICT, `ConfigMap ${identity.metadata.namespace}/${foreign.metadata.name} exists and is not this identity's (${describeController(foreign)}); its pods would mount it as their policy: delete it`);
+  }
   return count;
 }
 
@@ -259,7 +277,12 @@ async function writeSecret(d: IdentityReconcilerDeps, want: Secret, existing: Se
     if (e.code !== 409 || e.reason !== 'AlreadyExists') throw err;
     // Ours but not yet in the cache (a lagging watch): a plain conflict, look again shortly.
     const live = await d.api.getSecret(want.metadata.namespace!, want.metadata.name!);
-    if (live.metadata.ownerReferences?.some((o) => o.uid === want.metadata.ownerReferences![0]!.uid)) throw err;
+    if (isControlledBy(live, want.metadata.ownerReferences![0]!.uid)) {
+      // Ours, but its managed-by label was stripped, so the cache lost it: restore the label, and the next reconcile sees it again.
+      if (live.metadata.labels?.[LABEL_MANAGED_BY] !== MANAGED_BY_VALUE) await d.api.replaceSecret({ ...live, metadata: { ...live.metadata, labels: { ...live.metadata.labels, ...want.metadata.labels } } });
+      throw err;
+    }
+    if (controllerOf(live)) throw new ReconcileFailure(SECRET_OWNED_BY_ANOTHER, `Secret ${want.metadata.namespace}/${want.metadata.name} belongs to ${describeController(live)}; choose another spec.secretName`);
     throw new ReconcileFailure('SecretConflict', `Secret ${want.metadata.namespace}/${want.metadata.name} already exists and is not managed by agent-identity-operator; delete it or set spec.secretName`);
   }
 }
