@@ -1,6 +1,7 @@
 // Wiring: what is watched, which queue each change lands in, and how errors
 // back off. Reads top to bottom like the sentence in the README:
-//   AgentIdentity, its Secret, or its TrustDomain changes → reconcile the identity;
+//   AgentIdentity, its Secret, its TrustDomain, its Namespace or its
+//   ServiceAccount changes                              → reconcile the identity;
 //   TrustDomain or its CA Secret changes                → reconcile the trust domain.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -96,10 +97,20 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
       if (!identity && c.metadata.namespace === cfg.namespace) enqueueIdentitiesOf(td);
     },
   });
-  // Namespaces decide where bundles are published; any change may move that.
+  const enqueueIdentitiesIn = (namespace: string, serviceAccount?: string) => {
+    for (const i of identities.list(namespace)) if (!serviceAccount || i.spec.serviceAccountName === serviceAccount) addIdentity(identityKey(i));
+  };
+  // Namespaces decide where bundles are published, and their labels whether a TrustDomain admits their identities.
   const namespaces = kube.namespaceInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('namespaces'),
-    onChange: () => { for (const td of trustDomains.list()) addTrustDomain(td.metadata.name!); enqueuePolicyHolders(); },
+    onChange: (n) => { for (const td of trustDomains.list()) addTrustDomain(td.metadata.name!); enqueuePolicyHolders(); enqueueIdentitiesIn(n.metadata.name!); },
+  });
+  // An identity waits for its ServiceAccount (ServiceAccountNotFound) until it appears.
+  const serviceAccounts = kube.serviceAccountInformer({
+    resyncMs: cfg.resyncMs, onRestart: restartLogger('serviceaccounts'),
+    onChange: (sa) => enqueueIdentitiesIn(sa.metadata.namespace!, sa.metadata.name),
+    // Identities resync themselves.
+    onResync: () => undefined,
   });
   const secrets = kube.managedSecretInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('secrets'),
@@ -113,7 +124,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   });
 
   identityQueue = new WorkQueue(identityReconciler({
-    api: kube, identities, trustDomains, secrets, configMaps, namespaces, operatorNamespace: cfg.namespace, store, events, metrics,
+    api: kube, identities, trustDomains, secrets, configMaps, namespaces, serviceAccounts, operatorNamespace: cfg.namespace, store, events, metrics,
     log: log.child({ controller: 'agentidentity' }),
     minDurationMs: cfg.minDurationMs, now,
   }), queueOptions('agentidentity'));
@@ -134,7 +145,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   }), queueOptions('trustdomain'));
   store.onChange(enqueueIdentitiesOf);
 
-  const informers = [secrets, configMaps, namespaces, trustDomains, identities];
+  const informers = [secrets, configMaps, namespaces, serviceAccounts, trustDomains, identities];
   await Promise.all(informers.map((i) => i.start()));
   synced = true;
   for (const td of trustDomains.list()) addTrustDomain(td.metadata.name!);

@@ -105,9 +105,26 @@ export interface LabelSelector {
   matchExpressions?: LabelSelectorRequirement[];
 }
 
+/** spec.dnsNames of a TrustDomain: which DNS names its identities may carry. */
+export interface DNSNamePolicy {
+  /**
+   * Patterns with the placeholders {namespace} (the identity's) and {clusterDomain};
+   * a `*` label stands for any one label. Absent: `*.{namespace}.svc` and
+   * `*.{namespace}.svc.{clusterDomain}`; `[]` allows no DNS names.
+   */
+  allowed?: string[];
+  /** An identity's dnsNames may be wildcards (`*.x`) when every name they cover is allowed. Default false. */
+  allowWildcards?: boolean;
+}
+
 export interface TrustDomainSpec {
   trustDomain: string;
   bundle?: { namespaceSelector?: LabelSelector };
+  /** Namespaces that may have identities of this trust domain. Absent or `{}`: every namespace. */
+  namespaceSelector?: LabelSelector;
+  dnsNames?: DNSNamePolicy;
+  /** Replaces {clusterDomain} in spec.dnsNames.allowed. Default cluster.local. */
+  clusterDomain?: string;
   ca: {
     selfSigned?: { keyAlgorithm?: KeyAlgorithm };
     secretRef?: SecretRef;
@@ -178,6 +195,11 @@ export interface ConfigMap {
 }
 
 export interface Namespace {
+  metadata: ObjectMeta;
+}
+
+/** core/v1 ServiceAccount: the operator only asks whether one exists. */
+export interface ServiceAccount {
   metadata: ObjectMeta;
 }
 

@@ -7,7 +7,7 @@ import { BUNDLE_CONFIGMAP_PREFIX, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, SECRET_CERT
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_ROTATE_REQUESTED_AT } from '../api/group.ts';
 import { getCondition } from '../api/conditions.ts';
 import type { AgentIdentity, TrustDomain } from '../api/types.ts';
-import { call, isNotFound } from '../kube/errors.ts';
+import { call, ifExists } from '../kube/errors.ts';
 import { OPERATOR_LEASE } from '../kube/lease.ts';
 import { WEBHOOK_CONFIGURATION_NAME, WEBHOOK_TLS_SECRET } from '../webhook/names.ts';
 import { table, relative } from './table.ts';
@@ -21,16 +21,6 @@ export interface Output { text: string; json: unknown }
 /** One line of `check`: a component deliberately not deployed is "not in use", which is not a failure. */
 interface CheckResult { check: string; ok: boolean; state: 'ok' | 'not in use' | 'failed'; detail: string }
 interface NotInUse { notInUse: string }
-
-/** The object, or undefined when the API server answered 404. */
-async function ifExists<T>(fn: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await call(fn);
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
 
 export class Commands {
   private readonly kc: KubeConfig;

@@ -28,6 +28,7 @@ import { bundleConfigMapName } from '../trust/publish.ts';
 import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
 import { controllerOf, describeController, isControlledBy } from '../api/owner.ts';
 import { foreignClaim, SECRET_OWNED_BY_ANOTHER } from './ownership.ts';
+import { tenancyViolation } from '../policy/tenancy.ts';
 
 export interface IdentityReconcilerDeps extends ReconcileContext {
   api: {
@@ -43,7 +44,9 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
   };
   identities: { get(name: string, namespace?: string): AgentIdentity | undefined; list(): readonly AgentIdentity[] };
   configMaps: { get(name: string, namespace?: string): ConfigMap | undefined };
-  namespaces: { list(): readonly Namespace[] };
+  namespaces: { get(name: string): Namespace | undefined; list(): readonly Namespace[] };
+  /** Only whether one exists is read. */
+  serviceAccounts: { get(name: string, namespace?: string): unknown };
   operatorNamespace: string;
   /** Shortest leaf lifetime the operator accepts (10m in production; tests lower it). */
   minDurationMs: number;
@@ -80,6 +83,7 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       // Retried with backoff: another's Secret changing, or an older claim going away, queues only that other identity.
       if (claim) throw new ReconcileFailure(SECRET_OWNED_BY_ANOTHER, claim);
       if (identity.spec.suspended) return await suspend(d, identity, td, await ownSecret(d, identity, secret), now);
+      refuseUnlessAdmitted(d, identity);
 
       const durationMs = durationOf(identity, d.minDurationMs);
       const spiffeID = spiffeIDOf(td, identity);
@@ -244,6 +248,26 @@ function trustDomainFor(d: IdentityReconcilerDeps, identity: AgentIdentity): Tru
 /** From the Secret's not-after annotation alone, for when no TrustDomain is loaded to verify against. */
 function notExpired(secret: Secret | undefined, now: Date): boolean {
   return Date.parse(secret?.metadata.annotations?.[ANNOTATION_NOT_AFTER] ?? '') > now.getTime();
+}
+
+/**
+ * What the AgentIdentity webhook refuses, refused again before issuing: an
+ * identity created while no webhook ran (make run, an outage with
+ * failurePolicy Ignore), or one its TrustDomain stopped admitting, gets no
+ * certificate (the current one is not renewed).
+ */
+function refuseUnlessAdmitted(d: IdentityReconcilerDeps, identity: AgentIdentity): void {
+  const { namespace, name } = identity.metadata as { namespace: string; name: string };
+  const td = d.trustDomains.get(trustDomainOf(identity));
+  // A namespace the cache has not seen yet carries at least the label the API server gives every namespace.
+  const labels = d.namespaces.get(namespace)?.metadata.labels ?? { 'kubernetes.io/metadata.name': namespace };
+  const violation = td && tenancyViolation(td, identity, labels);
+  if (violation) throw new ReconcileFailure(violation.reason, violation.message, { retry: false });
+  const sa = identity.spec.serviceAccountName;
+  if (!d.serviceAccounts.get(sa, namespace)) {
+    throw new ReconcileFailure('ServiceAccountNotFound',
+      `ServiceAccount "${sa}" does not exist in namespace "${namespace}", so no pod could hold AgentIdentity "${name}"; create it, or set spec.serviceAccountName to the ServiceAccount the agent's pods run as`, { retry: false });
+  }
 }
 
 function durationOf(identity: AgentIdentity, minMs: number): number {

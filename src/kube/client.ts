@@ -7,7 +7,7 @@ import {
   type KubernetesListObject, type KubernetesObject, type V1Secret, type V1ConfigMap,
 } from '@kubernetes/client-node';
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER } from '../api/group.ts';
-import type { AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
+import type { AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, Secret, ServiceAccount, TrustDomain, TrustDomainStatus } from '../api/types.ts';
 import { call, isNotFound } from './errors.ts';
 import { Informer } from './informer.ts';
 
@@ -172,6 +172,15 @@ export class KubeClient {
     return new Informer(this.kc, {
       name: 'namespaces', path: '/api/v1/namespaces',
       list: () => call(() => this.core.listNamespace()) as Promise<KubernetesListObject<Namespace & KubernetesObject>>,
+      ...h,
+    });
+  }
+
+  /** The identity reconciler asks only whether one exists; a ServiceAccount is little more than its metadata, so the whole object costs about what a metadata-only watch would. */
+  serviceAccountInformer(h: InformerHandlers<ServiceAccount>): Informer<ServiceAccount & KubernetesObject> {
+    return new Informer(this.kc, {
+      name: 'serviceaccounts', path: '/api/v1/serviceaccounts',
+      list: () => call(() => this.core.listServiceAccountForAllNamespaces()) as Promise<KubernetesListObject<ServiceAccount & KubernetesObject>>,
       ...h,
     });
   }

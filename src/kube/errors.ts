@@ -62,3 +62,13 @@ export async function call<T>(fn: () => Promise<T>): Promise<T> {
     throw toKubeError(err);
   }
 }
+
+/** The object, or undefined when the API server answered 404. */
+export async function ifExists<T>(fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await call(fn);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}

@@ -17,6 +17,8 @@ export interface AdmissionRequest {
   namespace?: string;
   operation?: string;
   object?: unknown;
+  /** The object before an UPDATE. */
+  oldObject?: unknown;
 }
 
 export interface AdmissionResponse {
@@ -51,9 +53,9 @@ export interface Outcome {
   summary?: InjectionSummary;
 }
 
-const allow = (uid: string, warnings?: string[]): Outcome => ({ result: 'allowed', response: { uid, allowed: true, ...(warnings?.length ? { warnings } : {}) } });
+export const allow = (uid: string, warnings?: string[]): Outcome => ({ result: 'allowed', response: { uid, allowed: true, ...(warnings?.length ? { warnings } : {}) } });
 
-const deny = (uid: string, reason: string, message: string): Outcome =>
+export const deny = (uid: string, reason: string, message: string): Outcome =>
   ({ result: 'denied', reason, response: { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message } } });
 
 /**
@@ -68,14 +70,14 @@ export function describeLookupError(err: unknown): string {
   return `the API server answered HTTP ${code}`;
 }
 
-/** Lookups that failed refuse the pod: with failurePolicy Fail, no pod starts on an unverified guess. */
-const lookupFailed = (uid: string, what: string, err: unknown): Outcome => ({
+/** Lookups that failed refuse the object: with failurePolicy Fail, nothing is admitted on an unverified guess. */
+export const lookupFailed = (uid: string, what: string, err: unknown, subject = 'the pod'): Outcome => ({
   result: 'error', reason: 'LookupFailed', error: toKubeError(err).message,
-  response: { uid, allowed: false, status: { code: 500, reason: 'InternalError', message: `${what}: ${describeLookupError(err)}; the pod was not admitted, retry shortly` } },
+  response: { uid, allowed: false, status: { code: 500, reason: 'InternalError', message: `${what}: ${describeLookupError(err)}; ${subject} was not admitted, retry shortly` } },
 });
 
 /** The API server always sends a valid one; anything else did not come from it, and must not reach a URL path. */
-const badNamespace = (req: AdmissionRequest): Outcome | undefined => (isObjectName(req.namespace!) ? undefined
+export const badNamespace = (req: AdmissionRequest): Outcome | undefined => (isObjectName(req.namespace!) ? undefined
   : deny(req.uid, 'InvalidNamespace', `request.namespace "${clip(req.namespace!, 63)}" is not a namespace name`));
 
 /** The pod under review, or undefined for anything that is not a Pod (the configurations never send one). */

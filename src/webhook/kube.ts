@@ -1,5 +1,6 @@
-// The webhook's API access: AgentIdentity lookups for admission, its two
-// Secrets, and the caBundle of its two webhook configurations. Thin wrappers
+// The webhook's API access: AgentIdentity, TrustDomain, Namespace and
+// Secret-metadata lookups for admission, its two Secrets, and the caBundle of
+// its two webhook configurations. Thin wrappers
 // over client-node in the style of src/kube/client.ts (every rejection is a
 // KubeError), each request bounded by a timeout so an admission answer never
 // waits on a slow API server longer than the API server waits on us.
@@ -7,9 +8,9 @@ import {
   AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions,
   type ConfigurationOptions, type KubeConfig, type V1Secret,
 } from '@kubernetes/client-node';
-import { AGENT_IDENTITY, FIELD_MANAGER, GROUP, VERSION } from '../api/group.ts';
-import type { AgentIdentity, Secret } from '../api/types.ts';
-import { call, isNotFound } from '../kube/errors.ts';
+import { AGENT_IDENTITY, FIELD_MANAGER, GROUP, TRUST_DOMAIN, VERSION } from '../api/group.ts';
+import type { AgentIdentity, ObjectMeta, Secret, TrustDomain } from '../api/types.ts';
+import { call, ifExists } from '../kube/errors.ts';
 import type { JSONPatchOp } from './jsonpatch.ts';
 
 export type WebhookConfigurationKind = 'MutatingWebhookConfiguration' | 'ValidatingWebhookConfiguration';
@@ -89,18 +90,30 @@ export class WebhookKube {
   // --- admission lookups: live reads, so a just-created AgentIdentity counts at once
 
   /** Undefined only when the API server answered 404. */
-  async getIdentity(namespace: string, name: string): Promise<AgentIdentity | undefined> {
-    try {
-      return await call(() => this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace, name }, this.opts) as Promise<AgentIdentity>);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+  getIdentity(namespace: string, name: string): Promise<AgentIdentity | undefined> {
+    return ifExists(() => this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace, name }, this.opts) as Promise<AgentIdentity>);
   }
 
   async listIdentities(namespace: string): Promise<AgentIdentity[]> {
     const list = await call(() => this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace }, this.opts) as Promise<{ items: AgentIdentity[] }>);
     return list.items;
+  }
+
+  /** Undefined only when the API server answered 404. */
+  getTrustDomain(name: string): Promise<TrustDomain | undefined> {
+    return ifExists(() => this.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural, name }, this.opts) as Promise<TrustDomain>);
+  }
+
+  async getNamespaceLabels(name: string): Promise<Record<string, string> | undefined> {
+    const ns = await ifExists(() => this.core.readNamespace({ name }, this.opts));
+    return ns && (ns.metadata?.labels ?? {});
+  }
+
+  /** A Secret's metadata only (PartialObjectMetadata): admission never needs, and so never receives, its data. */
+  async getSecretMetadata(namespace: string, name: string): Promise<ObjectMeta | undefined> {
+    const opts = setHeaderOptions('Accept', 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1', this.opts);
+    const secret = await ifExists(() => this.core.readNamespacedSecret({ namespace, name }, opts) as Promise<Secret>);
+    return secret?.metadata;
   }
 
   // --- the webhook's Secrets
@@ -122,15 +135,10 @@ export class WebhookKube {
   // --- caBundle of the webhook configurations (they come from the chart; never created here)
 
   /** Undefined when the configuration is not installed (404). */
-  async getWebhookConfiguration(kind: WebhookConfigurationKind, name: string): Promise<WebhookConfiguration | undefined> {
-    try {
-      return await call(() => (kind === 'MutatingWebhookConfiguration'
-        ? this.admission.readMutatingWebhookConfiguration({ name }, this.opts)
-        : this.admission.readValidatingWebhookConfiguration({ name }, this.opts)) as Promise<WebhookConfiguration>);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+  getWebhookConfiguration(kind: WebhookConfigurationKind, name: string): Promise<WebhookConfiguration | undefined> {
+    return ifExists(() => (kind === 'MutatingWebhookConfiguration'
+      ? this.admission.readMutatingWebhookConfiguration({ name }, this.opts)
+      : this.admission.readValidatingWebhookConfiguration({ name }, this.opts)) as Promise<WebhookConfiguration>);
   }
 
   patchWebhookConfiguration(kind: WebhookConfigurationKind, name: string, ops: (JSONPatchOp | TestOp)[]): Promise<unknown> {

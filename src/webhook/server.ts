@@ -1,4 +1,5 @@
-// The HTTPS admission server: /mutate, /validate (AdmissionReview v1),
+// The HTTPS admission server: /mutate and /validate (pods),
+// /validate-agentidentity (AgentIdentities), all AdmissionReview v1, and
 // /healthz and /readyz. It runs on every replica and needs no leadership: it
 // only reads. Its certificate comes from the Secret the leader's manager
 // keeps current, re-read every few seconds and swapped in with
@@ -18,9 +19,10 @@ import type { Logger } from 'pino';
 import { SECRET_CERT, SECRET_KEY } from '../api/group.ts';
 import type { Secret } from '../api/types.ts';
 import { isNotFound, toKubeError } from '../kube/errors.ts';
-import { type AdmissionReview, type Outcome, mutate, reviewResponse, validate } from './admission.ts';
+import { type AdmissionRequest, type AdmissionReview, type Outcome, mutate, reviewResponse, validate } from './admission.ts';
 import { describeCertificatePem } from './certs.ts';
 import { Gate } from './gate.ts';
+import { validateIdentity } from './identity.ts';
 import { WebhookKube } from './kube.ts';
 import { WEBHOOK_TLS_SECRET } from './names.ts';
 
@@ -86,7 +88,7 @@ export const LIMITS: Limits = {
   idleTimeoutMs: 60_000,
 };
 
-export type WebhookName = 'mutate' | 'validate';
+export type WebhookName = 'mutate' | 'validate' | 'validate-agentidentity';
 
 export interface ReviewRecord {
   webhook: WebhookName;
@@ -121,9 +123,16 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   const gate = new Gate({ maxInFlight: limits.maxInFlight, maxBytes: limits.maxInFlightBytes, maxQueued: limits.maxQueued, maxWaitMs: limits.maxQueueWaitMs });
   const kube = new WebhookKube(opts.kubeConfig, opts.lookupTimeoutMs ?? 2000);
   const identities = { get: (ns: string, name: string) => kube.getIdentity(ns, name), list: (ns: string) => kube.listIdentities(ns) };
-  const admission = { identities, ...(opts.mountPath ? { mountPath: opts.mountPath } : {}) };
-  const webhooks: Record<WebhookName, typeof mutate> = { mutate, validate };
-  const counts: Record<WebhookName, number> = { mutate: 0, validate: 0 };
+  const admission = { identities, secretMetadata: (ns: string, name: string) => kube.getSecretMetadata(ns, name), ...(opts.mountPath ? { mountPath: opts.mountPath } : {}) };
+  const identityAdmission = {
+    ...admission, trustDomain: (name: string) => kube.getTrustDomain(name), namespaceLabels: (name: string) => kube.getNamespaceLabels(name),
+  };
+  const webhooks: Record<WebhookName, (req: AdmissionRequest) => Promise<Outcome>> = {
+    mutate: (req) => mutate(req, admission),
+    validate: (req) => validate(req, admission),
+    'validate-agentidentity': (req) => validateIdentity(req, identityAdmission),
+  };
+  const counts: Record<WebhookName, number> = { mutate: 0, validate: 0, 'validate-agentidentity': 0 };
   let serving: ServingCertificateInfo | undefined;
 
   /** An HTTP error instead of an AdmissionReview: the API server then refuses the pod (failurePolicy Fail). */
@@ -160,7 +169,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
         return reject(webhook, res, started, 400, 'Malformed', 'expected an admission.k8s.io/v1 AdmissionReview');
       }
       const request = body.request;
-      const outcome = await webhooks[webhook](request, admission);
+      const outcome = await webhooks[webhook](request);
       const durationMs = performance.now() - started;
       const pod = (request.object as { metadata?: { name?: string; generateName?: string } } | undefined)?.metadata;
       log.debug({ webhook, namespace: request.namespace, pod: pod?.name || pod?.generateName, result: outcome.result, reason: outcome.reason, durationMs: Math.round(durationMs) }, 'admission review');
@@ -178,9 +187,10 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     if (path === '/readyz') return void res.writeHead(serving ? 200 : 503, { 'content-type': 'text/plain' }).end(serving ? 'ok\n' : 'no serving certificate yet\n');
-    if (path !== '/mutate' && path !== '/validate') return void res.writeHead(404).end();
+    const webhook = path?.slice(1) ?? '';
+    if (!Object.hasOwn(webhooks, webhook)) return void res.writeHead(404).end();
     if (req.method !== 'POST') return void res.writeHead(405, { allow: 'POST' }).end();
-    review(path.slice(1) as WebhookName, req, res).catch((err: unknown) => {
+    review(webhook as WebhookName, req, res).catch((err: unknown) => {
       // A client that hung up (or was timed out) is not our failure.
       if (req.destroyed) return void log.debug({ err: (err as Error).message }, 'admission review abandoned');
       log.error({ err: (err as Error).message }, 'admission review failed');

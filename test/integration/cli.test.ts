@@ -109,13 +109,13 @@ test('an installed webhook configuration fails check until the operator serves i
 
 test('inspect secret shows the chain and whether the bundle trusts it, and never the key', async () => {
   const ns = await env.namespace('inspect');
-  await a.createIdentity(ns, 'planner', { dnsNames: ['planner.inspect.svc'] });
+  await a.createIdentity(ns, 'planner', { dnsNames: [`planner.${ns}.svc`] });
   await eventually(async () => isReady(await a.getIdentity(ns, 'planner')), { timeoutMs: 30_000, what: 'Ready' });
   const r = await runCli(env.kubeconfigPath, 'inspect', 'secret', 'planner-identity', '-n', ns);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`\\[0\\] leaf  spiffe://cluster.local/ns/${ns}/agent/planner`));
   assert.match(r.stdout, /\[1\] intermediate/);
-  assert.match(r.stdout, /DNS\s+planner\.inspect\.svc/);
+  assert.match(r.stdout, new RegExp(`DNS\\s+planner\\.${ns}\\.svc`));
   assert.match(r.stdout, /trusted: yes/);
   assert.doesNotMatch(r.stdout, /PRIVATE KEY/);
   const json = JSON.parse((await runCli(env.kubeconfigPath, 'inspect', 'secret', 'planner-identity', '-n', ns, '-o', 'json')).stdout);

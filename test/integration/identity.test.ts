@@ -36,7 +36,7 @@ async function readySecret(name: string): Promise<{ identity: AgentIdentity; sec
 
 test('an AgentIdentity becomes Ready with a Secret whose chain openssl verifies', async () => {
   const started = Date.now();
-  await a.createIdentity(ns, 'planner', { dnsNames: ['planner.agents.svc'] });
+  await a.createIdentity(ns, 'planner', { dnsNames: [`planner.${ns}.svc`] });
   const { identity, secret } = await readySecret('planner');
   const elapsed = Date.now() - started;
   assert.ok(elapsed < 15_000, `Ready after ${elapsed} ms`);
@@ -68,7 +68,9 @@ test('an AgentIdentity becomes Ready with a Secret whose chain openssl verifies'
   assert.ok(!chain.some((c) => c.subject === c.issuer), 'no root in tls.crt: peers take roots only from their bundle');
 
   const text = execFileSync('openssl', ['x509', '-in', join(dir, 'tls.crt'), '-noout', '-text'], { encoding: 'utf8' });
-  assert.match(text, /X509v3 Subject Alternative Name: critical\s+DNS:planner\.agents\.svc, URI:spiffe:\/\/cluster\.local\/ns\/[a-z0-9-]+\/agent\/planner|URI:spiffe:\/\/cluster\.local\/ns\/[a-z0-9-]+\/agent\/planner, DNS:planner\.agents\.svc/);
+  const dns = `DNS:planner\\.${ns}\\.svc`;
+  const uri = `URI:spiffe://cluster\\.local/ns/${ns}/agent/planner`;
+  assert.match(text, new RegExp(`X509v3 Subject Alternative Name: critical\\s+(${dns}, ${uri}|${uri}, ${dns})`));
   assert.match(text, /X509v3 Basic Constraints: critical\s+CA:FALSE/);
   assert.match(text, /X509v3 Key Usage: critical\s+Digital Signature\n/);
   assert.match(text, /X509v3 Extended Key Usage: \s*\n\s+TLS Web Server Authentication, TLS Web Client Authentication/);

@@ -55,12 +55,12 @@ test('a corrupted tls.key is replaced', async () => {
 });
 
 test('changing dnsNames re-issues with the new SAN', async () => {
-  await a.createIdentity(ns, 'dns', { dnsNames: ['a.example.internal'] });
+  await a.createIdentity(ns, 'dns', { dnsNames: [`a.${ns}.svc`] });
   const first = await readyWithSerial('dns');
-  await a.patchIdentity(ns, 'dns', { spec: { dnsNames: ['a.example.internal', 'b.example.internal'] } });
+  await a.patchIdentity(ns, 'dns', { spec: { dnsNames: [`a.${ns}.svc`, `b.${ns}.svc`] } });
   const second = await readyWithSerial('dns', first.status!.serialNumber);
   assert.equal(second.status!.lastIssuanceReason, 'DNSNamesMismatch');
-  assert.deepEqual((await leafOf('dns')).dnsNames.sort(), ['a.example.internal', 'b.example.internal']);
+  assert.deepEqual((await leafOf('dns')).dnsNames.sort(), [`a.${ns}.svc`, `b.${ns}.svc`]);
 });
 
 test('changing the key algorithm re-issues with the new algorithm', async () => {

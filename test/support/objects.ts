@@ -13,8 +13,12 @@ export function api(kc: KubeConfig) {
     createTrustDomain: (name: string, spec: TrustDomainSpec) =>
       custom.createClusterCustomObject({ ...td, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'TrustDomain', metadata: { name }, spec } }) as Promise<TrustDomain>,
     getTrustDomain: (name: string) => custom.getClusterCustomObject({ ...td, name }) as Promise<TrustDomain>,
-    createIdentity: (namespace: string, name: string, spec: Partial<AgentIdentitySpec> = {}) =>
-      custom.createNamespacedCustomObject({ ...ai, namespace, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'AgentIdentity', metadata: { name }, spec: { serviceAccountName: name, ...spec } } }) as Promise<AgentIdentity>,
+    /** With its ServiceAccount (created unless it exists): the operator issues no identity whose ServiceAccount is missing. */
+    createIdentity: async (namespace: string, name: string, spec: Partial<AgentIdentitySpec> = {}) => {
+      const serviceAccountName = spec.serviceAccountName ?? name;
+      await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: serviceAccountName } } }).catch((e: { code?: number }) => { if (e.code !== 409) throw e; });
+      return custom.createNamespacedCustomObject({ ...ai, namespace, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'AgentIdentity', metadata: { name }, spec: { serviceAccountName, ...spec } } }) as Promise<AgentIdentity>;
+    },
     getIdentity: (namespace: string, name: string) => custom.getNamespacedCustomObject({ ...ai, namespace, name }) as Promise<AgentIdentity>,
     patchIdentity: (namespace: string, name: string, patch: object) =>
       custom.patchNamespacedCustomObject({ ...ai, namespace, name, body: patch }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)) as Promise<AgentIdentity>,
