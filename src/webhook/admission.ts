@@ -1,13 +1,14 @@
 // The two admission rules as the README states them, over AdmissionReview v1.
-// Lookups are injected, so this reads as the rule and runs without a server:
+// Lookups are injected, so this reads as the rule and runs without a server
+// (the I/O is here; the decisions in mutate.ts and validate.ts are pure):
 //   When a Pod is created with label agentidentity.dev/agent → inject its identity.
 //   When a Pod is created (or gains an ephemeral container) → refuse an identity that is not its own.
-import type { AgentIdentity } from '../api/types.ts';
+import type { AgentIdentity, ObjectMeta } from '../api/types.ts';
 import { toKubeError } from '../kube/errors.ts';
 import { type InjectionSummary, injectIdentity, isObjectName, requestedIdentity } from './mutate.ts';
 import { LABEL_AGENT } from './names.ts';
 import { clip, describePod, type Pod } from './pod.ts';
-import { needsIdentities, validatePod } from './validate.ts';
+import { needsIdentities, secretsToRead, validatePod } from './validate.ts';
 import type { JSONPatchOp } from './jsonpatch.ts';
 
 export interface AdmissionRequest {
@@ -89,11 +90,45 @@ function podOf(req: AdmissionRequest): Pod | undefined {
 
 export interface AdmissionOptions {
   identities: IdentityLookup;
+  /** A Secret's metadata, never its data; undefined only when the API server answered 404. Only the validating webhook reads Secrets. */
+  secretMetadata(namespace: string, name: string): Promise<ObjectMeta | undefined>;
   mountPath?: string;
 }
 
+/** Per review: enough to answer a pod with a few Secrets in one round trip, without a burst of reads per pod. */
+const SECRET_READS_AT_ONCE = 8;
+
+/** A Secret read that failed, with the name it was for; the API server's error is its cause. */
+class SecretReadFailed extends Error {
+  readonly secretName: string;
+  constructor(secretName: string, cause: unknown) {
+    super(`reading Secret "${secretName}" failed`, { cause });
+    this.secretName = secretName;
+  }
+}
+
+/** The metadata of each named Secret that exists; the first failed read stops the rest. */
+async function readSecrets(lookup: AdmissionOptions['secretMetadata'], namespace: string, names: string[]): Promise<Map<string, ObjectMeta>> {
+  const found = new Map<string, ObjectMeta>();
+  const queue = [...names];
+  async function worker(): Promise<void> {
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+      let meta: ObjectMeta | undefined;
+      try {
+        meta = await lookup(namespace, name);
+      } catch (err) {
+        queue.length = 0;
+        throw new SecretReadFailed(name, err);
+      }
+      if (meta) found.set(name, meta);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(SECRET_READS_AT_ONCE, names.length) }, worker));
+  return found;
+}
+
 /** When a Pod is created with label agentidentity.dev/agent=<name> → inject that identity. */
-export async function mutate(req: AdmissionRequest, opts: AdmissionOptions): Promise<Outcome> {
+export async function mutate(req: AdmissionRequest, opts: Omit<AdmissionOptions, 'secretMetadata'>): Promise<Outcome> {
   const pod = podOf(req);
   const name = pod && requestedIdentity(pod);
   if (!pod || !name || !req.namespace) return allow(req.uid);
@@ -130,13 +165,17 @@ export async function validate(req: AdmissionRequest, opts: AdmissionOptions): P
   const refused = badNamespace(req);
   if (refused) return refused;
 
-  let identities: AgentIdentity[];
-  try {
-    identities = await opts.identities.list(req.namespace);
-  } catch (err) {
-    return lookupFailed(req.uid, `could not list AgentIdentities in namespace "${req.namespace}"`, err);
+  const toRead = secretsToRead(pod);
+  if ('reason' in toRead) return deny(req.uid, toRead.reason, toRead.message);
+
+  // Both at once: the Secrets' owners decide, the identities say who those owners are.
+  const [listed, read] = await Promise.allSettled([opts.identities.list(req.namespace), readSecrets(opts.secretMetadata, req.namespace, toRead.names)]);
+  if (listed.status === 'rejected') return lookupFailed(req.uid, `could not list AgentIdentities in namespace "${req.namespace}"`, listed.reason);
+  if (read.status === 'rejected') {
+    const failed = read.reason as SecretReadFailed;
+    return lookupFailed(req.uid, `could not read Secret "${failed.secretName}" in namespace "${req.namespace}"`, failed.cause);
   }
-  const verdict = validatePod({ pod, namespace: req.namespace, identities, ...(opts.mountPath ? { mountPath: opts.mountPath } : {}) });
+  const verdict = validatePod({ pod, namespace: req.namespace, identities: listed.value, secrets: read.value, ...(opts.mountPath ? { mountPath: opts.mountPath } : {}) });
   return verdict.allowed ? allow(req.uid) : deny(req.uid, verdict.reason, verdict.message);
 }
 

@@ -7,14 +7,23 @@
 //   - labelled or not, it reaches an identity's Secret (volume, projected
 //     volume, env, envFrom) while running as another ServiceAccount.
 //
-// Pure: the pod and the AgentIdentities of its namespace in, a verdict out.
-// Identity Secrets are known from the AgentIdentities (secretName → owner), so
-// the webhook never reads a Secret. Rules are an ordered list of small checks,
-// as in cert-manager: the first that fails is the answer.
+// Whose Secret it is comes first from the Secret itself: its controller owner
+// reference names the AgentIdentity (by UID) that really holds the key, and
+// that owner wins over anything an AgentIdentity spec says. A Secret without
+// such an owner (not issued yet, or unowned) is judged by claims: every
+// AgentIdentity whose spec or status names it, and, while nobody does, the
+// name pattern <name>-identity. Claims only ever refuse, never grant: a spec
+// can name any Secret, so a claim must not hand one to its ServiceAccount.
+//
+// Pure: the pod, the AgentIdentities of its namespace and the metadata of the
+// Secrets it references in, a verdict out. Rules are an ordered list of small
+// checks, as in cert-manager: the first that fails is the answer.
 import { secretNameOf } from '../api/defaults.ts';
 import { DEFAULT_IDENTITY_DIR } from '../api/documents.ts';
-import type { AgentIdentity } from '../api/types.ts';
-import { foreignMountAt, requestedContainers, requestedIdentity } from './mutate.ts';
+import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../api/group.ts';
+import { controllerOf } from '../api/owner.ts';
+import type { AgentIdentity, ObjectMeta, OwnerReference } from '../api/types.ts';
+import { foreignMountAt, isObjectName, requestedContainers, requestedIdentity } from './mutate.ts';
 import { ANNOTATION_INJECT_CONTAINERS, IDENTITY_VOLUME, LABEL_AGENT } from './names.ts';
 import { containersOf, describeContainer, describePod, type Pod, secretReferencesOf, serviceAccountOf } from './pod.ts';
 
@@ -23,7 +32,9 @@ export type DenyReason =
   | 'ServiceAccountMismatch'
   | 'InjectContainersUnknown'
   | 'IdentityDirectoryInUse'
-  | 'IdentitySecretOfAnotherServiceAccount';
+  | 'IdentitySecretOfAnotherServiceAccount'
+  | 'IdentitySecretReserved'
+  | 'TooManySecrets';
 
 export interface Denial {
   reason: DenyReason;
@@ -38,6 +49,11 @@ export interface PodAdmission {
   namespace: string;
   /** Every AgentIdentity in that namespace. */
   identities: AgentIdentity[];
+  /**
+   * The metadata (never the data) of each Secret the pod references that
+   * exists, by name; a referenced name missing here has no Secret (404).
+   */
+  secrets: ReadonlyMap<string, ObjectMeta>;
   mountPath?: string;
 }
 
@@ -49,6 +65,23 @@ export interface Rule {
 /** Does the webhook need the namespace's AgentIdentities to judge this pod? Unrelated pods are allowed without an API call. */
 export function needsIdentities(pod: Pod): boolean {
   return requestedIdentity(pod) !== undefined || secretReferencesOf(pod).length > 0;
+}
+
+/** Each Secret is read once per review, so a pod naming thousands cannot turn one review into thousands of reads. */
+export const MAX_REFERENCED_SECRETS = 100;
+
+/**
+ * The Secrets whose metadata the webhook reads for this pod: each name once,
+ * only names a Secret can have (anything else has no Secret to read, and must
+ * not reach a URL path). Refused past MAX_REFERENCED_SECRETS.
+ */
+export function secretsToRead(pod: Pod): { names: string[] } | Denial {
+  const names = [...new Set(secretReferencesOf(pod).map((r) => r.secretName))].filter(isObjectName);
+  if (names.length <= MAX_REFERENCED_SECRETS) return { names };
+  return {
+    reason: 'TooManySecrets',
+    message: `${describePod(pod)} references ${names.length} different Secrets; the webhook checks at most ${MAX_REFERENCED_SECRETS} per pod, so split it into pods that each need fewer`,
+  };
 }
 
 const find = (a: PodAdmission, name: string) => a.identities.find((i) => i.metadata.name === name);
@@ -127,23 +160,81 @@ const identityDirectoryFree: Rule = {
   },
 };
 
+/** The AgentIdentity a Secret's controller owner reference points at, if its controller is one. */
+function identityOwnerOf(meta: ObjectMeta | undefined): OwnerReference | undefined {
+  const owner = meta && controllerOf({ metadata: meta });
+  return owner?.kind === AGENT_IDENTITY.kind && owner.apiVersion.startsWith(`${GROUP}/`) ? owner : undefined;
+}
+
+/** `beta-identity` → `beta`: the Secret an AgentIdentity "beta" gets unless its spec names another. */
+function defaultSecretOwnerName(secretName: string): string | undefined {
+  const name = secretName.endsWith('-identity') ? secretName.slice(0, -'-identity'.length) : '';
+  return isObjectName(name) ? name : undefined;
+}
+
+/** Every AgentIdentity that names a Secret in its spec or (after a rename, for a moment) its status. */
+function claimsOf(identities: AgentIdentity[]): Map<string, AgentIdentity[]> {
+  const claims = new Map<string, AgentIdentity[]>();
+  for (const i of identities) {
+    const names = new Set([secretNameOf(i)]);
+    if (i.status?.secretName) names.add(i.status.secretName);
+    for (const name of names) {
+      const claimants = claims.get(name);
+      if (claimants) claimants.push(i);
+      else claims.set(name, [i]);
+    }
+  }
+  return claims;
+}
+
 const identitySecretsStayWithTheirServiceAccount: Rule = {
   name: 'identitySecretsStayWithTheirServiceAccount',
   check(a) {
     const runsAs = serviceAccountOf(a.pod);
-    // status.secretName too: after a rename the old Secret may still exist for a moment.
-    const owners = new Map<string, AgentIdentity>();
-    for (const i of a.identities) {
-      owners.set(secretNameOf(i), i);
-      if (i.status?.secretName) owners.set(i.status.secretName, i);
-    }
+    const byUID = new Map(a.identities.map((i) => [i.metadata.uid, i]));
+    const claims = claimsOf(a.identities);
+    const seen = new Set<string>();
     for (const ref of secretReferencesOf(a.pod)) {
-      const identity = owners.get(ref.secretName);
-      if (!identity || identity.spec.serviceAccountName === runsAs) continue;
-      return {
+      if (seen.has(ref.secretName)) continue;
+      seen.add(ref.secretName);
+      const uses = `${describePod(a.pod)} runs as ServiceAccount "${runsAs}" but uses Secret "${ref.secretName}" (${ref.where})`;
+      const holdsKeyOf = (i: AgentIdentity): Denial => ({
         reason: 'IdentitySecretOfAnotherServiceAccount',
-        message: `${describePod(a.pod)} runs as ServiceAccount "${runsAs}" but uses Secret "${ref.secretName}" (${ref.where}); that Secret holds the private key of AgentIdentity "${identity.metadata.name}", which only pods running as ServiceAccount "${identity.spec.serviceAccountName}" may use`,
-      };
+        message: `${uses}; that Secret holds the private key of AgentIdentity "${i.metadata.name}", which only pods running as ServiceAccount "${i.spec.serviceAccountName}" may use`,
+      });
+      const meta = a.secrets.get(ref.secretName);
+      const owner = identityOwnerOf(meta);
+      if (owner) {
+        // The owner wins: what specs claim does not matter once the Secret says whose it is.
+        const identity = byUID.get(owner.uid);
+        if (!identity) {
+          return { reason: 'IdentitySecretReserved', message: `${uses}; that Secret holds the private key of AgentIdentity "${owner.name}", which no longer exists, so no pod may use it` };
+        }
+        if (identity.spec.serviceAccountName === runsAs) continue;
+        return holdsKeyOf(identity);
+      }
+      const claimants = claims.get(ref.secretName);
+      const other = claimants?.find((i) => i.spec.serviceAccountName !== runsAs);
+      // Absent: what is created under this name will hold that identity's key.
+      if (other && !meta) return holdsKeyOf(other);
+      if (other) {
+        return {
+          reason: 'IdentitySecretOfAnotherServiceAccount',
+          message: `${uses}; AgentIdentity "${other.metadata.name}" names that Secret as its identity Secret, so only pods running as ServiceAccount "${other.spec.serviceAccountName}" may use it`,
+        };
+      }
+      if (claimants) continue;
+      // Nobody claims it. Named like an identity Secret, and either absent or
+      // labelled as the operator's (which it would adopt): it may be issued
+      // to AgentIdentity "<name>" later, and a running pod keeps its reference.
+      // An existing Secret of someone else's is never written by the operator.
+      const future = defaultSecretOwnerName(ref.secretName);
+      if (future && (!meta || meta.labels?.[LABEL_MANAGED_BY] === MANAGED_BY_VALUE)) {
+        return {
+          reason: 'IdentitySecretReserved',
+          message: `${uses}; that name is reserved for the identity Secret of AgentIdentity "${future}" (the default spec.secretName), which no AgentIdentity in namespace "${a.namespace}" holds yet, and only pods running as the ServiceAccount of the identity that gets it may use it; create AgentIdentity "${future}" first, or give the Secret another name`,
+        };
+      }
     }
     return undefined;
   },

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { type AdmissionRequest, describeLookupError, type IdentityLookup, mutate, validate } from '../../../src/webhook/admission.ts';
 import { isObjectName, MAX_INJECTED_CONTAINERS } from '../../../src/webhook/mutate.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
-import type { AgentIdentity } from '../../../src/api/types.ts';
+import type { AgentIdentity, ObjectMeta } from '../../../src/api/types.ts';
 import type { Pod } from '../../../src/webhook/pod.ts';
-import { agentPod, applyPatch, identity, pod } from './fixtures.ts';
+import { agentPod, applyPatch, identity, ownedSecret, pod } from './fixtures.ts';
 
 const POD_KIND = { group: '', version: 'v1', kind: 'Pod' };
 const request = (object: Pod, namespace = 'agents'): AdmissionRequest => ({ uid: 'u-1', kind: POD_KIND, namespace, operation: 'CREATE', object });
@@ -20,6 +20,13 @@ function lookup(ids: AgentIdentity[]): IdentityLookup & { calls: string[] } {
     list: async (ns) => { calls.push(`list ${ns}`); return ids; },
   };
 }
+/** The validating webhook's lookups: the identities, and the metadata of the Secrets that exist. Every call is recorded. */
+function lookups(ids: AgentIdentity[], secrets: ObjectMeta[] = []) {
+  const identities = lookup(ids);
+  const secretMetadata = async (ns: string, name: string) => { identities.calls.push(`secret ${ns}/${name}`); return secrets.find((m) => m.name === name); };
+  return { identities, secretMetadata, calls: identities.calls };
+}
+const noSecrets = async () => undefined;
 const failing: IdentityLookup = {
   get: async () => { throw new KubeError(403, 'Forbidden', 'agentidentities.agentidentity.dev "planner" is forbidden'); },
   list: async () => { throw new KubeError(0, 'NetworkError', 'The operation was aborted due to timeout'); },
@@ -96,7 +103,7 @@ test('mutate: a label that is not an AgentIdentity name is refused before any lo
 test('a request.namespace that is not a name is refused before it reaches a URL path', async () => {
   for (const handler of [mutate, validate]) {
     const l = lookup([identity('planner')]);
-    const out = await handler(request(agentPod('planner'), 'agents/agentidentities/x'), { identities: l });
+    const out = await handler(request(agentPod('planner'), 'agents/agentidentities/x'), { identities: l, secretMetadata: noSecrets });
     assert.equal(out.reason, 'InvalidNamespace');
     assert.equal(out.response.allowed, false);
     assert.deepEqual(l.calls, []);
@@ -115,7 +122,7 @@ test('mutate: a pod that would take the identity in more containers than the web
 });
 
 test('validate: refusals carry 403 and the rule\'s message', async () => {
-  const out = await validate(request(agentPod('planner', { serviceAccountName: 'other' })), { identities: lookup([identity('planner')]) });
+  const out = await validate(request(agentPod('planner', { serviceAccountName: 'other' })), lookups([identity('planner')]));
   assert.equal(out.result, 'denied');
   assert.equal(out.reason, 'ServiceAccountMismatch');
   assert.equal(out.response.allowed, false);
@@ -124,14 +131,14 @@ test('validate: refusals carry 403 and the rule\'s message', async () => {
 });
 
 test('validate: an unrelated pod is allowed without listing anything', async () => {
-  const l = lookup([identity('planner')]);
-  const out = await validate(request(pod({ spec: { volumes: [{ name: 'c', configMap: { name: 'x' } }] } })), { identities: l });
+  const l = lookups([identity('planner')]);
+  const out = await validate(request(pod({ spec: { volumes: [{ name: 'c', configMap: { name: 'x' } }] } })), l);
   assert.equal(out.response.allowed, true);
   assert.deepEqual(l.calls, []);
 });
 
 test('validate: a failed list refuses the pod (fail closed)', async () => {
-  const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'x' } }] } })), { identities: failing });
+  const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'x' } }] } })), { identities: failing, secretMetadata: noSecrets });
   assert.equal(out.response.allowed, false);
   assert.equal(out.response.status!.message, 'could not list AgentIdentities in namespace "agents": the API server did not answer in time; the pod was not admitted, retry shortly');
 });
@@ -139,7 +146,61 @@ test('validate: a failed list refuses the pod (fail closed)', async () => {
 test('anything that is not a Pod is allowed untouched', async () => {
   const req = { uid: 'u-2', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, namespace: 'agents', object: { metadata: { labels: { 'agentidentity.dev/agent': 'x' } }, spec: {} } };
   for (const handler of [mutate, validate]) {
-    const out = await handler(req, { identities: failing });
+    const out = await handler(req, { identities: failing, secretMetadata: async () => { throw new Error('not read'); } });
     assert.deepEqual(out.response, { uid: 'u-2', allowed: true });
   }
+});
+
+test('validate: the owner of each referenced Secret is read (metadata only), once per name, beside the list', async () => {
+  const ids = [identity('alpha'), identity('zzz-shadow', 'other', { secretName: 'alpha-identity' })];
+  const l = lookups(ids, [ownedSecret({ name: 'alpha', uid: 'uid-alpha' })]);
+  const thief = pod({ serviceAccountName: 'other', spec: {
+    volumes: [{ name: 'v', secret: { secretName: 'alpha-identity' } }],
+    containers: [{ name: 'app', envFrom: [{ secretRef: { name: 'alpha-identity' } }, { secretRef: { name: 'settings' } }] }],
+  } });
+  const out = await validate(request(thief), l);
+  assert.equal(out.reason, 'IdentitySecretOfAnotherServiceAccount');
+  assert.match(out.response.status!.message, /AgentIdentity "alpha", which only pods running as ServiceAccount "alpha" may use$/);
+  assert.deepEqual(l.calls.sort(), ['list agents', 'secret agents/alpha-identity', 'secret agents/settings']);
+  const owner = await validate(request(pod({ serviceAccountName: 'alpha', spec: { volumes: [{ name: 'v', secret: { secretName: 'alpha-identity' } }] } })), l);
+  assert.equal(owner.result, 'allowed');
+});
+
+test('validate: a failed Secret read refuses the pod in our words and names the Secret; the API server\'s go to the log', async () => {
+  const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'alpha-identity' } }] } })), {
+    identities: lookup([]),
+    secretMetadata: async () => { throw new KubeError(403, 'Forbidden', 'secrets "alpha-identity" is forbidden: User "x" cannot get resource "secrets"'); },
+  });
+  assert.equal(out.result, 'error');
+  assert.equal(out.response.status!.message, 'could not read Secret "alpha-identity" in namespace "agents": the webhook is not allowed to read it (HTTP 403); check its RBAC; the pod was not admitted, retry shortly');
+  assert.match(out.error!, /cannot get resource "secrets"/);
+});
+
+test('validate: at most 8 Secret reads at once, and none after one failed', async () => {
+  let inFlight = 0;
+  let peak = 0;
+  const read: string[] = [];
+  const secretMetadata = async (_ns: string, name: string) => {
+    read.push(name);
+    inFlight++;
+    peak = Math.max(peak, inFlight);
+    await new Promise((r) => setImmediate(r));
+    inFlight--;
+    if (name === 's20') throw new KubeError(0, 'NetworkError', 'timeout');
+    return undefined;
+  };
+  const many = pod({ spec: { volumes: Array.from({ length: 100 }, (_, i) => ({ name: `v${i}`, secret: { secretName: `s${i}` } })) } });
+  const out = await validate(request(many), { identities: lookup([]), secretMetadata });
+  assert.equal(peak, 8);
+  assert.equal(out.result, 'error');
+  assert.match(out.response.status!.message, /^could not read Secret "s20" in namespace "agents": the API server did not answer in time/);
+  assert.ok(read.length < 30, `${read.length} reads started; the failure stopped the rest`);
+});
+
+test('validate: a pod referencing more Secrets than the webhook reads is refused before any lookup', async () => {
+  const l = lookups([]);
+  const many = pod({ spec: { volumes: Array.from({ length: 101 }, (_, i) => ({ name: `v${i}`, secret: { secretName: `s${i}` } })) } });
+  const out = await validate(request(many), l);
+  assert.equal(out.reason, 'TooManySecrets');
+  assert.deepEqual(l.calls, []);
 });

@@ -1,7 +1,7 @@
 // Pods and AgentIdentities for the webhook's unit tests, and an RFC 6902
 // applier for the operations the webhook emits, so tests look at the pod the
 // API server would store rather than at patch text.
-import type { AgentIdentity } from '../../../src/api/types.ts';
+import type { AgentIdentity, ObjectMeta } from '../../../src/api/types.ts';
 import type { JSONPatchOp } from '../../../src/webhook/jsonpatch.ts';
 import type { Pod } from '../../../src/webhook/pod.ts';
 
@@ -9,9 +9,18 @@ export function identity(name: string, serviceAccountName = name, extra: { secre
   const spiffeID = 'spiffeID' in extra ? extra.spiffeID : `spiffe://cluster.local/ns/agents/agent/${name}`;
   return {
     apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity',
-    metadata: { name, namespace: 'agents' },
+    metadata: { name, namespace: 'agents', uid: `uid-${name}` },
     spec: { serviceAccountName, ...(extra.secretName ? { secretName: extra.secretName } : {}) },
     status: { ...(spiffeID ? { spiffeID } : {}), ...(extra.statusSecretName ? { secretName: extra.statusSecretName } : {}) },
+  };
+}
+
+/** The metadata of an identity Secret as the operator writes it: its label, and the identity as controller owner. */
+export function ownedSecret(owner: { name: string; uid: string }, labelled = true): ObjectMeta {
+  return {
+    name: `${owner.name}-identity`, namespace: 'agents',
+    ...(labelled ? { labels: { 'app.kubernetes.io/managed-by': 'agent-identity-operator' } } : {}),
+    ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true }],
   };
 }
 

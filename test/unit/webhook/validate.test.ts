@@ -2,12 +2,16 @@
 // words it uses, and the pods that must get through.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { needsIdentities, RULES, validatePod, type Verdict } from '../../../src/webhook/validate.ts';
+import { MAX_REFERENCED_SECRETS, needsIdentities, RULES, secretsToRead, validatePod, type Verdict } from '../../../src/webhook/validate.ts';
+import type { ObjectMeta } from '../../../src/api/types.ts';
 import type { Pod } from '../../../src/webhook/pod.ts';
-import { agentPod, identity, pod } from './fixtures.ts';
+import { agentPod, identity, ownedSecret, pod } from './fixtures.ts';
 
 const identities = [identity('planner'), identity('auditor', 'audit-sa', { secretName: 'auditor-certs' })];
-const judge = (p: Pod, ids = identities) => validatePod({ pod: p, namespace: 'agents', identities: ids });
+/** `secrets`: the Secrets that exist, as their metadata; none by default (not issued yet). */
+const judge = (p: Pod, ids = identities, secrets: ObjectMeta[] = []) =>
+  validatePod({ pod: p, namespace: 'agents', identities: ids, secrets: new Map(secrets.map((m) => [m.name!, m])) });
+const mounting = (secretName: string, serviceAccountName: string) => pod({ serviceAccountName, spec: { volumes: [{ name: 'v', secret: { secretName } }] } });
 
 function denied(v: Verdict, reason: string): string {
   assert.equal(v.allowed, false, 'the pod was refused');
@@ -128,4 +132,80 @@ test('rules run in order; the first refusal is the answer', () => {
   assert.deepEqual(RULES.map((r) => r.name), ['identityExists', 'serviceAccountMatches', 'injectContainersExist', 'identityDirectoryFree', 'identitySecretsStayWithTheirServiceAccount']);
   // Missing identity and a stolen Secret: the missing identity is reported.
   denied(judge(pod({ labels: { 'agentidentity.dev/agent': 'ghost' }, spec: { volumes: [{ name: 'v', secret: { secretName: planner } }] } })), 'IdentityNotFound');
+});
+
+test('the Secret\'s owner decides, not the claims in specs: a shadow claim neither hands the Secret to its ServiceAccount nor takes it from the owner', () => {
+  const alpha = identity('alpha');
+  const shadow = identity('zzz-shadow', 'other', { secretName: 'alpha-identity' });
+  const issued = [ownedSecret({ name: 'alpha', uid: 'uid-alpha' })];
+  const m = denied(judge(mounting('alpha-identity', 'other'), [alpha, shadow], issued), 'IdentitySecretOfAnotherServiceAccount');
+  assert.equal(m, 'pod "agent" runs as ServiceAccount "other" but uses Secret "alpha-identity" (volume "v"); that Secret holds the private key of AgentIdentity "alpha", which only pods running as ServiceAccount "alpha" may use');
+  assert.deepEqual(judge(mounting('alpha-identity', 'alpha'), [alpha, shadow], issued), { allowed: true }, 'the owner wins over the later claim');
+  // The order of the list does not matter (the old map let the last claim win).
+  denied(judge(mounting('alpha-identity', 'other'), [shadow, alpha], issued), 'IdentitySecretOfAnotherServiceAccount');
+  // Not issued yet: no owner to ask, so every claim must agree, and the two do not.
+  assert.match(denied(judge(mounting('alpha-identity', 'alpha'), [alpha, shadow]), 'IdentitySecretOfAnotherServiceAccount'), /AgentIdentity "zzz-shadow", which only pods running as ServiceAccount "other"/);
+  assert.match(denied(judge(mounting('alpha-identity', 'other'), [alpha, shadow]), 'IdentitySecretOfAnotherServiceAccount'), /AgentIdentity "alpha", which only pods running as ServiceAccount "alpha"/);
+});
+
+test('a Secret owned by an identity that no one claims any more is still that identity\'s', () => {
+  const renamedTwice = identity('alpha', 'alpha', { secretName: 'alpha-v3' });
+  const old = { ...ownedSecret({ name: 'alpha', uid: 'uid-alpha' }), name: 'alpha-v1' };
+  denied(judge(mounting('alpha-v1', 'other'), [renamedTwice], [old]), 'IdentitySecretOfAnotherServiceAccount');
+  assert.deepEqual(judge(mounting('alpha-v1', 'alpha'), [renamedTwice], [old]), { allowed: true });
+});
+
+test('a Secret whose owning AgentIdentity is gone may be used by nobody', () => {
+  const orphan = ownedSecret({ name: 'alpha', uid: 'uid-deleted' });
+  // Another AgentIdentity "alpha" (a new uid) is not the one that holds this key.
+  const m = denied(judge(mounting('alpha-identity', 'alpha'), [identity('alpha')].map((i) => ({ ...i, metadata: { ...i.metadata, uid: 'uid-new' } })), [orphan]), 'IdentitySecretReserved');
+  assert.match(m, /that Secret holds the private key of AgentIdentity "alpha", which no longer exists, so no pod may use it$/);
+});
+
+test('an owner that is not an AgentIdentity makes the Secret nobody\'s identity: claims still apply', () => {
+  const external = { name: 'planner-identity', ownerReferences: [{ apiVersion: 'external-secrets.io/v1', kind: 'ExternalSecret', name: 'x', uid: 'uid-planner', controller: true }] };
+  denied(judge(mounting('planner-identity', 'other'), identities, [external]), 'IdentitySecretOfAnotherServiceAccount');
+  assert.deepEqual(judge(mounting('planner-identity', 'planner'), identities, [external]), { allowed: true });
+});
+
+test('a Secret named like an identity Secret is refused before its AgentIdentity exists, to every ServiceAccount', () => {
+  for (const sa of ['other', 'beta']) {
+    const m = denied(judge(mounting('beta-identity', sa)), 'IdentitySecretReserved');
+    assert.equal(m, `pod "agent" runs as ServiceAccount "${sa}" but uses Secret "beta-identity" (volume "v"); that name is reserved for the identity Secret of AgentIdentity "beta" (the default spec.secretName), which no AgentIdentity in namespace "agents" holds yet, and only pods running as the ServiceAccount of the identity that gets it may use it; create AgentIdentity "beta" first, or give the Secret another name`);
+  }
+  // Once it exists the claim names the ServiceAccount: its pods may, others still may not.
+  const beta = [...identities, identity('beta')];
+  assert.deepEqual(judge(mounting('beta-identity', 'beta'), beta), { allowed: true });
+  denied(judge(mounting('beta-identity', 'other'), beta), 'IdentitySecretOfAnotherServiceAccount');
+  // Labelled as the operator's but unowned: the operator would adopt it, so it is reserved as well.
+  const unowned = { name: 'beta-identity', labels: { 'app.kubernetes.io/managed-by': 'agent-identity-operator' } };
+  denied(judge(mounting('beta-identity', 'other'), identities, [unowned]), 'IdentitySecretReserved');
+});
+
+test('an existing Secret of someone else\'s that happens to end in -identity is an ordinary Secret (the operator never writes into it)', () => {
+  assert.deepEqual(judge(mounting('google-identity', 'web'), identities, [{ name: 'google-identity' }]), { allowed: true });
+  // Not an object name before the suffix: no AgentIdentity could have it.
+  assert.deepEqual(judge(mounting('-identity', 'web')), { allowed: true });
+});
+
+test('a spec claim on an existing, unowned Secret refuses other ServiceAccounts and says whose claim it is', () => {
+  const claimer = [identity('db', 'db-sa', { secretName: 'database-password' })];
+  const m = denied(judge(mounting('database-password', 'web'), claimer, [{ name: 'database-password' }]), 'IdentitySecretOfAnotherServiceAccount');
+  assert.match(m, /; AgentIdentity "db" names that Secret as its identity Secret, so only pods running as ServiceAccount "db-sa" may use it$/);
+  assert.deepEqual(judge(mounting('database-password', 'db-sa'), claimer, [{ name: 'database-password' }]), { allowed: true });
+});
+
+test('the Secrets read for a pod: each name once, only names a Secret can have, and at most a hundred', () => {
+  const refs = pod({ spec: {
+    volumes: [{ name: 'a', secret: { secretName: 'one' } }, { name: 'b', projected: { sources: [{ secret: { name: 'one' } }, { secret: { name: 'Not/A/Name' } }] } }],
+    containers: [{ name: 'app', envFrom: [{ secretRef: { name: 'two' } }] }],
+  } });
+  assert.deepEqual(secretsToRead(refs), { names: ['one', 'two'] });
+  const many = pod({ spec: { volumes: Array.from({ length: MAX_REFERENCED_SECRETS + 1 }, (_, i) => ({ name: `v${i}`, secret: { secretName: `s${i}` } })) } });
+  const refused = secretsToRead(many);
+  assert.ok('reason' in refused);
+  assert.equal(refused.reason, 'TooManySecrets');
+  assert.equal(refused.message, 'pod "agent" references 101 different Secrets; the webhook checks at most 100 per pod, so split it into pods that each need fewer');
+  const repeated = pod({ spec: { volumes: Array.from({ length: 500 }, (_, i) => ({ name: `v${i}`, secret: { secretName: 'same' } })) } });
+  assert.deepEqual(secretsToRead(repeated), { names: ['same'] }, 'the same Secret named many times is one read');
 });

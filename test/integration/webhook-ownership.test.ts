@@ -1,0 +1,125 @@
+// Issue 9, items 2 and 7, through a real API server that calls the webhook:
+// which pods may use an identity Secret is decided by the Secret's controller
+// owner reference (the AgentIdentity that holds the key), and before a Secret
+// exists by every claim on its name, including the name pattern
+// <name>-identity; a claim in a spec never grants a Secret. The attacker is a
+// namespace tenant (a Role for identities and pods, none for Secrets). The
+// operator issues the identities; the webhook runs with the RBAC of
+// config/webhook/rbac.yaml.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join, resolve } from 'node:path';
+import { AdmissionregistrationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { setUp, tearDown, type Suite } from '../support/suite.ts';
+import { eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { api } from '../support/objects.ts';
+import { makeTenant, type Tenant } from '../support/tenant.ts';
+import { createPod, createServiceAccounts, kubeconfigForServiceAccount, podManifest, webhookConfigurationsFor } from '../support/webhook.ts';
+import { createLogger } from '../../src/log.ts';
+import { startWebhookManager, startWebhookServer, type WebhookManager, type WebhookServer } from '../../src/webhook/index.ts';
+import type { Pod } from '../../src/webhook/pod.ts';
+
+const RBAC = join(resolve(import.meta.dirname, '..', '..'), 'config', 'webhook', 'rbac.yaml');
+const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
+let s: Suite;
+let server: WebhookServer;
+let manager: WebhookManager;
+let ns: string;
+let tenant: Tenant;
+
+/**
+ * The shipped pod webhooks only. Whatever refuses a second claim on a Secret
+ * when an AgentIdentity is created is a separate line of defence; this file
+ * tests what the pod webhook decides when such an identity exists anyway
+ * (created while that webhook was down, or before it was installed).
+ */
+async function installPodWebhooks(kc: KubeConfig, port: number): Promise<void> {
+  const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+  for (const doc of webhookConfigurationsFor(port)) {
+    const rulesOf = (w: unknown) => (w as { rules?: { resources: string[] }[] }).rules ?? [];
+    doc.webhooks = doc.webhooks.filter((w) => rulesOf(w).some((r) => r.resources.some((res) => res === 'pods' || res.startsWith('pods/'))));
+    if (doc.kind === 'MutatingWebhookConfiguration') await admission.createMutatingWebhookConfiguration({ body: doc as never });
+    else await admission.createValidatingWebhookConfiguration({ body: doc as never });
+  }
+}
+
+/** Waits until the operator has issued the identity's Secret, with the identity as its controller. */
+async function issued(name: string): Promise<void> {
+  const { metadata: { uid } } = await s.a.getIdentity(ns, name);
+  await eventually(async () => {
+    const secret = await s.a.getSecret(ns, `${name}-identity`).catch(() => undefined);
+    return secret?.metadata.ownerReferences?.some((o) => o.controller && o.uid === uid);
+  }, { what: `Secret ${name}-identity issued to AgentIdentity ${name}` });
+}
+
+const mounting = (name: string, serviceAccountName: string, secretName: string): Pod =>
+  podManifest(name, { serviceAccountName, spec: { volumes: [{ name: 'loot', secret: { secretName } }] } });
+
+const viaEnv = (name: string, serviceAccountName: string, secretName: string): Pod => podManifest(name, {
+  serviceAccountName,
+  spec: { containers: [{ name: 'app', image: 'registry.invalid/agent:1', env: [{ name: 'KEY', valueFrom: { secretKeyRef: { name: secretName, key: 'tls.key' } } }] }] },
+});
+
+function refused(r: Awaited<ReturnType<typeof createPod>>): string {
+  assert.equal(r.admitted, false, 'the API server refused the pod');
+  if (r.admitted) throw new Error('unreachable');
+  assert.equal(r.code, 403);
+  return r.message;
+}
+
+before(async () => {
+  s = await setUp();
+  const applied = await s.env.kubectl(['apply', '-f', RBAC]);
+  assert.equal(applied.code, 0, applied.stderr);
+  ns = await s.env.namespace('agents');
+  await createServiceAccounts(s.env.kc, ns, ['alpha', 'beta', 'other']);
+  tenant = await makeTenant(s.env.kc, ns);
+
+  const kc = await kubeconfigForServiceAccount(s.env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
+  server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log });
+  await installPodWebhooks(s.env.kc, server.port);
+  manager = await startWebhookManager({ kubeConfig: s.env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
+  await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
+
+  await s.a.createIdentity(ns, 'alpha', { serviceAccountName: 'alpha' });
+  await issued('alpha');
+  // The API server picks up the configurations (and their caBundle) from its own watch.
+  await eventually(async () => (await createPod(s.env.kc, ns, mounting(`warmup-${Date.now()}`, 'alpha', 'alpha-identity'))).admitted,
+    { what: 'the API server calls the webhook successfully', timeoutMs: 30_000, intervalMs: 250 });
+});
+
+after(async () => {
+  await manager?.stop();
+  await server?.close();
+  await tearDown(s ?? {});
+});
+
+test('a shadow claim on alpha\'s Secret does not let a pod running as "other" mount it, nor keep it from alpha\'s own pods', async () => {
+  const attacker = api(tenant.kc);
+  await attacker.createIdentity(ns, 'zzz-shadow', { serviceAccountName: 'other', secretName: 'alpha-identity' });
+  const before = server.reviews().validate;
+
+  const message = refused(await createPod(tenant.kc, ns, mounting('shadow-thief', 'other', 'alpha-identity')));
+  assert.equal(message, 'admission webhook "bind.agentidentity.dev" denied the request: pod "shadow-thief" runs as ServiceAccount "other" but uses Secret "alpha-identity" (volume "loot"); that Secret holds the private key of AgentIdentity "alpha", which only pods running as ServiceAccount "alpha" may use');
+
+  const rightful = await createPod(s.env.kc, ns, mounting('alpha-0', 'alpha', 'alpha-identity'));
+  assert.ok(rightful.admitted, 'the Secret\'s owner decides: alpha\'s pod is admitted despite the later claim');
+  assert.equal(server.reviews().validate, before + 2, 'both answers came from the webhook');
+
+  const secret = await s.a.getSecret(ns, 'alpha-identity');
+  const { metadata: { uid } } = await s.a.getIdentity(ns, 'alpha');
+  assert.equal(secret.metadata.ownerReferences?.find((o) => o.controller)?.uid, uid, 'the shadow claim did not take the Secret over');
+});
+
+test('a pod naming beta\'s Secret before AgentIdentity beta exists is refused, and still refused once beta is issued; beta\'s own pod is admitted', async () => {
+  const early = refused(await createPod(tenant.kc, ns, viaEnv('early-thief', 'other', 'beta-identity')));
+  assert.equal(early, `admission webhook "bind.agentidentity.dev" denied the request: pod "early-thief" runs as ServiceAccount "other" but uses Secret "beta-identity" (env KEY of container "app"); that name is reserved for the identity Secret of AgentIdentity "beta" (the default spec.secretName), which no AgentIdentity in namespace "${ns}" holds yet, and only pods running as the ServiceAccount of the identity that gets it may use it; create AgentIdentity "beta" first, or give the Secret another name`);
+
+  await api(tenant.kc).createIdentity(ns, 'beta', { serviceAccountName: 'beta' });
+  await issued('beta');
+  const late = refused(await createPod(tenant.kc, ns, viaEnv('late-thief', 'other', 'beta-identity')));
+  assert.match(late, /pod "late-thief" runs as ServiceAccount "other" but uses Secret "beta-identity" \(env KEY of container "app"\); that Secret holds the private key of AgentIdentity "beta", which only pods running as ServiceAccount "beta" may use$/);
+
+  const own = await createPod(tenant.kc, ns, viaEnv('beta-0', 'beta', 'beta-identity'));
+  assert.ok(own.admitted, 'the identity\'s own ServiceAccount may');
+});
