@@ -148,8 +148,12 @@ const EXPECTED_CLUSTER_RULES = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
   { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
   { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+  // An identity's ServiceAccount must exist (ServiceAccountNotFound); read from a cache.
+  { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['list', 'watch'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
-  { apiGroups: ['certificates.k8s.io'], resources: ['clustertrustbundles'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
+  // Create cannot be restricted by name; reads and updates only for the chart's TrustDomains.
+  { apiGroups: ['certificates.k8s.io'], resources: ['clustertrustbundles'], verbs: ['create'] },
+  { apiGroups: ['certificates.k8s.io'], resources: ['clustertrustbundles'], resourceNames: ['agentidentity-default'], verbs: ['get', 'update'] },
   { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations'], resourceNames: ['agent-identity-operator'], verbs: ['get', 'patch'] },
 ];
 /** Every (group, resource, verb) a rule list grants, sorted: compares rule sets however they are grouped. */
@@ -694,6 +698,9 @@ test("the operator, running as the chart's ServiceAccount with only the chart's 
   assert.equal(await can('list', 'pods', '--all-namespaces'), 'no');
   assert.equal(await can('create', 'clusterrolebindings.rbac.authorization.k8s.io'), 'no');
   assert.equal(await can('delete', 'mutatingwebhookconfigurations.admissionregistration.k8s.io'), 'no');
+  assert.equal(await can('update', 'clustertrustbundles.certificates.k8s.io/agentidentity-default'), 'yes');
+  assert.equal(await can('update', 'clustertrustbundles.certificates.k8s.io/kube-apiserver-serving'), 'no', 'ClusterTrustBundles of others are out of reach');
+  assert.equal(await can('delete', 'clustertrustbundles.certificates.k8s.io/agentidentity-default'), 'no');
 
   // A KubeConfig that holds only a TokenRequest token for the chart's ServiceAccount.
   const sa = one(objects, 'ServiceAccount').metadata.name as string;
@@ -716,6 +723,13 @@ test("the operator, running as the chart's ServiceAccount with only the chart's 
   assert.equal(ai.status?.spiffeID, `spiffe://cluster.local/ns/${ns}/agent/planner`);
   const secret = await a.getSecret(ns, 'planner-identity');
   assert.match(secretText(secret, 'tls.crt'), /BEGIN CERTIFICATE/);
+  // Published under the narrowed rule: created, then read back by name.
+  await eventually(async () => {
+    const td = await a.getTrustDomain('default');
+    return td.status?.conditions?.some((c) => c.type === 'BundlePublished' && c.status === 'True');
+  }, { what: 'BundlePublished=True under the chart RBAC' });
+  const ctb = await a.custom.getClusterCustomObject({ group: 'certificates.k8s.io', version: 'v1', plural: 'clustertrustbundles', name: 'agentidentity-default' }) as { spec: { trustBundle: string } };
+  assert.match(ctb.spec.trustBundle, /BEGIN CERTIFICATE/);
   const ca = await a.core.readNamespacedSecret({ namespace: NAMESPACE, name: 'default-ca' });
   assert.equal(ca.metadata?.namespace, NAMESPACE, 'the self-signed CA Secret lives in the release namespace');
   const events = await api(env.kc).core.listNamespacedEvent({ namespace: ns });
