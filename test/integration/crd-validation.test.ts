@@ -163,6 +163,12 @@ const invalid: Case[] = [
   { kind: 'TrustDomain', name: 'trustDomain has no scheme', spec: td({ trustDomain: 'spiffe://cluster.local' }), expect: 'trustDomain must be a SPIFFE trust domain name' },
   { kind: 'TrustDomain', name: 'trustDomain has no port', spec: td({ trustDomain: 'cluster.local:8443' }), expect: 'trustDomain must be a SPIFFE trust domain name' },
   { kind: 'TrustDomain', name: 'trustDomain at most 255 characters', spec: td({ trustDomain: long(256) }), expect: 'spec.trustDomain: Too long' },
+  { kind: 'TrustDomain', name: 'namespaceSelector In needs values', spec: td({ namespaceSelector: { matchExpressions: [{ key: 'team', operator: 'In' }] } }), expect: 'operator In and NotIn need at least one value; Exists and DoesNotExist take none' },
+  { kind: 'TrustDomain', name: 'namespaceSelector Exists takes no values', spec: td({ namespaceSelector: { matchExpressions: [{ key: 'team', operator: 'Exists', values: ['a'] }] } }), expect: 'operator In and NotIn need at least one value' },
+  { kind: 'TrustDomain', name: 'dnsNames.allowed patterns are lowercase', spec: td({ dnsNames: { allowed: ['*.{namespace}.SVC'] } }), expect: 'each allowed pattern is a lowercase DNS name' },
+  { kind: 'TrustDomain', name: 'dnsNames.allowed knows only its placeholders', spec: td({ dnsNames: { allowed: ['*.{name}.svc'] } }), expect: 'and the placeholders {namespace} and {clusterDomain}, e.g. *.{namespace}.svc' },
+  { kind: 'TrustDomain', name: 'dnsNames.allowed has no partial-label wildcard', spec: td({ dnsNames: { allowed: ['api*.example.com'] } }), expect: 'each allowed pattern is a lowercase DNS name' },
+  { kind: 'TrustDomain', name: 'clusterDomain is a DNS name', spec: td({ clusterDomain: 'cluster.local.' }), expect: 'clusterDomain must be a lowercase DNS name such as cluster.local' },
   { kind: 'TrustDomain', name: 'object name is at most 63 characters', spec: td({}), objectName: long(64, 't'), expect: 'TrustDomain names must be at most 63 characters' },
   { kind: 'TrustDomain', name: 'ca is required', spec: { trustDomain: 'cluster.local' }, expect: 'spec.ca: Required value' },
   { kind: 'TrustDomain', name: 'ca needs one source', spec: td({ ca: {} }), expect: 'exactly one of ca.selfSigned or ca.secretRef must be set' },
@@ -209,6 +215,8 @@ const valid: Case[] = [
   { kind: 'TrustDomain', name: 'spiffeIDTemplate with every placeholder and path characters', spec: td({ spiffeIDTemplate: 'k8s.v1/ns/{namespace}/sa/{serviceAccount}/agent_{name}-x' }) },
   { kind: 'TrustDomain', name: 'CA you bring', spec: td({ ca: { secretRef: { namespace: 'pki', name: 'root.ca' } } }) },
   { kind: 'TrustDomain', name: 'self-signed Ed25519 CA', spec: td({ ca: { selfSigned: { keyAlgorithm: 'Ed25519' } } }) },
+  { kind: 'TrustDomain', name: 'tenancy: namespaceSelector, dnsNames and clusterDomain', spec: td({ namespaceSelector: { matchLabels: { team: 'a' }, matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['dev'] }, { key: 'legacy', operator: 'DoesNotExist' }] }, dnsNames: { allowed: ['*.{namespace}.svc.{clusterDomain}', 'api-{namespace}.example.com', '*.*.internal'], allowWildcards: true }, clusterDomain: 'prod.internal' }) },
+  { kind: 'TrustDomain', name: 'dnsNames.allowed empty', spec: td({ dnsNames: { allowed: [] } }) },
 ];
 
 function create(c: Case): Promise<unknown> {
