@@ -414,8 +414,8 @@ test('AgentIdentities can be listed by ServiceAccount and trust domain with a fi
 
 // ---------------------------------------------------------------- the cluster's minimum lifetime
 
-test('the minimum-duration admission policy refuses lifetimes under 10m', async () => {
-  const applied = await env.kubectl(['apply', '--server-side', '-f', join(ROOT, 'config', 'admission')]);
+test('the minimum-duration admission policy (deploy/, rendered from the chart) refuses lifetimes under 10m', async () => {
+  const applied = await env.kubectl(['apply', '--server-side', '-f', join(ROOT, 'deploy', 'admissionpolicy.yaml')]);
   assert.equal(applied.code, 0, applied.stderr);
   try {
     // Policies take effect once the API server has compiled them.
@@ -429,6 +429,6 @@ test('the minimum-duration admission policy refuses lifetimes under 10m', async 
     await createAgentIdentity(agentIdentity(aid({ duration: '10m' })));
     await createAgentIdentity(agentIdentity(aid({})));
   } finally {
-    await env.kubectl(['delete', '--ignore-not-found', '-f', join(ROOT, 'config', 'admission')]);
+    await env.kubectl(['delete', '--ignore-not-found', '-f', join(ROOT, 'deploy', 'admissionpolicy.yaml')]);
   }
 });
