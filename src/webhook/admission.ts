@@ -8,7 +8,7 @@ import { toKubeError } from '../kube/errors.ts';
 import { type InjectionSummary, injectIdentity, isObjectName, requestedIdentity } from './mutate.ts';
 import { LABEL_AGENT } from './names.ts';
 import { clip, describePod, type Pod } from './pod.ts';
-import { needsIdentities, secretsToRead, validatePod } from './validate.ts';
+import { needsIdentities, policyConfigMapToRead, secretsToRead, validatePod } from './validate.ts';
 import type { JSONPatchOp } from './jsonpatch.ts';
 
 export interface AdmissionRequest {
@@ -92,6 +92,8 @@ export interface AdmissionOptions {
   identities: IdentityLookup;
   /** A Secret's metadata, never its data; undefined only when the API server answered 404. Only the validating webhook reads Secrets. */
   secretMetadata(namespace: string, name: string): Promise<ObjectMeta | undefined>;
+  /** A ConfigMap's metadata, likewise; the validating webhook reads a labelled pod's policy ConfigMap. */
+  configMapMetadata(namespace: string, name: string): Promise<ObjectMeta | undefined>;
   mountPath?: string;
 }
 
@@ -128,7 +130,7 @@ async function readSecrets(lookup: AdmissionOptions['secretMetadata'], namespace
 }
 
 /** When a Pod is created with label agentidentity.dev/agent=<name> → inject that identity. */
-export async function mutate(req: AdmissionRequest, opts: Omit<AdmissionOptions, 'secretMetadata'>): Promise<Outcome> {
+export async function mutate(req: AdmissionRequest, opts: Omit<AdmissionOptions, 'secretMetadata' | 'configMapMetadata'>): Promise<Outcome> {
   const pod = podOf(req);
   const name = pod && requestedIdentity(pod);
   if (!pod || !name || !req.namespace) return allow(req.uid);
@@ -168,14 +170,23 @@ export async function validate(req: AdmissionRequest, opts: AdmissionOptions): P
   const toRead = secretsToRead(pod);
   if ('reason' in toRead) return deny(req.uid, toRead.reason, toRead.message);
 
-  // Both at once: the Secrets' owners decide, the identities say who those owners are.
-  const [listed, read] = await Promise.allSettled([opts.identities.list(req.namespace), readSecrets(opts.secretMetadata, req.namespace, toRead.names)]);
+  // All at once: the Secrets' and the policy ConfigMap's owners decide, the identities say who those owners are.
+  const policyName = policyConfigMapToRead(pod);
+  const [listed, read, policy] = await Promise.allSettled([
+    opts.identities.list(req.namespace),
+    readSecrets(opts.secretMetadata, req.namespace, toRead.names),
+    policyName ? opts.configMapMetadata(req.namespace, policyName) : undefined,
+  ]);
   if (listed.status === 'rejected') return lookupFailed(req.uid, `could not list AgentIdentities in namespace "${req.namespace}"`, listed.reason);
   if (read.status === 'rejected') {
     const failed = read.reason as SecretReadFailed;
     return lookupFailed(req.uid, `could not read Secret "${failed.secretName}" in namespace "${req.namespace}"`, failed.cause);
   }
-  const verdict = validatePod({ pod, namespace: req.namespace, identities: listed.value, secrets: read.value, ...(opts.mountPath ? { mountPath: opts.mountPath } : {}) });
+  if (policy.status === 'rejected') return lookupFailed(req.uid, `could not read ConfigMap "${policyName}" in namespace "${req.namespace}"`, policy.reason);
+  const verdict = validatePod({
+    pod, namespace: req.namespace, identities: listed.value, secrets: read.value,
+    ...(policy.value ? { policyConfigMap: policy.value } : {}), ...(opts.mountPath ? { mountPath: opts.mountPath } : {}),
+  });
   return verdict.allowed ? allow(req.uid) : deny(req.uid, verdict.reason, verdict.message);
 }
 

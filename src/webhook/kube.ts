@@ -1,5 +1,5 @@
-// The webhook's API access: AgentIdentity, TrustDomain, Namespace and
-// Secret-metadata lookups for admission, its two Secrets, and the caBundle of
+// The webhook's API access: AgentIdentity, TrustDomain, Namespace, and
+// Secret- and ConfigMap-metadata lookups for admission, its two Secrets, and the caBundle of
 // its two webhook configurations. Thin wrappers
 // over client-node in the style of src/kube/client.ts (every rejection is a
 // KubeError), each request bounded by a timeout so an admission answer never
@@ -109,11 +109,16 @@ export class WebhookKube {
     return ns && (ns.metadata?.labels ?? {});
   }
 
-  /** A Secret's metadata only (PartialObjectMetadata): admission never needs, and so never receives, its data. */
-  async getSecretMetadata(namespace: string, name: string): Promise<ObjectMeta | undefined> {
+  /**
+   * A Secret's or ConfigMap's metadata only (PartialObjectMetadata): admission
+   * asks who owns it, so it never needs, and so never receives, its data.
+   * Undefined only when the API server answered 404.
+   */
+  async getMetadata(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<ObjectMeta | undefined> {
     const opts = setHeaderOptions('Accept', 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1', this.opts);
-    const secret = await ifExists(() => this.core.readNamespacedSecret({ namespace, name }, opts) as Promise<Secret>);
-    return secret?.metadata;
+    const read = kind === 'Secret' ? () => this.core.readNamespacedSecret({ namespace, name }, opts) : () => this.core.readNamespacedConfigMap({ namespace, name }, opts);
+    const object = await ifExists(read as () => Promise<{ metadata: ObjectMeta }>);
+    return object?.metadata;
   }
 
   // --- the webhook's Secrets

@@ -123,7 +123,12 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   const gate = new Gate({ maxInFlight: limits.maxInFlight, maxBytes: limits.maxInFlightBytes, maxQueued: limits.maxQueued, maxWaitMs: limits.maxQueueWaitMs });
   const kube = new WebhookKube(opts.kubeConfig, opts.lookupTimeoutMs ?? 2000);
   const identities = { get: (ns: string, name: string) => kube.getIdentity(ns, name), list: (ns: string) => kube.listIdentities(ns) };
-  const admission = { identities, secretMetadata: (ns: string, name: string) => kube.getSecretMetadata(ns, name), ...(opts.mountPath ? { mountPath: opts.mountPath } : {}) };
+  const admission = {
+    identities,
+    secretMetadata: (ns: string, name: string) => kube.getMetadata('Secret', ns, name),
+    configMapMetadata: (ns: string, name: string) => kube.getMetadata('ConfigMap', ns, name),
+    ...(opts.mountPath ? { mountPath: opts.mountPath } : {}),
+  };
   const identityAdmission = {
     ...admission, trustDomain: (name: string) => kube.getTrustDomain(name), namespaceLabels: (name: string) => kube.getNamespaceLabels(name),
   };

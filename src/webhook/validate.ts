@@ -2,6 +2,8 @@
 // would hold an identity that is not its own:
 //   - it asks for an AgentIdentity (label) that does not exist in its namespace;
 //   - it asks for one that belongs to another ServiceAccount;
+//   - its identity's policy ConfigMap exists but is not the operator's (not
+//     controlled by that AgentIdentity): the pod would read a tenant's policy;
 //   - it names containers to inject into that it does not have, or mounts
 //     something else where the identity goes;
 //   - labelled or not, it reaches an identity's Secret (volume, projected
@@ -16,20 +18,21 @@
 // can name any Secret, so a claim must not hand one to its ServiceAccount.
 //
 // Pure: the pod, the AgentIdentities of its namespace and the metadata of the
-// Secrets it references in, a verdict out. Rules are an ordered list of small
+// Secrets it references and of its policy ConfigMap in, a verdict out. Rules are an ordered list of small
 // checks, as in cert-manager: the first that fails is the answer.
 import { secretNameOf } from '../api/defaults.ts';
 import { DEFAULT_IDENTITY_DIR } from '../api/documents.ts';
 import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../api/group.ts';
-import { controllerOf } from '../api/owner.ts';
+import { controllerOf, isControlledBy } from '../api/owner.ts';
 import type { AgentIdentity, ObjectMeta, OwnerReference } from '../api/types.ts';
 import { foreignMountAt, isObjectName, requestedContainers, requestedIdentity } from './mutate.ts';
-import { ANNOTATION_INJECT_CONTAINERS, IDENTITY_VOLUME, LABEL_AGENT } from './names.ts';
+import { ANNOTATION_INJECT_CONTAINERS, IDENTITY_VOLUME, LABEL_AGENT, policyConfigMapName } from './names.ts';
 import { containersOf, describeContainer, describePod, type Pod, secretReferencesOf, serviceAccountOf } from './pod.ts';
 
 export type DenyReason =
   | 'IdentityNotFound'
   | 'ServiceAccountMismatch'
+  | 'PolicyConfigMapConflict'
   | 'InjectContainersUnknown'
   | 'IdentityDirectoryInUse'
   | 'IdentitySecretOfAnotherServiceAccount'
@@ -54,6 +57,8 @@ export interface PodAdmission {
    * exists, by name; a referenced name missing here has no Secret (404).
    */
   secrets: ReadonlyMap<string, ObjectMeta>;
+  /** The metadata of the requested identity's policy ConfigMap (see policyConfigMapToRead); absent when it does not exist. */
+  policyConfigMap?: ObjectMeta;
   mountPath?: string;
 }
 
@@ -82,6 +87,13 @@ export function secretsToRead(pod: Pod): { names: string[] } | Denial {
     reason: 'TooManySecrets',
     message: `${describePod(pod)} references ${names.length} different Secrets; the webhook checks at most ${MAX_REFERENCED_SECRETS} per pod, so split it into pods that each need fewer`,
   };
+}
+
+/** The policy ConfigMap the injected volume names, for a labelled pod; undefined for an unlabelled one or a label no object can have. */
+export function policyConfigMapToRead(pod: Pod): string | undefined {
+  const name = requestedIdentity(pod);
+  const configMap = name && policyConfigMapName(name);
+  return configMap && isObjectName(configMap) ? configMap : undefined;
 }
 
 const find = (a: PodAdmission, name: string) => a.identities.find((i) => i.metadata.name === name);
@@ -119,6 +131,27 @@ const serviceAccountMatches: Rule = {
     return {
       reason: 'ServiceAccountMismatch',
       message: `${describePod(a.pod)} runs as ServiceAccount "${runsAs}", but AgentIdentity "${name}" belongs to ServiceAccount "${owner}"; set spec.serviceAccountName: ${owner} in the pod (or its workload's pod template)`,
+    };
+  },
+};
+
+// A tenant who may create ConfigMaps can create <name>-identity-policy before
+// the operator does. The reconciler then refuses to adopt it (and reports
+// PolicyConfigMapConflict on the identity), but the injected volume names it,
+// so without this rule the pod would read the tenant's policy.json. Only the
+// controller owner UID proves it is the operator's. A ConfigMap that does not
+// exist yet is no refusal: the projection is not optional, so the kubelet
+// waits for it; the residual race (a tenant creating it after admission,
+// before the operator does) is in the README.
+const policyIsTheOperators: Rule = {
+  name: 'policyIsTheOperators',
+  check(a) {
+    const name = requestedIdentity(a.pod);
+    const identity = name ? find(a, name) : undefined;
+    if (!identity || !a.policyConfigMap || isControlledBy({ metadata: a.policyConfigMap }, identity.metadata.uid)) return undefined;
+    return {
+      reason: 'PolicyConfigMapConflict',
+      message: `ConfigMap ${a.namespace}/${policyConfigMapName(name!)} is not the operator's policy for AgentIdentity ${name} (it is not controlled by it); delete it — the operator will write the real one`,
     };
   },
 };
@@ -244,6 +277,7 @@ const identitySecretsStayWithTheirServiceAccount: Rule = {
 export const RULES: readonly Rule[] = [
   identityExists,
   serviceAccountMatches,
+  policyIsTheOperators,
   injectContainersExist,
   identityDirectoryFree,
   identitySecretsStayWithTheirServiceAccount,

@@ -20,13 +20,14 @@ function lookup(ids: AgentIdentity[]): IdentityLookup & { calls: string[] } {
     list: async (ns) => { calls.push(`list ${ns}`); return ids; },
   };
 }
-/** The validating webhook's lookups: the identities, and the metadata of the Secrets that exist. Every call is recorded. */
-function lookups(ids: AgentIdentity[], secrets: ObjectMeta[] = []) {
+/** The validating webhook's lookups: the identities, and the metadata of the Secrets and ConfigMaps that exist. Every call is recorded. */
+function lookups(ids: AgentIdentity[], secrets: ObjectMeta[] = [], configMaps: ObjectMeta[] = []) {
   const identities = lookup(ids);
   const secretMetadata = async (ns: string, name: string) => { identities.calls.push(`secret ${ns}/${name}`); return secrets.find((m) => m.name === name); };
-  return { identities, secretMetadata, calls: identities.calls };
+  const configMapMetadata = async (ns: string, name: string) => { identities.calls.push(`configmap ${ns}/${name}`); return configMaps.find((m) => m.name === name); };
+  return { identities, secretMetadata, configMapMetadata, calls: identities.calls };
 }
-const noSecrets = async () => undefined;
+const absent = async () => undefined;
 const failing: IdentityLookup = {
   get: async () => { throw new KubeError(403, 'Forbidden', 'agentidentities.agentidentity.dev "planner" is forbidden'); },
   list: async () => { throw new KubeError(0, 'NetworkError', 'The operation was aborted due to timeout'); },
@@ -103,7 +104,7 @@ test('mutate: a label that is not an AgentIdentity name is refused before any lo
 test('a request.namespace that is not a name is refused before it reaches a URL path', async () => {
   for (const handler of [mutate, validate]) {
     const l = lookup([identity('planner')]);
-    const out = await handler(request(agentPod('planner'), 'agents/agentidentities/x'), { identities: l, secretMetadata: noSecrets });
+    const out = await handler(request(agentPod('planner'), 'agents/agentidentities/x'), { identities: l, secretMetadata: absent, configMapMetadata: absent });
     assert.equal(out.reason, 'InvalidNamespace');
     assert.equal(out.response.allowed, false);
     assert.deepEqual(l.calls, []);
@@ -138,7 +139,7 @@ test('validate: an unrelated pod is allowed without listing anything', async () 
 });
 
 test('validate: a failed list refuses the pod (fail closed)', async () => {
-  const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'x' } }] } })), { identities: failing, secretMetadata: noSecrets });
+  const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'x' } }] } })), { identities: failing, secretMetadata: absent, configMapMetadata: absent });
   assert.equal(out.response.allowed, false);
   assert.equal(out.response.status!.message, 'could not list AgentIdentities in namespace "agents": the API server did not answer in time; the pod was not admitted, retry shortly');
 });
@@ -146,7 +147,7 @@ test('validate: a failed list refuses the pod (fail closed)', async () => {
 test('anything that is not a Pod is allowed untouched', async () => {
   const req = { uid: 'u-2', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, namespace: 'agents', object: { metadata: { labels: { 'agentidentity.dev/agent': 'x' } }, spec: {} } };
   for (const handler of [mutate, validate]) {
-    const out = await handler(req, { identities: failing, secretMetadata: async () => { throw new Error('not read'); } });
+    const out = await handler(req, { identities: failing, secretMetadata: async () => { throw new Error('not read'); }, configMapMetadata: async () => { throw new Error('not read'); } });
     assert.deepEqual(out.response, { uid: 'u-2', allowed: true });
   }
 });
@@ -166,10 +167,33 @@ test('validate: the owner of each referenced Secret is read (metadata only), onc
   assert.equal(owner.result, 'allowed');
 });
 
+test('validate: a labelled pod\'s policy ConfigMap is read (metadata only) beside the list, and one the identity does not control refuses the pod', async () => {
+  const squatted = { name: 'planner-identity-policy', namespace: 'agents' };
+  const l = lookups([identity('planner')], [], [squatted]);
+  const out = await validate(request(agentPod('planner')), l);
+  assert.equal(out.result, 'denied');
+  assert.equal(out.reason, 'PolicyConfigMapConflict');
+  assert.equal(out.response.status!.message, 'ConfigMap agents/planner-identity-policy is not the operator\'s policy for AgentIdentity planner (it is not controlled by it); delete it — the operator will write the real one');
+  assert.deepEqual(l.calls.sort(), ['configmap agents/planner-identity-policy', 'list agents']);
+  const ours = { ...squatted, ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: 'planner', uid: 'uid-planner', controller: true }] };
+  assert.equal((await validate(request(agentPod('planner')), lookups([identity('planner')], [], [ours]))).result, 'allowed');
+  assert.equal((await validate(request(agentPod('planner')), lookups([identity('planner')]))).result, 'allowed', 'not written yet: the kubelet waits for it');
+});
+
+test('validate: a failed policy ConfigMap read refuses the pod and names the ConfigMap', async () => {
+  const out = await validate(request(agentPod('planner')), {
+    ...lookups([identity('planner')]),
+    configMapMetadata: async () => { throw new KubeError(403, 'Forbidden', 'configmaps "planner-identity-policy" is forbidden'); },
+  });
+  assert.equal(out.result, 'error');
+  assert.equal(out.response.status!.message, 'could not read ConfigMap "planner-identity-policy" in namespace "agents": the webhook is not allowed to read it (HTTP 403); check its RBAC; the pod was not admitted, retry shortly');
+});
+
 test('validate: a failed Secret read refuses the pod in our words and names the Secret; the API server\'s go to the log', async () => {
   const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'alpha-identity' } }] } })), {
     identities: lookup([]),
     secretMetadata: async () => { throw new KubeError(403, 'Forbidden', 'secrets "alpha-identity" is forbidden: User "x" cannot get resource "secrets"'); },
+    configMapMetadata: absent,
   });
   assert.equal(out.result, 'error');
   assert.equal(out.response.status!.message, 'could not read Secret "alpha-identity" in namespace "agents": the webhook is not allowed to read it (HTTP 403); check its RBAC; the pod was not admitted, retry shortly');
@@ -190,7 +214,7 @@ test('validate: at most 8 Secret reads at once, and none after one failed', asyn
     return undefined;
   };
   const many = pod({ spec: { volumes: Array.from({ length: 100 }, (_, i) => ({ name: `v${i}`, secret: { secretName: `s${i}` } })) } });
-  const out = await validate(request(many), { identities: lookup([]), secretMetadata });
+  const out = await validate(request(many), { identities: lookup([]), secretMetadata, configMapMetadata: absent });
   assert.equal(peak, 8);
   assert.equal(out.result, 'error');
   assert.match(out.response.status!.message, /^could not read Secret "s20" in namespace "agents": the API server did not answer in time/);

@@ -2,15 +2,15 @@
 // words it uses, and the pods that must get through.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_REFERENCED_SECRETS, needsIdentities, RULES, secretsToRead, validatePod, type Verdict } from '../../../src/webhook/validate.ts';
+import { MAX_REFERENCED_SECRETS, needsIdentities, policyConfigMapToRead, RULES, secretsToRead, validatePod, type Verdict } from '../../../src/webhook/validate.ts';
 import type { ObjectMeta } from '../../../src/api/types.ts';
 import type { Pod } from '../../../src/webhook/pod.ts';
 import { agentPod, identity, ownedSecret, pod } from './fixtures.ts';
 
 const identities = [identity('planner'), identity('auditor', 'audit-sa', { secretName: 'auditor-certs' })];
 /** `secrets`: the Secrets that exist, as their metadata; none by default (not issued yet). */
-const judge = (p: Pod, ids = identities, secrets: ObjectMeta[] = []) =>
-  validatePod({ pod: p, namespace: 'agents', identities: ids, secrets: new Map(secrets.map((m) => [m.name!, m])) });
+const judge = (p: Pod, ids = identities, secrets: ObjectMeta[] = [], policyConfigMap?: ObjectMeta) =>
+  validatePod({ pod: p, namespace: 'agents', identities: ids, secrets: new Map(secrets.map((m) => [m.name!, m])), ...(policyConfigMap ? { policyConfigMap } : {}) });
 const mounting = (secretName: string, serviceAccountName: string) => pod({ serviceAccountName, spec: { volumes: [{ name: 'v', secret: { secretName } }] } });
 
 function denied(v: Verdict, reason: string): string {
@@ -129,7 +129,7 @@ test('unrelated pods need no lookup at all', () => {
 });
 
 test('rules run in order; the first refusal is the answer', () => {
-  assert.deepEqual(RULES.map((r) => r.name), ['identityExists', 'serviceAccountMatches', 'injectContainersExist', 'identityDirectoryFree', 'identitySecretsStayWithTheirServiceAccount']);
+  assert.deepEqual(RULES.map((r) => r.name), ['identityExists', 'serviceAccountMatches', 'policyIsTheOperators', 'injectContainersExist', 'identityDirectoryFree', 'identitySecretsStayWithTheirServiceAccount']);
   // Missing identity and a stolen Secret: the missing identity is reported.
   denied(judge(pod({ labels: { 'agentidentity.dev/agent': 'ghost' }, spec: { volumes: [{ name: 'v', secret: { secretName: planner } }] } })), 'IdentityNotFound');
 });
@@ -208,4 +208,26 @@ test('the Secrets read for a pod: each name once, only names a Secret can have, 
   assert.equal(refused.message, 'pod "agent" references 101 different Secrets; the webhook checks at most 100 per pod, so split it into pods that each need fewer');
   const repeated = pod({ spec: { volumes: Array.from({ length: 500 }, (_, i) => ({ name: `v${i}`, secret: { secretName: 'same' } })) } });
   assert.deepEqual(secretsToRead(repeated), { names: ['same'] }, 'the same Secret named many times is one read');
+});
+
+test('a policy ConfigMap the identity does not control refuses its pods: a tenant\'s policy.json would be mounted', () => {
+  const controlledBy = (uid: string, kind = 'AgentIdentity') => ({ name: 'planner-identity-policy', namespace: 'agents', ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind, name: 'planner', uid, controller: true }] });
+  const squatter = { name: 'planner-identity-policy', namespace: 'agents', labels: { 'app.kubernetes.io/managed-by': 'agent-identity-operator' } };
+  const expected = 'ConfigMap agents/planner-identity-policy is not the operator\'s policy for AgentIdentity planner (it is not controlled by it); delete it — the operator will write the real one';
+  assert.equal(denied(judge(agentPod('planner'), identities, [], squatter), 'PolicyConfigMapConflict'), expected, 'the operator\'s label proves nothing');
+  denied(judge(agentPod('planner'), identities, [], controlledBy('uid-deleted')), 'PolicyConfigMapConflict');
+  // An owner reference that is not the controller is not control.
+  denied(judge(agentPod('planner'), identities, [], { ...squatter, ownerReferences: [{ ...controlledBy('uid-planner').ownerReferences[0]!, controller: false }] }), 'PolicyConfigMapConflict');
+  assert.deepEqual(judge(agentPod('planner'), identities, [], controlledBy('uid-planner')), { allowed: true });
+  assert.deepEqual(judge(agentPod('planner')), { allowed: true }, 'not written yet: admitted, the kubelet waits for it');
+  // Only a labelled pod's own identity: another identity's ConfigMap, or a pod without the label, is not this rule's business.
+  assert.deepEqual(judge(pod({ spec: { volumes: [{ name: 'c', configMap: { name: 'planner-identity-policy' } }] } }), identities, [], squatter), { allowed: true });
+});
+
+test('the policy ConfigMap read for a pod: only a labelled one\'s, only a name a ConfigMap can have', () => {
+  assert.equal(policyConfigMapToRead(agentPod('planner')), 'planner-identity-policy');
+  assert.equal(policyConfigMapToRead(pod()), undefined);
+  assert.equal(policyConfigMapToRead(agentPod('alpha/status')), undefined);
+  assert.equal(policyConfigMapToRead(agentPod('')), undefined);
+  assert.equal(policyConfigMapToRead(agentPod('a'.repeat(240))), undefined, 'past 253 characters with the suffix');
 });

@@ -1,0 +1,81 @@
+// Issue 9, hole 3 (the mount half), through a real API server that calls the
+// webhook: a namespace tenant who may create ConfigMaps pre-creates
+// gamma-identity-policy with their own policy.json. The operator refuses to
+// adopt it (PolicyConfigMapConflict on the identity); the pod webhook must
+// also refuse gamma's pods, which would mount it, until the tenant deletes it
+// and the operator writes its own. The webhook runs with the RBAC of
+// config/webhook/rbac.yaml.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join, resolve } from 'node:path';
+import { setUp, tearDown, type Suite } from '../support/suite.ts';
+import { eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { api } from '../support/objects.ts';
+import { makeTenant, type Tenant } from '../support/tenant.ts';
+import { createPod, installWebhookConfigurations, kubeconfigForServiceAccount, podManifest } from '../support/webhook.ts';
+import { createLogger } from '../../src/log.ts';
+import { startWebhookManager, startWebhookServer, type WebhookManager, type WebhookServer } from '../../src/webhook/index.ts';
+import type { ReviewRecord } from '../../src/webhook/server.ts';
+
+const RBAC = join(resolve(import.meta.dirname, '..', '..'), 'config', 'webhook', 'rbac.yaml');
+const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
+let s: Suite;
+let server: WebhookServer;
+let manager: WebhookManager;
+let ns: string;
+let tenant: Tenant;
+const reviews: ReviewRecord[] = [];
+
+before(async () => {
+  s = await setUp();
+  const applied = await s.env.kubectl(['apply', '-f', RBAC]);
+  assert.equal(applied.code, 0, applied.stderr);
+  ns = await s.env.namespace('squat');
+  tenant = await makeTenant(s.env.kc, ns);
+
+  const kc = await kubeconfigForServiceAccount(s.env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
+  server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log, onReview: (r) => reviews.push(r) });
+  await installWebhookConfigurations(s.env.kc, server.port);
+  manager = await startWebhookManager({ kubeConfig: s.env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
+  await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
+  // The API server picks up the configurations (and their caBundle) from its own watch: until then the call fails.
+  await eventually(async () => {
+    const r = await createPod(s.env.kc, ns, podManifest(`warmup-${Date.now()}`, { agent: 'nobody' }));
+    return !r.admitted && r.message.includes('has no AgentIdentity "nobody"');
+  }, { what: 'the API server calls the webhook successfully', timeoutMs: 30_000, intervalMs: 250 });
+});
+
+after(async () => {
+  await manager?.stop();
+  await server?.close();
+  await tearDown(s ?? {});
+});
+
+const conditionReason = async (name: string) => (await s.a.getIdentity(ns, name)).status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+
+test('a squatted policy ConfigMap refuses gamma\'s pods (PolicyConfigMapConflict); once the tenant deletes it and the operator writes its own, the same pod is admitted', async () => {
+  const attacker = api(tenant.kc);
+  await attacker.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'gamma-identity-policy' }, data: { 'policy.json': '{"allow":"everyone"}' } } });
+  await attacker.createIdentity(ns, 'gamma');
+  await eventually(async () => (await conditionReason('gamma')) === 'PolicyConfigMapConflict', { what: 'the operator reports the squatter on gamma' });
+
+  const gammaPod = () => podManifest('gamma-0', { agent: 'gamma', serviceAccountName: 'gamma' });
+  const refused = await createPod(tenant.kc, ns, gammaPod());
+  assert.equal(refused.admitted, false, 'the pod that would mount the tenant\'s policy.json is refused');
+  if (refused.admitted) throw new Error('unreachable');
+  assert.equal(refused.code, 403);
+  assert.equal(refused.message, `admission webhook "bind.agentidentity.dev" denied the request: ConfigMap ${ns}/gamma-identity-policy is not the operator's policy for AgentIdentity gamma (it is not controlled by it); delete it — the operator will write the real one`);
+  assert.equal(reviews.findLast((r) => r.webhook === 'validate' && r.namespace === ns)?.reason, 'PolicyConfigMapConflict');
+
+  await attacker.core.deleteNamespacedConfigMap({ namespace: ns, name: 'gamma-identity-policy' });
+  const { metadata: { uid } } = await s.a.getIdentity(ns, 'gamma');
+  await eventually(async () => {
+    const cm = await s.a.core.readNamespacedConfigMap({ namespace: ns, name: 'gamma-identity-policy' }).catch(() => undefined);
+    return cm?.metadata?.ownerReferences?.some((o) => o.controller && o.uid === uid);
+  }, { timeoutMs: 45_000, what: 'the operator writes gamma\'s own policy ConfigMap' });
+
+  const admitted = await createPod(tenant.kc, ns, gammaPod());
+  assert.ok(admitted.admitted, `the same pod is admitted: ${admitted.admitted ? '' : admitted.message}`);
+  const policy = admitted.pod.spec.volumes?.find((v) => v.name === 'agent-identity')?.projected?.sources?.find((src) => src.configMap)?.configMap;
+  assert.equal(policy?.name, 'gamma-identity-policy', 'it mounts the operator\'s ConfigMap');
+});
