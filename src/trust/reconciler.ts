@@ -169,7 +169,7 @@ async function loadSelfSigned(d: TrustReconcilerDeps, td: TrustDomain, held: Map
     }
   }
   const state = readCAState(secret);
-  if (!state) throw new ReconcileFailure('CANotUsable', `CA Secret ${ns}/${name} holds no root certificate and key; restore it from a backup, or run "agent-identity ca rotate ${td.metadata.name}" after deleting it to replace it with overlap`, { retry: false });
+  if (!state) throw new ReconcileFailure('CANotUsable', `CA Secret ${ns}/${name} holds no root certificate and key; restore it from a backup, or delete it: the operator then writes back the CA it last loaded if it still holds one, else waits for "agent-identity ca rotate ${td.metadata.name}" to replace it with overlap`, { retry: false });
   const root = state.root ? await loadPair(state.root.certificatePem, state.root.privateKeyPem, `${ns}/${name} root`) : undefined;
   const intermediate = state.intermediate ? await loadPair(state.intermediate.certificatePem, state.intermediate.privateKeyPem, `${ns}/${name} intermediate`) : undefined;
   const incoming = state.incoming ? parseCertificates(state.incoming.certificatePem) : [];

@@ -72,7 +72,7 @@ test('a CA Secret deleted while the operator runs is written back unchanged; no 
   assert.equal(await sum(op.metrics.issuances), issued);
 });
 
-test('a corrupt CA Secret leaves identities whose certificates still work Ready', async () => {
+test('a corrupt CA Secret leaves identities whose certificates still work Ready; deleting it restores the last good CA', async () => {
   const good = await caSecret();
   const garbage = Buffer.from('not a key').toString('base64');
   await replaceCAData({ ...good.data, 'root.key': garbage, 'intermediate.key': garbage });
@@ -84,8 +84,10 @@ test('a corrupt CA Secret leaves identities whose certificates still work Ready'
     assert.match(condition(i, 'Issuing')!.message, /CANotUsable/);
   }
 
-  await replaceCAData(good.data!);
+  // Deleting the broken Secret brings back the CA the operator last loaded, not a new one.
+  await deleteCASecret();
   await eventually(async () => isReady(await a.getTrustDomain('default')), { what: 'TrustDomain Ready again' });
+  assert.deepEqual((await caSecret()).data, good.data, 'the last good CA was written back');
   for (const n of NAMES) await eventually(async () => condition(await a.getIdentity(ns, n), 'Issuing')?.reason === 'UpToDate', { what: `${n} up to date` });
 });
 
