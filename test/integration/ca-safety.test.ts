@@ -37,7 +37,7 @@ test('a forbidden CA Secret read creates no CA; once readable, exactly one CA is
   await rbac.createClusterRole({ body: { metadata: { name: sa }, rules: [
     { apiGroups: ['agentidentity.dev'], resources: ['agentidentities', 'trustdomains'], verbs: ['list', 'watch', 'patch'] },
     { apiGroups: [''], resources: ['configmaps'], verbs: ['list', 'watch', 'create', 'update', 'delete'] },
-    { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
+    { apiGroups: [''], resources: ['namespaces', 'serviceaccounts'], verbs: ['list', 'watch'] },
     { apiGroups: ['agentidentity.dev'], resources: ['agentidentities/status', 'trustdomains/status'], verbs: ['patch'] },
     // create but not get: the only way this operator could make a CA is by ignoring the failed read.
     { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch', 'create', 'update'] },
