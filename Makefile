@@ -28,8 +28,8 @@ control-plane:
 ## Unit and integration tests; the node test runner's summary is printed last.
 # Against an existing cluster (USE_EXISTING_CLUSTER=true) files share it, so they run one at a time.
 TEST_CONCURRENCY ?= $(if $(filter true,$(USE_EXISTING_CLUSTER)),1,2)
-# A test that hangs fails after 5 minutes instead of holding CI until its 90-minute limit.
-TEST_FLAGS := --test-reporter=spec --test-timeout=300000
+# A test that hangs fails after 10 minutes instead of holding CI until its 90-minute limit.
+TEST_FLAGS := --test-reporter=spec --test-timeout=600000
 
 test: deps typecheck control-plane chart-tools
 	node --test $(TEST_FLAGS) --test-concurrency=$(TEST_CONCURRENCY) 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
