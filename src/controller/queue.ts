@@ -3,8 +3,8 @@
 // time, retries with per-key backoff, and can be scheduled for later.
 // p-queue bounds how many reconciles run at once and how many start per second.
 import PQueue from 'p-queue';
-import { backoffDelay, DEFAULT_BACKOFF } from './backoff.ts';
-import type { Backoff } from './backoff.ts';
+import { backoffDelay, DEFAULT_BACKOFF } from '../kube/backoff.ts';
+import type { Backoff } from '../kube/backoff.ts';
 
 export interface Result {
   /** Reconcile this key again after this many ms. Ignored unless > 0, as in controller-runtime. */

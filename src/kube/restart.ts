@@ -1,7 +1,7 @@
 // What an informer does after its list or watch failed: how long to wait,
 // whether this is news worth a warning, and a line that says what to do.
 // Pure, so the whole policy is table-tested; informer.ts only does the I/O.
-import { backoffDelay, type Backoff } from '../controller/backoff.ts';
+import { backoffDelay, type Backoff } from './backoff.ts';
 import { toKubeError } from './errors.ts';
 
 // client-go's reflector backs off from 800 ms to 30 s; we start a little

@@ -27,7 +27,7 @@ import { externalStateName, onExternalSigner, readExternalState, writeExternalSt
 import { bundleConfigMapName, bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, desiredBundleConfigMap, desiredClusterTrustBundle, isOwnBundleCopy } from './publish.ts';
 import { writeOwnedConfigMap } from './owned-configmap.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
-import { backoffDelay } from '../controller/backoff.ts';
+import { backoffDelay } from '../kube/backoff.ts';
 import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
 
 export interface TrustReconcilerDeps extends ReconcileContext {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffDelay } from '../../../src/controller/backoff.ts';
+import { backoffDelay } from '../../../src/kube/backoff.ts';
 
 const backoff = { baseMs: 100, maxMs: 1000 };
 const noJitter = () => 0.5;

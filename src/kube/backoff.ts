@@ -1,5 +1,6 @@
-// Per-key retry delay for failed reconciles, like client-go's
-// ItemExponentialFailureRateLimiter, plus jitter.
+// Exponential retry delay with jitter, like client-go's
+// ItemExponentialFailureRateLimiter: per key for failed reconciles (the work
+// queue) and per watch for informer restarts. In kube/ because both layers use it.
 
 export interface Backoff {
   baseMs: number;
