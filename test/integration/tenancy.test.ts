@@ -7,22 +7,17 @@
 // operator.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join, resolve } from 'node:path';
 import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { TestEnv } from '../support/env.ts';
 import { setUp, tearDown } from '../support/suite.ts';
-import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { eventually } from '../support/operator.ts';
 import { api, isReady } from '../support/objects.ts';
 import { makeTenant, type Tenant } from '../support/tenant.ts';
-import { installWebhookConfigurations, kubeconfigForServiceAccount } from '../support/webhook.ts';
+import { startShippedWebhook, type ShippedWebhook } from '../support/webhook.ts';
 import { AGENT_IDENTITY, GROUP, VERSION } from '../../src/api/group.ts';
 import type { AgentIdentity, AgentIdentitySpec } from '../../src/api/types.ts';
-import { createLogger } from '../../src/log.ts';
 import type { Operator } from '../../src/operator.ts';
-import { startWebhookManager, startWebhookServer, type WebhookManager, type WebhookServer } from '../../src/webhook/index.ts';
 
-const RBAC = join(resolve(import.meta.dirname, '..', '..'), 'config', 'webhook', 'rbac.yaml');
-const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 let env: TestEnv;
@@ -114,22 +109,13 @@ describe('with no webhook running, the operator refuses to issue', () => {
 });
 
 describe('at admission, the AgentIdentity webhook refuses', () => {
-  let server: WebhookServer;
-  let manager: WebhookManager;
+  let webhook: ShippedWebhook;
   let tenant: Tenant;
   let ns: string;
   let teamA: string;
 
   before(async () => {
-    await ensureNamespace(env.kc, OPERATOR_NAMESPACE);
-    // The webhook runs with exactly the RBAC it ships.
-    const applied = await env.kubectl(['apply', '-f', RBAC]);
-    assert.equal(applied.code, 0, applied.stderr);
-    const kc = await kubeconfigForServiceAccount(env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
-    server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log });
-    await installWebhookConfigurations(env.kc, server.port);
-    manager = await startWebhookManager({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
-    await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
+    webhook = await startShippedWebhook(env);
 
     ns = await env.namespace('tenant');
     tenant = await makeTenant(env.kc, ns);
@@ -140,8 +126,7 @@ describe('at admission, the AgentIdentity webhook refuses', () => {
       { what: 'the API server calls the AgentIdentity webhook', timeoutMs: 30_000, intervalMs: 250 });
   });
   after(async () => {
-    await manager?.stop();
-    await server?.close();
+    await webhook?.stop();
   });
 
   test('an identity of a TrustDomain whose namespaceSelector does not pick the namespace, with a message that says why', async () => {

@@ -6,48 +6,37 @@
 // label, through the API server.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api } from '../support/objects.ts';
-import { createPod, createServiceAccounts, installWebhookConfigurations, kubeconfigForServiceAccount, markIssued, podManifest } from '../support/webhook.ts';
+import { createPod, createServiceAccounts, markIssued, podManifest, startShippedWebhook, type ShippedWebhook } from '../support/webhook.ts';
 import { review, send, webhookCA } from '../support/admission-client.ts';
-import { createLogger } from '../../src/log.ts';
-import { startWebhookManager, startWebhookServer, type WebhookManager, type WebhookServer } from '../../src/webhook/index.ts';
+import type { WebhookServer } from '../../src/webhook/index.ts';
 
-const RBAC = join(resolve(import.meta.dirname, '..', '..'), 'config', 'webhook', 'rbac.yaml');
 const MiB = 1 << 20;
 let env: TestEnv;
+let webhook: ShippedWebhook;
 let server: WebhookServer;
-let manager: WebhookManager;
 let ns: string;
 let ca: string;
-const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
 
 before(async () => {
   env = await startTestEnv();
-  await ensureNamespace(env.kc, OPERATOR_NAMESPACE);
-  const applied = await env.kubectl(['apply', '-f', RBAC]);
-  assert.equal(applied.code, 0, applied.stderr);
   ns = await env.namespace('agents');
   await createServiceAccounts(env.kc, ns, ['planner']);
   await api(env.kc).createIdentity(ns, 'planner', { serviceAccountName: 'planner' });
   await markIssued(env.kc, ns, 'planner', `spiffe://cluster.local/ns/${ns}/agent/planner`);
 
-  const kc = await kubeconfigForServiceAccount(env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
-  server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log });
-  await installWebhookConfigurations(env.kc, server.port);
-  manager = await startWebhookManager({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
-  await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
+  webhook = await startShippedWebhook(env);
+  server = webhook.server;
   ca = await webhookCA(env.kc, OPERATOR_NAMESPACE);
   await eventually(async () => (await createPod(env.kc, ns, podManifest(`warmup-${Date.now()}`, { agent: 'planner', serviceAccountName: 'planner' }))).admitted,
     { what: 'the API server calls the webhook successfully', timeoutMs: 30_000, intervalMs: 250 });
 });
 
 after(async () => {
-  await manager?.stop();
-  await server?.close();
+  await webhook?.stop();
   await env?.stop();
 });
 

@@ -8,22 +8,16 @@
 // config/webhook/rbac.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join, resolve } from 'node:path';
 import { AdmissionregistrationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { setUp, tearDown, type Suite } from '../support/suite.ts';
-import { eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { eventually } from '../support/operator.ts';
 import { api } from '../support/objects.ts';
 import { makeTenant, type Tenant } from '../support/tenant.ts';
-import { createPod, createServiceAccounts, kubeconfigForServiceAccount, podManifest, webhookConfigurationsFor } from '../support/webhook.ts';
-import { createLogger } from '../../src/log.ts';
-import { startWebhookManager, startWebhookServer, type WebhookManager, type WebhookServer } from '../../src/webhook/index.ts';
+import { createPod, createServiceAccounts, podManifest, startShippedWebhook, webhookConfigurationsFor, type ShippedWebhook } from '../support/webhook.ts';
 import type { Pod } from '../../src/webhook/pod.ts';
 
-const RBAC = join(resolve(import.meta.dirname, '..', '..'), 'config', 'webhook', 'rbac.yaml');
-const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
 let s: Suite;
-let server: WebhookServer;
-let manager: WebhookManager;
+let webhook: ShippedWebhook;
 let ns: string;
 let tenant: Tenant;
 
@@ -69,17 +63,10 @@ function refused(r: Awaited<ReturnType<typeof createPod>>): string {
 
 before(async () => {
   s = await setUp();
-  const applied = await s.env.kubectl(['apply', '-f', RBAC]);
-  assert.equal(applied.code, 0, applied.stderr);
   ns = await s.env.namespace('agents');
   await createServiceAccounts(s.env.kc, ns, ['alpha', 'beta', 'other']);
   tenant = await makeTenant(s.env.kc, ns);
-
-  const kc = await kubeconfigForServiceAccount(s.env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
-  server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log });
-  await installPodWebhooks(s.env.kc, server.port);
-  manager = await startWebhookManager({ kubeConfig: s.env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
-  await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
+  webhook = await startShippedWebhook(s.env, { install: installPodWebhooks });
 
   await s.a.createIdentity(ns, 'alpha', { serviceAccountName: 'alpha' });
   await issued('alpha');
@@ -89,22 +76,21 @@ before(async () => {
 });
 
 after(async () => {
-  await manager?.stop();
-  await server?.close();
+  await webhook?.stop();
   await tearDown(s ?? {});
 });
 
 test('a shadow claim on alpha\'s Secret does not let a pod running as "other" mount it, nor keep it from alpha\'s own pods', async () => {
   const attacker = api(tenant.kc);
   await attacker.createIdentity(ns, 'zzz-shadow', { serviceAccountName: 'other', secretName: 'alpha-identity' });
-  const before = server.reviews().validate;
+  const before = webhook.server.reviews().validate;
 
   const message = refused(await createPod(tenant.kc, ns, mounting('shadow-thief', 'other', 'alpha-identity')));
   assert.equal(message, 'admission webhook "bind.agentidentity.dev" denied the request: pod "shadow-thief" runs as ServiceAccount "other" but uses Secret "alpha-identity" (volume "loot"); that Secret holds the private key of AgentIdentity "alpha", which only pods running as ServiceAccount "alpha" may use');
 
   const rightful = await createPod(s.env.kc, ns, mounting('alpha-0', 'alpha', 'alpha-identity'));
   assert.ok(rightful.admitted, 'the Secret\'s owner decides: alpha\'s pod is admitted despite the later claim');
-  assert.equal(server.reviews().validate, before + 2, 'both answers came from the webhook');
+  assert.equal(webhook.server.reviews().validate, before + 2, 'both answers came from the webhook');
 
   const secret = await s.a.getSecret(ns, 'alpha-identity');
   const { metadata: { uid } } = await s.a.getIdentity(ns, 'alpha');

@@ -7,37 +7,24 @@
 // config/webhook/rbac.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join, resolve } from 'node:path';
 import { setUp, tearDown, type Suite } from '../support/suite.ts';
-import { eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { eventually } from '../support/operator.ts';
 import { api } from '../support/objects.ts';
 import { makeTenant, type Tenant } from '../support/tenant.ts';
-import { createPod, installWebhookConfigurations, kubeconfigForServiceAccount, podManifest } from '../support/webhook.ts';
-import { createLogger } from '../../src/log.ts';
-import { startWebhookManager, startWebhookServer, type WebhookManager, type WebhookServer } from '../../src/webhook/index.ts';
+import { createPod, podManifest, startShippedWebhook, type ShippedWebhook } from '../support/webhook.ts';
 import type { ReviewRecord } from '../../src/webhook/server.ts';
 
-const RBAC = join(resolve(import.meta.dirname, '..', '..'), 'config', 'webhook', 'rbac.yaml');
-const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
 let s: Suite;
-let server: WebhookServer;
-let manager: WebhookManager;
+let webhook: ShippedWebhook;
 let ns: string;
 let tenant: Tenant;
 const reviews: ReviewRecord[] = [];
 
 before(async () => {
   s = await setUp();
-  const applied = await s.env.kubectl(['apply', '-f', RBAC]);
-  assert.equal(applied.code, 0, applied.stderr);
   ns = await s.env.namespace('squat');
   tenant = await makeTenant(s.env.kc, ns);
-
-  const kc = await kubeconfigForServiceAccount(s.env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
-  server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log, onReview: (r) => reviews.push(r) });
-  await installWebhookConfigurations(s.env.kc, server.port);
-  manager = await startWebhookManager({ kubeConfig: s.env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
-  await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
+  webhook = await startShippedWebhook(s.env, { onReview: (r) => reviews.push(r) });
   // The API server picks up the configurations (and their caBundle) from its own watch: until then the call fails.
   await eventually(async () => {
     const r = await createPod(s.env.kc, ns, podManifest(`warmup-${Date.now()}`, { agent: 'nobody' }));
@@ -46,8 +33,7 @@ before(async () => {
 });
 
 after(async () => {
-  await manager?.stop();
-  await server?.close();
+  await webhook?.stop();
   await tearDown(s ?? {});
 });
 

@@ -7,6 +7,9 @@ import { AdmissionregistrationV1Api, ApiException, CoreV1Api, CustomObjectsApi, 
 import { loadAll } from 'js-yaml';
 import { GROUP, VERSION, AGENT_IDENTITY } from '../../src/api/group.ts';
 import type { Pod } from '../../src/webhook/pod.ts';
+import { createLogger } from '../../src/log.ts';
+import { startWebhookManager, startWebhookServer, type ReviewRecord, type WebhookManager, type WebhookServer } from '../../src/webhook/index.ts';
+import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from './operator.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 export const WEBHOOKS_YAML = join(ROOT, 'config', 'webhook', 'webhooks.yaml');
@@ -112,4 +115,41 @@ export async function kubeconfigForServiceAccount(admin: KubeConfig, namespace: 
     contexts: [{ name, cluster: cluster.name, user: name }], currentContext: name,
   });
   return kc;
+}
+
+export const WEBHOOK_RBAC_YAML = join(ROOT, 'config', 'webhook', 'rbac.yaml');
+
+export interface ShippedWebhook {
+  server: WebhookServer;
+  manager: WebhookManager;
+  stop(): Promise<void>;
+}
+
+/**
+ * The webhook as the operator runs it, under exactly the RBAC it ships
+ * (config/webhook/rbac.yaml): its server on 127.0.0.1, the leader's
+ * certificate manager, and the shipped configurations pointed at the server
+ * (or what `install` writes instead). The API server still has to pick the
+ * configurations up from its own watch: callers wait for a first real call.
+ */
+export async function startShippedWebhook(
+  env: { kc: KubeConfig; kubectl(args: string[]): Promise<{ code: number; stderr: string }> },
+  opts: { install?: (kc: KubeConfig, port: number) => Promise<unknown>; onReview?: (r: ReviewRecord) => void } = {},
+): Promise<ShippedWebhook> {
+  await ensureNamespace(env.kc, OPERATOR_NAMESPACE);
+  const applied = await env.kubectl(['apply', '-f', WEBHOOK_RBAC_YAML]);
+  if (applied.code !== 0) throw new Error(`applying ${WEBHOOK_RBAC_YAML} failed: ${applied.stderr}`);
+  const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
+  const kc = await kubeconfigForServiceAccount(env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
+  const server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log, onReview: opts.onReview });
+  await (opts.install ?? installWebhookConfigurations)(env.kc, server.port);
+  const manager = await startWebhookManager({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
+  await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
+  return {
+    server, manager,
+    async stop() {
+      await manager.stop();
+      await server.close();
+    },
+  };
 }
