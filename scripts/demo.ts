@@ -18,10 +18,13 @@ import { otherCAClient } from '../test/support/tls.ts';
 import { connect as tlsConnect } from 'node:tls';
 import { loadIdentity, createServer, connect, peerIdentity, type Identity } from '../src/sdk/index.ts';
 import type { RotationStatus } from '../src/api/types.ts';
+import { prettyColorize } from '../src/log.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 let n = 0;
-const step = (s: string) => console.log(`\n\x1b[1m[${++n}] ${s}\x1b[0m`);
+// Bold headings on a terminal only: a redirected demo log stays plain text.
+const bold = prettyColorize(process.stdout.isTTY === true, process.env) ? (s: string) => `\x1b[1m${s}\x1b[0m` : (s: string) => s;
+const step = (s: string) => console.log(`\n${bold(`[${++n}] ${s}`)}`);
 const info = (s: string) => console.log(`    ${s}`);
 
 /** One line per rotation step, in words: what has moved to the new root so far. */
