@@ -9,7 +9,7 @@ import { parseDuration, formatDuration } from '../api/duration.ts';
 import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret } from '../api/types.ts';
 import { renderSpiffeID } from '../pki/spiffeid.ts';
 import { PkiError } from '../pki/errors.ts';
-import { isConflict, isNotFound, toKubeError } from '../kube/errors.ts';
+import { ifExists, isAlreadyExists, isConflict, isNotFound, toKubeError } from '../kube/errors.ts';
 import { ReconcileFailure, failureOf } from '../controller/failure.ts';
 import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
@@ -201,7 +201,7 @@ async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, td: T
  * identity's UID, never one it merely names.
  */
 async function ownSecret(d: IdentityReconcilerDeps, identity: AgentIdentity, cached: Secret | undefined): Promise<Secret | undefined> {
-  const secret = cached ?? await d.api.getSecret(identity.metadata.namespace!, secretNameOf(identity)).catch((e) => { if (isNotFound(e)) return undefined; throw e; });
+  const secret = cached ?? await ifExists(() => d.api.getSecret(identity.metadata.namespace!, secretNameOf(identity)));
   return secret && isControlledBy(secret, identity.metadata.uid) ? secret : undefined;
 }
 
@@ -297,8 +297,7 @@ async function writeSecret(d: IdentityReconcilerDeps, want: Secret, existing: Se
   try {
     await d.api.createSecret(want);
   } catch (err) {
-    const e = toKubeError(err);
-    if (e.code !== 409 || e.reason !== 'AlreadyExists') throw err;
+    if (!isAlreadyExists(err)) throw err;
     // Ours but not yet in the cache (a lagging watch): a plain conflict, look again shortly.
     const live = await d.api.getSecret(want.metadata.namespace!, want.metadata.name!);
     if (isControlledBy(live, want.metadata.ownerReferences![0]!.uid)) {

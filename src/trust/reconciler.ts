@@ -15,7 +15,7 @@ import { parseCertificates, fingerprintOf } from '../pki/parse.ts';
 import { certificatesToPem } from '../pki/pem.ts';
 import { Bundle } from '../pki/bundle.ts';
 import { PkiError } from '../pki/errors.ts';
-import { isNotFound, toKubeError } from '../kube/errors.ts';
+import { ifExists, isNotFound, toKubeError } from '../kube/errors.ts';
 import { ReconcileFailure, failureOf } from '../controller/failure.ts';
 import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
@@ -503,7 +503,7 @@ async function publishBundle(d: TrustReconcilerDeps, td: TrustDomain, bundlePem:
 }
 
 async function publishClusterTrustBundle(d: TrustReconcilerDeps, td: string, bundlePem: string): Promise<void> {
-  const existing = await d.api.getClusterTrustBundle(clusterTrustBundleName(td)).catch((e) => { if (isNotFound(e)) return undefined; throw e; });
+  const existing = await ifExists(() => d.api.getClusterTrustBundle(clusterTrustBundleName(td)));
   if (!existing) await d.api.createClusterTrustBundle(desiredClusterTrustBundle(td, bundlePem));
   else if (existing.spec.trustBundle !== bundlePem) await d.api.replaceClusterTrustBundle(desiredClusterTrustBundle(td, bundlePem, existing));
 }
