@@ -9,6 +9,12 @@ import type { Backoff } from '../kube/backoff.ts';
 export interface Result {
   /** Reconcile this key again after this many ms. Ignored unless > 0, as in controller-runtime. */
   requeueAfter?: number;
+  /**
+   * Done, but something it depends on is not in place yet (reported, not a
+   * failure): retry after this key's backoff, as a thrown error would, or
+   * sooner if `requeueAfter` says so.
+   */
+  backoff?: boolean;
 }
 
 export type Reconciler = (key: string) => Promise<Result | void>;
@@ -139,13 +145,17 @@ export class WorkQueue {
     this.#waiting.delete(key);
     this.#processing.add(key);
     try {
-      const requeueAfter = (await this.#reconcile(key))?.requeueAfter ?? 0;
-      this.#failures.delete(key);
+      const result = (await this.#reconcile(key)) ?? {};
+      let requeueAfter = result.requeueAfter ?? 0;
+      if (result.backoff) {
+        const { retryInMs } = this.#backOff(key);
+        requeueAfter = requeueAfter > 0 ? Math.min(requeueAfter, retryInMs) : retryInMs;
+      } else {
+        this.#failures.delete(key);
+      }
       if (requeueAfter > 0) this.addAfter(key, requeueAfter);
     } catch (err) {
-      const attempt = (this.#failures.get(key) ?? 0) + 1;
-      this.#failures.set(key, attempt);
-      const retryInMs = backoffDelay(attempt, this.#backoff);
+      const { attempt, retryInMs } = this.#backOff(key);
       // Retry through a timer, not by holding a worker, so a failing key
       // never delays other keys.
       this.addAfter(key, retryInMs);
@@ -155,6 +165,13 @@ export class WorkQueue {
       if (this.#dirty.delete(key)) this.add(key);
       this.#reportDepth();
     }
+  }
+
+  /** One more attempt for this key, and how long its backoff now is. */
+  #backOff(key: string): { attempt: number; retryInMs: number } {
+    const attempt = (this.#failures.get(key) ?? 0) + 1;
+    this.#failures.set(key, attempt);
+    return { attempt, retryInMs: backoffDelay(attempt, this.#backoff) };
   }
 
   #reportDepth(): void {

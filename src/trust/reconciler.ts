@@ -27,7 +27,6 @@ import { externalStateName, onExternalSigner, readExternalState, writeExternalSt
 import { bundleConfigMapName, bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, desiredBundleConfigMap, desiredClusterTrustBundle, isOwnBundleCopy } from './publish.ts';
 import { writeOwnedConfigMap } from './owned-configmap.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
-import { backoffDelay } from '../kube/backoff.ts';
 import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
 
 export interface TrustReconcilerDeps extends ReconcileContext {
@@ -59,8 +58,6 @@ export interface TrustReconcilerDeps extends ReconcileContext {
 }
 
 const CONTROLLER = 'trustdomain';
-/** The work queue's backoff for failed reconciles (operator.ts), for a conflict that is reported without failing the trust domain. */
-const BUNDLE_CONFLICT_BACKOFF = { baseMs: 1000, maxMs: 5 * 60_000 };
 
 /** The signer, the bundle and the rotation facts for one trust domain, loaded from its CA Secret. */
 interface Loaded {
@@ -81,9 +78,6 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
   // re-reading one on every reconcile (every identity event queues one) is waste.
   // Trade-off: one deleted by hand returns when the bundle changes or the operator restarts.
   const publishedCTB = new Map<string, string>();
-  // Consecutive reconciles that met a bundle copy someone else owns: nothing
-  // else tells us when it goes (it need not carry our label), so retry with backoff.
-  const conflictRetries = new Map<string, number>();
   // The self-signed CA state this process last loaded or wrote: what a deleted
   // CA Secret is restored from. Never leaves the process.
   const held = new Map<string, CAState>();
@@ -126,16 +120,15 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
       });
       if (loaded.signer) d.metrics.caExpiration.set({ trust_domain: name }, loaded.signer.certificate.notAfter.getTime() / 1000);
       const published = await publishBundle(d, td, bundlePem, publishedCTB);
-      const conflicts = published.bundleConflict ? (conflictRetries.get(name) ?? 0) + 1 : 0;
-      if (conflicts) conflictRetries.set(name, conflicts);
-      else conflictRetries.delete(name);
       const status = await statusOf(d, td, loaded, published, progress, caFingerprint);
       await writeStatus(d, td, status);
       d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
       const pruneIn = published.nextExpiry ? published.nextExpiry.getTime() - d.now().getTime() : undefined;
-      const retryIn = conflicts ? backoffDelay(conflicts, BUNDLE_CONFLICT_BACKOFF) : undefined;
-      const next = [requeue, pruneIn, retryIn].filter((x): x is number => x !== undefined && x >= 0);
-      return next.length ? { requeueAfter: Math.max(1, Math.min(...next)) } : {};
+      const next = [requeue, pruneIn].filter((x): x is number => x !== undefined && x >= 0);
+      // A squatted bundle copy is reported, not a failure (the CA keeps signing). Nothing tells us when it
+      // goes (it need not carry our label), so it is retried with the key's backoff.
+      const backoff = published.bundleConflict !== undefined;
+      return { ...(next.length ? { requeueAfter: Math.max(1, Math.min(...next)) } : {}), ...(backoff ? { backoff } : {}) };
     } catch (err) {
       const f = failureOf(err, 'CANotReady');
       d.store.fail(name, `${f.reason}: ${f.message}`);

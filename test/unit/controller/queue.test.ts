@@ -358,6 +358,46 @@ test('requeueAfter schedules the key again and resets its failure count', async 
   assert.deepEqual(failures.at(-1), { key: 'a', attempt: 1, retryInMs: 100 });
 });
 
+test('backoff: true retries after the key\'s backoff without counting as an error; a sooner requeueAfter wins; a plain result resets it', async (t) => {
+  const advance = fakeTime(t);
+  t.mock.method(Math, 'random', () => 0.5);
+  let result: { requeueAfter?: number; backoff?: boolean } = { backoff: true };
+  const calls: number[] = [];
+  const failures: Failure[] = [];
+  const queue = new WorkQueue(
+    async () => {
+      calls.push(Date.now());
+      return result;
+    },
+    { concurrency: 1, backoff: { baseMs: 100, maxMs: 1000 }, onError: (key, _e, attempt, retryInMs) => failures.push({ key, attempt, retryInMs }) },
+  );
+
+  queue.add('a');
+  await flush();
+  await advance(100);
+  await advance(200);
+  await advance(400);
+  assert.deepEqual(calls, [0, 100, 300, 700], 'doubling like a failure');
+  assert.equal(failures.length, 0, 'not reported as an error');
+
+  result = { backoff: true, requeueAfter: 50 };
+  await advance(800);
+  assert.deepEqual(calls, [0, 100, 300, 700, 1500]);
+  await advance(50);
+  assert.deepEqual(calls, [0, 100, 300, 700, 1500, 1550], 'the sooner requeueAfter wins over a 1000 ms backoff');
+
+  result = {};
+  await advance(50);
+  assert.equal(calls.length, 7);
+  result = { backoff: true };
+  queue.add('a');
+  await flush();
+  await advance(99);
+  assert.equal(calls.length, 8);
+  await advance(1);
+  assert.equal(calls.length, 9, 'after a plain result the backoff starts over at 100 ms');
+});
+
 test('reconcile errors, even synchronous throws, never become unhandled rejections', async (t) => {
   const advance = fakeTime(t);
   const unhandled: unknown[] = [];
