@@ -14,7 +14,7 @@ import { ReconcileFailure, failureOf } from '../controller/failure.ts';
 import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
 import type { TrustDomainState } from '../trust/store.ts';
-import { rotationReissueTime } from '../trust/rotation.ts';
+import { rotationReissueTime } from '../ca/rotation.ts';
 import { reportFailure, type ReconcileContext } from '../context.ts';
 import { needsIssuance } from './checks.ts';
 import { observeSecret } from './observe.ts';

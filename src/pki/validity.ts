@@ -2,6 +2,12 @@
 import type { X509Certificate } from '@peculiar/x509';
 import { PkiError } from './errors.ts';
 
+/** A certificate's validity window. */
+export interface Validity {
+  notBefore: Date;
+  notAfter: Date;
+}
+
 /**
  * How far notBefore is set before "now". Nodes in a cluster are NTP-synced to
  * within a few seconds; 30 s absorbs that skew several times over, so a peer
@@ -26,7 +32,7 @@ export function validityWindow(
   durationMs: number,
   backdateMs: number,
   issuers: readonly X509Certificate[],
-): { notBefore: Date; notAfter: Date } {
+): Validity {
   if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw new PkiError('InvalidValidity', 'now is not a valid date');
   if (!Number.isFinite(durationMs) || durationMs <= 0) throw new PkiError('InvalidValidity', 'duration must be a positive number of milliseconds');
   if (!Number.isFinite(backdateMs) || backdateMs < 0) throw new PkiError('InvalidValidity', 'backdate must be zero or a positive number of milliseconds');
@@ -44,7 +50,7 @@ export function validityWindow(
  * window: the inverse of the back-date rule above, so renewal can be
  * scheduled from issuance rather than from the back-dated notBefore.
  */
-export function issuedAt(v: { notBefore: Date; notAfter: Date }, backdateMs = DEFAULT_BACKDATE_MS): Date {
+export function issuedAt(v: Validity, backdateMs = DEFAULT_BACKDATE_MS): Date {
   const nb = v.notBefore.getTime();
   const na = v.notAfter.getTime();
   // Either the full back-date applied, or the cap did (back = (na - issued) / 10).

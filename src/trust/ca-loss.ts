@@ -14,7 +14,7 @@
 // Reusing the rotate annotation (not a new one) because that is what this is:
 // a root rotation, minus signing with the old root. Pure.
 import type { X509Certificate } from '@peculiar/x509';
-import type { CAState } from './ca-state.ts';
+import type { CAState } from '../ca/state.ts';
 
 export type CALossAction =
   | { kind: 'Generate' }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { onCASecretNotFound, recordedRootsOf } from '../../../src/trust/ca-loss.ts';
-import { readCAState, writeCAState, type CAState } from '../../../src/trust/ca-state.ts';
+import { readCAState, writeCAState, type CAState } from '../../../src/ca/state.ts';
 import { createRoot } from '../../../src/pki/ca.ts';
 import { parseCertificates, fingerprintOf } from '../../../src/pki/parse.ts';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nextStep, rotationReissueTime, type RotationConfig, type RotationInput } from '../../../src/trust/rotation.ts';
+import { nextStep, rotationReissueTime, type RotationConfig, type RotationInput } from '../../../src/ca/rotation.ts';
 import { onExternalSigner } from '../../../src/trust/external.ts';
 import { pruned, withEntries, emptyDenyList, nextExpiry } from '../../../src/trust/denylist.ts';
 

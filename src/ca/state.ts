@@ -3,12 +3,7 @@
 // exactly what was written. Pure conversion between the Secret and CAState.
 import { GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN } from '../api/group.ts';
 import type { RotationPhase, Secret } from '../api/types.ts';
-
-/** PEM text of one CA: its certificate and, when it may still sign, its key. */
-export interface CAPem {
-  certificatePem: string;
-  privateKeyPem: string;
-}
+import type { CAMaterial } from '../pki/ca.ts';
 
 export interface CAState {
   /**
@@ -16,11 +11,11 @@ export interface CAState {
    * its Secret is replaced (ca-loss.ts): then nothing signs until the incoming
    * root is in every bundle copy.
    */
-  root?: CAPem;
+  root?: CAMaterial;
   /** Signs leaves; absent until first generated (or after a root switch). */
-  intermediate?: CAPem;
+  intermediate?: CAMaterial;
   /** A new root being published before it signs (PublishingRoot). */
-  incoming?: CAPem;
+  incoming?: CAMaterial;
   /** Roots that no longer sign but stay trusted while leaves depend on them (no keys kept). */
   retiringPem?: string;
   rotation?: { phase: RotationPhase; reason: string; startedAt: string; phaseStartedAt: string };
@@ -47,7 +42,7 @@ const text = (s: Secret, k: string) => (s.data?.[k] ? Buffer.from(s.data[k], 'ba
 
 /** Undefined when the Secret holds neither a root with its key nor an incoming one: it is then not usable, never silently replaced. */
 export function readCAState(secret: Secret): CAState | undefined {
-  const pair = (c: string, k: string): CAPem | undefined => {
+  const pair = (c: string, k: string): CAMaterial | undefined => {
     const certificatePem = text(secret, c);
     const privateKeyPem = text(secret, k);
     return certificatePem && privateKeyPem ? { certificatePem, privateKeyPem } : undefined;

@@ -6,6 +6,7 @@
 //   ReissuingLeaves  a new intermediate under the new root signs; leaves are re-issued, spread over a window
 //   RetiringRoot     no leaf depends on the old root; it leaves the bundle after a grace period
 import type { RotationPhase } from '../api/types.ts';
+import type { Validity } from '../pki/validity.ts';
 
 export interface RotationConfig {
   /** Start rotating automatically once this fraction of the root's lifetime has passed. */
@@ -21,8 +22,6 @@ export interface RotationConfig {
   /** How often to look again while waiting on the cluster. */
   pollMs: number;
 }
-
-export interface Validity { notBefore: Date; notAfter: Date }
 
 export interface RotationInput {
   now: Date;
