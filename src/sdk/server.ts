@@ -38,28 +38,31 @@ function tlsOptionsFor<T extends { secureOptions?: number | undefined }>(identit
 
 /**
  * Wires a server to its identity: swaps the server's credentials on every
- * reload (open connections keep theirs) and returns the admission step
- * that stands between a finished handshake and 'secureConnection'.
+ * reload (open connections keep theirs), and puts admission between a
+ * finished handshake and 'secureConnection', which node emits itself.
  */
-function gate<T extends { secureOptions?: number | undefined }>(server: tls.Server, identity: Identity, opts: T, authorizer: Authorizer | undefined) {
+function gate<T extends { secureOptions?: number | undefined }>(server: tls.Server, identity: Identity, opts: T, authorizer: Authorizer | undefined): void {
   const authorize = authorizer ?? currentPolicyAuthorizer(identity);
   // setSecureContext resets every option it is not given, so it gets them all again.
   const onUpdate = () => server.setSecureContext(tlsOptionsFor(identity, opts));
   identity.on('update', onUpdate);
   server.once('close', () => identity.off('update', onUpdate));
 
-  return (socket: TLSSocket, admit: () => void): boolean => {
+  const emit = server.emit.bind(server);
+  server.emit = (event: string | symbol, ...args: unknown[]): boolean => {
+    if (event !== 'secureConnection') return emit(event, ...args);
+    const socket = args[0] as TLSSocket;
     // Until it is admitted nobody else listens; a reset must not crash the process.
     const swallow = () => undefined;
     socket.on('error', swallow);
     admitPeer(socket, identity, authorize).then(
       () => {
         socket.off('error', swallow);
-        admit();
+        emit(event, ...args);
       },
       (err: unknown) => {
         socket.destroy();
-        server.emit('refused', err, socket);
+        emit('refused', err, socket);
       },
     );
     return true;
@@ -71,34 +74,19 @@ function gate<T extends { secureOptions?: number | undefined }>(server: tls.Serv
  * for admitted peers, and 'refused' (err: PeerRefusedError, socket) for the rest.
  */
 export class AgentServer extends tls.Server {
-  readonly #admit: ReturnType<typeof gate>;
-
   constructor(identity: Identity, opts: ServerOptions = {}, listener?: (socket: TLSSocket) => void) {
     const { authorize, ...rest } = opts;
     super(tlsOptionsFor(identity, rest), listener);
-    this.#admit = gate(this, identity, rest, authorize);
-  }
-
-  // node emits 'secureConnection' itself once a handshake completes; admission sits in between.
-  override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event !== 'secureConnection') return super.emit(event, ...args);
-    return this.#admit(args[0] as TLSSocket, () => super.emit(event, ...args));
+    gate(this, identity, rest, authorize);
   }
 }
 
 /** The same admission in front of an HTTPS server: requests only ever come from admitted peers. */
 export class AgentHttpsServer extends https.Server {
-  readonly #admit: ReturnType<typeof gate>;
-
   constructor(identity: Identity, opts: HttpsServerOptions = {}, requestListener?: Parameters<typeof https.createServer>[1]) {
     const { authorize, ...rest } = opts;
     super(tlsOptionsFor(identity, rest), requestListener);
-    this.#admit = gate(this, identity, rest, authorize);
-  }
-
-  override emit(event: string, ...args: unknown[]): boolean {
-    if (event !== 'secureConnection') return super.emit(event, ...args);
-    return this.#admit(args[0] as TLSSocket, () => super.emit(event, ...args));
+    gate(this, identity, rest, authorize);
   }
 }
 

@@ -1,0 +1,69 @@
+// The module layering of DESIGN.md and the README's layout, checked on every
+// `make test`: which folder may import which, no import cycles between files
+// or folders, and no I/O in the pure core. A violation fails the build.
+const ours = (folders) => `^src/(${folders.join('|')})/`;
+// A folder may import itself, plus these of ours.
+const LAYERS = {
+  api: [],
+  pki: ['api'],
+  ca: ['api', 'pki'],
+  policy: ['api', 'pki'],
+  kube: ['api'],
+  controller: ['api', 'kube'],
+  sdk: ['api', 'pki'],
+  cli: ['api', 'kube', 'pki', 'ca'],
+  webhook: ['api', 'kube', 'pki', 'ca', 'policy', 'controller'],
+};
+// Core modules a pure folder may use: none of them touches a file, a socket or a process.
+const PURE_CORE = '^(node:)?(crypto|buffer|util)$';
+
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', comment: 'An import cycle between files.', from: {}, to: { circular: true } },
+    { name: 'no-circular-folders', severity: 'error', comment: 'An import cycle between folders.', scope: 'folder', from: {}, to: { circular: true } },
+    ...Object.entries(LAYERS).map(([folder, may]) => ({
+      name: `layer-${folder}`,
+      severity: 'error',
+      comment: `src/${folder}/ may import only ${may.length ? may.map((f) => `src/${f}/`).join(', ') : 'nothing of ours'} (DESIGN.md, "Modules, and what each may import").`,
+      from: { path: `^src/${folder}/` },
+      to: { path: '^src/', pathNot: [`^src/${folder}/`, ...(may.length ? [ours(may)] : [])] },
+    })),
+    {
+      name: 'one-api-client',
+      severity: 'error',
+      comment: 'Only src/kube/ talks to the API server: the webhook and the CLI go through it.',
+      from: { path: '^src/(webhook|cli)/' },
+      to: { path: '@kubernetes/client-node' },
+    },
+    {
+      name: 'pure-core-no-io',
+      severity: 'error',
+      comment: 'src/pki, src/policy, src/api and src/ca are pure functions over bytes: no file, network, process or logging I/O.',
+      from: { path: ours(['pki', 'policy', 'api', 'ca']) },
+      to: { dependencyTypes: ['core'], pathNot: PURE_CORE },
+    },
+    {
+      name: 'pure-core-no-io-packages',
+      severity: 'error',
+      comment: 'src/pki, src/policy, src/api and src/ca use only the X.509 library (and the metadata shim it needs) among npm packages.',
+      from: { path: ours(['pki', 'policy', 'api', 'ca']) },
+      to: { dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'], pathNot: 'node_modules/(@peculiar/x509|reflect-metadata)/' },
+    },
+    {
+      name: 'no-wiring-from-modules',
+      severity: 'error',
+      comment: 'The files at the top of src/ wire the folders together; a folder that imports them turns the layering upside down. Only the metrics registry (types) is shared.',
+      from: { path: '^src/[^/]+/' },
+      to: { path: '^src/[^/]+[.]ts$', pathNot: '^src/metrics[.]ts$' },
+    },
+    { name: 'not-to-unresolvable', severity: 'error', comment: 'An import that resolves to nothing.', from: {}, to: { couldNotResolve: true } },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    // TypeScript 7 has no JS API for dependency-cruiser yet, so swc parses; it keeps type-only imports, which count for layering too.
+    parser: 'swc',
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default', 'types'], extensions: ['.ts', '.js', '.mjs', '.cjs', '.d.ts'] },
+  },
+};
