@@ -145,8 +145,8 @@ test('CA: the stored ca.crt is intact only when it holds the retiring, active an
   const serving: ServingObservation = { exists: false, missingKeys: [] };
   assert.equal(observeCA(state, a.certificatePem, copies, serving).bundleIntact, true);
   // ca.crt that lost the active CA: what it still holds is kept as retiring, and the repair adds the active CA back.
-  const lost = readCASecret(caSecretOf('ns', 'ca', state, undefined))!;
-  const broken = { ...caSecretOf('ns', 'ca', lost), data: { ...caSecretOf('ns', 'ca', lost).data, 'ca.crt': Buffer.from(x.certificatePem).toString('base64') } };
+  const written = caSecretOf('ns', 'ca', state);
+  const broken = { ...written, data: { ...written.data, 'ca.crt': Buffer.from(x.certificatePem).toString('base64') } };
   const read = readCASecret(broken)!;
   assert.equal(observeCA(read, storedBundleOf(broken), copies, serving).bundleIntact, false);
   assert.equal(trustedRootsPem(await applyCAStep(read, { kind: 'RepairBundle' }, new Date(), lt)), x.certificatePem + a.certificatePem);
