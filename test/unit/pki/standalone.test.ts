@@ -26,6 +26,6 @@ test('a standalone root: named for its purpose, path length 0, no SPIFFE ID; its
   assert.equal(leaf!.subject, 'CN=svc.ns.svc');
   assert.deepEqual([sanValues(leaf!, 'dns'), sanValues(leaf!, 'ip')], [['svc.ns.svc'], ['127.0.0.1']]);
   assert.equal(leaf!.getExtension(x509.SubjectAlternativeNameExtension)!.critical, false);
-  assert.deepEqual(leaf!.getExtension(x509.ExtendedKeyUsageExtension)!.usages.map(String), ['1.3.6.1.5.5.7.3.1']);
+  assert.deepEqual([...leaf!.getExtension(x509.ExtendedKeyUsageExtension)!.usages.map(String)], ['1.3.6.1.5.5.7.3.1']);
   assert.ok(await signedBy(leaf!, root));
 });
