@@ -5,14 +5,17 @@
 //   PublishingRoot   new root added to the bundle; wait until every copy carries it
 //   ReissuingLeaves  a new intermediate under the new root signs; leaves are re-issued, spread over a window
 //   RetiringRoot     no leaf depends on the old root; it leaves the bundle after a grace period
+// The same machine drives a root that signs its leaves itself (the webhook's
+// CA): no intermediate, and "bundle copies" are the webhook configurations'
+// caBundle.
 import type { RotationPhase } from '../api/types.ts';
 import type { Validity } from '../pki/validity.ts';
 
 export interface RotationConfig {
   /** Start rotating automatically once this fraction of the root's lifetime has passed. */
   rotateAtFraction: number;
-  /** Renew the intermediate once this fraction of its lifetime has passed. */
-  intermediateRenewFraction: number;
+  /** Renew the intermediate once this fraction of its lifetime has passed; absent for a root that signs leaves itself. */
+  intermediateRenewFraction?: number;
   /** After every copy carries the new root, wait this long for kubelets to refresh mounted volumes. */
   propagationDelayMs: number;
   /** Re-issue leaves spread over this window after the signer switch. */
@@ -51,6 +54,7 @@ export function nextStep(i: RotationInput, cfg: RotationConfig): Step {
     if (i.requested && i.requested !== i.lastRequest) return { kind: 'StartRotation', reason: 'Requested' };
     const rotateAt = at(i.root, cfg.rotateAtFraction);
     if (now >= rotateAt) return { kind: 'StartRotation', reason: 'Scheduled' };
+    if (cfg.intermediateRenewFraction === undefined) return { kind: 'Wait', afterMs: rotateAt - now, why: 'steady' };
     if (!i.intermediate) return { kind: 'RenewIntermediate', reason: 'no intermediate signs for the active root' };
     if (!i.intermediate.issuedByRoot) return { kind: 'RenewIntermediate', reason: 'the intermediate was not issued by the active root' };
     const renewAt = at(i.intermediate, cfg.intermediateRenewFraction);

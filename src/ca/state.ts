@@ -1,9 +1,13 @@
-// A self-signed trust domain's whole CA state, persisted in one Secret so
-// every rotation step is one atomic write and resumes after a restart from
-// exactly what was written. Pure conversion between the Secret and CAState.
-import { GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN } from '../api/group.ts';
+// A CA's whole state, persisted in one Secret so every rotation step is one
+// atomic write and resumes after a restart from exactly what was written.
+// Pure conversion between the Secret and CAState. A trust domain's CA and the
+// webhook's CA share it; they differ only in the Secret's key names
+// (CASecretFormat), kept as they were so existing Secrets read back after an
+// upgrade.
+import { GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, SECRET_CERT, SECRET_KEY } from '../api/group.ts';
 import type { RotationPhase, Secret } from '../api/types.ts';
 import type { CAMaterial } from '../pki/ca.ts';
+import { certificateBlocks, certificatePemBlocks } from '../pki/pem.ts';
 
 export interface CAState {
   /**
@@ -22,64 +26,136 @@ export interface CAState {
   lastRotationRequest?: string;
 }
 
-const K = {
-  root: 'root.crt', rootKey: 'root.key',
-  intermediate: 'intermediate.crt', intermediateKey: 'intermediate.key',
-  incoming: 'incoming-root.crt', incomingKey: 'incoming-root.key',
-  retiring: 'retiring-roots.crt',
-} as const;
-const A = {
-  phase: `${GROUP}/rotation-phase`, reason: `${GROUP}/rotation-reason`,
-  startedAt: `${GROUP}/rotation-started-at`, phaseStartedAt: `${GROUP}/rotation-phase-started-at`,
-  lastRequest: `${GROUP}/last-rotation-request`,
-} as const;
+type Pair = readonly [certificate: string, key: string];
+
+/** Where a CA Secret keeps each part of a CAState. */
+export interface CASecretFormat {
+  root: Pair;
+  intermediate?: Pair;
+  incoming: Pair;
+  /**
+   * 'retiring': the retiring roots alone. 'trusted': every root to trust —
+   * retiring, active, incoming, in that order — ready to be a caBundle;
+   * the retiring roots are what it holds beyond the other two.
+   */
+  bundle: { key: string; holds: 'retiring' | 'trusted' };
+  /**
+   * Without a phase annotation the phase is read off what the Secret holds
+   * (an incoming root: PublishingRoot; retiring roots: ReissuingLeaves), and a
+   * rotation is a scheduled one that began when its phase did.
+   */
+  annotations: { phaseStartedAt: string; phase?: string; reason?: string; startedAt?: string; lastRequest?: string };
+}
+
+export const TRUST_DOMAIN_CA_FORMAT: CASecretFormat = {
+  root: ['root.crt', 'root.key'],
+  intermediate: ['intermediate.crt', 'intermediate.key'],
+  incoming: ['incoming-root.crt', 'incoming-root.key'],
+  bundle: { key: 'retiring-roots.crt', holds: 'retiring' },
+  annotations: {
+    phase: `${GROUP}/rotation-phase`, reason: `${GROUP}/rotation-reason`,
+    startedAt: `${GROUP}/rotation-started-at`, phaseStartedAt: `${GROUP}/rotation-phase-started-at`,
+    lastRequest: `${GROUP}/last-rotation-request`,
+  },
+};
+
+/** The webhook's CA: a root that signs the serving certificate itself, its Secret shaped like a TLS Secret with ca.crt. */
+export const WEBHOOK_CA_FORMAT: CASecretFormat = {
+  root: [SECRET_CERT, SECRET_KEY],
+  incoming: ['incoming.crt', 'incoming.key'],
+  bundle: { key: SECRET_BUNDLE, holds: 'trusted' },
+  annotations: { phaseStartedAt: `${GROUP}/webhook-ca-phase-started-at` },
+};
 
 export function caSecretName(trustDomainObject: string): string {
   return `${trustDomainObject}-ca`;
 }
 
+/** Every root to trust: the retiring ones, the active one, the incoming one. */
+export function trustedRootsPem(state: CAState): string {
+  return [state.retiringPem, state.root?.certificatePem, state.incoming?.certificatePem].filter(Boolean).join('');
+}
+
 const text = (s: Secret, k: string) => (s.data?.[k] ? Buffer.from(s.data[k], 'base64').toString('utf8') : undefined);
+const der = (pem: string | undefined) => (pem ? certificateBlocks(pem)[0] : undefined);
+
+/** The certificates of `bundlePem` that are neither `root` nor `incoming`. */
+function retiringOf(bundlePem: string, ...exclude: (CAMaterial | undefined)[]): string | undefined {
+  const known = exclude.map((m) => der(m?.certificatePem)).filter((d): d is Uint8Array => !!d);
+  const rest = certificatePemBlocks(bundlePem).filter((b) => {
+    const d = der(b);
+    return !d || !known.some((k) => Buffer.from(k).equals(d));
+  });
+  return rest.join('') || undefined;
+}
 
 /** Undefined when the Secret holds neither a root with its key nor an incoming one: it is then not usable, never silently replaced. */
-export function readCAState(secret: Secret): CAState | undefined {
-  const pair = (c: string, k: string): CAMaterial | undefined => {
-    const certificatePem = text(secret, c);
-    const privateKeyPem = text(secret, k);
+export function readCAState(secret: Secret, format: CASecretFormat = TRUST_DOMAIN_CA_FORMAT): CAState | undefined {
+  const pair = (p: Pair | undefined): CAMaterial | undefined => {
+    const certificatePem = p && text(secret, p[0]);
+    const privateKeyPem = p && text(secret, p[1]);
     return certificatePem && privateKeyPem ? { certificatePem, privateKeyPem } : undefined;
   };
-  const root = pair(K.root, K.rootKey);
-  const incoming = pair(K.incoming, K.incomingKey);
+  const root = pair(format.root);
+  const incoming = pair(format.incoming);
+  const bundle = text(secret, format.bundle.key);
+  const retiringPem = format.bundle.holds === 'retiring' ? bundle || undefined : bundle && retiringOf(bundle, root, incoming);
   const ann = secret.metadata.annotations ?? {};
-  const phase = ann[A.phase] as RotationPhase | undefined;
+  const A = format.annotations;
+  const derived: RotationPhase | undefined = incoming ? 'PublishingRoot' : retiringPem ? 'ReissuingLeaves' : undefined;
+  const phase = A.phase ? ann[A.phase] as RotationPhase | undefined : derived;
   if (!root && !(incoming && phase === 'PublishingRoot')) return undefined;
+  const phaseStartedAt = ann[A.phaseStartedAt] ?? '';
   return {
     root,
-    intermediate: pair(K.intermediate, K.intermediateKey),
+    intermediate: pair(format.intermediate),
     incoming,
-    retiringPem: text(secret, K.retiring) || undefined,
-    rotation: phase ? { phase, reason: ann[A.reason] ?? 'Unknown', startedAt: ann[A.startedAt] ?? '', phaseStartedAt: ann[A.phaseStartedAt] ?? '' } : undefined,
-    lastRotationRequest: ann[A.lastRequest],
+    retiringPem,
+    rotation: phase ? {
+      phase,
+      reason: A.reason ? ann[A.reason] ?? 'Unknown' : 'Scheduled',
+      startedAt: A.startedAt ? ann[A.startedAt] ?? '' : phaseStartedAt,
+      phaseStartedAt,
+    } : undefined,
+    lastRotationRequest: A.lastRequest && ann[A.lastRequest],
   };
 }
 
-/** The Secret holding `state`; `base` keeps name, resourceVersion (optimistic concurrency) and foreign metadata. */
+/** A trust domain's CA Secret holding `state`; `base` keeps resourceVersion (optimistic concurrency) and foreign metadata. */
 export function writeCAState(base: { namespace: string; trustDomainObject: string; existing?: Secret }, state: CAState): Secret {
+  const name = caSecretName(base.trustDomainObject);
+  return writeCASecret({ ...base, name, labels: { [LABEL_TRUST_DOMAIN]: base.trustDomainObject } }, state, TRUST_DOMAIN_CA_FORMAT);
+}
+
+/** The Secret holding `state` in `format`; `meta.existing` keeps resourceVersion (optimistic concurrency) and foreign metadata. */
+export function writeCASecret(meta: { namespace: string; name: string; labels: Record<string, string>; existing?: Secret }, state: CAState, format: CASecretFormat): Secret {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   const data: Record<string, string> = {};
-  if (state.root) Object.assign(data, { [K.root]: b64(state.root.certificatePem), [K.rootKey]: b64(state.root.privateKeyPem) });
-  if (state.intermediate) Object.assign(data, { [K.intermediate]: b64(state.intermediate.certificatePem), [K.intermediateKey]: b64(state.intermediate.privateKeyPem) });
-  if (state.incoming) Object.assign(data, { [K.incoming]: b64(state.incoming.certificatePem), [K.incomingKey]: b64(state.incoming.privateKeyPem) });
-  if (state.retiringPem) data[K.retiring] = b64(state.retiringPem);
-  const annotations: Record<string, string> = { ...base.existing?.metadata.annotations };
+  const put = (p: Pair | undefined, m: CAMaterial | undefined) => {
+    if (p && m) Object.assign(data, { [p[0]]: b64(m.certificatePem), [p[1]]: b64(m.privateKeyPem) });
+  };
+  put(format.root, state.root);
+  put(format.intermediate, state.intermediate);
+  put(format.incoming, state.incoming);
+  const bundle = format.bundle.holds === 'retiring' ? state.retiringPem : trustedRootsPem(state);
+  if (bundle) data[format.bundle.key] = b64(bundle);
+  const A = format.annotations;
+  const annotations: Record<string, string> = { ...meta.existing?.metadata.annotations };
   for (const k of Object.values(A)) delete annotations[k];
-  if (state.rotation) Object.assign(annotations, { [A.phase]: state.rotation.phase, [A.reason]: state.rotation.reason, [A.startedAt]: state.rotation.startedAt, [A.phaseStartedAt]: state.rotation.phaseStartedAt });
-  if (state.lastRotationRequest) annotations[A.lastRequest] = state.lastRotationRequest;
+  const set = (k: string | undefined, v: string | undefined) => { if (k && v !== undefined) annotations[k] = v; };
+  if (state.rotation) {
+    set(A.phase, state.rotation.phase);
+    set(A.reason, state.rotation.reason);
+    set(A.startedAt, state.rotation.startedAt);
+    set(A.phaseStartedAt, state.rotation.phaseStartedAt);
+  }
+  if (state.lastRotationRequest) set(A.lastRequest, state.lastRotationRequest);
   return {
     apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
     metadata: {
-      name: caSecretName(base.trustDomainObject), namespace: base.namespace,
-      resourceVersion: base.existing?.metadata.resourceVersion,
-      labels: { ...base.existing?.metadata.labels, [LABEL_MANAGED_BY]: MANAGED_BY_VALUE, [LABEL_TRUST_DOMAIN]: base.trustDomainObject },
+      name: meta.name, namespace: meta.namespace,
+      resourceVersion: meta.existing?.metadata.resourceVersion,
+      labels: { ...meta.existing?.metadata.labels, [LABEL_MANAGED_BY]: MANAGED_BY_VALUE, ...meta.labels },
       annotations,
     },
     data,

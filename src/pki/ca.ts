@@ -31,6 +31,19 @@ export interface CAOptions {
   now: Date;
 }
 
+/**
+ * A root outside any trust domain, e.g. the webhook's CA, which only the API
+ * server trusts: no SPIFFE ID, and it signs its leaves itself (path length 0).
+ * Named "agent-identity-operator <purpose> CA <suffix>".
+ */
+export interface StandaloneRootOptions {
+  purpose: string;
+  algorithm: KeyAlgorithm;
+  size?: number;
+  validityMs: number;
+  now: Date;
+}
+
 /** What a CA Secret stores. certificatePem is the CA certificate then its chain, as loadCA expects. */
 export interface CAMaterial {
   certificatePem: string;
@@ -45,11 +58,11 @@ const MAX_COMMON_NAME = 64;
 /**
  * "<trustDomain> Root CA 3f9a0c1e": the random suffix makes every generation's
  * subject distinct, so rotation can tell an old root from its successor.
- * A long trust domain is shortened to keep the CN within 64 characters.
+ * A long prefix is shortened to keep the CN within 64 characters.
  */
-function commonName(trustDomain: string, kind: 'Root' | 'Intermediate'): string {
+function commonName(prefix: string, kind: string): string {
   const suffix = ` ${kind} CA ${Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(4))).toString('hex')}`;
-  return trustDomain.slice(0, MAX_COMMON_NAME - suffix.length) + suffix;
+  return prefix.slice(0, MAX_COMMON_NAME - suffix.length) + suffix;
 }
 
 function checkTrustDomain(trustDomain: string): void {
@@ -62,21 +75,23 @@ async function caExtensions(
   key: KeyPair,
   issuer: X509Certificate | 'self',
   pathLength: number,
-  trustDomain: string,
+  trustDomain: string | undefined,
 ): Promise<x509.Extension[]> {
   return [
     new x509.BasicConstraintsExtension(true, pathLength, true),
     new x509.KeyUsagesExtension(CA_KEY_USAGES, true),
     ...(await keyIdentifiers(key.publicKey, issuer)),
     // The SPIFFE X.509-SVID spec allows a signing certificate to carry its trust domain's ID.
-    new x509.SubjectAlternativeNameExtension([{ type: 'url', value: SpiffeID.fromParts(trustDomain, '').toString() }], false),
+    ...(trustDomain === undefined ? [] : [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: SpiffeID.fromParts(trustDomain, '').toString() }], false)]),
   ];
 }
 
-export async function createRoot(opts: CAOptions): Promise<CAMaterial> {
-  checkTrustDomain(opts.trustDomain);
+export async function createRoot(opts: CAOptions | StandaloneRootOptions): Promise<CAMaterial> {
+  const trustDomain = 'trustDomain' in opts ? opts.trustDomain : undefined;
+  if (trustDomain !== undefined) checkTrustDomain(trustDomain);
   const key = await generateKeyPair(opts.algorithm, opts.size ?? DEFAULT_KEY_SIZE[opts.algorithm]);
-  const name: x509.JsonName = [{ O: [ORGANIZATION] }, { CN: [commonName(opts.trustDomain, 'Root')] }];
+  const cn = 'trustDomain' in opts ? commonName(opts.trustDomain, 'Root') : commonName(ORGANIZATION, opts.purpose);
+  const name: x509.JsonName = [{ O: [ORGANIZATION] }, { CN: [cn] }];
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerialNumber(),
     subject: name,
@@ -85,8 +100,8 @@ export async function createRoot(opts: CAOptions): Promise<CAMaterial> {
     publicKey: key.publicKey,
     signingKey: key.privateKey,
     signingAlgorithm: signingAlgorithmOf(key),
-    // pathLength 1 leaves room for one Intermediate below the Root.
-    extensions: await caExtensions(key, 'self', 1, opts.trustDomain),
+    // pathLength 1 leaves room for one Intermediate below a trust domain's Root; a standalone root signs leaves itself.
+    extensions: await caExtensions(key, 'self', trustDomain !== undefined ? 1 : 0, trustDomain),
   });
   return { certificatePem: certificatesToPem([certificate]), privateKeyPem: await privateKeyToPem(key) };
 }

@@ -1,7 +1,7 @@
 // The public face of src/pki. Other folders import from here (or the named
 // module) and never load @peculiar/x509 themselves: see crypto.ts.
 export { Bundle } from './bundle.ts';
-export { type CA, type CAMaterial, type CAOptions, createIntermediate, createRoot, loadCA } from './ca.ts';
+export { type CA, type CAMaterial, type CAOptions, createIntermediate, createRoot, loadCA, type StandaloneRootOptions } from './ca.ts';
 export { type CryptoKey, x509 } from './crypto.ts';
 export { PkiError, type PkiErrorReason } from './errors.ts';
 export {
@@ -12,11 +12,11 @@ export {
   privateKeyFromPem,
   privateKeyToPem,
 } from './keys.ts';
-export { type IssuedLeaf, isValidDNSName, issueLeaf, type LeafRequest } from './leaf.ts';
-export { type CertificateInfo, describeCertificate, fingerprintOf, parseCertificates, spiffeIDOf } from './parse.ts';
+export { type IssuedLeaf, isValidDNSName, issueLeaf, issueServingLeaf, type LeafRequest, type ServingLeafRequest } from './leaf.ts';
+export { type CertificateInfo, describeCertificate, fingerprintOf, parseCertificates, sanValues, spiffeIDOf } from './parse.ts';
 export { certificatesToPem } from './pem.ts';
 export { serialNumberOf } from './serial.ts';
 export { isValidTrustDomainName, renderSpiffeID, SpiffeID, type TemplateVars } from './spiffeid.ts';
-export { DEFAULT_BACKDATE_MS } from './validity.ts';
-export { verifyChain, type VerifyResult } from './verify.ts';
+export { DEFAULT_BACKDATE_MS, issuedAt, type Validity } from './validity.ts';
+export { signedBy, verifyChain, type VerifyResult } from './verify.ts';
 export type { X509Certificate } from '@peculiar/x509';

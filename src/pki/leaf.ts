@@ -1,5 +1,6 @@
 // Issuing a Leaf: an X.509-SVID as the SPIFFE X.509-SVID specification and
-// RFC 5280 describe it, shaped like the SVIDs SPIRE issues.
+// RFC 5280 describe it, shaped like the SVIDs SPIRE issues; or a plain TLS
+// serving certificate (the webhook's), named by DNS names and IPs.
 import { KeyObject } from 'node:crypto';
 import type { CA } from './ca.ts';
 import { type CryptoKey, x509 } from './crypto.ts';
@@ -22,6 +23,16 @@ export interface LeafRequest {
   backdateMs?: number;
 }
 
+/** A TLS server certificate: a CN, DNS and IP SANs, serverAuth only. */
+export interface ServingLeafRequest {
+  commonName: string;
+  dnsNames: string[];
+  ipAddresses: string[];
+  publicKey: CryptoKey;
+  durationMs: number;
+  now: Date;
+}
+
 export interface IssuedLeaf {
   /** The Leaf followed by its intermediates, as PEM. A root is never sent: peers must already hold it in their bundle. */
   certificatePem: string;
@@ -41,33 +52,61 @@ export async function issueLeaf(ca: CA, req: LeafRequest): Promise<IssuedLeaf> {
   for (const name of req.dnsNames) {
     if (!isValidDNSName(name)) throw new PkiError('InvalidDNSName', `invalid DNS name ${JSON.stringify(String(name).slice(0, 100))}`);
   }
-  if (req.publicKey?.type !== 'public') throw new PkiError('KeyUnsupported', 'a Leaf is issued for a public key');
-  const leafKey = describeKeyObject(KeyObject.from(req.publicKey));
+  return signLeaf(ca, {
+    // Empty subject: the identity is the SPIFFE ID alone.
+    subject: [],
+    publicKey: req.publicKey,
+    window: { now: req.now, durationMs: req.durationMs, backdateMs: req.backdateMs ?? DEFAULT_BACKDATE_MS },
+    extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+    names: [
+      { type: 'url', value: req.spiffeID.toString() },
+      ...[...new Set(req.dnsNames)].map((value) => ({ type: 'dns' as const, value })),
+    ],
+  });
+}
+
+export async function issueServingLeaf(ca: CA, req: ServingLeafRequest): Promise<IssuedLeaf> {
+  return signLeaf(ca, {
+    subject: [{ CN: [req.commonName] }],
+    publicKey: req.publicKey,
+    window: { now: req.now, durationMs: req.durationMs, backdateMs: DEFAULT_BACKDATE_MS },
+    extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth],
+    names: [
+      ...req.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+      ...req.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+    ],
+  });
+}
+
+interface LeafProfile {
+  subject: x509.JsonName;
+  publicKey: CryptoKey;
+  window: { now: Date; durationMs: number; backdateMs: number };
+  extendedKeyUsages: string[];
+  names: x509.JsonGeneralName[];
+}
+
+async function signLeaf(ca: CA, p: LeafProfile): Promise<IssuedLeaf> {
+  if (p.publicKey?.type !== 'public') throw new PkiError('KeyUnsupported', 'a Leaf is issued for a public key');
+  const leafKey = describeKeyObject(KeyObject.from(p.publicKey));
   // keyEncipherment only means something for RSA key transport; SPIRE and Go set it only then.
   const usages = x509.KeyUsageFlags.digitalSignature | (leafKey.algorithm === 'RSA' ? x509.KeyUsageFlags.keyEncipherment : 0);
-  const window = validityWindow(req.now, req.durationMs, req.backdateMs ?? DEFAULT_BACKDATE_MS, ca.chain);
-
+  const window = validityWindow(p.window.now, p.window.durationMs, p.window.backdateMs, ca.chain);
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerialNumber(),
-    // Empty subject: the identity is the SPIFFE ID alone, and RFC 5280 then requires a critical SAN.
-    subject: [],
+    subject: p.subject,
     issuer: ca.certificate.subjectName,
     ...window,
-    publicKey: req.publicKey,
+    publicKey: p.publicKey,
     signingKey: ca.key.privateKey,
     signingAlgorithm: signingAlgorithmOf(ca.key),
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(usages, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
-      ...(await keyIdentifiers(req.publicKey, ca.certificate)),
-      new x509.SubjectAlternativeNameExtension(
-        [
-          { type: 'url', value: req.spiffeID.toString() },
-          ...[...new Set(req.dnsNames)].map((value) => ({ type: 'dns' as const, value })),
-        ],
-        true,
-      ),
+      new x509.ExtendedKeyUsageExtension(p.extendedKeyUsages, false),
+      ...(await keyIdentifiers(p.publicKey, ca.certificate)),
+      // RFC 5280: the SAN is critical exactly when the subject is empty.
+      new x509.SubjectAlternativeNameExtension(p.names, p.subject.length === 0),
     ],
   });
   return {

@@ -49,7 +49,7 @@ export function isCACertificate(cert: X509Certificate): boolean {
 }
 
 /** SAN entries of one type, in certificate order. */
-export function sanValues(cert: X509Certificate, type: 'url' | 'dns'): string[] {
+export function sanValues(cert: X509Certificate, type: 'url' | 'dns' | 'ip'): string[] {
   const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
   return (san?.names.items ?? []).filter((n) => n.type === type).map((n) => n.value);
 }

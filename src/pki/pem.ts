@@ -16,3 +16,8 @@ export function certificateBlocks(pem: string): (Uint8Array | null)[] {
 export function certificatesToPem(certs: readonly X509Certificate[]): string {
   return certs.map((c) => `${c.toString('pem').trim()}\n`).join('');
 }
+
+/** Each CERTIFICATE block on its own, as PEM text ending in a newline, in order. */
+export function certificatePemBlocks(pem: string): string[] {
+  return [...pem.matchAll(CERTIFICATE_BLOCK)].map((m) => `${m[0]}\n`);
+}

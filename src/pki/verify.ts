@@ -17,7 +17,8 @@ function label(cert: X509Certificate): string {
 const sameName = (a: x509.Name, b: x509.Name) => Buffer.from(a.toArrayBuffer()).equals(Buffer.from(b.toArrayBuffer()));
 const sameCert = (a: X509Certificate, b: X509Certificate) => Buffer.from(a.rawData).equals(Buffer.from(b.rawData));
 
-async function signedBy(cert: X509Certificate, issuer: X509Certificate): Promise<boolean> {
+/** Whether `issuer` signed `cert`: names chain and the signature verifies. */
+export async function signedBy(cert: X509Certificate, issuer: X509Certificate): Promise<boolean> {
   if (!sameName(cert.issuerName, issuer.subjectName)) return false;
   return cert.verify({ publicKey: issuer.publicKey, signatureOnly: true }).catch(() => false);
 }

@@ -4,10 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import {
-  applyCAStep, BACKDATE_MS, type CAObservation, caSecretOf, createWebhookCA, DEFAULT_LIFETIMES, issueServingCertificate,
-  loadWebhookCA, observeCA, observeServing, planCA, readCASecret, renewalTime, SERVING_CHECKS, type ServingObservation,
-  servingNames, servingNeedsIssuance, servingSecretOf, type WebhookCAState, type WebhookLifetimes,
+  applyCAStep, type CAObservation, caSecretOf, createWebhookCA, DEFAULT_LIFETIMES, issueServingCertificate,
+  loadWebhookCA, observeCA, observeServing, planCA, readCASecret, renewalTime, rotationConfig, SERVING_CHECKS, type ServingObservation,
+  servingNames, servingNeedsIssuance, servingSecretOf, storedBundleOf, type WebhookLifetimes,
 } from '../../../src/webhook/certs.ts';
+import { type CAState, trustedRootsPem } from '../../../src/ca/state.ts';
+import { DEFAULT_BACKDATE_MS as BACKDATE_MS } from '../../../src/pki/validity.ts';
 import { startsWithPem } from '../../support/pem.ts';
 
 const HOUR = 3600_000;
@@ -92,45 +94,63 @@ test('serving checks are an ordered list, Secret first', () => {
 
 // --- CA plan
 
-const times = (fingerprint: string, issuedHoursAgo: number, lifetimeHours = 300) => ({
-  fingerprint, notBefore: new Date(t0.getTime() - issuedHoursAgo * HOUR - BACKDATE_MS), notAfter: new Date(t0.getTime() + (lifetimeHours - issuedHoursAgo) * HOUR),
+const times = (issuedHoursAgo: number, lifetimeHours = 300) => ({
+  notBefore: new Date(t0.getTime() - issuedHoursAgo * HOUR - BACKDATE_MS), notAfter: new Date(t0.getTime() + (lifetimeHours - issuedHoursAgo) * HOUR),
 });
-const steady: CAObservation = { active: times('A', 1), bundle: [times('A', 1)], bundlePublished: true, serving: { issuedByActive: true, issuedAt: t0 } };
+const cfg = rotationConfig(lt, 10_000);
+const steady: CAObservation = { active: times(1), bundleIntact: true, bundleCopies: { total: 3, updated: 3 }, serving: { issuedByActive: true, issuedAt: t0 } };
 const at = (ms: number) => new Date(t0.getTime() + ms);
+const waitsUntil = (step: ReturnType<typeof planCA>, now: Date) => (step.kind === 'Wait' ? now.getTime() + step.afterMs! : undefined);
 
 test('CA: current → nothing, next look at 2/3 of its life', () => {
-  const step = planCA(steady, t0, lt);
-  assert.equal(step.action, 'none');
-  assert.equal(step.action === 'none' && step.nextAt?.getTime(), t0.getTime() + 199 * HOUR);
+  const step = planCA(steady, t0, cfg);
+  assert.equal(step.kind, 'Wait');
+  assert.equal(waitsUntil(step, t0), t0.getTime() + 199 * HOUR);
 });
 
 test('CA: at 2/3 of its life a new CA is published next to it', () => {
-  assert.equal(planCA({ ...steady, active: times('A', 200), bundle: [times('A', 200)] }, t0, lt).action, 'publishIncoming');
+  assert.equal(planCA({ ...steady, active: times(200) }, t0, cfg).kind, 'StartRotation');
 });
 
 test('CA: publishing waits until every configuration carries the new CA, then for the propagation delay', () => {
-  const publishing: CAObservation = { ...steady, incoming: times('B', 0), bundle: [times('A', 1), times('B', 0)], phaseStartedAt: t0 };
-  assert.equal(planCA({ ...publishing, bundlePublished: false }, at(10 * 60_000), lt).action, 'none');
-  const early = planCA(publishing, at(30_000), lt);
-  assert.equal(early.action, 'none');
-  assert.equal(early.action === 'none' && early.nextAt?.getTime(), at(60_000).getTime());
-  assert.equal(planCA(publishing, at(60_000), lt).action, 'promoteIncoming');
+  const publishing: CAObservation = { ...steady, rotation: { phase: 'PublishingRoot', phaseStartedAt: t0 } };
+  assert.equal(planCA({ ...publishing, bundleCopies: { total: 3, updated: 1 } }, at(10 * 60_000), cfg).kind, 'Wait');
+  const early = planCA(publishing, at(30_000), cfg);
+  assert.equal(early.kind, 'Wait');
+  assert.equal(waitsUntil(early, at(30_000)), at(60_000).getTime());
+  assert.equal(planCA(publishing, at(60_000), cfg).kind, 'SwitchSigner');
 });
 
 test('CA: the old CA leaves caBundle only after the serving certificate moved and the grace period passed', () => {
-  const retiring: CAObservation = { active: times('B', 0), bundle: [times('A', 201), times('B', 0)], phaseStartedAt: t0, bundlePublished: true, serving: { issuedByActive: false, issuedAt: at(-HOUR) } };
-  assert.equal(planCA(retiring, at(HOUR), lt).action, 'none', 'serving certificate still from the old CA');
+  const retiring: CAObservation = { ...steady, active: times(0), rotation: { phase: 'ReissuingLeaves', phaseStartedAt: t0 }, serving: { issuedByActive: false, issuedAt: at(-HOUR) } };
+  assert.equal(planCA(retiring, at(HOUR), cfg).kind, 'Wait', 'serving certificate still from the old CA');
   const moved = { ...retiring, serving: { issuedByActive: true, issuedAt: at(5_000) } };
-  const waiting = planCA(moved, at(60_000), lt);
-  assert.equal(waiting.action, 'none');
-  assert.equal(waiting.action === 'none' && waiting.nextAt?.getTime(), at(125_000).getTime(), 'grace counts from the re-issue');
-  assert.equal(planCA(moved, at(125_000), lt).action, 'retireOld');
+  const waiting = planCA(moved, at(60_000), cfg);
+  assert.equal(waiting.kind, 'Wait');
+  assert.equal(waitsUntil(waiting, at(60_000)), at(125_000).getTime(), 'grace counts from the re-issue');
+  assert.equal(planCA(moved, at(125_000), cfg).kind, 'FinishRotation');
 });
 
 test('CA: a ca.crt that lost the active CA is repaired first; an expired CA is replaced at once', () => {
-  assert.equal(planCA({ ...steady, bundle: [times('X', 1)] }, t0, lt).action, 'repairBundle');
-  assert.equal(planCA({ ...steady, bundle: [] }, t0, lt).action, 'repairBundle');
-  assert.equal(planCA({ ...steady, active: times('A', 301), bundle: [times('A', 301)] }, t0, lt).action, 'replaceExpired');
+  assert.equal(planCA({ ...steady, bundleIntact: false }, t0, cfg).kind, 'RepairBundle');
+  assert.equal(planCA({ ...steady, bundleIntact: false, active: times(301) }, t0, cfg).kind, 'RepairBundle');
+  assert.equal(planCA({ ...steady, active: times(301) }, t0, cfg).kind, 'ReplaceRoot');
+});
+
+test('CA: the stored ca.crt is intact only when it holds the retiring, active and incoming CAs', async () => {
+  const a = await createWebhookCA(new Date(), lt.caMs);
+  const x = await createWebhookCA(new Date(), lt.caMs);
+  const state: CAState = { root: a };
+  const copies = { total: 0, updated: 0 };
+  const serving: ServingObservation = { exists: false, missingKeys: [] };
+  assert.equal(observeCA(state, a.certificatePem, copies, serving).bundleIntact, true);
+  // ca.crt that lost the active CA: what it still holds is kept as retiring, and the repair adds the active CA back.
+  const written = caSecretOf('ns', 'ca', state);
+  const broken = { ...written, data: { ...written.data, 'ca.crt': Buffer.from(x.certificatePem).toString('base64') } };
+  const read = readCASecret(broken)!;
+  assert.equal(observeCA(read, storedBundleOf(broken), copies, serving).bundleIntact, false);
+  assert.equal(trustedRootsPem(await applyCAStep(read, { kind: 'RepairBundle' }, new Date(), lt)), x.certificatePem + a.certificatePem);
+  assert.equal(observeCA(state, 'junk', copies, serving).bundleIntact, false, 'an unreadable ca.crt is repaired rather than trusted');
 });
 
 test('default lifetimes: a year of CA, a month of serving certificate, renewal at 2/3', () => {
@@ -143,55 +163,63 @@ test('default lifetimes: a year of CA, a month of serving certificate, renewal a
 
 test('a rotation, step by step: both CAs in ca.crt until the serving certificate moved, then only the new one', async () => {
   const start = new Date();
-  let state: WebhookCAState = { active: await createWebhookCA(start, lt.caMs), bundlePem: '' };
-  state = { ...state, bundlePem: state.active.certificatePem };
-  const oldCA = state.active.certificatePem;
+  let state: CAState = { root: await createWebhookCA(start, lt.caMs) };
+  const oldCA = state.root!.certificatePem;
   // The serving Secret, observed against whatever CA is active at the time.
-  let servingSecret = servingSecretOf('ns', 'tls', await issueServingCertificate(await loadWebhookCA(state.active), names, start, lt.servingMs));
-  const issue = async (s: WebhookCAState, now: Date) => {
-    servingSecret = servingSecretOf('ns', 'tls', await issueServingCertificate(await loadWebhookCA(s.active), names, now, lt.servingMs));
-    return observeServing(servingSecret, await loadWebhookCA(s.active));
+  let servingSecret = servingSecretOf('ns', 'tls', await issueServingCertificate(await loadWebhookCA(state.root!), names, start, lt.servingMs));
+  const issue = async (s: CAState, now: Date) => {
+    servingSecret = servingSecretOf('ns', 'tls', await issueServingCertificate(await loadWebhookCA(s.root!), names, now, lt.servingMs));
+    return observeServing(servingSecret, await loadWebhookCA(s.root!));
   };
-  let serving = await observeServing(servingSecret, await loadWebhookCA(state.active));
-  const plan = async (now: Date) => planCA(await observeCA(state, true, serving), now, lt);
+  let serving = await observeServing(servingSecret, await loadWebhookCA(state.root!));
+  // Each step goes through the Secret, as the manager's passes do; every webhook carries ca.crt.
+  const plan = async (now: Date) => {
+    const secret = caSecretOf('ns', 'ca', state);
+    state = readCASecret(secret)!;
+    return planCA(observeCA(state, storedBundleOf(secret), { total: 2, updated: 2 }, serving), now, cfg);
+  };
 
   const due = new Date(start.getTime() + 200 * HOUR + BACKDATE_MS);
   const publish = await plan(due);
-  assert.equal(publish.action, 'publishIncoming');
+  assert.equal(publish.kind, 'StartRotation');
   state = await applyCAStep(state, publish, due, lt);
-  assert.equal(state.active.certificatePem, oldCA, 'the old CA still signs while the new one propagates');
-  assert.equal(pemCount(state.bundlePem), 2);
+  assert.equal(state.root!.certificatePem, oldCA, 'the old CA still signs while the new one propagates');
+  assert.equal(pemCount(trustedRootsPem(state)), 2);
 
   const promoteAt = new Date(due.getTime() + lt.propagationMs);
   const promote = await plan(promoteAt);
-  assert.equal(promote.action, 'promoteIncoming');
+  assert.equal(promote.kind, 'SwitchSigner');
   state = await applyCAStep(state, promote, promoteAt, lt);
-  assert.notEqual(state.active.certificatePem, oldCA);
+  assert.notEqual(state.root!.certificatePem, oldCA);
   assert.equal(state.incoming, undefined);
-  assert.equal(pemCount(state.bundlePem), 2, 'both CAs stay trusted');
-  serving = await observeServing(servingSecret, await loadWebhookCA(state.active));
+  assert.equal(pemCount(trustedRootsPem(state)), 2, 'both CAs stay trusted');
+  serving = await observeServing(servingSecret, await loadWebhookCA(state.root!));
   assert.equal(servingNeedsIssuance(serving, names, promoteAt, lt)?.reason, 'IssuerNotActiveCA', 'the serving certificate must move to the new CA');
-  assert.equal((await plan(new Date(promoteAt.getTime() + 10 * lt.graceMs))).action, 'none', 'not while the serving certificate is from the old CA');
+  assert.equal((await plan(new Date(promoteAt.getTime() + 10 * lt.graceMs))).kind, 'Wait', 'not while the serving certificate is from the old CA');
 
   serving = await issue(state, promoteAt);
   assert.equal(serving.certificate?.issuedByActive, true);
   // Grace counts from the later of the promotion and the re-issue (notBefore + BACKDATE_MS, whole seconds): here the promotion.
   const retireAt = new Date(promoteAt.getTime() + lt.graceMs);
-  assert.equal((await plan(new Date(retireAt.getTime() - 1000))).action, 'none');
+  assert.equal((await plan(new Date(retireAt.getTime() - 1000))).kind, 'Wait');
   const retire = await plan(retireAt);
-  assert.equal(retire.action, 'retireOld');
+  assert.equal(retire.kind, 'FinishRotation');
   state = await applyCAStep(state, retire, retireAt, lt);
-  assert.equal(state.bundlePem, state.active.certificatePem, 'only the new CA is left');
+  assert.equal(trustedRootsPem(state), state.root!.certificatePem, 'only the new CA is left');
 });
 
 test('the CA Secret round-trips, including the incoming CA and the phase start', async () => {
   const a = await createWebhookCA(new Date(), lt.caMs);
   const b = await createWebhookCA(new Date(), lt.caMs);
-  const state: WebhookCAState = { active: a, incoming: b, bundlePem: a.certificatePem + b.certificatePem, phaseStartedAt: new Date('2026-01-01T00:00:00.000Z') };
+  const started = '2026-01-01T00:00:00.000Z';
+  const state: CAState = { root: a, incoming: b, rotation: { phase: 'PublishingRoot', reason: 'Scheduled', startedAt: started, phaseStartedAt: started } };
   const secret = caSecretOf('agent-identity-system', 'agent-identity-webhook-root', state);
   assert.equal(secret.metadata.labels?.['app.kubernetes.io/managed-by'], 'agent-identity-operator');
   assert.deepEqual(Object.keys(secret.data!).sort(), ['ca.crt', 'incoming.crt', 'incoming.key', 'tls.crt', 'tls.key']);
-  assert.deepEqual(readCASecret(secret), state);
+  assert.equal(Buffer.from(secret.data!['ca.crt']!, 'base64').toString(), a.certificatePem + b.certificatePem);
+  assert.deepEqual(secret.metadata.annotations, { 'agentidentity.dev/webhook-ca-phase-started-at': started });
+  const read = readCASecret(secret)!;
+  assert.deepEqual({ ...read, intermediate: undefined, retiringPem: undefined, lastRotationRequest: undefined }, { ...state, intermediate: undefined, retiringPem: undefined, lastRotationRequest: undefined });
   assert.equal(readCASecret({ metadata: {}, data: { 'tls.crt': secret.data!['tls.crt']! } }), undefined, 'no key: not a usable CA (and never silently replaced)');
 });
 
