@@ -75,11 +75,13 @@ export interface KubeClientOptions {
 }
 
 export class KubeClient {
-  readonly kc: KubeConfig;
+  private readonly kc: KubeConfig;
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
   private readonly admission: AdmissionregistrationV1Api;
   private readonly coordination: CoordinationV1Api;
+  private readonly extensions: ApiextensionsV1Api;
+  private readonly version: VersionApi;
   /** Every call passes these: the shared connection pool and the timeout. */
   private readonly opts: ConfigurationOptions;
   private readonly mergePatch: ConfigurationOptions;
@@ -90,6 +92,8 @@ export class KubeClient {
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
     this.coordination = kc.makeApiClient(CoordinationV1Api);
+    this.extensions = kc.makeApiClient(ApiextensionsV1Api);
+    this.version = kc.makeApiClient(VersionApi);
     this.opts = requestOptions(options.timeoutMs);
     this.mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch, this.opts);
   }
@@ -100,7 +104,7 @@ export class KubeClient {
   }
 
   getVersion(): Promise<{ gitVersion: string }> {
-    return call(() => this.kc.makeApiClient(VersionApi).getCode(undefined, this.opts));
+    return call(() => this.version.getCode(undefined, this.opts));
   }
 
   // --- Secrets
@@ -178,7 +182,7 @@ export class KubeClient {
   // --- CustomResourceDefinitions
   /** Whether a CRD is installed and Established (served). */
   async crdEstablished(name: string): Promise<boolean> {
-    const crd = await call(() => this.kc.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name }, this.opts));
+    const crd = await call(() => this.extensions.readCustomResourceDefinition({ name }, this.opts));
     return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
   }
 
