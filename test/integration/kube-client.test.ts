@@ -5,12 +5,17 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
+import { eventually } from '../support/operator.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { ifExists } from '../../src/kube/errors.ts';
 
 let env: TestEnv;
 
-before(async () => { env = await startTestEnv(); });
+before(async () => {
+  env = await startTestEnv();
+  // Right after the CRDs are Established the API server may still answer 429 "storage is (re)initializing".
+  await eventually(async () => (await new KubeClient(env.kc).listIdentities('default'), true), { what: 'AgentIdentities are served' });
+});
 after(async () => { await env?.stop(); });
 
 const N = 20;
