@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
 import { parseDuration } from './api/duration.ts';
-import { WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME } from './webhook/names.ts';
+import { DEFAULT_OPERATOR_NAMESPACE, OPERATOR_LEASE, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME } from './api/names.ts';
 
 export interface Config {
   kubeconfig?: string;
@@ -51,7 +51,7 @@ interface Option {
 
 export const OPTIONS = {
   kubeconfig: { env: 'KUBECONFIG', default: '', help: 'kubeconfig file; unset: $KUBECONFIG, then ~/.kube/config, then in-cluster' },
-  namespace: { env: 'POD_NAMESPACE', plainEnv: true, default: 'agent-identity-system', help: 'where self-signed CA Secrets, the Lease and the webhook Secrets live' },
+  namespace: { env: 'POD_NAMESPACE', plainEnv: true, default: DEFAULT_OPERATOR_NAMESPACE, help: 'where self-signed CA Secrets, the Lease and the webhook Secrets live' },
   'http-host': { env: 'HTTP_HOST', default: '0.0.0.0', help: 'address for /healthz, /readyz and /metrics' },
   'http-port': { env: 'HTTP_PORT', default: '8080', help: 'port for /healthz, /readyz and /metrics (0: any free port)' },
   concurrency: { env: 'CONCURRENCY', default: '4', help: 'reconciles in flight per controller' },
@@ -67,7 +67,7 @@ export const OPTIONS = {
   'external-ca-poll': { env: 'EXTERNAL_CA_POLL', default: '1m', help: 'how often a secretRef CA is re-read' },
   'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'pino level' },
   'log-format': { env: 'LOG_FORMAT', default: 'json', help: 'json or pretty' },
-  'leader-elect': { env: 'LEADER_ELECT', default: 'false', boolean: true, help: 'campaign for the Lease agent-identity-operator; only the holder reconciles' },
+  'leader-elect': { env: 'LEADER_ELECT', default: 'false', boolean: true, help: `campaign for the Lease ${OPERATOR_LEASE}; only the holder reconciles` },
   'leader-election-lease-duration': { env: 'LEADER_ELECTION_LEASE_DURATION', default: '15s', help: 'how long a Lease holds without renewal' },
   'leader-election-renew-deadline': { env: 'LEADER_ELECTION_RENEW_DEADLINE', default: '10s', help: 'the leader gives up if it cannot renew within this' },
   'leader-election-retry-period': { env: 'LEADER_ELECTION_RETRY_PERIOD', default: '2s', help: 'how often candidates retry' },

@@ -3,15 +3,15 @@
 // With --leader-elect only the Lease holder reconciles; a replica that loses
 // the lease exits at once (and is restarted as a follower) rather than risk
 // reconciling next to the new leader.
-import type { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig, usage, wantsHelp, envName, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { startHealthServer } from './http.ts';
 import { startOperator, type Operator } from './operator.ts';
-import { LeaderElector, OPERATOR_LEASE } from './kube/lease.ts';
+import { LeaderElector } from './kube/lease.ts';
 import { toKubeError } from './kube/errors.ts';
-import { loadKubeConfig } from './kube/client.ts';
+import { KubeClient, loadKubeConfig, type KubeConfig } from './kube/client.ts';
+import { OPERATOR_LEASE } from './api/names.ts';
 import { startWebhookServer, startWebhookManager, type WebhookManager } from './webhook/index.ts';
 
 /** A start-up problem the user fixes: one line on stderr, no stack trace. */
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     operator = await startOperator(cfg, kc, log, metrics);
   };
   if (!cfg.leaderElect) return lead();
-  elector = new LeaderElector(kc, {
+  elector = new LeaderElector(new KubeClient(kc), {
     namespace: cfg.namespace, name: OPERATOR_LEASE, identity: cfg.identity,
     leaseDurationMs: cfg.leaseDurationMs, renewDeadlineMs: cfg.renewDeadlineMs, retryPeriodMs: cfg.retryPeriodMs,
     onStartedLeading: () => { log.info({ identity: cfg.identity }, 'became leader'); void lead(); },

@@ -3,12 +3,11 @@
 //   AgentIdentity, its Secret, its TrustDomain, its Namespace or its
 //   ServiceAccount changes                              → reconcile the identity;
 //   TrustDomain or its CA Secret changes                → reconcile the trust domain.
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from './api/group.ts';
 import { trustDomainOf } from './api/defaults.ts';
 import type { AgentIdentity, Secret, TrustDomain } from './api/types.ts';
-import { KubeClient } from './kube/client.ts';
+import { KubeClient, type KubeConfig } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { toKubeError } from './kube/errors.ts';
 import type { Restart } from './kube/restart.ts';
@@ -31,7 +30,7 @@ export interface Operator {
 export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, metrics = new Metrics()): Promise<Operator> {
   const kube = new KubeClient(kc);
   const store = new TrustStore();
-  const events = new EventRecorder(kc, 'agent-identity-operator', (err) => log.warn({ err: toKubeError(err).message }, 'recording event failed'));
+  const events = new EventRecorder(kube, 'agent-identity-operator', (err) => log.warn({ err: toKubeError(err).message }, 'recording event failed'));
   const now = () => new Date();
   const queueOptions = (controller: string) => ({
     concurrency: cfg.concurrency,

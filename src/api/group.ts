@@ -19,7 +19,6 @@ export const LABEL_TRUST_DOMAIN = `${GROUP}/trust-domain`;
 export const ANNOTATION_SPIFFE_ID = `${GROUP}/spiffe-id`;
 export const ANNOTATION_SERIAL = `${GROUP}/serial-number`;
 export const ANNOTATION_NOT_AFTER = `${GROUP}/not-after`;
-export const ANNOTATION_CA_FINGERPRINT = `${GROUP}/ca-fingerprint`;
 /** Why the certificate in the Secret was issued; status reports it from here so it travels with the certificate. */
 export const ANNOTATION_ISSUANCE_REASON = `${GROUP}/issuance-reason`;
 
@@ -40,6 +39,7 @@ export const ANNOTATION_RENEWAL_REQUEST = `${GROUP}/renewal-request`;
 export const ANNOTATION_ROOT_FINGERPRINT = `${GROUP}/root-fingerprint`;
 /** Finalizer that records a deleted identity's serial on the deny list before its Secret goes. */
 export const FINALIZER_REVOKE = `${GROUP}/revoke`;
-/** Label on bundle ConfigMaps: which TrustDomain they publish. Same key as on CA Secrets. */
+/** Bundle ConfigMaps are named trust-bundle-<TrustDomain>; like CA Secrets, they carry LABEL_TRUST_DOMAIN. */
 export const BUNDLE_CONFIGMAP_PREFIX = 'trust-bundle-';
+/** Key of the deny list in bundle ConfigMaps. */
 export const BUNDLE_DENYLIST = 'denylist.json';

@@ -1,20 +1,13 @@
-// The agent-identity commands. Each takes a Kube client and parsed options,
-// and returns what to print; I/O stays in main.ts.
-import { AdmissionregistrationV1Api, ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, VersionApi, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+// The agent-identity commands. Each reads or annotates through the KubeClient
+// and returns what to print, as text and as JSON; main.ts writes it.
 import { parseCertificates, describeCertificate, fingerprintOf } from '../pki/parse.ts';
 import { verifyChain } from '../pki/verify.ts';
-import { BUNDLE_CONFIGMAP_PREFIX, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, SECRET_CERT } from '../api/group.ts';
-import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_ROTATE_REQUESTED_AT } from '../api/group.ts';
+import { BUNDLE_CONFIGMAP_PREFIX, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, SECRET_CERT, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_ROTATE_REQUESTED_AT } from '../api/group.ts';
+import { CRD_NAMES, OPERATOR_LEASE, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_TLS_SECRET } from '../api/names.ts';
 import { getCondition } from '../api/conditions.ts';
-import type { AgentIdentity, TrustDomain } from '../api/types.ts';
-import { call, ifExists } from '../kube/errors.ts';
-import { OPERATOR_LEASE } from '../kube/lease.ts';
-import { WEBHOOK_CONFIGURATION_NAME, WEBHOOK_TLS_SECRET } from '../webhook/names.ts';
+import type { KubeClient } from '../kube/client.ts';
+import { ifExists } from '../kube/errors.ts';
 import { table, relative } from './table.ts';
-
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-const ai = { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural };
-const td = { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural };
 
 export interface Output { text: string; json: unknown }
 
@@ -23,26 +16,22 @@ interface CheckResult { check: string; ok: boolean; state: 'ok' | 'not in use' |
 interface NotInUse { notInUse: string }
 
 export class Commands {
-  private readonly kc: KubeConfig;
-  private readonly custom: CustomObjectsApi;
-  private readonly core: CoreV1Api;
+  private readonly kube: KubeClient;
   private readonly now: () => Date;
 
-  constructor(kc: KubeConfig, now: () => Date = () => new Date()) {
-    this.kc = kc;
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.core = kc.makeApiClient(CoreV1Api);
+  constructor(kube: KubeClient, now: () => Date = () => new Date()) {
+    this.kube = kube;
     this.now = now;
   }
 
   /** The certificate chain in an identity Secret, and whether the trust bundle accepts it. Never reads out tls.key. */
   async inspectSecret(name: string, namespace: string): Promise<Output> {
-    const secret = await call(() => this.core.readNamespacedSecret({ name, namespace }));
+    const secret = await this.kube.getSecret(namespace, name);
     const text = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
     const chain = parseCertificates(text(SECRET_CERT));
     const td = secret.metadata?.labels?.[LABEL_TRUST_DOMAIN];
     // The bundle the agents in this namespace trust: the published ConfigMap, else the Secret's own ca.crt.
-    const published = td ? await call(() => this.core.readNamespacedConfigMap({ namespace, name: `${BUNDLE_CONFIGMAP_PREFIX}${td}` })).catch(() => undefined) : undefined;
+    const published = td ? await this.kube.getConfigMap(namespace, `${BUNDLE_CONFIGMAP_PREFIX}${td}`).catch(() => undefined) : undefined;
     const bundlePem = published?.data?.[SECRET_BUNDLE] ?? text(SECRET_BUNDLE);
     const roots = bundlePem ? parseCertificates(bundlePem) : [];
     const trust = roots.length ? await verifyChain(chain, roots, this.now()) : { ok: false as const, reason: 'no trust bundle found' };
@@ -82,20 +71,17 @@ export class Commands {
       }
     };
     await add('API server reachable', async () => {
-      const v = await call(() => this.kc.makeApiClient(VersionApi).getCode());
-      return `${this.kc.getCurrentCluster()?.server} ${v.gitVersion}`;
+      const v = await this.kube.getVersion();
+      return `${this.kube.server} ${v.gitVersion}`;
     });
     await add('CRDs installed', async () => {
-      const ext = this.kc.makeApiClient(ApiextensionsV1Api);
-      const names = ['agentidentities.agentidentity.dev', 'trustdomains.agentidentity.dev'];
-      for (const n of names) {
-        const crd = await call(() => ext.readCustomResourceDefinition({ name: n }));
-        if (!crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) throw new Error(`${n} is not Established`);
+      for (const n of CRD_NAMES) {
+        if (!await this.kube.crdEstablished(n)) throw new Error(`${n} is not Established`);
       }
-      return names.join(', ');
+      return CRD_NAMES.join(', ');
     });
     await add('leader election', async () => {
-      const lease = await ifExists(() => this.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: operatorNamespace, name: OPERATOR_LEASE }));
+      const lease = await ifExists(() => this.kube.getLease(operatorNamespace, OPERATOR_LEASE));
       if (!lease) return { notInUse: `not in use (no Lease ${OPERATOR_LEASE} in ${operatorNamespace}; fine for a single replica started without --leader-elect)` };
       const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime) : undefined;
       const age = renewed ? this.now().getTime() - renewed.getTime() : Infinity;
@@ -103,14 +89,13 @@ export class Commands {
       return `leader ${lease.spec.holderIdentity}, renewed ${relative(renewed!.toISOString(), this.now())}`;
     });
     await add('webhook', async () => {
-      const adm = this.kc.makeApiClient(AdmissionregistrationV1Api);
       const name = WEBHOOK_CONFIGURATION_NAME;
       const configs = [
-        await ifExists(() => adm.readMutatingWebhookConfiguration({ name })),
-        await ifExists(() => adm.readValidatingWebhookConfiguration({ name })),
+        await this.kube.getWebhookConfiguration('MutatingWebhookConfiguration', name),
+        await this.kube.getWebhookConfiguration('ValidatingWebhookConfiguration', name),
       ];
       if (!configs.some(Boolean)) return { notInUse: `not installed (no webhook configuration ${name})` };
-      const tls = await ifExists(() => this.core.readNamespacedSecret({ namespace: operatorNamespace, name: WEBHOOK_TLS_SECRET }));
+      const tls = await ifExists(() => this.kube.getSecret(operatorNamespace, WEBHOOK_TLS_SECRET));
       if (!tls) throw new Error(`webhook configuration ${name} is installed but Secret ${operatorNamespace}/${WEBHOOK_TLS_SECRET} does not exist: run the operator with --webhook-port`);
       const serving = parseCertificates(Buffer.from(tls.data?.[SECRET_CERT] ?? '', 'base64').toString('utf8'));
       const bundles = configs.flatMap((c) => c?.webhooks ?? []).map((w) => w.clientConfig.caBundle);
@@ -122,7 +107,7 @@ export class Commands {
       return `${bundles.length} webhooks trust the serving certificate`;
     });
     await add('TrustDomains Ready', async () => {
-      const tds = ((await call(() => this.custom.listClusterCustomObject(td))) as { items: TrustDomain[] }).items;
+      const tds = await this.kube.listTrustDomains();
       const bad = tds.filter((t) => getCondition(t.status?.conditions, 'Ready')?.status !== 'True');
       if (!tds.length) throw new Error('no TrustDomain exists; apply examples/trustdomain-default.yaml');
       if (bad.length) throw new Error(bad.map((t) => `${t.metadata.name}: ${getCondition(t.status?.conditions, 'Ready')?.message ?? 'not reconciled yet'}`).join('; '));
@@ -133,15 +118,8 @@ export class Commands {
     return { ok, text: table(['CHECK', 'OK', 'DETAIL'], results.map((r) => [r.check, mark[r.state], r.detail])), json: { ok, checks: results } };
   }
 
-  private async identities(namespace: string | undefined, selector?: string): Promise<AgentIdentity[]> {
-    const list = namespace
-      ? await call(() => this.custom.listNamespacedCustomObject({ ...ai, namespace, labelSelector: selector }))
-      : await call(() => this.custom.listClusterCustomObject({ ...ai, labelSelector: selector }));
-    return (list as { items: AgentIdentity[] }).items;
-  }
-
   async status(namespace: string | undefined): Promise<Output> {
-    const items = await this.identities(namespace);
+    const items = await this.kube.listIdentities(namespace);
     const now = this.now();
     const rows = items.map((i) => {
       const ready = getCondition(i.status?.conditions, 'Ready');
@@ -160,13 +138,13 @@ export class Commands {
       if (!target.namespace) throw new Error('renew NAME needs -n NAMESPACE');
       names = [{ namespace: target.namespace, name: target.name }];
     } else if (target.all || target.selector) {
-      names = (await this.identities(target.namespace, target.selector)).map((i) => ({ namespace: i.metadata.namespace!, name: i.metadata.name! }));
+      names = (await this.kube.listIdentities(target.namespace, target.selector)).map((i) => ({ namespace: i.metadata.namespace!, name: i.metadata.name! }));
     } else {
       throw new Error('renew needs NAME -n NAMESPACE, --all, or -l SELECTOR');
     }
     const stamp = this.now().toISOString();
     for (const n of names) {
-      await call(() => this.custom.patchNamespacedCustomObject({ ...ai, ...n, body: { metadata: { annotations: { [ANNOTATION_RENEW_REQUESTED_AT]: stamp } } } }, mergePatch));
+      await this.kube.annotateIdentity(n.namespace, n.name, { [ANNOTATION_RENEW_REQUESTED_AT]: stamp });
     }
     return {
       text: names.map((n) => `renewal requested for ${n.namespace}/${n.name}`).join('\n') + (names.length ? '\n' : 'no identities matched\n'),
@@ -175,9 +153,7 @@ export class Commands {
   }
 
   async caStatus(name: string | undefined): Promise<Output> {
-    const items = name
-      ? [await call(() => this.custom.getClusterCustomObject({ ...td, name })) as TrustDomain]
-      : ((await call(() => this.custom.listClusterCustomObject(td))) as { items: TrustDomain[] }).items;
+    const items = name ? [await this.kube.getTrustDomain(name)] : await this.kube.listTrustDomains();
     const now = this.now();
     const lines: string[] = [];
     for (const t of items) {
@@ -194,7 +170,7 @@ export class Commands {
 
   async caRotate(name: string): Promise<Output> {
     const stamp = this.now().toISOString();
-    await call(() => this.custom.patchClusterCustomObject({ ...td, name, body: { metadata: { annotations: { [ANNOTATION_ROTATE_REQUESTED_AT]: stamp } } } }, mergePatch));
+    await this.kube.annotateTrustDomain(name, { [ANNOTATION_ROTATE_REQUESTED_AT]: stamp });
     return { text: `root rotation requested for TrustDomain ${name}; follow it with: agent-identity ca status ${name}\n`, json: { trustDomain: name, requestedAt: stamp } };
   }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // agent-identity: inspect and steer the operator from a terminal or script.
 import { parseArgs } from 'node:util';
-import { loadKubeConfig, NoClusterError } from '../kube/client.ts';
+import { DEFAULT_OPERATOR_NAMESPACE } from '../api/names.ts';
+import { KubeClient, loadKubeConfig, NoClusterError } from '../kube/client.ts';
 import { Commands, type Output } from './commands.ts';
 
 const USAGE = `usage: agent-identity <command> [options]
@@ -30,7 +31,7 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
       all: { type: 'boolean' },
       output: { type: 'string', short: 'o', default: 'table' },
       kubeconfig: { type: 'string' },
-      'operator-namespace': { type: 'string', default: 'agent-identity-system' },
+      'operator-namespace': { type: 'string', default: DEFAULT_OPERATOR_NAMESPACE },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -40,7 +41,7 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
 }
 
 async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string; 'operator-namespace'?: string }, positionals: string[]): Promise<Output> {
-  const c = new Commands(loadKubeConfig(values.kubeconfig));
+  const c = new Commands(new KubeClient(loadKubeConfig(values.kubeconfig)));
   const [cmd, sub, arg] = positionals;
   const ns = values['all-namespaces'] ? undefined : values.namespace;
   switch (cmd) {
@@ -54,7 +55,7 @@ async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean
       if (sub !== 'secret' || !arg || !ns) throw new UsageError('usage: agent-identity inspect secret NAME -n NAMESPACE');
       return c.inspectSecret(arg, ns);
     case 'check': {
-      const out = await c.check(values['operator-namespace'] ?? 'agent-identity-system');
+      const out = await c.check(values['operator-namespace'] ?? DEFAULT_OPERATOR_NAMESPACE);
       if (!out.ok) process.exitCode = 1;
       return out;
     }

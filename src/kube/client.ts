@@ -1,17 +1,26 @@
-// The only code that talks to the API server. Thin, typed wrappers over
-// client-node; every rejection is normalised to a KubeError (errors.ts).
+// The one API client: thin, typed wrappers over client-node for the operator's
+// reconcilers, leader election, events, the webhook and the CLI. Every request
+// shares one connection pool, is bounded by the client's timeout if it has one,
+// and every rejection is normalised to a KubeError (errors.ts).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, findHomeDir, setHeaderOptions,
-  type KubernetesListObject, type KubernetesObject, type V1Secret, type V1ConfigMap,
+  AdmissionregistrationV1Api, ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, VersionApi,
+  findHomeDir, setHeaderOptions,
+  type ConfigurationOptions, type CoreV1Event, type KubernetesListObject, type KubernetesObject, type V1ConfigMap, type V1Lease, type V1Secret,
 } from '@kubernetes/client-node';
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER } from '../api/group.ts';
-import type { AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, Secret, ServiceAccount, TrustDomain, TrustDomainStatus } from '../api/types.ts';
-import { call, isNotFound } from './errors.ts';
+import type {
+  AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, ObjectMeta, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
+} from '../api/types.ts';
+import { call, ifExists, isNotFound } from './errors.ts';
 import { Informer } from './informer.ts';
+import { requestOptions } from './transport.ts';
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+export type { KubeConfig };
+
+const AI = { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural };
+const TD = { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural };
 const CTB = { group: 'certificates.k8s.io', version: 'v1', plural: 'clustertrustbundles' };
 
 /** Neither a kubeconfig nor a pod's service account: there is no cluster to talk to. */
@@ -46,60 +55,142 @@ export interface InformerHandlers<T> {
   resyncMs: number;
 }
 
-export class KubeClient {
-  readonly kc: KubeConfig;
-  readonly core: CoreV1Api;
-  readonly custom: CustomObjectsApi;
+export type WebhookConfigurationKind = 'MutatingWebhookConfiguration' | 'ValidatingWebhookConfiguration';
 
-  constructor(kc: KubeConfig) {
+/** The part of a webhook configuration that is read: its webhooks' caBundle. */
+export interface WebhookConfiguration {
+  metadata: { name?: string; resourceVersion?: string };
+  webhooks?: { name: string; clientConfig: { caBundle?: string; url?: string; service?: unknown } }[];
+}
+
+/** A JSON Patch `test`: guards an index-based write against a reordered list. */
+export interface TestOp { op: 'test'; path: string; value: unknown }
+
+/** An RFC 6902 operation; the API server checks the rest. */
+export interface PatchOp { op: string; path: string; value?: unknown }
+
+export interface KubeClientOptions {
+  /** Bound on each request: the webhook answers the API server in bounded time. Default: none. */
+  timeoutMs?: number;
+}
+
+export class KubeClient {
+  private readonly kc: KubeConfig;
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+  private readonly admission: AdmissionregistrationV1Api;
+  private readonly coordination: CoordinationV1Api;
+  private readonly extensions: ApiextensionsV1Api;
+  private readonly version: VersionApi;
+  /** Every call passes these: the shared connection pool and the timeout. */
+  private readonly opts: ConfigurationOptions;
+  private readonly mergePatch: ConfigurationOptions;
+
+  constructor(kc: KubeConfig, options: KubeClientOptions = {}) {
     this.kc = kc;
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    this.coordination = kc.makeApiClient(CoordinationV1Api);
+    this.extensions = kc.makeApiClient(ApiextensionsV1Api);
+    this.version = kc.makeApiClient(VersionApi);
+    this.opts = requestOptions(options.timeoutMs);
+    this.mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch, this.opts);
+  }
+
+  /** The API server's URL, as the kubeconfig names it. */
+  get server(): string | undefined {
+    return this.kc.getCurrentCluster()?.server;
+  }
+
+  getVersion(): Promise<{ gitVersion: string }> {
+    return call(() => this.version.getCode(undefined, this.opts));
   }
 
   // --- Secrets
   getSecret(namespace: string, name: string): Promise<Secret> {
-    return call(() => this.core.readNamespacedSecret({ namespace, name }) as Promise<Secret>);
+    return call(() => this.core.readNamespacedSecret({ namespace, name }, this.opts) as Promise<Secret>);
   }
 
   createSecret(secret: Secret): Promise<Secret> {
     const namespace = secret.metadata.namespace!;
-    return call(() => this.core.createNamespacedSecret({ namespace, body: secret as V1Secret, fieldManager: FIELD_MANAGER }) as Promise<Secret>);
+    return call(() => this.core.createNamespacedSecret({ namespace, body: secret as V1Secret, fieldManager: FIELD_MANAGER }, this.opts) as Promise<Secret>);
   }
 
   /** Optimistic-concurrency replace: metadata.resourceVersion must be set, so a stale write fails with 409. */
   replaceSecret(secret: Secret): Promise<Secret> {
     const { namespace, name } = secret.metadata as { namespace: string; name: string };
-    return call(() => this.core.replaceNamespacedSecret({ namespace, name, body: secret as V1Secret, fieldManager: FIELD_MANAGER }) as Promise<Secret>);
+    return call(() => this.core.replaceNamespacedSecret({ namespace, name, body: secret as V1Secret, fieldManager: FIELD_MANAGER }, this.opts) as Promise<Secret>);
   }
 
   deleteSecret(namespace: string, name: string, uid?: string): Promise<unknown> {
     // The uid precondition makes sure we delete exactly the Secret we decided about.
-    return call(() => this.core.deleteNamespacedSecret({ namespace, name, body: uid ? { preconditions: { uid } } : undefined }));
+    return call(() => this.core.deleteNamespacedSecret({ namespace, name, body: uid ? { preconditions: { uid } } : undefined }, this.opts));
   }
 
   // --- ConfigMaps
   getConfigMap(namespace: string, name: string): Promise<ConfigMap> {
-    return call(() => this.core.readNamespacedConfigMap({ namespace, name }) as Promise<ConfigMap>);
+    return call(() => this.core.readNamespacedConfigMap({ namespace, name }, this.opts) as Promise<ConfigMap>);
   }
 
   createConfigMap(cm: ConfigMap): Promise<ConfigMap> {
-    return call(() => this.core.createNamespacedConfigMap({ namespace: cm.metadata.namespace!, body: cm as V1ConfigMap, fieldManager: FIELD_MANAGER }) as Promise<ConfigMap>);
+    return call(() => this.core.createNamespacedConfigMap({ namespace: cm.metadata.namespace!, body: cm as V1ConfigMap, fieldManager: FIELD_MANAGER }, this.opts) as Promise<ConfigMap>);
   }
 
   replaceConfigMap(cm: ConfigMap): Promise<ConfigMap> {
-    return call(() => this.core.replaceNamespacedConfigMap({ namespace: cm.metadata.namespace!, name: cm.metadata.name!, body: cm as V1ConfigMap, fieldManager: FIELD_MANAGER }) as Promise<ConfigMap>);
+    return call(() => this.core.replaceNamespacedConfigMap({ namespace: cm.metadata.namespace!, name: cm.metadata.name!, body: cm as V1ConfigMap, fieldManager: FIELD_MANAGER }, this.opts) as Promise<ConfigMap>);
   }
 
   deleteConfigMap(namespace: string, name: string): Promise<unknown> {
-    return call(() => this.core.deleteNamespacedConfigMap({ namespace, name }));
+    return call(() => this.core.deleteNamespacedConfigMap({ namespace, name }, this.opts));
+  }
+
+  /**
+   * A Secret's or ConfigMap's metadata only (PartialObjectMetadata): admission
+   * asks who owns it, so it never needs, and so never receives, its data.
+   */
+  getMetadata(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<ObjectMeta> {
+    const opts = setHeaderOptions('Accept', 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1', this.opts);
+    const read = kind === 'Secret' ? () => this.core.readNamespacedSecret({ namespace, name }, opts) : () => this.core.readNamespacedConfigMap({ namespace, name }, opts);
+    return call(async () => ((await read()) as { metadata: ObjectMeta }).metadata);
+  }
+
+  // --- Namespaces
+  getNamespace(name: string): Promise<Namespace> {
+    return call(() => this.core.readNamespace({ name }, this.opts) as Promise<Namespace>);
+  }
+
+  // --- Events
+  createEvent(event: CoreV1Event): Promise<unknown> {
+    return call(() => this.core.createNamespacedEvent({ namespace: event.metadata.namespace!, body: event }, this.opts));
+  }
+
+  // --- Leases
+  getLease(namespace: string, name: string): Promise<V1Lease> {
+    return call(() => this.coordination.readNamespacedLease({ namespace, name }, this.opts));
+  }
+
+  createLease(lease: V1Lease): Promise<V1Lease> {
+    return call(() => this.coordination.createNamespacedLease({ namespace: lease.metadata!.namespace!, body: lease }, this.opts));
+  }
+
+  /** metadata.resourceVersion from the read makes this a compare-and-swap. */
+  replaceLease(lease: V1Lease): Promise<V1Lease> {
+    return call(() => this.coordination.replaceNamespacedLease({ namespace: lease.metadata!.namespace!, name: lease.metadata!.name!, body: lease }, this.opts));
+  }
+
+  // --- CustomResourceDefinitions
+  /** Whether a CRD is installed and Established (served). */
+  async crdEstablished(name: string): Promise<boolean> {
+    const crd = await call(() => this.extensions.readCustomResourceDefinition({ name }, this.opts));
+    return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
   }
 
   // --- ClusterTrustBundle (certificates.k8s.io/v1; client-node has no typed v1 client yet)
   /** Whether the API server serves ClusterTrustBundles; they are optional. */
   async servesClusterTrustBundles(): Promise<boolean> {
     try {
-      await call(() => this.custom.listClusterCustomObject({ ...CTB, limit: 1 }));
+      await call(() => this.custom.listClusterCustomObject({ ...CTB, limit: 1 }, this.opts));
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -108,88 +199,110 @@ export class KubeClient {
   }
 
   getClusterTrustBundle(name: string): Promise<ClusterTrustBundle> {
-    return call(() => this.custom.getClusterCustomObject({ ...CTB, name }) as Promise<ClusterTrustBundle>);
+    return call(() => this.custom.getClusterCustomObject({ ...CTB, name }, this.opts) as Promise<ClusterTrustBundle>);
   }
 
   createClusterTrustBundle(body: ClusterTrustBundle): Promise<unknown> {
-    return call(() => this.custom.createClusterCustomObject({ ...CTB, body, fieldManager: FIELD_MANAGER }));
+    return call(() => this.custom.createClusterCustomObject({ ...CTB, body, fieldManager: FIELD_MANAGER }, this.opts));
   }
 
   replaceClusterTrustBundle(body: ClusterTrustBundle): Promise<unknown> {
-    return call(() => this.custom.replaceClusterCustomObject({ ...CTB, name: body.metadata.name!, body, fieldManager: FIELD_MANAGER }));
+    return call(() => this.custom.replaceClusterCustomObject({ ...CTB, name: body.metadata.name!, body, fieldManager: FIELD_MANAGER }, this.opts));
   }
 
   // --- AgentIdentity
+  getIdentity(namespace: string, name: string): Promise<AgentIdentity> {
+    return call(() => this.custom.getNamespacedCustomObject({ ...AI, namespace, name }, this.opts) as Promise<AgentIdentity>);
+  }
+
+  /** In one namespace, or in all when namespace is undefined. */
+  async listIdentities(namespace?: string, labelSelector?: string): Promise<AgentIdentity[]> {
+    const list = namespace
+      ? await call(() => this.custom.listNamespacedCustomObject({ ...AI, namespace, labelSelector }, this.opts))
+      : await call(() => this.custom.listClusterCustomObject({ ...AI, labelSelector }, this.opts));
+    return (list as { items: AgentIdentity[] }).items;
+  }
+
   /** Merge-patches metadata (finalizers); resourceVersion makes it optimistic. */
   patchIdentityMetadata(namespace: string, name: string, metadata: { finalizers: string[]; resourceVersion?: string }): Promise<AgentIdentity> {
-    return call(() => this.custom.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace, name, body: { metadata }, fieldManager: FIELD_MANAGER },
-      mergePatch,
-    ) as Promise<AgentIdentity>);
+    return call(() => this.custom.patchNamespacedCustomObject({ ...AI, namespace, name, body: { metadata }, fieldManager: FIELD_MANAGER }, this.mergePatch) as Promise<AgentIdentity>);
+  }
+
+  /** A person's request (the CLI's): no operator field manager, so the API server names the writer from the User-Agent. */
+  annotateIdentity(namespace: string, name: string, annotations: Record<string, string>): Promise<unknown> {
+    return call(() => this.custom.patchNamespacedCustomObject({ ...AI, namespace, name, body: { metadata: { annotations } } }, this.mergePatch));
   }
 
   patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<AgentIdentity> {
-    return call(() => this.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural, namespace, name, body: { status }, fieldManager: FIELD_MANAGER },
-      mergePatch,
-    ) as Promise<AgentIdentity>);
+    return call(() => this.custom.patchNamespacedCustomObjectStatus({ ...AI, namespace, name, body: { status }, fieldManager: FIELD_MANAGER }, this.mergePatch) as Promise<AgentIdentity>);
   }
 
   // --- TrustDomain
+  getTrustDomain(name: string): Promise<TrustDomain> {
+    return call(() => this.custom.getClusterCustomObject({ ...TD, name }, this.opts) as Promise<TrustDomain>);
+  }
+
+  async listTrustDomains(): Promise<TrustDomain[]> {
+    return ((await call(() => this.custom.listClusterCustomObject(TD, this.opts))) as { items: TrustDomain[] }).items;
+  }
+
+  /** As annotateIdentity. */
+  annotateTrustDomain(name: string, annotations: Record<string, string>): Promise<unknown> {
+    return call(() => this.custom.patchClusterCustomObject({ ...TD, name, body: { metadata: { annotations } } }, this.mergePatch));
+  }
+
   patchTrustDomainStatus(name: string, status: TrustDomainStatus): Promise<TrustDomain> {
-    return call(() => this.custom.patchClusterCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural, name, body: { status }, fieldManager: FIELD_MANAGER },
-      mergePatch,
-    ) as Promise<TrustDomain>);
+    return call(() => this.custom.patchClusterCustomObjectStatus({ ...TD, name, body: { status }, fieldManager: FIELD_MANAGER }, this.mergePatch) as Promise<TrustDomain>);
+  }
+
+  // --- Webhook configurations: the chart creates them; only their caBundle is written
+
+  /** Undefined when the configuration is not installed (404). */
+  getWebhookConfiguration(kind: WebhookConfigurationKind, name: string): Promise<WebhookConfiguration | undefined> {
+    return ifExists(() => (kind === 'MutatingWebhookConfiguration'
+      ? this.admission.readMutatingWebhookConfiguration({ name }, this.opts)
+      : this.admission.readValidatingWebhookConfiguration({ name }, this.opts)) as Promise<WebhookConfiguration>);
+  }
+
+  patchWebhookConfiguration(kind: WebhookConfigurationKind, name: string, ops: PatchOp[]): Promise<unknown> {
+    const opts = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch, this.opts);
+    const body = ops as object[];
+    return call(() => (kind === 'MutatingWebhookConfiguration'
+      ? this.admission.patchMutatingWebhookConfiguration({ name, body, fieldManager: FIELD_MANAGER }, opts)
+      : this.admission.patchValidatingWebhookConfiguration({ name, body, fieldManager: FIELD_MANAGER }, opts)));
   }
 
   // --- Informers
   identityInformer(h: InformerHandlers<AgentIdentity>): Informer<AgentIdentity & KubernetesObject> {
-    return new Informer(this.kc, {
-      name: 'agentidentities', path: `/apis/${GROUP}/${VERSION}/${AGENT_IDENTITY.plural}`,
-      list: () => call(() => this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural })) as Promise<KubernetesListObject<AgentIdentity & KubernetesObject>>,
-      ...h,
-    });
+    return this.informer('agentidentities', `/apis/${GROUP}/${VERSION}/${AGENT_IDENTITY.plural}`, () => this.custom.listClusterCustomObject(AI, this.opts), h);
   }
 
   trustDomainInformer(h: InformerHandlers<TrustDomain>): Informer<TrustDomain & KubernetesObject> {
-    return new Informer(this.kc, {
-      name: 'trustdomains', path: `/apis/${GROUP}/${VERSION}/${TRUST_DOMAIN.plural}`,
-      list: () => call(() => this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural })) as Promise<KubernetesListObject<TrustDomain & KubernetesObject>>,
-      ...h,
-    });
+    return this.informer('trustdomains', `/apis/${GROUP}/${VERSION}/${TRUST_DOMAIN.plural}`, () => this.custom.listClusterCustomObject(TD, this.opts), h);
   }
 
   managedConfigMapInformer(h: InformerHandlers<ConfigMap>): Informer<ConfigMap & KubernetesObject> {
-    return new Informer(this.kc, {
-      name: 'configmaps', path: '/api/v1/configmaps', labelSelector: MANAGED_SELECTOR,
-      list: () => call(() => this.core.listConfigMapForAllNamespaces({ labelSelector: MANAGED_SELECTOR })) as Promise<KubernetesListObject<ConfigMap & KubernetesObject>>,
-      ...h,
-    });
+    return this.informer('configmaps', '/api/v1/configmaps', () => this.core.listConfigMapForAllNamespaces({ labelSelector: MANAGED_SELECTOR }, this.opts), h, MANAGED_SELECTOR);
   }
 
   namespaceInformer(h: InformerHandlers<Namespace>): Informer<Namespace & KubernetesObject> {
-    return new Informer(this.kc, {
-      name: 'namespaces', path: '/api/v1/namespaces',
-      list: () => call(() => this.core.listNamespace()) as Promise<KubernetesListObject<Namespace & KubernetesObject>>,
-      ...h,
-    });
+    return this.informer('namespaces', '/api/v1/namespaces', () => this.core.listNamespace(undefined, this.opts), h);
   }
 
   /** The identity reconciler asks only whether one exists; a ServiceAccount is little more than its metadata, so the whole object costs about what a metadata-only watch would. */
   serviceAccountInformer(h: InformerHandlers<ServiceAccount>): Informer<ServiceAccount & KubernetesObject> {
-    return new Informer(this.kc, {
-      name: 'serviceaccounts', path: '/api/v1/serviceaccounts',
-      list: () => call(() => this.core.listServiceAccountForAllNamespaces()) as Promise<KubernetesListObject<ServiceAccount & KubernetesObject>>,
-      ...h,
-    });
+    return this.informer('serviceaccounts', '/api/v1/serviceaccounts', () => this.core.listServiceAccountForAllNamespaces(undefined, this.opts), h);
   }
 
   /** Only Secrets carrying the operator's label are ever listed, watched or cached. */
   managedSecretInformer(h: InformerHandlers<Secret>): Informer<Secret & KubernetesObject> {
+    return this.informer('secrets', '/api/v1/secrets', () => this.core.listSecretForAllNamespaces({ labelSelector: MANAGED_SELECTOR }, this.opts), h, MANAGED_SELECTOR);
+  }
+
+  private informer<T>(name: string, path: string, list: () => Promise<unknown>, h: InformerHandlers<T>, labelSelector?: string): Informer<T & KubernetesObject> {
     return new Informer(this.kc, {
-      name: 'secrets', path: '/api/v1/secrets', labelSelector: MANAGED_SELECTOR,
-      list: () => call(() => this.core.listSecretForAllNamespaces({ labelSelector: MANAGED_SELECTOR })) as Promise<KubernetesListObject<Secret & KubernetesObject>>,
+      name, path, labelSelector,
+      list: () => call(list) as Promise<KubernetesListObject<T & KubernetesObject>>,
       ...h,
     });
   }

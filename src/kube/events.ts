@@ -1,9 +1,9 @@
 // Kubernetes Events for the story `kubectl describe` tells. Identical events
 // for the same object are collapsed for a while, so a retrying failure does
 // not write one Event per attempt.
-import { CoreV1Api, type KubeConfig, type CoreV1Event } from '@kubernetes/client-node';
+import type { CoreV1Event } from '@kubernetes/client-node';
 import type { ObjectMeta } from '../api/types.ts';
-import { call } from './errors.ts';
+import type { KubeClient } from './client.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -21,13 +21,13 @@ const SUPPRESS_MS = 10 * 60_000;
 const MAX_MESSAGE = 1024;
 
 export class EventRecorder implements EventSink {
-  private readonly core: CoreV1Api;
+  private readonly kube: Pick<KubeClient, 'createEvent'>;
   private readonly component: string;
   private readonly recent = new Map<string, number>();
   private readonly onError: (err: unknown) => void;
 
-  constructor(kc: KubeConfig, component: string, onError: (err: unknown) => void) {
-    this.core = kc.makeApiClient(CoreV1Api);
+  constructor(kube: Pick<KubeClient, 'createEvent'>, component: string, onError: (err: unknown) => void) {
+    this.kube = kube;
     this.component = component;
     this.onError = onError;
   }
@@ -54,7 +54,7 @@ export class EventRecorder implements EventSink {
       reportingComponent: this.component, reportingInstance: this.component,
     };
     // Events are best effort: failing to record one must never fail a reconcile.
-    await call(() => this.core.createNamespacedEvent({ namespace, body })).catch(this.onError);
+    await this.kube.createEvent(body).catch(this.onError);
   }
 
   private prune(now: number): void {

@@ -3,11 +3,9 @@
 // duration as observed on this replica's own clock (so clock skew between
 // replicas cannot hand leadership to two at once), the leader renews every
 // retry period, and gives up the moment it cannot renew within the deadline.
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import { call, isNotFound, toKubeError } from './errors.ts';
-
-/** The Lease the operator's replicas campaign for with --leader-elect. */
-export const OPERATOR_LEASE = 'agent-identity-operator';
+import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import type { KubeClient } from './client.ts';
+import { isConflict, isNotFound } from './errors.ts';
 
 export interface LeaseOptions {
   namespace: string;
@@ -22,7 +20,7 @@ export interface LeaseOptions {
 }
 
 export class LeaderElector {
-  private readonly api: CoordinationV1Api;
+  private readonly kube: Pick<KubeClient, 'getLease' | 'createLease' | 'replaceLease'>;
   private readonly o: LeaseOptions;
   private observed?: { record: string; at: number };
   private leading = false;
@@ -30,8 +28,8 @@ export class LeaderElector {
   private timer?: NodeJS.Timeout;
   private lastRenew = 0;
 
-  constructor(kc: KubeConfig, o: LeaseOptions) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+  constructor(kube: Pick<KubeClient, 'getLease' | 'createLease' | 'replaceLease'>, o: LeaseOptions) {
+    this.kube = kube;
     this.o = o;
   }
 
@@ -49,10 +47,10 @@ export class LeaderElector {
     clearTimeout(this.timer);
     if (!this.leading) return;
     this.leading = false;
-    const lease = await call(() => this.api.readNamespacedLease({ namespace: this.o.namespace, name: this.o.name })).catch(() => undefined);
+    const lease = await this.kube.getLease(this.o.namespace, this.o.name).catch(() => undefined);
     if (lease?.spec?.holderIdentity === this.o.identity) {
       lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 };
-      await call(() => this.api.replaceNamespacedLease({ namespace: this.o.namespace, name: this.o.name, body: lease })).catch(() => undefined);
+      await this.kube.replaceLease(lease).catch(() => undefined);
     }
   }
 
@@ -92,10 +90,10 @@ export class LeaderElector {
     });
     let lease: V1Lease;
     try {
-      lease = await call(() => this.api.readNamespacedLease({ namespace, name }));
+      lease = await this.kube.getLease(namespace, name);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await call(() => this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: spec(true) } }));
+      await this.kube.createLease({ metadata: { name, namespace }, spec: spec(true) });
       return true;
     }
     const record = JSON.stringify([lease.spec?.holderIdentity, lease.spec?.renewTime, lease.spec?.leaseDurationSeconds]);
@@ -107,9 +105,9 @@ export class LeaderElector {
     lease.spec = spec(holder !== identity, lease.spec);
     try {
       // resourceVersion from the read makes this a compare-and-swap: two candidates cannot both win.
-      await call(() => this.api.replaceNamespacedLease({ namespace, name, body: lease }));
+      await this.kube.replaceLease(lease);
     } catch (err) {
-      if (toKubeError(err).code === 409) return false;
+      if (isConflict(err)) return false;
       throw err;
     }
     return true;

@@ -1,5 +1,6 @@
-// Names the webhook owns: the opt-in label, its annotations, the injected
-// volume, and the Kubernetes objects it serves from and keeps current.
+// Names the webhook owns: the opt-in label, its annotations and the injected
+// volume. The objects it serves from and keeps current are named in
+// api/names.ts, which the CLI and the flags' defaults read too.
 import { GROUP } from '../api/group.ts';
 
 /** A pod opts in with `agentidentity.dev/agent: <AgentIdentity name>`. */
@@ -14,8 +15,4 @@ export const IDENTITY_VOLUME = 'agent-identity';
 
 export { policyConfigMapName } from '../api/defaults.ts';
 
-export const WEBHOOK_CONFIGURATION_NAME = 'agent-identity-operator';
-export const WEBHOOK_SERVICE_NAME = 'agent-identity-operator-webhook';
-// Not "<x>-ca": that is the shape of TrustDomain CA Secret names, which must never collide with this one.
-export const WEBHOOK_CA_SECRET = 'agent-identity-webhook-root';
-export const WEBHOOK_TLS_SECRET = 'agent-identity-webhook-tls';
+export { WEBHOOK_CA_SECRET, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME, WEBHOOK_TLS_SECRET } from '../api/names.ts';

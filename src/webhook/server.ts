@@ -14,17 +14,16 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureContext } from 'node:tls';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { SECRET_CERT, SECRET_KEY } from '../api/group.ts';
 import type { Secret } from '../api/types.ts';
-import { isNotFound, toKubeError } from '../kube/errors.ts';
+import { KubeClient, type KubeConfig } from '../kube/client.ts';
+import { ifExists, isNotFound, toKubeError } from '../kube/errors.ts';
 import { type AdmissionRequest, type AdmissionReview, type Outcome, mutate, reviewResponse, validate } from './admission.ts';
 import { describeCertificatePem } from './certs.ts';
 import { Gate } from './gate.ts';
 import { validateIdentity } from './identity.ts';
-import { WebhookKube } from './kube.ts';
-import { WEBHOOK_TLS_SECRET } from './names.ts';
+import { WEBHOOK_TLS_SECRET } from '../api/names.ts';
 
 export interface WebhookServerOptions {
   kubeConfig: KubeConfig;
@@ -121,16 +120,19 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   const log = opts.logger.child({ component: 'webhook-server' });
   const limits = { ...LIMITS, ...opts.limits };
   const gate = new Gate({ maxInFlight: limits.maxInFlight, maxBytes: limits.maxInFlightBytes, maxQueued: limits.maxQueued, maxWaitMs: limits.maxQueueWaitMs });
-  const kube = new WebhookKube(opts.kubeConfig, opts.lookupTimeoutMs ?? 2000);
-  const identities = { get: (ns: string, name: string) => kube.getIdentity(ns, name), list: (ns: string) => kube.listIdentities(ns) };
+  // Live reads, so a just-created AgentIdentity counts at once; undefined only when the API server answered 404.
+  const kube = new KubeClient(opts.kubeConfig, { timeoutMs: opts.lookupTimeoutMs ?? 2000 });
+  const identities = { get: (ns: string, name: string) => ifExists(() => kube.getIdentity(ns, name)), list: (ns: string) => kube.listIdentities(ns) };
   const admission = {
     identities,
-    secretMetadata: (ns: string, name: string) => kube.getMetadata('Secret', ns, name),
-    configMapMetadata: (ns: string, name: string) => kube.getMetadata('ConfigMap', ns, name),
+    secretMetadata: (ns: string, name: string) => ifExists(() => kube.getMetadata('Secret', ns, name)),
+    configMapMetadata: (ns: string, name: string) => ifExists(() => kube.getMetadata('ConfigMap', ns, name)),
     ...(opts.mountPath ? { mountPath: opts.mountPath } : {}),
   };
   const identityAdmission = {
-    ...admission, trustDomain: (name: string) => kube.getTrustDomain(name), namespaceLabels: (name: string) => kube.getNamespaceLabels(name),
+    ...admission,
+    trustDomain: (name: string) => ifExists(() => kube.getTrustDomain(name)),
+    namespaceLabels: async (name: string) => { const ns = await ifExists(() => kube.getNamespace(name)); return ns && (ns.metadata.labels ?? {}); },
   };
   const webhooks: Record<WebhookName, (req: AdmissionRequest) => Promise<Outcome>> = {
     mutate: (req) => mutate(req, admission),

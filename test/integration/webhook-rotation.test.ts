@@ -16,7 +16,7 @@ import { api } from '../support/objects.ts';
 import { caBundles, createPod, createServiceAccounts, installWebhookConfigurations, kubeconfigForServiceAccount, markIssued, podManifest } from '../support/webhook.ts';
 import { createLogger } from '../../src/log.ts';
 import { startWebhookManager, startWebhookServer } from '../../src/webhook/index.ts';
-import { WebhookKube } from '../../src/webhook/kube.ts';
+import { KubeClient } from '../../src/kube/client.ts';
 
 const RBAC = join(resolve(import.meta.dirname, '..', '..'), 'config', 'webhook', 'rbac.yaml');
 // Everything the webhook logs, at debug level, so the test can read it for key material.
@@ -41,10 +41,10 @@ after(async () => { await env?.stop(); });
 const webhookSecrets = async () => (await a.core.listNamespacedSecret({ namespace: OPERATOR_NAMESPACE })).items.map((s) => s.metadata!.name!).filter((n) => n.startsWith('agent-identity-webhook'));
 
 test('a lookup that times out fails; it is never taken for "not found"', async () => {
-  const kube = new WebhookKube(env.kc, 1);
+  const kube = new KubeClient(env.kc, { timeoutMs: 1 });
   await assert.rejects(kube.getIdentity(ns, 'planner'), (err: { code?: number; message?: string }) => err.code === 0 && /abort|timeout/i.test(err.message ?? ''));
   await assert.rejects(kube.getSecret(OPERATOR_NAMESPACE, 'agent-identity-webhook-root'), (err: { code?: number }) => err.code === 0);
-  assert.equal((await new WebhookKube(env.kc, 5000).getIdentity(ns, 'planner'))?.metadata.name, 'planner', 'with time to answer, the same lookup succeeds');
+  assert.equal((await new KubeClient(env.kc, { timeoutMs: 5000 }).getIdentity(ns, 'planner'))?.metadata.name, 'planner', 'with time to answer, the same lookup succeeds');
 });
 
 test('a forbidden read of the webhook CA Secret generates no CA', async () => {
