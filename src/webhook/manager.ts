@@ -8,7 +8,6 @@
 // A pass that writes nothing is the steady state; the next pass is scheduled
 // for the earliest moment something becomes due, or the resync period. The
 // pass runs as the one key of a WorkQueue, which owns retries and backoff.
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Secret } from '../api/types.ts';
 import { isNotFound, toKubeError } from '../kube/errors.ts';
@@ -20,7 +19,7 @@ import {
   observeCA, observeServing, planCA, readCASecret, renewalTime, rotationConfig, type ServingNames, servingNames, servingNeedsIssuance,
   servingSecretOf, storedBundleOf, type WebhookLifetimes,
 } from './certs.ts';
-import { type TestOp, type WebhookConfiguration, type WebhookConfigurationKind, WebhookKube } from './kube.ts';
+import { KubeClient, type KubeConfig, type TestOp, type WebhookConfiguration, type WebhookConfigurationKind } from '../kube/client.ts';
 import { WEBHOOK_CA_SECRET, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME, WEBHOOK_TLS_SECRET } from './names.ts';
 
 export interface WebhookManagerOptions {
@@ -45,12 +44,12 @@ export interface WebhookManagerOptions {
   requestTimeoutMs?: number;
   logger: Logger;
   now?: () => Date;
-  /** The API calls the manager makes; default a WebhookKube on kubeConfig (tests pass fakes). */
+  /** The API calls the manager makes; default a KubeClient on kubeConfig with a per-request timeout (tests pass fakes). */
   kube?: CertificateKube;
 }
 
 /** The API calls of a pass. */
-export type CertificateKube = Pick<WebhookKube, 'getSecret' | 'createSecret' | 'replaceSecret' | 'getWebhookConfiguration' | 'patchWebhookConfiguration'>;
+export type CertificateKube = Pick<KubeClient, 'getSecret' | 'createSecret' | 'replaceSecret' | 'getWebhookConfiguration' | 'patchWebhookConfiguration'>;
 
 export interface WebhookManagerStatus {
   caNotAfter?: Date;
@@ -209,7 +208,7 @@ export async function startWebhookManager(opts: WebhookManagerOptions): Promise<
   const resyncMs = opts.resyncMs ?? 60_000;
   const status: WebhookManagerStatus = { configurationsFound: [], passes: 0 };
   const pass: PassOptions = {
-    kube: opts.kube ?? new WebhookKube(opts.kubeConfig, opts.requestTimeoutMs ?? 5000),
+    kube: opts.kube ?? new KubeClient(opts.kubeConfig, { timeoutMs: opts.requestTimeoutMs ?? 5000 }),
     namespace: opts.namespace,
     caName: opts.caSecretName ?? WEBHOOK_CA_SECRET,
     tlsName: opts.tlsSecretName ?? WEBHOOK_TLS_SECRET,

@@ -8,7 +8,7 @@ import type { Secret } from '../../../src/api/types.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
 import { type CertificateKube, certificatesPass, type PassOptions, type WebhookManagerStatus } from '../../../src/webhook/manager.ts';
 import { servingNames, type WebhookLifetimes } from '../../../src/webhook/certs.ts';
-import type { WebhookConfiguration, WebhookConfigurationKind } from '../../../src/webhook/kube.ts';
+import type { WebhookConfiguration, WebhookConfigurationKind } from '../../../src/kube/client.ts';
 
 const lt: WebhookLifetimes = { caMs: 24_000_000, servingMs: 9_000_000, renewAtFraction: 2 / 3, propagationMs: 60_000, graceMs: 120_000 };
 const notFound = () => new KubeError(404, 'NotFound', 'not found');
