@@ -212,3 +212,20 @@ test('a brought-in CA is adopted, then a changed one is published before it sign
   assert.notEqual(c.store.get('byo')!.activeRootFingerprint, first.activeRootFingerprint);
   assert.deepEqual(c.trustDomains.get('byo')!.status!.roots?.map((r) => r.state), ['Active']);
 });
+
+test('a deleted CA Secret this process still holds is written back unchanged: CASecretLost, CASecretRestored', async () => {
+  const c = new FakeCluster();
+  c.addTrustDomain(selfSignedTrustDomain());
+  const reconcile = trustReconciler(c.deps());
+  await settle(c, reconcile, 'default');
+  const before = c.secrets.get(`${OPERATOR_NAMESPACE}/default-ca`)!.data;
+  const root = c.store.get('default')!.activeRootFingerprint;
+  c.secrets.delete(`${OPERATOR_NAMESPACE}/default-ca`);
+  c.events = [];
+  c.writes = [];
+  assert.ok('result' in await run(reconcile, 'default'));
+  assert.deepEqual(c.writes.filter((w) => w.includes('Secret')), [`create Secret ${OPERATOR_NAMESPACE}/default-ca`]);
+  assert.deepEqual(c.events.map((e) => `${e.type} ${e.reason}`), ['Warning CASecretLost', 'Warning CASecretRestored']);
+  assert.deepEqual(c.secrets.get(`${OPERATOR_NAMESPACE}/default-ca`)!.data, before);
+  assert.equal(c.store.get('default')!.activeRootFingerprint, root);
+});
