@@ -4,7 +4,7 @@
 // loads the CA, picks its next lifecycle step and applies it; the reconciler
 // publishes and reports the same way for both.
 import type { X509Certificate } from '@peculiar/x509';
-import type { RootStatus, RotationPhase, Secret, TrustDomain } from '../api/types.ts';
+import type { RootStatus, Secret, TrustDomain } from '../api/types.ts';
 import { rfc3339 } from '../api/conditions.ts';
 import { loadCA, type CA } from '../pki/ca.ts';
 import { fingerprintOf } from '../pki/parse.ts';
@@ -12,9 +12,8 @@ import { Bundle } from '../pki/bundle.ts';
 import { PkiError } from '../pki/errors.ts';
 import { ReconcileFailure } from '../controller/failure.ts';
 import type { Step } from '../ca/rotation.ts';
+import type { CAState } from '../ca/state.ts';
 import type { Progress } from './progress.ts';
-
-export interface RotationRecord { phase: RotationPhase; reason: string; startedAt: string; phaseStartedAt: string }
 
 /** The signer, the bundle and the rotation facts of one trust domain, and the source's own state `S`. */
 export interface LoadedCA<S> {
@@ -26,7 +25,9 @@ export interface LoadedCA<S> {
   roots: RootStatus[];
   activeRootFingerprint: string;
   retiringRootFingerprints: Set<string>;
-  rotation?: RotationRecord;
+  /** The running rotation, as the source persisted it. */
+  rotation?: CAState['rotation'];
+  /** Self-signed only: the intermediate that signs, and the rotate request last answered. */
   intermediate?: X509Certificate;
   lastRotationRequest?: string;
   state: S;
