@@ -54,8 +54,8 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   let trustQueue: WorkQueue;
   const addIdentity = (key: string) => { if (synced) identityQueue.add(key); };
   const addTrustDomain = (name: string) => { if (synced) trustQueue.add(name); };
-  const enqueueIdentitiesOf = (td: string) => {
-    for (const i of identities.list()) if (trustDomainOf(i) === td) addIdentity(identityKey(i));
+  const enqueueIdentitiesOf = (trustDomain: string) => {
+    for (const i of identities.list()) if (trustDomainOf(i) === trustDomain) addIdentity(identityKey(i));
   };
 
   // Our own status writes come back as watch events; reacting to them would
@@ -87,13 +87,13 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   const configMaps = kube.managedConfigMapInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('configmaps'),
     onChange: (c) => {
-      const td = c.metadata.labels?.[LABEL_TRUST_DOMAIN];
+      const trustDomain = c.metadata.labels?.[LABEL_TRUST_DOMAIN];
       const identity = c.metadata.labels?.[LABEL_IDENTITY];
       if (identity) addIdentity(`${c.metadata.namespace}/${identity}`);
-      if (!td) return;
-      addTrustDomain(td);
+      if (!trustDomain) return;
+      addTrustDomain(trustDomain);
       // The deny list's home copy changed: every policy.json of the domain embeds it.
-      if (!identity && c.metadata.namespace === cfg.namespace) enqueueIdentitiesOf(td);
+      if (!identity && c.metadata.namespace === cfg.namespace) enqueueIdentitiesOf(trustDomain);
     },
   });
   const enqueueIdentitiesIn = (namespace: string, serviceAccount?: string) => {
@@ -102,7 +102,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   // Namespaces decide where bundles are published, and their labels whether a TrustDomain admits their identities.
   const namespaces = kube.namespaceInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('namespaces'),
-    onChange: (n) => { for (const td of trustDomains.list()) addTrustDomain(td.metadata.name!); enqueuePolicyHolders(); enqueueIdentitiesIn(n.metadata.name!); },
+    onChange: (n) => { for (const t of trustDomains.list()) addTrustDomain(t.metadata.name!); enqueuePolicyHolders(); enqueueIdentitiesIn(n.metadata.name!); },
   });
   // An identity waits for its ServiceAccount (ServiceAccountNotFound) until it appears.
   const serviceAccounts = kube.serviceAccountInformer({
@@ -115,10 +115,10 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     resyncMs: cfg.resyncMs, onRestart: restartLogger('secrets'),
     onChange: (s: Secret) => {
       const identity = s.metadata.labels?.[LABEL_IDENTITY];
-      const td = s.metadata.labels?.[LABEL_TRUST_DOMAIN];
+      const trustDomain = s.metadata.labels?.[LABEL_TRUST_DOMAIN];
       if (identity) addIdentity(`${s.metadata.namespace}/${identity}`);
       // CA Secrets, and identity Secrets whose bundle copy or root moved (rotation progress).
-      if (td) addTrustDomain(td);
+      if (trustDomain) addTrustDomain(trustDomain);
     },
   });
 
@@ -147,7 +147,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   const informers = [secrets, configMaps, namespaces, serviceAccounts, trustDomains, identities];
   await Promise.all(informers.map((i) => i.start()));
   synced = true;
-  for (const td of trustDomains.list()) addTrustDomain(td.metadata.name!);
+  for (const t of trustDomains.list()) addTrustDomain(t.metadata.name!);
   for (const i of identities.list()) addIdentity(identityKey(i));
   log.info('caches synced; reconciling');
 

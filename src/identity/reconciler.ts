@@ -9,13 +9,13 @@ import { parseDuration, formatDuration } from '../api/duration.ts';
 import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret } from '../api/types.ts';
 import { renderSpiffeID } from '../pki/spiffeid.ts';
 import { PkiError } from '../pki/errors.ts';
-import { ifExists, isAlreadyExists, isConflict, isNotFound, toKubeError } from '../kube/errors.ts';
-import { ReconcileFailure, failureOf } from '../controller/failure.ts';
+import { ifExists, isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
+import { ReconcileFailure, errorPolicy } from '../controller/failure.ts';
 import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
-import type { TrustDomainState } from '../trust/store.ts';
+import type { TrustDomainState, TrustStore } from '../trust/store.ts';
 import { rotationReissueTime } from '../ca/rotation.ts';
-import { reportFailure, type ReconcileContext } from '../context.ts';
+import type { ReconcileContext } from '../controller/context.ts';
 import { needsIssuance } from './checks.ts';
 import { observeSecret } from './observe.ts';
 import { issueIdentity } from './issue.ts';
@@ -47,6 +47,7 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
   namespaces: { get(name: string): Namespace | undefined; list(): readonly Namespace[] };
   /** Only whether one exists is read. */
   serviceAccounts: { get(name: string, namespace?: string): unknown };
+  store: TrustStore;
   operatorNamespace: string;
   /** Shortest leaf lifetime the operator accepts (10m in production; tests lower it). */
   minDurationMs: number;
@@ -139,28 +140,32 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       const next = Math.min(renewAt.getTime(), violation ? Infinity : (rotationAt?.getTime() ?? Infinity));
       return { requeueAfter: Math.max(1, next - d.now().getTime()) };
     } catch (err) {
-      if (err instanceof IdentityGone) {
-        d.log.debug({ identity: key }, 'identity is gone; nothing left to reconcile');
-        return {};
-      }
-      if (isConflict(err)) {
-        d.log.debug({ identity: key }, 'write conflict; the cache was stale, retrying');
-        return { requeueAfter: CONFLICT_REQUEUE_MS };
-      }
-      const f = failureOf(err, 'IssuanceFailed');
-      // No CA to judge by: a certificate that has not expired still works, so a broken CA does not flip every identity.
-      if (f.reason === 'TrustDomainNotReady') stillValid = notExpired(d.secrets.get(secretNameOf(identity), namespace), now);
-      // Its pods would mount another's policy.json: not usable, whatever the certificate.
-      if (f.reason === POLICY_CONFLICT) stillValid = false;
-      if (!stillValid) d.metrics.setReady(namespace, name, 'False');
-      await reportFailure(d, CONTROLLER, key, ref(identity), f);
-      // Only real attempts count; a failure that waits for a change is reported once.
-      const status = f.retry ? failedStatus(identity, f.reason, f.message, stillValid, now)
-        : { ...failedStatus(identity, f.reason, f.message, stillValid, now), failedIssuanceAttempts: identity.status?.failedIssuanceAttempts, lastFailureTime: identity.status?.lastFailureTime };
-      if (f.reason === SECRET_OWNED_BY_ANOTHER) d.metrics.forgetCertificate(namespace, name);
-      await writeStatus(d, identity, f.reason === SECRET_OWNED_BY_ANOTHER ? withoutCertificate(status) : status).catch((e) => d.log.warn({ identity: key, err: toKubeError(e).message }, 'status update failed'));
-      if (!f.retry) return {};
-      throw f;
+      return errorPolicy(d, err, {
+        controller: CONTROLLER, key, target: ref(identity), fallbackReason: 'IssuanceFailed',
+        settle: (e) => {
+          if (e instanceof IdentityGone) {
+            d.log.debug({ identity: key }, 'identity is gone; nothing left to reconcile');
+            return {};
+          }
+          if (isConflict(e)) {
+            d.log.debug({ identity: key }, 'write conflict; the cache was stale, retrying');
+            return { requeueAfter: CONFLICT_REQUEUE_MS };
+          }
+          return undefined;
+        },
+        report: async (f) => {
+          // No CA to judge by: a certificate that has not expired still works, so a broken CA does not flip every identity.
+          if (f.reason === 'TrustDomainNotReady') stillValid = notExpired(d.secrets.get(secretNameOf(identity), namespace), now);
+          // Its pods would mount another's policy.json: not usable, whatever the certificate.
+          if (f.reason === POLICY_CONFLICT) stillValid = false;
+          if (!stillValid) d.metrics.setReady(namespace, name, 'False');
+          // Only real attempts count; a failure that waits for a change is reported once.
+          const status = f.retry ? failedStatus(identity, f.reason, f.message, stillValid, now)
+            : { ...failedStatus(identity, f.reason, f.message, stillValid, now), failedIssuanceAttempts: identity.status?.failedIssuanceAttempts, lastFailureTime: identity.status?.lastFailureTime };
+          if (f.reason === SECRET_OWNED_BY_ANOTHER) d.metrics.forgetCertificate(namespace, name);
+          await writeStatus(d, identity, f.reason === SECRET_OWNED_BY_ANOTHER ? withoutCertificate(status) : status);
+        },
+      });
     }
   };
 }

@@ -13,10 +13,10 @@ export function bundleConfigMapName(trustDomainObject: string): string {
  * Every namespace with an agent of this trust domain, every namespace the
  * selector picks, and the operator's own (its copy is the deny list's home).
  */
-export function bundleNamespaces(td: TrustDomain, identities: readonly AgentIdentity[], namespaces: readonly Namespace[], operatorNamespace: string): Set<string> {
+export function bundleNamespaces(trustDomain: TrustDomain, identities: readonly AgentIdentity[], namespaces: readonly Namespace[], operatorNamespace: string): Set<string> {
   const out = new Set<string>([operatorNamespace]);
-  for (const i of identities) if (trustDomainOf(i) === td.metadata.name && !i.metadata.deletionTimestamp) out.add(i.metadata.namespace!);
-  const selector = td.spec.bundle?.namespaceSelector;
+  for (const i of identities) if (trustDomainOf(i) === trustDomain.metadata.name && !i.metadata.deletionTimestamp) out.add(i.metadata.namespace!);
+  const selector = trustDomain.spec.bundle?.namespaceSelector;
   if (selector) for (const ns of namespaces) if (matchesSelector(selector, ns.metadata.labels ?? {})) out.add(ns.metadata.name!);
   return out;
 }
@@ -41,9 +41,9 @@ export function desiredBundleConfigMap(trustDomainObject: string, namespace: str
   };
 }
 
-function trustDomainOwner(td: TrustDomain): OwnerReference {
+function trustDomainOwner(trustDomain: TrustDomain): OwnerReference {
   // No blockOwnerDeletion: that would need finalizer rights on TrustDomains, and nothing waits on a copy.
-  return { apiVersion: API_VERSION, kind: TRUST_DOMAIN.kind, name: td.metadata.name!, uid: td.metadata.uid!, controller: true };
+  return { apiVersion: API_VERSION, kind: TRUST_DOMAIN.kind, name: trustDomain.metadata.name!, uid: trustDomain.metadata.uid!, controller: true };
 }
 
 /**
@@ -51,8 +51,8 @@ function trustDomainOwner(td: TrustDomain): OwnerReference {
  * controlled by this TrustDomain, or a copy from before copies had owners
  * that already holds exactly this bundle (adopting it changes nothing it says).
  */
-export function isOwnBundleCopy(cm: ConfigMap, td: TrustDomain, bundlePem: string): boolean {
-  return isControlledBy(cm, td.metadata.uid) || (!controllerOf(cm) && cm.data?.[SECRET_BUNDLE] === bundlePem);
+export function isOwnBundleCopy(cm: ConfigMap, trustDomain: TrustDomain, bundlePem: string): boolean {
+  return isControlledBy(cm, trustDomain.metadata.uid) || (!controllerOf(cm) && cm.data?.[SECRET_BUNDLE] === bundlePem);
 }
 
 export function bundleConflictMessage(configMap: string, namespaces: readonly string[]): string {

@@ -1,0 +1,39 @@
+// How far a root rotation got, read from the caches: bundle copies carrying
+// the whole bundle, and leaves still on a retiring root (or of unknown root).
+import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, LABEL_IDENTITY, LABEL_TRUST_DOMAIN, SECRET_BUNDLE } from '../api/group.ts';
+import type { Secret } from '../api/types.ts';
+import type { TrustReconcilerDeps } from './deps.ts';
+import { bundleConfigMapName } from './publish.ts';
+
+export interface Progress { now: Date; bundleCopies: { total: number; updated: number }; leaves: number; leavesOnRetiring: number }
+
+type Caches = Pick<TrustReconcilerDeps, 'secretList' | 'configMaps' | 'now'>;
+
+export function progressOf(d: Caches, name: string, retiringRootFingerprints: ReadonlySet<string>, bundlePem: string): Progress {
+  const secrets = identitySecretsOf(d, name);
+  const leavesOnRetiring = secrets.filter((s) => {
+    const rootFingerprint = s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT];
+    return !rootFingerprint || retiringRootFingerprints.has(rootFingerprint);
+  }).length;
+  const copies = bundleCopyPems(d, name);
+  return { now: d.now(), bundleCopies: { total: copies.length, updated: copies.filter((pem) => pem === bundlePem).length }, leaves: secrets.length, leavesOnRetiring };
+}
+
+function identitySecretsOf(d: Caches, name: string): Secret[] {
+  return d.secretList.list().filter((s) => s.metadata.labels?.[LABEL_TRUST_DOMAIN] === name && s.metadata.labels?.[LABEL_IDENTITY]);
+}
+
+/**
+ * Copies of the bundle: every bundle ConfigMap, and the ca.crt of every identity
+ * Secret whose leaf has not expired. An expired leaf is of no use until it is
+ * re-issued, which writes the new bundle; while nothing may sign (a lost CA being
+ * replaced), waiting on its copy would wait forever.
+ */
+export function bundleCopyPems(d: Caches, name: string): string[] {
+  const now = d.now().getTime();
+  const live = identitySecretsOf(d, name).filter((s) => !(Date.parse(s.metadata.annotations?.[ANNOTATION_NOT_AFTER] ?? '') <= now));
+  return [
+    ...live.map((s) => Buffer.from(s.data?.[SECRET_BUNDLE] ?? '', 'base64').toString('utf8')),
+    ...d.configMaps.list().filter((c) => c.metadata.name === bundleConfigMapName(name)).map((c) => c.data?.[SECRET_BUNDLE] ?? ''),
+  ];
+}

@@ -1,0 +1,64 @@
+// Writes the bundle where publish.ts says it goes: a ConfigMap copy (with the
+// deny list) in each namespace, and optionally a ClusterTrustBundle. Problems
+// that leave the CA signing (a squatted copy, a refused ClusterTrustBundle)
+// are reported, not thrown.
+import { BUNDLE_DENYLIST, LABEL_TRUST_DOMAIN } from '../api/group.ts';
+import type { ConfigMap, TrustDomain } from '../api/types.ts';
+import { controllerOf, isControlledBy } from '../api/owner.ts';
+import { ifExists, isNotFound, toKubeError } from '../kube/errors.ts';
+import { bundleConfigMapName, bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, desiredBundleConfigMap, desiredClusterTrustBundle, isOwnBundleCopy } from './publish.ts';
+import { writeOwnedConfigMap } from './owned-configmap.ts';
+import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
+import { CONTROLLER, trustDomainRef, type TrustReconcilerDeps } from './deps.ts';
+
+export interface Published { namespaces: number; denyListEntries: number; nextExpiry?: Date; clusterTrustBundleError?: string; bundleConflict?: string }
+
+export function bundlePublisher(d: TrustReconcilerDeps): (trustDomain: TrustDomain, bundlePem: string) => Promise<Published> {
+  // The bundle last written to each ClusterTrustBundle: they are not watched, and
+  // re-reading one on every reconcile (every identity event queues one) is waste.
+  // Trade-off: one deleted by hand returns when the bundle changes or the operator restarts.
+  const publishedCTB = new Map<string, string>();
+  return async (trustDomain, bundlePem) => {
+    const name = trustDomain.metadata.name!;
+    const problem = async (reason: string, message: string) => {
+      d.metrics.reconcileErrors.inc({ controller: CONTROLLER, reason });
+      d.log.warn({ trustDomain: name }, message);
+      await d.events.record(trustDomainRef(trustDomain), 'Warning', reason, message);
+    };
+    const configMapName = bundleConfigMapName(name);
+    const denyList = pruned(parseDenyList(trustDomain.spec.trustDomain, d.configMaps.get(configMapName, d.operatorNamespace)?.data?.[BUNDLE_DENYLIST]), d.now());
+    const denyJson = serializeDenyList(denyList);
+    const want = bundleNamespaces(trustDomain, d.identities.list(), d.namespaces.list(), d.operatorNamespace);
+    // A copy someone else made is never overwritten (its agents would read it as the bundle): reported instead.
+    const conflicts: string[] = [];
+    for (const ns of want) {
+      const home = ns === d.operatorNamespace;
+      const build = (existing?: ConfigMap) => desiredBundleConfigMap(name, ns, bundlePem, denyJson, existing, home ? undefined : trustDomain);
+      if (await writeOwnedConfigMap(d.api, d.configMaps.get(configMapName, ns), build, (cm) => home || isOwnBundleCopy(cm, trustDomain, bundlePem))) conflicts.push(ns);
+    }
+    const bundleConflict = conflicts.length ? bundleConflictMessage(configMapName, conflicts) : undefined;
+    if (bundleConflict) await problem('BundleConfigMapConflict', bundleConflict);
+    for (const cm of d.configMaps.list()) {
+      const mayWithdraw = !controllerOf(cm) || isControlledBy(cm, trustDomain.metadata.uid);
+      if (cm.metadata.name === configMapName && cm.metadata.labels?.[LABEL_TRUST_DOMAIN] === name && !want.has(cm.metadata.namespace!) && mayWithdraw) {
+        await d.api.deleteConfigMap(cm.metadata.namespace!, configMapName).catch((e) => { if (!isNotFound(e)) throw e; });
+      }
+    }
+    // Optional: a cluster that refuses it still gets its identities; the failure is reported
+    // (BundlePublished condition, event, metric), not fatal.
+    let clusterTrustBundleError: string | undefined;
+    if (d.clusterTrustBundles && publishedCTB.get(name) !== bundlePem) {
+      await publishClusterTrustBundle(d, name, bundlePem).then(() => publishedCTB.set(name, bundlePem), async (err) => {
+        clusterTrustBundleError = `cannot publish ClusterTrustBundle ${clusterTrustBundleName(name)}: ${toKubeError(err).message}`;
+        await problem('ClusterTrustBundleFailed', clusterTrustBundleError);
+      });
+    }
+    return { namespaces: want.size, denyListEntries: denyList.entries.length, nextExpiry: nextExpiry(denyList), clusterTrustBundleError, bundleConflict };
+  };
+}
+
+async function publishClusterTrustBundle(d: TrustReconcilerDeps, name: string, bundlePem: string): Promise<void> {
+  const existing = await ifExists(() => d.api.getClusterTrustBundle(clusterTrustBundleName(name)));
+  if (!existing) await d.api.createClusterTrustBundle(desiredClusterTrustBundle(name, bundlePem));
+  else if (existing.spec.trustBundle !== bundlePem) await d.api.replaceClusterTrustBundle(desiredClusterTrustBundle(name, bundlePem, existing));
+}

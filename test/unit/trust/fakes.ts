@@ -1,0 +1,150 @@
+// In-memory fakes of the trust reconciler's deps: one object store serves
+// both the API calls and the caches (as if every watch had caught up), and
+// every write is recorded, so a test asserts exactly which API writes a
+// reconcile made. No control plane, milliseconds per reconcile.
+import pino from 'pino';
+import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../../../src/api/types.ts';
+import { KubeError } from '../../../src/kube/errors.ts';
+import type { EventTarget, EventType } from '../../../src/kube/events.ts';
+import { Metrics } from '../../../src/metrics.ts';
+import { TrustStore } from '../../../src/trust/store.ts';
+import type { TrustReconcilerDeps } from '../../../src/trust/deps.ts';
+
+export const OPERATOR_NAMESPACE = 'ops';
+export const POLL_MS = 60_000;
+
+export interface RecordedEvent { type: EventType; reason: string; message: string }
+
+const notFound = (what: string) => new KubeError(404, 'NotFound', `${what} not found`);
+const alreadyExists = (what: string) => new KubeError(409, 'AlreadyExists', `${what} already exists`);
+const key = (namespace: string | undefined, name: string | undefined) => `${namespace ?? ''}/${name}`;
+
+export class FakeCluster {
+  readonly trustDomains = new Map<string, TrustDomain>();
+  readonly secrets = new Map<string, Secret>();
+  readonly configMaps = new Map<string, ConfigMap>();
+  readonly clusterTrustBundles = new Map<string, ClusterTrustBundle>();
+  identities: AgentIdentity[] = [];
+  namespaces: Namespace[] = [];
+  /** API writes, e.g. "create Secret ops/default-ca". */
+  writes: string[] = [];
+  events: RecordedEvent[] = [];
+  /** An error the API answers a Secret read with (a 403, a 500...), instead of the object or a 404. */
+  secretReadError?: KubeError;
+  /** Secrets the cache does not show (not labelled for the operator's watch): only a read finds them. */
+  readonly unwatched = new Set<string>();
+  now = new Date('2026-03-01T00:00:00Z');
+  readonly metrics = new Metrics();
+  readonly store = new TrustStore();
+
+  addTrustDomain(trustDomain: TrustDomain): void {
+    this.trustDomains.set(trustDomain.metadata.name!, trustDomain);
+  }
+
+  deps(): TrustReconcilerDeps {
+    const c = this;
+    let rv = 0;
+    const stamp = <T extends { metadata: { resourceVersion?: string } }>(o: T): T => ({ ...o, metadata: { ...o.metadata, resourceVersion: String(++rv) } });
+    const cachedSecrets = () => [...c.secrets.entries()].filter(([k]) => !c.unwatched.has(k)).map(([, s]) => s);
+    return {
+      api: {
+        async getSecret(namespace, name) {
+          if (c.secretReadError) throw c.secretReadError;
+          const s = c.secrets.get(key(namespace, name));
+          if (!s) throw notFound(`secret ${name}`);
+          return s;
+        },
+        async createSecret(secret) {
+          c.writes.push(`create Secret ${key(secret.metadata.namespace, secret.metadata.name)}`);
+          if (c.secrets.has(key(secret.metadata.namespace, secret.metadata.name))) throw alreadyExists(`secret ${secret.metadata.name}`);
+          const stored = stamp(secret);
+          c.secrets.set(key(secret.metadata.namespace, secret.metadata.name), stored);
+          return stored;
+        },
+        async replaceSecret(secret) {
+          c.writes.push(`replace Secret ${key(secret.metadata.namespace, secret.metadata.name)}`);
+          const stored = stamp(secret);
+          c.secrets.set(key(secret.metadata.namespace, secret.metadata.name), stored);
+          return stored;
+        },
+        async getConfigMap(namespace, name) {
+          const cm = c.configMaps.get(key(namespace, name));
+          if (!cm) throw notFound(`configmap ${name}`);
+          return cm;
+        },
+        async createConfigMap(cm) {
+          c.writes.push(`create ConfigMap ${key(cm.metadata.namespace, cm.metadata.name)}`);
+          if (c.configMaps.has(key(cm.metadata.namespace, cm.metadata.name))) throw alreadyExists(`configmap ${cm.metadata.name}`);
+          const stored = stamp(cm);
+          c.configMaps.set(key(cm.metadata.namespace, cm.metadata.name), stored);
+          return stored;
+        },
+        async replaceConfigMap(cm) {
+          c.writes.push(`replace ConfigMap ${key(cm.metadata.namespace, cm.metadata.name)}`);
+          const stored = stamp(cm);
+          c.configMaps.set(key(cm.metadata.namespace, cm.metadata.name), stored);
+          return stored;
+        },
+        async deleteConfigMap(namespace, name) {
+          c.writes.push(`delete ConfigMap ${key(namespace, name)}`);
+          if (!c.configMaps.delete(key(namespace, name))) throw notFound(`configmap ${name}`);
+          return {};
+        },
+        async patchTrustDomainStatus(name, status: TrustDomainStatus) {
+          c.writes.push(`patch TrustDomain ${name} status`);
+          const trustDomain = c.trustDomains.get(name);
+          if (!trustDomain) throw notFound(`trustdomain ${name}`);
+          // A JSON merge patch at the top level: null removes the field.
+          const merged = { ...trustDomain.status, ...status } as Record<string, unknown>;
+          for (const [k, v] of Object.entries(merged)) if (v === null) delete merged[k];
+          c.trustDomains.set(name, { ...trustDomain, status: merged as TrustDomainStatus });
+          return {};
+        },
+        async getClusterTrustBundle(name) {
+          const b = c.clusterTrustBundles.get(name);
+          if (!b) throw notFound(`clustertrustbundle ${name}`);
+          return b;
+        },
+        async createClusterTrustBundle(body) {
+          c.writes.push(`create ClusterTrustBundle ${body.metadata.name}`);
+          c.clusterTrustBundles.set(body.metadata.name!, stamp(body));
+          return {};
+        },
+        async replaceClusterTrustBundle(body) {
+          c.writes.push(`replace ClusterTrustBundle ${body.metadata.name}`);
+          c.clusterTrustBundles.set(body.metadata.name!, stamp(body));
+          return {};
+        },
+      },
+      trustDomains: { get: (name) => c.trustDomains.get(name) },
+      secrets: { get: (name, namespace) => (c.unwatched.has(key(namespace, name)) ? undefined : c.secrets.get(key(namespace, name))) },
+      secretList: { list: cachedSecrets },
+      configMaps: { get: (name, namespace) => c.configMaps.get(key(namespace, name)), list: () => [...c.configMaps.values()] },
+      identities: { list: () => c.identities },
+      namespaces: { list: () => c.namespaces },
+      store: c.store,
+      clusterTrustBundles: false,
+      events: { record: async (_target: EventTarget, type, reason, message) => { c.events.push({ type, reason, message }); } },
+      metrics: c.metrics,
+      log: pino({ level: 'silent' }),
+      now: () => c.now,
+      operatorNamespace: OPERATOR_NAMESPACE,
+      caDurationMs: 365 * 86_400_000,
+      intermediateDurationMs: 30 * 86_400_000,
+      externalCAPollMs: POLL_MS,
+      rotation: { rotateAtFraction: 2 / 3, intermediateRenewFraction: 2 / 3, propagationDelayMs: 0, reissueWindowMs: 0, graceMs: 0, pollMs: 1000 },
+    };
+  }
+}
+
+export function selfSignedTrustDomain(name = 'default'): TrustDomain {
+  return {
+    apiVersion: 'agentidentity.dev/v1alpha1', kind: 'TrustDomain',
+    metadata: { name, uid: `uid-${name}`, generation: 1 },
+    spec: { trustDomain: 'cluster.local', ca: { selfSigned: { keyAlgorithm: 'ECDSA' } } },
+  };
+}
+
+export function broughtInTrustDomain(name: string, ref: { namespace: string; name: string }): TrustDomain {
+  return { ...selfSignedTrustDomain(name), spec: { trustDomain: 'cluster.local', ca: { secretRef: ref } } };
+}
