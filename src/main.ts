@@ -5,7 +5,7 @@
 // reconciling next to the new leader.
 import { loadConfig, usage, wantsHelp, envName, type Config } from './config.ts';
 import { createLogger } from './log.ts';
-import { Metrics } from './metrics.ts';
+import { Metrics } from './controller/metrics.ts';
 import { startHealthServer } from './http.ts';
 import { startOperator, type Operator } from './operator.ts';
 import { LeaderElector } from './kube/lease.ts';

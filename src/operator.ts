@@ -15,7 +15,7 @@ import { WorkQueue } from './controller/queue.ts';
 import { identityReconciler } from './identity/reconciler.ts';
 import { trustReconciler } from './trust/reconciler.ts';
 import { TrustStore } from './trust/store.ts';
-import { Metrics } from './metrics.ts';
+import { Metrics } from './controller/metrics.ts';
 import type { Config } from './config.ts';
 
 export interface Operator {

@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { Secret, TrustDomain } from '../api/types.ts';
 import type { EventSink } from '../kube/events.ts';
-import type { Metrics } from '../metrics.ts';
+import type { Metrics } from './metrics.ts';
 
 export interface ReconcileContext {
   trustDomains: { get(name: string): TrustDomain | undefined };

@@ -27,7 +27,7 @@ import { startControlPlane, resolveBinaries } from '../support/controlplane.ts';
 import { runOperator, eventually, ensureNamespace, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api, isReady, secretText } from '../support/objects.ts';
 import { loadConfig } from '../../src/config.ts';
-import { Metrics } from '../../src/metrics.ts';
+import { Metrics } from '../../src/controller/metrics.ts';
 import type { Operator } from '../../src/operator.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');

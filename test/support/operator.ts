@@ -6,7 +6,7 @@ import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
 import { createLogger } from '../../src/log.ts';
 import { startOperator, type Operator } from '../../src/operator.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { Metrics } from '../../src/metrics.ts';
+import { Metrics } from '../../src/controller/metrics.ts';
 
 export const OPERATOR_NAMESPACE = 'agent-identity-system';
 const MAIN = join(resolve(import.meta.dirname, '..', '..'), 'src', 'main.ts');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import { ReconcileFailure, errorPolicy, failureOf, type FailureScope } from '../../../src/controller/failure.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
-import { Metrics } from '../../../src/metrics.ts';
+import { Metrics } from '../../../src/controller/metrics.ts';
 
 const target = { apiVersion: 'v1', kind: 'Thing', metadata: { name: 'a' } };
 

@@ -6,7 +6,7 @@ import pino from 'pino';
 import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../../../src/api/types.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
 import type { EventTarget, EventType } from '../../../src/kube/events.ts';
-import { Metrics } from '../../../src/metrics.ts';
+import { Metrics } from '../../../src/controller/metrics.ts';
 import { TrustStore } from '../../../src/trust/store.ts';
 import type { TrustReconcilerDeps } from '../../../src/trust/deps.ts';
 
