@@ -5,19 +5,15 @@ import { ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_RENEWAL_REQUEST } from '../ap
 import { keyRequestOf } from '../api/defaults.ts';
 import type { AgentIdentity, Secret } from '../api/types.ts';
 import { rotationReissueTime } from '../ca/rotation.ts';
-import type { KeyPair } from '../pki/keys.ts';
 import type { SpiffeID } from '../pki/spiffeid.ts';
 import type { TrustDomainState } from '../trust/store.ts';
 import type { CheckInput } from './checks.ts';
-import { observeSecret } from './observe.ts';
+import { observeSecret, type Observation } from './observe.ts';
 import { renewalTime, unitHash } from './renewal.ts';
 
-export interface Gathered {
+/** The check input, and what observing the Secret found beyond it (its key, the root its leaf chains to). */
+export interface Gathered extends Omit<Observation, 'observed'> {
   input: CheckInput;
-  /** The Secret's key, kept for rotationPolicy: Never. */
-  keyPair?: KeyPair;
-  /** Fingerprint of the bundle root the Secret's leaf chains to. */
-  rootFingerprint?: string;
 }
 
 export async function gatherCheckInput(identity: AgentIdentity, secret: Secret | undefined, trustDomain: TrustDomainState, spiffeID: SpiffeID, now: Date): Promise<Gathered> {
