@@ -12,6 +12,7 @@ import { rfc3339 } from '../api/conditions.ts';
 import type { AgentIdentity, Secret } from '../api/types.ts';
 import type { SpiffeID } from '../pki/spiffeid.ts';
 import type { Validity } from '../pki/validity.ts';
+import type { IssuedIdentity } from './issue.ts';
 
 /** The Leaf an identity Secret holds, as its annotations and the identity's status describe it. */
 export interface SecretLeaf extends Validity {
@@ -25,16 +26,12 @@ export interface SecretLeaf extends Validity {
   renewalRequest?: string;
 }
 
-/** A newly issued leaf and its key. */
-export interface LeafPem {
-  certificatePem: string;
-  privateKeyPem: string;
-}
-
 const base64 = (pem: string) => Buffer.from(pem).toString('base64');
 
 /** `pem` absent: the Secret keeps the certificate and key it has (only labels, annotations or the bundle move). */
-export function desiredSecret(identity: AgentIdentity, existing: Secret | undefined, leaf: SecretLeaf, bundlePem: string, pem?: LeafPem): Secret {
+export function desiredSecret(
+  identity: AgentIdentity, existing: Secret | undefined, leaf: SecretLeaf, bundlePem: string, pem?: Pick<IssuedIdentity, 'certificatePem' | 'privateKeyPem'>,
+): Secret {
   const tpl = identity.spec.secretTemplate ?? {};
   return {
     apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
