@@ -1,40 +1,22 @@
 // Key management and signing for one identity: choose or make the key
-// (rotationPolicy), sign the leaf, and hand back Secret-ready data.
+// (rotationPolicy) and sign the leaf. PEM out; secret.ts encodes it for the Secret.
 import type { KeyRequest } from '../api/defaults.ts';
 import type { CA } from '../pki/ca.ts';
 import { generateKeyPair, privateKeyToPem, type KeyPair } from '../pki/keys.ts';
-import { issueLeaf } from '../pki/leaf.ts';
-import { SpiffeID } from '../pki/spiffeid.ts';
-import type { IssuedData } from './secret.ts';
+import { issueLeaf, type IssuedLeaf, type LeafRequest } from '../pki/leaf.ts';
 
-export interface IssueRequest {
-  spiffeID: string;
-  dnsNames: string[];
-  key: KeyRequest;
-  durationMs: number;
-  now: Date;
-  reason: string;
-  root: string;
-  renewalRequest?: string;
+export type IssueRequest = Pick<LeafRequest, 'spiffeID' | 'dnsNames' | 'durationMs' | 'now'> & { key: KeyRequest };
+
+export interface IssuedIdentity extends IssuedLeaf {
+  privateKeyPem: string;
 }
 
-export async function issueIdentity(ca: CA, req: IssueRequest, existingKey?: KeyPair): Promise<IssuedData & { notBefore: Date }> {
+export async function issueIdentity(ca: CA, req: IssueRequest, existingKey?: KeyPair): Promise<IssuedIdentity> {
   const reuse = req.key.rotationPolicy === 'Never' && existingKey
     && existingKey.algorithm === req.key.algorithm && existingKey.size === req.key.size;
   const key = reuse ? existingKey : await generateKeyPair(req.key.algorithm, req.key.size);
   const leaf = await issueLeaf(ca, {
-    spiffeID: SpiffeID.parse(req.spiffeID), dnsNames: req.dnsNames, publicKey: key.publicKey,
-    durationMs: req.durationMs, now: req.now,
+    spiffeID: req.spiffeID, dnsNames: req.dnsNames, publicKey: key.publicKey, durationMs: req.durationMs, now: req.now,
   });
-  return {
-    certificate: Buffer.from(leaf.certificatePem).toString('base64'),
-    privateKey: Buffer.from(await privateKeyToPem(key)).toString('base64'),
-    spiffeID: req.spiffeID,
-    serialNumber: leaf.serialNumber,
-    notBefore: leaf.notBefore,
-    notAfter: leaf.notAfter,
-    reason: req.reason,
-    root: req.root,
-    renewalRequest: req.renewalRequest,
-  };
+  return { ...leaf, privateKeyPem: await privateKeyToPem(key) };
 }

@@ -13,7 +13,7 @@ export interface Observation {
   /** The parsed key, kept for rotationPolicy: Never. */
   keyPair?: KeyPair;
   /** Fingerprint of the bundle root the leaf chains to. */
-  anchor?: string;
+  rootFingerprint?: string;
 }
 
 const REQUIRED = [SECRET_CERT, SECRET_KEY];
@@ -39,12 +39,12 @@ export async function observeSecret(secret: Secret | undefined, bundle: X509Cert
   } catch {
     observed.keyError = `${SECRET_KEY} does not hold a supported PEM private key`;
   }
-  let anchor: string | undefined;
+  let rootFingerprint: string | undefined;
   if (observed.leaf && keyPair) {
     observed.keyMatchesLeaf = await keyMatchesCertificate(keyPair, chain[0]!);
-    ({ trust: observed.trust, anchor } = await anchorOf(chain, bundle, now));
+    ({ trust: observed.trust, rootFingerprint } = await chainRoot(chain, bundle, now));
   }
-  return { observed, keyPair, anchor };
+  return { observed, keyPair, rootFingerprint };
 }
 
 /**
@@ -53,9 +53,9 @@ export async function observeSecret(secret: Secret | undefined, bundle: X509Cert
  * the chain is verified once per root, not once more against the whole bundle;
  * only an untrusted chain is verified against all roots, for the reason.
  */
-async function anchorOf(chain: X509Certificate[], bundle: X509Certificate[], now: Date): Promise<{ trust: ObservedSecret['trust']; anchor?: string }> {
+async function chainRoot(chain: X509Certificate[], bundle: X509Certificate[], now: Date): Promise<{ trust: ObservedSecret['trust']; rootFingerprint?: string }> {
   for (const root of bundle) {
-    if ((await verifyChain(chain, [root], now)).ok) return { trust: { ok: true }, anchor: await fingerprintOf(root) };
+    if ((await verifyChain(chain, [root], now)).ok) return { trust: { ok: true }, rootFingerprint: await fingerprintOf(root) };
   }
   return { trust: await verifyChain(chain, bundle, now) };
 }

@@ -2,26 +2,25 @@
 // checks, act (issue, resync or revoke), report (status, event, metrics).
 // Level-based: it reads only cached state and writes only differences, so a
 // second run in a row makes no API write.
-import { createHash } from 'node:crypto';
-import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ANNOTATION_NOT_AFTER, ANNOTATION_RENEW_REQUESTED_AT, ANNOTATION_RENEWAL_REQUEST, FINALIZER_REVOKE } from '../api/group.ts';
-import { keyRequestOf, policyConfigMapName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
+import { firstViolation } from '../api/checks.ts';
+import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ANNOTATION_NOT_AFTER, FINALIZER_REVOKE } from '../api/group.ts';
+import { policyConfigMapName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
 import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret } from '../api/types.ts';
-import { renderSpiffeID } from '../pki/spiffeid.ts';
+import { renderSpiffeID, type SpiffeID } from '../pki/spiffeid.ts';
 import { PkiError } from '../pki/errors.ts';
 import { ifExists, isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
 import { ReconcileFailure, errorPolicy } from '../controller/failure.ts';
 import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import type { Result } from '../controller/queue.ts';
 import type { TrustDomainState, TrustStore } from '../trust/store.ts';
-import { rotationReissueTime } from '../ca/rotation.ts';
 import type { ReconcileContext } from '../controller/context.ts';
-import { needsIssuance } from './checks.ts';
-import { observeSecret } from './observe.ts';
+import { CHECKS } from './checks.ts';
+import { gatherCheckInput } from './gather.ts';
 import { issueIdentity } from './issue.ts';
 import { renewalTime } from './renewal.ts';
 import { denyEntryOf, revoke } from './revoke.ts';
-import { desiredSecret, keptData, secretDiffers, type IssuedData } from './secret.ts';
+import { desiredSecret, keptLeaf, secretDiffers, type SecretLeaf } from './secret.ts';
 import { readyStatus, failedStatus, suspendedStatus, withoutCertificate } from './status.ts';
 import { desiredPolicyConfigMap } from './policy.ts';
 import { bundleConfigMapName } from '../trust/publish.ts';
@@ -74,7 +73,7 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       // Its TrustDomain is still loading (e.g. just after a restart): loading it
       // re-queues this identity, and reporting NotReady now would be a false flap.
       if (trustDomainPending(d, identity)) return {};
-      const td = trustDomainFor(d, identity);
+      const trustDomain = trustDomainFor(d, identity);
       if (!identity.metadata.finalizers?.includes(FINALIZER_REVOKE)) {
         await ofIdentity(d.api.patchIdentityMetadata(namespace, name, { finalizers: [...(identity.metadata.finalizers ?? []), FINALIZER_REVOKE], resourceVersion: identity.metadata.resourceVersion }));
       }
@@ -83,61 +82,57 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       const claim = foreignClaim(identity, secret, d.identities.list());
       // Retried with backoff: another's Secret changing, or an older claim going away, queues only that other identity.
       if (claim) throw new ReconcileFailure(SECRET_OWNED_BY_ANOTHER, claim);
-      if (identity.spec.suspended) return await suspend(d, identity, td, await ownSecret(d, identity, secret), now);
+      if (identity.spec.suspended) return await suspend(d, identity, trustDomain, await ownSecret(d, identity, secret), now);
       refuseUnlessAdmitted(d, identity);
 
       const durationMs = durationOf(identity, d.minDurationMs);
-      const spiffeID = spiffeIDOf(td, identity);
-      const { observed, keyPair, anchor } = await observeSecret(secret, td.bundle, now);
-      stillValid = observed.trust?.ok === true && observed.keyMatchesLeaf === true;
-      const desired = { spiffeID, dnsNames: identity.spec.dnsNames ?? [], key: keyRequestOf(identity) };
-      const renewal = observed.leaf ? renewalTime(identity.spec, observed.leaf) : undefined;
-      const rotationAt = anchor && td.retiringRootFingerprints.has(anchor) && td.rotation
-        ? rotationReissueTime(td.rotation.phaseStartedAt, td.rotation.reissueWindowMs, unitHash(identity.metadata.uid!)) : undefined;
-      const renewRequest = { requested: identity.metadata.annotations?.[ANNOTATION_RENEW_REQUESTED_AT], answered: secret?.metadata.annotations?.[ANNOTATION_RENEWAL_REQUEST] };
-      const violation = needsIssuance({ secret: observed, desired, renewalTime: renewal, rotationReissueAt: rotationAt, renewal: renewRequest, now });
+      const spiffeID = spiffeIDFor(trustDomain, identity);
+      const { input, keyPair, rootFingerprint } = await gatherCheckInput(identity, secret, trustDomain, spiffeID, now);
+      stillValid = input.secret.trust?.ok === true && input.secret.keyMatchesLeaf === true;
+      const violation = firstViolation(CHECKS, input);
 
-      let issued: IssuedData & { notBefore: Date };
-      if (violation && !td.signer) {
+      // The leaf that ends up in the Secret, and its renewal time: computed once per certificate.
+      let leaf: SecretLeaf;
+      let renewAt: Date;
+      if (violation && !trustDomain.signer) {
         throw new ReconcileFailure('WaitingForCA', `${violation.message}, but the CA is changing and may sign only once its new roots are in every bundle copy`, { retry: false });
       }
       if (violation) {
         const started = performance.now();
         try {
-          issued = await issueIdentity(td.signer!, {
-            ...desired, durationMs, now, reason: violation.reason, root: td.activeRootFingerprint, renewalRequest: renewRequest.requested,
-          }, keyPair);
-          await writeSecret(d, desiredSecret(identity, secret, issued, td.bundlePem), secret);
+          const issued = await issueIdentity(trustDomain.signer!, { ...input.desired, durationMs, now }, keyPair);
+          leaf = {
+            spiffeID, serialNumber: issued.serialNumber, notBefore: issued.notBefore, notAfter: issued.notAfter,
+            reason: violation.reason, rootFingerprint: trustDomain.activeRootFingerprint, renewalRequest: input.renewal?.requested,
+          };
+          await writeSecret(d, desiredSecret(identity, secret, leaf, trustDomain.bundlePem, issued), secret);
         } catch (err) {
-          if (!isConflict(err)) d.metrics.issuances.inc({ trust_domain: td.name, reason: violation.reason, result: 'error' });
+          if (!isConflict(err)) d.metrics.issuances.inc({ trust_domain: trustDomain.name, reason: violation.reason, result: 'error' });
           throw err;
         }
-        d.metrics.issuances.inc({ trust_domain: td.name, reason: violation.reason, result: 'success' });
-        d.metrics.issuanceDuration.observe({ trust_domain: td.name }, (performance.now() - started) / 1000);
-        d.log.info({ identity: key, reason: violation.reason, serial: issued.serialNumber, notAfter: issued.notAfter }, 'issued certificate');
+        renewAt = renewalTime(identity.spec, leaf);
+        d.metrics.issuances.inc({ trust_domain: trustDomain.name, reason: violation.reason, result: 'success' });
+        d.metrics.issuanceDuration.observe({ trust_domain: trustDomain.name }, (performance.now() - started) / 1000);
+        d.log.info({ identity: key, reason: violation.reason, serial: leaf.serialNumber, notAfter: leaf.notAfter }, 'issued certificate');
         await d.events.record(ref(identity), 'Normal', 'Issued',
-          `${violation.message}; issued ${issued.spiffeID} serial ${issued.serialNumber}, valid until ${issued.notAfter.toISOString()}`);
+          `${violation.message}; issued ${leaf.spiffeID} serial ${leaf.serialNumber}, valid until ${leaf.notAfter.toISOString()}`);
       } else {
-        const leaf = observed.leaf!;
-        issued = { ...keptData(secret!, leaf, anchor ?? ''), notBefore: leaf.notBefore };
+        leaf = keptLeaf(secret!, input.secret.leaf!, spiffeID, rootFingerprint ?? '');
+        renewAt = input.renewalTime!;
         // Same certificate, but labels, annotations or the bundle may have moved.
-        const want = desiredSecret(identity, secret, issued, td.bundlePem);
+        const want = desiredSecret(identity, secret, leaf, trustDomain.bundlePem);
         if (secretDiffers(secret!, want)) await writeSecret(d, want, secret);
       }
 
-      const policyPeers = await syncPolicy(d, identity, td, spiffeID);
-      const renewAt = renewalTime(identity.spec, issued);
-      const status = readyStatus(identity, {
-        spiffeID: issued.spiffeID, serialNumber: issued.serialNumber, notBefore: issued.notBefore, notAfter: issued.notAfter,
-        renewalTime: renewAt, secretName, caFingerprint: td.caFingerprint, issuanceReason: issued.reason, renewalRequest: issued.renewalRequest, policyPeers,
-      }, now);
+      const policyPeers = await syncPolicy(d, identity, trustDomain, spiffeID);
+      const status = readyStatus(identity, { ...leaf, renewalTime: renewAt, secretName, caFingerprint: trustDomain.caFingerprint, policyPeers }, now);
       await writeStatus(d, identity, status);
-      d.metrics.certificateExpiration.set({ namespace, name }, issued.notAfter.getTime() / 1000);
+      d.metrics.certificateExpiration.set({ namespace, name }, leaf.notAfter.getTime() / 1000);
       d.metrics.certificateRenewal.set({ namespace, name }, renewAt.getTime() / 1000);
       d.metrics.setReady(namespace, name, 'True');
       d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
       // A fresh issuance is re-checked at its own renewal time; a pending rotation may come sooner.
-      const next = Math.min(renewAt.getTime(), violation ? Infinity : (rotationAt?.getTime() ?? Infinity));
+      const next = Math.min(renewAt.getTime(), violation ? Infinity : (input.rotationReissueAt?.getTime() ?? Infinity));
       return { requeueAfter: Math.max(1, next - d.now().getTime()) };
     } catch (err) {
       return errorPolicy(d, err, {
@@ -174,9 +169,9 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
 async function finalize(d: IdentityReconcilerDeps, identity: AgentIdentity, now: Date): Promise<Result> {
   if (!identity.metadata.finalizers?.includes(FINALIZER_REVOKE)) return {};
   const secret = await ownSecret(d, identity, d.secrets.get(secretNameOf(identity), identity.metadata.namespace));
-  const td = d.store.get(trustDomainOf(identity));
+  const trustDomain = d.store.get(trustDomainOf(identity));
   const entry = secret ? denyEntryOf(secret, 'Deleted', now) : undefined;
-  if (entry && td) await revoke(d, td, entry);
+  if (entry && trustDomain) await revoke(d, trustDomain, entry);
   await ofIdentity(d.api.patchIdentityMetadata(identity.metadata.namespace!, identity.metadata.name!, {
     finalizers: identity.metadata.finalizers.filter((f) => f !== FINALIZER_REVOKE), resourceVersion: identity.metadata.resourceVersion,
   }));
@@ -186,11 +181,11 @@ async function finalize(d: IdentityReconcilerDeps, identity: AgentIdentity, now:
   return {};
 }
 
-async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, td: TrustDomainState, secret: Secret | undefined, now: Date): Promise<Result> {
+async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret | undefined, now: Date): Promise<Result> {
   if (secret) {
     const entry = denyEntryOf(secret, 'Suspended', now);
-    if (entry) await revoke(d, td, entry);
-    await d.api.deleteSecret(secret.metadata.namespace!, secret.metadata.name!, secret.metadata.uid).catch((e) => { if (!isNotFound(e)) throw e; });
+    if (entry) await revoke(d, trustDomain, entry);
+    await ifExists(() => d.api.deleteSecret(secret.metadata.namespace!, secret.metadata.name!, secret.metadata.uid));
     await d.events.record(ref(identity), 'Normal', 'Suspended', `revoked serial ${entry?.serialNumber ?? '(expired)'} and removed Secret ${secret.metadata.name}`);
   }
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
@@ -211,9 +206,12 @@ async function ownSecret(d: IdentityReconcilerDeps, identity: AgentIdentity, cac
 }
 
 /** Writes the identity's policy.json when it changed; returns how many peers the policy resolves to. */
-async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, td: TrustDomainState, spiffeID: string): Promise<number | undefined> {
+async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, spiffeID: SpiffeID): Promise<number | undefined> {
   const peers = d.identities.list().map((p) => ({ identity: p, spiffeID: p.status?.spiffeID ?? expectedSpiffeID(d, p) }));
-  const inputs = { spiffeID, trustDomain: td.trustDomain, peers, namespaces: d.namespaces.list(), denyListHome: d.configMaps.get(bundleConfigMapName(td.name), d.operatorNamespace) };
+  const inputs = {
+    spiffeID: spiffeID.toString(), trustDomain: trustDomain.trustDomain, peers, namespaces: d.namespaces.list(),
+    denyListHome: d.configMaps.get(bundleConfigMapName(trustDomain.name), d.operatorNamespace),
+  };
   const cached = d.configMaps.get(policyConfigMapName(identity.metadata.name!), identity.metadata.namespace);
   let count: number | undefined;
   const build = (existing?: ConfigMap) => { const out = desiredPolicyConfigMap(identity, inputs, existing); count = out.peers; return out.configMap; };
@@ -227,10 +225,10 @@ async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, td
 
 /** A peer's SPIFFE ID before its first certificate: rules can name agents that are still being issued. */
 function expectedSpiffeID(d: IdentityReconcilerDeps, peer: AgentIdentity): string | undefined {
-  const td = d.store.get(trustDomainOf(peer));
-  if (!td) return undefined;
+  const trustDomain = d.store.get(trustDomainOf(peer));
+  if (!trustDomain) return undefined;
   try {
-    return spiffeIDOf(td, peer);
+    return spiffeIDFor(trustDomain, peer).toString();
   } catch {
     return undefined;
   }
@@ -243,8 +241,8 @@ function trustDomainPending(d: IdentityReconcilerDeps, identity: AgentIdentity):
 
 function trustDomainFor(d: IdentityReconcilerDeps, identity: AgentIdentity): TrustDomainState {
   const name = trustDomainOf(identity);
-  const td = d.store.get(name);
-  if (td) return td;
+  const trustDomain = d.store.get(name);
+  if (trustDomain) return trustDomain;
   // No retry: the TrustDomain changing re-queues its identities.
   const why = d.store.failure(name) ?? 'it does not exist';
   throw new ReconcileFailure('TrustDomainNotReady', `TrustDomain "${name}" cannot issue: ${why}`, { retry: false });
@@ -263,10 +261,10 @@ function notExpired(secret: Secret | undefined, now: Date): boolean {
  */
 function refuseUnlessAdmitted(d: IdentityReconcilerDeps, identity: AgentIdentity): void {
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
-  const td = d.trustDomains.get(trustDomainOf(identity));
+  const trustDomainObject = d.trustDomains.get(trustDomainOf(identity));
   // A namespace the cache has not seen yet carries at least the label the API server gives every namespace.
   const labels = d.namespaces.get(namespace)?.metadata.labels ?? { 'kubernetes.io/metadata.name': namespace };
-  const violation = td && tenancyViolation(td, identity, labels);
+  const violation = trustDomainObject && tenancyViolation(trustDomainObject, identity, labels);
   if (violation) throw new ReconcileFailure(violation.reason, violation.message, { retry: false });
   const sa = identity.spec.serviceAccountName;
   if (!d.serviceAccounts.get(sa, namespace)) {
@@ -283,11 +281,12 @@ function durationOf(identity: AgentIdentity, minMs: number): number {
   return ms;
 }
 
-function spiffeIDOf(td: TrustDomainState, identity: AgentIdentity): string {
+/** The SPIFFE ID the trust domain's template gives this identity. */
+function spiffeIDFor(trustDomain: TrustDomainState, identity: AgentIdentity): SpiffeID {
   try {
-    return renderSpiffeID(td.trustDomain, td.spiffeIDTemplate, {
+    return renderSpiffeID(trustDomain.trustDomain, trustDomain.spiffeIDTemplate, {
       namespace: identity.metadata.namespace!, name: identity.metadata.name!, serviceAccount: identity.spec.serviceAccountName,
-    }).toString();
+    });
   } catch (err) {
     if (err instanceof PkiError) throw new ReconcileFailure('InvalidSpiffeID', err.message, { retry: false });
     throw err;
@@ -335,11 +334,6 @@ async function ofIdentity<T>(write: Promise<T>): Promise<T> {
     if (isNotFound(err)) throw new IdentityGone('the AgentIdentity is gone');
     throw err;
   }
-}
-
-/** A stable number in [0, 1) per identity: spreads rotation re-issuance over the window. */
-function unitHash(s: string): number {
-  return createHash('sha256').update(s).digest().readUInt32BE(0) / 2 ** 32;
 }
 
 function ref(identity: AgentIdentity) {

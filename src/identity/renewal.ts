@@ -3,18 +3,12 @@
 import { createHash } from 'node:crypto';
 import { parseDuration } from '../api/duration.ts';
 import { DEFAULT_DURATION } from '../api/defaults.ts';
-import { issuedAt } from '../pki/validity.ts';
+import { issuedAt, type Validity } from '../pki/validity.ts';
 import type { AgentIdentitySpec } from '../api/types.ts';
 
 /** At most this share of the lifetime (and at most MAX_JITTER_MS) is taken off the renewal time. */
 const JITTER_FRACTION = 0.05;
 const MAX_JITTER_MS = 3_600_000;
-
-export interface Validity {
-  notBefore: Date;
-  notAfter: Date;
-  serialNumber: string;
-}
 
 /**
  * renewBefore → notAfter − renewBefore; renewBeforePercentage → notAfter − p% of
@@ -24,7 +18,7 @@ export interface Validity {
  * issued together; it is seeded by the serial so it is stable across restarts
  * and only ever moves renewal earlier.
  */
-export function renewalTime(spec: Pick<AgentIdentitySpec, 'renewBefore' | 'renewBeforePercentage' | 'duration'>, v: Validity): Date {
+export function renewalTime(spec: Pick<AgentIdentitySpec, 'renewBefore' | 'renewBeforePercentage' | 'duration'>, v: Validity & { serialNumber: string }): Date {
   // notBefore is back-dated for clock skew; the lifetime counts from issuance:
   // notAfter − duration, unless notAfter was clamped to the CA's, and then the
   // issuance time recovered from the window.
@@ -43,7 +37,7 @@ export function renewalTime(spec: Pick<AgentIdentitySpec, 'renewBefore' | 'renew
   return new Date(Math.max(start, Math.floor(at - jitterSpan * unitHash(v.serialNumber))));
 }
 
-/** A stable number in [0, 1) from a string. */
-function unitHash(s: string): number {
+/** A stable number in [0, 1) from a string: spreads renewals by serial, and rotation re-issuance by identity UID. */
+export function unitHash(s: string): number {
   return createHash('sha256').update(s).digest().readUInt32BE(0) / 2 ** 32;
 }

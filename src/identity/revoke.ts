@@ -24,10 +24,10 @@ export interface RevokeDeps {
 }
 
 /** Adds the entry to the deny list's home copy; a stale cache fails with 409 and is retried. */
-export async function revoke(d: RevokeDeps, td: TrustDomainState, entry: DenyListEntry): Promise<void> {
-  const home = d.configMaps.get(bundleConfigMapName(td.name), d.operatorNamespace);
-  const list = parseDenyList(td.trustDomain, home?.data?.[BUNDLE_DENYLIST]);
+export async function revoke(d: RevokeDeps, trustDomain: TrustDomainState, entry: DenyListEntry): Promise<void> {
+  const home = d.configMaps.get(bundleConfigMapName(trustDomain.name), d.operatorNamespace);
+  const list = parseDenyList(trustDomain.trustDomain, home?.data?.[BUNDLE_DENYLIST]);
   if (list.entries.some((e) => e.serialNumber === entry.serialNumber)) return;
-  const cm = desiredBundleConfigMap(td.name, d.operatorNamespace, home?.data?.['ca.crt'] ?? td.bundlePem, serializeDenyList(withEntries(list, [entry])), home);
+  const cm = desiredBundleConfigMap(trustDomain.name, d.operatorNamespace, home?.data?.['ca.crt'] ?? trustDomain.bundlePem, serializeDenyList(withEntries(list, [entry])), home);
   await (home ? d.api.replaceConfigMap(cm) : d.api.createConfigMap(cm));
 }

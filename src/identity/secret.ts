@@ -1,6 +1,7 @@
 // The identity Secret the operator wants to exist. Pure: a function of the
-// identity, the issued material and whatever Secret exists (whose foreign
-// labels and annotations are kept).
+// identity, the leaf it holds and whatever Secret exists (whose foreign
+// labels and annotations are kept). PEM becomes Secret data here, and the
+// SPIFFE ID an annotation: nowhere earlier.
 import {
   API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_IDENTITY,
   ANNOTATION_SPIFFE_ID, ANNOTATION_SERIAL, ANNOTATION_NOT_AFTER, ANNOTATION_ISSUANCE_REASON, ANNOTATION_ROOT_FINGERPRINT,
@@ -9,23 +10,28 @@ import {
 import { secretNameOf, trustDomainOf } from '../api/defaults.ts';
 import { rfc3339 } from '../api/conditions.ts';
 import type { AgentIdentity, Secret } from '../api/types.ts';
+import type { SpiffeID } from '../pki/spiffeid.ts';
+import type { Validity } from '../pki/validity.ts';
+import type { IssuedIdentity } from './issue.ts';
 
-export interface IssuedData {
-  /** Base64 values exactly as they go into Secret.data. */
-  certificate: string;
-  privateKey: string;
-  spiffeID: string;
+/** The Leaf an identity Secret holds, as its annotations and the identity's status describe it. */
+export interface SecretLeaf extends Validity {
+  spiffeID: SpiffeID;
   serialNumber: string;
-  notAfter: Date;
   /** The check that triggered issuance. */
   reason: string;
   /** Fingerprint of the root the leaf chains to. */
-  root: string;
+  rootFingerprint: string;
   /** The renew-requested-at value this certificate answers. */
   renewalRequest?: string;
 }
 
-export function desiredSecret(identity: AgentIdentity, existing: Secret | undefined, issued: IssuedData, bundlePem: string): Secret {
+const base64 = (pem: string) => Buffer.from(pem).toString('base64');
+
+/** `pem` absent: the Secret keeps the certificate and key it has (only labels, annotations or the bundle move). */
+export function desiredSecret(
+  identity: AgentIdentity, existing: Secret | undefined, leaf: SecretLeaf, bundlePem: string, pem?: Pick<IssuedIdentity, 'certificatePem' | 'privateKeyPem'>,
+): Secret {
   const tpl = identity.spec.secretTemplate ?? {};
   return {
     apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
@@ -39,27 +45,30 @@ export function desiredSecret(identity: AgentIdentity, existing: Secret | undefi
       },
       annotations: {
         ...existing?.metadata.annotations, ...tpl.annotations,
-        [ANNOTATION_SPIFFE_ID]: issued.spiffeID, [ANNOTATION_SERIAL]: issued.serialNumber, [ANNOTATION_NOT_AFTER]: rfc3339(issued.notAfter),
-        [ANNOTATION_ISSUANCE_REASON]: issued.reason,
-        [ANNOTATION_ROOT_FINGERPRINT]: issued.root,
-        ...(issued.renewalRequest ? { [ANNOTATION_RENEWAL_REQUEST]: issued.renewalRequest } : {}),
+        [ANNOTATION_SPIFFE_ID]: leaf.spiffeID.toString(), [ANNOTATION_SERIAL]: leaf.serialNumber, [ANNOTATION_NOT_AFTER]: rfc3339(leaf.notAfter),
+        [ANNOTATION_ISSUANCE_REASON]: leaf.reason,
+        [ANNOTATION_ROOT_FINGERPRINT]: leaf.rootFingerprint,
+        ...(leaf.renewalRequest ? { [ANNOTATION_RENEWAL_REQUEST]: leaf.renewalRequest } : {}),
       },
       ownerReferences: [{
         apiVersion: API_VERSION, kind: AGENT_IDENTITY.kind, name: identity.metadata.name!, uid: identity.metadata.uid!,
         controller: true, blockOwnerDeletion: true,
       }],
     },
-    data: { [SECRET_CERT]: issued.certificate, [SECRET_KEY]: issued.privateKey, [SECRET_BUNDLE]: Buffer.from(bundlePem).toString('base64') },
+    data: {
+      [SECRET_CERT]: pem ? base64(pem.certificatePem) : existing?.data?.[SECRET_CERT] ?? '',
+      [SECRET_KEY]: pem ? base64(pem.privateKeyPem) : existing?.data?.[SECRET_KEY] ?? '',
+      [SECRET_BUNDLE]: base64(bundlePem),
+    },
   };
 }
 
-/** The data of an existing Secret, as IssuedData, for a rewrite that keeps the certificate (template or bundle changed). */
-export function keptData(existing: Secret, leaf: { spiffeID?: string; serialNumber: string; notAfter: Date }, root: string): IssuedData {
+/** The leaf an existing Secret holds and keeps: its certificate's facts, and why and for which request it was issued. */
+export function keptLeaf(existing: Secret, leaf: Validity & { serialNumber: string }, spiffeID: SpiffeID, rootFingerprint: string): SecretLeaf {
   return {
-    certificate: existing.data?.[SECRET_CERT] ?? '', privateKey: existing.data?.[SECRET_KEY] ?? '',
-    spiffeID: leaf.spiffeID ?? '', serialNumber: leaf.serialNumber, notAfter: leaf.notAfter,
+    spiffeID, serialNumber: leaf.serialNumber, notBefore: leaf.notBefore, notAfter: leaf.notAfter,
     reason: existing.metadata.annotations?.[ANNOTATION_ISSUANCE_REASON] ?? 'Unknown',
-    root,
+    rootFingerprint,
     renewalRequest: existing.metadata.annotations?.[ANNOTATION_RENEWAL_REQUEST],
   };
 }

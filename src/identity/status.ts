@@ -1,17 +1,12 @@
 // The AgentIdentity status the operator wants to report. Pure.
 import { setCondition, rfc3339 } from '../api/conditions.ts';
 import type { AgentIdentity, AgentIdentityStatus } from '../api/types.ts';
+import type { SecretLeaf } from './secret.ts';
 
-export interface Issued {
-  spiffeID: string;
-  serialNumber: string;
-  notBefore: Date;
-  notAfter: Date;
+export interface Issued extends SecretLeaf {
   renewalTime: Date;
   secretName: string;
   caFingerprint: string;
-  issuanceReason: string;
-  renewalRequest?: string;
   policyPeers?: number;
 }
 
@@ -28,14 +23,14 @@ export function readyStatus(identity: AgentIdentity, issued: Issued, now: Date):
     ...prev,
     conditions,
     observedGeneration: gen,
-    spiffeID: issued.spiffeID,
+    spiffeID: issued.spiffeID.toString(),
     serialNumber: issued.serialNumber,
     notBefore: rfc3339(issued.notBefore),
     notAfter: rfc3339(issued.notAfter),
     renewalTime: rfc3339(issued.renewalTime),
     secretName: issued.secretName,
     caFingerprint: issued.caFingerprint,
-    lastIssuanceReason: issued.issuanceReason,
+    lastIssuanceReason: issued.reason,
     lastRenewalRequest: issued.renewalRequest,
     policyPeers: issued.policyPeers,
     failedIssuanceAttempts: 0,

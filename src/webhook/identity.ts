@@ -6,6 +6,7 @@
 // Lookups are injected, as in admission.ts. The identity reconciler makes the
 // same tenancy decision, so an identity that got past an absent webhook is
 // still never issued.
+import { firstViolation, type Check, type Violation } from '../api/checks.ts';
 import { secretNameOf, trustDomainOf } from '../api/defaults.ts';
 import type { AgentIdentity, ObjectMeta, TrustDomain } from '../api/types.ts';
 import { admitsEveryNamespace, tenancyViolation } from '../policy/tenancy.ts';
@@ -20,30 +21,39 @@ export interface IdentityAdmissionOptions {
   secretMetadata(namespace: string, name: string): Promise<ObjectMeta | undefined>;
 }
 
-export interface Denial {
-  reason: 'SecretNameInUse' | 'SecretOwnedByAnother';
-  message: string;
+export type SecretClaimReason = 'SecretNameInUse' | 'SecretOwnedByAnother';
+
+/** What the claim checks judge: the identity, the other AgentIdentities of its namespace, and its Secret's metadata if it exists. */
+interface SecretClaim {
+  identity: AgentIdentity;
+  others: readonly AgentIdentity[];
+  secret: ObjectMeta | undefined;
 }
 
-/** Two identities writing one Secret would overwrite each other's key: the first to claim a name keeps it. */
-export function secretClaimDenial(identity: AgentIdentity, others: readonly AgentIdentity[], secret: ObjectMeta | undefined): Denial | undefined {
-  const { name, namespace } = identity.metadata as { name: string; namespace: string };
+const nameInUse: Check<SecretClaim, SecretClaimReason> = ({ identity, others }) => {
   const secretName = secretNameOf(identity);
   // status.secretName too: after a rename the old Secret may still exist for a moment.
-  const claimant = others.find((o) => o.metadata.name !== name && (secretNameOf(o) === secretName || o.status?.secretName === secretName));
-  if (claimant) {
-    return {
-      reason: 'SecretNameInUse',
-      message: `Secret "${secretName}" is the Secret of AgentIdentity "${claimant.metadata.name}" in namespace "${namespace}"; two identities cannot share a Secret, so set spec.secretName to another name`,
-    };
-  }
+  const claimant = others.find((o) => o.metadata.name !== identity.metadata.name && (secretNameOf(o) === secretName || o.status?.secretName === secretName));
+  if (!claimant) return undefined;
+  return {
+    reason: 'SecretNameInUse',
+    message: `Secret "${secretName}" is the Secret of AgentIdentity "${claimant.metadata.name}" in namespace "${identity.metadata.namespace}"; two identities cannot share a Secret, so set spec.secretName to another name`,
+  };
+};
+
+const ownedByAnother: Check<SecretClaim, SecretClaimReason> = ({ identity, secret }) => {
   const owner = secret?.ownerReferences?.find((o) => o.controller);
   // The same name with another uid is this identity deleted and re-created: its old Secret is on its way out.
-  if (!owner || (owner.kind === 'AgentIdentity' && owner.name === name)) return undefined;
+  if (!owner || (owner.kind === 'AgentIdentity' && owner.name === identity.metadata.name)) return undefined;
   return {
     reason: 'SecretOwnedByAnother',
-    message: `Secret "${secretName}" in namespace "${namespace}" belongs to ${owner.kind} "${owner.name}"; set spec.secretName to another name`,
+    message: `Secret "${secretNameOf(identity)}" in namespace "${identity.metadata.namespace}" belongs to ${owner.kind} "${owner.name}"; set spec.secretName to another name`,
   };
+};
+
+/** Two identities writing one Secret would overwrite each other's key: the first to claim a name keeps it. */
+export function secretClaimDenial(identity: AgentIdentity, others: readonly AgentIdentity[], secret: ObjectMeta | undefined): Violation<SecretClaimReason> | undefined {
+  return firstViolation([nameInUse, ownedByAnother], { identity, others, secret });
 }
 
 function identityOf(req: AdmissionRequest): AgentIdentity | undefined {

@@ -19,7 +19,8 @@
 //
 // Pure: the pod, the AgentIdentities of its namespace and the metadata of the
 // Secrets it references and of its policy ConfigMap in, a verdict out. Rules are an ordered list of small
-// checks, as in cert-manager: the first that fails is the answer.
+// checks (api/checks.ts), as in cert-manager: the first that fails is the answer.
+import { firstViolation, type Check, type Violation } from '../api/checks.ts';
 import { secretNameOf } from '../api/defaults.ts';
 import { DEFAULT_IDENTITY_DIR } from '../api/documents.ts';
 import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../api/group.ts';
@@ -39,10 +40,7 @@ export type DenyReason =
   | 'IdentitySecretReserved'
   | 'TooManySecrets';
 
-export interface Denial {
-  reason: DenyReason;
-  message: string;
-}
+export type Denial = Violation<DenyReason>;
 
 export type Verdict = { allowed: true } | ({ allowed: false } & Denial);
 
@@ -60,11 +58,6 @@ export interface PodAdmission {
   /** The metadata of the requested identity's policy ConfigMap (see policyConfigMapToRead); absent when it does not exist. */
   policyConfigMap?: ObjectMeta;
   mountPath?: string;
-}
-
-export interface Rule {
-  name: string;
-  check: (a: PodAdmission) => Denial | undefined;
 }
 
 /** Does the webhook need the namespace's AgentIdentities to judge this pod? Unrelated pods are allowed without an API call. */
@@ -104,35 +97,29 @@ function quoteSome(names: string[], max = 10): string {
   return names.length > max ? `${shown} and ${names.length - max} more` : shown;
 }
 
-const identityExists: Rule = {
-  name: 'identityExists',
-  check(a) {
-    const name = requestedIdentity(a.pod);
-    if (name === undefined || find(a, name)) return undefined;
-    if (name === '') {
-      return { reason: 'IdentityNotFound', message: `${describePod(a.pod)} has the label ${LABEL_AGENT} with an empty value; set it to the name of an AgentIdentity in namespace "${a.namespace}"` };
-    }
-    return {
-      reason: 'IdentityNotFound',
-      message: `${describePod(a.pod)} asks for AgentIdentity "${name}" (label ${LABEL_AGENT}), but namespace "${a.namespace}" has no AgentIdentity "${name}"; create it, or correct the label`,
-    };
-  },
+const identityExists: Check<PodAdmission, DenyReason> = (a) => {
+  const name = requestedIdentity(a.pod);
+  if (name === undefined || find(a, name)) return undefined;
+  if (name === '') {
+    return { reason: 'IdentityNotFound', message: `${describePod(a.pod)} has the label ${LABEL_AGENT} with an empty value; set it to the name of an AgentIdentity in namespace "${a.namespace}"` };
+  }
+  return {
+    reason: 'IdentityNotFound',
+    message: `${describePod(a.pod)} asks for AgentIdentity "${name}" (label ${LABEL_AGENT}), but namespace "${a.namespace}" has no AgentIdentity "${name}"; create it, or correct the label`,
+  };
 };
 
-const serviceAccountMatches: Rule = {
-  name: 'serviceAccountMatches',
-  check(a) {
-    const name = requestedIdentity(a.pod);
-    const identity = name ? find(a, name) : undefined;
-    if (!identity) return undefined;
-    const runsAs = serviceAccountOf(a.pod);
-    const owner = identity.spec.serviceAccountName;
-    if (runsAs === owner) return undefined;
-    return {
-      reason: 'ServiceAccountMismatch',
-      message: `${describePod(a.pod)} runs as ServiceAccount "${runsAs}", but AgentIdentity "${name}" belongs to ServiceAccount "${owner}"; set spec.serviceAccountName: ${owner} in the pod (or its workload's pod template)`,
-    };
-  },
+const serviceAccountMatches: Check<PodAdmission, DenyReason> = (a) => {
+  const name = requestedIdentity(a.pod);
+  const identity = name ? find(a, name) : undefined;
+  if (!identity) return undefined;
+  const runsAs = serviceAccountOf(a.pod);
+  const owner = identity.spec.serviceAccountName;
+  if (runsAs === owner) return undefined;
+  return {
+    reason: 'ServiceAccountMismatch',
+    message: `${describePod(a.pod)} runs as ServiceAccount "${runsAs}", but AgentIdentity "${name}" belongs to ServiceAccount "${owner}"; set spec.serviceAccountName: ${owner} in the pod (or its workload's pod template)`,
+  };
 };
 
 // A tenant who may create ConfigMaps can create <name>-identity-policy before
@@ -143,54 +130,45 @@ const serviceAccountMatches: Rule = {
 // exist yet is no refusal: the projection is not optional, so the kubelet
 // waits for it; the residual race (a tenant creating it after admission,
 // before the operator does) is in the README.
-const policyIsTheOperators: Rule = {
-  name: 'policyIsTheOperators',
-  check(a) {
-    const name = requestedIdentity(a.pod);
-    const identity = name ? find(a, name) : undefined;
-    if (!identity || !a.policyConfigMap || isControlledBy({ metadata: a.policyConfigMap }, identity.metadata.uid)) return undefined;
-    return {
-      reason: 'PolicyConfigMapConflict',
-      message: `ConfigMap ${a.namespace}/${policyConfigMapName(name!)} is not the operator's policy for AgentIdentity ${name} (it is not controlled by it); delete it — the operator will write the real one`,
-    };
-  },
+const policyIsTheOperators: Check<PodAdmission, DenyReason> = (a) => {
+  const name = requestedIdentity(a.pod);
+  const identity = name ? find(a, name) : undefined;
+  if (!identity || !a.policyConfigMap || isControlledBy({ metadata: a.policyConfigMap }, identity.metadata.uid)) return undefined;
+  return {
+    reason: 'PolicyConfigMapConflict',
+    message: `ConfigMap ${a.namespace}/${policyConfigMapName(name!)} is not the operator's policy for AgentIdentity ${name} (it is not controlled by it); delete it — the operator will write the real one`,
+  };
 };
 
-const injectContainersExist: Rule = {
-  name: 'injectContainersExist',
-  check(a) {
-    const named = requestedContainers(a.pod);
-    if (requestedIdentity(a.pod) === undefined || named === undefined) return undefined;
-    const have = containersOf(a.pod, ['containers', 'initContainers']).map((c) => c.container.name);
-    const haveSet = new Set(have);
-    const missing = [...named].filter((n) => !haveSet.has(n));
-    if (named.size > 0 && missing.length === 0) return undefined;
-    const what = named.size === 0 ? 'is empty' : `names ${quoteSome(missing)}, which ${missing.length === 1 ? 'is' : 'are'} not among them`;
-    return {
-      reason: 'InjectContainersUnknown',
-      message: `${describePod(a.pod)} has containers ${quoteSome(have)}; the annotation ${ANNOTATION_INJECT_CONTAINERS} ${what}`,
-    };
-  },
+const injectContainersExist: Check<PodAdmission, DenyReason> = (a) => {
+  const named = requestedContainers(a.pod);
+  if (requestedIdentity(a.pod) === undefined || named === undefined) return undefined;
+  const have = containersOf(a.pod, ['containers', 'initContainers']).map((c) => c.container.name);
+  const haveSet = new Set(have);
+  const missing = [...named].filter((n) => !haveSet.has(n));
+  if (named.size > 0 && missing.length === 0) return undefined;
+  const what = named.size === 0 ? 'is empty' : `names ${quoteSome(missing)}, which ${missing.length === 1 ? 'is' : 'are'} not among them`;
+  return {
+    reason: 'InjectContainersUnknown',
+    message: `${describePod(a.pod)} has containers ${quoteSome(have)}; the annotation ${ANNOTATION_INJECT_CONTAINERS} ${what}`,
+  };
 };
 
-const identityDirectoryFree: Rule = {
-  name: 'identityDirectoryFree',
-  check(a) {
-    if (requestedIdentity(a.pod) === undefined) return undefined;
-    const mountPath = a.mountPath ?? DEFAULT_IDENTITY_DIR;
-    const named = requestedContainers(a.pod);
-    for (const c of containersOf(a.pod, ['containers', 'initContainers'])) {
-      if (named !== undefined && !named.has(c.container.name)) continue;
-      const other = foreignMountAt(c.container, mountPath);
-      if (other) {
-        return {
-          reason: 'IdentityDirectoryInUse',
-          message: `${describeContainer(c)} of ${describePod(a.pod)} mounts volume "${other.name}" at ${mountPath}, where the identity volume "${IDENTITY_VOLUME}" goes; mount it elsewhere, or leave the container out with the annotation ${ANNOTATION_INJECT_CONTAINERS}`,
-        };
-      }
+const identityDirectoryFree: Check<PodAdmission, DenyReason> = (a) => {
+  if (requestedIdentity(a.pod) === undefined) return undefined;
+  const mountPath = a.mountPath ?? DEFAULT_IDENTITY_DIR;
+  const named = requestedContainers(a.pod);
+  for (const c of containersOf(a.pod, ['containers', 'initContainers'])) {
+    if (named !== undefined && !named.has(c.container.name)) continue;
+    const other = foreignMountAt(c.container, mountPath);
+    if (other) {
+      return {
+        reason: 'IdentityDirectoryInUse',
+        message: `${describeContainer(c)} of ${describePod(a.pod)} mounts volume "${other.name}" at ${mountPath}, where the identity volume "${IDENTITY_VOLUME}" goes; mount it elsewhere, or leave the container out with the annotation ${ANNOTATION_INJECT_CONTAINERS}`,
+      };
     }
-    return undefined;
-  },
+  }
+  return undefined;
 };
 
 /** The AgentIdentity a Secret's controller owner reference points at, if its controller is one. */
@@ -220,61 +198,58 @@ function claimsOf(identities: AgentIdentity[]): Map<string, AgentIdentity[]> {
   return claims;
 }
 
-const identitySecretsStayWithTheirServiceAccount: Rule = {
-  name: 'identitySecretsStayWithTheirServiceAccount',
-  check(a) {
-    const runsAs = serviceAccountOf(a.pod);
-    const byUID = new Map(a.identities.map((i) => [i.metadata.uid, i]));
-    const claims = claimsOf(a.identities);
-    const seen = new Set<string>();
-    for (const ref of secretReferencesOf(a.pod)) {
-      if (seen.has(ref.secretName)) continue;
-      seen.add(ref.secretName);
-      const uses = `${describePod(a.pod)} runs as ServiceAccount "${runsAs}" but uses Secret "${ref.secretName}" (${ref.where})`;
-      const holdsKeyOf = (i: AgentIdentity): Denial => ({
-        reason: 'IdentitySecretOfAnotherServiceAccount',
-        message: `${uses}; that Secret holds the private key of AgentIdentity "${i.metadata.name}", which only pods running as ServiceAccount "${i.spec.serviceAccountName}" may use`,
-      });
-      const meta = a.secrets.get(ref.secretName);
-      const owner = identityOwnerOf(meta);
-      if (owner) {
-        // The owner wins: what specs claim does not matter once the Secret says whose it is.
-        const identity = byUID.get(owner.uid);
-        if (!identity) {
-          return { reason: 'IdentitySecretReserved', message: `${uses}; that Secret holds the private key of AgentIdentity "${owner.name}", which no longer exists, so no pod may use it` };
-        }
-        if (identity.spec.serviceAccountName === runsAs) continue;
-        return holdsKeyOf(identity);
+const identitySecretsStayWithTheirServiceAccount: Check<PodAdmission, DenyReason> = (a) => {
+  const runsAs = serviceAccountOf(a.pod);
+  const byUID = new Map(a.identities.map((i) => [i.metadata.uid, i]));
+  const claims = claimsOf(a.identities);
+  const seen = new Set<string>();
+  for (const ref of secretReferencesOf(a.pod)) {
+    if (seen.has(ref.secretName)) continue;
+    seen.add(ref.secretName);
+    const uses = `${describePod(a.pod)} runs as ServiceAccount "${runsAs}" but uses Secret "${ref.secretName}" (${ref.where})`;
+    const holdsKeyOf = (i: AgentIdentity): Denial => ({
+      reason: 'IdentitySecretOfAnotherServiceAccount',
+      message: `${uses}; that Secret holds the private key of AgentIdentity "${i.metadata.name}", which only pods running as ServiceAccount "${i.spec.serviceAccountName}" may use`,
+    });
+    const meta = a.secrets.get(ref.secretName);
+    const owner = identityOwnerOf(meta);
+    if (owner) {
+      // The owner wins: what specs claim does not matter once the Secret says whose it is.
+      const identity = byUID.get(owner.uid);
+      if (!identity) {
+        return { reason: 'IdentitySecretReserved', message: `${uses}; that Secret holds the private key of AgentIdentity "${owner.name}", which no longer exists, so no pod may use it` };
       }
-      const claimants = claims.get(ref.secretName);
-      const other = claimants?.find((i) => i.spec.serviceAccountName !== runsAs);
-      // Absent: what is created under this name will hold that identity's key.
-      if (other && !meta) return holdsKeyOf(other);
-      if (other) {
-        return {
-          reason: 'IdentitySecretOfAnotherServiceAccount',
-          message: `${uses}; AgentIdentity "${other.metadata.name}" names that Secret as its identity Secret, so only pods running as ServiceAccount "${other.spec.serviceAccountName}" may use it`,
-        };
-      }
-      if (claimants) continue;
-      // Nobody claims it. Named like an identity Secret, and either absent or
-      // labelled as the operator's (which it would adopt): it may be issued
-      // to AgentIdentity "<name>" later, and a running pod keeps its reference.
-      // An existing Secret of someone else's is never written by the operator.
-      const future = defaultSecretOwnerName(ref.secretName);
-      if (future && (!meta || meta.labels?.[LABEL_MANAGED_BY] === MANAGED_BY_VALUE)) {
-        return {
-          reason: 'IdentitySecretReserved',
-          message: `${uses}; that name is reserved for the identity Secret of AgentIdentity "${future}" (the default spec.secretName), which no AgentIdentity in namespace "${a.namespace}" holds yet, and only pods running as the ServiceAccount of the identity that gets it may use it; create AgentIdentity "${future}" first, or give the Secret another name`,
-        };
-      }
+      if (identity.spec.serviceAccountName === runsAs) continue;
+      return holdsKeyOf(identity);
     }
-    return undefined;
-  },
+    const claimants = claims.get(ref.secretName);
+    const other = claimants?.find((i) => i.spec.serviceAccountName !== runsAs);
+    // Absent: what is created under this name will hold that identity's key.
+    if (other && !meta) return holdsKeyOf(other);
+    if (other) {
+      return {
+        reason: 'IdentitySecretOfAnotherServiceAccount',
+        message: `${uses}; AgentIdentity "${other.metadata.name}" names that Secret as its identity Secret, so only pods running as ServiceAccount "${other.spec.serviceAccountName}" may use it`,
+      };
+    }
+    if (claimants) continue;
+    // Nobody claims it. Named like an identity Secret, and either absent or
+    // labelled as the operator's (which it would adopt): it may be issued
+    // to AgentIdentity "<name>" later, and a running pod keeps its reference.
+    // An existing Secret of someone else's is never written by the operator.
+    const future = defaultSecretOwnerName(ref.secretName);
+    if (future && (!meta || meta.labels?.[LABEL_MANAGED_BY] === MANAGED_BY_VALUE)) {
+      return {
+        reason: 'IdentitySecretReserved',
+        message: `${uses}; that name is reserved for the identity Secret of AgentIdentity "${future}" (the default spec.secretName), which no AgentIdentity in namespace "${a.namespace}" holds yet, and only pods running as the ServiceAccount of the identity that gets it may use it; create AgentIdentity "${future}" first, or give the Secret another name`,
+      };
+    }
+  }
+  return undefined;
 };
 
 /** In order: the first rule that fails decides. */
-export const RULES: readonly Rule[] = [
+export const RULES: readonly Check<PodAdmission, DenyReason>[] = [
   identityExists,
   serviceAccountMatches,
   policyIsTheOperators,
@@ -284,9 +259,6 @@ export const RULES: readonly Rule[] = [
 ];
 
 export function validatePod(a: PodAdmission): Verdict {
-  for (const rule of RULES) {
-    const denial = rule.check(a);
-    if (denial) return { allowed: false, ...denial };
-  }
-  return { allowed: true };
+  const denial = firstViolation(RULES, a);
+  return denial ? { allowed: false, ...denial } : { allowed: true };
 }

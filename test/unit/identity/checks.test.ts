@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { needsIssuance, CHECKS, type CheckInput, type ObservedSecret } from '../../../src/identity/checks.ts';
+import { firstViolation } from '../../../src/api/checks.ts';
+import { CHECKS, type CheckInput, type ObservedSecret } from '../../../src/identity/checks.ts';
+import { SpiffeID } from '../../../src/pki/spiffeid.ts';
+
+const needsIssuance = (i: CheckInput) => firstViolation(CHECKS, i);
 
 const now = new Date('2026-01-01T12:00:00Z');
 const good: ObservedSecret = {
@@ -10,7 +14,7 @@ const good: ObservedSecret = {
 };
 const input = (secret: Partial<ObservedSecret> = {}, over: Partial<CheckInput> = {}): CheckInput => ({
   secret: { ...good, ...secret },
-  desired: { spiffeID: 'spiffe://td/ns/a/agent/x', dnsNames: ['x.a.svc'], key: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' } },
+  desired: { spiffeID: SpiffeID.parse('spiffe://td/ns/a/agent/x'), dnsNames: ['x.a.svc'], key: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' } },
   renewalTime: new Date('2026-01-01T16:00:00Z'), now, ...over,
 });
 

@@ -1,0 +1,389 @@
+// The identity reconciler's decisions, table-tested over small in-memory
+// fakes of its deps (the model: cert-manager's trigger_controller_test.go).
+// The CA is real (src/pki), so issuance is real; there is no control plane.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, ANNOTATION_SERIAL, BUNDLE_DENYLIST, SECRET_KEY } from '../../../src/api/group.ts';
+import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../../../src/api/defaults.ts';
+import type { AgentIdentity, AgentIdentitySpec, ConfigMap, Namespace, Secret, TrustDomain } from '../../../src/api/types.ts';
+import { rotationReissueTime } from '../../../src/ca/rotation.ts';
+import type { Result } from '../../../src/controller/queue.ts';
+import { identityReconciler, type IdentityReconcilerDeps } from '../../../src/identity/reconciler.ts';
+import { unitHash } from '../../../src/identity/renewal.ts';
+import { KubeError } from '../../../src/kube/errors.ts';
+import { Metrics } from '../../../src/controller/metrics.ts';
+import { type CA, createIntermediate, createRoot, loadCA } from '../../../src/pki/ca.ts';
+import { fingerprintOf, parseCertificates } from '../../../src/pki/parse.ts';
+import { certificatesToPem } from '../../../src/pki/pem.ts';
+import { verifyChain } from '../../../src/pki/verify.ts';
+import { bundleConfigMapName } from '../../../src/trust/publish.ts';
+import { TrustStore, type TrustDomainState } from '../../../src/trust/store.ts';
+
+const NOW = new Date('2030-06-01T12:00:00.000Z');
+const DAY = 86_400_000;
+const NS = 'agents';
+const OPERATOR_NS = 'agent-identity-system';
+const SECRET = 'planner-identity';
+const KEY = `${NS}/planner`;
+
+/** One CA generation: a Root and the Intermediate that signs leaves. */
+interface Generation { root: CA; signer: CA }
+
+async function generation(): Promise<Generation> {
+  const opts = { trustDomain: 'cluster.local', algorithm: 'ECDSA' as const, now: NOW };
+  const rootPem = await createRoot({ ...opts, validityMs: 365 * DAY });
+  const root = await loadCA(rootPem.certificatePem, rootPem.privateKeyPem);
+  const intPem = await createIntermediate(root, { ...opts, validityMs: 90 * DAY });
+  return { root, signer: await loadCA(intPem.certificatePem, intPem.privateKeyPem) };
+}
+
+/** What the trust reconciler would store: `active` signs; `retiring` roots stay in the bundle while leaves move off them. */
+async function trustDomainState(active: Generation, retiring?: Generation, rotation?: TrustDomainState['rotation']): Promise<TrustDomainState> {
+  const bundle = [...(retiring ? [retiring.root.certificate] : []), active.root.certificate];
+  return {
+    name: 'default', trustDomain: 'cluster.local', spiffeIDTemplate: DEFAULT_SPIFFE_ID_TEMPLATE,
+    signer: active.signer, bundle, bundlePem: certificatesToPem(bundle),
+    caFingerprint: await fingerprintOf(active.signer.certificate),
+    activeRootFingerprint: await fingerprintOf(active.root.certificate),
+    retiringRootFingerprints: new Set(retiring ? [await fingerprintOf(retiring.root.certificate)] : []),
+    rotation,
+  };
+}
+
+const TRUST_DOMAIN: TrustDomain = {
+  apiVersion: 'agentidentity.dev/v1alpha1', kind: 'TrustDomain', metadata: { name: 'default' },
+  spec: { trustDomain: 'cluster.local', ca: { selfSigned: {} } },
+};
+
+function agentIdentity(spec: Partial<AgentIdentitySpec> = {}): AgentIdentity {
+  return {
+    apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity',
+    metadata: { name: 'planner', namespace: NS, uid: 'uid-planner', generation: 1, resourceVersion: '1', creationTimestamp: '2030-06-01T00:00:00Z' },
+    spec: { serviceAccountName: 'planner', dnsNames: ['planner.agents.svc'], ...spec },
+  };
+}
+
+const notFound = () => new KubeError(404, 'NotFound', 'not found');
+const json = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+
+/** An in-memory cluster: the informer caches and the API are the same maps, and every write is logged. */
+class FakeCluster {
+  readonly identities = new Map<string, AgentIdentity>();
+  readonly secrets = new Map<string, Secret>();
+  readonly configMaps = new Map<string, ConfigMap>();
+  readonly serviceAccounts = new Set<string>([`${NS}/planner`]);
+  readonly store = new TrustStore();
+  readonly writes: string[] = [];
+  readonly events: Array<{ type: string; reason: string; message: string }> = [];
+  now = NOW;
+  /** The serial the identity held before the reconcile under test. */
+  serialBefore?: string;
+  private version = 1;
+
+  identity(): AgentIdentity {
+    return this.identities.get(KEY)!;
+  }
+
+  secret(): Secret | undefined {
+    return this.secrets.get(`${NS}/${SECRET}`);
+  }
+
+  setIdentity(i: AgentIdentity): void {
+    this.identities.set(`${i.metadata.namespace}/${i.metadata.name}`, i);
+  }
+
+  /** Writes to objects of this kind, e.g. `create Secret agents/planner-identity`. */
+  writesTo(kind: string): string[] {
+    return this.writes.filter((w) => w.split(' ')[1] === kind);
+  }
+
+  private put<T extends Secret | ConfigMap>(map: Map<string, T>, verb: string, obj: T): T {
+    const at = `${obj.metadata.namespace}/${obj.metadata.name}`;
+    if (verb === 'create' && map.has(at)) throw new KubeError(409, 'AlreadyExists', `${at} already exists`);
+    if (verb === 'replace' && !map.has(at)) throw notFound();
+    this.writes.push(`${verb} ${obj.kind} ${at}`);
+    const stored = json({ ...obj, metadata: { ...obj.metadata, resourceVersion: String(++this.version), uid: map.get(at)?.metadata.uid ?? `uid-${obj.metadata.name}` } });
+    map.set(at, stored);
+    return stored;
+  }
+
+  private patchIdentity(namespace: string, name: string, change: (i: AgentIdentity) => AgentIdentity): void {
+    const i = this.identities.get(`${namespace}/${name}`);
+    if (!i) throw notFound();
+    this.identities.set(`${namespace}/${name}`, json(change(i)));
+  }
+
+  deps(): IdentityReconcilerDeps {
+    const get = <T>(map: Map<string, T>) => (name: string, namespace?: string) => map.get(`${namespace}/${name}`);
+    const namespace: Namespace = { metadata: { name: NS, labels: { 'kubernetes.io/metadata.name': NS } } };
+    return {
+      trustDomains: { get: (name) => (name === 'default' ? TRUST_DOMAIN : undefined) },
+      secrets: { get: get(this.secrets) },
+      store: this.store,
+      events: { record: async (_target, type, reason, message) => { this.events.push({ type, reason, message }); } },
+      metrics: new Metrics(),
+      log: pino({ level: 'silent' }),
+      now: () => this.now,
+      api: {
+        getSecret: async (ns, name) => this.secrets.get(`${ns}/${name}`) ?? Promise.reject(notFound()),
+        createSecret: async (s) => this.put(this.secrets, 'create', s),
+        replaceSecret: async (s) => this.put(this.secrets, 'replace', s),
+        deleteSecret: async (ns, name) => {
+          if (!this.secrets.delete(`${ns}/${name}`)) throw notFound();
+          this.writes.push(`delete Secret ${ns}/${name}`);
+        },
+        getConfigMap: async (ns, name) => this.configMaps.get(`${ns}/${name}`) ?? Promise.reject(notFound()),
+        createConfigMap: async (cm) => this.put(this.configMaps, 'create', cm),
+        replaceConfigMap: async (cm) => this.put(this.configMaps, 'replace', cm),
+        patchIdentityStatus: async (ns, name, patch) => {
+          this.writes.push(`patch AgentIdentityStatus ${ns}/${name}`);
+          this.patchIdentity(ns, name, (i) => {
+            const status: Record<string, unknown> = { ...i.status };
+            for (const [k, v] of Object.entries(patch)) if (v === null) delete status[k]; else status[k] = v;
+            return { ...i, status };
+          });
+        },
+        patchIdentityMetadata: async (ns, name, { finalizers }) => {
+          this.writes.push(`patch AgentIdentity ${ns}/${name}`);
+          this.patchIdentity(ns, name, (i) => ({ ...i, metadata: { ...i.metadata, finalizers } }));
+        },
+      },
+      identities: { get: get(this.identities), list: () => [...this.identities.values()] },
+      configMaps: { get: get(this.configMaps) },
+      namespaces: { get: (name) => (name === NS ? namespace : undefined), list: () => [namespace] },
+      serviceAccounts: { get: (name, ns) => (this.serviceAccounts.has(`${ns}/${name}`) ? {} : undefined) },
+      operatorNamespace: OPERATOR_NS,
+      minDurationMs: 60_000,
+    };
+  }
+
+  /** One reconcile of the identity; the writes and events it made, and what it returned or threw. */
+  async reconcile(): Promise<{ result?: Result; error?: Error & { reason?: string } }> {
+    this.writes.length = 0;
+    this.events.length = 0;
+    try {
+      return { result: await identityReconciler(this.deps())(KEY) };
+    } catch (error) {
+      return { error: error as Error };
+    }
+  }
+}
+
+const ready = (i: AgentIdentity) => i.status?.conditions?.find((c) => c.type === 'Ready');
+const dataOf = (s: Secret, k: string) => Buffer.from(s.data![k]!, 'base64').toString('utf8');
+
+/** A cluster whose identity already holds a certificate from `gen`, issued at NOW. */
+async function issued(gen: Generation, spec: Partial<AgentIdentitySpec> = {}): Promise<FakeCluster> {
+  const c = new FakeCluster();
+  c.store.set(await trustDomainState(gen));
+  c.setIdentity(agentIdentity(spec));
+  const { error } = await c.reconcile();
+  assert.equal(error, undefined);
+  return c;
+}
+
+interface Case {
+  name: string;
+  /** The cluster before the reconcile under test. */
+  given(gen: Generation): Promise<FakeCluster>;
+  then(c: FakeCluster, out: Awaited<ReturnType<FakeCluster['reconcile']>>, gen: Generation): void | Promise<void>;
+}
+
+const cases: Case[] = [
+  {
+    name: 'a new identity: one Secret created, status Ready',
+    async given(gen) {
+      const c = new FakeCluster();
+      c.store.set(await trustDomainState(gen));
+      c.setIdentity(agentIdentity());
+      return c;
+    },
+    async then(c, { result, error }, gen) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writesTo('Secret'), [`create Secret ${NS}/${SECRET}`]);
+      const i = c.identity();
+      assert.equal(ready(i)?.status, 'True');
+      assert.equal(ready(i)?.reason, 'Issued');
+      assert.equal(i.status?.lastIssuanceReason, 'SecretDoesNotExist');
+      assert.equal(i.status?.spiffeID, 'spiffe://cluster.local/ns/agents/agent/planner');
+      assert.equal(i.status?.serialNumber, c.secret()!.metadata.annotations?.[ANNOTATION_SERIAL]);
+      // Re-checked at its renewal time (which the status shows to the second).
+      assert.equal(Math.floor((NOW.getTime() + result!.requeueAfter!) / 1000) * 1000, Date.parse(i.status!.renewalTime!));
+      // The Secret holds a real leaf that chains to the bundle, and a key.
+      const chain = parseCertificates(dataOf(c.secret()!, 'tls.crt'));
+      assert.equal((await verifyChain(chain, [gen.root.certificate], NOW)).ok, true);
+      assert.match(dataOf(c.secret()!, SECRET_KEY), /PRIVATE KEY/);
+      assert.deepEqual(c.events.map((e) => e.reason), ['Issued']);
+    },
+  },
+  {
+    name: 'nothing changed since the last reconcile: zero API writes',
+    given: (gen) => issued(gen),
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writes, []);
+      assert.deepEqual(c.events, []);
+    },
+  },
+  {
+    name: 'the Secret lost its key: re-issued with reason SecretIsMissingData',
+    async given(gen) {
+      const c = await issued(gen);
+      const s = c.secret()!;
+      delete s.data![SECRET_KEY];
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writesTo('Secret'), [`replace Secret ${NS}/${SECRET}`]);
+      assert.equal(c.identity().status?.lastIssuanceReason, 'SecretIsMissingData');
+      assert.match(dataOf(c.secret()!, SECRET_KEY), /PRIVATE KEY/);
+      assert.match(c.events[0]!.message, /^the identity Secret is missing tls\.key; issued spiffe:\/\//);
+    },
+  },
+  {
+    name: 'the renewal time is reached: re-issued with reason Renewing',
+    async given(gen) {
+      const c = await issued(gen);
+      c.now = new Date(Date.parse(c.identity().status!.renewalTime!) + 1000);
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writesTo('Secret'), [`replace Secret ${NS}/${SECRET}`]);
+      assert.equal(c.identity().status?.lastIssuanceReason, 'Renewing');
+      assert.equal(Date.parse(c.identity().status!.notBefore!) <= c.now.getTime(), true, 'a new certificate, issued now');
+    },
+  },
+  {
+    name: 'the TrustDomain cannot issue: no Secret written, status TrustDomainNotReady',
+    async given() {
+      const c = new FakeCluster();
+      c.store.fail('default', 'its CA Secret holds no usable key');
+      c.setIdentity(agentIdentity());
+      return c;
+    },
+    then(c, { result, error }) {
+      assert.equal(error, undefined, 'not retried: the TrustDomain changing re-queues the identity');
+      assert.deepEqual(result, {});
+      assert.deepEqual(c.writesTo('Secret'), []);
+      assert.equal(ready(c.identity())?.status, 'False');
+      assert.equal(ready(c.identity())?.reason, 'TrustDomainNotReady');
+      assert.match(ready(c.identity())!.message!, /its CA Secret holds no usable key/);
+    },
+  },
+  {
+    name: 'suspended: its certificate deny-listed and its own Secret deleted',
+    async given(gen) {
+      const c = await issued(gen);
+      c.serialBefore = c.identity().status?.serialNumber;
+      c.setIdentity({ ...c.identity(), spec: { ...c.identity().spec, suspended: true } });
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writesTo('Secret'), [`delete Secret ${NS}/${SECRET}`]);
+      const home = c.configMaps.get(`${OPERATOR_NS}/${bundleConfigMapName('default')}`);
+      assert.ok(home, 'the deny list has a home');
+      const entries = (JSON.parse(home.data![BUNDLE_DENYLIST]!) as { entries: Array<{ serialNumber: string; reason: string }> }).entries;
+      assert.deepEqual(entries.map((e) => [e.serialNumber, e.reason]), [[c.serialBefore, 'Suspended']], 'its serial is deny-listed');
+      assert.equal(ready(c.identity())?.reason, 'Suspended');
+    },
+  },
+  {
+    name: 'suspended, and the Secret of that name is nobody\'s: neither deleted nor deny-listed',
+    async given(gen) {
+      const c = new FakeCluster();
+      c.store.set(await trustDomainState(gen));
+      c.setIdentity(agentIdentity({ suspended: true }));
+      c.secrets.set(`${NS}/${SECRET}`, {
+        apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET, namespace: NS, uid: 'uid-unowned', annotations: { [ANNOTATION_SERIAL]: 'ab', [ANNOTATION_NOT_AFTER]: '2031-01-01T00:00:00Z' } },
+        data: { 'tls.crt': 'eA==' },
+      });
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writesTo('Secret'), []);
+      assert.deepEqual(c.writesTo('ConfigMap'), []);
+      assert.ok(c.secret());
+      assert.equal(ready(c.identity())?.reason, 'Suspended');
+    },
+  },
+  {
+    name: 'the Secret is another identity\'s (its owner UID differs): SecretOwnedByAnother, that Secret untouched',
+    async given(gen) {
+      const c = new FakeCluster();
+      c.store.set(await trustDomainState(gen));
+      c.setIdentity(agentIdentity());
+      c.secrets.set(`${NS}/${SECRET}`, {
+        apiVersion: 'v1', kind: 'Secret', metadata: {
+          name: SECRET, namespace: NS, uid: 'uid-theirs', resourceVersion: '7',
+          ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: 'planner', uid: 'uid-an-older-planner', controller: true }],
+        },
+        data: { 'tls.crt': 'eA==', 'tls.key': 'eA==' },
+      });
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error?.reason, 'SecretOwnedByAnother', 'retried with backoff');
+      assert.deepEqual(c.writesTo('Secret'), []);
+      assert.equal(c.secret()?.metadata.resourceVersion, '7');
+      assert.equal(ready(c.identity())?.reason, 'SecretOwnedByAnother');
+      assert.equal(c.identity().status?.serialNumber, undefined, 'nothing of that Secret is reported');
+    },
+  },
+  {
+    name: 'its ServiceAccount does not exist: ServiceAccountNotFound, nothing issued',
+    async given(gen) {
+      const c = new FakeCluster();
+      c.store.set(await trustDomainState(gen));
+      c.setIdentity(agentIdentity({ serviceAccountName: 'ghost' }));
+      return c;
+    },
+    then(c, { result, error }) {
+      assert.equal(error, undefined, 'not retried: creating the ServiceAccount is the change that helps');
+      assert.deepEqual(result, {});
+      assert.deepEqual(c.writesTo('Secret'), []);
+      assert.equal(ready(c.identity())?.reason, 'ServiceAccountNotFound');
+      assert.match(ready(c.identity())!.message!, /ServiceAccount "ghost" does not exist in namespace "agents"/);
+    },
+  },
+];
+
+const gen = generation();
+for (const tc of cases) {
+  test(tc.name, async () => {
+    const g = await gen;
+    const c = await tc.given(g);
+    await tc.then(c, await c.reconcile(), g);
+  });
+}
+
+test('a leaf on a retiring root is moved at its spread time during a rotation, with reason RootRotation', async () => {
+  const old = await gen;
+  const c = await issued(old);
+  const serial = c.identity().status?.serialNumber;
+  const next = await generation();
+  const rotation = { phaseStartedAt: NOW, reissueWindowMs: 3_600_000 };
+  c.store.set(await trustDomainState(next, old, rotation));
+  const at = rotationReissueTime(NOW, rotation.reissueWindowMs, unitHash('uid-planner'));
+  assert.ok(at.getTime() > NOW.getTime(), 'this UID spreads into the window');
+
+  // Before its time: kept (the new bundle is written), and re-queued for that time.
+  const before = await c.reconcile();
+  assert.equal(before.error, undefined);
+  assert.equal(c.identity().status?.serialNumber, serial);
+  assert.equal(before.result?.requeueAfter, at.getTime() - NOW.getTime());
+
+  c.now = at;
+  const { error } = await c.reconcile();
+  assert.equal(error, undefined);
+  assert.deepEqual(c.writesTo('Secret'), [`replace Secret ${NS}/${SECRET}`]);
+  assert.equal(c.identity().status?.lastIssuanceReason, 'RootRotation');
+  assert.notEqual(c.identity().status?.serialNumber, serial);
+  assert.equal(c.secret()!.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT], await fingerprintOf(next.root.certificate));
+  const chain = parseCertificates(dataOf(c.secret()!, 'tls.crt'));
+  assert.equal((await verifyChain(chain, [next.root.certificate], at)).ok, true, 'the new leaf chains to the new root');
+});
