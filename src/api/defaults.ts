@@ -1,7 +1,7 @@
 // Defaults applied when a field is absent. The CRD schema sets the same
 // defaults on admission; these cover objects read before defaulting (e.g. in
 // unit tests) so logic never sees undefined.
-import type { AgentIdentity, KeyAlgorithm, RotationPolicy } from './types.ts';
+import type { AgentIdentity, Delivery, KeyAlgorithm, RotationPolicy } from './types.ts';
 
 export const DEFAULT_TRUST_DOMAIN = 'default';
 export const DEFAULT_DURATION = '24h';
@@ -31,6 +31,10 @@ export function secretNameOf(identity: AgentIdentity): string {
 /** The ConfigMap holding an identity's policy.json, written by the operator, mounted by the webhook. */
 export function policyConfigMapName(identityName: string): string {
   return `${identityName}-identity-policy`;
+}
+
+export function deliveryOf(identity: AgentIdentity): Delivery {
+  return identity.spec.delivery ?? 'Secret';
 }
 
 export function trustDomainOf(identity: AgentIdentity): string {

@@ -37,6 +37,22 @@ export const ANNOTATION_ROTATE_REQUESTED_AT = `${GROUP}/rotate-requested-at`;
 export const ANNOTATION_RENEWAL_REQUEST = `${GROUP}/renewal-request`;
 /** On an identity Secret: fingerprint of the root its leaf chains to, so rotation progress is a cache scan. */
 export const ANNOTATION_ROOT_FINGERPRINT = `${GROUP}/root-fingerprint`;
+/**
+ * The signer name of the operator's PodCertificateRequest signer: one name for
+ * every TrustDomain, since the AgentIdentity a pod asks for (below) names its
+ * TrustDomain, and one name keeps the RBAC (`sign` on one signer) and the
+ * pod's projection independent of which CA signs.
+ */
+export const SIGNER_NAME = `${GROUP}/svid`;
+/** The one key a pod's podCertificate projection may pass in userAnnotations: the AgentIdentity (same namespace) it asks for. */
+export const POD_CERTIFICATE_AGENT_ANNOTATION = `${GROUP}/agent`;
+/**
+ * On a PodCertificateRequest the signer issued: keeps the object (its chain,
+ * notAfter, root and identity) until the certificate expires, so root
+ * retirement and revocation know every pod certificate that may still be valid
+ * even after the API's cleaner deleted the request.
+ */
+export const FINALIZER_POD_CERTIFICATE = `${GROUP}/pod-certificate`;
 /** Finalizer that records a deleted identity's serial on the deny list before its Secret goes. */
 export const FINALIZER_REVOKE = `${GROUP}/revoke`;
 /** Bundle ConfigMaps are named trust-bundle-<TrustDomain>; like CA Secrets, they carry LABEL_TRUST_DOMAIN. */

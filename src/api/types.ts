@@ -59,7 +59,16 @@ export interface AgentIdentitySpec {
   policy?: InboundPolicy;
   secretName?: string;
   secretTemplate?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  /**
+   * How the key and certificate reach the agent's pods: `Secret` (default; the
+   * operator makes the key and keeps it in a Secret) or `PodCertificate` (the
+   * kubelet makes the key on the node and asks the operator's signer through a
+   * PodCertificateRequest; no key is ever written to the API). Immutable.
+   */
+  delivery?: Delivery;
 }
+
+export type Delivery = 'Secret' | 'PodCertificate';
 
 export interface AgentIdentityStatus {
   conditions?: Condition[];
@@ -240,4 +249,42 @@ export interface ClusterTrustBundle {
   kind: 'ClusterTrustBundle';
   metadata: ObjectMeta;
   spec: { trustBundle: string; signerName?: string };
+}
+
+// --- certificates.k8s.io/v1 PodCertificateRequest (Kubernetes 1.37, KEP-4317): the parts the signer reads and writes.
+
+/** Key types a kubelet may generate for a podCertificate projection. */
+export type PodCertificateKeyType = 'RSA3072' | 'RSA4096' | 'ECDSAP256' | 'ECDSAP384' | 'ECDSAP521' | 'ED25519';
+
+export interface PodCertificateRequestSpec {
+  signerName: string;
+  podName: string;
+  podUID: string;
+  /** Verified by the API server (NodeRestriction) against the pod. */
+  serviceAccountName: string;
+  serviceAccountUID: string;
+  nodeName: string;
+  nodeUID: string;
+  /** Defaulted to 86400 by the API server; at least 3600, at most 7862400. */
+  maxExpirationSeconds?: number;
+  /** Base64 of the DER PKCS#10 request the kubelet signed with the new key (subject empty). */
+  stubPKCS10Request: string;
+  unverifiedUserAnnotations?: Record<string, string>;
+}
+
+export interface PodCertificateRequestStatus {
+  /** At most one of Issued, Denied, Failed, with status True; the whole status is immutable after it. */
+  conditions?: Condition[];
+  certificateChain?: string;
+  notBefore?: string;
+  beginRefreshAt?: string;
+  notAfter?: string;
+}
+
+export interface PodCertificateRequest {
+  apiVersion: 'certificates.k8s.io/v1';
+  kind: 'PodCertificateRequest';
+  metadata: ObjectMeta;
+  spec: PodCertificateRequestSpec;
+  status?: PodCertificateRequestStatus;
 }

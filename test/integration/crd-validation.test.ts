@@ -156,6 +156,12 @@ const invalid: Case[] = [
   { kind: 'AgentIdentity', name: 'secretTemplate may not set operator annotations', spec: aid({ secretTemplate: { annotations: { 'agentidentity.dev/spiffe-id': 'spiffe://evil/x' } } }), expect: 'secretTemplate.annotations must not set keys starting with agentidentity.dev/' },
   { kind: 'AgentIdentity', name: 'secretTemplate label values are label values', spec: aid({ secretTemplate: { labels: { team: 'not ok!' } } }), expect: 'label values must be empty or consist of letters' },
   { kind: 'AgentIdentity', name: 'secretTemplate at most 64 labels', spec: aid({ secretTemplate: { labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) } }), expect: 'spec.secretTemplate.labels: Too many' },
+  // delivery
+  { kind: 'AgentIdentity', name: 'delivery enum', spec: aid({ delivery: 'Email' }), expect: 'Unsupported value: "Email"' },
+  { kind: 'AgentIdentity', name: 'PodCertificate needs at least 1h', spec: aid({ delivery: 'PodCertificate', duration: '30m' }), expect: "duration (30m) must be between 1h and 2184h (91 days) with delivery PodCertificate" },
+  { kind: 'AgentIdentity', name: 'PodCertificate at most 91 days', spec: aid({ delivery: 'PodCertificate', duration: '2185h' }), expect: 'must be between 1h and 2184h' },
+  { kind: 'AgentIdentity', name: 'PodCertificate has no RSA-2048', spec: aid({ delivery: 'PodCertificate', privateKey: { algorithm: 'RSA' } }), expect: 'with delivery PodCertificate an RSA key must be 3072 or 4096 bits' },
+  { kind: 'AgentIdentity', name: 'PodCertificate has no Secret', spec: aid({ delivery: 'PodCertificate', secretName: 'planner-tls' }), expect: 'secretName and secretTemplate do not apply with delivery PodCertificate' },
 
   // TrustDomain
   { kind: 'TrustDomain', name: 'trustDomain is required', spec: { ca: selfSigned }, expect: 'spec.trustDomain: Required value' },
@@ -207,6 +213,9 @@ const valid: Case[] = [
   { kind: 'AgentIdentity', name: 'DNS label of 63 characters', spec: aid({ dnsNames: [`${long(63)}.svc`] }) },
   { kind: 'AgentIdentity', name: 'object name of 63 characters', spec: aid({}), objectName: long(63, 'n') },
   { kind: 'AgentIdentity', name: 'trustDomain that names a TrustDomain with dots', spec: aid({ trustDomain: 'prod.example' }) },
+  { kind: 'AgentIdentity', name: 'PodCertificate minimal', spec: aid({ delivery: 'PodCertificate' }) },
+  { kind: 'AgentIdentity', name: 'PodCertificate with RSA 3072 for 2184h', spec: aid({ delivery: 'PodCertificate', duration: '2184h', privateKey: { algorithm: 'RSA', size: 3072 } }) },
+  { kind: 'AgentIdentity', name: 'PodCertificate with Ed25519 for exactly 1h', spec: aid({ delivery: 'PodCertificate', duration: '1h', privateKey: { algorithm: 'Ed25519' } }) },
   { kind: 'AgentIdentity', name: 'secretTemplate with ordinary keys', spec: aid({ secretName: 'planner.tls', secretTemplate: { labels: { 'app.kubernetes.io/name': 'planner', team: '', 'agentidentity.dev.example/x': 'y' }, annotations: { 'example.com/owner': 'team planner: any text!' } } }) },
 
   { kind: 'TrustDomain', name: "trustDomain with '_' and '-'", spec: td({ trustDomain: 'my_org-1.example' }) },
@@ -287,6 +296,7 @@ test('every AgentIdentity spec field survives a round trip (nothing is pruned)',
     ] },
     secretName: 'planner-tls',
     secretTemplate: { labels: { team: 'planning' }, annotations: { 'example.com/note': 'hi' } },
+    delivery: 'Secret',
   } satisfies Required<Omit<AgentIdentitySpec, 'renewBeforePercentage'>>;
   const created = await createAgentIdentity(agentIdentity(spec));
   assert.deepEqual(created.spec, spec);
@@ -375,6 +385,25 @@ test('AgentIdentity.spec.trustDomain is immutable', async (t) => {
     const updated = (await replace(aid({ trustDomain: 'prod', duration: '48h', dnsNames: ['planner.svc'] }))()) as AgentIdentity;
     assert.equal(updated.spec.duration, '48h');
     assert.equal(updated.spec.trustDomain, 'prod');
+  });
+});
+
+test('AgentIdentity.spec.delivery is immutable', async (t) => {
+  const created = await createAgentIdentity(agentIdentity(aid({ delivery: 'PodCertificate' })));
+  const name = created.metadata.name!;
+  const replace = (spec: Spec) => async () => {
+    const current = (await api.getNamespacedCustomObject({ ...aidParams, namespace: ns, name })) as AgentIdentity;
+    return api.replaceNamespacedCustomObject({ ...aidParams, namespace: ns, name, body: { ...current, spec } });
+  };
+  await t.test('changing it is refused', async () => {
+    await assertRefused(replace(aid({ delivery: 'Secret' })), 'delivery is immutable: pods already running hold credentials of the other kind');
+  });
+  await t.test('removing it (so the default Secret would apply) is refused', async () => {
+    await assertRefused(replace(aid({})), 'delivery is immutable');
+  });
+  await t.test('a minimal AgentIdentity is delivered as a Secret', async () => {
+    const minimal = await createAgentIdentity(agentIdentity({ serviceAccountName: 'planner' }));
+    assert.equal(minimal.spec.delivery, 'Secret');
   });
 });
 
