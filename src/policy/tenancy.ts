@@ -3,15 +3,13 @@
 // spec.dnsNames allows. Pure, so the admission webhook (which refuses the
 // AgentIdentity) and the identity reconciler (which refuses to issue, where
 // no webhook runs) answer the same question the same way.
+import { firstViolation, type Check, type Violation } from '../api/checks.ts';
 import type { AgentIdentity, TrustDomain } from '../api/types.ts';
 import { describeSelector, isEmptySelector, matchesSelector, selectorProblem } from './selector.ts';
 
 export type TenancyReason = 'NamespaceNotAllowed' | 'DNSNameNotAllowed';
 
-export interface TenancyViolation {
-  reason: TenancyReason;
-  message: string;
-}
+export type TenancyViolation = Violation<TenancyReason>;
 
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 /** A Service's names in the identity's own namespace: `<service>.<namespace>.svc[.<cluster domain>]`. */
@@ -37,20 +35,27 @@ export function dnsNameMatches(name: string, pattern: string): boolean {
 
 const quote = (names: readonly string[]) => names.map((n) => `"${n}"`).join(', ');
 
-/** Why this identity may not be issued by this TrustDomain, or undefined when it may. */
-export function tenancyViolation(td: TrustDomain, identity: AgentIdentity, namespaceLabels: Record<string, string>): TenancyViolation | undefined {
+interface TenancyInput {
+  td: TrustDomain;
+  identity: AgentIdentity;
+  namespaceLabels: Record<string, string>;
+}
+
+const namespaceAllowed: Check<TenancyInput, TenancyReason> = ({ td, identity, namespaceLabels }) => {
+  const selector = td.spec.namespaceSelector;
+  if (!selector || matchesSelector(selector, namespaceLabels)) return undefined;
+  const problem = selectorProblem(selector);
+  return {
+    reason: 'NamespaceNotAllowed',
+    message: problem
+      ? `TrustDomain "${td.metadata.name}" has an invalid spec.namespaceSelector (${problem}), so it issues identities in no namespace; a cluster admin must fix it`
+      : `TrustDomain "${td.metadata.name}" issues identities only in namespaces matching "${describeSelector(selector)}" (its spec.namespaceSelector), and namespace "${identity.metadata.namespace}" does not match; use another trust domain in spec.trustDomain, or ask a cluster admin to admit this namespace`,
+  };
+};
+
+const dnsNamesAllowed: Check<TenancyInput, TenancyReason> = ({ td, identity }) => {
   const namespace = identity.metadata.namespace!;
   const tdName = td.metadata.name!;
-  const selector = td.spec.namespaceSelector;
-  if (selector && !matchesSelector(selector, namespaceLabels)) {
-    const problem = selectorProblem(selector);
-    return {
-      reason: 'NamespaceNotAllowed',
-      message: problem
-        ? `TrustDomain "${tdName}" has an invalid spec.namespaceSelector (${problem}), so it issues identities in no namespace; a cluster admin must fix it`
-        : `TrustDomain "${tdName}" issues identities only in namespaces matching "${describeSelector(selector)}" (its spec.namespaceSelector), and namespace "${namespace}" does not match; use another trust domain in spec.trustDomain, or ask a cluster admin to admit this namespace`,
-    };
-  }
   const allowed = allowedDNSNames(td, namespace);
   for (const name of identity.spec.dnsNames ?? []) {
     if (name.startsWith('*.') && td.spec.dnsNames?.allowWildcards !== true) {
@@ -68,6 +73,13 @@ export function tenancyViolation(td: TrustDomain, identity: AgentIdentity, names
     };
   }
   return undefined;
+};
+
+const TENANCY_CHECKS = [namespaceAllowed, dnsNamesAllowed];
+
+/** Why this identity may not be issued by this TrustDomain, or undefined when it may. */
+export function tenancyViolation(td: TrustDomain, identity: AgentIdentity, namespaceLabels: Record<string, string>): TenancyViolation | undefined {
+  return firstViolation(TENANCY_CHECKS, { td, identity, namespaceLabels });
 }
 
 /** True when the TrustDomain admits every namespace: the reconciler then needs no namespace labels. */
