@@ -42,10 +42,16 @@ export interface PolicyDocument {
   denyList: DenyListEntry[];
 }
 
-/** File names inside the mounted identity directory. */
+/**
+ * File names inside the mounted identity directory. Secret delivery writes
+ * tls.crt and tls.key; pod-certificate delivery has the kubelet write the
+ * credential bundle instead (a PKCS#8 PRIVATE KEY block, then the chain, Leaf
+ * first: one file, so key and chain are always read from one generation).
+ */
 export const FILES = {
   certificate: 'tls.crt',
   privateKey: 'tls.key',
+  credentialBundle: 'credential-bundle.pem',
   bundle: 'ca.crt',
   policy: 'policy.json',
 } as const;
@@ -57,6 +63,7 @@ export const ENV = {
   dir: 'AGENT_IDENTITY_DIR',
   certificate: 'AGENT_IDENTITY_CERT_FILE',
   privateKey: 'AGENT_IDENTITY_KEY_FILE',
+  credentialBundle: 'AGENT_IDENTITY_CREDENTIAL_BUNDLE_FILE',
   bundle: 'AGENT_IDENTITY_BUNDLE_FILE',
   policy: 'AGENT_IDENTITY_POLICY_FILE',
   spiffeID: 'AGENT_IDENTITY_SPIFFE_ID',

@@ -1,8 +1,11 @@
-// Where the identity files are, and reading all four as one snapshot.
+// Where the identity files are, and reading them as one snapshot: the key
+// and chain from the kubelet's credential bundle when pod-certificate delivery
+// wrote one, else from tls.key and tls.crt.
 import { createHash } from 'node:crypto';
 import { readFile, readlink, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DEFAULT_IDENTITY_DIR, ENV, FILES } from '../api/documents.ts';
+import { splitCredentialBundle } from './credential-bundle.ts';
 import { IdentityError } from './errors.ts';
 
 export interface IdentityFiles {
@@ -10,20 +13,36 @@ export interface IdentityFiles {
   privateKey: string;
   bundle: string;
   policy: string;
+  /** The kubelet's credential bundle (key, then chain); when the file exists it is read instead of certificate and privateKey. */
+  credentialBundle?: string;
 }
 
 /**
- * An explicit `dir` holds all four files. Otherwise each file comes from its
- * own env variable (AGENT_IDENTITY_CERT_FILE, …), else from AGENT_IDENTITY_DIR,
- * else from /var/run/agentidentity.
+ * One file's path. An explicit `dir` holds every file. Otherwise each comes
+ * from its own env variable (AGENT_IDENTITY_CERT_FILE, …), else from
+ * AGENT_IDENTITY_DIR, else from /var/run/agentidentity.
  */
+function filePath(key: keyof typeof FILES, dir: string | undefined, env: NodeJS.ProcessEnv): string {
+  return (dir === undefined ? env[ENV[key]] : undefined) ?? join(dir ?? env[ENV.dir] ?? DEFAULT_IDENTITY_DIR, FILES[key]);
+}
+
+/** tls.crt, tls.key, ca.crt and policy.json: see filePath for where. */
 export function identityFiles(dir?: string, env: NodeJS.ProcessEnv = process.env): IdentityFiles {
-  const base = dir ?? env[ENV.dir] ?? DEFAULT_IDENTITY_DIR;
-  const pick = (key: keyof typeof FILES) => (dir === undefined ? env[ENV[key]] : undefined) ?? join(base, FILES[key]);
+  const pick = (key: keyof typeof FILES) => filePath(key, dir, env);
   return { certificate: pick('certificate'), privateKey: pick('privateKey'), bundle: pick('bundle'), policy: pick('policy') };
 }
 
-export type IdentityContents = IdentityFiles & { digest: string };
+/** identityFiles() and the credential bundle (AGENT_IDENTITY_CREDENTIAL_BUNDLE_FILE, or credential-bundle.pem beside them). */
+export function identityFilesWithCredentialBundle(dir?: string, env: NodeJS.ProcessEnv = process.env): IdentityFiles {
+  return { ...identityFiles(dir, env), credentialBundle: filePath('credentialBundle', dir, env) };
+}
+
+type Piece = 'certificate' | 'privateKey' | 'bundle' | 'policy';
+
+/** The texts read; `from` names the file each came from, for messages (the credential bundle for both key and chain). */
+export type IdentityContents = Record<Piece, string> & { from: Record<Piece, string>; digest: string };
+
+type Readable = keyof IdentityFiles;
 
 const DATA_LINK = '..data';
 
@@ -42,22 +61,34 @@ async function snapshotPath(file: string, dataDirs: Map<string, Promise<string |
   return link === join(DATA_LINK, basename(file)) ? join(data, basename(file)) : file;
 }
 
-/** Reads the four files; `digest` changes exactly when any content does. */
+/**
+ * Reads the files; `digest` changes exactly when any content does. The
+ * credential bundle, when it exists, is one read, so its key and chain are
+ * always one generation's.
+ */
 export async function readIdentityFiles(files: IdentityFiles): Promise<IdentityContents> {
   const dataDirs = new Map<string, Promise<string | undefined>>();
-  const entries = Object.entries(files) as [keyof IdentityFiles, string][];
-  const hash = createHash('sha256');
-  const out = {} as IdentityFiles;
-  for (const [key, path] of entries) {
-    let text: string;
+  const read = async (key: Readable, path: string, optional = false): Promise<string | undefined> => {
     try {
-      text = await readFile(await snapshotPath(path, dataDirs), 'utf8');
+      return await readFile(await snapshotPath(path, dataDirs), 'utf8');
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (optional && code === 'ENOENT') return undefined;
       // Only the code: an fs message is harmless, but keep every message in one voice.
-      throw new IdentityError(`cannot read ${FILES[key]} at ${path}: ${(err as NodeJS.ErrnoException).code ?? 'read failed'}`);
+      throw new IdentityError(`cannot read ${FILES[key]} at ${path}: ${code ?? 'read failed'}`);
     }
-    hash.update(`${key}\0${text.length}\0${text}`);
-    out[key] = text;
-  }
-  return { ...out, digest: hash.digest('hex') };
+  };
+  const credentialBundle = files.credentialBundle === undefined ? undefined : await read('credentialBundle', files.credentialBundle, true);
+  const bundlePath = files.credentialBundle!;
+  const keyAndChain = credentialBundle !== undefined
+    ? { ...splitCredentialBundle(credentialBundle, bundlePath), from: { certificate: bundlePath, privateKey: bundlePath } }
+    : {
+      certificate: (await read('certificate', files.certificate))!,
+      privateKey: (await read('privateKey', files.privateKey))!,
+      from: { certificate: files.certificate, privateKey: files.privateKey },
+    };
+  const texts: Record<Piece, string> = { certificate: keyAndChain.certificate, privateKey: keyAndChain.privateKey, bundle: (await read('bundle', files.bundle))!, policy: (await read('policy', files.policy))! };
+  const hash = createHash('sha256');
+  for (const [key, text] of Object.entries(texts)) hash.update(`${key}\0${text.length}\0${text}`);
+  return { ...texts, from: { ...keyAndChain.from, bundle: files.bundle, policy: files.policy }, digest: hash.digest('hex') };
 }

@@ -7,13 +7,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ENV, type PolicyDocument } from '../api/documents.ts';
 import type { Bundle } from '../pki/index.ts';
 import { IdentityError } from './errors.ts';
-import { identityFiles, type IdentityFiles, readIdentityFiles } from './files.ts';
+import { type IdentityFiles, identityFilesWithCredentialBundle, readIdentityFiles } from './files.ts';
 import { type Material, parseMaterial } from './material.ts';
 import type { X509SVID } from './svid.ts';
 import { watchDirectories } from './watch.ts';
 
 export interface LoadOptions {
-  /** Directory holding tls.crt, tls.key, ca.crt and policy.json; default: see identityFiles(). */
+  /**
+   * Directory holding ca.crt, policy.json and either credential-bundle.pem
+   * (pod-certificate delivery; preferred when present) or tls.crt and tls.key;
+   * default: see identityFiles().
+   */
   dir?: string;
   /** Refuse material for any other SPIFFE ID; default: env AGENT_IDENTITY_SPIFFE_ID, if set. */
   spiffeID?: string;
@@ -84,7 +88,7 @@ export class Identity extends EventEmitter<IdentityEvents> {
   async #load(): Promise<boolean> {
     const contents = await readIdentityFiles(this.files);
     if (contents.digest === this.#material.digest) return false;
-    this.#material = await parseMaterial(this.files, contents, this.#expectedID, new Date());
+    this.#material = await parseMaterial(contents, this.#expectedID, new Date());
     this.emit('update', this);
     return true;
   }
@@ -134,9 +138,9 @@ export class Identity extends EventEmitter<IdentityEvents> {
  * not hold together) and, unless `watch: false`, keeps them current.
  */
 export async function loadIdentity(opts: LoadOptions = {}): Promise<Identity> {
-  const files = identityFiles(opts.dir);
+  const files = identityFilesWithCredentialBundle(opts.dir);
   const expectedID = opts.spiffeID ?? (process.env[ENV.spiffeID] || undefined);
-  const material = await parseMaterial(files, await readIdentityFiles(files), expectedID, new Date());
+  const material = await parseMaterial(await readIdentityFiles(files), expectedID, new Date());
   const identity = new Identity(files, material, expectedID);
   if (opts.watch !== false) identity.watch(opts.pollIntervalMs);
   return identity;

@@ -1,11 +1,11 @@
-// Turning the four files into usable material: an SVID whose key matches,
+// Turning the identity files into usable material: an SVID whose key matches,
 // a Bundle it chains to, and the policy written for it. Any inconsistency
 // (a half-written file, a key from another generation) rejects the whole set.
 import type { PolicyDocument } from '../api/documents.ts';
 import { Bundle, keyMatchesCertificate, parseCertificates, PkiError, privateKeyFromPem, spiffeIDOf, verifyChain } from '../pki/index.ts';
 import { isCACertificate } from '../pki/parse.ts';
 import { IdentityError } from './errors.ts';
-import type { IdentityContents, IdentityFiles } from './files.ts';
+import type { IdentityContents } from './files.ts';
 import { parsePolicyDocument } from './policy-document.ts';
 import { X509SVID } from './svid.ts';
 
@@ -26,7 +26,9 @@ async function step<T>(file: string, fn: () => T | Promise<T>): Promise<T> {
   }
 }
 
-export async function parseMaterial(files: IdentityFiles, contents: IdentityContents, expectedID: string | undefined, now: Date): Promise<Material> {
+export async function parseMaterial(contents: IdentityContents, expectedID: string | undefined, now: Date): Promise<Material> {
+  // Where each piece was read from: tls.crt and tls.key, or both from the credential bundle.
+  const files = contents.from;
   const certs = await step(files.certificate, () => parseCertificates(contents.certificate));
   const id = spiffeIDOf(certs[0]!);
   if (!id) throw new IdentityError(`${files.certificate}: the certificate has no SPIFFE ID (exactly one spiffe:// URI SAN)`);

@@ -152,7 +152,8 @@ export async function mutate(req: AdmissionRequest, opts: Omit<AdmissionOptions,
 
   const { patch, summary, refusal } = injectIdentity(pod, identity, opts.mountPath ? { mountPath: opts.mountPath } : {});
   if (refusal) return deny(req.uid, refusal.reason, refusal.message);
-  const warnings = identity.status?.spiffeID ? [] : [`AgentIdentity "${name}" has no certificate yet; ${describePod(pod)} starts once Secret "${summary.secret}" exists`];
+  // A pod certificate is asked for by the pod's own kubelet: nothing to wait for before the pod exists.
+  const warnings = identity.status?.spiffeID || !summary.secret ? [] : [`AgentIdentity "${name}" has no certificate yet; ${describePod(pod)} starts once Secret "${summary.secret}" exists`];
   if (patch.length === 0) return { ...allow(req.uid, warnings), summary };
   return {
     result: 'patched', summary,

@@ -10,6 +10,7 @@ import { firstViolation, type Check, type Violation } from '../api/checks.ts';
 import { secretNameOf, trustDomainOf } from '../api/defaults.ts';
 import type { AgentIdentity, ObjectMeta, TrustDomain } from '../api/types.ts';
 import { admitsEveryNamespace, tenancyViolation } from '../policy/tenancy.ts';
+import { identitySecretName } from './delivery.ts';
 import { type AdmissionRequest, allow, badNamespace, deny, type IdentityLookup, lookupFailed, type Outcome } from './admission.ts';
 
 export interface IdentityAdmissionOptions {
@@ -33,7 +34,7 @@ interface SecretClaim {
 const nameInUse: Check<SecretClaim, SecretClaimReason> = ({ identity, others }) => {
   const secretName = secretNameOf(identity);
   // status.secretName too: after a rename the old Secret may still exist for a moment.
-  const claimant = others.find((o) => o.metadata.name !== identity.metadata.name && (secretNameOf(o) === secretName || o.status?.secretName === secretName));
+  const claimant = others.find((o) => o.metadata.name !== identity.metadata.name && (identitySecretName(o) === secretName || o.status?.secretName === secretName));
   if (!claimant) return undefined;
   return {
     reason: 'SecretNameInUse',
@@ -94,9 +95,11 @@ export async function validateIdentity(req: AdmissionRequest, opts: IdentityAdmi
   const violation = td && tenancyViolation(td, identity, labels ?? {});
   if (violation) return deny(req.uid, violation.reason, violation.message);
 
+  const secretName = identitySecretName(identity);
+  // A pod-certificate identity writes no Secret, so it takes no name from anyone.
+  if (secretName === undefined) return admitted(req.uid, td, tdName, namespace);
   let others: AgentIdentity[];
   let secret: ObjectMeta | undefined;
-  const secretName = secretNameOf(identity);
   try {
     others = await opts.identities.list(namespace);
     secret = await opts.secretMetadata(namespace, secretName);
@@ -105,6 +108,10 @@ export async function validateIdentity(req: AdmissionRequest, opts: IdentityAdmi
   }
   const denial = secretClaimDenial(identity, others, secret);
   if (denial) return deny(req.uid, denial.reason, denial.message);
-  // Applied before its TrustDomain (GitOps order is not ours to choose): the reconciler judges it once that exists.
-  return allow(req.uid, td ? [] : [`TrustDomain "${tdName}" does not exist yet; the operator issues this identity once it does, if it admits namespace "${namespace}" and the dnsNames`]);
+  return admitted(req.uid, td, tdName, namespace);
+}
+
+// Applied before its TrustDomain (GitOps order is not ours to choose): the reconciler judges it once that exists.
+function admitted(uid: string, td: TrustDomain | undefined, tdName: string, namespace: string): Outcome {
+  return allow(uid, td ? [] : [`TrustDomain "${tdName}" does not exist yet; the operator issues this identity once it does, if it admits namespace "${namespace}" and the dnsNames`]);
 }

@@ -1,5 +1,6 @@
 // When a Pod is created with label agentidentity.dev/agent=<name>
-//   → add the projected volume `agent-identity` (the identity's Secret + its policy ConfigMap),
+//   → add the projected volume `agent-identity` (delivery.ts: the identity's Secret, or a
+//     podCertificate source and the trust bundle ConfigMap; and its policy ConfigMap),
 //   → mount it read-only at /var/run/agentidentity in every container (or those the annotation names),
 //   → set the AGENT_IDENTITY_* variables that name the files and carry the SPIFFE ID,
 //   → record what was injected in the agentidentity.dev/injected annotation.
@@ -10,12 +11,13 @@
 // back from the API server with its defaults) yields an empty patch.
 import { posix } from 'node:path';
 import { DEFAULT_IDENTITY_DIR, ENV, FILES } from '../api/documents.ts';
-import { secretNameOf } from '../api/defaults.ts';
-import { SECRET_BUNDLE, SECRET_CERT, SECRET_KEY } from '../api/group.ts';
+import { deliveryOf, secretNameOf } from '../api/defaults.ts';
+import { SIGNER_NAME } from '../api/group.ts';
 import type { AgentIdentity } from '../api/types.ts';
+import { identitySources } from './delivery.ts';
 import { type JSONPatchOp, pointer, sameJSON } from './jsonpatch.ts';
 import { ANNOTATION_INJECT_CONTAINERS, ANNOTATION_INJECTED, IDENTITY_VOLUME, LABEL_AGENT, policyConfigMapName } from './names.ts';
-import { type Container, type ContainerAt, containersOf, describePod, type EnvVar, type Pod, type Volume, type VolumeMount } from './pod.ts';
+import { type Container, type ContainerAt, containersOf, describePod, type EnvVar, type Pod, type Volume, type VolumeMount, type VolumeProjection } from './pod.ts';
 
 export type { JSONPatchOp } from './jsonpatch.ts';
 
@@ -29,7 +31,10 @@ export interface InjectionSummary {
   identity: string;
   /** Absent while the identity has no certificate yet: the variable is then not set (see injectIdentity). */
   spiffeID?: string;
-  secret: string;
+  /** Secret delivery: the Secret the volume projects. */
+  secret?: string;
+  /** Pod-certificate delivery: the signer the kubelet asks. */
+  signerName?: string;
   policy: string;
   mountPath: string;
   containers: string[];
@@ -39,7 +44,7 @@ export interface Injection {
   patch: JSONPatchOp[];
   summary: InjectionSummary;
   /** Set when the pod cannot take the injection at all; the patch is then empty. */
-  refusal?: { reason: 'TooManyContainers'; message: string };
+  refusal?: { reason: 'TooManyContainers' | 'UnsupportedKeyType'; message: string };
 }
 
 // The injection adds about 430 bytes to each container; past ~3,600 of them
@@ -107,26 +112,8 @@ export function targetContainers(pod: Pod, mountPath = DEFAULT_IDENTITY_DIR): Co
     .filter((c) => !foreignMountAt(c.container, mountPath));
 }
 
-export function identityVolume(identity: AgentIdentity): Volume {
-  return {
-    name: IDENTITY_VOLUME,
-    projected: {
-      defaultMode: DEFAULT_MODE,
-      sources: [
-        {
-          secret: {
-            name: secretNameOf(identity),
-            items: [
-              { key: SECRET_CERT, path: FILES.certificate },
-              { key: SECRET_KEY, path: FILES.privateKey },
-              { key: SECRET_BUNDLE, path: FILES.bundle },
-            ],
-          },
-        },
-        { configMap: { name: policyConfigMapName(identity.metadata.name!), items: [{ key: FILES.policy, path: FILES.policy }] } },
-      ],
-    },
-  };
+function identityVolume(sources: VolumeProjection[]): Volume {
+  return { name: IDENTITY_VOLUME, projected: { defaultMode: DEFAULT_MODE, sources } };
 }
 
 /** A whole-directory mount: never subPath, since subPath mounts do not see Secret or ConfigMap updates. */
@@ -140,15 +127,18 @@ function isOurMount(m: VolumeMount, mountPath: string): boolean {
 
 export function identityEnv(identity: AgentIdentity, mountPath: string): EnvVar[] {
   const file = (name: string) => posix.join(mountPath, name);
+  // The key and chain files the delivery writes: the SDK reads the credential bundle when it is there.
+  const credentials: EnvVar[] = deliveryOf(identity) === 'Secret'
+    ? [{ name: ENV.certificate, value: file(FILES.certificate) }, { name: ENV.privateKey, value: file(FILES.privateKey) }]
+    : [{ name: ENV.credentialBundle, value: file(FILES.credentialBundle) }];
   const env: EnvVar[] = [
     { name: ENV.dir, value: mountPath },
-    { name: ENV.certificate, value: file(FILES.certificate) },
-    { name: ENV.privateKey, value: file(FILES.privateKey) },
+    ...credentials,
     { name: ENV.bundle, value: file(FILES.bundle) },
     { name: ENV.policy, value: file(FILES.policy) },
   ];
   // Not issued yet: the ID is not guessed from the TrustDomain template. The
-  // pod waits for its Secret anyway, and the SDK reads the ID from the certificate.
+  // pod waits for its certificate anyway, and the SDK reads the ID from it.
   if (identity.status?.spiffeID) env.push({ name: ENV.spiffeID, value: identity.status.spiffeID });
   return env;
 }
@@ -206,7 +196,7 @@ export function injectIdentity(pod: Pod, identity: AgentIdentity, opts: InjectOp
   const summary: InjectionSummary = {
     identity: identity.metadata.name!,
     ...(identity.status?.spiffeID ? { spiffeID: identity.status.spiffeID } : {}),
-    secret: secretNameOf(identity),
+    ...(deliveryOf(identity) === 'Secret' ? { secret: secretNameOf(identity) } : { signerName: SIGNER_NAME }),
     policy: policyConfigMapName(identity.metadata.name!),
     mountPath,
     containers: targets.map((t) => t.container.name),
@@ -216,10 +206,12 @@ export function injectIdentity(pod: Pod, identity: AgentIdentity, opts: InjectOp
     const message = `${describePod(pod)} would carry the identity in ${targets.length} containers, more than the ${MAX_INJECTED_CONTAINERS} the webhook injects into; name the ones that need it with the annotation ${ANNOTATION_INJECT_CONTAINERS}`;
     return { patch: [], summary, refusal: { reason: 'TooManyContainers', message } };
   }
+  const volume = identitySources(identity);
+  if ('refusal' in volume) return { patch: [], summary, refusal: volume.refusal };
   const env = identityEnv(identity, mountPath);
   return {
     patch: [
-      ...ensureVolume(pod, identityVolume(identity)),
+      ...ensureVolume(pod, identityVolume(volume.sources)),
       ...targets.flatMap((t) => [...ensureMount(t, mountPath), ...ensureEnv(t, env)]),
       ...ensureAnnotation(pod, summary),
     ],

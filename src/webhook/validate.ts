@@ -21,11 +21,11 @@
 // Secrets it references and of its policy ConfigMap in, a verdict out. Rules are an ordered list of small
 // checks (api/checks.ts), as in cert-manager: the first that fails is the answer.
 import { firstViolation, type Check, type Violation } from '../api/checks.ts';
-import { secretNameOf } from '../api/defaults.ts';
 import { DEFAULT_IDENTITY_DIR } from '../api/documents.ts';
 import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../api/group.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
 import type { AgentIdentity, ObjectMeta, OwnerReference } from '../api/types.ts';
+import { identitySecretName } from './delivery.ts';
 import { foreignMountAt, isObjectName, requestedContainers, requestedIdentity } from './mutate.ts';
 import { ANNOTATION_INJECT_CONTAINERS, IDENTITY_VOLUME, LABEL_AGENT, policyConfigMapName } from './names.ts';
 import { containersOf, describeContainer, describePod, type Pod, secretReferencesOf, serviceAccountOf } from './pod.ts';
@@ -183,12 +183,14 @@ function defaultSecretOwnerName(secretName: string): string | undefined {
   return isObjectName(name) ? name : undefined;
 }
 
-/** Every AgentIdentity that names a Secret in its spec or (after a rename, for a moment) its status. */
+/**
+ * Every AgentIdentity that names a Secret in its spec or (after a rename, for
+ * a moment) its status. A pod-certificate identity has no Secret to claim.
+ */
 function claimsOf(identities: AgentIdentity[]): Map<string, AgentIdentity[]> {
   const claims = new Map<string, AgentIdentity[]>();
   for (const i of identities) {
-    const names = new Set([secretNameOf(i)]);
-    if (i.status?.secretName) names.add(i.status.secretName);
+    const names = new Set([identitySecretName(i), i.status?.secretName].filter((n) => n !== undefined));
     for (const name of names) {
       const claimants = claims.get(name);
       if (claimants) claimants.push(i);
@@ -239,6 +241,13 @@ const identitySecretsStayWithTheirServiceAccount: Check<PodAdmission, DenyReason
     // An existing Secret of someone else's is never written by the operator.
     const future = defaultSecretOwnerName(ref.secretName);
     if (future && (!meta || meta.labels?.[LABEL_MANAGED_BY] === MANAGED_BY_VALUE)) {
+      // It exists, so it has pod-certificate delivery (nothing else claims no Secret); re-created with Secret delivery it would get this one.
+      if (find(a, future)) {
+        return {
+          reason: 'IdentitySecretReserved',
+          message: `${uses}; that name is reserved for the identity Secret of AgentIdentity "${future}" (the default spec.secretName), which gets pod certificates and has no Secret now, but would keep its key there if re-created with Secret delivery; give the Secret another name`,
+        };
+      }
       return {
         reason: 'IdentitySecretReserved',
         message: `${uses}; that name is reserved for the identity Secret of AgentIdentity "${future}" (the default spec.secretName), which no AgentIdentity in namespace "${a.namespace}" holds yet, and only pods running as the ServiceAccount of the identity that gets it may use it; create AgentIdentity "${future}" first, or give the Secret another name`,

@@ -103,6 +103,13 @@ export interface StartOptions {
   dir: string;
   /** Leave processes running after this Node process exits (make cluster-up). */
   persistent?: boolean;
+  /**
+   * The Node authorizer and the NodeRestriction admission plugin, as on a real
+   * cluster (default off): a client certificate for system:node:<name> in
+   * group system:nodes may then only do what that node's kubelet may, e.g.
+   * ask for certificates of pods bound to it (pod-kubelet.ts).
+   */
+  nodeAuthorizer?: boolean;
 }
 
 export async function startControlPlane(opts: StartOptions): Promise<ControlPlane> {
@@ -143,7 +150,9 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     `--tls-cert-file=${servingCert}`, `--tls-private-key-file=${servingKey}`, `--client-ca-file=${caFile}`,
     `--service-account-key-file=${saPub}`, `--service-account-signing-key-file=${saKey}`,
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-    '--authorization-mode=RBAC', '--service-cluster-ip-range=10.0.0.0/24', '--allow-privileged=true',
+    // --enable-admission-plugins adds to the default set; nothing else is enabled today.
+    ...(opts.nodeAuthorizer ? ['--authorization-mode=Node,RBAC', '--enable-admission-plugins=NodeRestriction'] : ['--authorization-mode=RBAC']),
+    '--service-cluster-ip-range=10.0.0.0/24', '--allow-privileged=true',
     // A loopback advertise address is fine once nothing publishes it as the kubernetes Service endpoint.
     '--endpoint-reconciler-type=none',
     `--cert-dir=${join(dir, 'pki')}`, '--v=0',

@@ -1,13 +1,14 @@
 // The test environment for integration tests: a private control plane per
 // test file (so files run in parallel without sharing state), or an existing
 // cluster when USE_EXISTING_CLUSTER=true and KUBECONFIG points at it.
-import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
+import { KubeConfig, CoreV1Api, type V1Node } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startControlPlane, resolveBinaries, type ControlPlane } from './controlplane.ts';
+import { makeClientCert } from './certs.ts';
+import { kubeconfigYaml, startControlPlane, resolveBinaries, type ControlPlane, type StartOptions } from './controlplane.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -30,7 +31,7 @@ export function runKubectl(kubectlBin: string, kubeconfigPath: string, args: str
   });
 }
 
-export async function startTestEnv(): Promise<TestEnv> {
+export async function startTestEnv(opts: Pick<StartOptions, 'nodeAuthorizer'> = {}): Promise<TestEnv> {
   const existing = process.env.USE_EXISTING_CLUSTER === 'true';
   let controlPlane: ControlPlane | undefined;
   let kubeconfigPath: string;
@@ -41,7 +42,7 @@ export async function startTestEnv(): Promise<TestEnv> {
     kubectlBin = process.env.TEST_ASSET_KUBECTL ?? resolveBinaries().kubectl;
   } else {
     dir = mkdtempSync(join(tmpdir(), 'aio-cp-'));
-    controlPlane = await startControlPlane({ dir });
+    controlPlane = await startControlPlane({ dir, ...opts });
     kubeconfigPath = controlPlane.kubeconfigPath;
     kubectlBin = controlPlane.bins.kubectl;
   }
@@ -78,4 +79,25 @@ export async function startTestEnv(): Promise<TestEnv> {
       }
     },
   };
+}
+
+export interface TestNode {
+  node: V1Node;
+  /** Authenticates as the node's kubelet: CN system:node:<name>, O system:nodes, from the control plane's client CA. */
+  kc: KubeConfig;
+}
+
+/**
+ * Creates Node `name` (as admin; a kubelet registers itself, which NodeRestriction
+ * would also allow) and a KubeConfig for its kubelet. Needs a control plane we
+ * started: the client CA's key signs the certificate.
+ */
+export async function createNode(env: TestEnv, name = 'n1'): Promise<TestNode> {
+  const cp = env.controlPlane;
+  if (!cp) throw new Error('createNode needs the test control plane: its client CA signs the node certificate');
+  const node = await env.kc.makeApiClient(CoreV1Api).createNode({ body: { metadata: { name, labels: { 'kubernetes.io/hostname': name } } } });
+  const cert = await makeClientCert(cp.pki.ca, `system:node:${name}`, ['system:nodes']);
+  const kc = new KubeConfig();
+  kc.loadFromString(kubeconfigYaml(cp.server, cp.pki, `node-${name}`, cert));
+  return { node, kc };
 }

@@ -78,9 +78,21 @@ export function fileSet(identity: IssuedIdentity, bundlePem: string, policy: Pol
   return { 'tls.crt': identity.certificatePem, 'tls.key': identity.privateKeyPem, 'ca.crt': bundlePem, 'policy.json': `${JSON.stringify(policy, null, 2)}\n` };
 }
 
+/** What the kubelet writes for a podCertificate projection (with the bundle and policy ConfigMaps beside it). */
+export type PodCertificateFileSet = Record<'credential-bundle.pem' | 'ca.crt' | 'policy.json', string>;
+
+/** Files of either delivery, as the write helpers take them. */
+export type MountedFiles = Partial<IdentityFileSet & PodCertificateFileSet>;
+
+/** The kubelet's credential bundle: the PKCS#8 key, then the chain. */
+export function podCertificateFileSet(identity: IssuedIdentity, bundlePem: string, policy: PolicyDocument): PodCertificateFileSet {
+  const { 'ca.crt': ca, 'policy.json': policyJson } = fileSet(identity, bundlePem, policy);
+  return { 'credential-bundle.pem': `${identity.privateKeyPem.trim()}\n${identity.certificatePem}`, 'ca.crt': ca, 'policy.json': policyJson };
+}
+
 let generation = 0;
 
-async function writeGeneration(dir: string, files: Partial<IdentityFileSet>): Promise<string> {
+async function writeGeneration(dir: string, files: MountedFiles): Promise<string> {
   const name = `..2026_01_01_00_00_00.${String(process.pid)}${String(++generation).padStart(6, '0')}`;
   await mkdir(join(dir, name), { recursive: true });
   for (const [file, content] of Object.entries(files)) await writeFile(join(dir, name, file), content);
@@ -88,23 +100,27 @@ async function writeGeneration(dir: string, files: Partial<IdentityFileSet>): Pr
 }
 
 /** The kubelet's AtomicWriter layout: ..<timestamp>/ files, ..data -> ..<timestamp>, name -> ..data/name. */
-export async function writeMountedDir(dir: string, files: Partial<IdentityFileSet>): Promise<void> {
+export async function writeMountedDir(dir: string, files: MountedFiles): Promise<void> {
   const gen = await writeGeneration(dir, files);
   await symlink(gen, join(dir, '..data'));
   for (const file of Object.keys(files)) await symlink(join('..data', file), join(dir, file));
 }
 
 /** An update as the kubelet makes it: a new generation, ..data swapped by rename, the old generation removed. */
-export async function swapMountedDir(dir: string, files: Partial<IdentityFileSet>): Promise<void> {
+export async function swapMountedDir(dir: string, files: MountedFiles): Promise<void> {
   const old = await readlink(join(dir, '..data'));
   const gen = await writeGeneration(dir, files);
   await symlink(gen, join(dir, '..data_tmp'));
   await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+  // A file the old generation did not have gets its link, as the kubelet's AtomicWriter does.
+  for (const file of Object.keys(files)) await symlink(join('..data', file), join(dir, file)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
   await rm(join(dir, old), { recursive: true, force: true });
 }
 
 /** Plain files, as a developer would lay them out by hand. */
-export async function writePlainDir(dir: string, files: Partial<IdentityFileSet>): Promise<void> {
+export async function writePlainDir(dir: string, files: MountedFiles): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const [file, content] of Object.entries(files)) await writeFile(join(dir, file), content);
 }

@@ -20,6 +20,7 @@ describe('secretClaimDenial', () => {
     ['owned by something else', identity('db', { secretName: 'db-credentials' }), [], ownedBy('ConfigMap', 'db'), 'SecretOwnedByAnother'],
     ['an earlier identity of the same name (re-created)', identity('a'), [], ownedBy('AgentIdentity', 'a'), undefined],
     ['a Secret without a controller', identity('a'), [], { name: 'a-identity' }, undefined],
+    ['the default name of a pod-certificate identity, which has no Secret', identity('b', { secretName: 'a-identity' }), [identity('a', { delivery: 'PodCertificate' })], undefined, undefined],
   ];
   for (const [name, i, others, secret, expected] of cases) {
     it(name, () => assert.equal(secretClaimDenial(i, others, secret)?.reason, expected));
@@ -45,6 +46,13 @@ describe('validateIdentity', () => {
     const out = await validateIdentity(request(identity('a'), 'UPDATE', identity('a')), opts());
     assert.equal(out.result, 'allowed');
     assert.deepEqual(calls, []);
+  });
+
+  it('a pod-certificate identity claims no Secret: nothing is listed or read for it', async () => {
+    calls.length = 0;
+    const out = await validateIdentity(request(identity('a', { delivery: 'PodCertificate' })), opts({ secretMetadata: async () => ownedBy('ConfigMap', 'x') }));
+    assert.equal(out.result, 'allowed');
+    assert.deepEqual(calls, ['trustDomain', 'namespace']);
   });
 
   it('a TrustDomain that does not exist yet is allowed with a warning: the reconciler judges it later', async () => {
