@@ -1,6 +1,7 @@
 // Defaults applied when a field is absent. The CRD schema sets the same
 // defaults on admission; these cover objects read before defaulting (e.g. in
 // unit tests) so logic never sees undefined.
+import { BUNDLE_CONFIGMAP_PREFIX } from './group.ts';
 import type { AgentIdentity, Delivery, KeyAlgorithm, RotationPolicy } from './types.ts';
 
 export const DEFAULT_TRUST_DOMAIN = 'default';
@@ -35,6 +36,11 @@ export function policyConfigMapName(identityName: string): string {
 
 export function deliveryOf(identity: AgentIdentity): Delivery {
   return identity.spec.delivery ?? 'Secret';
+}
+
+/** The ConfigMap a TrustDomain's bundle (and deny list) is published in, in every namespace with its identities. */
+export function bundleConfigMapName(trustDomainObject: string): string {
+  return `${BUNDLE_CONFIGMAP_PREFIX}${trustDomainObject}`;
 }
 
 export function trustDomainOf(identity: AgentIdentity): string {

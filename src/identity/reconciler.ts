@@ -23,7 +23,7 @@ import { denyEntryOf, revoke } from './revoke.ts';
 import { desiredSecret, keptLeaf, secretDiffers, type SecretLeaf } from './secret.ts';
 import { readyStatus, failedStatus, suspendedStatus, withoutCertificate } from './status.ts';
 import { desiredPolicyConfigMap } from './policy.ts';
-import { bundleConfigMapName } from '../trust/publish.ts';
+import { bundleConfigMapName } from '../api/defaults.ts';
 import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
 import { controllerOf, describeController, isControlledBy } from '../api/owner.ts';
 import { foreignClaim, SECRET_OWNED_BY_ANOTHER } from './ownership.ts';

@@ -4,7 +4,8 @@
 import { BUNDLE_DENYLIST, ANNOTATION_SERIAL, ANNOTATION_SPIFFE_ID, ANNOTATION_NOT_AFTER } from '../api/group.ts';
 import type { DenyListEntry } from '../api/documents.ts';
 import type { ConfigMap, Secret } from '../api/types.ts';
-import { bundleConfigMapName, desiredBundleConfigMap } from '../trust/publish.ts';
+import { desiredBundleConfigMap } from '../trust/publish.ts';
+import { bundleConfigMapName } from '../api/defaults.ts';
 import { parseDenyList, serializeDenyList, withEntries } from '../trust/denylist.ts';
 import type { TrustDomainState } from '../trust/store.ts';
 

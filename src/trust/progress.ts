@@ -3,7 +3,7 @@
 import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, LABEL_IDENTITY, LABEL_TRUST_DOMAIN, SECRET_BUNDLE } from '../api/group.ts';
 import type { Secret } from '../api/types.ts';
 import type { TrustReconcilerDeps } from './deps.ts';
-import { bundleConfigMapName } from './publish.ts';
+import { bundleConfigMapName } from '../api/defaults.ts';
 
 export interface Progress { now: Date; bundleCopies: { total: number; updated: number }; leaves: number; leavesOnRetiring: number }
 

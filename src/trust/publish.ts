@@ -1,13 +1,9 @@
 // Where the trust bundle is published and what each copy holds. Pure.
-import { API_VERSION, BUNDLE_CONFIGMAP_PREFIX, BUNDLE_DENYLIST, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, TRUST_DOMAIN } from '../api/group.ts';
-import { trustDomainOf } from '../api/defaults.ts';
+import { API_VERSION, BUNDLE_DENYLIST, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, TRUST_DOMAIN } from '../api/group.ts';
+import { bundleConfigMapName, trustDomainOf } from '../api/defaults.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
 import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, OwnerReference, TrustDomain } from '../api/types.ts';
 import { matchesSelector } from '../policy/selector.ts';
-
-export function bundleConfigMapName(trustDomainObject: string): string {
-  return `${BUNDLE_CONFIGMAP_PREFIX}${trustDomainObject}`;
-}
 
 /**
  * Every namespace with an agent of this trust domain, every namespace the

@@ -3,10 +3,11 @@
 // that leave the CA signing (a squatted copy, a refused ClusterTrustBundle)
 // are reported, not thrown.
 import { BUNDLE_DENYLIST, LABEL_TRUST_DOMAIN } from '../api/group.ts';
+import { bundleConfigMapName } from '../api/defaults.ts';
 import type { ConfigMap, TrustDomain } from '../api/types.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
 import { ifExists, isNotFound, toKubeError } from '../kube/errors.ts';
-import { bundleConfigMapName, bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, desiredBundleConfigMap, desiredClusterTrustBundle, isOwnBundleCopy } from './publish.ts';
+import { bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, desiredBundleConfigMap, desiredClusterTrustBundle, isOwnBundleCopy } from './publish.ts';
 import { writeOwnedConfigMap } from './owned-configmap.ts';
 import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
 import { CONTROLLER, trustDomainRef, type TrustReconcilerDeps } from './deps.ts';

@@ -3,8 +3,8 @@
 //   PodCertificate: a podCertificate source (the kubelet makes the key on the
 //                   node and asks our signer; it writes credential-bundle.pem),
 //                   the trust bundle ConfigMap (ca.crt) + policy.json. No Secret.
-import { BUNDLE_CONFIGMAP_PREFIX, POD_CERTIFICATE_AGENT_ANNOTATION, SECRET_BUNDLE, SECRET_CERT, SECRET_KEY, SIGNER_NAME } from '../api/group.ts';
-import { DEFAULT_DURATION, deliveryOf, keyRequestOf, policyConfigMapName, secretNameOf, trustDomainOf } from '../api/defaults.ts';
+import { POD_CERTIFICATE_AGENT_ANNOTATION, SECRET_BUNDLE, SECRET_CERT, SECRET_KEY, SIGNER_NAME } from '../api/group.ts';
+import { bundleConfigMapName, DEFAULT_DURATION, deliveryOf, keyRequestOf, policyConfigMapName, secretNameOf, trustDomainOf } from '../api/defaults.ts';
 import { FILES } from '../api/documents.ts';
 import { parseDuration } from '../api/duration.ts';
 import type { AgentIdentity, PodCertificateKeyType } from '../api/types.ts';
@@ -53,11 +53,6 @@ export function podCertificateProjection(identity: AgentIdentity, keyType: PodCe
   };
 }
 
-/** The ConfigMap the trust reconciler publishes a TrustDomain's bundle in, in every namespace with its identities. */
-export function trustBundleConfigMapName(trustDomainObject: string): string {
-  return `${BUNDLE_CONFIGMAP_PREFIX}${trustDomainObject}`;
-}
-
 export type IdentitySources = { sources: VolumeProjection[] } | { refusal: { reason: 'UnsupportedKeyType'; message: string } };
 
 /** The projected volume's sources for the identity's delivery, policy.json last in both. */
@@ -77,6 +72,6 @@ export function identitySources(identity: AgentIdentity): IdentitySources {
   // ca.crt and this one come from the same publication), the trust reconciler
   // keeps it in every namespace with identities, and it works on API servers
   // that do not serve ClusterTrustBundles, which the operator treats as optional.
-  const bundle: VolumeProjection = { configMap: { name: trustBundleConfigMapName(trustDomainOf(identity)), items: [{ key: SECRET_BUNDLE, path: FILES.bundle }] } };
+  const bundle: VolumeProjection = { configMap: { name: bundleConfigMapName(trustDomainOf(identity)), items: [{ key: SECRET_BUNDLE, path: FILES.bundle }] } };
   return { sources: [{ podCertificate: podCertificateProjection(identity, keyType) }, bundle, policy] };
 }

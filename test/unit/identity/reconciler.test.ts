@@ -17,7 +17,7 @@ import { type CA, createIntermediate, createRoot, loadCA } from '../../../src/pk
 import { fingerprintOf, parseCertificates } from '../../../src/pki/parse.ts';
 import { certificatesToPem } from '../../../src/pki/pem.ts';
 import { verifyChain } from '../../../src/pki/verify.ts';
-import { bundleConfigMapName } from '../../../src/trust/publish.ts';
+import { bundleConfigMapName } from '../../../src/api/defaults.ts';
 import { TrustStore, type TrustDomainState } from '../../../src/trust/store.ts';
 
 const NOW = new Date('2030-06-01T12:00:00.000Z');

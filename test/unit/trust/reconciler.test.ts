@@ -11,7 +11,7 @@ import { KubeError } from '../../../src/kube/errors.ts';
 import type { Result } from '../../../src/controller/queue.ts';
 import { ReconcileFailure } from '../../../src/controller/failure.ts';
 import { trustReconciler } from '../../../src/trust/reconciler.ts';
-import { bundleConfigMapName } from '../../../src/trust/publish.ts';
+import { bundleConfigMapName } from '../../../src/api/defaults.ts';
 import { FakeCluster, OPERATOR_NAMESPACE, POLL_MS, broughtInTrustDomain, selfSignedTrustDomain } from './fakes.ts';
 
 type Outcome = { result: Result } | { error: unknown };
