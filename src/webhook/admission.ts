@@ -3,12 +3,13 @@
 // (the I/O is here; the decisions in mutate.ts and validate.ts are pure):
 //   When a Pod is created with label agentidentity.dev/agent → inject its identity.
 //   When a Pod is created (or gains an ephemeral container) → refuse an identity that is not its own.
-import type { AgentIdentity, ObjectMeta } from '../api/types.ts';
+import { bundleConfigMapName, deliveryOf, trustDomainOf } from '../api/defaults.ts';
+import type { AgentIdentity, ObjectMeta, TrustDomain } from '../api/types.ts';
 import { toKubeError } from '../kube/errors.ts';
 import { type InjectionSummary, injectIdentity, isObjectName, requestedIdentity } from './mutate.ts';
 import { LABEL_AGENT } from './names.ts';
 import { clip, describePod, type Pod } from './pod.ts';
-import { needsIdentities, policyConfigMapToRead, secretsToRead, validatePod } from './validate.ts';
+import { needsIdentities, type PodAdmission, policyConfigMapToRead, requestedIdentityOf, secretsToRead, validatePod } from './validate.ts';
 import type { JSONPatchOp } from './jsonpatch.ts';
 
 export interface AdmissionRequest {
@@ -94,6 +95,8 @@ export interface AdmissionOptions {
   secretMetadata(namespace: string, name: string): Promise<ObjectMeta | undefined>;
   /** A ConfigMap's metadata, likewise; the validating webhook reads a labelled pod's policy ConfigMap. */
   configMapMetadata(namespace: string, name: string): Promise<ObjectMeta | undefined>;
+  /** A TrustDomain; undefined only when the API server answered 404. */
+  trustDomain(name: string): Promise<TrustDomain | undefined>;
   mountPath?: string;
 }
 
@@ -130,7 +133,7 @@ async function readSecrets(lookup: AdmissionOptions['secretMetadata'], namespace
 }
 
 /** When a Pod is created with label agentidentity.dev/agent=<name> → inject that identity. */
-export async function mutate(req: AdmissionRequest, opts: Omit<AdmissionOptions, 'secretMetadata' | 'configMapMetadata'>): Promise<Outcome> {
+export async function mutate(req: AdmissionRequest, opts: Pick<AdmissionOptions, 'identities' | 'mountPath'>): Promise<Outcome> {
   const pod = podOf(req);
   const name = pod && requestedIdentity(pod);
   if (!pod || !name || !req.namespace) return allow(req.uid);
@@ -184,9 +187,20 @@ export async function validate(req: AdmissionRequest, opts: AdmissionOptions): P
     return lookupFailed(req.uid, `could not read Secret "${failed.secretName}" in namespace "${req.namespace}"`, failed.cause);
   }
   if (policy.status === 'rejected') return lookupFailed(req.uid, `could not read ConfigMap "${policyName}" in namespace "${req.namespace}"`, policy.reason);
+  let bundle: PodAdmission['bundle'];
+  const identity = requestedIdentityOf(pod, listed.value);
+  // Only a pod-certificate identity mounts the namespace's bundle copy: one more round trip, for those pods only.
+  if (identity && deliveryOf(identity) === 'PodCertificate') {
+    const configMapName = bundleConfigMapName(trustDomainOf(identity));
+    const [configMap, trustDomain] = await Promise.allSettled([opts.configMapMetadata(req.namespace, configMapName), opts.trustDomain(trustDomainOf(identity))]);
+    if (configMap.status === 'rejected') return lookupFailed(req.uid, `could not read ConfigMap "${configMapName}" in namespace "${req.namespace}"`, configMap.reason);
+    if (trustDomain.status === 'rejected') return lookupFailed(req.uid, `could not read TrustDomain "${trustDomainOf(identity)}"`, trustDomain.reason);
+    // No TrustDomain yet: nothing can control the copy, and the operator publishes none until it exists.
+    if (trustDomain.value) bundle = { trustDomainUID: trustDomain.value.metadata.uid!, ...(configMap.value ? { configMap: configMap.value } : {}) };
+  }
   const verdict = validatePod({
     pod, namespace: req.namespace, identities: listed.value, secrets: read.value,
-    ...(policy.value ? { policyConfigMap: policy.value } : {}), ...(opts.mountPath ? { mountPath: opts.mountPath } : {}),
+    ...(policy.value ? { policyConfigMap: policy.value } : {}), ...(bundle ? { bundle } : {}), ...(opts.mountPath ? { mountPath: opts.mountPath } : {}),
   });
   return verdict.allowed ? allow(req.uid) : deny(req.uid, verdict.reason, verdict.message);
 }

@@ -127,11 +127,11 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     identities,
     secretMetadata: (ns: string, name: string) => ifExists(() => kube.getMetadata('Secret', ns, name)),
     configMapMetadata: (ns: string, name: string) => ifExists(() => kube.getMetadata('ConfigMap', ns, name)),
+    trustDomain: (name: string) => ifExists(() => kube.getTrustDomain(name)),
     ...(opts.mountPath ? { mountPath: opts.mountPath } : {}),
   };
   const identityAdmission = {
     ...admission,
-    trustDomain: (name: string) => ifExists(() => kube.getTrustDomain(name)),
     namespaceLabels: async (name: string) => { const ns = await ifExists(() => kube.getNamespace(name)); return ns && (ns.metadata.labels ?? {}); },
   };
   const webhooks: Record<WebhookName, (req: AdmissionRequest) => Promise<Outcome>> = {

@@ -34,6 +34,7 @@ export type DenyReason =
   | 'IdentityNotFound'
   | 'ServiceAccountMismatch'
   | 'PolicyConfigMapConflict'
+  | 'BundleConfigMapConflict'
   | 'InjectContainersUnknown'
   | 'IdentityDirectoryInUse'
   | 'IdentitySecretOfAnotherServiceAccount'
@@ -57,6 +58,12 @@ export interface PodAdmission {
   secrets: ReadonlyMap<string, ObjectMeta>;
   /** The metadata of the requested identity's policy ConfigMap (see policyConfigMapToRead); absent when it does not exist. */
   policyConfigMap?: ObjectMeta;
+  /**
+   * For a pod-certificate identity, whose ca.crt comes from the trust bundle
+   * ConfigMap in the pod's namespace: that ConfigMap's metadata (absent when it
+   * does not exist) and the UID of the TrustDomain that must control it.
+   */
+  bundle?: { configMap?: ObjectMeta; trustDomainUID: string };
   mountPath?: string;
 }
 
@@ -137,6 +144,25 @@ const policyIsTheOperators: Check<PodAdmission, DenyReason> = (a) => {
   return {
     reason: 'PolicyConfigMapConflict',
     message: `ConfigMap ${a.namespace}/${policyConfigMapName(name!)} is not the operator's policy for AgentIdentity ${name} (it is not controlled by it); delete it — the operator will write the real one`,
+  };
+};
+
+/** The identity a labelled pod asks for, when it exists. */
+export function requestedIdentityOf(pod: Pod, identities: AgentIdentity[]): AgentIdentity | undefined {
+  const name = requestedIdentity(pod);
+  return name ? identities.find((i) => i.metadata.name === name) : undefined;
+}
+
+// The same squatting as above, for the trust anchor itself: a pod-certificate
+// identity's ca.crt is projected from trust-bundle-<TrustDomain> in the pod's
+// namespace, so a tenant's ConfigMap of that name would decide which roots the
+// agent trusts. The operator's copy is controlled by the TrustDomain's UID.
+const bundleIsTheOperators: Check<PodAdmission, DenyReason> = (a) => {
+  const configMap = a.bundle?.configMap;
+  if (!configMap || isControlledBy({ metadata: configMap }, a.bundle!.trustDomainUID)) return undefined;
+  return {
+    reason: 'BundleConfigMapConflict',
+    message: `ConfigMap ${a.namespace}/${configMap.name} is not the operator's trust bundle (it is not controlled by its TrustDomain), and the pod would trust the roots in it; delete it — the operator will publish the real one`,
   };
 };
 
@@ -262,6 +288,7 @@ export const RULES: readonly Check<PodAdmission, DenyReason>[] = [
   identityExists,
   serviceAccountMatches,
   policyIsTheOperators,
+  bundleIsTheOperators,
   injectContainersExist,
   identityDirectoryFree,
   identitySecretsStayWithTheirServiceAccount,

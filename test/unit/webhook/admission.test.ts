@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { type AdmissionRequest, describeLookupError, type IdentityLookup, mutate, validate } from '../../../src/webhook/admission.ts';
 import { isObjectName, MAX_INJECTED_CONTAINERS } from '../../../src/webhook/mutate.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
-import type { AgentIdentity, ObjectMeta } from '../../../src/api/types.ts';
+import type { AgentIdentity, ObjectMeta, TrustDomain } from '../../../src/api/types.ts';
 import type { Pod } from '../../../src/webhook/pod.ts';
 import { agentPod, applyPatch, identity, ownedSecret, pod } from './fixtures.ts';
 
@@ -20,12 +20,13 @@ function lookup(ids: AgentIdentity[]): IdentityLookup & { calls: string[] } {
     list: async (ns) => { calls.push(`list ${ns}`); return ids; },
   };
 }
-/** The validating webhook's lookups: the identities, and the metadata of the Secrets and ConfigMaps that exist. Every call is recorded. */
-function lookups(ids: AgentIdentity[], secrets: ObjectMeta[] = [], configMaps: ObjectMeta[] = []) {
+/** The validating webhook's lookups: the identities, the metadata of the Secrets and ConfigMaps that exist, and TrustDomains. Every call is recorded. */
+function lookups(ids: AgentIdentity[], secrets: ObjectMeta[] = [], configMaps: ObjectMeta[] = [], trustDomains: TrustDomain[] = []) {
   const identities = lookup(ids);
   const secretMetadata = async (ns: string, name: string) => { identities.calls.push(`secret ${ns}/${name}`); return secrets.find((m) => m.name === name); };
   const configMapMetadata = async (ns: string, name: string) => { identities.calls.push(`configmap ${ns}/${name}`); return configMaps.find((m) => m.name === name); };
-  return { identities, secretMetadata, configMapMetadata, calls: identities.calls };
+  const trustDomain = async (name: string) => { identities.calls.push(`trustdomain ${name}`); return trustDomains.find((t) => t.metadata.name === name); };
+  return { identities, secretMetadata, configMapMetadata, trustDomain, calls: identities.calls };
 }
 const absent = async () => undefined;
 const failing: IdentityLookup = {
@@ -104,7 +105,7 @@ test('mutate: a label that is not an AgentIdentity name is refused before any lo
 test('a request.namespace that is not a name is refused before it reaches a URL path', async () => {
   for (const handler of [mutate, validate]) {
     const l = lookup([identity('planner')]);
-    const out = await handler(request(agentPod('planner'), 'agents/agentidentities/x'), { identities: l, secretMetadata: absent, configMapMetadata: absent });
+    const out = await handler(request(agentPod('planner'), 'agents/agentidentities/x'), { identities: l, secretMetadata: absent, configMapMetadata: absent, trustDomain: absent });
     assert.equal(out.reason, 'InvalidNamespace');
     assert.equal(out.response.allowed, false);
     assert.deepEqual(l.calls, []);
@@ -139,7 +140,7 @@ test('validate: an unrelated pod is allowed without listing anything', async () 
 });
 
 test('validate: a failed list refuses the pod (fail closed)', async () => {
-  const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'x' } }] } })), { identities: failing, secretMetadata: absent, configMapMetadata: absent });
+  const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'x' } }] } })), { identities: failing, secretMetadata: absent, configMapMetadata: absent, trustDomain: absent });
   assert.equal(out.response.allowed, false);
   assert.equal(out.response.status!.message, 'could not list AgentIdentities in namespace "agents": the API server did not answer in time; the pod was not admitted, retry shortly');
 });
@@ -147,7 +148,7 @@ test('validate: a failed list refuses the pod (fail closed)', async () => {
 test('anything that is not a Pod is allowed untouched', async () => {
   const req = { uid: 'u-2', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, namespace: 'agents', object: { metadata: { labels: { 'agentidentity.dev/agent': 'x' } }, spec: {} } };
   for (const handler of [mutate, validate]) {
-    const out = await handler(req, { identities: failing, secretMetadata: async () => { throw new Error('not read'); }, configMapMetadata: async () => { throw new Error('not read'); } });
+    const out = await handler(req, { identities: failing, secretMetadata: async () => { throw new Error('not read'); }, configMapMetadata: async () => { throw new Error('not read'); }, trustDomain: async () => { throw new Error('not read'); } });
     assert.deepEqual(out.response, { uid: 'u-2', allowed: true });
   }
 });
@@ -194,6 +195,7 @@ test('validate: a failed Secret read refuses the pod in our words and names the 
     identities: lookup([]),
     secretMetadata: async () => { throw new KubeError(403, 'Forbidden', 'secrets "alpha-identity" is forbidden: User "x" cannot get resource "secrets"'); },
     configMapMetadata: absent,
+    trustDomain: absent,
   });
   assert.equal(out.result, 'error');
   assert.equal(out.response.status!.message, 'could not read Secret "alpha-identity" in namespace "agents": the webhook is not allowed to read it (HTTP 403); check its RBAC; the pod was not admitted, retry shortly');
@@ -214,7 +216,7 @@ test('validate: at most 8 Secret reads at once, and none after one failed', asyn
     return undefined;
   };
   const many = pod({ spec: { volumes: Array.from({ length: 100 }, (_, i) => ({ name: `v${i}`, secret: { secretName: `s${i}` } })) } });
-  const out = await validate(request(many), { identities: lookup([]), secretMetadata, configMapMetadata: absent });
+  const out = await validate(request(many), { identities: lookup([]), secretMetadata, configMapMetadata: absent, trustDomain: absent });
   assert.equal(peak, 8);
   assert.equal(out.result, 'error');
   assert.match(out.response.status!.message, /^could not read Secret "s20" in namespace "agents": the API server did not answer in time/);
@@ -227,4 +229,28 @@ test('validate: a pod referencing more Secrets than the webhook reads is refused
   const out = await validate(request(many), l);
   assert.equal(out.reason, 'TooManySecrets');
   assert.deepEqual(l.calls, []);
+});
+
+test('validate: a pod-certificate pod is refused when the trust bundle ConfigMap in its namespace is not its TrustDomain\'s', async () => {
+  const podCertificate: AgentIdentity = { ...identity('planner'), spec: { ...identity('planner').spec, delivery: 'PodCertificate' } };
+  const trustDomain = { apiVersion: 'agentidentity.dev/v1alpha1', kind: 'TrustDomain', metadata: { name: 'default', uid: 'td-uid' }, spec: { trustDomain: 'cluster.local', ca: { selfSigned: {} } } } as TrustDomain;
+  const policy: ObjectMeta = { name: 'planner-identity-policy', ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: 'planner', uid: podCertificate.metadata.uid!, controller: true }] };
+  const ours: ObjectMeta = { name: 'trust-bundle-default', ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'TrustDomain', name: 'default', uid: 'td-uid', controller: true }] };
+  const squatted: ObjectMeta = { name: 'trust-bundle-default' };
+
+  const refused = lookups([podCertificate], [], [policy, squatted], [trustDomain]);
+  const out = await validate(request(agentPod('planner')), refused);
+  assert.equal(out.response.allowed, false);
+  assert.equal(out.reason, 'BundleConfigMapConflict');
+  assert.match(out.response.status!.message!, /ConfigMap agents\/trust-bundle-default is not the operator's trust bundle/);
+  assert.deepEqual(refused.calls.filter((c) => c.startsWith('trustdomain') || c.includes('trust-bundle')), ['configmap agents/trust-bundle-default', 'trustdomain default']);
+
+  for (const configMaps of [[policy, ours], [policy]]) {
+    const out2 = await validate(request(agentPod('planner')), lookups([podCertificate], [], configMaps, [trustDomain]));
+    assert.equal(out2.response.allowed, true, `with ${configMaps.map((c) => c.name).join(', ')}`);
+  }
+  // A Secret-delivered identity mounts its Secret's ca.crt: the namespace's bundle copy is not read.
+  const secretPod = lookups([identity('planner')], [], [policy, squatted], [trustDomain]);
+  await validate(request(agentPod('planner')), secretPod);
+  assert.equal(secretPod.calls.some((c) => c.includes('trust-bundle') || c.startsWith('trustdomain')), false);
 });
