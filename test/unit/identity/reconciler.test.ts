@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, ANNOTATION_SERIAL, BUNDLE_DENYLIST, SECRET_KEY } from '../../../src/api/group.ts';
 import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../../../src/api/defaults.ts';
-import type { AgentIdentity, AgentIdentitySpec, ConfigMap, Namespace, Secret, TrustDomain } from '../../../src/api/types.ts';
+import type { AgentIdentity, AgentIdentitySpec, ConfigMap, Namespace, PodCertificateRequest, Secret, TrustDomain } from '../../../src/api/types.ts';
 import { rotationReissueTime } from '../../../src/ca/rotation.ts';
 import type { Result } from '../../../src/controller/queue.ts';
 import { identityReconciler, type IdentityReconcilerDeps } from '../../../src/identity/reconciler.ts';
@@ -73,6 +73,8 @@ class FakeCluster {
   readonly secrets = new Map<string, Secret>();
   readonly configMaps = new Map<string, ConfigMap>();
   readonly serviceAccounts = new Set<string>([`${NS}/planner`]);
+  /** The signer's PodCertificateRequests (its ledger). */
+  readonly podCertificateRequests: PodCertificateRequest[] = [];
   readonly store = new TrustStore();
   readonly writes: string[] = [];
   readonly events: Array<{ type: string; reason: string; message: string }> = [];
@@ -153,6 +155,7 @@ class FakeCluster {
       configMaps: { get: get(this.configMaps) },
       namespaces: { get: (name) => (name === NS ? namespace : undefined), list: () => [namespace] },
       serviceAccounts: { get: (name, ns) => (this.serviceAccounts.has(`${ns}/${name}`) ? {} : undefined) },
+      podCertificates: { list: () => this.podCertificateRequests },
       operatorNamespace: OPERATOR_NS,
       minDurationMs: 60_000,
     };

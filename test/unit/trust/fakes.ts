@@ -3,7 +3,7 @@
 // every write is recorded, so a test asserts exactly which API writes a
 // reconcile made. No control plane, milliseconds per reconcile.
 import pino from 'pino';
-import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../../../src/api/types.ts';
+import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, PodCertificateRequest, Secret, TrustDomain, TrustDomainStatus } from '../../../src/api/types.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
 import type { EventTarget, EventType } from '../../../src/kube/events.ts';
 import { Metrics } from '../../../src/controller/metrics.ts';
@@ -24,6 +24,8 @@ export class FakeCluster {
   readonly secrets = new Map<string, Secret>();
   readonly configMaps = new Map<string, ConfigMap>();
   readonly clusterTrustBundles = new Map<string, ClusterTrustBundle>();
+  /** The signer's PodCertificateRequests (its ledger of pod certificates). */
+  readonly podCertificateRequests: PodCertificateRequest[] = [];
   identities: AgentIdentity[] = [];
   namespaces: Namespace[] = [];
   /** API writes, e.g. "create Secret ops/default-ca". */
@@ -119,6 +121,7 @@ export class FakeCluster {
       trustDomains: { get: (name) => c.trustDomains.get(name) },
       secrets: { get: (name, namespace) => (c.unwatched.has(key(namespace, name)) ? undefined : c.secrets.get(key(namespace, name))) },
       secretList: { list: cachedSecrets },
+      podCertificates: { list: () => c.podCertificateRequests },
       configMaps: { get: (name, namespace) => c.configMaps.get(key(namespace, name)), list: () => [...c.configMaps.values()] },
       identities: { list: () => c.identities },
       namespaces: { list: () => c.namespaces },
