@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeyObject, type webcrypto } from 'node:crypto';
-import { x509 } from '../../../src/pki/crypto.ts';
 import { parseCertificateRequest } from '../../../src/pki/csr.ts';
+import { stubRequest } from './fixtures.ts';
 
 const KEYS: Array<[string, webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenParams | webcrypto.Algorithm, string, boolean]> = [
   ['ECDSAP256', { name: 'ECDSA', namedCurve: 'P-256' }, 'SHA-256', true],
@@ -15,14 +15,6 @@ const KEYS: Array<[string, webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenP
   ['RSA3072', { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 3072, publicExponent: new Uint8Array([1, 0, 1]) } as webcrypto.RsaHashedKeyGenParams, '', true],
   ['RSA-2048', { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) } as webcrypto.RsaHashedKeyGenParams, '', false],
 ];
-
-/** What the kubelet does: a new key, and a request with an empty subject signed by it. */
-export async function stubRequest(alg: webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenParams | webcrypto.Algorithm, hash = ''): Promise<{ der: string; keys: webcrypto.CryptoKeyPair }> {
-  const keys = (await globalThis.crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const signingAlgorithm = hash ? { ...alg, hash } : alg;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm });
-  return { der: Buffer.from(csr.rawData).toString('base64'), keys };
-}
 
 for (const [keyType, alg, hash, supported] of KEYS) {
   test(`a ${keyType} request is read as ${keyType}${supported ? ' with its public key' : ', and no key to issue for'}`, async () => {
