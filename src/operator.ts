@@ -2,11 +2,13 @@
 // back off. Reads top to bottom like the sentence in the README:
 //   AgentIdentity, its Secret, its TrustDomain, its Namespace or its
 //   ServiceAccount changes                              → reconcile the identity;
-//   TrustDomain or its CA Secret changes                → reconcile the trust domain.
+//   TrustDomain or its CA Secret changes                → reconcile the trust domain;
+//   a PodCertificateRequest for our signer, or a TrustDomain's signing
+//   state changing                                      → answer the request.
 import type { Logger } from 'pino';
 import { LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from './api/group.ts';
 import { trustDomainOf } from './api/defaults.ts';
-import type { AgentIdentity, Secret, TrustDomain } from './api/types.ts';
+import type { AgentIdentity, PodCertificateRequest, Secret, TrustDomain } from './api/types.ts';
 import { KubeClient, type KubeConfig } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { toKubeError } from './kube/errors.ts';
@@ -14,6 +16,8 @@ import type { Restart } from './kube/restart.ts';
 import { WorkQueue } from './controller/queue.ts';
 import { identityReconciler } from './identity/reconciler.ts';
 import { trustReconciler } from './trust/reconciler.ts';
+import { signerReconciler } from './signer/reconciler.ts';
+import { answered } from './signer/decide.ts';
 import { TrustStore } from './trust/store.ts';
 import { Metrics } from './controller/metrics.ts';
 import type { Config } from './config.ts';
@@ -22,7 +26,7 @@ export interface Operator {
   metrics: Metrics;
   store: TrustStore;
   ready(): boolean;
-  /** Resolves when both queues are idle (tests). */
+  /** Resolves when every queue is idle (tests). */
   idle(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -52,8 +56,10 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   const identityKey = (o: AgentIdentity) => `${o.metadata.namespace}/${o.metadata.name}`;
   let identityQueue: WorkQueue;
   let trustQueue: WorkQueue;
+  let signerQueue: WorkQueue;
   const addIdentity = (key: string) => { if (synced) identityQueue.add(key); };
   const addTrustDomain = (name: string) => { if (synced) trustQueue.add(name); };
+  const addRequest = (key: string) => { if (synced) signerQueue.add(key); };
   const enqueueIdentitiesOf = (trustDomain: string) => {
     for (const i of identities.list()) if (trustDomainOf(i) === trustDomain) addIdentity(identityKey(i));
   };
@@ -122,8 +128,24 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     },
   });
 
+  // The signer's requests, which are also the ledger of pod certificates: a
+  // ledger entry appearing or leaving moves its TrustDomain's rotation.
+  const requestKey = (o: PodCertificateRequest) => `${o.metadata.namespace}/${o.metadata.name}`;
+  const onRequest = (o: PodCertificateRequest) => {
+    addRequest(requestKey(o));
+    const trustDomain = o.metadata.labels?.[LABEL_TRUST_DOMAIN];
+    if (trustDomain) addTrustDomain(trustDomain);
+  };
+  const requests = kube.podCertificateRequestInformer({
+    resyncMs: cfg.resyncMs, onRestart: restartLogger('podcertificaterequests'),
+    onChange: onRequest,
+    onDelete: (o) => { const trustDomain = o.metadata.labels?.[LABEL_TRUST_DOMAIN]; if (trustDomain) addTrustDomain(trustDomain); },
+  });
+  // Requests waiting on a TrustDomain that was still loading.
+  const enqueuePendingRequests = () => { for (const r of requests.list()) if (!answered(r)) addRequest(requestKey(r)); };
+
   identityQueue = new WorkQueue(identityReconciler({
-    api: kube, identities, trustDomains, secrets, configMaps, namespaces, serviceAccounts, operatorNamespace: cfg.namespace, store, events, metrics,
+    api: kube, identities, trustDomains, secrets, configMaps, namespaces, serviceAccounts, podCertificates: requests, operatorNamespace: cfg.namespace, store, events, metrics,
     log: log.child({ controller: 'agentidentity' }),
     minDurationMs: cfg.minDurationMs, now,
   }), queueOptions('agentidentity'));
@@ -133,7 +155,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   });
   trustQueue = new WorkQueue(trustReconciler({
     clusterTrustBundles,
-    api: kube, trustDomains, secrets, secretList: secrets, identities, configMaps, namespaces, store, events, metrics,
+    api: kube, trustDomains, secrets, secretList: secrets, podCertificates: requests, identities, configMaps, namespaces, store, events, metrics,
     log: log.child({ controller: 'trustdomain' }), operatorNamespace: cfg.namespace,
     caDurationMs: cfg.caDurationMs, intermediateDurationMs: cfg.intermediateDurationMs, externalCAPollMs: cfg.externalCAPollMs,
     rotation: {
@@ -142,22 +164,27 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     },
     now,
   }), queueOptions('trustdomain'));
+  signerQueue = new WorkQueue(signerReconciler({
+    api: kube, requests, identities, trustDomains, namespaces, store, events, metrics, log: log.child({ controller: 'podcertificaterequest' }), now,
+  }), queueOptions('podcertificaterequest'));
   store.onChange(enqueueIdentitiesOf);
+  store.onChange(enqueuePendingRequests);
 
-  const informers = [secrets, configMaps, namespaces, serviceAccounts, trustDomains, identities];
+  const informers = [secrets, configMaps, namespaces, serviceAccounts, trustDomains, identities, requests];
   await Promise.all(informers.map((i) => i.start()));
   synced = true;
   for (const t of trustDomains.list()) addTrustDomain(t.metadata.name!);
   for (const i of identities.list()) addIdentity(identityKey(i));
+  for (const r of requests.list()) addRequest(requestKey(r));
   log.info('caches synced; reconciling');
 
   return {
     metrics, store,
     ready: () => informers.every((i) => i.hasSynced()),
-    idle: async () => { await trustQueue.drain(); await identityQueue.drain(); },
+    idle: async () => { await trustQueue.drain(); await identityQueue.drain(); await signerQueue.drain(); },
     stop: async () => {
       await Promise.all(informers.map((i) => i.stop()));
-      await Promise.all([identityQueue.shutdown(), trustQueue.shutdown()]);
+      await Promise.all([identityQueue.shutdown(), trustQueue.shutdown(), signerQueue.shutdown()]);
     },
   };
 }

@@ -31,6 +31,16 @@ export class Metrics {
     help: 'Time to generate a key, sign a leaf and write its Secret.',
     labelNames: ['trust_domain'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry],
   });
+  readonly podCertificates = new Counter({
+    name: 'agentidentity_pod_certificates_total',
+    help: 'PodCertificateRequests answered by the signer, by trust domain, result (issued, denied, failed) and reason.',
+    labelNames: ['trust_domain', 'result', 'reason'], registers: [this.registry],
+  });
+  readonly podCertificateIssuanceDuration = new Histogram({
+    name: 'agentidentity_pod_certificate_issuance_duration_seconds',
+    help: 'Time to sign a pod certificate and write it into its PodCertificateRequest.',
+    labelNames: ['trust_domain'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry],
+  });
   readonly reconciles = new Counter({
     name: 'agentidentity_reconcile_total',
     help: 'Reconciles run, by controller and result (success, error).',

@@ -4,11 +4,12 @@
 // second run in a row makes no API write.
 import { firstViolation } from '../api/checks.ts';
 import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ANNOTATION_NOT_AFTER, FINALIZER_REVOKE } from '../api/group.ts';
-import { policyConfigMapName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
+import { deliveryOf, policyConfigMapName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
 import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret } from '../api/types.ts';
-import { renderSpiffeID, type SpiffeID } from '../pki/spiffeid.ts';
-import { PkiError } from '../pki/errors.ts';
+import type { DenyListEntry } from '../api/documents.ts';
+import type { SpiffeID } from '../pki/spiffeid.ts';
+import { spiffeIDFor } from './spiffe-id.ts';
 import { ifExists, isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
 import { ReconcileFailure, errorPolicy } from '../controller/failure.ts';
 import { jsonEqual, replacingPatch } from '../controller/equal.ts';
@@ -21,7 +22,8 @@ import { issueIdentity } from './issue.ts';
 import { renewalTime } from './renewal.ts';
 import { denyEntryOf, revoke } from './revoke.ts';
 import { desiredSecret, keptLeaf, secretDiffers, type SecretLeaf } from './secret.ts';
-import { readyStatus, failedStatus, suspendedStatus, withoutCertificate } from './status.ts';
+import { readyStatus, failedStatus, podCertificateStatus, suspendedStatus, withoutCertificate } from './status.ts';
+import { denyEntryOfPodCertificate, livePodCertificates, type PodCertificateLister } from '../trust/ledger.ts';
 import { desiredPolicyConfigMap } from './policy.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
 import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
@@ -46,6 +48,8 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
   namespaces: { get(name: string): Namespace | undefined; list(): readonly Namespace[] };
   /** Only whether one exists is read. */
   serviceAccounts: { get(name: string, namespace?: string): unknown };
+  /** The signer's PodCertificateRequests: every pod certificate that may still be valid (trust/ledger.ts). */
+  podCertificates: PodCertificateLister;
   store: TrustStore;
   operatorNamespace: string;
   /** Shortest leaf lifetime the operator accepts (10m in production; tests lower it). */
@@ -77,6 +81,9 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
       if (!identity.metadata.finalizers?.includes(FINALIZER_REVOKE)) {
         await ofIdentity(d.api.patchIdentityMetadata(namespace, name, { finalizers: [...(identity.metadata.finalizers ?? []), FINALIZER_REVOKE], resourceVersion: identity.metadata.resourceVersion }));
       }
+      // Its pods' kubelets hold the keys and ask the signer: no Secret is made,
+      // and one that exists is left alone (it is not the operator's to delete).
+      if (deliveryOf(identity) === 'PodCertificate') return await podCertificates(d, identity, trustDomain, now);
       const secretName = secretNameOf(identity);
       const secret = d.secrets.get(secretName, namespace);
       const claim = foreignClaim(identity, secret, d.identities.list());
@@ -165,33 +172,58 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
   };
 }
 
-/** Deletion: deny-list the certificate still in use, then let the identity (and by GC its Secret) go. */
+/** Deletion: deny-list the certificates still valid, then let the identity (and by GC its Secret) go. */
 async function finalize(d: IdentityReconcilerDeps, identity: AgentIdentity, now: Date): Promise<Result> {
   if (!identity.metadata.finalizers?.includes(FINALIZER_REVOKE)) return {};
-  const secret = await ownSecret(d, identity, d.secrets.get(secretNameOf(identity), identity.metadata.namespace));
+  const secret = deliveryOf(identity) === 'Secret' ? await ownSecret(d, identity, d.secrets.get(secretNameOf(identity), identity.metadata.namespace)) : undefined;
   const trustDomain = d.store.get(trustDomainOf(identity));
-  const entry = secret ? denyEntryOf(secret, 'Deleted', now) : undefined;
-  if (entry && trustDomain) await revoke(d, trustDomain, entry);
+  const fromSecret = secret ? denyEntryOf(secret, 'Deleted', now) : undefined;
+  const entries = [...(fromSecret ? [fromSecret] : []), ...podCertificateEntries(d, identity, 'Deleted', now)];
+  if (entries.length && trustDomain) await revoke(d, trustDomain, entries);
   await ofIdentity(d.api.patchIdentityMetadata(identity.metadata.namespace!, identity.metadata.name!, {
     finalizers: identity.metadata.finalizers.filter((f) => f !== FINALIZER_REVOKE), resourceVersion: identity.metadata.resourceVersion,
   }));
-  if (entry) {
-    d.log.info({ identity: `${identity.metadata.namespace}/${identity.metadata.name}`, serial: entry.serialNumber }, 'revoked certificate of deleted identity');
+  if (entries.length) {
+    d.log.info({ identity: `${identity.metadata.namespace}/${identity.metadata.name}`, serials: entries.map((e) => e.serialNumber) }, 'revoked certificates of deleted identity');
   }
   return {};
 }
 
+/** Deny-list entries for the identity's pod certificates that may still be valid (the signer's ledger). */
+function podCertificateEntries(d: IdentityReconcilerDeps, identity: AgentIdentity, reason: string, now: Date): DenyListEntry[] {
+  const { namespace, name } = identity.metadata;
+  return livePodCertificates(d.podCertificates, now, (c) => c.namespace === namespace && c.identity === name && c.trustDomain === trustDomainOf(identity))
+    .map((c) => denyEntryOfPodCertificate(c, reason));
+}
+
 async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret | undefined, now: Date): Promise<Result> {
+  const fromSecret = secret ? denyEntryOf(secret, 'Suspended', now) : undefined;
+  const fromPods = podCertificateEntries(d, identity, 'Suspended', now);
+  const entries = [...(fromSecret ? [fromSecret] : []), ...fromPods];
+  if (entries.length) await revoke(d, trustDomain, entries);
   if (secret) {
-    const entry = denyEntryOf(secret, 'Suspended', now);
-    if (entry) await revoke(d, trustDomain, entry);
     await ifExists(() => d.api.deleteSecret(secret.metadata.namespace!, secret.metadata.name!, secret.metadata.uid));
-    await d.events.record(ref(identity), 'Normal', 'Suspended', `revoked serial ${entry?.serialNumber ?? '(expired)'} and removed Secret ${secret.metadata.name}`);
+    await d.events.record(ref(identity), 'Normal', 'Suspended', `revoked serial ${fromSecret?.serialNumber ?? '(expired)'} and removed Secret ${secret.metadata.name}`);
   }
+  if (fromPods.length) await d.events.record(ref(identity), 'Normal', 'Suspended', `revoked ${fromPods.length} pod certificate(s), serials ${fromPods.map((e) => e.serialNumber).join(', ')}`);
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
   d.metrics.setReady(namespace, name, 'False');
   d.metrics.forgetCertificate(namespace, name);
   await writeStatus(d, identity, suspendedStatus(identity, now));
+  return {};
+}
+
+/** PodCertificate delivery: the policy ConfigMap and a status that names the signer; the signer issues. */
+async function podCertificates(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, now: Date): Promise<Result> {
+  if (identity.spec.suspended) return suspend(d, identity, trustDomain, undefined, now);
+  refuseUnlessAdmitted(d, identity);
+  const spiffeID = spiffeIDFor(trustDomain, identity);
+  const policyPeers = await syncPolicy(d, identity, trustDomain, spiffeID);
+  await writeStatus(d, identity, podCertificateStatus(identity, { spiffeID, caFingerprint: trustDomain.caFingerprint, policyPeers }, now));
+  const { namespace, name } = identity.metadata as { namespace: string; name: string };
+  d.metrics.forgetCertificate(namespace, name);
+  d.metrics.setReady(namespace, name, 'True');
+  d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
   return {};
 }
 
@@ -279,18 +311,6 @@ function durationOf(identity: AgentIdentity, minMs: number): number {
     throw new ReconcileFailure('DurationTooShort', `duration ${identity.spec.duration} is below the operator's minimum of ${formatDuration(minMs)}`, { retry: false });
   }
   return ms;
-}
-
-/** The SPIFFE ID the trust domain's template gives this identity. */
-function spiffeIDFor(trustDomain: TrustDomainState, identity: AgentIdentity): SpiffeID {
-  try {
-    return renderSpiffeID(trustDomain.trustDomain, trustDomain.spiffeIDTemplate, {
-      namespace: identity.metadata.namespace!, name: identity.metadata.name!, serviceAccount: identity.spec.serviceAccountName,
-    });
-  } catch (err) {
-    if (err instanceof PkiError) throw new ReconcileFailure('InvalidSpiffeID', err.message, { retry: false });
-    throw err;
-  }
 }
 
 async function writeSecret(d: IdentityReconcilerDeps, want: Secret, existing: Secret | undefined): Promise<void> {

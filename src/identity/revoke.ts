@@ -24,11 +24,12 @@ export interface RevokeDeps {
   operatorNamespace: string;
 }
 
-/** Adds the entry to the deny list's home copy; a stale cache fails with 409 and is retried. */
-export async function revoke(d: RevokeDeps, trustDomain: TrustDomainState, entry: DenyListEntry): Promise<void> {
+/** Adds the entries to the deny list's home copy in one write; a stale cache fails with 409 and is retried. */
+export async function revoke(d: RevokeDeps, trustDomain: TrustDomainState, entries: DenyListEntry[]): Promise<void> {
   const home = d.configMaps.get(bundleConfigMapName(trustDomain.name), d.operatorNamespace);
   const list = parseDenyList(trustDomain.trustDomain, home?.data?.[BUNDLE_DENYLIST]);
-  if (list.entries.some((e) => e.serialNumber === entry.serialNumber)) return;
-  const cm = desiredBundleConfigMap(trustDomain.name, d.operatorNamespace, home?.data?.['ca.crt'] ?? trustDomain.bundlePem, serializeDenyList(withEntries(list, [entry])), home);
+  const listed = new Set(list.entries.map((e) => e.serialNumber));
+  if (entries.every((e) => listed.has(e.serialNumber))) return;
+  const cm = desiredBundleConfigMap(trustDomain.name, d.operatorNamespace, home?.data?.['ca.crt'] ?? trustDomain.bundlePem, serializeDenyList(withEntries(list, entries)), home);
   await (home ? d.api.replaceConfigMap(cm) : d.api.createConfigMap(cm));
 }

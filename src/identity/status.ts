@@ -2,6 +2,8 @@
 import { setCondition, rfc3339 } from '../api/conditions.ts';
 import type { AgentIdentity, AgentIdentityStatus } from '../api/types.ts';
 import type { SecretLeaf } from './secret.ts';
+import type { SpiffeID } from '../pki/spiffeid.ts';
+import { SIGNER_NAME } from '../api/group.ts';
 
 export interface Issued extends SecretLeaf {
   renewalTime: Date;
@@ -35,6 +37,22 @@ export function readyStatus(identity: AgentIdentity, issued: Issued, now: Date):
     policyPeers: issued.policyPeers,
     failedIssuanceAttempts: 0,
     lastFailureTime: prev.lastFailureTime,
+  };
+}
+
+/**
+ * PodCertificate delivery: Ready once the signer may issue for it; each pod's
+ * certificate is in its own PodCertificateRequest, so no serial or expiry here.
+ */
+export function podCertificateStatus(identity: AgentIdentity, p: { spiffeID: SpiffeID; caFingerprint: string; policyPeers?: number }, now: Date): AgentIdentityStatus {
+  const gen = identity.metadata.generation;
+  const prev = identity.status ?? {};
+  const message = `pods running as ServiceAccount "${identity.spec.serviceAccountName}" get certificates for ${p.spiffeID} from the signer ${SIGNER_NAME} through PodCertificateRequests; no Secret is kept`;
+  let conditions = setCondition(prev.conditions, { type: 'Ready', status: 'True', reason: 'PodCertificates', message, observedGeneration: gen }, now);
+  conditions = setCondition(conditions, { type: 'Issuing', status: 'False', reason: 'PodCertificates', message: 'the signer issues on each PodCertificateRequest', observedGeneration: gen }, now);
+  return {
+    conditions, observedGeneration: gen, spiffeID: p.spiffeID.toString(), caFingerprint: p.caFingerprint, policyPeers: p.policyPeers,
+    failedIssuanceAttempts: 0, lastFailureTime: prev.lastFailureTime,
   };
 }
 

@@ -9,9 +9,9 @@ import {
   findHomeDir, setHeaderOptions,
   type ConfigurationOptions, type CoreV1Event, type KubernetesListObject, type KubernetesObject, type V1ConfigMap, type V1Lease, type V1Secret,
 } from '@kubernetes/client-node';
-import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER } from '../api/group.ts';
+import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER, SIGNER_NAME } from '../api/group.ts';
 import type {
-  AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, ObjectMeta, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
+  AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, ObjectMeta, PodCertificateRequest, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
 } from '../api/types.ts';
 import { call, ifExists, isNotFound } from './errors.ts';
 import { Informer } from './informer.ts';
@@ -22,6 +22,9 @@ export type { KubeConfig };
 const AI = { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural };
 const TD = { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural };
 const CTB = { group: 'certificates.k8s.io', version: 'v1', plural: 'clustertrustbundles' };
+const PCR = { group: 'certificates.k8s.io', version: 'v1', plural: 'podcertificaterequests' };
+/** Only the operator's signer's requests are listed, watched or cached. */
+const OUR_SIGNER = `spec.signerName=${SIGNER_NAME}`;
 
 /** Neither a kubeconfig nor a pod's service account: there is no cluster to talk to. */
 export class NoClusterError extends Error {
@@ -255,6 +258,23 @@ export class KubeClient {
     return call(() => this.custom.patchClusterCustomObjectStatus({ ...TD, name, body: { status }, fieldManager: FIELD_MANAGER }, this.mergePatch) as Promise<TrustDomain>);
   }
 
+  // --- PodCertificateRequest (certificates.k8s.io/v1; client-node has no typed v1 client yet)
+  /**
+   * Replaces the request's metadata (the signer's finalizer, labels and
+   * annotations); the spec is immutable. The resourceVersion makes it a
+   * compare-and-swap, and PUT keeps the RBAC to `update`.
+   */
+  replacePodCertificateRequest(pcr: PodCertificateRequest): Promise<PodCertificateRequest> {
+    const { namespace, name } = pcr.metadata as { namespace: string; name: string };
+    return call(() => this.custom.replaceNamespacedCustomObject({ ...PCR, namespace, name, body: pcr, fieldManager: FIELD_MANAGER }, this.opts) as Promise<PodCertificateRequest>);
+  }
+
+  /** Answers the request through /status: a 409 means someone (another replica) answered first, or the cache was stale. */
+  replacePodCertificateRequestStatus(pcr: PodCertificateRequest): Promise<PodCertificateRequest> {
+    const { namespace, name } = pcr.metadata as { namespace: string; name: string };
+    return call(() => this.custom.replaceNamespacedCustomObjectStatus({ ...PCR, namespace, name, body: pcr, fieldManager: FIELD_MANAGER }, this.opts) as Promise<PodCertificateRequest>);
+  }
+
   // --- Webhook configurations: the chart creates them; only their caBundle is written
 
   /** Undefined when the configuration is not installed (404). */
@@ -299,9 +319,15 @@ export class KubeClient {
     return this.informer('secrets', '/api/v1/secrets', () => this.core.listSecretForAllNamespaces({ labelSelector: MANAGED_SELECTOR }, this.opts), h, MANAGED_SELECTOR);
   }
 
-  private informer<T>(name: string, path: string, list: () => Promise<unknown>, h: InformerHandlers<T>, labelSelector?: string): Informer<T & KubernetesObject> {
+  /** Only requests naming the operator's signer (a field selector the API server supports) are listed, watched or cached. */
+  podCertificateRequestInformer(h: InformerHandlers<PodCertificateRequest>): Informer<PodCertificateRequest & KubernetesObject> {
+    return this.informer('podcertificaterequests', `/apis/${PCR.group}/${PCR.version}/${PCR.plural}`,
+      () => this.custom.listClusterCustomObject({ ...PCR, fieldSelector: OUR_SIGNER }, this.opts), h, undefined, OUR_SIGNER);
+  }
+
+  private informer<T>(name: string, path: string, list: () => Promise<unknown>, h: InformerHandlers<T>, labelSelector?: string, fieldSelector?: string): Informer<T & KubernetesObject> {
     return new Informer(this.kc, {
-      name, path, labelSelector,
+      name, path, labelSelector, fieldSelector,
       list: () => call(list) as Promise<KubernetesListObject<T & KubernetesObject>>,
       ...h,
     });

@@ -12,6 +12,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
   labelSelector?: string;
+  fieldSelector?: string;
   resyncMs: number;
   onChange: (obj: T) => void;
   onDelete?: (obj: T) => void;
@@ -49,7 +50,7 @@ export class Informer<T extends KubernetesObject> {
       this.attempt.resourceVersion = r.metadata?.resourceVersion ?? '';
       return r;
     };
-    this.lw = new ListWatch<T>(opts.path, new Watch(kc), list, false, opts.labelSelector);
+    this.lw = new ListWatch<T>(opts.path, new Watch(kc), list, false, opts.labelSelector, opts.fieldSelector);
     this.server = kc.getCurrentCluster()?.server ?? 'unknown';
     this.lw.on('add', opts.onChange);
     this.lw.on('update', opts.onChange);

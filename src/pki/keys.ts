@@ -111,6 +111,12 @@ export function describeKeyObject(key: KeyObject): { algorithm: KeyAlgorithm; si
   }
 }
 
+/** A public key of a supported type (describeKeyObject), as the WebCrypto key a Leaf is issued for. */
+export function publicCryptoKey(key: KeyObject): CryptoKey {
+  const { algorithm, size } = describeKeyObject(key);
+  return key.toCryptoKey(keyParams(algorithm, size), true, ['verify']);
+}
+
 /** The public key inside a certificate, as a node:crypto KeyObject. */
 export function publicKeyObjectOf(cert: X509Certificate): KeyObject {
   try {

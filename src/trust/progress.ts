@@ -1,22 +1,32 @@
 // How far a root rotation got, read from the caches: bundle copies carrying
-// the whole bundle, and leaves still on a retiring root (or of unknown root).
+// the whole bundle, and leaves still on a retiring root (or of unknown root):
+// Secret leaves, and pod certificates (the signer's ledger).
 import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, LABEL_IDENTITY, LABEL_TRUST_DOMAIN, SECRET_BUNDLE } from '../api/group.ts';
 import type { Secret } from '../api/types.ts';
 import type { TrustReconcilerDeps } from './deps.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
+import { livePodCertificates } from './ledger.ts';
 
 export interface Progress { now: Date; bundleCopies: { total: number; updated: number }; leaves: number; leavesOnRetiring: number }
 
-type Caches = Pick<TrustReconcilerDeps, 'secretList' | 'configMaps' | 'now'>;
+type Caches = Pick<TrustReconcilerDeps, 'secretList' | 'configMaps' | 'podCertificates' | 'now'>;
 
 export function progressOf(d: Caches, name: string, retiringRootFingerprints: ReadonlySet<string>, bundlePem: string): Progress {
   const secrets = identitySecretsOf(d, name);
-  const leavesOnRetiring = secrets.filter((s) => {
-    const rootFingerprint = s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT];
-    return !rootFingerprint || retiringRootFingerprints.has(rootFingerprint);
-  }).length;
+  const onRetiring = (rootFingerprint: string | undefined) => !rootFingerprint || retiringRootFingerprints.has(rootFingerprint);
+  // A pod certificate cannot be re-issued by the operator: its kubelet moves to
+  // the new root at beginRefreshAt, but the old one stays valid (and in use by
+  // any peer that cached it) until notAfter. So the old root retires only once
+  // every pod certificate under it has expired: a rotation may take as long as
+  // the longest pod-certificate lifetime (the identity's duration, at most 91d).
+  const podCertificates = livePodCertificates(d.podCertificates, d.now(), (c) => c.trustDomain === name);
+  const leavesOnRetiring = secrets.filter((s) => onRetiring(s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT])).length
+    + podCertificates.filter((c) => onRetiring(c.rootFingerprint)).length;
   const copies = bundleCopyPems(d, name);
-  return { now: d.now(), bundleCopies: { total: copies.length, updated: copies.filter((pem) => pem === bundlePem).length }, leaves: secrets.length, leavesOnRetiring };
+  return {
+    now: d.now(), bundleCopies: { total: copies.length, updated: copies.filter((pem) => pem === bundlePem).length },
+    leaves: secrets.length + podCertificates.length, leavesOnRetiring,
+  };
 }
 
 function identitySecretsOf(d: Caches, name: string): Secret[] {

@@ -20,7 +20,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { AuthorizationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { dump, load, loadAll } from 'js-yaml';
 import { startTestEnv, runKubectl, type TestEnv } from '../support/env.ts';
 import { startControlPlane, resolveBinaries } from '../support/controlplane.ts';
@@ -154,6 +154,10 @@ const EXPECTED_CLUSTER_RULES = [
   // Create cannot be restricted by name; reads and updates only for the chart's TrustDomains.
   { apiGroups: ['certificates.k8s.io'], resources: ['clustertrustbundles'], verbs: ['create'] },
   { apiGroups: ['certificates.k8s.io'], resources: ['clustertrustbundles'], resourceNames: ['agentidentity-default'], verbs: ['get', 'update'] },
+  // The pod-certificate signer: its requests (update: the ledger finalizer), answers through /status, sign on its one signer name.
+  { apiGroups: ['certificates.k8s.io'], resources: ['podcertificaterequests'], verbs: ['get', 'list', 'watch', 'update'] },
+  { apiGroups: ['certificates.k8s.io'], resources: ['podcertificaterequests/status'], verbs: ['update'] },
+  { apiGroups: ['certificates.k8s.io'], resources: ['signers'], resourceNames: ['agentidentity.dev/svid'], verbs: ['sign'] },
   { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations'], resourceNames: ['agent-identity-operator'], verbs: ['get', 'patch'] },
 ];
 /** Every (group, resource, verb) a rule list grants, sorted: compares rule sets however they are grouped. */
@@ -701,6 +705,13 @@ test("the operator, running as the chart's ServiceAccount with only the chart's 
   assert.equal(await can('update', 'clustertrustbundles.certificates.k8s.io/agentidentity-default'), 'yes');
   assert.equal(await can('update', 'clustertrustbundles.certificates.k8s.io/kube-apiserver-serving'), 'no', 'ClusterTrustBundles of others are out of reach');
   assert.equal(await can('delete', 'clustertrustbundles.certificates.k8s.io/agentidentity-default'), 'no');
+  // kubectl auth can-i cannot name a signer (its name holds a slash, and signers are not a served resource): ask the authorizer directly.
+  const canSign = async (name: string) => (await env.kc.makeApiClient(AuthorizationV1Api).createSubjectAccessReview({
+    body: { spec: { user: SA_USER, groups: ['system:serviceaccounts'], resourceAttributes: { group: 'certificates.k8s.io', resource: 'signers', name, verb: 'sign' } } },
+  })).status?.allowed === true;
+  assert.equal(await canSign('agentidentity.dev/svid'), true);
+  assert.equal(await canSign('kubernetes.io/kube-apiserver-client'), false, 'no other signer');
+  assert.equal(await can('delete', 'podcertificaterequests.certificates.k8s.io', '-n', 'agents'), 'no');
 
   // A KubeConfig that holds only a TokenRequest token for the chart's ServiceAccount.
   const sa = one(objects, 'ServiceAccount').metadata.name as string;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, ANNOTATION_SERIAL, BUNDLE_DENYLIST, SECRET_KEY } from '../../../src/api/group.ts';
 import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../../../src/api/defaults.ts';
-import type { AgentIdentity, AgentIdentitySpec, ConfigMap, Namespace, Secret, TrustDomain } from '../../../src/api/types.ts';
+import type { AgentIdentity, AgentIdentitySpec, ConfigMap, Namespace, PodCertificateRequest, Secret, TrustDomain } from '../../../src/api/types.ts';
 import { rotationReissueTime } from '../../../src/ca/rotation.ts';
 import type { Result } from '../../../src/controller/queue.ts';
 import { identityReconciler, type IdentityReconcilerDeps } from '../../../src/identity/reconciler.ts';
@@ -16,9 +16,11 @@ import { Metrics } from '../../../src/controller/metrics.ts';
 import { type CA, createIntermediate, createRoot, loadCA } from '../../../src/pki/ca.ts';
 import { fingerprintOf, parseCertificates } from '../../../src/pki/parse.ts';
 import { certificatesToPem } from '../../../src/pki/pem.ts';
+import { serialNumberOf } from '../../../src/pki/serial.ts';
 import { verifyChain } from '../../../src/pki/verify.ts';
 import { bundleConfigMapName } from '../../../src/api/defaults.ts';
 import { TrustStore, type TrustDomainState } from '../../../src/trust/store.ts';
+import { ledgerRequest } from '../trust/fakes.ts';
 
 const NOW = new Date('2030-06-01T12:00:00.000Z');
 const DAY = 86_400_000;
@@ -73,6 +75,8 @@ class FakeCluster {
   readonly secrets = new Map<string, Secret>();
   readonly configMaps = new Map<string, ConfigMap>();
   readonly serviceAccounts = new Set<string>([`${NS}/planner`]);
+  /** The signer's PodCertificateRequests (its ledger). */
+  readonly podCertificateRequests: PodCertificateRequest[] = [];
   readonly store = new TrustStore();
   readonly writes: string[] = [];
   readonly events: Array<{ type: string; reason: string; message: string }> = [];
@@ -153,6 +157,7 @@ class FakeCluster {
       configMaps: { get: get(this.configMaps) },
       namespaces: { get: (name) => (name === NS ? namespace : undefined), list: () => [namespace] },
       serviceAccounts: { get: (name, ns) => (this.serviceAccounts.has(`${ns}/${name}`) ? {} : undefined) },
+      podCertificates: { list: () => this.podCertificateRequests },
       operatorNamespace: OPERATOR_NS,
       minDurationMs: 60_000,
     };
@@ -348,6 +353,65 @@ const cases: Case[] = [
       assert.deepEqual(c.writesTo('Secret'), []);
       assert.equal(ready(c.identity())?.reason, 'ServiceAccountNotFound');
       assert.match(ready(c.identity())!.message!, /ServiceAccount "ghost" does not exist in namespace "agents"/);
+    },
+  },
+  {
+    name: 'PodCertificate delivery: no Secret, its policy ConfigMap, Ready with reason PodCertificates naming the signer',
+    async given(gen) {
+      const c = new FakeCluster();
+      c.store.set(await trustDomainState(gen));
+      c.setIdentity(agentIdentity({ delivery: 'PodCertificate' }));
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writesTo('Secret'), []);
+      assert.deepEqual(c.writesTo('ConfigMap'), [`create ConfigMap ${NS}/planner-identity-policy`]);
+      const i = c.identity();
+      assert.equal(ready(i)?.status, 'True');
+      assert.equal(ready(i)?.reason, 'PodCertificates');
+      assert.match(ready(i)!.message, /signer agentidentity\.dev\/svid/);
+      assert.equal(i.status?.spiffeID, 'spiffe://cluster.local/ns/agents/agent/planner');
+      assert.equal(i.status?.serialNumber, undefined);
+      assert.equal(i.status?.notAfter, undefined);
+    },
+  },
+  {
+    name: 'PodCertificate delivery, and a Secret of that name exists: left alone',
+    async given(gen) {
+      const c = new FakeCluster();
+      c.store.set(await trustDomainState(gen));
+      c.setIdentity(agentIdentity({ delivery: 'PodCertificate' }));
+      c.secrets.set(`${NS}/${SECRET}`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET, namespace: NS, uid: 'uid-tenant' }, data: { 'tls.crt': 'eA==' } });
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writesTo('Secret'), []);
+      assert.ok(c.secret());
+      assert.equal(ready(c.identity())?.reason, 'PodCertificates');
+    },
+  },
+  {
+    name: 'PodCertificate delivery suspended: every still-valid pod certificate in the ledger deny-listed, expired ones and other identities\' not',
+    async given(gen) {
+      const c = new FakeCluster();
+      c.store.set(await trustDomainState(gen));
+      c.setIdentity(agentIdentity({ delivery: 'PodCertificate', suspended: true }));
+      const entry = (identity: string, now: Date) => ledgerRequest(gen.signer, { identity, namespace: NS, rootFingerprint: 'sha256:r', now, durationMs: DAY });
+      c.podCertificateRequests.push(await entry('planner', NOW), await entry('planner', NOW), await entry('planner', new Date(NOW.getTime() - 2 * DAY)), await entry('coder', NOW));
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writesTo('Secret'), []);
+      const home = c.configMaps.get(`${OPERATOR_NS}/${bundleConfigMapName('default')}`)!;
+      const entries = (JSON.parse(home.data![BUNDLE_DENYLIST]!) as { entries: Array<{ serialNumber: string; reason: string; spiffeID: string }> }).entries;
+      const want = c.podCertificateRequests.slice(0, 2).map((r) => serialNumberOf(parseCertificates(r.status!.certificateChain!)[0]!));
+      assert.deepEqual(entries.map((e) => e.serialNumber).sort(), want.sort());
+      assert.ok(entries.every((e) => e.reason === 'Suspended' && e.spiffeID === 'spiffe://cluster.local/ns/agents/agent/planner'));
+      assert.equal(ready(c.identity())?.reason, 'Suspended');
+      assert.match(c.events.at(-1)!.message, /revoked 2 pod certificate/);
     },
   },
 ];

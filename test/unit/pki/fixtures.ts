@@ -1,10 +1,13 @@
 // Shared setup for the pki tests: a fixed clock, a Root → Intermediate
-// hierarchy built once per test file, and small DER and openssl helpers.
+// hierarchy built once per test file, small DER and openssl helpers, and a
+// kubelet's stub PKCS#10 request.
 import { execFileSync } from 'node:child_process';
+import type { webcrypto } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CA, createIntermediate, createRoot, loadCA } from '../../../src/pki/ca.ts';
+import { x509 } from '../../../src/pki/crypto.ts';
 import { generateKeyPair, type KeyPair } from '../../../src/pki/keys.ts';
 import { issueLeaf, type LeafRequest } from '../../../src/pki/leaf.ts';
 import { parseCertificates } from '../../../src/pki/parse.ts';
@@ -113,3 +116,12 @@ export function openssl(args: string[], files: Record<string, string>): Promise<
 }
 
 export const epochSeconds = (d: Date) => String(Math.floor(d.getTime() / 1000));
+
+/** What the kubelet does: a new key, and a request with an empty subject signed by it. */
+export async function stubRequest(alg: webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenParams | webcrypto.Algorithm, hash = ''): Promise<{ der: string; keys: webcrypto.CryptoKeyPair }> {
+  const keys = (await globalThis.crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const signingAlgorithm = hash ? { ...alg, hash } : alg;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm });
+  return { der: Buffer.from(csr.rawData).toString('base64'), keys };
+}
+

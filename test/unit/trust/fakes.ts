@@ -3,12 +3,19 @@
 // every write is recorded, so a test asserts exactly which API writes a
 // reconcile made. No control plane, milliseconds per reconcile.
 import pino from 'pino';
-import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../../../src/api/types.ts';
+import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, PodCertificateRequest, Secret, TrustDomain, TrustDomainStatus } from '../../../src/api/types.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
 import type { EventTarget, EventType } from '../../../src/kube/events.ts';
 import { Metrics } from '../../../src/controller/metrics.ts';
 import { TrustStore } from '../../../src/trust/store.ts';
 import type { TrustReconcilerDeps } from '../../../src/trust/deps.ts';
+import {
+  ANNOTATION_ROOT_FINGERPRINT, FINALIZER_POD_CERTIFICATE, LABEL_IDENTITY, LABEL_TRUST_DOMAIN, POD_CERTIFICATE_AGENT_ANNOTATION, SIGNER_NAME,
+} from '../../../src/api/group.ts';
+import type { CA } from '../../../src/pki/ca.ts';
+import { generateKeyPair } from '../../../src/pki/keys.ts';
+import { issueLeaf } from '../../../src/pki/leaf.ts';
+import { SpiffeID } from '../../../src/pki/spiffeid.ts';
 
 export const OPERATOR_NAMESPACE = 'ops';
 export const POLL_MS = 60_000;
@@ -24,6 +31,8 @@ export class FakeCluster {
   readonly secrets = new Map<string, Secret>();
   readonly configMaps = new Map<string, ConfigMap>();
   readonly clusterTrustBundles = new Map<string, ClusterTrustBundle>();
+  /** The signer's PodCertificateRequests (its ledger of pod certificates). */
+  readonly podCertificateRequests: PodCertificateRequest[] = [];
   identities: AgentIdentity[] = [];
   namespaces: Namespace[] = [];
   /** API writes, e.g. "create Secret ops/default-ca". */
@@ -119,6 +128,7 @@ export class FakeCluster {
       trustDomains: { get: (name) => c.trustDomains.get(name) },
       secrets: { get: (name, namespace) => (c.unwatched.has(key(namespace, name)) ? undefined : c.secrets.get(key(namespace, name))) },
       secretList: { list: cachedSecrets },
+      podCertificates: { list: () => c.podCertificateRequests },
       configMaps: { get: (name, namespace) => c.configMaps.get(key(namespace, name)), list: () => [...c.configMaps.values()] },
       identities: { list: () => c.identities },
       namespaces: { list: () => c.namespaces },
@@ -147,4 +157,28 @@ export function selfSignedTrustDomain(name = 'default'): TrustDomain {
 
 export function broughtInTrustDomain(name: string, ref: { namespace: string; name: string }): TrustDomain {
   return { ...selfSignedTrustDomain(name), spec: { trustDomain: 'cluster.local', ca: { secretRef: ref } } };
+}
+
+/**
+ * A PodCertificateRequest the signer issued (its ledger entry): a real leaf
+ * from `signer`, the finalizer, the identity and TrustDomain labels, the root.
+ */
+export async function ledgerRequest(signer: CA, o: { identity: string; namespace: string; rootFingerprint: string; now: Date; durationMs: number; finalizer?: boolean }): Promise<PodCertificateRequest> {
+  const key = await generateKeyPair('ECDSA', 256);
+  const leaf = await issueLeaf(signer, { spiffeID: SpiffeID.parse(`spiffe://cluster.local/ns/${o.namespace}/agent/${o.identity}`), dnsNames: [], publicKey: key.publicKey, durationMs: o.durationMs, now: o.now });
+  return {
+    apiVersion: 'certificates.k8s.io/v1', kind: 'PodCertificateRequest',
+    metadata: {
+      name: `req-${leaf.serialNumber.slice(0, 8)}`, namespace: o.namespace, finalizers: o.finalizer === false ? [] : [FINALIZER_POD_CERTIFICATE],
+      labels: { [LABEL_TRUST_DOMAIN]: 'default', [LABEL_IDENTITY]: o.identity }, annotations: { [ANNOTATION_ROOT_FINGERPRINT]: o.rootFingerprint },
+    },
+    spec: {
+      signerName: SIGNER_NAME, podName: `${o.identity}-0`, podUID: 'uid-pod', serviceAccountName: o.identity, serviceAccountUID: 'uid-sa',
+      nodeName: 'n1', nodeUID: 'uid-n1', stubPKCS10Request: '', unverifiedUserAnnotations: { [POD_CERTIFICATE_AGENT_ANNOTATION]: o.identity },
+    },
+    status: {
+      conditions: [{ type: 'Issued', status: 'True', reason: 'Issued', message: '', lastTransitionTime: o.now.toISOString() }],
+      certificateChain: leaf.certificatePem, notBefore: leaf.notBefore.toISOString(), notAfter: leaf.notAfter.toISOString(), beginRefreshAt: leaf.notAfter.toISOString(),
+    },
+  };
 }

@@ -1,0 +1,64 @@
+// The pod certificates the signer issued and that may still be valid, read
+// from the PodCertificateRequests carrying its finalizer: the signer keeps
+// each one in the API until its certificate expires (even after the API's
+// cleaner deleted it), so this cache scan is the durable record that root
+// retirement and revocation need.
+import { ANNOTATION_ROOT_FINGERPRINT, FINALIZER_POD_CERTIFICATE, LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from '../api/group.ts';
+import type { DenyListEntry } from '../api/documents.ts';
+import type { PodCertificateRequest } from '../api/types.ts';
+import { parseCertificates, spiffeIDOf } from '../pki/parse.ts';
+import { serialNumberOf } from '../pki/serial.ts';
+
+export interface PodCertificate {
+  namespace: string;
+  /** The AgentIdentity's name. */
+  identity: string;
+  /** The TrustDomain object's name. */
+  trustDomain: string;
+  /** The root the chain leads to; absent only on a request written by hand. */
+  rootFingerprint?: string;
+  serialNumber: string;
+  spiffeID: string;
+  notAfter: Date;
+}
+
+export interface PodCertificateLister { list(): readonly PodCertificateRequest[] }
+
+// Informer objects are replaced, never mutated, on change: one parse per version.
+const parsed = new WeakMap<PodCertificateRequest, PodCertificate | null>();
+
+/** The issued certificate a ledger request holds, or undefined (not ours, not issued, unreadable). */
+export function podCertificateOf(pcr: PodCertificateRequest): PodCertificate | undefined {
+  if (!pcr.metadata.finalizers?.includes(FINALIZER_POD_CERTIFICATE)) return undefined;
+  let got = parsed.get(pcr);
+  if (got === undefined) {
+    got = readLeaf(pcr);
+    parsed.set(pcr, got);
+  }
+  return got ?? undefined;
+}
+
+function readLeaf(pcr: PodCertificateRequest): PodCertificate | null {
+  const labels = pcr.metadata.labels ?? {};
+  const identity = labels[LABEL_IDENTITY];
+  const trustDomain = labels[LABEL_TRUST_DOMAIN];
+  if (!identity || !trustDomain || !pcr.status?.certificateChain) return null;
+  try {
+    const leaf = parseCertificates(pcr.status.certificateChain)[0]!;
+    return {
+      namespace: pcr.metadata.namespace!, identity, trustDomain, rootFingerprint: pcr.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT],
+      serialNumber: serialNumberOf(leaf), spiffeID: spiffeIDOf(leaf)?.toString() ?? '', notAfter: leaf.notAfter,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** Every pod certificate still valid at `now` that matches. */
+export function livePodCertificates(pcrs: PodCertificateLister, now: Date, match: (c: PodCertificate) => boolean): PodCertificate[] {
+  return pcrs.list().map(podCertificateOf).filter((c): c is PodCertificate => c !== undefined && c.notAfter.getTime() > now.getTime() && match(c));
+}
+
+export function denyEntryOfPodCertificate(c: PodCertificate, reason: string): DenyListEntry {
+  return { serialNumber: c.serialNumber, spiffeID: c.spiffeID, notAfter: c.notAfter.toISOString(), reason };
+}
