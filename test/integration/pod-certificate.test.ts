@@ -30,7 +30,7 @@ import { x509 } from '../../src/pki/crypto.ts';
 import { parseCertificates, sanValues } from '../../src/pki/parse.ts';
 import { serialNumberOf } from '../../src/pki/serial.ts';
 import { verifyChain } from '../../src/pki/verify.ts';
-import { connect, createServer, loadIdentity, peerIdentity, type Identity, type PeerIdentity } from '../../src/sdk/index.ts';
+import { connect, createServer, loadIdentity, peerIdentity, type Identity, type PeerIdentity, type PeerRefusedError } from '../../src/sdk/index.ts';
 
 const PCR = { group: 'certificates.k8s.io', version: 'v1', plural: 'podcertificaterequests' } as const;
 const MINUTE = 60_000;
@@ -101,6 +101,26 @@ async function handshake(server: Identity, client: Identity, expect: string): Pr
     assert.equal(String(data), 'hello\n', 'the server admitted the client');
     socket.destroy();
     return { atServer: atServer!, atClient: peerIdentity(socket)! };
+  } finally {
+    srv.close();
+  }
+}
+
+/** Why `server` refuses `client` (a PeerRefusedError's reason), or undefined when it admits it. */
+async function refusal(server: Identity, client: Identity): Promise<string | undefined> {
+  const srv = createServer(server, {}, (socket) => socket.end('hello\n'));
+  const refused = once(srv, 'refused') as Promise<[PeerRefusedError]>;
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  try {
+    const reason = refused.then(([err]) => err.reason);
+    // The server may hang up before the client's connect settles.
+    const socket = await connect(client, '127.0.0.1', (srv.address() as AddressInfo).port, { authorize: server.spiffeID }).catch(() => undefined);
+    if (!socket) return await reason;
+    socket.on('error', () => undefined);
+    const outcome = await Promise.race([once(socket, 'data').then(() => undefined), reason]);
+    socket.destroy();
+    return outcome;
   } finally {
     srv.close();
   }
@@ -254,6 +274,14 @@ test('suspending the identity deny-lists its live pod certificates; the ledger f
     const entries = await eventually(async () => { const e = await listed(where); return serials.every((s) => e.includes(s)) && e; }, { what: `both serials deny-listed in ${where}` });
     assert.deepEqual(entries.filter((s) => serials.includes(s)).sort(), serials);
   }
+
+  // A Secret agent of the trust domain now refuses the pod-certificate agent, whose SVID is still unexpired.
+  const refusedAs = await eventually(async () => {
+    await mount!.synced();
+    await orchestrator!.reload();
+    return serials.every((x) => orchestrator!.policy.denyList?.some((e) => e.serialNumber === x)) && refusal(orchestrator!, planner!);
+  }, { what: 'the Secret agent\'s policy.json deny-lists the pod certificates' });
+  assert.equal(refusedAs, 'DenyListed');
 
   // The API's cleaner (or anyone) deleting a request does not drop it from the ledger while its certificate is valid.
   const custom = env.kc.makeApiClient(CustomObjectsApi);
