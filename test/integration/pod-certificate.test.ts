@@ -174,6 +174,17 @@ test('a pod on n1 gets an X.509-SVID through a PodCertificateRequest, for its ow
   assert.deepEqual(withKeys.map((s) => s.metadata!.name), []);
   assert.equal((await a.getIdentity(ns, 'planner')).status!.conditions!.find((c) => c.type === 'Ready')!.reason, 'PodCertificates');
 
+  // Told three ways: the PCR's condition (above), an Event on the identity, a metric.
+  const events = await eventually(async () => {
+    const list = (await a.core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.kind=AgentIdentity,involvedObject.name=planner' })).items;
+    return list.filter((e) => e.reason === 'PodCertificateIssued').length > 0 && list;
+  }, { what: 'a PodCertificateIssued Event' });
+  assert.match(events.find((e) => e.reason === 'PodCertificateIssued')!.message!, new RegExp(`PodCertificateRequest ${first.request.metadata.name}: issued ${spiffeID} serial ${serialNumberOf(leaf)} to pod ${ns}/planner-0 on node n1`));
+  const metrics = await op.metrics.text();
+  assert.match(metrics, /agentidentity_pod_certificates_total\{trust_domain="default",result="issued",reason="Issued"\} 1\n/);
+  const seconds = /agentidentity_pod_certificate_issuance_duration_seconds_sum\{trust_domain="default"\} ([\d.e-]+)/.exec(metrics)?.[1];
+  t.diagnostic(`signer: issuance took ${(Number(seconds) * 1000).toFixed(1)} ms (record, sign, status write)`);
+
   // Both deliveries interoperate: the SDK loads the kubelet's files and does mTLS with a Secret-delivered agent.
   const other = await env.namespace('secret');
   await a.createIdentity(other, 'orchestrator', { duration: '1h' });
