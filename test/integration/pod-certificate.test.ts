@@ -213,6 +213,7 @@ test('renewal: a refresh brings a new key and a new SVID, valid before the old o
   const twoThirds = first.notBefore.getTime() + (2 * lifetime) / 3;
   const jitter = Math.min(0.05 * lifetime, 60 * MINUTE);
   assert.ok(at <= twoThirds + MINUTE && at >= twoThirds - jitter - MINUTE, `beginRefreshAt ${first.beginRefreshAt.toISOString()} is 2/3 through less jitter (${new Date(twoThirds).toISOString()})`);
+  t.diagnostic(`beginRefreshAt at ${((100 * (at - first.notBefore.getTime())) / lifetime).toFixed(2)} % of the lifetime (jitter ${((twoThirds - at) / MINUTE).toFixed(1)} min)`);
   assert.equal(identity.status?.conditions?.find((c) => c.type === 'Ready')?.reason, 'PodCertificates');
 
   // The API's floor is 1 h, so waiting for beginRefreshAt is out of the question: the stand-in refreshes early (allowed: it is a hint).
