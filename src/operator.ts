@@ -17,7 +17,7 @@ import { WorkQueue } from './controller/queue.ts';
 import { identityReconciler } from './identity/reconciler.ts';
 import { trustReconciler } from './trust/reconciler.ts';
 import { signerReconciler } from './signer/reconciler.ts';
-import { answered } from './signer/decide.ts';
+import { answered } from './trust/ledger.ts';
 import { TrustStore } from './trust/store.ts';
 import { Metrics } from './controller/metrics.ts';
 import type { Config } from './config.ts';

@@ -23,7 +23,7 @@ import { renewalTime } from './renewal.ts';
 import { denyEntryOf, revoke } from './revoke.ts';
 import { desiredSecret, keptLeaf, secretDiffers, type SecretLeaf } from './secret.ts';
 import { readyStatus, failedStatus, podCertificateStatus, suspendedStatus, withoutCertificate } from './status.ts';
-import { denyEntryOfPodCertificate, livePodCertificates, type PodCertificateLister } from '../trust/ledger.ts';
+import { denyEntryOfPodCertificate, issuingPodCertificates, livePodCertificates, type PodCertificateLister } from '../trust/ledger.ts';
 import { desiredPolicyConfigMap } from './policy.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
 import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
@@ -180,6 +180,7 @@ async function finalize(d: IdentityReconcilerDeps, identity: AgentIdentity, now:
   const fromSecret = secret ? denyEntryOf(secret, 'Deleted', now) : undefined;
   const entries = [...(fromSecret ? [fromSecret] : []), ...podCertificateEntries(d, identity, 'Deleted', now)];
   if (entries.length && trustDomain) await revoke(d, trustDomain, entries);
+  if (stillIssuing(d, identity)) return { requeueAfter: ISSUING_RECHECK_MS };
   await ofIdentity(d.api.patchIdentityMetadata(identity.metadata.namespace!, identity.metadata.name!, {
     finalizers: identity.metadata.finalizers.filter((f) => f !== FINALIZER_REVOKE), resourceVersion: identity.metadata.resourceVersion,
   }));
@@ -187,6 +188,14 @@ async function finalize(d: IdentityReconcilerDeps, identity: AgentIdentity, now:
     d.log.info({ identity: `${identity.metadata.namespace}/${identity.metadata.name}`, serials: entries.map((e) => e.serialNumber) }, 'revoked certificates of deleted identity');
   }
   return {};
+}
+
+/** How soon to look again while the signer is answering a request of the identity being revoked: it takes milliseconds. */
+const ISSUING_RECHECK_MS = 250;
+
+/** A request the signer recorded but has not answered may still get a certificate: revocation is not done until it is answered. */
+function stillIssuing(d: IdentityReconcilerDeps, identity: AgentIdentity): boolean {
+  return issuingPodCertificates(d.podCertificates, identity.metadata.namespace!, identity.metadata.name!).length > 0;
 }
 
 /** Deny-list entries for the identity's pod certificates that may still be valid (the signer's ledger). */
@@ -205,6 +214,7 @@ async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, trust
     await ifExists(() => d.api.deleteSecret(secret.metadata.namespace!, secret.metadata.name!, secret.metadata.uid));
     await d.events.record(ref(identity), 'Normal', 'Suspended', `revoked serial ${fromSecret?.serialNumber ?? '(expired)'} and removed Secret ${secret.metadata.name}`);
   }
+  if (stillIssuing(d, identity)) return { requeueAfter: ISSUING_RECHECK_MS };
   if (fromPods.length) await d.events.record(ref(identity), 'Normal', 'Suspended', `revoked ${fromPods.length} pod certificate(s), serials ${fromPods.map((e) => e.serialNumber).join(', ')}`);
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
   d.metrics.setReady(namespace, name, 'False');

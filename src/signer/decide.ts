@@ -14,6 +14,7 @@ import { DEFAULT_BACKDATE_MS, type Validity } from '../pki/validity.ts';
 import { tenancyViolation } from '../policy/tenancy.ts';
 import type { TrustDomainState } from '../trust/store.ts';
 import { renewalTime } from '../identity/renewal.ts';
+import { answered } from '../trust/ledger.ts';
 
 export type DenyReason =
   | 'InvalidUnverifiedUserAnnotations' | 'IdentityNotFound' | 'ServiceAccountMismatch' | 'IdentitySuspended'
@@ -39,14 +40,8 @@ export type Decision =
   | { kind: 'Wait' }
   | { kind: 'Done' };
 
-const ANSWERS = ['Issued', 'Denied', 'Failed'];
 const HOUR_MS = 3_600_000;
 const REFRESH_MARGIN_MS = 10 * 60_000;
-
-/** Whether the request carries its one terminal condition: then its status is immutable. */
-export function answered(pcr: PodCertificateRequest): boolean {
-  return pcr.status?.conditions?.some((c) => ANSWERS.includes(c.type) && c.status === 'True') ?? false;
-}
 
 const agentOf = (pcr: PodCertificateRequest) => pcr.spec.unverifiedUserAnnotations?.[POD_CERTIFICATE_AGENT_ANNOTATION];
 const requester = (i: SignerInput) => `pod ${i.pcr.metadata.namespace}/${i.pcr.spec.podName}`;

@@ -21,7 +21,8 @@ import { errorPolicy } from '../controller/failure.ts';
 import type { Result } from '../controller/queue.ts';
 import type { TrustStore } from '../trust/store.ts';
 import { spiffeIDFor } from '../identity/spiffe-id.ts';
-import { answered, beginRefreshAt, decide, tooShort, type Decision } from './decide.ts';
+import { beginRefreshAt, decide, tooShort, type Decision } from './decide.ts';
+import { answered } from '../trust/ledger.ts';
 
 export interface SignerDeps extends Pick<ReconcileContext, 'trustDomains' | 'events' | 'metrics' | 'log' | 'now'> {
   api: {

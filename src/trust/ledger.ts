@@ -54,6 +54,23 @@ function readLeaf(pcr: PodCertificateRequest): PodCertificate | null {
   }
 }
 
+const ANSWERS = ['Issued', 'Denied', 'Failed'];
+
+/** Whether the request carries its one terminal condition: then its status is immutable. */
+export function answered(pcr: PodCertificateRequest): boolean {
+  return pcr.status?.conditions?.some((c) => ANSWERS.includes(c.type) && c.status === 'True') ?? false;
+}
+
+/**
+ * Requests the signer recorded in the ledger and has not answered yet: a
+ * certificate for them may be signed at any moment, so revoking an identity
+ * waits for them (else a suspend landing mid-issue would miss that serial).
+ */
+export function issuingPodCertificates(pcrs: PodCertificateLister, namespace: string, identity: string): PodCertificateRequest[] {
+  return pcrs.list().filter((p) => p.metadata.namespace === namespace && p.metadata.labels?.[LABEL_IDENTITY] === identity
+    && p.metadata.finalizers?.includes(FINALIZER_POD_CERTIFICATE) && !answered(p));
+}
+
 /** Every pod certificate still valid at `now` that matches. */
 export function livePodCertificates(pcrs: PodCertificateLister, now: Date, match: (c: PodCertificate) => boolean): PodCertificate[] {
   return pcrs.list().map(podCertificateOf).filter((c): c is PodCertificate => c !== undefined && c.notAfter.getTime() > now.getTime() && match(c));

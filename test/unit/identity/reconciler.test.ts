@@ -416,6 +416,29 @@ const cases: Case[] = [
   },
 ];
 
+test('a suspend that lands while the signer is answering a request waits for the answer, then deny-lists that certificate too', async () => {
+  const g = await gen;
+  const c = new FakeCluster();
+  c.store.set(await trustDomainState(g));
+  c.setIdentity(agentIdentity({ delivery: 'PodCertificate', suspended: true }));
+  const issued = await ledgerRequest(g.signer, { identity: 'planner', namespace: NS, rootFingerprint: 'sha256:r', now: NOW, durationMs: DAY });
+  // Recorded in the ledger (finalizer, labels), its certificate not written yet.
+  c.podCertificateRequests.push({ ...issued, status: {} });
+
+  const during = await c.reconcile();
+  assert.equal(during.error, undefined);
+  assert.ok((during.result?.requeueAfter ?? 0) > 0, 'looked at again shortly');
+  assert.notEqual(ready(c.identity())?.reason, 'Suspended', 'not reported done while a certificate may still be signed');
+
+  c.podCertificateRequests[0] = issued;
+  const after = await c.reconcile();
+  assert.equal(after.error, undefined);
+  const home = c.configMaps.get(`${OPERATOR_NS}/${bundleConfigMapName('default')}`)!;
+  const serials = (JSON.parse(home.data![BUNDLE_DENYLIST]!) as { entries: Array<{ serialNumber: string }> }).entries.map((e) => e.serialNumber);
+  assert.deepEqual(serials, [serialNumberOf(parseCertificates(issued.status!.certificateChain!)[0]!)]);
+  assert.equal(ready(c.identity())?.reason, 'Suspended');
+});
+
 const gen = generation();
 for (const tc of cases) {
   test(tc.name, async () => {
