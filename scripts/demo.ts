@@ -276,8 +276,11 @@ try {
     const csrKey = createHash('sha256').update(Buffer.from(csr.publicKey.rawData)).digest('hex').slice(0, 12);
     const chain = p.status?.certificateChain ?? '';
     const leaked = JSON.stringify(p).includes('PRIVATE KEY');
+    const sameKey = chain !== '' && spki(chain) === csrKey;
     if (leaked) failed.push(`PodCertificateRequest ${p.metadata.name} holds a private key`);
-    info(`${p.metadata.name}: spec has the stub CSR (subject "${csr.subject}", public key sha256 ${csrKey}…), status has ${parseCertificates(chain).length} certificates for that key (${chain ? spki(chain) : '-'}…); private key: ${leaked ? 'FOUND' : 'none'}`);
+    if (!sameKey) failed.push(`PodCertificateRequest ${p.metadata.name}: the leaf is not for the CSR's key`);
+    info(`${p.metadata.name}: spec.stubPKCS10Request = CSR (subject "${csr.subject}", public key sha256 ${csrKey}…); status.certificateChain = ${parseCertificates(chain).length} certificates,`);
+    info(`  leaf for ${sameKey ? 'that same public key' : 'ANOTHER key'}; a PRIVATE KEY block anywhere in the object: ${leaked ? 'FOUND' : 'none'}`);
   }
   info(`the key exists only in the pod's volume on n1: ${join(dir, 'pods', 'coder', 'credential-bundle.pem')}`);
   info('(so a root rotation now would keep the old root in the bundle until coder\'s certificates under it expire, within 1 h: the operator cannot re-issue a key it never held)');
