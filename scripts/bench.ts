@@ -3,7 +3,11 @@
 //   1. pure issuance: key + leaf signing per algorithm, in-process
 //   2. end to end: N AgentIdentities created at once on a local control plane,
 //      time from create to Ready (median, p90, max) and identities per second
-//   3. a restart over those N identities: time to caches synced and queues idle, and writes made
+//   2b. pod certificates: N pods bound to node n1, and N PodCertificateRequests
+//      created at once as that node (Node authorizer and NodeRestriction on),
+//      PCRs answered per second and create → Issued (median, p99), printed
+//      next to the Secret numbers of 2
+//   3. a restart over those N identities and N requests: time to caches synced and queues idle, and writes made
 //   4. the admission webhook of a running operator process (real API server behind its lookups):
 //      RSS before and after 10,000 reviews (half look up an AgentIdentity), then p50/p99
 //      admission latency under open-loop load at 200 reviews/s for 10 s
@@ -14,7 +18,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startControlPlane } from '../test/support/controlplane.ts';
-import { runKubectl } from '../test/support/env.ts';
+import { createNode, runKubectl } from '../test/support/env.ts';
+import { createPodCertificateRequest, type PodCertificateSource } from '../test/support/pod-kubelet.ts';
 import { api, isReady } from '../test/support/objects.ts';
 import { runOperator, eventually, ensureNamespace, spawnOperator, OPERATOR_NAMESPACE } from '../test/support/operator.ts';
 import { createServiceAccounts, markIssued, podManifest } from '../test/support/webhook.ts';
@@ -23,13 +28,39 @@ import { createRoot, createIntermediate, loadCA } from '../src/pki/ca.ts';
 import { generateKeyPair } from '../src/pki/keys.ts';
 import { issueLeaf } from '../src/pki/leaf.ts';
 import { SpiffeID } from '../src/pki/spiffeid.ts';
-import type { KeyAlgorithm } from '../src/api/types.ts';
+import type { KeyAlgorithm, PodCertificateRequest } from '../src/api/types.ts';
+import { POD_CERTIFICATE_AGENT_ANNOTATION, SIGNER_NAME } from '../src/api/group.ts';
 
 const N = Number(process.env.BENCH_IDENTITIES ?? 200);
 const ROUNDS = 5;
 const ROOT = resolve(import.meta.dirname, '..');
 const q = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]!; };
 const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+/**
+ * Creates n objects at once, polling for their answers all the while (not only
+ * once every create returned, which would add the create burst to the first
+ * answers). Latency counts from when an object's create returned; the rate is
+ * answers over the time from the first create to the last answer.
+ */
+async function createAndAwait(n: number, create: (i: number) => Promise<string>, answers: () => Promise<Array<{ name: string; answer?: string }>>) {
+  const created = new Map<string, number>();
+  const answered = new Map<string, { at: number; answer: string }>();
+  const t0 = Date.now();
+  let failure: unknown;
+  let creating = true;
+  const creates = Promise.all(Array.from({ length: n }, async (_, i) => void created.set(await create(i), Date.now())))
+    .catch((e: unknown) => void (failure = e)).finally(() => (creating = false));
+  while ((creating || answered.size < created.size) && failure === undefined && Date.now() - t0 < 300_000) {
+    for (const o of await answers()) if (o.answer && !answered.has(o.name)) answered.set(o.name, { at: Date.now(), answer: o.answer });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await creates;
+  if (failure !== undefined) throw failure;
+  const seconds = (Math.max(t0, ...[...answered.values()].map((x) => x.at)) - t0) / 1000;
+  const latencies = (answer: string) => [...answered].filter(([, x]) => x.answer === answer).map(([name, x]) => Math.max(0, x.at - created.get(name)!));
+  return { answered: answered.size, seconds, rate: answered.size / seconds, latencies };
+}
 
 console.log(`# agent-identity-operator benchmark (${new Date().toISOString()}, node ${process.version})`);
 
@@ -55,7 +86,7 @@ for (const [alg, size, count] of [['ECDSA', 256, 200], ['Ed25519', 0, 200], ['RS
 
 // 2 and 3. End to end on a local control plane.
 const dir = mkdtempSync(join(tmpdir(), 'aio-bench-'));
-const cp = await startControlPlane({ dir });
+const cp = await startControlPlane({ dir, nodeAuthorizer: true });
 try {
   const kubectl = (...args: string[]) => runKubectl(cp.bins.kubectl, cp.kubeconfigPath, args);
   await kubectl('apply', '--server-side', '-f', join(ROOT, 'crds'));
@@ -69,34 +100,56 @@ try {
   await eventually(async () => isReady(await a.getTrustDomain('default')), { what: 'TrustDomain Ready' });
 
   console.log(`\n## end to end: ${N} AgentIdentities created at once (operator --qps=50 --concurrency=4)`);
-  const created = new Map<string, number>();
-  const ready = new Map<string, number>();
-  const t0 = Date.now();
-  await Promise.all(Array.from({ length: N }, async (_, i) => { await a.createIdentity('bench', `a${i}`); created.set(`a${i}`, Date.now()); }));
-  while (ready.size < N && Date.now() - t0 < 300_000) {
-    for (const i of (await a.listIdentities('bench')).items) if (isReady(i) && !ready.has(i.metadata.name!)) ready.set(i.metadata.name!, Date.now());
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const total = (Date.now() - t0) / 1000;
-  const lat = [...ready].map(([n, t]) => t - created.get(n)!);
-  console.log(`Ready: ${ready.size}/${N} in ${total.toFixed(1)} s → ${(ready.size / total).toFixed(1)} identities/s`);
+  const secrets = await createAndAwait(N, async (i) => (await a.createIdentity('bench', `a${i}`)).metadata.name!,
+    async () => (await a.listIdentities('bench')).items.map((i) => ({ name: i.metadata.name!, answer: isReady(i) ? 'Ready' : undefined })));
+  const lat = secrets.latencies('Ready');
+  console.log(`Ready: ${lat.length}/${N} in ${secrets.seconds.toFixed(1)} s → ${secrets.rate.toFixed(1)} identities/s`);
   console.log(`create → Ready: median ${ms(q(lat, 0.5))}, p90 ${ms(q(lat, 0.9))}, max ${ms(Math.max(...lat))}`);
   const issueHist = (await op.metrics.issuanceDuration.get()).values;
   const sum = issueHist.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0;
   const count = issueHist.find((v) => v.metricName?.endsWith('_count'))?.value ?? 1;
   console.log(`issuance (key + sign + Secret write) mean ${ms((sum / count) * 1000)} over ${count}`);
 
-  console.log(`\n## restart over ${N} Ready identities`);
+  // 2b. The same N as pod certificates: the node makes the keys, the signer answers.
+  console.log(`\n## end to end: ${N} PodCertificateRequests created at once by node n1 (same operator)`);
+  await ensureNamespace(kc, 'bench-pcr');
+  await a.createIdentity('bench-pcr', 'pcr', { delivery: 'PodCertificate', duration: '24h' });
+  await eventually(async () => isReady(await a.getIdentity('bench-pcr', 'pcr')), { what: 'AgentIdentity pcr Ready' });
+  const n1 = await createNode({ kc, controlPlane: cp }, 'n1');
+  const saUID = (await a.core.readNamespacedServiceAccount({ namespace: 'bench-pcr', name: 'pcr' })).metadata!.uid!;
+  // NodeRestriction lets a node ask only for a pod bound to it that mounts a podCertificate source naming the signer.
+  const source: PodCertificateSource = { signerName: SIGNER_NAME, keyType: 'ECDSAP256', maxExpirationSeconds: 86_400, credentialBundlePath: 'credential-bundle.pem', userAnnotations: { [POD_CERTIFICATE_AGENT_ANNOTATION]: 'pcr' } };
+  const pods = await Promise.all(Array.from({ length: N }, (_, i) => a.core.createNamespacedPod({ namespace: 'bench-pcr', body: {
+    metadata: { name: `p${i}` },
+    spec: { nodeName: 'n1', serviceAccountName: 'pcr', automountServiceAccountToken: false, containers: [{ name: 'agent', image: 'registry.invalid/agent' }],
+      volumes: [{ name: 'identity', projected: { sources: [{ podCertificate: source }] } }] },
+  } })));
+  const listPCRs = async () => (await a.custom.listNamespacedCustomObject({ group: 'certificates.k8s.io', version: 'v1', plural: 'podcertificaterequests', namespace: 'bench-pcr' }) as { items: PodCertificateRequest[] }).items;
+  const pcrs = await createAndAwait(N,
+    async (i) => (await createPodCertificateRequest(n1.kc, { pod: pods[i]!, serviceAccountUID: saUID, nodeUID: n1.node.metadata!.uid!, source })).request.metadata.name!,
+    async () => (await listPCRs()).map((p) => ({ name: p.metadata.name!, answer: p.status?.conditions?.find((x) => x.status === 'True')?.type })));
+  const issuedLat = pcrs.latencies('Issued');
+  console.log(`answered: ${pcrs.answered}/${N} in ${pcrs.seconds.toFixed(1)} s → ${pcrs.rate.toFixed(1)} PCRs/s (${issuedLat.length} Issued, ${pcrs.answered - issuedLat.length} Denied or Failed)`);
+  console.log(`create → Issued: median ${ms(q(issuedLat, 0.5))}, p90 ${ms(q(issuedLat, 0.9))}, p99 ${ms(q(issuedLat, 0.99))}, max ${ms(Math.max(...issuedLat))}`);
+  const signHist = (await op.metrics.podCertificateIssuanceDuration.get()).values;
+  const signSum = signHist.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0;
+  const signCount = signHist.find((v) => v.metricName?.endsWith('_count'))?.value ?? 1;
+  console.log(`issuance (sign + ledger labels + status write) mean ${ms((signSum / signCount) * 1000)} over ${signCount}`);
+  console.log(`\n## Secret vs pod certificate, ${N} each (operator --qps=50 --concurrency=4)`);
+  console.log(`Secret:         ${secrets.rate.toFixed(1).padStart(6)} identities/s, create → Ready   median ${ms(q(lat, 0.5))}, p99 ${ms(q(lat, 0.99))}`);
+  console.log(`PodCertificate: ${pcrs.rate.toFixed(1).padStart(6)} PCRs/s,       create → Issued  median ${ms(q(issuedLat, 0.5))}, p99 ${ms(q(issuedLat, 0.99))}`);
+
+  console.log(`\n## restart over ${N} Ready identities and ${pcrs.answered} answered PodCertificateRequests`);
   await op.idle();
   await op.stop();
-  const rvs = async () => JSON.stringify((await a.listIdentities('bench')).items.map((i) => i.metadata.resourceVersion));
+  const rvs = async () => JSON.stringify([...(await a.listIdentities('bench')).items, ...await listPCRs()].map((i) => i.metadata.resourceVersion));
   const before = await rvs();
   const t1 = performance.now();
   op = await runOperator(kc, { qps: 50, concurrency: 4 });
   const synced = performance.now() - t1;
   await op.idle();
   const idle = performance.now() - t1;
-  console.log(`caches synced in ${ms(synced)}, queues idle after ${ms(idle)}; identities changed: ${before === (await rvs()) ? 0 : 'some'}`);
+  console.log(`caches synced in ${ms(synced)}, queues idle after ${ms(idle)}; identities and requests changed: ${before === (await rvs()) ? 0 : 'some'}`);
   await op.stop();
 
   // 4. The webhook, in a real operator process.

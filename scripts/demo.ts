@@ -1,23 +1,36 @@
-// `make demo`: a local control plane, the CRDs, the operator, and three
-// agents running the SDK with their identities mounted as the webhook would
-// mount them. The orchestrator calls the planner every 250 ms while the
+// `make demo`: a local control plane, the CRDs, the operator, and agents
+// running the SDK. Three get their identity in a Secret, mounted as the webhook
+// would mount it: the orchestrator calls the planner every 250 ms while the
 // certificates renew and the root rotates; the planner's policy refuses an
-// intruder and a stranger, and says which rule decided. Cleans up after itself,
-// also on Ctrl-C; a failed run keeps the operator's log.
+// intruder and a stranger, and says which rule decided. The fourth, coder, gets
+// a pod certificate: its pod is bound to node n1, whose kubelet is played by a
+// stand-in (test/support/pod-kubelet.ts) that makes the key on the node and
+// asks the operator's signer through a PodCertificateRequest; coder and the
+// Secret agents call each other over mTLS while coder refreshes, and its key
+// is never written to the API. Cleans up after itself, also on Ctrl-C; a failed
+// run keeps the operator's log.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync } from 'node:fs';
 import { tmpdir, constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from '../test/support/controlplane.ts';
-import { runKubectl } from '../test/support/env.ts';
+import { createNode, runKubectl } from '../test/support/env.ts';
 import { api, isReady } from '../test/support/objects.ts';
 import { eventually } from '../test/support/operator.ts';
 import { mountIdentity, type Mount } from '../test/support/kubelet.ts';
 import { otherCAClient } from '../test/support/tls.ts';
+import { createPodCertificateRequest, podCertificateVolumeOf, startPodKubelet } from '../test/support/pod-kubelet.ts';
+import { applyPatch } from '../test/unit/webhook/fixtures.ts';
 import { connect as tlsConnect } from 'node:tls';
-import { loadIdentity, createServer, connect, peerIdentity, type Identity } from '../src/sdk/index.ts';
-import type { RotationStatus } from '../src/api/types.ts';
+import { createHash } from 'node:crypto';
+import { ApiException, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import { loadIdentity, createServer, connect, peerIdentity, type Identity, type PolicyDocument } from '../src/sdk/index.ts';
+import type { PodCertificateRequest, RotationStatus } from '../src/api/types.ts';
+import { injectIdentity } from '../src/webhook/mutate.ts';
+import type { Pod } from '../src/webhook/pod.ts';
+import { x509 } from '../src/pki/crypto.ts';
+import { parseCertificates } from '../src/pki/parse.ts';
 import { prettyColorize } from '../src/log.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -60,9 +73,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 try {
-  step('Starting a local control plane (etcd, kube-apiserver, kube-controller-manager)');
+  step('Starting a local control plane (etcd, kube-apiserver with the Node authorizer and NodeRestriction, kube-controller-manager)');
   const t0 = Date.now();
-  const cp = await startControlPlane({ dir: join(dir, 'cp') });
+  const cp = await startControlPlane({ dir: join(dir, 'cp'), nodeAuthorizer: true });
   cleanups.push(() => cp.stop());
   // After the control plane's own exit hook (which kills it), so its files are removed once nothing writes them.
   process.removeListener('exit', onExit);
@@ -96,13 +109,16 @@ try {
   const td = await a.getTrustDomain('default');
   info(`TrustDomain default: root ${td.status!.roots![0]!.fingerprint.slice(0, 23)}…, intermediate signs leaves`);
 
-  step('Creating agents: planner (its policy allows only the orchestrator), orchestrator, intruder');
+  step('Creating agents: planner (its policy allows the orchestrator and coder), orchestrator, intruder in Secrets; coder by pod certificate');
   await kubectl('create', 'namespace', 'agents');
-  await a.createIdentity('agents', 'planner', { duration: '20s', policy: { allow: [{ agent: { name: 'orchestrator' } }] } });
+  await a.createIdentity('agents', 'planner', { duration: '20s', policy: { allow: [{ agent: { name: 'orchestrator' } }, { agent: { name: 'coder' } }] } });
   await a.createIdentity('agents', 'orchestrator', { duration: '20s' });
   await a.createIdentity('agents', 'intruder', { duration: '1h' });
-  await eventually(async () => (await Promise.all(['planner', 'orchestrator', 'intruder'].map((x) => a.getIdentity('agents', x)))).every(isReady), { what: 'identities Ready' });
-  console.log((await kubectl('get', 'agentidentities', '-n', 'agents')).replace(/^/gm, '    ').trimEnd());
+  // 1h: the API server's floor for a pod certificate's lifetime.
+  await a.createIdentity('agents', 'coder', { delivery: 'PodCertificate', duration: '1h', policy: { allow: [{ agent: { name: 'orchestrator' } }] } });
+  await eventually(async () => (await Promise.all(['planner', 'orchestrator', 'intruder', 'coder'].map((x) => a.getIdentity('agents', x)))).every(isReady), { what: 'identities Ready' });
+  console.log((await kubectl('get', 'agentidentities', '-n', 'agents', '-o', 'wide')).replace(/^/gm, '    ').trimEnd());
+  info('coder has no certificate yet: its pods will ask for one (Ready reason PodCertificates), and no Secret is made for it');
 
   step('Mounting each identity as the webhook would (Secret + policy ConfigMap → /var/run/agentidentity layout)');
   const mounts: Record<string, Mount> = {};
@@ -124,12 +140,13 @@ try {
   cleanups.push(() => new Promise((r) => server.close(r)));
   const port = (server.address() as { port: number }).port;
   const planner = 'spiffe://cluster.local/ns/agents/agent/planner';
-  const call = async (who: Identity) => {
-    const s = await connect(who, '127.0.0.1', port, { authorize: planner });
+  const call = async (who: Identity, to = port, authorize = planner) => {
+    const s = await connect(who, '127.0.0.1', to, { authorize });
     const reply = await new Promise<string>((res) => { let d = ''; s.on('data', (c) => (d += c)); s.on('close', () => res(d)); s.on('error', () => res(d)); });
     return reply.trim();
   };
-  info(`orchestrator → planner: "${await call(ids.orchestrator!)}" (allowed by ${JSON.parse((await a.core.readNamespacedConfigMap({ namespace: 'agents', name: 'planner-identity-policy' })).data!['policy.json']!).allow[0].rule})`);
+  const allowed = (JSON.parse((await a.core.readNamespacedConfigMap({ namespace: 'agents', name: 'planner-identity-policy' })).data!['policy.json']!) as PolicyDocument).allow;
+  info(`orchestrator → planner: "${await call(ids.orchestrator!)}" (allowed by ${allowed.find((x) => x.spiffeID.endsWith('/orchestrator'))?.rule})`);
   info(`intruder → planner: "${await call(ids.intruder!)}" (a valid identity of the same trust domain, but not in the policy)`);
   await new Promise((r) => setTimeout(r, 200));
   // A stranger holds a certificate from another CA; it knows the cluster's public bundle, so only planner can refuse it.
@@ -172,6 +189,101 @@ try {
   traffic = false;
   await loop;
   info(`${ok} calls, ${failed.length} failed${failed.length ? `: ${failed.slice(0, 3).join('; ')}` : ''}`);
+
+  step('coder: a pod on node n1 whose key is born on the node');
+  info('The node\'s side is played by a STAND-IN FOR THE KUBELET (test/support/pod-kubelet.ts): it makes the key "on the node",');
+  info('asks for the certificate with a PodCertificateRequest as system:node:n1 and writes the files into the pod\'s volume.');
+  info('Everything across the API from it is real: kube-apiserver\'s Node authorizer and NodeRestriction, the operator\'s signer.');
+  const [n1, n2] = [await createNode({ kc, controlPlane: cp }, 'n1'), await createNode({ kc, controlPlane: cp }, 'n2')];
+  const bare: Pod = {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: 'coder-0', namespace: 'agents', labels: { 'agentidentity.dev/agent': 'coder' } },
+    spec: { serviceAccountName: 'coder', nodeName: 'n1', automountServiceAccountToken: false, containers: [{ name: 'agent', image: 'registry.invalid/coder' }] },
+  };
+  const injection = injectIdentity(bare, await a.getIdentity('agents', 'coder'));
+  if (injection.refusal) throw new Error(`the webhook would refuse coder-0: ${injection.refusal.message}`);
+  const coderPod = await a.core.createNamespacedPod({ namespace: 'agents', body: applyPatch(bare, injection.patch) as V1Pod });
+  const source = podCertificateVolumeOf(coderPod)!.source;
+  info(`pod coder-0 on n1, injected as the webhook does: podCertificate { signerName: ${source.signerName}, keyType: ${source.keyType}, maxExpirationSeconds: ${source.maxExpirationSeconds} }`);
+  // NodeRestriction: only the node the pod is bound to may ask for its certificate.
+  const saUID = (await a.core.readNamespacedServiceAccount({ namespace: 'agents', name: 'coder' })).metadata!.uid!;
+  const byN2 = await createPodCertificateRequest(n2.kc, { pod: coderPod, serviceAccountUID: saUID, nodeUID: n1.node.metadata!.uid!, source }).then(
+    () => 'accepted (it should not be)',
+    (e: Error) => (e instanceof ApiException ? `${e.code} ${(JSON.parse(e.body as string) as { message: string }).message.replace(/^.* is forbidden: /, '')}` : e.message));
+  info(`node n2 asking for coder-0's certificate: ${byN2}`);
+  if (!byN2.startsWith('403')) failed.push(`node n2 was not refused: ${byN2}`);
+  let refreshes = 0;
+  const tk = Date.now();
+  // The API's floor is 1 h, so beginRefreshAt is ~45 min away: the stand-in's hook refreshes the first certificate after 4 s instead.
+  const kubelet = await startPodKubelet({ kc: n1.kc, namespace: 'agents', pod: 'coder-0', dir: join(dir, 'pods', 'coder'), pollMs: 200,
+    refreshAt: (at) => (refreshes++ === 0 ? new Date(Date.now() + 4000) : at) });
+  cleanups.push(() => kubelet.stop());
+  const issued = await kubelet.outcome();
+  if (issued.type !== 'Issued') throw new Error(`coder's request was ${issued.type}: ${issued.reason}: ${issued.message}`);
+  const hhmm = (d: Date) => d.toISOString().slice(11, 19);
+  info(`PodCertificateRequest ${issued.request.metadata.name} Issued by the signer ${Date.now() - tk} ms after the stand-in started:`);
+  info(`  ${parseCertificates(issued.certificateChain).length} certificates (leaf, intermediate), valid ${hhmm(issued.notBefore)}–${hhmm(issued.notAfter)} UTC, beginRefreshAt ${hhmm(issued.beginRefreshAt)}`);
+  ids.coder = await loadIdentity({ dir: join(dir, 'pods', 'coder'), pollIntervalMs: 500 });
+  cleanups.push(() => ids.coder!.close());
+  info(`coder: ${join(dir, 'pods', 'coder')}/{credential-bundle.pem,ca.crt,policy.json} → ${ids.coder.spiffeID}`);
+
+  step('Both deliveries side by side over mTLS, every 250 ms, while coder\'s pod certificate refreshes');
+  const coderServer = createServer(ids.coder, {}, (s) => s.end(`hello ${peerIdentity(s)?.spiffeID}\n`));
+  await new Promise<void>((r) => coderServer.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise((r) => coderServer.close(r)));
+  const coderPort = (coderServer.address() as { port: number }).port;
+  const coderID = 'spiffe://cluster.local/ns/agents/agent/coder';
+  const pairs: Array<[string, () => Promise<string>]> = [
+    ['coder (pod certificate) → planner (Secret)', () => call(ids.coder!)],
+    ['orchestrator (Secret) → coder (pod certificate)', () => call(ids.orchestrator!, coderPort, coderID)],
+  ];
+  for (const [label, fn] of pairs) info(`${label}: "${await fn()}"`);
+  const calls = pairs.map(() => ({ ok: 0, failed: [] as string[] }));
+  traffic = true;
+  const loops = pairs.map(async ([, fn], i) => {
+    while (traffic) {
+      await fn().then((r) => (r.startsWith('hello') ? calls[i]!.ok++ : calls[i]!.failed.push(`empty reply at ${new Date().toISOString()}`)), (e: Error) => calls[i]!.failed.push(e.message));
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  });
+  const spki = (pem: string) => createHash('sha256').update(Buffer.from(parseCertificates(pem)[0]!.publicKey.rawData)).digest('hex').slice(0, 12);
+  const firstSerial = ids.coder.svid.serialNumber;
+  await eventually(async () => ids.coder!.svid.serialNumber !== firstSerial, { timeoutMs: 30_000, what: 'coder\'s refresh' });
+  const refreshed = await kubelet.outcome();
+  if (refreshed.type !== 'Issued') throw new Error(`coder's refresh was ${refreshed.type}: ${refreshed.reason}`);
+  info(`coder refreshed: ${issued.request.metadata.name} → ${refreshed.request.metadata.name}, serial ${firstSerial.slice(0, 12)}… → ${ids.coder.svid.serialNumber.slice(0, 12)}…,`);
+  info(`  a new key made on the node (public key sha256 ${spki(issued.certificateChain)}… → ${spki(refreshed.certificateChain)}…); the SDK reloaded it without a restart`);
+  await new Promise((r) => setTimeout(r, 1500));
+  traffic = false;
+  await Promise.all(loops);
+  pairs.forEach(([label], i) => {
+    info(`${label}: ${calls[i]!.ok} calls, ${calls[i]!.failed.length} failed${calls[i]!.failed.length ? `: ${calls[i]!.failed.slice(0, 3).join('; ')}` : ''}`);
+    failed.push(...calls[i]!.failed);
+  });
+
+  step('coder\'s private key was never written to the API');
+  const hasKey = (data: Record<string, string> = {}) => Object.values(data).some((v) => Buffer.from(v, 'base64').toString().includes('PRIVATE KEY'));
+  const keyed = (await a.core.listNamespacedSecret({ namespace: 'agents' })).items.filter((x) => hasKey(x.data)).map((x) => x.metadata!.name!).sort();
+  info(`Secrets in namespace agents holding a private key: ${keyed.join(', ')} (the Secret agents'); for coder: ${keyed.some((x) => x.startsWith('coder')) ? 'SOME' : 'none'}`);
+  if (keyed.some((x) => x.startsWith('coder'))) failed.push('a Secret of coder holds a private key');
+  const pcrs = (await kc.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group: 'certificates.k8s.io', version: 'v1', plural: 'podcertificaterequests', namespace: 'agents' }) as { items: PodCertificateRequest[] }).items
+    .filter((p) => p.spec.podName === 'coder-0');
+  // In the order the stand-in sent them.
+  const sent = kubelet.requests.map((r) => r.metadata.name);
+  pcrs.sort((x, y) => sent.indexOf(x.metadata.name) - sent.indexOf(y.metadata.name));
+  for (const p of pcrs) {
+    const csr = new x509.Pkcs10CertificateRequest(Buffer.from(p.spec.stubPKCS10Request, 'base64'));
+    const csrKey = createHash('sha256').update(Buffer.from(csr.publicKey.rawData)).digest('hex').slice(0, 12);
+    const chain = p.status?.certificateChain ?? '';
+    const leaked = JSON.stringify(p).includes('PRIVATE KEY');
+    const sameKey = chain !== '' && spki(chain) === csrKey;
+    if (leaked) failed.push(`PodCertificateRequest ${p.metadata.name} holds a private key`);
+    if (!sameKey) failed.push(`PodCertificateRequest ${p.metadata.name}: the leaf is not for the CSR's key`);
+    info(`${p.metadata.name}: spec.stubPKCS10Request = CSR (subject "${csr.subject}", public key sha256 ${csrKey}…); status.certificateChain = ${parseCertificates(chain).length} certificates,`);
+    info(`  leaf for ${sameKey ? 'that same public key' : 'ANOTHER key'}; a PRIVATE KEY block anywhere in the object: ${leaked ? 'FOUND' : 'none'}`);
+  }
+  info(`the key exists only in the pod's volume on n1: ${join(dir, 'pods', 'coder', 'credential-bundle.pem')}`);
+  info('(so a root rotation now would keep the old root in the bundle until coder\'s certificates under it expire, within 1 h: the operator cannot re-issue a key it never held)');
 
   step('Cleaning up');
   await cleanup();

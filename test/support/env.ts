@@ -90,9 +90,10 @@ export interface TestNode {
 /**
  * Creates Node `name` (as admin; a kubelet registers itself, which NodeRestriction
  * would also allow) and a KubeConfig for its kubelet. Needs a control plane we
- * started: the client CA's key signs the certificate.
+ * started (a TestEnv, or scripts' own { kc, controlPlane }): the client CA's
+ * key signs the certificate.
  */
-export async function createNode(env: TestEnv, name = 'n1'): Promise<TestNode> {
+export async function createNode(env: Pick<TestEnv, 'kc' | 'controlPlane'>, name = 'n1'): Promise<TestNode> {
   const cp = env.controlPlane;
   if (!cp) throw new Error('createNode needs the test control plane: its client CA signs the node certificate');
   const node = await env.kc.makeApiClient(CoreV1Api).createNode({ body: { metadata: { name, labels: { 'kubernetes.io/hostname': name } } } });
