@@ -160,6 +160,8 @@ test('a root rotation with a Secret agent and a pod-certificate agent: no failed
       await new Promise((res) => setTimeout(res, Math.max(0, 100 - (Date.now() - started))));
     }
   })();
+  // A failed assertion must not leave the loop running: the file would never exit.
+  cleanups.push(async () => { running = false; await traffic; });
   await eventually(async () => ok >= 6, { what: 'traffic before the rotation' });
 
   // What status shows, sampled, with when each phase was first seen.
@@ -176,6 +178,7 @@ test('a root rotation with a Secret agent and a pod-certificate agent: no failed
       await new Promise((res) => setTimeout(res, 100));
     }
   })();
+  cleanups.push(async () => { watching = false; await watcher; });
 
   // As `agent-identity ca rotate` does.
   await a.custom.patchClusterCustomObject(
