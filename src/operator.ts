@@ -31,11 +31,23 @@ export interface Operator {
   stop(): Promise<void>;
 }
 
-export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, metrics = new Metrics()): Promise<Operator> {
+export interface OperatorOptions {
+  /**
+   * The clock every controller decides by (renewal, rotation, the ledger's
+   * expiry); default real time. For tests that drive time past what the API
+   * server lets them shorten (a pod certificate lives at least 1h). Queue
+   * timers, leases and the API server keep real time, so a jumped clock is
+   * seen at the next reconcile (an event, a resync, a rotation poll), and
+   * what it signs starts in its future for real peers.
+   */
+  now?: () => Date;
+}
+
+export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, metrics = new Metrics(), opts: OperatorOptions = {}): Promise<Operator> {
   const kube = new KubeClient(kc);
   const store = new TrustStore();
   const events = new EventRecorder(kube, 'agent-identity-operator', (err) => log.warn({ err: toKubeError(err).message }, 'recording event failed'));
-  const now = () => new Date();
+  const now = opts.now ?? (() => new Date());
   const queueOptions = (controller: string) => ({
     concurrency: cfg.concurrency,
     rateLimit: { perSecond: cfg.qps },

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
 import { createLogger } from '../../src/log.ts';
-import { startOperator, type Operator } from '../../src/operator.ts';
+import { startOperator, type Operator, type OperatorOptions } from '../../src/operator.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { Metrics } from '../../src/controller/metrics.ts';
 
@@ -16,8 +16,11 @@ export async function ensureNamespace(kc: KubeConfig, name: string): Promise<voi
   await core.createNamespace({ body: { metadata: { name } } }).catch((e: { code?: number }) => { if (e.code !== 409) throw e; });
 }
 
-/** `admin` sets up the operator's namespace, so `kc` may be a least-privilege identity. */
-export async function runOperator(kc: KubeConfig, overrides: Partial<Config> = {}, admin: KubeConfig = kc): Promise<Operator> {
+/**
+ * `admin` sets up the operator's namespace, so `kc` may be a least-privilege
+ * identity; `options.now` is the operator's clock, for tests that drive time.
+ */
+export async function runOperator(kc: KubeConfig, overrides: Partial<Config> = {}, admin: KubeConfig = kc, options: OperatorOptions = {}): Promise<Operator> {
   await ensureNamespace(admin, OPERATOR_NAMESPACE);
   const cfg: Config = {
     ...loadConfig([], {}),
@@ -25,7 +28,7 @@ export async function runOperator(kc: KubeConfig, overrides: Partial<Config> = {
     ...overrides,
   };
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
-  return startOperator(cfg, kc, log, new Metrics());
+  return startOperator(cfg, kc, log, new Metrics(), options);
 }
 
 /** Polls until fn returns a truthy value; the last error or value is in the failure message. */
