@@ -68,10 +68,10 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   const identityKey = (o: AgentIdentity) => `${o.metadata.namespace}/${o.metadata.name}`;
   let identityQueue: WorkQueue;
   let trustQueue: WorkQueue;
-  let signerQueue: WorkQueue;
+  let signerQueue: WorkQueue | undefined;
   const addIdentity = (key: string) => { if (synced) identityQueue.add(key); };
   const addTrustDomain = (name: string) => { if (synced) trustQueue.add(name); };
-  const addRequest = (key: string) => { if (synced) signerQueue.add(key); };
+  const addRequest = (key: string) => { if (synced) signerQueue?.add(key); };
   const enqueueIdentitiesOf = (trustDomain: string) => {
     for (const i of identities.list()) if (trustDomainOf(i) === trustDomain) addIdentity(identityKey(i));
   };
@@ -148,16 +148,23 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     const trustDomain = o.metadata.labels?.[LABEL_TRUST_DOMAIN];
     if (trustDomain) addTrustDomain(trustDomain);
   };
-  const requests = kube.podCertificateRequestInformer({
+  // Without PodCertificateRequests (Kubernetes before 1.37, or RBAC without them) the signer is off
+  // and everything else runs: an informer that can never sync would hold back every controller.
+  const signing = await kube.servesPodCertificateRequests().then(
+    (served) => { if (!served) log.warn('the API server does not serve PodCertificateRequests (Kubernetes 1.37+): the signer is off, and identities with delivery PodCertificate report PodCertificatesUnavailable'); return served; },
+    (err) => { log.warn({ err: toKubeError(err).message }, 'cannot list PodCertificateRequests: the signer is off, and identities with delivery PodCertificate report PodCertificatesUnavailable; grant the chart\'s RBAC for podcertificaterequests'); return false; },
+  );
+  const requests = signing ? kube.podCertificateRequestInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('podcertificaterequests'),
     onChange: onRequest,
     onDelete: (o) => { const trustDomain = o.metadata.labels?.[LABEL_TRUST_DOMAIN]; if (trustDomain) addTrustDomain(trustDomain); },
-  });
+  }) : undefined;
+  const podCertificates = requests ?? { list: () => [] };
   // Requests waiting on a TrustDomain that was still loading.
-  const enqueuePendingRequests = () => { for (const r of requests.list()) if (!answered(r)) addRequest(requestKey(r)); };
+  const enqueuePendingRequests = () => { for (const r of podCertificates.list()) if (!answered(r)) addRequest(requestKey(r)); };
 
   identityQueue = new WorkQueue(identityReconciler({
-    api: kube, identities, trustDomains, secrets, configMaps, namespaces, serviceAccounts, podCertificates: requests, operatorNamespace: cfg.namespace, store, events, metrics,
+    api: kube, identities, trustDomains, secrets, configMaps, namespaces, serviceAccounts, podCertificates, signing, operatorNamespace: cfg.namespace, store, events, metrics,
     log: log.child({ controller: 'agentidentity' }),
     minDurationMs: cfg.minDurationMs, now,
   }), queueOptions('agentidentity'));
@@ -167,7 +174,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   });
   trustQueue = new WorkQueue(trustReconciler({
     clusterTrustBundles,
-    api: kube, trustDomains, secrets, secretList: secrets, podCertificates: requests, identities, configMaps, namespaces, store, events, metrics,
+    api: kube, trustDomains, secrets, secretList: secrets, podCertificates, identities, configMaps, namespaces, store, events, metrics,
     log: log.child({ controller: 'trustdomain' }), operatorNamespace: cfg.namespace,
     caDurationMs: cfg.caDurationMs, intermediateDurationMs: cfg.intermediateDurationMs, externalCAPollMs: cfg.externalCAPollMs,
     rotation: {
@@ -176,27 +183,29 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     },
     now,
   }), queueOptions('trustdomain'));
-  signerQueue = new WorkQueue(signerReconciler({
-    api: kube, requests, identities, trustDomains, namespaces, store, events, metrics, log: log.child({ controller: 'podcertificaterequest' }), now,
-  }), queueOptions('podcertificaterequest'));
+  if (requests) {
+    signerQueue = new WorkQueue(signerReconciler({
+      api: kube, requests, identities, trustDomains, namespaces, store, events, metrics, log: log.child({ controller: 'podcertificaterequest' }), now,
+    }), queueOptions('podcertificaterequest'));
+  }
   store.onChange(enqueueIdentitiesOf);
   store.onChange(enqueuePendingRequests);
 
-  const informers = [secrets, configMaps, namespaces, serviceAccounts, trustDomains, identities, requests];
+  const informers = [secrets, configMaps, namespaces, serviceAccounts, trustDomains, identities, ...(requests ? [requests] : [])];
   await Promise.all(informers.map((i) => i.start()));
   synced = true;
   for (const t of trustDomains.list()) addTrustDomain(t.metadata.name!);
   for (const i of identities.list()) addIdentity(identityKey(i));
-  for (const r of requests.list()) addRequest(requestKey(r));
+  for (const r of podCertificates.list()) addRequest(requestKey(r));
   log.info('caches synced; reconciling');
 
   return {
     metrics, store,
     ready: () => informers.every((i) => i.hasSynced()),
-    idle: async () => { await trustQueue.drain(); await identityQueue.drain(); await signerQueue.drain(); },
+    idle: async () => { await trustQueue.drain(); await identityQueue.drain(); await signerQueue?.drain(); },
     stop: async () => {
       await Promise.all(informers.map((i) => i.stop()));
-      await Promise.all([identityQueue.shutdown(), trustQueue.shutdown(), signerQueue.shutdown()]);
+      await Promise.all([identityQueue.shutdown(), trustQueue.shutdown(), signerQueue?.shutdown()]);
     },
   };
 }

@@ -50,6 +50,8 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
   serviceAccounts: { get(name: string, namespace?: string): unknown };
   /** The signer's PodCertificateRequests: every pod certificate that may still be valid (trust/ledger.ts). */
   podCertificates: PodCertificateLister;
+  /** Whether the signer runs: false where the API server serves no PodCertificateRequests (or may not be watched). */
+  signing: boolean;
   store: TrustStore;
   operatorNamespace: string;
   /** Shortest leaf lifetime the operator accepts (10m in production; tests lower it). */
@@ -227,6 +229,10 @@ async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, trust
 async function podCertificates(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, now: Date): Promise<Result> {
   if (identity.spec.suspended) return suspend(d, identity, trustDomain, undefined, now);
   refuseUnlessAdmitted(d, identity);
+  if (!d.signing) {
+    throw new ReconcileFailure('PodCertificatesUnavailable',
+      'delivery is PodCertificate, but the operator cannot answer PodCertificateRequests: the API server serves none (Kubernetes 1.37+ is needed) or the operator may not list them (see its log); use delivery Secret on this cluster', { retry: false });
+  }
   const spiffeID = spiffeIDFor(trustDomain, identity);
   const policyPeers = await syncPolicy(d, identity, trustDomain, spiffeID);
   await writeStatus(d, identity, podCertificateStatus(identity, { spiffeID, caFingerprint: trustDomain.caFingerprint, policyPeers }, now));

@@ -191,9 +191,18 @@ export class KubeClient {
 
   // --- ClusterTrustBundle (certificates.k8s.io/v1; client-node has no typed v1 client yet)
   /** Whether the API server serves ClusterTrustBundles; they are optional. */
-  async servesClusterTrustBundles(): Promise<boolean> {
+  servesClusterTrustBundles(): Promise<boolean> {
+    return this.serves(() => this.custom.listClusterCustomObject({ ...CTB, limit: 1 }, this.opts));
+  }
+
+  /** Whether the API server serves PodCertificateRequests (Kubernetes 1.37+); a refusal (403) is thrown. */
+  servesPodCertificateRequests(): Promise<boolean> {
+    return this.serves(() => this.custom.listClusterCustomObject({ ...PCR, fieldSelector: OUR_SIGNER, limit: 1 }, this.opts));
+  }
+
+  private async serves(list: () => Promise<unknown>): Promise<boolean> {
     try {
-      await call(() => this.custom.listClusterCustomObject({ ...CTB, limit: 1 }, this.opts));
+      await call(list);
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;

@@ -81,6 +81,8 @@ class FakeCluster {
   readonly writes: string[] = [];
   readonly events: Array<{ type: string; reason: string; message: string }> = [];
   now = NOW;
+  /** Whether the API server serves PodCertificateRequests to the operator. */
+  signing = true;
   /** The serial the identity held before the reconcile under test. */
   serialBefore?: string;
   private version = 1;
@@ -125,6 +127,7 @@ class FakeCluster {
       trustDomains: { get: (name) => (name === 'default' ? TRUST_DOMAIN : undefined) },
       secrets: { get: get(this.secrets) },
       store: this.store,
+      signing: this.signing,
       events: { record: async (_target, type, reason, message) => { this.events.push({ type, reason, message }); } },
       metrics: new Metrics(),
       log: pino({ level: 'silent' }),
@@ -390,6 +393,25 @@ const cases: Case[] = [
       assert.deepEqual(c.writesTo('Secret'), []);
       assert.ok(c.secret());
       assert.equal(ready(c.identity())?.reason, 'PodCertificates');
+    },
+  },
+  {
+    name: 'PodCertificate delivery where the API server serves no PodCertificateRequests: Ready=False PodCertificatesUnavailable, nothing retried',
+    async given(gen) {
+      const c = new FakeCluster();
+      c.signing = false;
+      c.store.set(await trustDomainState(gen));
+      c.setIdentity(agentIdentity({ delivery: 'PodCertificate' }));
+      return c;
+    },
+    then(c, { error, result }) {
+      assert.equal(error, undefined, 'waits for a change instead of backing off');
+      assert.deepEqual(result, {});
+      const r = ready(c.identity())!;
+      assert.equal(r.status, 'False');
+      assert.equal(r.reason, 'PodCertificatesUnavailable');
+      assert.match(r.message, /Kubernetes 1\.37\+ is needed/);
+      assert.ok(c.events.some((e) => e.type === 'Warning' && e.reason === 'PodCertificatesUnavailable'));
     },
   },
   {
