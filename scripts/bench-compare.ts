@@ -67,22 +67,22 @@ async function scrape(kc: KubeConfig): Promise<string> {
  * Connections from `pid` to the API server, from the controller's side: its
  * socket inodes (/proc/<pid>/fd) matched against its network namespace's TCP
  * tables, sampled every SAMPLE_MS. A connection that opens and closes between
- * two samples is missed, so `seen` is a lower bound (exact counts come from the
+ * two samples is missed, so `seen` (opened during the window) is a lower bound (exact counts come from the
  * in-process probe when the bench starts a Node controller).
  */
 function sampleSockets(pid: number, port: number) {
+  // Sockets open before the window were not opened by its work; `seen` counts only new ones.
+  let before: Set<string> | undefined;
   const seen = new Set<string>();
   let peak = 0;
   const sample = () => {
     try {
       const fds = new Set(readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } }));
-      let open = 0;
-      for (const table of ['tcp', 'tcp6']) {
-        for (const inode of socketsTo(readFileSync(`/proc/${pid}/net/${table}`, 'utf8'), port).keys()) {
-          if (fds.has(`socket:[${inode}]`)) { seen.add(inode); open++; }
-        }
-      }
-      peak = Math.max(peak, open);
+      const open = ['tcp', 'tcp6'].flatMap((table) => [...socketsTo(readFileSync(`/proc/${pid}/net/${table}`, 'utf8'), port).keys()])
+        .filter((inode) => fds.has(`socket:[${inode}]`));
+      before ??= new Set(open);
+      for (const inode of open) if (!before.has(inode)) seen.add(inode);
+      peak = Math.max(peak, open.length);
     } catch { /* the process is gone or not ours to read: the counts say 0 */ }
   };
   sample();
@@ -227,6 +227,10 @@ if (!env.BENCH_KUBECONFIG) resolveBinaries();
 console.log(`# side-by-side benchmark (${new Date().toISOString()}, node ${process.version}): N=${N}, ${RUNS} run(s) of ${presets.map((p) => p.name).join(', ')}, alternating`);
 const results: RunResult[] = [];
 const skipped = new Set<string>();
+for (const p of presets) {
+  const why = p.missing(!env.BENCH_KUBECONFIG);
+  if (why) { console.log(`${p.name}: skipped: ${why}`); skipped.add(p.name); }
+}
 for (let run = 1; run <= RUNS; run++) {
   for (const preset of presets) {
     if (skipped.has(preset.name)) continue;

@@ -35,6 +35,8 @@ export interface Preset {
   /** The body of object i (metadata.name and namespace are set by the bench). */
   template(i: number): { spec?: unknown; [k: string]: unknown };
   ready: { type: string; status: string };
+  /** Why this preset cannot run with these settings, checked before any control plane starts, or undefined. */
+  missing(local: boolean): string | undefined;
   /** Why this preset cannot run on this cluster (the bench says so and skips it), or undefined. */
   unavailable(c: Cluster): Promise<string | undefined>;
   /** CRDs and cluster-wide prerequisites. */
@@ -69,6 +71,7 @@ export const agentIdentityOperator: Preset = {
   apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', plural: 'agentidentities',
   template: (i) => ({ spec: { serviceAccountName: `a${i}`, privateKey: { algorithm: 'ECDSA', size: 256 } } }),
   ready: { type: 'Ready', status: 'True' },
+  missing: () => undefined,
   unavailable: async (c) => (c.local ? undefined : (await c.kubectl('get', 'crd', 'agentidentities.agentidentity.dev')).code !== 0
     ? 'the AgentIdentity CRD is not installed in this cluster (make install)' : undefined),
   async install(c) {
@@ -119,12 +122,13 @@ export const certManager: Preset = {
   template: (i) => ({ spec: { secretName: `c${i}`, commonName: `c${i}.bench.local`, dnsNames: [`c${i}.bench.local`], duration: '24h',
     privateKey: { algorithm: 'ECDSA', size: 256 }, issuerRef: { name: 'bench-ca', kind: 'Issuer' } } }),
   ready: { type: 'Ready', status: 'True' },
-  async unavailable(c) {
+  missing(local) {
     const crds = process.env.CERT_MANAGER_CRDS;
-    if (c.local && !(crds && existsSync(crds))) return 'set CERT_MANAGER_CRDS to cert-manager.crds.yaml (from the cert-manager release you run) to install it on the bench\'s control plane';
-    if (!c.local && (await c.kubectl('get', 'crd', 'certificates.cert-manager.io')).code !== 0) return 'cert-manager is not installed in this cluster (no certificates.cert-manager.io CRD)';
+    if (local && !(crds && existsSync(crds))) return 'cert-manager is not installed: set CERT_MANAGER_CRDS to cert-manager.crds.yaml (from the cert-manager release you run) to install it on the bench\'s control plane, or BENCH_KUBECONFIG to a cluster that has it';
     return controllerHint('CERT_MANAGER_PID', 'CERT_MANAGER_CMD');
   },
+  unavailable: async (c) => (c.local || (await c.kubectl('get', 'crd', 'certificates.cert-manager.io')).code === 0 ? undefined
+    : 'cert-manager is not installed in this cluster (no certificates.cert-manager.io CRD)'),
   async install(c) {
     if (!c.local) return;
     await must(c.kubectl('apply', '--server-side', '-f', process.env.CERT_MANAGER_CRDS!), 'applying CERT_MANAGER_CRDS');
@@ -161,12 +165,13 @@ export const custom: Preset = {
   get plural() { return process.env.BENCH_PLURAL ?? ''; },
   template: (i) => JSON.parse((process.env.BENCH_TEMPLATE ?? '{}').replaceAll('{{i}}', String(i))) as { spec?: unknown },
   get ready() { const [type = 'Ready', status = 'True'] = (process.env.BENCH_READY ?? 'Ready=True').split('='); return { type, status }; },
-  async unavailable(c) {
-    const missing = ['BENCH_API_VERSION', 'BENCH_KIND', 'BENCH_PLURAL', 'BENCH_TEMPLATE'].filter((v) => !process.env[v]);
-    if (missing.length) return `set ${missing.join(', ')}`;
-    if (c.local) return 'runs only against a cluster of yours: set BENCH_KUBECONFIG';
+  missing(local) {
+    const unset = ['BENCH_API_VERSION', 'BENCH_KIND', 'BENCH_PLURAL', 'BENCH_TEMPLATE'].filter((v) => !process.env[v]);
+    if (unset.length) return `set ${unset.join(', ')}`;
+    if (local) return 'runs only against a cluster of yours: set BENCH_KUBECONFIG';
     return controllerHint('BENCH_CONTROLLER_PID', 'BENCH_CONTROLLER_CMD');
   },
+  unavailable: async () => undefined,
   install: async () => undefined,
   prepare: async () => undefined,
   controller: (c) => processController(c, 'BENCH_CONTROLLER_PID', 'BENCH_CONTROLLER_CMD'),
