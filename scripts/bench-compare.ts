@@ -197,25 +197,28 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
 }
 
 const f1 = (x: number | null) => (x === null || Number.isNaN(x) ? 'n/a' : x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2));
-const s = (msValue: number) => `${f1(msValue / 1000)} s`;
 
-/** The rows printed per preset, each from the median of its runs. */
-function rows(results: RunResult[]): Array<[string, string]> {
-  const m = (pick: (r: RunResult) => number | null) => { const xs = results.map(pick).filter((x): x is number => x !== null); return xs.length ? median(xs) : null; };
-  return [
-    ['created at once → Ready', `${m((r) => r.ready)}/${N}`],
-    ['all Ready after', `${f1(m((r) => r.allReadySeconds))} s`],
-    ['create → Ready p50 / p90 / p99', `${s(m((r) => r.createToReadyMs.p50)!)} / ${s(m((r) => r.createToReadyMs.p90)!)} / ${s(m((r) => r.createToReadyMs.p99)!)}`],
-    ['API writes per issuance', f1(m((r) => r.perIssuance.apiWrites))],
-    ['API reads per issuance', f1(m((r) => r.perIssuance.apiReads))],
-    ['conflicts (409) per issuance', f1(m((r) => r.perIssuance.conflicts))],
-    ['connections opened per issuance (exact, in-process probe)', f1(m((r) => r.perIssuance.connectionsOpened))],
-    [`connections seen per issuance (/proc every ${SAMPLE_MS} ms, lower bound)`, f1(m((r) => r.perIssuance.connectionsSeen))],
-    ['peak open connections to the API server', f1(m((r) => r.peakOpenConnections))],
-    ['CPU seconds per 100 issuances', f1(m((r) => r.cpuSecondsPer100))],
-    [`RSS after ${IDLE_S} s idle`, `${f1(m((r) => r.idle.rssMiB))} MiB`],
-    [`API writes / reads during the ${IDLE_S} s idle (whole API server)`, `${f1(m((r) => r.idle.apiWrites))} / ${f1(m((r) => r.idle.apiReads))}`],
-  ];
+/** What is printed per preset, each the median of its runs (null: not measurable for that controller). */
+const METRICS: Array<[string, string, (r: RunResult) => number | null]> = [
+  ['Ready of N created at once', '', (r) => r.ready],
+  ['all Ready after', 's', (r) => r.allReadySeconds],
+  ['create → Ready p50', 's', (r) => r.createToReadyMs.p50 / 1000],
+  ['create → Ready p90', 's', (r) => r.createToReadyMs.p90 / 1000],
+  ['create → Ready p99', 's', (r) => r.createToReadyMs.p99 / 1000],
+  ['API writes per issuance', '', (r) => r.perIssuance.apiWrites],
+  ['API reads per issuance', '', (r) => r.perIssuance.apiReads],
+  ['conflicts (409) per issuance', '', (r) => r.perIssuance.conflicts],
+  ['connections opened per issuance (exact, in-process probe)', '', (r) => r.perIssuance.connectionsOpened],
+  [`connections opened per issuance (/proc every ${SAMPLE_MS} ms, lower bound)`, '', (r) => r.perIssuance.connectionsSeen],
+  ['peak open connections to the API server', '', (r) => r.peakOpenConnections],
+  ['CPU seconds per 100 issuances', 's', (r) => r.cpuSecondsPer100],
+  [`RSS after ${IDLE_S} s idle`, 'MiB', (r) => r.idle.rssMiB],
+  [`API writes in the ${IDLE_S} s idle (whole API server)`, '', (r) => r.idle.apiWrites],
+  [`API reads in the ${IDLE_S} s idle (whole API server)`, '', (r) => r.idle.apiReads],
+];
+
+function medians(results: RunResult[]): Array<number | null> {
+  return METRICS.map(([, , pick]) => { const xs = results.map(pick).filter((x): x is number => x !== null); return xs.length ? median(xs) : null; });
 }
 
 const presets = (env.BENCH_PRESETS ?? 'agent-identity-operator').split(',').map((p) => p.trim()).filter(Boolean).map((p) => {
@@ -240,13 +243,15 @@ for (let run = 1; run <= RUNS; run++) {
 }
 mkdirSync(OUT, { recursive: true });
 const measured = presets.filter((p) => !skipped.has(p.name));
-const table = measured.map((p) => rows(results.filter((r) => r.preset === p.name)));
-const width = Math.max(...(table[0] ?? []).map(([k]) => k.length));
+const table = measured.map((p) => medians(results.filter((r) => r.preset === p.name)));
+const width = Math.max(...METRICS.map(([label]) => label.length));
+const cell = (v: number | null, unit: string) => `${f1(v)}${unit && v !== null ? ` ${unit}` : ''}`.padEnd(26);
+const ratio = (i: number) => { const a = table[0]![i] ?? null, b = table[1]![i] ?? null; return a !== null && b !== null && b !== 0 ? `${(a / b).toFixed(2)}×` : 'n/a'; };
 console.log(`\n## medians of ${RUNS} run(s), N=${N}`);
-console.log(`${''.padEnd(width)}  ${measured.map((p) => p.name.padEnd(28)).join('')}`);
-for (let i = 0; i < (table[0]?.length ?? 0); i++) console.log(`${table[0]![i]![0].padEnd(width)}  ${table.map((t) => t[i]![1].padEnd(28)).join('')}`);
+console.log(`${''.padEnd(width)}  ${measured.map((p) => p.name.padEnd(26)).join('')}${measured.length === 2 ? `ratio (${measured[0]!.name} / ${measured[1]!.name})` : ''}`);
+METRICS.forEach(([label, unit], i) => console.log(`${label.padEnd(width)}  ${table.map((t) => cell(t[i]!, unit)).join('')}${measured.length === 2 ? ratio(i) : ''}`));
 const series: Series[] = results.map((r) => ({ label: r.preset, points: r.readyOverTime }));
 writeFileSync(join(OUT, 'ready-over-time.svg'), readyChart(`Ready over time, N=${N} created at once (${results.length} run(s))`, series));
 writeFileSync(join(OUT, 'results.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, n: N, runs: RUNS, idleSeconds: IDLE_S,
-  medians: Object.fromEntries(measured.map((p, i) => [p.name, Object.fromEntries(table[i]!)])), skipped: [...skipped], results }, null, 2) + '\n');
+  medians: Object.fromEntries(measured.map((p, i) => [p.name, Object.fromEntries(METRICS.map(([label, unit], j) => [unit ? `${label} (${unit})` : label, table[i]![j]]))])), skipped: [...skipped], results }, null, 2) + '\n');
 console.log(`\nwritten: ${join(OUT, 'results.json')}\n         ${join(OUT, 'ready-over-time.svg')}`);
