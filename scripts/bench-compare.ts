@@ -141,12 +141,15 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
   const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
   const isReady = (o: { status?: { conditions?: Array<{ type: string; status: string }> } }) =>
     o.status?.conditions?.some((x) => x.type === preset.ready.type && x.status === preset.ready.status) ?? false;
+  // Named per run, so runs in a namespace of yours (BENCH_NAMESPACE) neither collide nor count objects already there.
+  const names = Array.from({ length: N }, (_, i) => `${preset.kind.toLowerCase()}-r${run}-${i}`);
+  const ours = new Set(names);
   const createdAt = new Map<string, number>();
   const readyAt = new Map<string, number>();
   // A watch, opened before the first scrape and closed after the last, so the bench's own reads fall outside the counts.
   let watchError: unknown;
   const watch = await new Watch(c.kc).watch(`${base}/namespaces/${namespace}/${preset.plural}`, {},
-    (_phase, o: { metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } }) => { if (isReady(o) && !readyAt.has(o.metadata.name)) readyAt.set(o.metadata.name, Date.now()); },
+    (_phase, o: { metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } }) => { if (ours.has(o.metadata.name) && isReady(o) && !readyAt.has(o.metadata.name)) readyAt.set(o.metadata.name, Date.now()); },
     (err: unknown) => { if (readyAt.size < N) watchError = err ?? new Error('the watch ended'); });
   await sleep(Number(env.BENCH_SETTLE_SECONDS ?? 3) * 1000);
 
@@ -156,8 +159,7 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
   const conn0 = ctl.connectionsOpened?.() ?? 0;
   const sockets = sampleSockets(ctl.pid, c.apiPort);
   const t0 = Date.now();
-  await Promise.all(Array.from({ length: N }, async (_, i) => {
-    const name = `${preset.kind.toLowerCase()}-${i}`;
+  await Promise.all(names.map(async (name, i) => {
     await custom.createNamespacedCustomObject({ group, version, plural: preset.plural, namespace,
       body: { apiVersion: preset.apiVersion, kind: preset.kind, ...preset.template(i), metadata: { name, namespace } } });
     createdAt.set(name, Date.now());
@@ -175,6 +177,10 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
   const m2 = requestTotals(await scrape(c.kc));
   const rss = rssMiB(procText(ctl.pid, 'status'));
   watch.abort();
+  if (!c.local) {
+    // On a cluster of yours, leave nothing behind (a namespace the bench made is deleted whole afterwards).
+    for (let i = 0; i < N; i += 50) await Promise.all(names.slice(i, i + 50).map((name) => custom.deleteNamespacedCustomObject({ group, version, plural: preset.plural, namespace, name }).catch(() => undefined)));
+  }
 
   // The window's requests less the bench's own N creates (its watch is outside the window).
   const window = subtract(subtract(m1, m0), { writes: N, reads: 0, conflicts: 0 });
