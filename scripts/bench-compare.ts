@@ -146,15 +146,28 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
   const ours = new Set(names);
   const createdAt = new Map<string, number>();
   const readyAt = new Map<string, number>();
-  // A watch, opened before the first scrape and closed after the last, so the bench's own reads fall outside the counts.
-  let watchError: unknown;
-  const watch = await new Watch(c.kc).watch(`${base}/namespaces/${namespace}/${preset.plural}`, {},
-    (_phase, o: { metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } }) => { if (ours.has(o.metadata.name) && isReady(o) && !readyAt.has(o.metadata.name)) readyAt.set(o.metadata.name, Date.now()); },
-    (err: unknown) => { if (readyAt.size < N) watchError = err ?? new Error('the watch ended'); });
+  // A watch, opened before the first scrape and closed after the last, so the bench's own reads fall
+  // outside the counts. Re-opened when it ends (a fresh watch lists what is there, Ready ones included);
+  // each end inside the window is one of the bench's own reads, taken off the count.
+  let watchEnds = 0;
+  let stopped = false;
+  let watch: AbortController | undefined;
+  const reopen = (): void => void setTimeout(() => void open().catch(reopen), 200);
+  const open = async (): Promise<void> => {
+    watch = await new Watch(c.kc).watch(`${base}/namespaces/${namespace}/${preset.plural}`, {},
+      (_phase, o: { metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } }) => { if (ours.has(o.metadata.name) && isReady(o) && !readyAt.has(o.metadata.name)) readyAt.set(o.metadata.name, Date.now()); },
+      (err: unknown) => {
+        if (stopped) return;
+        if (watchEnds++ === 0) console.log(`${preset.name} run ${run}: the Ready watch ended (${err ? String(err) : 'closed by the server'}); re-opening it`);
+        reopen();
+      });
+  };
+  await open();
   await sleep(Number(env.BENCH_SETTLE_SECONDS ?? 3) * 1000);
 
   const custom = c.kc.makeApiClient(CustomObjectsApi);
   const m0 = requestTotals(await scrape(c.kc));
+  const ends0 = watchEnds;
   const cpu0 = cpuTicks(procText(ctl.pid, 'stat'));
   const conn0 = ctl.connectionsOpened?.() ?? 0;
   const sockets = sampleSockets(ctl.pid, c.apiPort);
@@ -164,26 +177,27 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
       body: { apiVersion: preset.apiVersion, kind: preset.kind, ...preset.template(i), metadata: { name, namespace } } });
     createdAt.set(name, Date.now());
   }));
-  while (readyAt.size < N && watchError === undefined && Date.now() - t0 < TIMEOUT_S * 1000) await sleep(50);
+  while (readyAt.size < N && Date.now() - t0 < TIMEOUT_S * 1000) await sleep(50);
   const done = Date.now();
   const m1 = requestTotals(await scrape(c.kc));
   const cpu1 = cpuTicks(procText(ctl.pid, 'stat'));
   const conn1 = ctl.connectionsOpened?.() ?? 0;
   const socks = sockets.stop();
-  if (watchError !== undefined) console.log(`${preset.name} run ${run}: the Ready watch failed (${String(watchError)}); counting what was seen`);
+  const ownReads = watchEnds - ends0;
 
   console.log(`${preset.name} run ${run}: ${readyAt.size}/${N} Ready after ${((done - t0) / 1000).toFixed(1)} s; idle ${IDLE_S} s for RSS`);
   await sleep(IDLE_S * 1000);
   const m2 = requestTotals(await scrape(c.kc));
   const rss = rssMiB(procText(ctl.pid, 'status'));
-  watch.abort();
+  stopped = true;
+  watch?.abort();
   if (!c.local) {
     // On a cluster of yours, leave nothing behind (a namespace the bench made is deleted whole afterwards).
     for (let i = 0; i < N; i += 50) await Promise.all(names.slice(i, i + 50).map((name) => custom.deleteNamespacedCustomObject({ group, version, plural: preset.plural, namespace, name }).catch(() => undefined)));
   }
 
-  // The window's requests less the bench's own N creates (its watch is outside the window).
-  const window = subtract(subtract(m1, m0), { writes: N, reads: 0, conflicts: 0 });
+  // The window's requests less the bench's own: N creates and its watches that ended in the window.
+  const window = subtract(subtract(m1, m0), { writes: N, reads: ownReads, conflicts: 0 });
   const idle = subtract(m2, m1);
   const latencies = [...readyAt].map(([name, at]) => Math.max(0, at - (createdAt.get(name) ?? at)));
   const ready = readyAt.size || 1;
