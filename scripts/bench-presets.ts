@@ -60,12 +60,17 @@ async function processController(c: Cluster, pidVar: string, cmdVar: string): Pr
   const cmd = process.env[cmdVar]!.replaceAll('{kubeconfig}', c.kubeconfigPath);
   const child = spawn('bash', ['-c', `exec ${cmd}`], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, KUBECONFIG: c.kubeconfigPath } });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  killOnExit(child.pid!);
-  return { pid: child.pid!, stop: async () => { if (child.exitCode === null) child.kill('SIGTERM'); await exited; } };
+  const forget = killOnExit(child.pid!);
+  return { pid: child.pid!, stop: async () => { if (child.exitCode === null) child.kill('SIGTERM'); await exited; forget(); } };
 }
 
 /** A controller the bench started does not outlive it, however the bench ends (Ctrl-C included). */
-const killOnExit = (pid: number) => process.once('exit', () => { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } });
+// Returns the undo, called once it stopped: a PID the system may reuse is never signalled later.
+function killOnExit(pid: number): () => void {
+  const kill = () => { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } };
+  process.once('exit', kill);
+  return () => void process.off('exit', kill);
+}
 
 const controllerHint = (pidVar: string, cmdVar: string) => !process.env[pidVar] && !process.env[cmdVar]
   ? `set ${pidVar} (a running controller's PID on this host) or ${cmdVar} (a command that starts it; {kubeconfig} is replaced)` : undefined;
@@ -110,9 +115,9 @@ export const agentIdentityOperator: Preset = {
       NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${join(ROOT, 'test', 'support', 'net-probe.ts')}`.trim(),
       BENCH_NET_PROBE_FILE: probe, BENCH_NET_PROBE_PORT: String(c.apiPort),
     });
-    killOnExit(op.proc.pid!);
+    const forget = killOnExit(op.proc.pid!);
     await trustDomainReady().catch((e: Error) => { throw new Error(`${e.message}\noperator output:\n${op.output()}`); });
-    return { pid: op.proc.pid!, connectionsOpened: () => statSync(probe).size, stop: op.kill };
+    return { pid: op.proc.pid!, connectionsOpened: () => statSync(probe).size, stop: async () => { await op.kill(); forget(); } };
   },
 };
 
