@@ -116,7 +116,7 @@ export const agentIdentityOperator: Preset = {
       BENCH_NET_PROBE_FILE: probe, BENCH_NET_PROBE_PORT: String(c.apiPort),
     });
     const forget = killOnExit(op.proc.pid!);
-    await trustDomainReady().catch((e: Error) => { throw new Error(`${e.message}\noperator output:\n${op.output()}`); });
+    await trustDomainReady().catch(async (e: Error) => { const out = op.output(); await op.kill(); forget(); throw new Error(`${e.message}\noperator output:\n${out}`); });
     return { pid: op.proc.pid!, connectionsOpened: () => statSync(probe).size, stop: async () => { await op.kill(); forget(); } };
   },
 };
