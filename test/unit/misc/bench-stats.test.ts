@@ -68,3 +68,28 @@ test('the chart draws one path per run, one legend entry per preset, and escapes
   assert.match(svg, /peer&#38;co/);
   assert.equal(svg.match(/<rect x=/g)?.length, 2);
 });
+
+test('presets: ours and cert-manager make ECDSA P-256 objects; custom reads its kind, template and Ready from the environment', async () => {
+  const { agentIdentityOperator, certManager, custom } = await import('../../../scripts/bench-presets.ts');
+  assert.deepEqual(agentIdentityOperator.template(7), { spec: { serviceAccountName: 'a7', privateKey: { algorithm: 'ECDSA', size: 256 } } });
+  assert.deepEqual((certManager.template(7).spec as { privateKey: unknown }).privateKey, { algorithm: 'ECDSA', size: 256 });
+  const saved = { ...process.env };
+  try {
+    delete process.env.CERT_MANAGER_CRDS;
+    delete process.env.CERT_MANAGER_PID;
+    delete process.env.CERT_MANAGER_CMD;
+    assert.match(certManager.missing(true) ?? '', /cert-manager is not installed/);
+    assert.match(certManager.missing(false) ?? '', /CERT_MANAGER_PID/);
+    process.env.CERT_MANAGER_PID = '1';
+    assert.equal(certManager.missing(false), undefined);
+    assert.match(custom.missing(false) ?? '', /BENCH_API_VERSION/);
+    Object.assign(process.env, { BENCH_API_VERSION: 'example.com/v1', BENCH_KIND: 'Widget', BENCH_PLURAL: 'widgets', BENCH_TEMPLATE: '{"spec":{"id":"w{{i}}"}}', BENCH_READY: 'Issued=True', BENCH_CONTROLLER_PID: '1' });
+    assert.deepEqual(custom.template(3), { spec: { id: 'w3' } });
+    assert.deepEqual(custom.ready, { type: 'Issued', status: 'True' });
+    assert.equal(custom.missing(false), undefined);
+    assert.match(custom.missing(true) ?? '', /BENCH_KUBECONFIG/);
+  } finally {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+});
