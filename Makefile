@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_MODULES := node_modules/.package-lock.json
 LOCAL := $(CURDIR)/.local
 
-.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo bench clean
+.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo bench bench-compare clean
 
 all: build
 
@@ -71,8 +71,17 @@ demo: deps control-plane
 	node scripts/demo.ts
 
 ## Throughput and latency, printed (not asserted): BENCH_IDENTITIES=200 by default.
+## BENCH_MODE=compare runs bench-compare instead.
+BENCH_MODE ?= sections
 bench: deps control-plane
-	node scripts/bench.ts
+	node scripts/$(if $(filter compare,$(BENCH_MODE)),bench-compare,bench).ts
+
+## Side by side, from outside the controller: N objects created at once → Ready p50/p90/p99, API
+## writes/reads per issuance (the API server's apiserver_request_total), connections, CPU per 100,
+## RSS after BENCH_IDLE_SECONDS idle, and a Ready-over-time SVG next to results.json in .local/bench/.
+## BENCH_PRESETS=agent-identity-operator,cert-manager BENCH_RUNS=3 BENCH_N=300 (scripts/bench-compare.ts).
+bench-compare: deps control-plane
+	node scripts/bench-compare.ts
 
 clean:
 	rm -rf dist .local

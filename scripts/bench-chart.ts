@@ -1,0 +1,46 @@
+// The Ready-over-time chart of `make bench-compare`: cumulative Ready count
+// against seconds since the creates started, one step line per run, as a
+// self-contained SVG (no dependency, opens in any browser).
+
+export interface Series { label: string; points: Array<[number, number]> }
+
+const W = 720, H = 420, L = 60, R = 200, T = 30, B = 50;
+const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+const esc = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A "nice" axis end above max: 1, 2 or 5 times a power of ten. */
+export function niceCeil(max: number): number {
+  if (!(max > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(max));
+  return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= max)!;
+}
+
+/** Runs of the same label share a colour, so alternating runs of two controllers read as two families. */
+export function readyChart(title: string, series: readonly Series[]): string {
+  const xMax = niceCeil(Math.max(0, ...series.flatMap((s) => s.points.map(([x]) => x))));
+  const yMax = niceCeil(Math.max(0, ...series.flatMap((s) => s.points.map(([, y]) => y))));
+  const px = (x: number) => L + (x / xMax) * (W - L - R);
+  const py = (y: number) => H - B - (y / yMax) * (H - T - B);
+  const labels = [...new Set(series.map((s) => s.label))];
+  const colour = (label: string) => COLOURS[labels.indexOf(label) % COLOURS.length]!;
+  const ticks = (max: number) => Array.from({ length: 6 }, (_, i) => (max * i) / 5);
+  const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${L}" y="18" font-size="14">${esc(title)}</text>`,
+    ...ticks(xMax).map((v) => `<line x1="${px(v)}" y1="${T}" x2="${px(v)}" y2="${H - B}" stroke="#eee"/><text x="${px(v)}" y="${H - B + 16}" text-anchor="middle">${fmt(v)}</text>`),
+    ...ticks(yMax).map((v) => `<line x1="${L}" y1="${py(v)}" x2="${W - R}" y2="${py(v)}" stroke="#eee"/><text x="${L - 6}" y="${py(v) + 4}" text-anchor="end">${fmt(v)}</text>`),
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">seconds since the creates started</text>`,
+    `<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">objects Ready (cumulative)</text>`,
+  ];
+  for (const s of series) {
+    // A step line: the count holds until the next object turns Ready.
+    const d = s.points.map(([x, y], i) => `${i === 0 ? `M${px(x).toFixed(1)},${py(0).toFixed(1)}` : ''}V${py(y).toFixed(1)}H${px(s.points[i + 1]?.[0] ?? x).toFixed(1)}`).join('');
+    if (d) out.push(`<path d="${d}" fill="none" stroke="${colour(s.label)}" stroke-width="1.5" stroke-opacity="0.8"><title>${esc(s.label)}</title></path>`);
+  }
+  labels.forEach((label, i) => out.push(`<rect x="${W - R + 16}" y="${T + i * 20}" width="12" height="12" fill="${colour(label)}"/><text x="${W - R + 34}" y="${T + i * 20 + 10}">${esc(label)}</text>`));
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,84 @@
+// Pure readings for `make bench-compare`: quantiles, the API server's request
+// counter, /proc texts and the Ready-over-time curve. No I/O here, so each is
+// unit-tested on captured text (test/unit/misc/bench-stats.test.ts).
+
+/** The p-quantile (0..1) by nearest rank; NaN for no samples. */
+export function quantile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+}
+
+export function median(xs: readonly number[]): number {
+  return quantile(xs, 0.5);
+}
+
+export interface RequestTotals { writes: number; reads: number; conflicts: number }
+
+// apiserver_request_total reports verbs in capitals (POST for create, PUT for update, APPLY for
+// server-side apply); lower-case request verbs are accepted too.
+const WRITES = new Set(['POST', 'PUT', 'PATCH', 'APPLY', 'DELETE', 'DELETECOLLECTION', 'CREATE', 'UPDATE']);
+const READS = new Set(['GET', 'LIST', 'WATCH', 'WATCHLIST']);
+
+/**
+ * Sums `apiserver_request_total` from an API server's /metrics text into writes
+ * (create/update/patch/delete) and reads (get/list/watch) on resources;
+ * requests to non-resource URLs (/metrics, /readyz) are left out, as the
+ * bench's own scrapes are among them. Conflicts are writes answered 409.
+ */
+export function requestTotals(metricsText: string): RequestTotals {
+  const totals: RequestTotals = { writes: 0, reads: 0, conflicts: 0 };
+  for (const line of metricsText.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const close = line.lastIndexOf('}');
+    const labels = Object.fromEntries([...line.slice(line.indexOf('{') + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    const value = Number(line.slice(close + 1).trim().split(' ')[0]);
+    if (!labels.resource || !Number.isFinite(value)) continue;
+    const verb = (labels.verb ?? '').toUpperCase();
+    if (WRITES.has(verb)) {
+      totals.writes += value;
+      if (labels.code === '409') totals.conflicts += value;
+    } else if (READS.has(verb)) totals.reads += value;
+  }
+  return totals;
+}
+
+export function subtract(a: RequestTotals, b: RequestTotals): RequestTotals {
+  return { writes: a.writes - b.writes, reads: a.reads - b.reads, conflicts: a.conflicts - b.conflicts };
+}
+
+/** utime + stime, in clock ticks, from /proc/<pid>/stat (fields 14 and 15; the command name may hold spaces). */
+export function cpuTicks(statText: string): number {
+  const fields = statText.slice(statText.lastIndexOf(')') + 2).trim().split(/\s+/);
+  // fields[0] is field 3 (state), so field n is fields[n - 3].
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** VmRSS in MiB from /proc/<pid>/status. */
+export function rssMiB(statusText: string): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(statusText);
+  if (!m) throw new Error('no VmRSS in /proc status (has the process exited?)');
+  return Number(m[1]) / 1024;
+}
+
+/**
+ * The TCP sockets in a /proc/<pid>/net/tcp or tcp6 table whose remote port is
+ * `port`, as socket inode → local port: matching inodes against the links in
+ * /proc/<pid>/fd tells which of them that process holds.
+ */
+export function socketsTo(tcpTable: string, port: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of tcpTable.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const [, localPort] = f[1]!.split(':');
+    const [, remotePort] = f[2]!.split(':');
+    if (parseInt(remotePort!, 16) === port && f[9] !== '0') out.set(f[9]!, parseInt(localPort!, 16));
+  }
+  return out;
+}
+
+/** The cumulative count of Ready objects over seconds since `t0`, one step per object. */
+export function readyCurve(t0: number, readyAt: readonly number[]): Array<[number, number]> {
+  return [...readyAt].sort((a, b) => a - b).map((at, i) => [(at - t0) / 1000, i + 1]);
+}
