@@ -77,7 +77,8 @@ test(`an operator issuing ${BURST} identities opens a small constant number of c
       await eventually(async () => (await issued()) >= BURST, { timeoutMs: 90_000, what: `${BURST} issuances` });
     });
     console.log(`${BURST} issuances: ${opened} client socket(s) opened, ${(opened / BURST).toFixed(2)} per issuance`);
-    assert.ok(opened <= 2 * BURST, `${opened} sockets for ${BURST} issuances`);
+    // One HTTP/2 connection carries every request and watch (each watch had its own before: 9 in all).
+    assert.ok(opened <= 3, `${opened} sockets for ${BURST} issuances`);
   } finally {
     await op?.stop();
   }
