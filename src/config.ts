@@ -12,7 +12,9 @@ export interface Config {
   httpHost: string;
   httpPort: number;
   concurrency: number;
+  /** API requests per second, and how many may go at once: one token bucket for the process. */
   qps: number;
+  burst: number;
   minDurationMs: number;
   caDurationMs: number;
   intermediateDurationMs: number;
@@ -55,7 +57,8 @@ export const OPTIONS = {
   'http-host': { env: 'HTTP_HOST', default: '0.0.0.0', help: 'address for /healthz, /readyz and /metrics' },
   'http-port': { env: 'HTTP_PORT', default: '8080', help: 'port for /healthz, /readyz and /metrics (0: any free port)' },
   concurrency: { env: 'CONCURRENCY', default: '4', help: 'reconciles in flight per controller' },
-  qps: { env: 'QPS', default: '20', help: 'reconcile starts per second per controller (caps API writes)' },
+  qps: { env: 'QPS', default: '20', help: 'API requests per second, one budget for the whole process (client-go QPS; watches not counted); kube-controller-manager\'s default' },
+  burst: { env: 'BURST', default: '30', help: 'API requests sent at once after a quiet spell, before --qps paces them (client-go burst)' },
   'min-duration': { env: 'MIN_DURATION', default: '10m', help: 'shortest leaf lifetime accepted' },
   'ca-duration': { env: 'CA_DURATION', default: '87600h', help: 'lifetime of a generated self-signed CA' },
   'intermediate-duration': { env: 'INTERMEDIATE_DURATION', default: '2160h', help: 'lifetime of the intermediate that signs leaves (renewed 2/3 through)' },
@@ -139,6 +142,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     httpPort: int('http-port', 0),
     concurrency: int('concurrency', 1),
     qps: int('qps', 1),
+    burst: int('burst', 1),
     minDurationMs: dur('min-duration'),
     caDurationMs: dur('ca-duration'),
     intermediateDurationMs: dur('intermediate-duration'),

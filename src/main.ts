@@ -11,6 +11,7 @@ import { startOperator, type Operator } from './operator.ts';
 import { LeaderElector } from './kube/lease.ts';
 import { toKubeError } from './kube/errors.ts';
 import { KubeClient, loadKubeConfig, type KubeConfig } from './kube/client.ts';
+import { limitRequests } from './kube/transport.ts';
 import { OPERATOR_LEASE } from './api/names.ts';
 import { startWebhookServer, startWebhookManager, type WebhookManager } from './webhook/index.ts';
 
@@ -44,6 +45,8 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message, 2);
   }
+  // One connection pool and one request budget for every client below: they all get this kc.
+  limitRequests(kc, { qps: cfg.qps, burst: cfg.burst });
   const log = createLogger(cfg.logLevel, cfg.logFormat);
   const metrics = new Metrics({ defaultMetrics: true });
   let operator: Operator | undefined;

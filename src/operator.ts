@@ -11,6 +11,7 @@ import { trustDomainOf } from './api/defaults.ts';
 import type { AgentIdentity, PodCertificateRequest, Secret, TrustDomain } from './api/types.ts';
 import { KubeClient, type KubeConfig } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
+import { limitRequests } from './kube/transport.ts';
 import { toKubeError } from './kube/errors.ts';
 import type { Restart } from './kube/restart.ts';
 import { WorkQueue } from './controller/queue.ts';
@@ -44,13 +45,14 @@ export interface OperatorOptions {
 }
 
 export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, metrics = new Metrics(), opts: OperatorOptions = {}): Promise<Operator> {
+  // Paces the operator's API requests, not its reconciles (main.ts sets the same limit for the whole process).
+  limitRequests(kc, { qps: cfg.qps, burst: cfg.burst });
   const kube = new KubeClient(kc);
   const store = new TrustStore();
   const events = new EventRecorder(kube, 'agent-identity-operator', (err) => log.warn({ err: toKubeError(err).message }, 'recording event failed'));
   const now = opts.now ?? (() => new Date());
   const queueOptions = (controller: string) => ({
     concurrency: cfg.concurrency,
-    rateLimit: { perSecond: cfg.qps },
     backoff: { baseMs: 1000, maxMs: 5 * 60_000 },
     onError: (key: string, err: unknown, attempt: number, retryInMs: number) =>
       log.debug({ controller, key, attempt, retryInMs, err: err instanceof Error ? err.message : String(err) }, 'reconcile will be retried'),

@@ -1,7 +1,9 @@
 // The work queue between informers and a reconciler, with the guarantees of
 // client-go's workqueue: a key waits at most once, never runs twice at the same
 // time, retries with per-key backoff, and can be scheduled for later.
-// p-queue bounds how many reconciles run at once and how many start per second.
+// p-queue bounds how many reconciles run at once. Reconcile starts are not
+// paced: the API requests a reconcile makes are (kube/transport.ts), so a
+// burst of reconciles that write nothing is not held back like writes.
 import PQueue from 'p-queue';
 import { backoffDelay, DEFAULT_BACKOFF } from '../kube/backoff.ts';
 import type { Backoff } from '../kube/backoff.ts';
@@ -22,12 +24,6 @@ export type Reconciler = (key: string) => Promise<Result | void>;
 export interface WorkQueueOptions {
   /** How many reconciles run at once. */
   concurrency: number;
-  /**
-   * Caps reconcile starts, and so API writes. At most `burst` starts in any
-   * window of burst/perSecond seconds (a sliding window, so no double burst at
-   * a window edge). `burst` defaults to perSecond rounded up.
-   */
-  rateLimit?: { perSecond: number; burst?: number };
   /** Per-key retry delay after a thrown error; reset when the key next succeeds. */
   backoff?: Backoff;
   onError?: (key: string, err: unknown, attempt: number, retryInMs: number) => void;
@@ -69,7 +65,7 @@ export class WorkQueue {
     }
     this.#onError = opts.onError;
     this.#onDepth = opts.onDepth;
-    this.#pq = new PQueue({ concurrency: opts.concurrency, ...(opts.rateLimit && rateLimitOptions(opts.rateLimit)) });
+    this.#pq = new PQueue({ concurrency: opts.concurrency });
   }
 
   add(key: string): void {
@@ -124,7 +120,7 @@ export class WorkQueue {
     this.#waiting.clear();
     this.#dirty.clear();
     this.#reportDepth();
-    // onIdle, not drain: it also waits for p-queue to release its rate-limit timers.
+    // Waits for the reconciles in flight to end.
     await this.#pq.onIdle();
   }
 
@@ -190,13 +186,4 @@ export class WorkQueue {
       // Nothing sensible to report a failing reporter to.
     }
   }
-}
-
-function rateLimitOptions(rate: { perSecond: number; burst?: number }) {
-  if (!(rate.perSecond > 0 && Number.isFinite(rate.perSecond))) {
-    throw new RangeError(`rateLimit.perSecond must be a positive number, got ${rate.perSecond}`);
-  }
-  const burst = rate.burst ?? Math.ceil(rate.perSecond);
-  // intervalCap starts per interval averages out to perSecond.
-  return { intervalCap: burst, interval: (burst / rate.perSecond) * 1000, strict: true };
 }

@@ -1,6 +1,7 @@
 // The one API client: thin, typed wrappers over client-node for the operator's
-// reconcilers, leader election, events, the webhook and the CLI. Every request
-// shares one connection pool, is bounded by the client's timeout if it has one,
+// reconcilers, leader election, events, the webhook and the CLI. Every client
+// of one kubeconfig shares one connection pool and one rate limit
+// (transport.ts); a request is bounded by its client's timeout if it has one,
 // and every rejection is normalised to a KubeError (errors.ts).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -75,6 +76,13 @@ export interface PatchOp { op: string; path: string; value?: unknown }
 export interface KubeClientOptions {
   /** Bound on each request: the webhook answers the API server in bounded time. Default: none. */
   timeoutMs?: number;
+  /**
+   * false for admission lookups: made on the API server's behalf, at the rate
+   * the cluster admits objects, bounded by the webhook's own in-flight gate and
+   * timeout. Queued behind the operator's writes they would time out and fail
+   * admission closed. Default: true (paced by the process's --qps/--burst).
+   */
+  paced?: boolean;
 }
 
 export class KubeClient {
@@ -85,7 +93,7 @@ export class KubeClient {
   private readonly coordination: CoordinationV1Api;
   private readonly extensions: ApiextensionsV1Api;
   private readonly version: VersionApi;
-  /** Every call passes these: the shared connection pool and the timeout. */
+  /** Every call passes these: the shared connection pool, the rate limit and the timeout. */
   private readonly opts: ConfigurationOptions;
   private readonly mergePatch: ConfigurationOptions;
 
@@ -97,7 +105,7 @@ export class KubeClient {
     this.coordination = kc.makeApiClient(CoordinationV1Api);
     this.extensions = kc.makeApiClient(ApiextensionsV1Api);
     this.version = kc.makeApiClient(VersionApi);
-    this.opts = requestOptions(options.timeoutMs);
+    this.opts = requestOptions(kc, options);
     this.mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch, this.opts);
   }
 

@@ -3,9 +3,11 @@
 // (restart.ts decides), relists on 410 Gone (ListWatch clears its
 // resourceVersion for that), and re-delivers every cached object each resync
 // period as a safety net against missed events — the same contract as
-// client-go's shared informer.
+// client-go's shared informer. Watches share the process's connection pool
+// (transport.ts) but not its rate limit.
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type KubernetesListObject } from '@kubernetes/client-node';
 import { planRestart, HEALTHY, type Restart, type RestartState } from './restart.ts';
+import { watchConfig } from './transport.ts';
 
 export interface InformerOptions<T extends KubernetesObject> {
   name: string;
@@ -50,7 +52,7 @@ export class Informer<T extends KubernetesObject> {
       this.attempt.resourceVersion = r.metadata?.resourceVersion ?? '';
       return r;
     };
-    this.lw = new ListWatch<T>(opts.path, new Watch(kc), list, false, opts.labelSelector, opts.fieldSelector);
+    this.lw = new ListWatch<T>(opts.path, new Watch(watchConfig(kc)), list, false, opts.labelSelector, opts.fieldSelector);
     this.server = kc.getCurrentCluster()?.server ?? 'unknown';
     this.lw.on('add', opts.onChange);
     this.lw.on('update', opts.onChange);

@@ -121,7 +121,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   const limits = { ...LIMITS, ...opts.limits };
   const gate = new Gate({ maxInFlight: limits.maxInFlight, maxBytes: limits.maxInFlightBytes, maxQueued: limits.maxQueued, maxWaitMs: limits.maxQueueWaitMs });
   // Live reads, so a just-created AgentIdentity counts at once; undefined only when the API server answered 404.
-  const kube = new KubeClient(opts.kubeConfig, { timeoutMs: opts.lookupTimeoutMs ?? 2000 });
+  const kube = new KubeClient(opts.kubeConfig, { timeoutMs: opts.lookupTimeoutMs ?? 2000, paced: false });
   const identities = { get: (ns: string, name: string) => ifExists(() => kube.getIdentity(ns, name)), list: (ns: string) => kube.listIdentities(ns) };
   const admission = {
     identities,

@@ -5,7 +5,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { eventually } from '../support/operator.ts';
+import { eventually, runOperator } from '../support/operator.ts';
+import { api } from '../support/objects.ts';
+import type { Operator } from '../../src/operator.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { ifExists } from '../../src/kube/errors.ts';
 
@@ -20,16 +22,22 @@ after(async () => { await env?.stop(); });
 
 const N = 20;
 
-/** Client sockets opened while fn runs. */
+/** Client sockets opened while fn runs; the protocols they negotiated (ALPN) are logged. */
 async function socketsOpened(fn: () => Promise<void>): Promise<number> {
   let opened = 0;
-  const count = () => { opened++; };
+  const protocols = new Map<string, number>();
+  const count = (msg: unknown) => {
+    opened++;
+    const socket = (msg as { socket: { once(e: string, f: () => void): void; alpnProtocol?: string | false } }).socket;
+    socket.once('secureConnect', () => { const p = String(socket.alpnProtocol || 'http/1.1'); protocols.set(p, (protocols.get(p) ?? 0) + 1); });
+  };
   subscribe('net.client.socket', count);
   try {
     await fn();
   } finally {
     unsubscribe('net.client.socket', count);
   }
+  console.log(`protocols negotiated: ${JSON.stringify(Object.fromEntries(protocols))}`);
   return opened;
 }
 
@@ -49,3 +57,29 @@ for (const [what, options] of [['without a timeout (operator, CLI)', {}], ['with
     assert.ok(opened <= 2, `${3 * N} requests opened ${opened} sockets`);
   });
 }
+
+// The whole operator in-process: every client it builds (controllers, events,
+// leader election, webhook) shares one pool, so a burst of issuances opens a
+// handful of connections in all, not a few per issuance. Counted from start to
+// the last issuance; the identities exist before, so only the operator's
+// sockets are counted (the test polls the metric in-process, not the API).
+const BURST = 50;
+test(`an operator issuing ${BURST} identities opens a small constant number of connections`, async () => {
+  const a = api(env.kc);
+  await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });
+  const ns = await env.namespace('burst');
+  await Promise.all(Array.from({ length: BURST }, (_, i) => a.createIdentity(ns, `agent-${i}`)));
+  let op: Operator | undefined;
+  const issued = async () => (await op!.metrics.issuances.get()).values.reduce((s, v) => s + v.value, 0);
+  try {
+    const opened = await socketsOpened(async () => {
+      op = await runOperator(env.kc);
+      await eventually(async () => (await issued()) >= BURST, { timeoutMs: 90_000, what: `${BURST} issuances` });
+    });
+    console.log(`${BURST} issuances: ${opened} client socket(s) opened, ${(opened / BURST).toFixed(2)} per issuance`);
+    // One HTTP/2 connection carries every request and watch (each watch had its own before: 9 in all).
+    assert.ok(opened <= 3, `${opened} sockets for ${BURST} issuances`);
+  } finally {
+    await op?.stop();
+  }
+});
