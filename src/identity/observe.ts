@@ -18,15 +18,46 @@ export interface Observation {
 
 const REQUIRED = [SECRET_CERT, SECRET_KEY];
 
+/** What the Secret's bytes alone say: parsed once per Secret version, not once per reconcile. */
+interface Parsed {
+  observed: Omit<ObservedSecret, 'trust'>;
+  chain: X509Certificate[];
+  keyPair?: KeyPair;
+}
+
+// Informer objects are replaced, never mutated, on change, so an entry lives
+// as long as the cached Secret version does. The data strings are kept to
+// compare against too: a Secret mutated in place is parsed again, not trusted.
+const parsedSecrets = new WeakMap<Secret, { cert: string; key: string; parsed: Promise<Parsed> }>();
+
 export async function observeSecret(secret: Secret | undefined, bundle: X509Certificate[], now: Date): Promise<Observation> {
   if (!secret) return { observed: { exists: false, missingKeys: REQUIRED } };
-  const raw = (k: string) => (secret.data?.[k] ? Buffer.from(secret.data[k], 'base64').toString('utf8') : '');
-  const observed: ObservedSecret = { exists: true, missingKeys: REQUIRED.filter((k) => !raw(k)) };
-  if (observed.missingKeys.length > 0) return { observed };
+  const { observed, chain, keyPair } = await parsedSecret(secret);
+  if (!observed.leaf || !keyPair) return { observed: { ...observed }, keyPair };
+  // Validity windows depend on `now` and the bundle may have changed: the chain is checked every time (signatures are memoized).
+  const { trust, rootFingerprint } = await chainRoot(chain, bundle, now);
+  return { observed: { ...observed, trust }, keyPair, rootFingerprint };
+}
+
+function parsedSecret(secret: Secret): Promise<Parsed> {
+  const cert = secret.data?.[SECRET_CERT] ?? '';
+  const key = secret.data?.[SECRET_KEY] ?? '';
+  const hit = parsedSecrets.get(secret);
+  if (hit && hit.cert === cert && hit.key === key) return hit.parsed;
+  const parsed = parse(cert, key);
+  parsedSecrets.set(secret, { cert, key, parsed });
+  return parsed;
+}
+
+async function parse(certB64: string, keyB64: string): Promise<Parsed> {
+  const raw = (b64: string) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
+  const pems: Record<string, string> = { [SECRET_CERT]: raw(certB64), [SECRET_KEY]: raw(keyB64) };
+  const observed: ObservedSecret = { exists: true, missingKeys: REQUIRED.filter((k) => !pems[k]) };
+  if (observed.missingKeys.length > 0) return { observed, chain: [] };
 
   let chain: X509Certificate[] = [];
   try {
-    chain = parseCertificates(raw(SECRET_CERT));
+    chain = parseCertificates(pems[SECRET_CERT]!);
     const info = await describeCertificate(chain[0]!);
     observed.leaf = { spiffeID: info.spiffeID, dnsNames: info.dnsNames, notBefore: info.notBefore, notAfter: info.notAfter, serialNumber: info.serialNumber };
   } catch {
@@ -34,17 +65,13 @@ export async function observeSecret(secret: Secret | undefined, bundle: X509Cert
   }
   let keyPair: KeyPair | undefined;
   try {
-    keyPair = await privateKeyFromPem(raw(SECRET_KEY));
+    keyPair = await privateKeyFromPem(pems[SECRET_KEY]!);
     observed.key = { algorithm: keyPair.algorithm, size: keyPair.size };
   } catch {
     observed.keyError = `${SECRET_KEY} does not hold a supported PEM private key`;
   }
-  let rootFingerprint: string | undefined;
-  if (observed.leaf && keyPair) {
-    observed.keyMatchesLeaf = await keyMatchesCertificate(keyPair, chain[0]!);
-    ({ trust: observed.trust, rootFingerprint } = await chainRoot(chain, bundle, now));
-  }
-  return { observed, keyPair, rootFingerprint };
+  if (observed.leaf && keyPair) observed.keyMatchesLeaf = await keyMatchesCertificate(keyPair, chain[0]!);
+  return { observed, chain, keyPair };
 }
 
 /**
