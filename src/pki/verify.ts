@@ -17,23 +17,10 @@ function label(cert: X509Certificate): string {
 const sameName = (a: x509.Name, b: x509.Name) => Buffer.from(a.toArrayBuffer()).equals(Buffer.from(b.toArrayBuffer()));
 const sameCert = (a: X509Certificate, b: X509Certificate) => Buffer.from(a.rawData).equals(Buffer.from(b.rawData));
 
-// A parsed certificate never changes, so neither does whether another signed
-// it: reconcilers that re-check a cached chain against a cached bundle pay for
-// each signature once. Weak on both sides: entries go with the certificates.
-const signatures = new WeakMap<X509Certificate, WeakMap<X509Certificate, Promise<boolean>>>();
-
 /** Whether `issuer` signed `cert`: names chain and the signature verifies. */
-export function signedBy(cert: X509Certificate, issuer: X509Certificate): Promise<boolean> {
-  let byIssuer = signatures.get(cert);
-  if (!byIssuer) signatures.set(cert, byIssuer = new WeakMap());
-  let signed = byIssuer.get(issuer);
-  if (!signed) {
-    signed = sameName(cert.issuerName, issuer.subjectName)
-      ? cert.verify({ publicKey: issuer.publicKey, signatureOnly: true }).catch(() => false)
-      : Promise.resolve(false);
-    byIssuer.set(issuer, signed);
-  }
-  return signed;
+export async function signedBy(cert: X509Certificate, issuer: X509Certificate): Promise<boolean> {
+  if (!sameName(cert.issuerName, issuer.subjectName)) return false;
+  return cert.verify({ publicKey: issuer.publicKey, signatureOnly: true }).catch(() => false);
 }
 
 function validityProblem(cert: X509Certificate, now: Date): string | undefined {
