@@ -1,7 +1,7 @@
 // Idle memory and CPU of an operator process after a burst of issuances:
 // N1 AgentIdentities (with their ServiceAccounts) created at once, all Ready,
 // 60 s idle, then RSS, heap and CPU read from the process's own /metrics and
-// /proc, and a heap snapshot written (SIGUSR2); then up to N2 and again.
+// /proc; then up to N2 and again, and a heap snapshot written (SIGUSR2).
 // Usage: node scripts/profile.ts [N1=300] [N2=1000] [idle seconds=60] [out dir]
 import { KubeConfig } from '@kubernetes/client-node';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -66,14 +66,15 @@ try {
       externalMB: MB(await metric('agentidentity_nodejs_external_memory_bytes')),
     };
     console.log(JSON.stringify(row));
-    process.kill(pid, 'SIGUSR2');
-    const snap = await eventually(async () => readdirSync(out).find((f) => f.endsWith('.heapsnapshot') && !snapshotsBefore.has(f)), { what: 'heap snapshot', timeoutMs: 120_000, intervalMs: 500 });
-    // Written once complete: wait for its size to settle before renaming.
-    let size = -1;
-    await eventually(async () => { const s = readFileSync(join(out, snap)).length; const done = s === size && s > 0; size = s; return done; }, { intervalMs: 2000, timeoutMs: 120_000 });
-    renameSync(join(out, snap), join(out, `idle-${n}.heapsnapshot`));
-    // The snapshot ran a full GC: what is left is what the process really holds.
-    console.log(JSON.stringify({ identities: n, afterFullGC: { rssMB: rssMB().toFixed(1), heapUsedMB: MB(await metric('agentidentity_nodejs_heap_size_used_bytes')), heapTotalMB: MB(await metric('agentidentity_nodejs_heap_size_total_bytes')) } }));
+    // Writing a snapshot grows RSS by hundreds of MB for good: only after the last step.
+    if (n === Number(n2)) {
+      process.kill(pid, 'SIGUSR2');
+      const snap = await eventually(async () => readdirSync(out).find((f) => f.endsWith('.heapsnapshot') && !snapshotsBefore.has(f)), { what: 'heap snapshot', timeoutMs: 120_000, intervalMs: 500 });
+      // Written once complete: wait for its size to settle before renaming.
+      let size = -1;
+      await eventually(async () => { const s = readFileSync(join(out, snap)).length; const done = s === size && s > 0; size = s; return done; }, { intervalMs: 2000, timeoutMs: 120_000 });
+      renameSync(join(out, snap), join(out, `idle-${n}.heapsnapshot`));
+    }
     have = n;
   }
 } finally {
