@@ -17,7 +17,7 @@ export interface Gathered extends Omit<Observation, 'observed'> {
 }
 
 export async function gatherCheckInput(identity: AgentIdentity, secret: Secret | undefined, trustDomain: TrustDomainState, spiffeID: SpiffeID, now: Date): Promise<Gathered> {
-  const { observed, keyPair, rootFingerprint } = await observeSecret(secret, trustDomain.bundle, now);
+  const { observed, keyPair, rootFingerprint } = await observeSecret(secret, { roots: trustDomain.bundle, pem: trustDomain.bundlePem }, now);
   const rotation = trustDomain.rotation;
   // Spread by identity UID over the window, so a rotation does not re-issue every leaf at once.
   const rotationReissueAt = rootFingerprint && trustDomain.retiringRootFingerprints.has(rootFingerprint) && rotation

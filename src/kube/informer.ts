@@ -54,6 +54,9 @@ export class Informer<T extends KubernetesObject> {
     };
     this.lw = new ListWatch<T>(opts.path, new Watch(watchConfig(kc)), list, false, opts.labelSelector, opts.fieldSelector);
     this.server = kc.getCurrentCluster()?.server ?? 'unknown';
+    // First, so the cached object is stripped before anyone sees it.
+    this.lw.on('add', stripManagedFields);
+    this.lw.on('update', stripManagedFields);
     this.lw.on('add', opts.onChange);
     this.lw.on('update', opts.onChange);
     this.lw.on('delete', opts.onDelete ?? opts.onChange);
@@ -125,4 +128,13 @@ export class Informer<T extends KubernetesObject> {
       this.lw.start().catch((e) => this.scheduleRestart(e));
     }, delay);
   }
+}
+
+/**
+ * Nothing here reads managedFields, and it is a large part of every object:
+ * the cache drops it (client-go's TransformStripManagedFields). ListWatch
+ * caches the very object it hands to its add/update callbacks.
+ */
+function stripManagedFields(obj: KubernetesObject): void {
+  delete obj.metadata?.managedFields;
 }

@@ -39,9 +39,16 @@ export interface CertificateInfo {
   fingerprint: string;
 }
 
-export async function fingerprintOf(cert: X509Certificate): Promise<string> {
-  const digest = await subtle.digest('SHA-256', cert.rawData);
-  return `sha256:${Buffer.from(digest).toString('hex')}`;
+// Per parsed certificate: bundle roots are fingerprinted on every identity reconcile.
+const fingerprints = new WeakMap<X509Certificate, Promise<string>>();
+
+export function fingerprintOf(cert: X509Certificate): Promise<string> {
+  let fingerprint = fingerprints.get(cert);
+  if (!fingerprint) {
+    fingerprint = subtle.digest('SHA-256', cert.rawData).then((digest) => `sha256:${Buffer.from(digest).toString('hex')}`);
+    fingerprints.set(cert, fingerprint);
+  }
+  return fingerprint;
 }
 
 export function isCACertificate(cert: X509Certificate): boolean {

@@ -61,9 +61,29 @@ export async function rootsOf(spiffeTrustDomain: string, certs: { retiring: X509
   };
 }
 
+// The trust reconciler runs on every identity Secret change (rotation progress),
+// so its CA is loaded (parsed, key checked) once per PEM, not once per run. A
+// few entries cover a rotation's root, intermediate and their successors.
+const LOADED_MAX = 8;
+const loaded = new Map<string, Promise<CA>>();
+
+function loadCached(certPem: string, keyPem: string): Promise<CA> {
+  const key = `${certPem}\0${keyPem}`;
+  let ca = loaded.get(key);
+  if (ca) {
+    loaded.delete(key); // re-inserted below: most recently used last
+  } else {
+    ca = loadCA(certPem, keyPem);
+    ca.catch(() => loaded.delete(key));
+  }
+  loaded.set(key, ca);
+  for (const oldest of loaded.keys()) if (loaded.size > LOADED_MAX) loaded.delete(oldest);
+  return ca;
+}
+
 export async function loadPair(certPem: string, keyPem: string, where: string): Promise<CA> {
   try {
-    return await loadCA(certPem, keyPem);
+    return await loadCached(certPem, keyPem);
   } catch (err) {
     if (err instanceof PkiError) throw new ReconcileFailure('CANotUsable', `CA ${where}: ${err.message}`, { retry: false });
     throw err;
