@@ -1,9 +1,11 @@
 // Identities for SDK tests, without Kubernetes: a Root → Intermediate trust
 // domain made with src/pki, issued Leaves, policy documents, and the files
 // written the way the kubelet writes a Secret or ConfigMap volume.
+import assert from 'node:assert/strict';
 import { mkdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DenyListEntry, PolicyDocument, PolicyPeer } from '../../src/api/documents.ts';
+import { IdentityError } from '../../src/sdk/errors.ts';
 import { type CA, createIntermediate, createRoot, loadCA } from '../../src/pki/ca.ts';
 import { generateKeyPair, privateKeyToPem } from '../../src/pki/keys.ts';
 import { issueLeaf } from '../../src/pki/leaf.ts';
@@ -123,4 +125,18 @@ export async function swapMountedDir(dir: string, files: MountedFiles): Promise<
 export async function writePlainDir(dir: string, files: MountedFiles): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const [file, content] of Object.entries(files)) await writeFile(join(dir, file), content);
+}
+
+/** The body of a PEM private key (one base64 line of it), to prove a message does not quote it. */
+export const keyBody = (pem: string) => pem.split('\n').find((l) => l.length > 40 && !l.startsWith('-----'))!;
+
+/** Rejects with an IdentityError matching `message` that quotes nothing of these identities' private keys. */
+export async function rejectsSafely(p: Promise<unknown>, message: RegExp, keysOf: readonly IssuedIdentity[]): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof IdentityError, `expected IdentityError, got ${String(err)}`);
+    assert.match(err.message, message);
+    assert.doesNotMatch(err.message, /PRIVATE KEY/);
+    for (const i of keysOf) assert.ok(!err.message.includes(keyBody(i.privateKeyPem)), 'no key material in the message');
+    return true;
+  });
 }
