@@ -1,7 +1,12 @@
 // PEM framing for certificates. Keys have their own reader in keys.ts.
 import type { X509Certificate } from '@peculiar/x509';
 
-const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----/g;
+/** Every PEM block with this label (global; the body is group 1). */
+export function pemBlockPattern(label: string): RegExp {
+  return new RegExp(`-----BEGIN ${label}-----([^-]*)-----END ${label}-----`, 'g');
+}
+
+const CERTIFICATE_BLOCK = pemBlockPattern('CERTIFICATE');
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /** The DER bytes of every CERTIFICATE block, in order; null for a block whose body is not base64. */

@@ -36,7 +36,7 @@ test('a request whose signature does not verify with its own key is refused', as
 });
 
 test('bytes that are not a request are refused without quoting them', async () => {
-  const got = await parseCertificateRequest(Buffer.from('-----BEGIN PRIVATE KEY----- secret').toString('base64'));
+  const got = await parseCertificateRequest(Buffer.from('not a certificate request: secret').toString('base64'));
   assert.equal(got.ok, false);
   assert.ok(!got.ok && !got.problem.includes('secret'));
 });
