@@ -133,8 +133,15 @@ test('requests that must be refused are Denied, each with its reason', async () 
     assert.equal(answer.reason, reason, name);
     assert.ok(answer.message.length > 20, 'a message a person can act on');
   }
+  assert.match(answerOf(await answered('p521'))!.message, /ECDSAP256/, 'UnsupportedKeyType names a key type the signer supports');
   const metrics = await op.metrics.text();
   assert.match(metrics, /agentidentity_pod_certificates_total\{trust_domain="default",result="denied",reason="UnsupportedKeyType"\} 1/);
+  // Each refusal of an existing identity's request is a Warning event on that AgentIdentity too.
+  const events = (await a.core.listNamespacedEvent({ namespace: ns })).items;
+  for (const [identityName, reason] of [['coder', 'ServiceAccountMismatch'], ['sleeper', 'IdentitySuspended'], ['secreted', 'PodCertificateNotEnabled'], ['coder', 'UnsupportedKeyType']]) {
+    assert.ok(events.some((e) => e.type === 'Warning' && e.reason === reason && e.involvedObject.kind === 'AgentIdentity' && e.involvedObject.name === identityName),
+      `a Warning ${reason} event on AgentIdentity ${identityName}`);
+  }
 });
 
 test('a restarted operator writes nothing to requests it already answered', async () => {
