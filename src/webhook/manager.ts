@@ -13,6 +13,7 @@ import type { Secret } from '../api/types.ts';
 import { isNotFound, toKubeError } from '../kube/errors.ts';
 import { type JSONPatchOp, pointer } from './jsonpatch.ts';
 import { type CAState, trustedRootsPem } from '../ca/state.ts';
+import { certificatePemBlocks } from '../pki/pem.ts';
 import { WorkQueue } from '../controller/queue.ts';
 import {
   applyCAStep, type CAStep, caSecretOf, createWebhookCA, DEFAULT_LIFETIMES, describeCertificatePem, issueServingCertificate, loadWebhookCA,
@@ -275,5 +276,5 @@ function withVersion(desired: Secret, current: Secret): Secret {
 }
 
 function bundleSize(pem: string): number {
-  return (pem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length;
+  return certificatePemBlocks(pem).length;
 }
