@@ -54,46 +54,32 @@ export class FakeCluster {
     const c = this;
     let rv = 0;
     const stamp = <T extends { metadata: { resourceVersion?: string } }>(o: T): T => ({ ...o, metadata: { ...o.metadata, resourceVersion: String(++rv) } });
+    const read = <T>(objects: Map<string, T>, kind: string, namespace: string, name: string): T => {
+      const o = objects.get(key(namespace, name));
+      if (!o) throw notFound(`${kind.toLowerCase()} ${name}`);
+      return o;
+    };
+    /** Records the write; create refuses an existing object, as the API server does. */
+    const write = <T extends { metadata: { namespace?: string; name?: string; resourceVersion?: string } }>(objects: Map<string, T>, kind: string, verb: 'create' | 'replace', o: T): T => {
+      const at = key(o.metadata.namespace, o.metadata.name);
+      c.writes.push(`${verb} ${kind} ${at}`);
+      if (verb === 'create' && objects.has(at)) throw alreadyExists(`${kind.toLowerCase()} ${o.metadata.name}`);
+      const stored = stamp(o);
+      objects.set(at, stored);
+      return stored;
+    };
     const cachedSecrets = () => [...c.secrets.entries()].filter(([k]) => !c.unwatched.has(k)).map(([, s]) => s);
     return {
       api: {
         async getSecret(namespace, name) {
           if (c.secretReadError) throw c.secretReadError;
-          const s = c.secrets.get(key(namespace, name));
-          if (!s) throw notFound(`secret ${name}`);
-          return s;
+          return read(c.secrets, 'Secret', namespace, name);
         },
-        async createSecret(secret) {
-          c.writes.push(`create Secret ${key(secret.metadata.namespace, secret.metadata.name)}`);
-          if (c.secrets.has(key(secret.metadata.namespace, secret.metadata.name))) throw alreadyExists(`secret ${secret.metadata.name}`);
-          const stored = stamp(secret);
-          c.secrets.set(key(secret.metadata.namespace, secret.metadata.name), stored);
-          return stored;
-        },
-        async replaceSecret(secret) {
-          c.writes.push(`replace Secret ${key(secret.metadata.namespace, secret.metadata.name)}`);
-          const stored = stamp(secret);
-          c.secrets.set(key(secret.metadata.namespace, secret.metadata.name), stored);
-          return stored;
-        },
-        async getConfigMap(namespace, name) {
-          const cm = c.configMaps.get(key(namespace, name));
-          if (!cm) throw notFound(`configmap ${name}`);
-          return cm;
-        },
-        async createConfigMap(cm) {
-          c.writes.push(`create ConfigMap ${key(cm.metadata.namespace, cm.metadata.name)}`);
-          if (c.configMaps.has(key(cm.metadata.namespace, cm.metadata.name))) throw alreadyExists(`configmap ${cm.metadata.name}`);
-          const stored = stamp(cm);
-          c.configMaps.set(key(cm.metadata.namespace, cm.metadata.name), stored);
-          return stored;
-        },
-        async replaceConfigMap(cm) {
-          c.writes.push(`replace ConfigMap ${key(cm.metadata.namespace, cm.metadata.name)}`);
-          const stored = stamp(cm);
-          c.configMaps.set(key(cm.metadata.namespace, cm.metadata.name), stored);
-          return stored;
-        },
+        createSecret: async (secret) => write(c.secrets, 'Secret', 'create', secret),
+        replaceSecret: async (secret) => write(c.secrets, 'Secret', 'replace', secret),
+        getConfigMap: async (namespace, name) => read(c.configMaps, 'ConfigMap', namespace, name),
+        createConfigMap: async (cm) => write(c.configMaps, 'ConfigMap', 'create', cm),
+        replaceConfigMap: async (cm) => write(c.configMaps, 'ConfigMap', 'replace', cm),
         async deleteConfigMap(namespace, name) {
           c.writes.push(`delete ConfigMap ${key(namespace, name)}`);
           if (!c.configMaps.delete(key(namespace, name))) throw notFound(`configmap ${name}`);
