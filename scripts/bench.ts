@@ -16,9 +16,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { startControlPlane } from '../test/support/controlplane.ts';
-import { createNode, runKubectl } from '../test/support/env.ts';
+import { createNode, installCRDs } from '../test/support/env.ts';
 import { createPodCertificateRequest, type PodCertificateSource } from '../test/support/pod-kubelet.ts';
 import { api, isReady } from '../test/support/objects.ts';
 import { runOperator, eventually, ensureNamespace, spawnOperator, OPERATOR_NAMESPACE } from '../test/support/operator.ts';
@@ -33,7 +33,6 @@ import { POD_CERTIFICATE_AGENT_ANNOTATION, SIGNER_NAME } from '../src/api/group.
 
 const N = Number(process.env.BENCH_IDENTITIES ?? 200);
 const ROUNDS = 5;
-const ROOT = resolve(import.meta.dirname, '..');
 const q = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]!; };
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
@@ -88,9 +87,7 @@ for (const [alg, size, count] of [['ECDSA', 256, 200], ['Ed25519', 0, 200], ['RS
 const dir = mkdtempSync(join(tmpdir(), 'aio-bench-'));
 const cp = await startControlPlane({ dir, nodeAuthorizer: true });
 try {
-  const kubectl = (...args: string[]) => runKubectl(cp.bins.kubectl, cp.kubeconfigPath, args);
-  await kubectl('apply', '--server-side', '-f', join(ROOT, 'crds'));
-  await kubectl('wait', '--for=condition=Established', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev');
+  await installCRDs(cp.bins.kubectl, cp.kubeconfigPath);
   const kc = new KubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   const a = api(kc);

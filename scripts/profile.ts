@@ -9,12 +9,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startControlPlane } from '../test/support/controlplane.ts';
-import { runKubectl } from '../test/support/env.ts';
+import { installCRDs } from '../test/support/env.ts';
 import { api, isReady } from '../test/support/objects.ts';
 import { eventually, ensureNamespace, spawnOperator, OPERATOR_NAMESPACE } from '../test/support/operator.ts';
 
 const [n1 = '300', n2 = '1000', idle = '60', outArg] = process.argv.slice(2);
-const ROOT = resolve(import.meta.dirname, '..');
 const out = resolve(outArg ?? join(tmpdir(), 'aio-profile-out'));
 mkdirSync(out, { recursive: true });
 const freePort = () => new Promise<number>((r) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => r(p)); }); });
@@ -24,9 +23,7 @@ const cp = await startControlPlane({ dir });
 const port = await freePort();
 let op: ReturnType<typeof spawnOperator> | undefined;
 try {
-  const kubectl = (...args: string[]) => runKubectl(cp.bins.kubectl, cp.kubeconfigPath, args);
-  await kubectl('apply', '--server-side', '-f', join(ROOT, 'crds'));
-  await kubectl('wait', '--for=condition=Established', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev');
+  await installCRDs(cp.bins.kubectl, cp.kubeconfigPath);
   const kc = new KubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   const a = api(kc);

@@ -31,6 +31,15 @@ export function runKubectl(kubectlBin: string, kubeconfigPath: string, args: str
   });
 }
 
+/** Applies crds/ and waits until the API server serves both kinds; throws with kubectl's words otherwise. */
+export async function installCRDs(kubectlBin: string, kubeconfigPath: string): Promise<void> {
+  const kubectl = (args: string[]) => runKubectl(kubectlBin, kubeconfigPath, args);
+  const crds = await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds')]);
+  if (crds.code !== 0) throw new Error(`installing CRDs failed: ${crds.stderr}`);
+  const est = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev']);
+  if (est.code !== 0) throw new Error(`CRDs not established: ${est.stderr}`);
+}
+
 export async function startTestEnv(opts: Pick<StartOptions, 'nodeAuthorizer'> = {}): Promise<TestEnv> {
   const existing = process.env.USE_EXISTING_CLUSTER === 'true';
   let controlPlane: ControlPlane | undefined;
@@ -51,10 +60,7 @@ export async function startTestEnv(opts: Pick<StartOptions, 'nodeAuthorizer'> = 
   const kubectl = (args: string[], input?: string) => runKubectl(kubectlBin, kubeconfigPath, args, input);
 
   try {
-    const crds = await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds')]);
-    if (crds.code !== 0) throw new Error(`installing CRDs failed: ${crds.stderr}`);
-    const est = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev']);
-    if (est.code !== 0) throw new Error(`CRDs not established: ${est.stderr}`);
+    await installCRDs(kubectlBin, kubeconfigPath);
   } catch (err) {
     await controlPlane?.stop();
     throw err;
