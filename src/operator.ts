@@ -49,7 +49,11 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   limitRequests(kc, { qps: cfg.qps, burst: cfg.burst });
   const kube = new KubeClient(kc);
   const store = new TrustStore();
-  const events = new EventRecorder(kube, 'agent-identity-operator', (err) => log.warn({ err: toKubeError(err).message }, 'recording event failed'));
+  // Events ride an unpaced client with a budget of their own, the same size as the operator's (--qps/--burst).
+  const events = new EventRecorder(new KubeClient(kc, { paced: false }), 'agent-identity-operator', {
+    rate: { qps: cfg.qps, burst: cfg.burst },
+    onError: (err) => log.warn({ err: toKubeError(err).message }, 'recording event failed'),
+  });
   const now = opts.now ?? (() => new Date());
   const queueOptions = (controller: string) => ({
     concurrency: cfg.concurrency,
@@ -204,10 +208,11 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   return {
     metrics, store,
     ready: () => informers.every((i) => i.hasSynced()),
-    idle: async () => { await trustQueue.drain(); await identityQueue.drain(); await signerQueue?.drain(); },
+    idle: async () => { await trustQueue.drain(); await identityQueue.drain(); await signerQueue?.drain(); await events.flush(); },
     stop: async () => {
       await Promise.all(informers.map((i) => i.stop()));
       await Promise.all([identityQueue.shutdown(), trustQueue.shutdown(), signerQueue?.shutdown()]);
+      await events.flush();
     },
   };
 }

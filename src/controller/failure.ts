@@ -35,7 +35,7 @@ export async function reportFailure(c: Reporting, controller: string, key: strin
   c.metrics.reconciles.inc({ controller, result: 'error' });
   c.metrics.reconcileErrors.inc({ controller, reason: f.reason });
   c.log.warn({ key, reason: f.reason, err: f.message }, 'reconcile failed');
-  await c.events.record(target, 'Warning', f.reason, f.message);
+  c.events.record(target, 'Warning', f.reason, f.message);
 }
 
 /** What one controller adds to the failure policy for the object that failed. */

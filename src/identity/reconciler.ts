@@ -123,7 +123,7 @@ export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => 
         d.metrics.issuances.inc({ trust_domain: trustDomain.name, reason: violation.reason, result: 'success' });
         d.metrics.issuanceDuration.observe({ trust_domain: trustDomain.name }, (performance.now() - started) / 1000);
         d.log.info({ identity: key, reason: violation.reason, serial: leaf.serialNumber, notAfter: leaf.notAfter }, 'issued certificate');
-        await d.events.record(ref(identity), 'Normal', 'Issued',
+        d.events.record(ref(identity), 'Normal', 'Issued',
           `${violation.message}; issued ${leaf.spiffeID} serial ${leaf.serialNumber}, valid until ${leaf.notAfter.toISOString()}`);
       } else {
         leaf = keptLeaf(secret!, input.secret.leaf!, spiffeID, rootFingerprint ?? '');
@@ -214,10 +214,10 @@ async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, trust
   if (entries.length) await revoke(d, trustDomain, entries);
   if (secret) {
     await ifExists(() => d.api.deleteSecret(secret.metadata.namespace!, secret.metadata.name!, secret.metadata.uid));
-    await d.events.record(ref(identity), 'Normal', 'Suspended', `revoked serial ${fromSecret?.serialNumber ?? '(expired)'} and removed Secret ${secret.metadata.name}`);
+    d.events.record(ref(identity), 'Normal', 'Suspended', `revoked serial ${fromSecret?.serialNumber ?? '(expired)'} and removed Secret ${secret.metadata.name}`);
   }
   if (stillIssuing(d, identity)) return { requeueAfter: ISSUING_RECHECK_MS };
-  if (fromPods.length) await d.events.record(ref(identity), 'Normal', 'Suspended', `revoked ${fromPods.length} pod certificate(s), serials ${fromPods.map((e) => e.serialNumber).join(', ')}`);
+  if (fromPods.length) d.events.record(ref(identity), 'Normal', 'Suspended', `revoked ${fromPods.length} pod certificate(s), serials ${fromPods.map((e) => e.serialNumber).join(', ')}`);
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
   d.metrics.setReady(namespace, name, 'False');
   d.metrics.forgetCertificate(namespace, name);

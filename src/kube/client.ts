@@ -80,7 +80,8 @@ export interface KubeClientOptions {
    * false for admission lookups: made on the API server's behalf, at the rate
    * the cluster admits objects, bounded by the webhook's own in-flight gate and
    * timeout. Queued behind the operator's writes they would time out and fail
-   * admission closed. Default: true (paced by the process's --qps/--burst).
+   * admission closed. Also false for the event writer, which paces itself
+   * (events.ts). Default: true (paced by the process's --qps/--burst).
    */
   paced?: boolean;
 }

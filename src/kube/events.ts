@@ -1,9 +1,13 @@
 // Kubernetes Events for the story `kubectl describe` tells. Identical events
 // for the same object are collapsed for a while, so a retrying failure does
-// not write one Event per attempt.
+// not write one Event per attempt. As client-go's broadcaster, recording never
+// waits for the API: events queue and a background writer sends them, paced
+// by a budget of their own, so a reconcile neither waits on an Event nor
+// spends its requests on one.
 import type { CoreV1Event } from '@kubernetes/client-node';
 import type { ObjectMeta } from '../api/types.ts';
 import type { KubeClient } from './client.ts';
+import { TokenBucket, type RateLimit } from './ratelimit.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -14,35 +18,56 @@ export interface EventTarget {
 }
 
 export interface EventSink {
-  record(target: EventTarget, type: EventType, reason: string, message: string): Promise<void>;
+  /** Queues the event; it is written in the background, best effort. */
+  record(target: EventTarget, type: EventType, reason: string, message: string): void;
+}
+
+export interface EventRecorderOptions {
+  /** The writer's own request budget (client-go gives the broadcaster its own client, so its own limiter). */
+  rate: RateLimit;
+  /** Events queued beyond this are dropped, as client-go's broadcaster drops when its queue is full. */
+  maxQueued?: number;
+  /** Called with each failed write and each drop. */
+  onError: (err: unknown) => void;
 }
 
 const SUPPRESS_MS = 10 * 60_000;
 const MAX_MESSAGE = 1024;
+const MAX_QUEUED = 1000;
+/** Writes in flight at once: enough to keep up with a burst over one HTTP/2 connection. */
+const WRITERS = 4;
 
 export class EventRecorder implements EventSink {
   private readonly kube: Pick<KubeClient, 'createEvent'>;
   private readonly component: string;
   private readonly recent = new Map<string, number>();
-  private readonly onError: (err: unknown) => void;
+  private readonly opts: EventRecorderOptions;
+  private readonly bucket: TokenBucket;
+  private readonly queue: CoreV1Event[] = [];
+  private readonly writers = new Set<Promise<void>>();
 
-  constructor(kube: Pick<KubeClient, 'createEvent'>, component: string, onError: (err: unknown) => void) {
+  constructor(kube: Pick<KubeClient, 'createEvent'>, component: string, opts: EventRecorderOptions) {
     this.kube = kube;
     this.component = component;
-    this.onError = onError;
+    this.opts = opts;
+    this.bucket = new TokenBucket(opts.rate);
   }
 
-  async record(target: EventTarget, type: EventType, reason: string, message: string): Promise<void> {
+  record(target: EventTarget, type: EventType, reason: string, message: string): void {
     const key = `${target.metadata.uid}/${type}/${reason}/${message}`;
     const now = Date.now();
     const last = this.recent.get(key);
     if (last !== undefined && now - last < SUPPRESS_MS) return;
+    if (this.queue.length >= (this.opts.maxQueued ?? MAX_QUEUED)) {
+      this.opts.onError(new Error(`event queue full (${this.queue.length}): dropped ${type} ${reason} for ${target.kind} ${target.metadata.name}`));
+      return;
+    }
     this.recent.set(key, now);
     if (this.recent.size > 10_000) this.prune(now);
     // Cluster-scoped objects' events go to "default", as kubectl expects.
     const namespace = target.metadata.namespace ?? 'default';
     const ts = new Date(now);
-    const body: CoreV1Event = {
+    this.queue.push({
       metadata: { generateName: `${target.metadata.name}.`, namespace },
       involvedObject: {
         apiVersion: target.apiVersion, kind: target.kind, name: target.metadata.name,
@@ -52,9 +77,28 @@ export class EventRecorder implements EventSink {
       firstTimestamp: ts, lastTimestamp: ts, count: 1,
       source: { component: this.component },
       reportingComponent: this.component, reportingInstance: this.component,
-    };
-    // Events are best effort: failing to record one must never fail a reconcile.
-    await this.kube.createEvent(body).catch(this.onError);
+    });
+    if (this.writers.size < WRITERS) {
+      const writer: Promise<void> = this.write().finally(() => this.writers.delete(writer));
+      this.writers.add(writer);
+    }
+  }
+
+  /** Resolves once every queued event was written (or failed), or after `timeoutMs`: an unreachable API server must not hold up shutdown. */
+  async flush(timeoutMs = 5000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((r) => { timer = setTimeout(r, timeoutMs); });
+    const drained = (async () => { while (this.writers.size) await Promise.all(this.writers); })();
+    await Promise.race([drained, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  private async write(): Promise<void> {
+    for (let event = this.queue.shift(); event; event = this.queue.shift()) {
+      const waitMs = this.bucket.take();
+      if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+      // Events are best effort: failing to record one must never fail a reconcile.
+      await this.kube.createEvent(event).catch(this.opts.onError);
+    }
   }
 
   private prune(now: number): void {

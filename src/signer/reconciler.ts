@@ -108,7 +108,7 @@ async function issue(d: SignerDeps, pcr: PodCertificateRequest, decision: Extrac
   d.metrics.podCertificateIssuanceDuration.observe({ trust_domain: trustDomain.name }, (performance.now() - started) / 1000);
   d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
   d.log.info({ request: `${pcr.metadata.namespace}/${pcr.metadata.name}`, identity: identity.metadata.name, serial: leaf.serialNumber, notAfter: leaf.notAfter }, 'issued pod certificate');
-  await d.events.record(identityRef(identity), 'Normal', 'PodCertificateIssued', `PodCertificateRequest ${pcr.metadata.name}: ${message}`);
+  d.events.record(identityRef(identity), 'Normal', 'PodCertificateIssued', `PodCertificateRequest ${pcr.metadata.name}: ${message}`);
   // Back at notAfter, to release the ledger entry.
   return { requeueAfter: Math.max(1, leaf.notAfter.getTime() - now.getTime()) };
 }
@@ -136,7 +136,7 @@ async function answer(d: SignerDeps, pcr: PodCertificateRequest, identity: Agent
   d.metrics.podCertificates.inc({ trust_domain: identity ? trustDomainOf(identity) : '', result: type.toLowerCase(), reason: a.reason });
   d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
   d.log.info({ request: `${pcr.metadata.namespace}/${pcr.metadata.name}`, pod: pcr.spec.podName, reason: a.reason, err: a.message }, `pod certificate ${type.toLowerCase()}`);
-  await d.events.record(identity ? identityRef(identity) : pcrRef(pcr), 'Warning', a.reason, `PodCertificateRequest ${pcr.metadata.name} from pod ${pcr.spec.podName} ${type.toLowerCase()}: ${a.message}`);
+  d.events.record(identity ? identityRef(identity) : pcrRef(pcr), 'Warning', a.reason, `PodCertificateRequest ${pcr.metadata.name} from pod ${pcr.spec.podName} ${type.toLowerCase()}: ${a.message}`);
 }
 
 /** An answered request keeps the ledger finalizer until its certificate has expired (or, never issued, not at all). */

@@ -56,7 +56,7 @@ async function load(d: TrustReconcilerDeps, trustDomain: TrustDomain): Promise<L
   if (next) {
     const cm = writeExternalState({ namespace: d.operatorNamespace, trustDomainObject: trustDomain.metadata.name!, existing: home }, next);
     await (home ? d.api.replaceConfigMap(cm) : d.api.createConfigMap(cm));
-    if (next.rotation && !state?.rotation) await d.events.record(trustDomainRef(trustDomain), 'Normal', 'StartRotation', `the CA in Secret ${where} changed to signer ${signerFingerprint}: publishing its roots next to the old ones before it signs`);
+    if (next.rotation && !state?.rotation) d.events.record(trustDomainRef(trustDomain), 'Normal', 'StartRotation', `the CA in Secret ${where} changed to signer ${signerFingerprint}: publishing its roots next to the old ones before it signs`);
     return undefined;
   }
   const adopted = state!;
@@ -99,5 +99,5 @@ async function applyStep(d: TrustReconcilerDeps, trustDomain: TrustDomain, ca: L
   await d.api.replaceConfigMap(writeExternalState({ namespace: d.operatorNamespace, trustDomainObject: trustDomain.metadata.name!, existing: ca.state.home }, s));
   d.log.info({ trustDomain: trustDomain.metadata.name, step: step.kind }, 'external CA rotation step');
   // Naming the new signer keeps each rotation's events apart (identical events are collapsed for 10 minutes).
-  await d.events.record(trustDomainRef(trustDomain), 'Normal', step.kind, `external CA rotation to signer ${s.signer}: ${step.kind}`);
+  d.events.record(trustDomainRef(trustDomain), 'Normal', step.kind, `external CA rotation to signer ${s.signer}: ${step.kind}`);
 }

@@ -24,7 +24,7 @@ export function bundlePublisher(d: TrustReconcilerDeps): (trustDomain: TrustDoma
     const problem = async (reason: string, message: string) => {
       d.metrics.reconcileErrors.inc({ controller: CONTROLLER, reason });
       d.log.warn({ trustDomain: name }, message);
-      await d.events.record(trustDomainRef(trustDomain), 'Warning', reason, message);
+      d.events.record(trustDomainRef(trustDomain), 'Warning', reason, message);
     };
     const configMapName = bundleConfigMapName(name);
     const denyList = pruned(parseDenyList(trustDomain.spec.trustDomain, d.configMaps.get(configMapName, d.operatorNamespace)?.data?.[BUNDLE_DENYLIST]), d.now());

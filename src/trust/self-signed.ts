@@ -71,7 +71,7 @@ async function applyStep(d: TrustReconcilerDeps, trustDomain: TrustDomain, ca: L
   await d.api.replaceSecret(writeCAState({ namespace: d.operatorNamespace, trustDomainObject: trustDomain.metadata.name!, existing: ca.secret }, state));
   held.set(trustDomain.metadata.name!, state);
   d.log.info({ trustDomain: trustDomain.metadata.name, step: step.kind }, event);
-  await d.events.record(trustDomainRef(trustDomain), 'Normal', step.kind, event);
+  d.events.record(trustDomainRef(trustDomain), 'Normal', step.kind, event);
 }
 
 async function load(d: TrustReconcilerDeps, trustDomain: TrustDomain, held: Map<string, CAState>): Promise<LoadedCA<CAState>> {
@@ -121,7 +121,7 @@ async function onCASecretGone(d: TrustReconcilerDeps, trustDomain: TrustDomain, 
     case 'Restore': {
       await reportFailure(d, CONTROLLER, trustDomain.metadata.name!, trustDomainRef(trustDomain), new ReconcileFailure('CASecretLost', `${lost}; writing it back from the copy this operator holds in memory`));
       const restored = await createCASecret(d, trustDomain, action.state);
-      await d.events.record(trustDomainRef(trustDomain), 'Warning', 'CASecretRestored', `restored CA Secret ${where} from memory: same root and intermediate, no certificate re-issued. Back it up: after a restart the operator holds no copy`);
+      d.events.record(trustDomainRef(trustDomain), 'Warning', 'CASecretRestored', `restored CA Secret ${where} from memory: same root and intermediate, no certificate re-issued. Back it up: after a restart the operator holds no copy`);
       return restored;
     }
     case 'Replace':
@@ -139,7 +139,7 @@ async function generateCA(d: TrustReconcilerDeps, trustDomain: TrustDomain): Pro
   const fingerprint = await rootFingerprint(root);
   d.metrics.caGenerated.inc({ trust_domain: trustDomain.metadata.name! });
   d.log.info({ trustDomain: trustDomain.metadata.name, fingerprint }, 'generated self-signed CA');
-  await d.events.record(trustDomainRef(trustDomain), 'Normal', 'CAGenerated', `generated a self-signed ${rootOptions.algorithm} root ${fingerprint} and intermediate in Secret ${d.operatorNamespace}/${created.metadata.name}`);
+  d.events.record(trustDomainRef(trustDomain), 'Normal', 'CAGenerated', `generated a self-signed ${rootOptions.algorithm} root ${fingerprint} and intermediate in Secret ${d.operatorNamespace}/${created.metadata.name}`);
   return created;
 }
 
@@ -164,7 +164,7 @@ async function replaceLostCA(d: TrustReconcilerDeps, trustDomain: TrustDomain, r
   const event = `root rotation started (CASecretLost): a new root ${fingerprint} replaces the lost CA; it is published next to the ${old.length} old root(s) and signs only once every bundle copy carries them all`
     + (dropped ? `; ${dropped} recorded root(s) were in no bundle copy and are gone` : '');
   d.log.warn({ trustDomain: name, fingerprint }, event);
-  await d.events.record(trustDomainRef(trustDomain), 'Warning', 'StartRotation', event);
+  d.events.record(trustDomainRef(trustDomain), 'Warning', 'StartRotation', event);
   return created;
 }
 

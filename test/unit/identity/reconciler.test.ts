@@ -128,7 +128,7 @@ class FakeCluster {
       secrets: { get: get(this.secrets) },
       store: this.store,
       signing: this.signing,
-      events: { record: async (_target, type, reason, message) => { this.events.push({ type, reason, message }); } },
+      events: { record: (_target, type, reason, message) => { this.events.push({ type, reason, message }); } },
       metrics: new Metrics(),
       log: pino({ level: 'silent' }),
       now: () => this.now,

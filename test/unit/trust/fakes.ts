@@ -120,7 +120,7 @@ export class FakeCluster {
       namespaces: { list: () => c.namespaces },
       store: c.store,
       clusterTrustBundles: false,
-      events: { record: async (_target: EventTarget, type, reason, message) => { c.events.push({ type, reason, message }); } },
+      events: { record: (_target: EventTarget, type, reason, message) => { c.events.push({ type, reason, message }); } },
       metrics: c.metrics,
       log: pino({ level: 'silent' }),
       now: () => c.now,

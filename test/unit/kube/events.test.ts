@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { CoreV1Event } from '@kubernetes/client-node';
+import { EventRecorder } from '../../../src/kube/events.ts';
+
+const target = (uid: string) => ({ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', metadata: { name: `n-${uid}`, namespace: 'team', uid } });
+
+/** An API whose writes finish only when the test lets them. */
+function slowApi() {
+  const written: CoreV1Event[] = [];
+  const pending: Array<() => void> = [];
+  return {
+    written, pending,
+    createEvent: (e: CoreV1Event) => new Promise<unknown>((resolve) => pending.push(() => { written.push(e); resolve(e); })),
+    release: () => { for (const r of pending.splice(0)) r(); },
+  };
+}
+
+test('record returns before the API answers; the event is written in the background', async () => {
+  const api = slowApi();
+  const rec = new EventRecorder(api, 'op', { rate: { qps: 100, burst: 10 }, onError: assert.fail });
+  const returned = rec.record(target('a'), 'Normal', 'Issued', 'issued');
+  assert.equal(returned, undefined, 'nothing to wait for');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(api.pending.length, 1, 'the write is in flight');
+  assert.equal(api.written.length, 0);
+  api.release();
+  await rec.flush();
+  assert.equal(api.written.length, 1);
+  assert.equal(api.written[0]!.reason, 'Issued');
+  assert.equal(api.written[0]!.involvedObject.uid, 'a');
+});
+
+test('identical events for one object are written once; another object or reason is written', async () => {
+  const written: CoreV1Event[] = [];
+  const rec = new EventRecorder({ createEvent: async (e) => written.push(e) }, 'op', { rate: { qps: 100, burst: 10 }, onError: assert.fail });
+  rec.record(target('a'), 'Warning', 'Failed', 'x');
+  rec.record(target('a'), 'Warning', 'Failed', 'x');
+  rec.record(target('b'), 'Warning', 'Failed', 'x');
+  rec.record(target('a'), 'Warning', 'Other', 'x');
+  await rec.flush();
+  assert.deepEqual(written.map((e) => `${e.involvedObject.uid} ${e.reason}`).sort(), ['a Failed', 'a Other', 'b Failed']);
+});
+
+test('writes are paced by the recorder\'s own budget, with a few in flight at once', async () => {
+  const api = slowApi();
+  const rec = new EventRecorder(api, 'op', { rate: { qps: 5, burst: 2 }, onError: assert.fail });
+  for (let i = 0; i < 6; i++) rec.record(target(String(i)), 'Normal', 'Issued', 'x');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(api.pending.length, 2, 'two tokens at first; the rest wait for theirs (one per 200 ms)');
+  const answering = setInterval(api.release, 10);
+  await rec.flush();
+  clearInterval(answering);
+  assert.equal(api.written.length, 6, 'all written in the end');
+});
+
+test('a full queue drops the new event and says so; a failed write is reported, never thrown', async () => {
+  const api = slowApi();
+  const errors: string[] = [];
+  const rec = new EventRecorder(api, 'op', { rate: { qps: 100, burst: 100 }, maxQueued: 2, onError: (e) => errors.push((e as Error).message) });
+  for (let i = 0; i < 8; i++) rec.record(target(String(i)), 'Normal', 'Issued', 'x');
+  // 4 writers took one each; 2 more queued; 2 dropped.
+  assert.equal(errors.length, 2);
+  assert.match(errors[0]!, /event queue full/);
+  api.release();
+  await new Promise((r) => setImmediate(r));
+  api.release();
+  await rec.flush();
+  assert.equal(api.written.length, 6);
+
+  const failing = new EventRecorder({ createEvent: async () => { throw new Error('boom'); } }, 'op', { rate: { qps: 100, burst: 10 }, onError: (e) => errors.push((e as Error).message) });
+  failing.record(target('z'), 'Normal', 'Issued', 'x');
+  await failing.flush();
+  assert.equal(errors.at(-1), 'boom');
+});
