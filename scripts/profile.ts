@@ -30,7 +30,7 @@ try {
   await ensureNamespace(kc, OPERATOR_NAMESPACE);
   await ensureNamespace(kc, 'prof');
   await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });
-  // PROFILE_NODE_OPTIONS and PROFILE_ENV (JSON) try runtime settings, e.g. '{"MALLOC_ARENA_MAX":"2"}'.
+  // PROFILE_NODE_OPTIONS and PROFILE_ENV (JSON) try runtime settings, e.g. '{"MALLOC_ARENA_MAX":"2"}'; PROFILE_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=DIR' writes a CPU profile.
   op = spawnOperator(cp.kubeconfigPath, [`--http-port=${port}`, '--qps=50', '--log-level=warn'], {
     NODE_OPTIONS: `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${out} ${process.env.PROFILE_NODE_OPTIONS ?? ''}`, ...JSON.parse(process.env.PROFILE_ENV ?? '{}') as Record<string, string>,
   });
@@ -75,6 +75,9 @@ try {
     have = n;
   }
 } finally {
+  // SIGTERM first: a clean exit writes what --cpu-prof (in PROFILE_NODE_OPTIONS) gathered.
+  op?.proc.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 5000));
   await op?.kill();
   await cp.stop();
   rmSync(dir, { recursive: true, force: true });

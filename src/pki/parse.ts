@@ -4,16 +4,36 @@ import type { KeyAlgorithm } from '../api/types.ts';
 import { subtle, x509 } from './crypto.ts';
 import { PkiError } from './errors.ts';
 import { describeKeyObject, publicKeyObjectOf } from './keys.ts';
-import { certificateBlocks } from './pem.ts';
+import { certificateBodies } from './pem.ts';
 import { serialNumberOf } from './serial.ts';
 import { SpiffeID } from './spiffeid.ts';
 
+/**
+ * Recently parsed certificates by their base64 DER. ASN.1 decoding in JS was
+ * most of the operator's CPU: every reconcile of a trust domain re-read its
+ * root and intermediate, and every leaf check its bundle and chain. A parsed
+ * certificate is an immutable value, so the same bytes may share one object.
+ * Bounded (least recently used goes first): the CA certificates stay, leaves
+ * pass through.
+ */
+const parsed = new Map<string, X509Certificate>();
+const PARSED_MAX = 64;
+
+function parseOne(body: string): X509Certificate {
+  let cert = parsed.get(body);
+  if (cert) parsed.delete(body);
+  else cert = new x509.X509Certificate(Buffer.from(body, 'base64'));
+  parsed.set(body, cert);
+  if (parsed.size > PARSED_MAX) parsed.delete(parsed.keys().next().value!);
+  return cert;
+}
+
 export function parseCertificates(pem: string): X509Certificate[] {
-  const blocks = typeof pem === 'string' ? certificateBlocks(pem) : [];
+  const blocks = typeof pem === 'string' ? certificateBodies(pem) : [];
   if (blocks.length === 0) throw new PkiError('CertificateUnparsable', 'no PEM CERTIFICATE block found');
-  return blocks.map((der, i) => {
+  return blocks.map((body, i) => {
     try {
-      if (der) return new x509.X509Certificate(der);
+      if (body) return parseOne(body);
     } catch {
       // fall through to the error below; the parser's message may quote input
     }

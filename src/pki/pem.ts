@@ -9,12 +9,17 @@ export function pemBlockPattern(label: string): RegExp {
 const CERTIFICATE_BLOCK = pemBlockPattern('CERTIFICATE');
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
-/** The DER bytes of every CERTIFICATE block, in order; null for a block whose body is not base64. */
-export function certificateBlocks(pem: string): (Uint8Array | null)[] {
+/** The base64 body (no whitespace) of every CERTIFICATE block, in order; null for a block whose body is not base64. */
+export function certificateBodies(pem: string): (string | null)[] {
   return [...pem.matchAll(CERTIFICATE_BLOCK)].map((m) => {
     const body = m[1]!.replace(/\s+/g, '');
-    return BASE64.test(body) ? Buffer.from(body, 'base64') : null;
+    return BASE64.test(body) ? body : null;
   });
+}
+
+/** The DER bytes of every CERTIFICATE block, in order; null for a block whose body is not base64. */
+export function certificateBlocks(pem: string): (Uint8Array | null)[] {
+  return certificateBodies(pem).map((body) => (body === null ? null : Buffer.from(body, 'base64')));
 }
 
 /** Certificates as concatenated PEM blocks, each ending in a newline. */

@@ -18,7 +18,7 @@ function slowApi() {
 
 test('record returns before the API answers; the event is written in the background', async () => {
   const api = slowApi();
-  const rec = new EventRecorder(api, 'op', { rate: { qps: 100, burst: 10 }, onError: assert.fail });
+  const rec = new EventRecorder(api, 'op', { rate: { qps: 100, burst: 10 }, onError: (e) => assert.fail(String(e)) });
   const returned = rec.record(target('a'), 'Normal', 'Issued', 'issued');
   assert.equal(returned, undefined, 'nothing to wait for');
   await new Promise((r) => setImmediate(r));
@@ -33,7 +33,7 @@ test('record returns before the API answers; the event is written in the backgro
 
 test('identical events for one object are written once; another object or reason is written', async () => {
   const written: CoreV1Event[] = [];
-  const rec = new EventRecorder({ createEvent: async (e) => written.push(e) }, 'op', { rate: { qps: 100, burst: 10 }, onError: assert.fail });
+  const rec = new EventRecorder({ createEvent: async (e) => written.push(e) }, 'op', { rate: { qps: 100, burst: 10 }, onError: (e) => assert.fail(String(e)) });
   rec.record(target('a'), 'Warning', 'Failed', 'x');
   rec.record(target('a'), 'Warning', 'Failed', 'x');
   rec.record(target('b'), 'Warning', 'Failed', 'x');
@@ -44,7 +44,7 @@ test('identical events for one object are written once; another object or reason
 
 test('writes are paced by the recorder\'s own budget, with a few in flight at once', async () => {
   const api = slowApi();
-  const rec = new EventRecorder(api, 'op', { rate: { qps: 5, burst: 2 }, onError: assert.fail });
+  const rec = new EventRecorder(api, 'op', { rate: { qps: 5, burst: 2 }, onError: (e) => assert.fail(String(e)) });
   for (let i = 0; i < 6; i++) rec.record(target(String(i)), 'Normal', 'Issued', 'x');
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(api.pending.length, 2, 'two tokens at first; the rest wait for theirs (one per 200 ms)');
