@@ -19,8 +19,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startControlPlane, resolveBinaries } from '../test/support/controlplane.ts';
 import { runKubectl } from '../test/support/env.ts';
-import { PRESETS, type Cluster, type Preset } from './bench-presets.ts';
-import { cpuTicks, median, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract } from './bench-stats.ts';
+import { PRESETS, agentIdentityOperator, type Cluster, type Preset } from './bench-presets.ts';
+import { cpuTicks, median, processCpuSeconds, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract, targetRows } from './bench-stats.ts';
 import { readyChart, type Series } from './bench-chart.ts';
 
 const env = process.env;
@@ -46,6 +46,8 @@ export interface RunResult {
   perIssuance: { apiWrites: number; apiReads: number; conflicts: number; connectionsOpened: number | null; connectionsSeen: number };
   peakOpenConnections: number;
   cpuSecondsPer100: number;
+  /** The API server's own CPU (its process_cpu_seconds_total) for the window, per 100: what the controller's requests cost the cluster. Includes the bench's N creates. */
+  apiServerCpuSecondsPer100: number | null;
   idle: { seconds: number; rssMiB: number; apiWrites: number; apiReads: number };
   readyOverTime: Array<[number, number]>;
 }
@@ -166,7 +168,8 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
   await sleep(Number(env.BENCH_SETTLE_SECONDS ?? 3) * 1000);
 
   const custom = c.kc.makeApiClient(CustomObjectsApi);
-  const m0 = requestTotals(await scrape(c.kc));
+  const s0 = await scrape(c.kc);
+  const m0 = requestTotals(s0);
   const ends0 = watchEnds;
   const cpu0 = cpuTicks(procText(ctl.pid, 'stat'));
   const conn0 = ctl.connectionsOpened?.() ?? 0;
@@ -179,7 +182,8 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
   }));
   while (readyAt.size < N && Date.now() - t0 < TIMEOUT_S * 1000) await sleep(50);
   const done = Date.now();
-  const m1 = requestTotals(await scrape(c.kc));
+  const s1 = await scrape(c.kc);
+  const m1 = requestTotals(s1);
   const cpu1 = cpuTicks(procText(ctl.pid, 'stat'));
   const conn1 = ctl.connectionsOpened?.() ?? 0;
   const socks = sockets.stop();
@@ -211,9 +215,16 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
     },
     peakOpenConnections: socks.peak,
     cpuSecondsPer100: ((cpu1 - cpu0) / CLK_TCK / ready) * 100,
+    apiServerCpuSecondsPer100: apiServerCpu(s0, s1, ready),
     idle: { seconds: IDLE_S, rssMiB: rss, apiWrites: idle.writes, apiReads: idle.reads },
     readyOverTime: readyCurve(t0, [...readyAt.values()]),
   };
+}
+
+/** null when the API server does not report its CPU (a managed control plane may not). */
+function apiServerCpu(before: string, after: string, ready: number): number | null {
+  const [a, b] = [processCpuSeconds(before), processCpuSeconds(after)];
+  return a === null || b === null ? null : ((b - a) / ready) * 100;
 }
 
 const f1 = (x: number | null) => (x === null || Number.isNaN(x) ? 'n/a' : x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2));
@@ -232,6 +243,7 @@ const METRICS: Array<[string, string, (r: RunResult) => number | null]> = [
   [`connections opened per issuance (/proc every ${SAMPLE_MS} ms, lower bound)`, '', (r) => r.perIssuance.connectionsSeen],
   ['peak open connections to the API server', '', (r) => r.peakOpenConnections],
   ['CPU seconds per 100 issuances', 's', (r) => r.cpuSecondsPer100],
+  ['API server CPU seconds per 100 issuances (incl. the N creates)', 's', (r) => r.apiServerCpuSecondsPer100],
   [`RSS after ${IDLE_S} s idle`, 'MiB', (r) => r.idle.rssMiB],
   [`API writes in the ${IDLE_S} s idle (whole API server)`, '', (r) => r.idle.apiWrites],
   [`API reads in the ${IDLE_S} s idle (whole API server)`, '', (r) => r.idle.apiReads],
@@ -270,6 +282,20 @@ const ratio = (i: number) => { const a = table[0]![i] ?? null, b = table[1]![i] 
 console.log(`\n## medians of ${RUNS} run(s), N=${N}`);
 console.log(`${''.padEnd(width)}  ${measured.map((p) => p.name.padEnd(26)).join('')}${measured.length === 2 ? `ratio (${measured[0]!.name} / ${measured[1]!.name})` : ''}`);
 METRICS.forEach(([label, unit], i) => console.log(`${label.padEnd(width)}  ${table.map((t) => cell(t[i]!, unit)).join('')}${measured.length === 2 ? ratio(i) : ''}`));
+const oursAt = measured.findIndex((p) => p === agentIdentityOperator);
+if (oursAt >= 0) {
+  const ours = results.filter((r) => r.preset === measured[oursAt]!.name);
+  const med = (pick: (r: RunResult) => number | null) => { const xs = ours.map(pick).filter((x): x is number => x !== null); return xs.length ? median(xs) : null; };
+  const rows = targetRows({
+    n: N, flags: env.AIO_FLAGS?.trim() ?? '',
+    p50s: med((r) => r.createToReadyMs.p50)! / 1000, p99s: med((r) => r.createToReadyMs.p99)! / 1000, allReadyS: med((r) => r.allReadySeconds)!,
+    writesPerIssuance: med((r) => r.perIssuance.apiWrites)!, connectionsPerIssuance: med((r) => r.perIssuance.connectionsOpened), idleWrites: med((r) => r.idle.apiWrites)!,
+    cpuPer100s: med((r) => r.cpuSecondsPer100)!, rssMiB: med((r) => r.idle.rssMiB)!,
+  });
+  console.log(`\n## issue 12's targets, ${measured[oursAt]!.name}${env.AIO_FLAGS ? ` (flags: ${env.AIO_FLAGS})` : ' (default flags)'}`);
+  const tw = Math.max(...rows.map((r) => r.target.length));
+  for (const r of rows) console.log(`${r.target.padEnd(tw)}  ${r.measured.padEnd(10)}  ${r.verdict}`);
+}
 const series: Series[] = results.map((r) => ({ label: r.preset, points: r.readyOverTime }));
 writeFileSync(join(OUT, 'ready-over-time.svg'), readyChart(`Ready over time, N=${N} created at once (${results.length} run(s))`, series));
 writeFileSync(join(OUT, 'results.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, n: N, runs: RUNS, idleSeconds: IDLE_S,

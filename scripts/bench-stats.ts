@@ -43,6 +43,13 @@ export function requestTotals(metricsText: string): RequestTotals {
   return totals;
 }
 
+/** A process's own process_cpu_seconds_total from its /metrics text; null when it reports none. */
+export function processCpuSeconds(metricsText: string): number | null {
+  const line = metricsText.split('\n').find((l) => l.startsWith('process_cpu_seconds_total '));
+  const value = line === undefined ? NaN : Number(line.split(' ')[1]);
+  return Number.isFinite(value) ? value : null;
+}
+
 export function subtract(a: RequestTotals, b: RequestTotals): RequestTotals {
   return { writes: a.writes - b.writes, reads: a.reads - b.reads, conflicts: a.conflicts - b.conflicts };
 }
@@ -81,4 +88,39 @@ export function socketsTo(tcpTable: string, port: number): Map<string, number> {
 /** The cumulative count of Ready objects over seconds since `t0`, one step per object. */
 export function readyCurve(t0: number, readyAt: readonly number[]): Array<[number, number]> {
   return [...readyAt].sort((a, b) => a - b).map((at, i) => [(at - t0) / 1000, i + 1]);
+}
+
+/** What one run of ours is judged by (issue 12's targets): the medians, and the setting each target assumes. */
+export interface TargetInput {
+  n: number;
+  /** The operator's extra flags (AIO_FLAGS); '' is default flags. */
+  flags: string;
+  p50s: number; p99s: number; allReadyS: number;
+  writesPerIssuance: number; connectionsPerIssuance: number | null; idleWrites: number;
+  cpuPer100s: number; rssMiB: number;
+}
+
+export interface TargetRow { target: string; measured: string; verdict: 'met' | 'not met' | 'not this run' }
+
+/**
+ * Each target with the measured number and a verdict. A target set for
+ * another N or other flags says "not this run" rather than judging a
+ * number it was not set for.
+ */
+export function targetRows(m: TargetInput): TargetRow[] {
+  const qps = /--qps[= ](\S+)/.exec(m.flags)?.[1];
+  const row = (target: string, measured: string, applies: boolean, ok: boolean): TargetRow =>
+    ({ target, measured, verdict: applies ? (ok ? 'met' : 'not met') : 'not this run' });
+  const s = (x: number) => `${x.toFixed(2)} s`;
+  return [
+    row('create → Ready p50 ≤ 2 s (N=300, default flags)', s(m.p50s), m.n === 300 && m.flags === '', m.p50s <= 2),
+    row('create → Ready p99 ≤ 5 s (N=300, default flags)', s(m.p99s), m.n === 300 && m.flags === '', m.p99s <= 5),
+    row('API writes per issuance ≤ 5', m.writesPerIssuance.toFixed(2), true, m.writesPerIssuance <= 5),
+    row('new connections per issuance ≤ 2', m.connectionsPerIssuance === null ? 'unknown' : m.connectionsPerIssuance.toFixed(2),
+      m.connectionsPerIssuance !== null, (m.connectionsPerIssuance ?? Infinity) <= 2),
+    row('0 API writes while idle', m.idleWrites.toFixed(0), true, m.idleWrites === 0),
+    row('CPU ≤ 2 s per 100 issuances', s(m.cpuPer100s), true, m.cpuPer100s <= 2),
+    row('RSS ≤ 120 MiB idle (N=1000)', `${m.rssMiB.toFixed(0)} MiB`, m.n === 1000, m.rssMiB <= 120),
+    row('all Ready ≤ 30 s (N=1000, --qps=50)', s(m.allReadyS), m.n === 1000 && qps === '50', m.allReadyS <= 30),
+  ];
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpuTicks, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract } from '../../../scripts/bench-stats.ts';
+import { cpuTicks, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract, targetRows, processCpuSeconds } from '../../../scripts/bench-stats.ts';
 import { niceCeil, readyChart } from '../../../scripts/bench-chart.ts';
 
 const METRICS = `# HELP apiserver_request_total [STABLE] Counter of apiserver requests
@@ -92,4 +92,25 @@ test('presets: ours and cert-manager make ECDSA P-256 objects; custom reads its 
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
   }
+});
+
+test('targetRows judges each target only on the run it was set for', () => {
+  const base = { p50s: 1.5, p99s: 6, allReadyS: 25, writesPerIssuance: 4, connectionsPerIssuance: 0, idleWrites: 0, cpuPer100s: 2.5, rssMiB: 100 };
+  const at300 = Object.fromEntries(targetRows({ ...base, n: 300, flags: '' }).map((r) => [r.target, r.verdict]));
+  assert.equal(at300['create → Ready p50 ≤ 2 s (N=300, default flags)'], 'met');
+  assert.equal(at300['create → Ready p99 ≤ 5 s (N=300, default flags)'], 'not met');
+  assert.equal(at300['CPU ≤ 2 s per 100 issuances'], 'not met');
+  assert.equal(at300['RSS ≤ 120 MiB idle (N=1000)'], 'not this run');
+  assert.equal(at300['all Ready ≤ 30 s (N=1000, --qps=50)'], 'not this run');
+  const withFlags = Object.fromEntries(targetRows({ ...base, n: 300, flags: '--concurrency=8' }).map((r) => [r.target, r.verdict]));
+  assert.equal(withFlags['create → Ready p50 ≤ 2 s (N=300, default flags)'], 'not this run', 'not default flags');
+  const at1000 = Object.fromEntries(targetRows({ ...base, n: 1000, flags: '--qps=50', connectionsPerIssuance: null }).map((r) => [r.target, r.verdict]));
+  assert.equal(at1000['RSS ≤ 120 MiB idle (N=1000)'], 'met');
+  assert.equal(at1000['all Ready ≤ 30 s (N=1000, --qps=50)'], 'met');
+  assert.equal(at1000['new connections per issuance ≤ 2'], 'not this run', 'unknown is not judged');
+});
+
+test('processCpuSeconds reads the process counter and says null when there is none', () => {
+  assert.equal(processCpuSeconds('# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.5\nprocess_cpu_seconds_total_x 3\n'), 12.5);
+  assert.equal(processCpuSeconds(METRICS), null);
 });
