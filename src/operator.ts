@@ -44,6 +44,9 @@ export interface OperatorOptions {
   now?: () => Date;
 }
 
+/** How long work caused by another object's change waits to be coalesced (see touchTrustDomain). */
+const COALESCE_MS = 1000;
+
 export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, metrics = new Metrics(), opts: OperatorOptions = {}): Promise<Operator> {
   // Paces the operator's API requests, not its reconciles (main.ts sets the same limit for the whole process).
   limitRequests(kc, { qps: cfg.qps, burst: cfg.burst });
@@ -77,6 +80,10 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   let signerQueue: WorkQueue | undefined;
   const addIdentity = (key: string) => { if (synced) identityQueue.add(key); };
   const addTrustDomain = (name: string) => { if (synced) trustQueue.add(name); };
+  // Work that another object's change causes (a TrustDomain's bundle copies and rotation progress
+  // after an identity, its Secret or a ledger entry moved; a policy's peers after an identity moved)
+  // waits a moment and is coalesced: a burst of N identities makes one pass per second, not N passes.
+  const touchTrustDomain = (name: string) => { if (synced) trustQueue.addAfter(name, COALESCE_MS); };
   const addRequest = (key: string) => { if (synced) signerQueue?.add(key); };
   const enqueueIdentitiesOf = (trustDomain: string) => {
     for (const i of identities.list()) if (trustDomainOf(i) === trustDomain) addIdentity(identityKey(i));
@@ -93,8 +100,8 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     return true;
   };
   // Policies name peers: any identity appearing, changing or leaving may change them.
-  const enqueuePolicyHolders = () => { for (const i of identities.list()) if (i.spec.policy) addIdentity(identityKey(i)); };
-  const onIdentity = (o: AgentIdentity) => { addIdentity(identityKey(o)); addTrustDomain(trustDomainOf(o)); enqueuePolicyHolders(); };
+  const enqueuePolicyHolders = () => { if (synced) for (const i of identities.list()) if (i.spec.policy) identityQueue.addAfter(identityKey(i), COALESCE_MS); };
+  const onIdentity = (o: AgentIdentity) => { addIdentity(identityKey(o)); touchTrustDomain(trustDomainOf(o)); enqueuePolicyHolders(); };
   const identities = kube.identityInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('agentidentities'),
     onChange: (o) => { if (specChanged(`ai/${identityKey(o)}`, o.metadata)) onIdentity(o); },
@@ -115,7 +122,8 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
       const identity = c.metadata.labels?.[LABEL_IDENTITY];
       if (identity) addIdentity(`${c.metadata.namespace}/${identity}`);
       if (!trustDomain) return;
-      addTrustDomain(trustDomain);
+      // A bundle copy at once; a policy.json only for the namespaces it shows identities in.
+      if (identity) touchTrustDomain(trustDomain); else addTrustDomain(trustDomain);
       // The deny list's home copy changed: every policy.json of the domain embeds it.
       if (!identity && c.metadata.namespace === cfg.namespace) enqueueIdentitiesOf(trustDomain);
     },
@@ -140,9 +148,9 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     onChange: (s: Secret) => {
       const identity = s.metadata.labels?.[LABEL_IDENTITY];
       const trustDomain = s.metadata.labels?.[LABEL_TRUST_DOMAIN];
+      // CA Secrets at once; identity Secrets whose bundle copy or root moved (rotation progress) coalesced.
       if (identity) addIdentity(`${s.metadata.namespace}/${identity}`);
-      // CA Secrets, and identity Secrets whose bundle copy or root moved (rotation progress).
-      if (trustDomain) addTrustDomain(trustDomain);
+      if (trustDomain) (identity ? touchTrustDomain : addTrustDomain)(trustDomain);
     },
   });
 
@@ -152,7 +160,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   const onRequest = (o: PodCertificateRequest) => {
     addRequest(requestKey(o));
     const trustDomain = o.metadata.labels?.[LABEL_TRUST_DOMAIN];
-    if (trustDomain) addTrustDomain(trustDomain);
+    if (trustDomain) touchTrustDomain(trustDomain);
   };
   // Without PodCertificateRequests (Kubernetes before 1.37, or RBAC without them) the signer is off
   // and everything else runs: an informer that can never sync would hold back every controller.
@@ -163,7 +171,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   const requests = signing ? kube.podCertificateRequestInformer({
     resyncMs: cfg.resyncMs, onRestart: restartLogger('podcertificaterequests'),
     onChange: onRequest,
-    onDelete: (o) => { const trustDomain = o.metadata.labels?.[LABEL_TRUST_DOMAIN]; if (trustDomain) addTrustDomain(trustDomain); },
+    onDelete: (o) => { const trustDomain = o.metadata.labels?.[LABEL_TRUST_DOMAIN]; if (trustDomain) touchTrustDomain(trustDomain); },
   }) : undefined;
   const podCertificates = requests ?? { list: () => [] };
   // Requests waiting on a TrustDomain that was still loading.
@@ -208,7 +216,15 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   return {
     metrics, store,
     ready: () => informers.every((i) => i.hasSynced()),
-    idle: async () => { await trustQueue.drain(); await identityQueue.drain(); await signerQueue?.drain(); await events.flush(); },
+    idle: async () => {
+      // Coalesced work (COALESCE_MS) is part of what a change causes: wait for it too.
+      for (let soon = 1; soon > 0;) {
+        await trustQueue.drain(); await identityQueue.drain(); await signerQueue?.drain();
+        soon = Math.max(trustQueue.dueWithin(COALESCE_MS), identityQueue.dueWithin(COALESCE_MS), signerQueue?.dueWithin(COALESCE_MS) ?? 0);
+        if (soon > 0) await new Promise((r) => setTimeout(r, soon + 10));
+      }
+      await events.flush();
+    },
     stop: async () => {
       await Promise.all(informers.map((i) => i.stop()));
       await Promise.all([identityQueue.shutdown(), trustQueue.shutdown(), signerQueue?.shutdown()]);

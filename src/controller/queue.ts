@@ -107,6 +107,14 @@ export class WorkQueue {
     return this.#waiting.size + this.#processing.size;
   }
 
+  /** Milliseconds until the last key delayed by at most `withinMs` is added (0: none): lets a caller wait out short delays, not long requeues. */
+  dueWithin(withinMs: number): number {
+    const now = Date.now();
+    let last = 0;
+    for (const { deadline } of this.#delayed.values()) if (deadline - now <= withinMs) last = Math.max(last, deadline - now);
+    return last;
+  }
+
   drain(): Promise<void> {
     if (this.depth() === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));

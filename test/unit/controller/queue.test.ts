@@ -491,3 +491,20 @@ test('shutdown waits for in-flight reconciles, drops waiting keys and cancels ti
   await advance(10_000);
   assert.deepEqual(calls, ['a'], 'no waiting, dirty, delayed, requeued or new key ran');
 });
+
+test('dueWithin names how long until the last short delay is due, ignoring long requeues; addAfter coalesces repeats', async (t) => {
+  const tick = fakeTime(t);
+  const calls: string[] = [];
+  const queue = new WorkQueue(async (key) => { calls.push(key); return {}; }, { concurrency: 1 });
+  assert.equal(queue.dueWithin(1000), 0, 'nothing delayed');
+  for (let i = 0; i < 5; i++) queue.addAfter('td', 1000);
+  queue.addAfter('renewal', DAY);
+  assert.equal(queue.dueWithin(1000), 1000);
+  await tick(400);
+  queue.addAfter('td', 1000);
+  assert.equal(queue.dueWithin(1000), 600, 'a later repeat does not push the first deadline back');
+  await tick(600);
+  await queue.drain();
+  assert.deepEqual(calls, ['td'], 'five adds and a repeat: one reconcile');
+  assert.equal(queue.dueWithin(1000), 0, 'the day-long requeue is not waited for');
+});
