@@ -81,7 +81,7 @@ export function parseKubeConfig(files: readonly { text: string; dir: string }[])
   const contexts = new Map<string, { cluster?: string; user?: string }>();
   let current: string | undefined;
   for (const { text, dir } of files) {
-    const doc = (load(text) ?? {}) as Document;
+    const doc = ((text.trim() ? load(text) : undefined) ?? {}) as Document;
     const path = (p: unknown) => { const s = str(p); return s && !isAbsolute(s) ? join(dir, s) : s; };
     current ??= str(doc['current-context']);
     for (const c of doc.clusters ?? []) {

@@ -100,16 +100,23 @@ export class Informer<T extends KubernetesObject> {
   }
 
   /** Watches, resumes and relists until stopped; only a failure waits, by restart.ts's backoff. */
+  /**
+   * An attempt lasts from one failure to the next, across the watches resumed
+   * in between, so restart.ts sees whether it ran long or got events.
+   */
   private async run(): Promise<void> {
     while (!this.stopped) {
-      this.begin();
       try {
         if (!this.resourceVersion) await this.relist();
         await this.watchOnce();
       } catch (err) {
         if (this.stopped) return;
-        if (gone(err)) this.resourceVersion = '';
-        else await this.sleep(this.nextDelay(err));
+        if (gone(err)) {
+          this.resourceVersion = '';
+        } else {
+          await this.sleep(this.nextDelay(err));
+          this.begin();
+        }
       }
     }
   }
@@ -117,6 +124,7 @@ export class Informer<T extends KubernetesObject> {
   private async watchOnce(): Promise<void> {
     if (this.stopped) return;
     this.abort = new AbortController();
+    const started = { at: Date.now(), resourceVersion: this.resourceVersion };
     const timeoutSeconds = watchSeconds();
     // A connection that died without a word (HTTP/1.1 has no pings) ends the watch a minute after the API server would have.
     const deadline = setTimeout(() => this.abort?.abort(), (timeoutSeconds + 60) * 1000).unref();
@@ -127,7 +135,7 @@ export class Informer<T extends KubernetesObject> {
     } finally {
       clearTimeout(deadline);
     }
-    if (Date.now() - this.attempt.at < SHORT_WATCH_MS && this.resourceVersion === this.attempt.resourceVersion) {
+    if (Date.now() - started.at < SHORT_WATCH_MS && this.resourceVersion === started.resourceVersion) {
       throw new KubeError(0, 'WatchClosedAtOnce', 'the watch ended at once without an event');
     }
   }
