@@ -101,6 +101,15 @@ test('a token file is read from disk, and a rotated one is picked up after the A
   await assertActsAs(kube, ns, 'rotated');
 });
 
+test("an exec credential plugin's token is used (client-node runs the plugin, loaded only for such users)", async () => {
+  const ns = await env.namespace('exec');
+  const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: await serviceAccountToken(ns, 'plugin') } });
+  const plugin = join(dir, 'plugin.json');
+  writeFileSync(plugin, credential);
+  const exec = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: ['-e', `process.stdout.write(require('fs').readFileSync(${JSON.stringify(plugin)}))`], interactiveMode: 'Never' });
+  await assertActsAs(new KubeClient(loadKubeConfig(writeKubeconfig('exec', `{ exec: ${exec} }`))), ns, 'plugin');
+});
+
 test("in a pod: the service's address, the mounted CA and the service account's token", async () => {
   const ns = await env.namespace('incluster');
   const root = mkdtempSync(join(dir, 'sa-'));
