@@ -19,7 +19,7 @@ export interface Cluster {
   readonly tlsServerName?: string;
 }
 
-/** A kubeconfig user, in client-node's field names; exec and authProvider are handed to client-node (transport.ts). */
+/** A kubeconfig user, in client-node's field names; exec, authProvider, basic auth and impersonation are handed to client-node (transport.ts). */
 export interface User {
   readonly certData?: string;
   readonly certFile?: string;
@@ -30,6 +30,8 @@ export interface User {
   readonly tokenFile?: string;
   readonly authProvider?: unknown;
   readonly exec?: unknown;
+  readonly username?: string;
+  readonly impersonateUser?: string;
 }
 
 export interface KubeConfig {
@@ -100,6 +102,7 @@ export function parseKubeConfig(files: readonly { text: string; dir: string }[])
         keyData: str(v['client-key-data']), keyFile: path(v['client-key']),
         token: str(v.token), tokenFile: path(v.tokenFile),
         authProvider: v['auth-provider'] ?? undefined, exec: v.exec ?? undefined,
+        username: str(v.username), impersonateUser: str(v.as),
       });
     }
     for (const c of doc.contexts ?? []) {

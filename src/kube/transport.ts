@@ -66,11 +66,11 @@ function nativeCredentials(cluster: Cluster | null, user: User | null, tokenFile
 interface ClientNodeConfig { applyToHTTPSOptions(opts: object): Promise<void> }
 
 /**
- * exec and auth-provider users (cloud kubeconfigs, the CLI on a laptop): their
- * plugins are client-node's, imported only now, so only they pay for it. It
- * loads the same files and answers each request's headers (it caches the
- * plugin's token) and the pool's TLS (an exec plugin may return a client
- * certificate) through applyToHTTPSOptions.
+ * exec and auth-provider users (cloud kubeconfigs, the CLI on a laptop), basic
+ * auth and impersonation: client-node's code, imported only now, so only they
+ * pay for it. It loads the same files and answers each request's headers (it
+ * caches a plugin's token) and the pool's TLS (an exec plugin may return a
+ * client certificate) through applyToHTTPSOptions.
  */
 function clientNodeCredentials(kc: KubeConfig): Credentials {
   let loaded: Promise<ClientNodeConfig> | undefined;
@@ -84,12 +84,16 @@ function clientNodeCredentials(kc: KubeConfig): Credentials {
     return c;
   })();
   const options = async () => {
-    const opts: Tls & { headers?: Record<string, string> } = {};
+    const opts: Tls & { headers?: Record<string, string>; auth?: string } = {};
     await (await config()).applyToHTTPSOptions(opts);
     return opts;
   };
   return {
-    headers: async () => (await options()).headers ?? {},
+    headers: async () => {
+      const { headers = {}, auth } = await options();
+      // Basic auth comes as https.request's `auth` option, not as a header.
+      return auth ? { ...headers, authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : headers;
+    },
     tls: async () => {
       const { ca, cert, key, rejectUnauthorized, servername } = await options();
       return { ca, cert, key, rejectUnauthorized, servername };
@@ -102,7 +106,8 @@ function credentialsOf(kc: KubeConfig): Credentials {
   const cluster = kc.getCurrentCluster();
   const user = kc.getCurrentUser();
   const tokenFile = user ? tokenFileOf(user) : undefined;
-  if (user && !tokenFile && (user.exec || user.authProvider)) return clientNodeCredentials(kc);
+  // Rare outside laptops and cloud kubeconfigs: client-node's code serves them rather than a copy of it.
+  if (user && !tokenFile && (user.exec || user.authProvider || user.username || user.impersonateUser)) return clientNodeCredentials(kc);
   return nativeCredentials(cluster, user, tokenFile);
 }
 

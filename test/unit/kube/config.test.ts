@@ -88,3 +88,13 @@ test("in a pod: the service's address (IPv6 in brackets), the mounted CA and the
   assert.deepEqual(kc.getCurrentUser(), { tokenFile: '/sa/token' });
   assert.equal(inClusterConfig({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '8080' }, '/sa').getCurrentCluster()?.server, 'http://10.0.0.1:8080');
 });
+
+test('basic auth and impersonation are recognised, so client-node can serve them', () => {
+  const text = `current-context: c
+clusters: [{ name: k, cluster: { server: "https://k:1" } }]
+users: [{ name: u, user: { username: admin, password: pw, as: alice } }]
+contexts: [{ name: c, context: { cluster: k, user: u } }]
+`;
+  const { user } = parseKubeConfig([{ text, dir: '/' }]);
+  assert.deepEqual([user?.username, user?.impersonateUser], ['admin', 'alice']);
+});
