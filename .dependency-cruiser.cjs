@@ -31,9 +31,9 @@ module.exports = {
     {
       name: 'one-api-client',
       severity: 'error',
-      comment: 'Only src/kube/ talks to the API server: the webhook and the CLI go through it.',
-      from: { path: '^src/(webhook|cli)/' },
-      to: { path: '@kubernetes/client-node' },
+      comment: 'Only src/kube/ talks to the API server (over undici; client-node only for exec/auth-provider users): everything else goes through it.',
+      from: { path: '^src/', pathNot: '^src/kube/' },
+      to: { path: 'node_modules/(@kubernetes/client-node|undici)/' },
     },
     {
       name: 'pure-core-no-io',

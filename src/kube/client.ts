@@ -1,54 +1,34 @@
-// The one API client: thin, typed wrappers over client-node for the operator's
-// reconcilers, leader election, events, the webhook and the CLI. Every client
-// of one kubeconfig shares one connection pool and one rate limit
-// (transport.ts); a request is bounded by its client's timeout if it has one,
-// and every rejection is normalised to a KubeError (errors.ts).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import {
-  AdmissionregistrationV1Api, ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, VersionApi,
-  findHomeDir, setHeaderOptions,
-  type ConfigurationOptions, type CoreV1Event, type KubernetesListObject, type KubernetesObject, type V1ConfigMap, type V1Lease, type V1Secret,
-} from '@kubernetes/client-node';
+// The one API client: thin, typed REST calls for the operator's reconcilers,
+// leader election, events, the webhook and the CLI. Every client of one
+// kubeconfig shares one connection pool and one rate limit (transport.ts); a
+// request is bounded by its client's timeout if it has one, and every
+// rejection is normalised to a KubeError (errors.ts). Answers are the API
+// server's JSON as is: no client-node, no ObjectSerializer (issue 12).
+import type { CoreV1Event, KubernetesListObject, KubernetesObject, V1CustomResourceDefinition, V1Lease } from '@kubernetes/client-node';
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER, SIGNER_NAME } from '../api/group.ts';
 import type {
   AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, ObjectMeta, PodCertificateRequest, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
 } from '../api/types.ts';
+import type { KubeConfig } from './config.ts';
 import { call, ifExists, isNotFound } from './errors.ts';
 import { Informer } from './informer.ts';
-import { requestOptions } from './transport.ts';
+import { send, type Query, type Request, type RequestOptions } from './transport.ts';
 
-export type { KubeConfig };
+export { loadKubeConfig, NoClusterError, type KubeConfig } from './config.ts';
 
-const AI = { group: GROUP, version: VERSION, plural: AGENT_IDENTITY.plural };
-const TD = { group: GROUP, version: VERSION, plural: TRUST_DOMAIN.plural };
-const CTB = { group: 'certificates.k8s.io', version: 'v1', plural: 'clustertrustbundles' };
-const PCR = { group: 'certificates.k8s.io', version: 'v1', plural: 'podcertificaterequests' };
+const AI_PATH = `/apis/${GROUP}/${VERSION}`;
+const CERTS_PATH = '/apis/certificates.k8s.io/v1';
 /** Only the operator's signer's requests are listed, watched or cached. */
 const OUR_SIGNER = `spec.signerName=${SIGNER_NAME}`;
+const MERGE_PATCH = 'application/merge-patch+json';
+const JSON_PATCH = 'application/json-patch+json';
+const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+const WRITE = { fieldManager: FIELD_MANAGER };
 
-/** Neither a kubeconfig nor a pod's service account: there is no cluster to talk to. */
-export class NoClusterError extends Error {
-  constructor() {
-    super('no kubeconfig found: set KUBECONFIG or --kubeconfig, or run in a cluster');
-    this.name = 'NoClusterError';
-  }
-}
-
-/**
- * The cluster to talk to: the given kubeconfig file, else $KUBECONFIG or
- * ~/.kube/config, else in-cluster. client-node alone would fall back to
- * http://localhost:8080 (or https://undefined:undefined) and fail later with
- * an error that names neither.
- */
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  const home = findHomeDir();
-  if (path) kc.loadFromFile(path);
-  else if (process.env.KUBECONFIG || (home && existsSync(join(home, '.kube', 'config')))) kc.loadFromDefault();
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else throw new NoClusterError();
-  return kc;
+/** A path under `base`, its segments escaped: /base[/namespaces/ns]/resource[/name][/sub]. */
+function at(base: string, resource: string, namespace?: string, name?: string, sub?: string): string {
+  const e = encodeURIComponent;
+  return `${base}${namespace ? `/namespaces/${e(namespace)}` : ''}/${resource}${name ? `/${e(name)}` : ''}${sub ? `/${sub}` : ''}`;
 }
 
 export interface InformerHandlers<T> {
@@ -88,26 +68,12 @@ export interface KubeClientOptions {
 
 export class KubeClient {
   private readonly kc: KubeConfig;
-  private readonly core: CoreV1Api;
-  private readonly custom: CustomObjectsApi;
-  private readonly admission: AdmissionregistrationV1Api;
-  private readonly coordination: CoordinationV1Api;
-  private readonly extensions: ApiextensionsV1Api;
-  private readonly version: VersionApi;
-  /** Every call passes these: the shared connection pool, the rate limit and the timeout. */
-  private readonly opts: ConfigurationOptions;
-  private readonly mergePatch: ConfigurationOptions;
+  /** Every call passes these: the client's timeout and whether the process's rate limit paces it. */
+  private readonly opts: RequestOptions;
 
   constructor(kc: KubeConfig, options: KubeClientOptions = {}) {
     this.kc = kc;
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
-    this.coordination = kc.makeApiClient(CoordinationV1Api);
-    this.extensions = kc.makeApiClient(ApiextensionsV1Api);
-    this.version = kc.makeApiClient(VersionApi);
-    this.opts = requestOptions(kc, options);
-    this.mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch, this.opts);
+    this.opts = options;
   }
 
   /** The API server's URL, as the kubeconfig names it. */
@@ -115,103 +81,120 @@ export class KubeClient {
     return this.kc.getCurrentCluster()?.server;
   }
 
+  private req<T>(r: Request): Promise<T> {
+    return call(() => send<T>(this.kc, this.opts, r));
+  }
+
+  private get<T>(path: string, query?: Query): Promise<T> {
+    return this.req({ method: 'GET', path, query });
+  }
+
+  private create<T>(path: string, body: unknown, query?: Query): Promise<T> {
+    return this.req({ method: 'POST', path, body, query });
+  }
+
+  private replace<T>(path: string, body: unknown, query?: Query): Promise<T> {
+    return this.req({ method: 'PUT', path, body, query });
+  }
+
+  private mergePatch<T>(path: string, body: unknown, query?: Query): Promise<T> {
+    return this.req({ method: 'PATCH', path, body, query, contentType: MERGE_PATCH });
+  }
+
   getVersion(): Promise<{ gitVersion: string }> {
-    return call(() => this.version.getCode(undefined, this.opts));
+    return this.get('/version');
   }
 
   // --- Secrets
   getSecret(namespace: string, name: string): Promise<Secret> {
-    return call(() => this.core.readNamespacedSecret({ namespace, name }, this.opts) as Promise<Secret>);
+    return this.get(at('/api/v1', 'secrets', namespace, name));
   }
 
   createSecret(secret: Secret): Promise<Secret> {
-    const namespace = secret.metadata.namespace!;
-    return call(() => this.core.createNamespacedSecret({ namespace, body: secret as V1Secret, fieldManager: FIELD_MANAGER }, this.opts) as Promise<Secret>);
+    return this.create(at('/api/v1', 'secrets', secret.metadata.namespace!), secret, WRITE);
   }
 
   /** Optimistic-concurrency replace: metadata.resourceVersion must be set, so a stale write fails with 409. */
   replaceSecret(secret: Secret): Promise<Secret> {
-    const { namespace, name } = secret.metadata as { namespace: string; name: string };
-    return call(() => this.core.replaceNamespacedSecret({ namespace, name, body: secret as V1Secret, fieldManager: FIELD_MANAGER }, this.opts) as Promise<Secret>);
+    return this.replace(at('/api/v1', 'secrets', secret.metadata.namespace!, secret.metadata.name!), secret, WRITE);
   }
 
   deleteSecret(namespace: string, name: string, uid?: string): Promise<unknown> {
     // The uid precondition makes sure we delete exactly the Secret we decided about.
-    return call(() => this.core.deleteNamespacedSecret({ namespace, name, body: uid ? { preconditions: { uid } } : undefined }, this.opts));
+    return this.req({ method: 'DELETE', path: at('/api/v1', 'secrets', namespace, name), body: uid ? { preconditions: { uid } } : undefined });
   }
 
   // --- ConfigMaps
   getConfigMap(namespace: string, name: string): Promise<ConfigMap> {
-    return call(() => this.core.readNamespacedConfigMap({ namespace, name }, this.opts) as Promise<ConfigMap>);
+    return this.get(at('/api/v1', 'configmaps', namespace, name));
   }
 
   createConfigMap(cm: ConfigMap): Promise<ConfigMap> {
-    return call(() => this.core.createNamespacedConfigMap({ namespace: cm.metadata.namespace!, body: cm as V1ConfigMap, fieldManager: FIELD_MANAGER }, this.opts) as Promise<ConfigMap>);
+    return this.create(at('/api/v1', 'configmaps', cm.metadata.namespace!), cm, WRITE);
   }
 
   replaceConfigMap(cm: ConfigMap): Promise<ConfigMap> {
-    return call(() => this.core.replaceNamespacedConfigMap({ namespace: cm.metadata.namespace!, name: cm.metadata.name!, body: cm as V1ConfigMap, fieldManager: FIELD_MANAGER }, this.opts) as Promise<ConfigMap>);
+    return this.replace(at('/api/v1', 'configmaps', cm.metadata.namespace!, cm.metadata.name!), cm, WRITE);
   }
 
   deleteConfigMap(namespace: string, name: string): Promise<unknown> {
-    return call(() => this.core.deleteNamespacedConfigMap({ namespace, name }, this.opts));
+    return this.req({ method: 'DELETE', path: at('/api/v1', 'configmaps', namespace, name) });
   }
 
   /**
    * A Secret's or ConfigMap's metadata only (PartialObjectMetadata): admission
    * asks who owns it, so it never needs, and so never receives, its data.
    */
-  getMetadata(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<ObjectMeta> {
-    const opts = setHeaderOptions('Accept', 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1', this.opts);
-    const read = kind === 'Secret' ? () => this.core.readNamespacedSecret({ namespace, name }, opts) : () => this.core.readNamespacedConfigMap({ namespace, name }, opts);
-    return call(async () => ((await read()) as { metadata: ObjectMeta }).metadata);
+  async getMetadata(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<ObjectMeta> {
+    const path = at('/api/v1', kind === 'Secret' ? 'secrets' : 'configmaps', namespace, name);
+    return (await this.req<{ metadata: ObjectMeta }>({ method: 'GET', path, accept: METADATA_ONLY })).metadata;
   }
 
   // --- Namespaces
   getNamespace(name: string): Promise<Namespace> {
-    return call(() => this.core.readNamespace({ name }, this.opts) as Promise<Namespace>);
+    return this.get(at('/api/v1', 'namespaces', undefined, name));
   }
 
   // --- Events
   createEvent(event: CoreV1Event): Promise<unknown> {
-    return call(() => this.core.createNamespacedEvent({ namespace: event.metadata.namespace!, body: event }, this.opts));
+    return this.create(at('/api/v1', 'events', event.metadata.namespace!), event);
   }
 
   // --- Leases
   getLease(namespace: string, name: string): Promise<V1Lease> {
-    return call(() => this.coordination.readNamespacedLease({ namespace, name }, this.opts));
+    return this.get(at('/apis/coordination.k8s.io/v1', 'leases', namespace, name));
   }
 
   createLease(lease: V1Lease): Promise<V1Lease> {
-    return call(() => this.coordination.createNamespacedLease({ namespace: lease.metadata!.namespace!, body: lease }, this.opts));
+    return this.create(at('/apis/coordination.k8s.io/v1', 'leases', lease.metadata!.namespace!), lease);
   }
 
   /** metadata.resourceVersion from the read makes this a compare-and-swap. */
   replaceLease(lease: V1Lease): Promise<V1Lease> {
-    return call(() => this.coordination.replaceNamespacedLease({ namespace: lease.metadata!.namespace!, name: lease.metadata!.name!, body: lease }, this.opts));
+    return this.replace(at('/apis/coordination.k8s.io/v1', 'leases', lease.metadata!.namespace!, lease.metadata!.name!), lease);
   }
 
   // --- CustomResourceDefinitions
   /** Whether a CRD is installed and Established (served). */
   async crdEstablished(name: string): Promise<boolean> {
-    const crd = await call(() => this.extensions.readCustomResourceDefinition({ name }, this.opts));
+    const crd = await this.get<V1CustomResourceDefinition>(at('/apis/apiextensions.k8s.io/v1', 'customresourcedefinitions', undefined, name));
     return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
   }
 
-  // --- ClusterTrustBundle (certificates.k8s.io/v1; client-node has no typed v1 client yet)
+  // --- ClusterTrustBundle (certificates.k8s.io/v1)
   /** Whether the API server serves ClusterTrustBundles; they are optional. */
   servesClusterTrustBundles(): Promise<boolean> {
-    return this.serves(() => this.custom.listClusterCustomObject({ ...CTB, limit: 1 }, this.opts));
+    return this.serves(at(CERTS_PATH, 'clustertrustbundles'), { limit: 1 });
   }
 
   /** Whether the API server serves PodCertificateRequests (Kubernetes 1.37+); a refusal (403) is thrown. */
   servesPodCertificateRequests(): Promise<boolean> {
-    return this.serves(() => this.custom.listClusterCustomObject({ ...PCR, fieldSelector: OUR_SIGNER, limit: 1 }, this.opts));
+    return this.serves(at(CERTS_PATH, 'podcertificaterequests'), { fieldSelector: OUR_SIGNER, limit: 1 });
   }
 
-  private async serves(list: () => Promise<unknown>): Promise<boolean> {
+  private async serves(path: string, query: Query): Promise<boolean> {
     try {
-      await call(list);
+      await this.get(path, query);
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -220,134 +203,128 @@ export class KubeClient {
   }
 
   getClusterTrustBundle(name: string): Promise<ClusterTrustBundle> {
-    return call(() => this.custom.getClusterCustomObject({ ...CTB, name }, this.opts) as Promise<ClusterTrustBundle>);
+    return this.get(at(CERTS_PATH, 'clustertrustbundles', undefined, name));
   }
 
   createClusterTrustBundle(body: ClusterTrustBundle): Promise<unknown> {
-    return call(() => this.custom.createClusterCustomObject({ ...CTB, body, fieldManager: FIELD_MANAGER }, this.opts));
+    return this.create(at(CERTS_PATH, 'clustertrustbundles'), body, WRITE);
   }
 
   replaceClusterTrustBundle(body: ClusterTrustBundle): Promise<unknown> {
-    return call(() => this.custom.replaceClusterCustomObject({ ...CTB, name: body.metadata.name!, body, fieldManager: FIELD_MANAGER }, this.opts));
+    return this.replace(at(CERTS_PATH, 'clustertrustbundles', undefined, body.metadata.name!), body, WRITE);
   }
 
   // --- AgentIdentity
   getIdentity(namespace: string, name: string): Promise<AgentIdentity> {
-    return call(() => this.custom.getNamespacedCustomObject({ ...AI, namespace, name }, this.opts) as Promise<AgentIdentity>);
+    return this.get(at(AI_PATH, AGENT_IDENTITY.plural, namespace, name));
   }
 
   /** In one namespace, or in all when namespace is undefined. */
   async listIdentities(namespace?: string, labelSelector?: string): Promise<AgentIdentity[]> {
-    const list = namespace
-      ? await call(() => this.custom.listNamespacedCustomObject({ ...AI, namespace, labelSelector }, this.opts))
-      : await call(() => this.custom.listClusterCustomObject({ ...AI, labelSelector }, this.opts));
-    return (list as { items: AgentIdentity[] }).items;
+    return (await this.get<{ items: AgentIdentity[] }>(at(AI_PATH, AGENT_IDENTITY.plural, namespace), { labelSelector })).items;
   }
 
   /** Merge-patches metadata (finalizers); resourceVersion makes it optimistic. */
   patchIdentityMetadata(namespace: string, name: string, metadata: { finalizers: string[]; resourceVersion?: string }): Promise<AgentIdentity> {
-    return call(() => this.custom.patchNamespacedCustomObject({ ...AI, namespace, name, body: { metadata }, fieldManager: FIELD_MANAGER }, this.mergePatch) as Promise<AgentIdentity>);
+    return this.mergePatch(at(AI_PATH, AGENT_IDENTITY.plural, namespace, name), { metadata }, WRITE);
   }
 
   /** A person's request (the CLI's): no operator field manager, so the API server names the writer from the User-Agent. */
   annotateIdentity(namespace: string, name: string, annotations: Record<string, string>): Promise<unknown> {
-    return call(() => this.custom.patchNamespacedCustomObject({ ...AI, namespace, name, body: { metadata: { annotations } } }, this.mergePatch));
+    return this.mergePatch(at(AI_PATH, AGENT_IDENTITY.plural, namespace, name), { metadata: { annotations } });
   }
 
   patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<AgentIdentity> {
-    return call(() => this.custom.patchNamespacedCustomObjectStatus({ ...AI, namespace, name, body: { status }, fieldManager: FIELD_MANAGER }, this.mergePatch) as Promise<AgentIdentity>);
+    return this.mergePatch(at(AI_PATH, AGENT_IDENTITY.plural, namespace, name, 'status'), { status }, WRITE);
   }
 
   // --- TrustDomain
   getTrustDomain(name: string): Promise<TrustDomain> {
-    return call(() => this.custom.getClusterCustomObject({ ...TD, name }, this.opts) as Promise<TrustDomain>);
+    return this.get(at(AI_PATH, TRUST_DOMAIN.plural, undefined, name));
   }
 
   async listTrustDomains(): Promise<TrustDomain[]> {
-    return ((await call(() => this.custom.listClusterCustomObject(TD, this.opts))) as { items: TrustDomain[] }).items;
+    return (await this.get<{ items: TrustDomain[] }>(at(AI_PATH, TRUST_DOMAIN.plural))).items;
   }
 
   /** As annotateIdentity. */
   annotateTrustDomain(name: string, annotations: Record<string, string>): Promise<unknown> {
-    return call(() => this.custom.patchClusterCustomObject({ ...TD, name, body: { metadata: { annotations } } }, this.mergePatch));
+    return this.mergePatch(at(AI_PATH, TRUST_DOMAIN.plural, undefined, name), { metadata: { annotations } });
   }
 
   patchTrustDomainStatus(name: string, status: TrustDomainStatus): Promise<TrustDomain> {
-    return call(() => this.custom.patchClusterCustomObjectStatus({ ...TD, name, body: { status }, fieldManager: FIELD_MANAGER }, this.mergePatch) as Promise<TrustDomain>);
+    return this.mergePatch(at(AI_PATH, TRUST_DOMAIN.plural, undefined, name, 'status'), { status }, WRITE);
   }
 
-  // --- PodCertificateRequest (certificates.k8s.io/v1; client-node has no typed v1 client yet)
+  // --- PodCertificateRequest (certificates.k8s.io/v1)
   /**
    * Replaces the request's metadata (the signer's finalizer, labels and
    * annotations); the spec is immutable. The resourceVersion makes it a
    * compare-and-swap, and PUT keeps the RBAC to `update`.
    */
   replacePodCertificateRequest(pcr: PodCertificateRequest): Promise<PodCertificateRequest> {
-    const { namespace, name } = pcr.metadata as { namespace: string; name: string };
-    return call(() => this.custom.replaceNamespacedCustomObject({ ...PCR, namespace, name, body: pcr, fieldManager: FIELD_MANAGER }, this.opts) as Promise<PodCertificateRequest>);
+    return this.replace(at(CERTS_PATH, 'podcertificaterequests', pcr.metadata.namespace!, pcr.metadata.name!), pcr, WRITE);
   }
 
   /** Answers the request through /status: a 409 means someone (another replica) answered first, or the cache was stale. */
   replacePodCertificateRequestStatus(pcr: PodCertificateRequest): Promise<PodCertificateRequest> {
-    const { namespace, name } = pcr.metadata as { namespace: string; name: string };
-    return call(() => this.custom.replaceNamespacedCustomObjectStatus({ ...PCR, namespace, name, body: pcr, fieldManager: FIELD_MANAGER }, this.opts) as Promise<PodCertificateRequest>);
+    return this.replace(at(CERTS_PATH, 'podcertificaterequests', pcr.metadata.namespace!, pcr.metadata.name!, 'status'), pcr, WRITE);
   }
 
   // --- Webhook configurations: the chart creates them; only their caBundle is written
 
   /** Undefined when the configuration is not installed (404). */
   getWebhookConfiguration(kind: WebhookConfigurationKind, name: string): Promise<WebhookConfiguration | undefined> {
-    return ifExists(() => (kind === 'MutatingWebhookConfiguration'
-      ? this.admission.readMutatingWebhookConfiguration({ name }, this.opts)
-      : this.admission.readValidatingWebhookConfiguration({ name }, this.opts)) as Promise<WebhookConfiguration>);
+    return ifExists(() => this.get<WebhookConfiguration>(webhookPath(kind, name)));
   }
 
   patchWebhookConfiguration(kind: WebhookConfigurationKind, name: string, ops: PatchOp[]): Promise<unknown> {
-    const opts = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch, this.opts);
-    const body = ops as object[];
-    return call(() => (kind === 'MutatingWebhookConfiguration'
-      ? this.admission.patchMutatingWebhookConfiguration({ name, body, fieldManager: FIELD_MANAGER }, opts)
-      : this.admission.patchValidatingWebhookConfiguration({ name, body, fieldManager: FIELD_MANAGER }, opts)));
+    return this.req({ method: 'PATCH', path: webhookPath(kind, name), body: ops, query: WRITE, contentType: JSON_PATCH });
   }
 
   // --- Informers
   identityInformer(h: InformerHandlers<AgentIdentity>): Informer<AgentIdentity & KubernetesObject> {
-    return this.informer('agentidentities', `/apis/${GROUP}/${VERSION}/${AGENT_IDENTITY.plural}`, () => this.custom.listClusterCustomObject(AI, this.opts), h);
+    return this.informer('agentidentities', at(AI_PATH, AGENT_IDENTITY.plural), h);
   }
 
   trustDomainInformer(h: InformerHandlers<TrustDomain>): Informer<TrustDomain & KubernetesObject> {
-    return this.informer('trustdomains', `/apis/${GROUP}/${VERSION}/${TRUST_DOMAIN.plural}`, () => this.custom.listClusterCustomObject(TD, this.opts), h);
+    return this.informer('trustdomains', at(AI_PATH, TRUST_DOMAIN.plural), h);
   }
 
   managedConfigMapInformer(h: InformerHandlers<ConfigMap>): Informer<ConfigMap & KubernetesObject> {
-    return this.informer('configmaps', '/api/v1/configmaps', () => this.core.listConfigMapForAllNamespaces({ labelSelector: MANAGED_SELECTOR }, this.opts), h, MANAGED_SELECTOR);
+    return this.informer('configmaps', '/api/v1/configmaps', h, MANAGED_SELECTOR);
   }
 
   namespaceInformer(h: InformerHandlers<Namespace>): Informer<Namespace & KubernetesObject> {
-    return this.informer('namespaces', '/api/v1/namespaces', () => this.core.listNamespace(undefined, this.opts), h);
+    return this.informer('namespaces', '/api/v1/namespaces', h);
   }
 
   /** The identity reconciler asks only whether one exists; a ServiceAccount is little more than its metadata, so the whole object costs about what a metadata-only watch would. */
   serviceAccountInformer(h: InformerHandlers<ServiceAccount>): Informer<ServiceAccount & KubernetesObject> {
-    return this.informer('serviceaccounts', '/api/v1/serviceaccounts', () => this.core.listServiceAccountForAllNamespaces(undefined, this.opts), h);
+    return this.informer('serviceaccounts', '/api/v1/serviceaccounts', h);
   }
 
   /** Only Secrets carrying the operator's label are ever listed, watched or cached. */
   managedSecretInformer(h: InformerHandlers<Secret>): Informer<Secret & KubernetesObject> {
-    return this.informer('secrets', '/api/v1/secrets', () => this.core.listSecretForAllNamespaces({ labelSelector: MANAGED_SELECTOR }, this.opts), h, MANAGED_SELECTOR);
+    return this.informer('secrets', '/api/v1/secrets', h, MANAGED_SELECTOR);
   }
 
   /** Only requests naming the operator's signer (a field selector the API server supports) are listed, watched or cached. */
   podCertificateRequestInformer(h: InformerHandlers<PodCertificateRequest>): Informer<PodCertificateRequest & KubernetesObject> {
-    return this.informer('podcertificaterequests', `/apis/${PCR.group}/${PCR.version}/${PCR.plural}`,
-      () => this.custom.listClusterCustomObject({ ...PCR, fieldSelector: OUR_SIGNER }, this.opts), h, undefined, OUR_SIGNER);
+    return this.informer('podcertificaterequests', at(CERTS_PATH, 'podcertificaterequests'), h, undefined, OUR_SIGNER);
   }
 
-  private informer<T>(name: string, path: string, list: () => Promise<unknown>, h: InformerHandlers<T>, labelSelector?: string, fieldSelector?: string): Informer<T & KubernetesObject> {
+  /** The list is a request (paced); the watch that follows is not (watch.ts). */
+  private informer<T>(name: string, path: string, h: InformerHandlers<T>, labelSelector?: string, fieldSelector?: string): Informer<T & KubernetesObject> {
     return new Informer(this.kc, {
       name, path, labelSelector, fieldSelector,
-      list: () => call(list) as Promise<KubernetesListObject<T & KubernetesObject>>,
+      list: () => this.get<KubernetesListObject<T & KubernetesObject>>(path, { labelSelector, fieldSelector }),
       ...h,
     });
   }
+}
+
+function webhookPath(kind: WebhookConfigurationKind, name: string): string {
+  const resource = kind === 'MutatingWebhookConfiguration' ? 'mutatingwebhookconfigurations' : 'validatingwebhookconfigurations';
+  return at('/apis/admissionregistration.k8s.io/v1', resource, undefined, name);
 }

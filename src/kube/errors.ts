@@ -1,7 +1,6 @@
 // API errors reduced to what callers decide on: the HTTP status and the
-// Status message. The raw ApiException carries headers and the whole body;
-// dropping them keeps request/response bytes out of logs.
-import { ApiException } from '@kubernetes/client-node';
+// Status message. Never the raw body, headers or request: that keeps
+// request/response bytes (a Secret's data) out of logs.
 
 export class KubeError extends Error {
   readonly code: number;
@@ -14,24 +13,21 @@ export class KubeError extends Error {
   }
 }
 
-function statusOf(body: unknown): { reason?: string; message?: string } {
-  if (typeof body === 'string') {
-    try { return JSON.parse(body) as { reason?: string; message?: string }; } catch { return {}; }
-  }
-  return (body ?? {}) as { reason?: string; message?: string };
+/** A non-2xx answer: the Status body's reason and message (metav1.Status), when it is one. */
+export function statusError(code: number, body: string): KubeError {
+  let s: { reason?: unknown; message?: unknown } = {};
+  try { s = (JSON.parse(body) ?? {}) as typeof s; } catch { /* not JSON: "404 page not found" */ }
+  const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  return new KubeError(code, str(s.reason) ?? 'Unknown', str(s.message) ?? `HTTP ${code}`);
 }
 
 /**
  * Normalises anything the client throws; network errors become code 0 with
- * the socket's code (ECONNREFUSED...) as reason. Watch failures are plain
- * Errors carrying the HTTP status as statusCode.
+ * the socket's code (ECONNREFUSED...) as reason; so does a timeout. An
+ * Error carrying an HTTP status as statusCode keeps it.
  */
 export function toKubeError(err: unknown): KubeError {
   if (err instanceof KubeError) return err;
-  if (err instanceof ApiException) {
-    const s = statusOf(err.body);
-    return new KubeError(err.code, s.reason ?? 'Unknown', s.message ?? `HTTP ${err.code}`);
-  }
   const e = err as { code?: unknown; message?: unknown; statusCode?: unknown; cause?: { code?: unknown } };
   const message = typeof e?.message === 'string' ? e.message : String(err);
   if (typeof e?.statusCode === 'number') return new KubeError(e.statusCode, 'Unknown', message);

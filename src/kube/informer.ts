@@ -1,13 +1,17 @@
-// A list-watch cache that does not stay dead. client-node's ListWatch stops on
-// any watch error; this restarts it with capped, jittered exponential backoff
-// (restart.ts decides), relists on 410 Gone (ListWatch clears its
-// resourceVersion for that), and re-delivers every cached object each resync
-// period as a safety net against missed events — the same contract as
-// client-go's shared informer. Watches share the process's connection pool
-// (transport.ts) but not its rate limit.
-import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type KubernetesListObject } from '@kubernetes/client-node';
+// A list-watch cache that does not stay dead: client-go's shared informer
+// contract. It lists, then watches from the list's resourceVersion; a watch
+// the API server ends is resumed at once from the last resourceVersion seen;
+// 410 Gone relists (the cache is replaced: deletes for what vanished, changes
+// for the rest, as client-node's ListWatch did); any other failure restarts
+// with capped, jittered exponential backoff (restart.ts decides); and every
+// cached object is re-delivered each resync period as a safety net against
+// missed events. Watches share the process's connection pool (transport.ts)
+// but not its rate limit; the list is a request and is paced.
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig } from './config.ts';
+import { KubeError, toKubeError } from './errors.ts';
 import { planRestart, HEALTHY, type Restart, type RestartState } from './restart.ts';
-import { watchConfig } from './transport.ts';
+import { watch, type WatchEvent } from './watch.ts';
 
 export interface InformerOptions<T extends KubernetesObject> {
   name: string;
@@ -24,63 +28,54 @@ export interface InformerOptions<T extends KubernetesObject> {
   onRestart?: (err: unknown, delayMs: number, restart: Restart) => void;
 }
 
+/** client-go's reflector: a watch lasts a random 5 to 10 minutes, so replicas do not all re-watch at once. */
+const watchSeconds = () => Math.round(300 * (1 + Math.random()));
+/** client-go: a watch that ends this soon without an event is a failure, not a resumable end. */
+const SHORT_WATCH_MS = 1000;
+
+const gone = (err: unknown) => toKubeError(err).code === 410;
+
 export class Informer<T extends KubernetesObject> {
   readonly name: string;
-  private readonly lw: ListWatch<T>;
+  private readonly kc: KubeConfig;
   private readonly opts: InformerOptions<T>;
+  /** namespace ('' for cluster-scoped) → name → object. */
+  private objects = new Map<string, Map<string, T>>();
+  /** The last resourceVersion listed or watched; '' means relist. */
+  private resourceVersion = '';
   private synced = false;
-  private listed = false;
-  private lastError: unknown;
   private stopped = false;
   private restart: RestartState = HEALTHY;
   /** When the current attempt began, and the resourceVersion it began (or listed) at. */
   private attempt = { at: 0, resourceVersion: '' };
   private readonly server: string;
-  private restartTimer: NodeJS.Timeout | undefined;
+  private abort?: AbortController;
+  private wake?: () => void;
   private resyncTimer: NodeJS.Timeout | undefined;
 
   constructor(kc: KubeConfig, opts: InformerOptions<T>) {
     this.name = opts.name;
+    this.kc = kc;
     this.opts = opts;
-    // ListWatch swallows list failures (it reports them via 'error' and
-    // returns), so record success to know whether start() really synced.
-    // The list's resourceVersion is where the watch starts: only a watch
-    // event moves it further.
-    const list = async () => {
-      const r = await opts.list();
-      this.listed = true;
-      this.attempt.resourceVersion = r.metadata?.resourceVersion ?? '';
-      return r;
-    };
-    this.lw = new ListWatch<T>(opts.path, new Watch(watchConfig(kc)), list, false, opts.labelSelector, opts.fieldSelector);
     this.server = kc.getCurrentCluster()?.server ?? 'unknown';
-    // First, so the cached object is stripped before anyone sees it.
-    this.lw.on('add', stripManagedFields);
-    this.lw.on('update', stripManagedFields);
-    this.lw.on('add', opts.onChange);
-    this.lw.on('update', opts.onChange);
-    this.lw.on('delete', opts.onDelete ?? opts.onChange);
-    this.lw.on('error', (err) => { this.lastError = err; this.scheduleRestart(err); });
   }
 
   /** Resolves once the first list has filled the cache; keeps retrying until then. */
   async start(): Promise<void> {
     this.stopped = false;
     while (!this.stopped && !this.synced) {
-      this.listed = false;
-      this.lastError = undefined;
       this.begin();
-      await this.lw.start().catch((e: unknown) => { this.lastError = e; });
-      if (this.listed) {
+      try {
+        await this.relist();
         this.synced = true;
-      } else {
-        const delay = this.nextDelay(this.lastError);
-        await new Promise((r) => setTimeout(r, delay));
+      } catch (err) {
+        await this.sleep(this.nextDelay(err));
       }
     }
     if (!this.synced) return;
+    void this.run();
     const resync = this.opts.onResync ?? this.opts.onChange;
-    this.resyncTimer = setInterval(() => this.lw.list().forEach((o) => resync(o)), this.opts.resyncMs);
+    this.resyncTimer = setInterval(() => this.list().forEach((o) => resync(o)), this.opts.resyncMs);
     this.resyncTimer.unref();
   }
 
@@ -89,26 +84,109 @@ export class Informer<T extends KubernetesObject> {
   }
 
   get(name: string, namespace?: string): T | undefined {
-    return this.lw.get(name, namespace);
+    return this.objects.get(namespace ?? '')?.get(name);
   }
 
   list(namespace?: string): readonly T[] {
-    return this.lw.list(namespace);
+    if (namespace) return [...this.objects.get(namespace)?.values() ?? []];
+    return [...this.objects.values()].flatMap((m) => [...m.values()]);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.restartTimer);
     clearInterval(this.resyncTimer);
-    await this.lw.stop();
+    this.abort?.abort();
+    this.wake?.();
+  }
+
+  /** Watches, resumes and relists until stopped; only a failure waits, by restart.ts's backoff. */
+  /**
+   * An attempt lasts from one failure to the next, across the watches resumed
+   * in between, so restart.ts sees whether it ran long or got events.
+   */
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (!this.resourceVersion) await this.relist();
+        await this.watchOnce();
+      } catch (err) {
+        if (this.stopped) return;
+        if (gone(err)) {
+          this.resourceVersion = '';
+        } else {
+          await this.sleep(this.nextDelay(err));
+          this.begin();
+        }
+      }
+    }
+  }
+
+  private async watchOnce(): Promise<void> {
+    if (this.stopped) return;
+    this.abort = new AbortController();
+    const started = { at: Date.now(), resourceVersion: this.resourceVersion };
+    const timeoutSeconds = watchSeconds();
+    // A connection that died without a word (HTTP/1.1 has no pings) ends the watch a minute after the API server would have.
+    const deadline = setTimeout(() => this.abort?.abort(), (timeoutSeconds + 60) * 1000).unref();
+    try {
+      await watch<T>(this.kc, this.opts.path, {
+        resourceVersion: this.resourceVersion, labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector, timeoutSeconds,
+      }, (e) => this.apply(e), this.abort.signal);
+    } finally {
+      clearTimeout(deadline);
+    }
+    if (Date.now() - started.at < SHORT_WATCH_MS && this.resourceVersion === started.resourceVersion) {
+      throw new KubeError(0, 'WatchClosedAtOnce', 'the watch ended at once without an event');
+    }
+  }
+
+  private apply(e: WatchEvent<T>): void {
+    const rv = e.object.metadata?.resourceVersion;
+    if (e.type === 'DELETED') this.remove(e.object);
+    else if (e.type !== 'BOOKMARK') this.put(e.object);
+    // A bookmark only moves the resourceVersion.
+    if (rv) this.resourceVersion = rv;
+  }
+
+  /** Lists and replaces the cache: deletes for what vanished, adds and updates for the rest. */
+  private async relist(): Promise<void> {
+    const r = await this.opts.list();
+    const fresh = new Set(r.items.map(key));
+    for (const obj of this.list()) if (!fresh.has(key(obj))) this.remove(obj);
+    for (const obj of r.items) this.put(obj);
+    this.resourceVersion = r.metadata?.resourceVersion ?? '';
+    this.attempt.resourceVersion = this.resourceVersion;
+  }
+
+  /** Caches and delivers a new or changed object; the same resourceVersion again is no change. */
+  private put(obj: T): void {
+    // Before anyone sees it: nothing here reads managedFields, and it is a large part of every object (client-go's TransformStripManagedFields).
+    delete obj.metadata?.managedFields;
+    const ns = obj.metadata?.namespace ?? '';
+    let names = this.objects.get(ns);
+    if (!names) this.objects.set(ns, names = new Map());
+    const name = obj.metadata?.name ?? '';
+    const old = names.get(name);
+    if (old?.metadata?.resourceVersion !== undefined && old.metadata.resourceVersion === obj.metadata?.resourceVersion) return;
+    names.set(name, obj);
+    this.opts.onChange(obj);
+  }
+
+  private remove(obj: T): void {
+    const ns = obj.metadata?.namespace ?? '';
+    const names = this.objects.get(ns);
+    if (!names?.delete(obj.metadata?.name ?? '')) return;
+    if (names.size === 0) this.objects.delete(ns);
+    delete obj.metadata?.managedFields;
+    (this.opts.onDelete ?? this.opts.onChange)(obj);
   }
 
   private begin(): void {
-    this.attempt = { at: Date.now(), resourceVersion: this.lw.latestResourceVersion() };
+    this.attempt = { at: Date.now(), resourceVersion: this.resourceVersion };
   }
 
   private nextDelay(err: unknown): number {
-    const rv = this.lw.latestResourceVersion();
+    const rv = this.resourceVersion;
     const ran = { ranMs: Date.now() - this.attempt.at, gotEvents: rv !== '' && rv !== this.attempt.resourceVersion };
     const restart = planRestart(this.restart, err, ran, { path: this.opts.path, server: this.server });
     this.restart = restart.state;
@@ -116,25 +194,13 @@ export class Informer<T extends KubernetesObject> {
     return restart.delayMs;
   }
 
-  // Before the first list succeeded start() retries; after it, a failed watch
-  // (even one in the very attempt that listed) is restarted here.
-  private scheduleRestart(err: unknown): void {
-    if (this.stopped || !this.listed) return;
-    const delay = this.nextDelay(err);
-    clearTimeout(this.restartTimer);
-    this.restartTimer = setTimeout(() => {
-      if (this.stopped) return;
-      this.begin();
-      this.lw.start().catch((e) => this.scheduleRestart(e));
-    }, delay);
+  /** Waits, or less if stop() comes first. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.wake = undefined; resolve(); }, ms);
+      this.wake = () => { clearTimeout(timer); resolve(); };
+    });
   }
 }
 
-/**
- * Nothing here reads managedFields, and it is a large part of every object:
- * the cache drops it (client-go's TransformStripManagedFields). ListWatch
- * caches the very object it hands to its add/update callbacks.
- */
-function stripManagedFields(obj: KubernetesObject): void {
-  delete obj.metadata?.managedFields;
-}
+const key = (o: KubernetesObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;

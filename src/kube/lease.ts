@@ -3,7 +3,7 @@
 // duration as observed on this replica's own clock (so clock skew between
 // replicas cannot hand leadership to two at once), the leader renews every
 // retry period, and gives up the moment it cannot renew within the deadline.
-import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import type { V1Lease } from '@kubernetes/client-node';
 import type { KubeClient } from './client.ts';
 import { isConflict, isNotFound } from './errors.ts';
 
@@ -80,7 +80,7 @@ export class LeaderElector {
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, name, identity } = this.o;
     // Lease times are MicroTime: the API server refuses millisecond precision.
-    const now = new V1MicroTime();
+    const now = new MicroTime();
     const spec = (acquire: boolean, prev?: V1Lease['spec']) => ({
       holderIdentity: identity,
       leaseDurationSeconds: Math.ceil(this.o.leaseDurationMs / 1000),
@@ -111,5 +111,12 @@ export class LeaderElector {
       throw err;
     }
     return true;
+  }
+}
+
+/** A Date that serialises with microseconds, as metav1.MicroTime must (client-node's V1MicroTime). */
+class MicroTime extends Date {
+  override toISOString(): string {
+    return `${super.toISOString().slice(0, -1)}000Z`;
   }
 }

@@ -1,65 +1,170 @@
-// How every KubeClient of the process reaches the API server: over one shared
-// connection pool per kubeconfig, paced by one token bucket (client-go's
-// QPS/burst), and, when the caller needs an answer in bounded time (the
-// webhook), with a per-request timeout.
-import type { ConfigurationOptions, KubeConfig } from '@kubernetes/client-node';
+// How every KubeClient and every watch of the process reaches the API server:
+// plain REST over one shared undici connection pool per kubeconfig, paced by
+// one token bucket (client-go's QPS/burst), and, when the caller needs an
+// answer in bounded time (the webhook), with a per-request timeout. Replaces
+// client-node at runtime (issue 12): its generated API and ObjectSerializer
+// cost ~32 MB of heap and CPU on every request, for ~40 calls we make.
+import { readFileSync } from 'node:fs';
+import { Agent, type Dispatcher } from 'undici';
+import type { Cluster, KubeConfig, LoadedKubeConfig, User } from './config.ts';
+import { statusError } from './errors.ts';
 import { TokenBucket, type RateLimit } from './ratelimit.ts';
 
-/** The parts of client-node's RequestContext and undici's Dispatcher the middleware touches. */
-interface Dispatcher { close(): Promise<void> }
-interface RequestContext {
-  setSignal(signal: AbortSignal): void;
-  getDispatcher(): Dispatcher | undefined;
-  setDispatcher(dispatcher: Dispatcher): void;
+// Names the writer of a request without a field manager (the CLI's annotations) in managedFields.
+const USER_AGENT = 'agent-identity';
+/** A connection pool is replaced this often, so a rotated CA or client certificate in the kubeconfig takes effect. */
+const POOL_MAX_AGE_MS = 5 * 60_000;
+/** client-go's cachingTokenSource re-reads a token file once a minute (and after a 401). */
+const TOKEN_FILE_MAX_AGE_MS = 60_000;
+
+interface Tls { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string }
+
+interface Credentials {
+  headers(): Promise<Record<string, string>>;
+  tls(): Promise<Tls>;
+  /** The API server answered 401: a cached token is not to be trusted any more. */
+  unauthorized(): void;
+}
+
+/** client-node's bufferFromFileOrString: the file wins, else the base64 data. */
+const fileOrData = (file?: string, data?: string) => (file ? readFileSync(file) : data ? Buffer.from(data, 'base64') : undefined);
+
+function clusterTls(c: Cluster | null): Tls {
+  return {
+    ca: fileOrData(c?.caFile, c?.caData),
+    ...(c?.skipTLSVerify ? { rejectUnauthorized: false } : {}),
+    ...(c?.tlsServerName ? { servername: c.tlsServerName } : {}),
+  };
+}
+
+/** client-node's in-cluster config names its token file as an auth provider. */
+function tokenFileOf(u: User): string | undefined {
+  const p = u.authProvider as { name?: string; config?: { tokenFile?: string } } | undefined;
+  return u.tokenFile ?? (p?.name === 'tokenFile' ? p.config?.tokenFile : undefined);
+}
+
+/** Client certificates and bearer tokens, read here; a token file is re-read as it rotates. */
+function nativeCredentials(cluster: Cluster | null, user: User | null, tokenFile: string | undefined): Credentials {
+  let cached: { token: string; at: number } | undefined;
+  const token = () => {
+    if (!tokenFile) return user?.token;
+    const now = performance.now();
+    if (!cached || now - cached.at > TOKEN_FILE_MAX_AGE_MS) cached = { token: readFileSync(tokenFile, 'utf8').trim(), at: now };
+    return cached.token;
+  };
+  return {
+    headers: async (): Promise<Record<string, string>> => {
+      const t = token();
+      return t ? { authorization: `Bearer ${t}` } : {};
+    },
+    tls: async () => ({ ...clusterTls(cluster), cert: fileOrData(user?.certFile, user?.certData), key: fileOrData(user?.keyFile, user?.keyData) }),
+    unauthorized: () => { cached = undefined; },
+  };
+}
+
+/** The part of client-node's KubeConfig used for exec and auth-provider users. */
+interface ClientNodeConfig { applyToHTTPSOptions(opts: object): Promise<void> }
+
+/**
+ * exec and auth-provider users (cloud kubeconfigs, the CLI on a laptop), basic
+ * auth and impersonation: client-node's code, imported only now, so only they
+ * pay for it. It loads the same files and answers each request's headers (it
+ * caches a plugin's token) and the pool's TLS (an exec plugin may return a
+ * client certificate) through applyToHTTPSOptions.
+ */
+function clientNodeCredentials(kc: KubeConfig): Credentials {
+  let loaded: Promise<ClientNodeConfig> | undefined;
+  const config = () => loaded ??= (async () => {
+    if (typeof (kc as Partial<ClientNodeConfig>).applyToHTTPSOptions === 'function') return kc as unknown as ClientNodeConfig;
+    const { KubeConfig: ClientNodeKubeConfig } = await import('@kubernetes/client-node');
+    const c = new ClientNodeKubeConfig();
+    const files = (kc as Partial<LoadedKubeConfig>).files ?? [];
+    if (files.length === 1) c.loadFromFile(files[0]!);
+    else c.loadFromDefault();
+    return c;
+  })();
+  const options = async () => {
+    const opts: Tls & { headers?: Record<string, string>; auth?: string } = {};
+    await (await config()).applyToHTTPSOptions(opts);
+    return opts;
+  };
+  return {
+    headers: async () => {
+      const { headers = {}, auth } = await options();
+      // Basic auth comes as https.request's `auth` option, not as a header.
+      return auth ? { ...headers, authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : headers;
+    },
+    tls: async () => {
+      const { ca, cert, key, rejectUnauthorized, servername } = await options();
+      return { ca, cert, key, rejectUnauthorized, servername };
+    },
+    unauthorized: () => undefined,
+  };
+}
+
+function credentialsOf(kc: KubeConfig): Credentials {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const tokenFile = user ? tokenFileOf(user) : undefined;
+  // Rare outside laptops and cloud kubeconfigs: client-node's code serves them rather than a copy of it.
+  if (user && !tokenFile && (user.exec || user.authProvider || user.username || user.impersonateUser)) return clientNodeCredentials(kc);
+  return nativeCredentials(cluster, user, tokenFile);
 }
 
 /**
- * One connection pool for every request. client-node builds a new undici
- * Agent, with its own connections and TLS sessions, for each request and each
- * watch: a new TLS handshake per request, and under admission traffic hundreds
- * of MB that never came back. The first Agent serves all later requests (theirs
- * are dropped unused), and is replaced every few minutes, so a rotated cluster
- * CA or client certificate in the kubeconfig still takes effect. undici
+ * What the clients and watches of one kubeconfig (so one set of credentials)
+ * share in this process: one connection pool and one rate limit. undici
  * negotiates HTTP/2 with the API server, so one connection carries every
- * request and watch at once.
+ * request and watch at once (and pings it every minute, so a dead one is
+ * noticed); over HTTP/1.1 a watch holds a connection of its own and the pool
+ * opens another for requests, so a watch never starves requests either way.
  */
-class SharedDispatcher {
-  private current?: { dispatcher: Dispatcher; since: number };
-  private readonly maxAgeMs: number;
-
-  constructor(maxAgeMs: number) {
-    this.maxAgeMs = maxAgeMs;
-  }
-
-  adopt(ctx: RequestContext): void {
-    const fresh = ctx.getDispatcher();
-    if (!fresh) return;
-    const now = performance.now();
-    if (!this.current || now - this.current.since > this.maxAgeMs) {
-      // Closed a while later, not now: a request handed the old one a moment ago may not have
-      // dispatched yet. close() then lets what is in flight finish and drops the connections.
-      const old = this.current?.dispatcher;
-      if (old) setTimeout(() => void old.close().catch(() => undefined), 30_000).unref();
-      this.current = { dispatcher: fresh, since: now };
-    }
-    ctx.setDispatcher(this.current.dispatcher);
-  }
-}
-
-/** What the clients of one kubeconfig (so one set of credentials) share in this process. */
-interface Transport {
-  pool: SharedDispatcher;
+class Transport {
   limit?: TokenBucket;
+  /** Undefined when the kubeconfig names no server: each request then fails, as it would with client-node. */
+  readonly origin?: string;
+  readonly prefix: string;
+  readonly credentials: Credentials;
+  private pool?: { dispatcher: Promise<Dispatcher>; since: number };
+
+  constructor(kc: KubeConfig) {
+    const server = kc.getCurrentCluster()?.server;
+    const url = server ? new URL(server) : undefined;
+    this.origin = url?.origin;
+    // A server behind a proxy may live under a path (https://proxy/k8s/clusters/c-1).
+    this.prefix = url?.pathname.replace(/\/$/, '') ?? '';
+    this.credentials = credentialsOf(kc);
+  }
+
+  dispatcher(): Promise<Dispatcher> {
+    const now = performance.now();
+    if (!this.pool || now - this.pool.since > POOL_MAX_AGE_MS) {
+      // Closed a while later, not now: a request handed the old pool a moment ago may not have
+      // dispatched yet. close() then lets what is in flight (a watch, until it ends) finish.
+      const old = this.pool?.dispatcher;
+      if (old) setTimeout(() => void old.then((d) => d.close()).catch(() => undefined), 30_000).unref();
+      const dispatcher = this.credentials.tls().then((connect) => new Agent({ allowH2: true, connect }));
+      // A pool that could not be built (an unreadable CA file) is retried by the next request.
+      dispatcher.catch(() => { if (this.pool?.dispatcher === dispatcher) this.pool = undefined; });
+      this.pool = { dispatcher, since: now };
+    }
+    return this.pool.dispatcher;
+  }
 }
 
-// Keyed by the KubeConfig object: main.ts loads one and hands it to every
-// client (operator, events, leader election, webhook), so they all share.
+// Keyed by the config object: main.ts loads one and hands it to every client
+// (operator, events, leader election, webhook), so they all share.
 const transports = new WeakMap<KubeConfig, Transport>();
 
 function transportOf(kc: KubeConfig): Transport {
   let t = transports.get(kc);
-  if (!t) transports.set(kc, t = { pool: new SharedDispatcher(5 * 60_000) });
+  if (!t) transports.set(kc, t = new Transport(kc));
   return t;
+}
+
+/** The connection pool every request and watch of `kc` uses now. */
+export function poolOf(kc: KubeConfig): Promise<Dispatcher> {
+  return transportOf(kc).dispatcher();
 }
 
 /**
@@ -79,40 +184,57 @@ export interface RequestOptions {
   paced?: boolean;
 }
 
-/** Options for every API call of one client: the process's pool, its rate limit and the client's timeout. */
-export function requestOptions(kc: KubeConfig, options: RequestOptions = {}): ConfigurationOptions {
-  const transport = transportOf(kc);
-  // Object-param APIs run observable middleware after authentication (which
-  // sets the dispatcher), and only `toPromise()` of what a hook returns is
-  // used: a promise that resolves once a token is due holds the request back.
-  const observable = <T>(value: T | Promise<T>) => ({ toPromise: () => Promise.resolve(value) });
-  const middleware = {
-    pre: (ctx: RequestContext) => {
-      // Set first, so a bounded request's wait for a token counts against its bound.
-      if (options.timeoutMs !== undefined) ctx.setSignal(AbortSignal.timeout(options.timeoutMs));
-      transport.pool.adopt(ctx);
-      const waitMs = options.paced === false ? 0 : transport.limit?.take() ?? 0;
-      return observable(waitMs > 0 ? new Promise<RequestContext>((resolve) => setTimeout(() => resolve(ctx), waitMs)) : ctx);
-    },
-    post: <T>(res: T) => observable(res),
-  };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' } as unknown as ConfigurationOptions;
+/**
+ * Lets a request go: waits for its token unless it is not paced, and returns
+ * the signal bounding it. The bound starts first, so a bounded request's wait
+ * for a token counts against it.
+ */
+export async function admit(kc: KubeConfig, options: RequestOptions): Promise<AbortSignal | undefined> {
+  const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
+  const waitMs = options.paced === false ? 0 : transportOf(kc).limit?.take() ?? 0;
+  if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+  signal?.throwIfAborted();
+  return signal;
 }
 
-/**
- * The kubeconfig to hand client-node's Watch: the same cluster and
- * credentials, but its watches ride the process's pool instead of a new
- * Agent (and TLS connection) each. Over HTTP/2 a watch is one stream of the
- * shared connection; over HTTP/1.1 it holds a connection of its own and the
- * pool opens another for requests (undici's pool has no connection cap), so
- * a watch never starves requests either way.
- */
-export function watchConfig(kc: KubeConfig): KubeConfig {
-  const { pool } = transportOf(kc);
-  const shared = Object.create(kc) as KubeConfig;
-  shared.applySecurityAuthentication = async (ctx) => {
-    await kc.applySecurityAuthentication(ctx);
-    pool.adopt(ctx as unknown as RequestContext);
-  };
-  return shared;
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface Request {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: string;
+  query?: Query;
+  body?: unknown;
+  /** application/json unless a patch says otherwise. */
+  contentType?: string;
+  accept?: string;
+}
+
+function pathAndQuery(t: Transport, path: string, query: Query = {}): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v));
+  const qs = q.toString();
+  return `${t.prefix}${path}${qs ? `?${qs}` : ''}`;
+}
+
+/** Opens a request on the shared pool; the caller reads (or streams) the body. */
+export async function open(kc: KubeConfig, req: Request, signal: AbortSignal | undefined, extra: Partial<Dispatcher.RequestOptions> = {}): Promise<Dispatcher.ResponseData> {
+  const t = transportOf(kc);
+  if (!t.origin) throw new Error('the kubeconfig names no cluster server');
+  const headers: Record<string, string> = { accept: req.accept ?? 'application/json', 'user-agent': USER_AGENT, ...await t.credentials.headers() };
+  if (req.body !== undefined) headers['content-type'] = req.contentType ?? 'application/json';
+  const res = await (await t.dispatcher()).request({
+    origin: t.origin, path: pathAndQuery(t, req.path, req.query), method: req.method, headers, signal,
+    body: req.body === undefined ? undefined : JSON.stringify(req.body), ...extra,
+  });
+  if (res.statusCode === 401) t.credentials.unauthorized();
+  return res;
+}
+
+/** One API call: the parsed JSON answer, or a KubeError with the Status's code, reason and message. */
+export async function send<T>(kc: KubeConfig, options: RequestOptions, req: Request): Promise<T> {
+  const signal = await admit(kc, options);
+  const res = await open(kc, req, signal);
+  const text = await res.body.text();
+  if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(res.statusCode, text);
+  return JSON.parse(text) as T;
 }

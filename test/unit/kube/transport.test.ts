@@ -1,73 +1,50 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
-import { limitRequests, requestOptions, watchConfig } from '../../../src/kube/transport.ts';
+import { LoadedKubeConfig } from '../../../src/kube/config.ts';
+import { admit, limitRequests, poolOf } from '../../../src/kube/transport.ts';
 
-interface Hook { pre(ctx: unknown): { toPromise(): Promise<unknown> } }
+const config = () => new LoadedKubeConfig({ server: 'https://127.0.0.1:1' }, null);
 
-/** A request as client-node's middleware sees it: authentication has set a fresh dispatcher. */
-function request() {
-  const ctx = { signal: undefined as AbortSignal | undefined, dispatcher: { close: async () => undefined } as { close(): Promise<void> } };
-  return {
-    ctx,
-    api: {
-      setSignal: (s: AbortSignal) => { ctx.signal = s; },
-      getDispatcher: () => ctx.dispatcher,
-      setDispatcher: (d: { close(): Promise<void> }) => { ctx.dispatcher = d; },
-    },
-  };
-}
-
-const hookOf = (opts: unknown) => (opts as { middleware: [Hook] }).middleware[0];
-
-test("every request of one client is sent through the first request's dispatcher", async () => {
-  const hook = hookOf(requestOptions(new KubeConfig()));
-  const first = request();
-  const firstDispatcher = first.ctx.dispatcher;
-  await hook.pre(first.api).toPromise();
-  const later = request();
-  await hook.pre(later.api).toPromise();
-  assert.equal(later.ctx.dispatcher, firstDispatcher);
+test('every request of one kubeconfig is sent through one connection pool', async () => {
+  const kc = config();
+  assert.equal(await poolOf(kc), await poolOf(kc));
 });
 
-test('clients of one kubeconfig share a pool, whatever their timeout; clients of another do not', async () => {
-  const kc = new KubeConfig();
-  const a = request(), b = request(), other = request();
-  await hookOf(requestOptions(kc)).pre(a.api).toPromise();
-  await hookOf(requestOptions(kc, { timeoutMs: 5000, paced: false })).pre(b.api).toPromise();
-  await hookOf(requestOptions(new KubeConfig())).pre(other.api).toPromise();
-  assert.equal(b.ctx.dispatcher, a.ctx.dispatcher);
-  assert.notEqual(other.ctx.dispatcher, a.ctx.dispatcher);
+test('clients of one kubeconfig share a pool; clients of another do not', async () => {
+  const kc = config();
+  assert.equal(await poolOf(kc), await poolOf(kc));
+  assert.notEqual(await poolOf(config()), await poolOf(kc));
 });
 
-test("watches ride the same pool as the kubeconfig's requests", async () => {
+test("client-node's KubeConfig fits: its cluster, CA and token make the pool", async () => {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'c', server: 'https://127.0.0.1:1', caData: Buffer.from('not a real CA').toString('base64') }],
     users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
   });
-  const req = request();
-  await hookOf(requestOptions(kc)).pre(req.api).toPromise();
-  const watch = request();
-  await watchConfig(kc).applySecurityAuthentication({ ...watch.api, setHeaderParam: () => undefined } as never);
-  assert.equal(watch.ctx.dispatcher, req.ctx.dispatcher);
-  assert.equal(watchConfig(kc).getCurrentCluster()?.server, 'https://127.0.0.1:1', 'the same cluster');
+  assert.equal(await poolOf(kc), await poolOf(kc));
+});
+
+test('a pool that cannot be built (an unreadable CA file) fails its requests and is retried by the next', async () => {
+  const kc = new LoadedKubeConfig({ server: 'https://127.0.0.1:1', caFile: '/nonexistent/ca.crt' }, null);
+  await assert.rejects(poolOf(kc), /ENOENT/);
+  await assert.rejects(poolOf(kc), /ENOENT/, 'read again, not a cached failure');
 });
 
 test('a timeout bounds each request; without one, none is set', async () => {
-  const bounded = request(), unbounded = request();
-  await hookOf(requestOptions(new KubeConfig(), { timeoutMs: 1 })).pre(bounded.api).toPromise();
-  await hookOf(requestOptions(new KubeConfig())).pre(unbounded.api).toPromise();
-  assert.ok(bounded.ctx.signal instanceof AbortSignal);
+  const bounded = await admit(config(), { timeoutMs: 1 });
+  const unbounded = await admit(config(), {});
+  assert.ok(bounded instanceof AbortSignal);
   await new Promise((r) => setTimeout(r, 20));
-  assert.equal(bounded.ctx.signal.aborted, true);
-  assert.equal(unbounded.ctx.signal, undefined);
+  assert.equal(bounded.aborted, true);
+  assert.equal(unbounded, undefined);
 });
 
-/** Sends `n` requests through a hook; resolves to the fake time at which each was let go. */
-function send(hook: Hook, n: number): number[] {
+/** Admits `n` requests; resolves to the fake time at which each was let go. */
+function send(kc: LoadedKubeConfig, options: { timeoutMs?: number; paced?: boolean }, n: number): number[] {
   const sent: number[] = [];
-  for (let i = 0; i < n; i++) void hook.pre(request().api).toPromise().then(() => sent.push(Date.now()));
+  for (let i = 0; i < n; i++) void admit(kc, options).then(() => sent.push(Date.now()));
   return sent;
 }
 
@@ -77,14 +54,11 @@ test("one rate limit paces every client of the kubeconfig, except those that opt
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
   // The bucket reads performance.now; let it follow the mocked clock.
   t.mock.method(performance, 'now', () => Date.now());
-  const kc = new KubeConfig();
+  const kc = config();
   limitRequests(kc, { qps: 10, burst: 2 });
-  const operator = hookOf(requestOptions(kc));
-  const leader = hookOf(requestOptions(kc, { timeoutMs: 60_000 }));
-  const admission = hookOf(requestOptions(kc, { paced: false }));
-  const a = send(operator, 2);
-  const b = send(leader, 2);
-  const c = send(admission, 3);
+  const a = send(kc, {}, 2);
+  const b = send(kc, { timeoutMs: 60_000 }, 2);
+  const c = send(kc, { paced: false }, 3);
   t.mock.timers.tick(0);
   await flush();
   assert.deepEqual([a, b, c], [[0, 0], [], [0, 0, 0]], 'the burst is shared: the second client waits; admission lookups do not');
@@ -97,6 +71,7 @@ test("one rate limit paces every client of the kubeconfig, except those that opt
 });
 
 test('without a rate limit nothing waits', async () => {
-  const sent = await Promise.all(Array.from({ length: 100 }, () => hookOf(requestOptions(new KubeConfig())).pre(request().api).toPromise()));
+  const kc = config();
+  const sent = await Promise.all(Array.from({ length: 100 }, () => admit(kc, {})));
   assert.equal(sent.length, 100);
 });
