@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make install`: what `make run` needs in the cluster in $KUBECONFIG, and
-# nothing that runs there: the CRDs, the operator's namespace, the
-# minimum-lifetime admission policy and the default TrustDomain. Idempotent.
+# nothing that runs there: the CRDs, the operator's namespace, the admission
+# policies (minimum lifetime; the revoke finalizer on 1.36+) and the default TrustDomain. Idempotent.
 #
 # Everything is applied with Helm's field manager, so a later `helm install`
 # (Helm 4 server-side applies) takes the fields over without a conflict even
-# where its values differ. The policy and the TrustDomain are the chart's own
+# where its values differ. The policies and the TrustDomain are the chart's own
 # objects as `make chart` rendered them into deploy/, with Helm's adoption
 # metadata for the release $HELM_RELEASE in $POD_NAMESPACE (by default the names
 # docs/install.md uses): that release adopts them instead of refusing them. An
