@@ -35,12 +35,26 @@ installed_owner() {
   return 1
 }
 
+# The revoke-finalizer MutatingAdmissionPolicy is served from Kubernetes 1.36 on;
+# an older cluster gets the other objects (the operator adds the finalizer itself).
+policies=deploy/admissionpolicy.yaml
+served="$("$KUBECTL" get --raw /apis/admissionregistration.k8s.io/v1)"
+if ! grep -q '"kind":"MutatingAdmissionPolicy"' <<<"$served"; then
+  policies="$(mktemp)"
+  trap 'rm -f "$policies"' EXIT
+  awk 'function flush() { if (doc !~ /(^|\n)kind: MutatingAdmissionPolicy(Binding)?\n/) printf "---\n%s", doc; doc = "" }
+       /^---$/ { flush(); next } { doc = doc $0 "\n" } END { flush() }' deploy/admissionpolicy.yaml > "$policies"
+  echo "deploy/admissionpolicy.yaml: this cluster has no admissionregistration.k8s.io/v1 MutatingAdmissionPolicy (Kubernetes 1.36+), so the operator adds the revoke finalizer itself"
+fi
+
 for f in deploy/admissionpolicy.yaml deploy/trustdomains.yaml; do
-  if owner="$(installed_owner "$f")"; then
+  objects="$f"
+  [ "$f" != deploy/admissionpolicy.yaml ] || objects="$policies"
+  if owner="$(installed_owner "$objects")"; then
     echo "$f: left alone, the Helm release ${owner% *} in namespace ${owner#* } owns it (change it with helm upgrade)"
     continue
   fi
-  "$KUBECTL" annotate --local -f "$f" -o yaml \
+  "$KUBECTL" annotate --local -f "$objects" -o yaml \
     "meta.helm.sh/release-name=$RELEASE" "meta.helm.sh/release-namespace=$NAMESPACE" \
     | "$KUBECTL" apply --server-side --force-conflicts --field-manager=helm -f -
 done

@@ -562,6 +562,28 @@ test('make install, then helm install: the release adopts the admission policy a
   for (const [kind, name] of SHARED) assert.equal(await helmOwner(kind, name), '', `uninstall removes ${kind} ${name}: the release owned it`);
 });
 
+test('on a cluster without MutatingAdmissionPolicy (Kubernetes before 1.36), make install and helm install work and leave the revoke-finalizer policy out', async () => {
+  const older = await startControlPlane({ dir: join(tmp, 'older-cp'), runtimeConfig: 'admissionregistration.k8s.io/v1/mutatingadmissionpolicies=false,admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings=false' });
+  try {
+    const kubectl = (args: string[]) => runKubectl(older.bins.kubectl, older.kubeconfigPath, args);
+    const resources = await kubectl(['api-resources', '--api-group=admissionregistration.k8s.io', '-o', 'name']);
+    assert.doesNotMatch(resources.stdout, /^mutatingadmissionpolicies\./m, 'this control plane does not serve MutatingAdmissionPolicy');
+    const makeInstall = await run('bash', [join(ROOT, 'scripts', 'install.sh')], { env: { KUBECONFIG: older.kubeconfigPath, KUBECTL: older.bins.kubectl } });
+    assert.equal(makeInstall.code, 0, `${makeInstall.stdout}\n${makeInstall.stderr}`);
+    assert.match(makeInstall.stdout, /the operator adds the revoke finalizer itself/);
+    const minimum = await kubectl(['get', 'validatingadmissionpolicy,validatingadmissionpolicybinding', '-o', 'name']);
+    assert.deepEqual(minimum.stdout.trim().split('\n').sort(), ['validatingadmissionpolicy.admissionregistration.k8s.io/agentidentity-minimum-duration', 'validatingadmissionpolicybinding.admissionregistration.k8s.io/agentidentity-minimum-duration']);
+    const install = await run(helm, ['install', RELEASE, CHART, '--namespace', NAMESPACE, '--kubeconfig', older.kubeconfigPath]);
+    assert.equal(install.code, 0, install.stderr);
+    const manifest = await run(helm, ['get', 'manifest', RELEASE, '--namespace', NAMESPACE, '--kubeconfig', older.kubeconfigPath]);
+    const kinds = (loadAll(manifest.stdout) as Array<Obj | null>).filter((o): o is Obj => !!o).map((o) => o.kind);
+    assert.ok(kinds.includes('ValidatingAdmissionPolicy'), kinds.join(', '));
+    assert.ok(!kinds.some((k) => k.startsWith('MutatingAdmissionPolic')), `helm renders no MutatingAdmissionPolicy where the API is not served: ${kinds.join(', ')}`);
+  } finally {
+    await older.stop();
+  }
+});
+
 test('on a fresh cluster one kubectl apply --server-side -k deploy/ applies all but the TrustDomain, and a second one the rest (as docs/install.md says)', async () => {
   // A control plane of its own: this one must not have the CRDs yet.
   const fresh = await startControlPlane({ dir: join(tmp, 'fresh-cp') });
