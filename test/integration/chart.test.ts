@@ -563,7 +563,10 @@ test('make install, then helm install: the release adopts the admission policy a
 });
 
 test('on a cluster without MutatingAdmissionPolicy (Kubernetes before 1.36), make install and helm install work and leave the revoke-finalizer policy out', async () => {
-  const older = await startControlPlane({ dir: join(tmp, 'older-cp'), runtimeConfig: 'admissionregistration.k8s.io/v1/mutatingadmissionpolicies=false,admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings=false' });
+  const older = await startControlPlane({ dir: join(tmp, 'older-cp'), apiServerArgs: [
+    '--runtime-config=admissionregistration.k8s.io/v1/mutatingadmissionpolicies=false,admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings=false',
+    '--disable-admission-plugins=MutatingAdmissionPolicy',
+  ] });
   try {
     const kubectl = (args: string[]) => runKubectl(older.bins.kubectl, older.kubeconfigPath, args);
     const resources = await kubectl(['api-resources', '--api-group=admissionregistration.k8s.io', '-o', 'name']);
