@@ -36,7 +36,10 @@ cp crds/*.yaml "$out/deploy/crds/"
 # Render the templates (not the CRDs: deploy/crds holds them) one file per
 # template. Only the chart's templates and values matter here, so a drifted
 # chart crds/ cannot leak into deploy/.
-"$HELM" template "$RELEASE" "$CHART" --namespace "$NAMESPACE" --skip-crds --output-dir "$out/render" >/dev/null
+# deploy/ targets the Kubernetes version the project is tested on (1.37), which
+# serves MutatingAdmissionPolicy; helm template's default capabilities lack it.
+"$HELM" template "$RELEASE" "$CHART" --namespace "$NAMESPACE" --skip-crds \
+  --api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy --output-dir "$out/render" >/dev/null
 rendered="$out/render/$(basename "$CHART")/templates"
 
 cat > "$out/deploy/namespace.yaml" <<EOF

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make install`: what `make run` needs in the cluster in $KUBECONFIG, and
-# nothing that runs there: the CRDs, the operator's namespace, the
-# minimum-lifetime admission policy and the default TrustDomain. Idempotent.
+# nothing that runs there: the CRDs, the operator's namespace, the admission
+# policies (minimum lifetime; the revoke finalizer on 1.36+) and the default TrustDomain. Idempotent.
 #
 # Everything is applied with Helm's field manager, so a later `helm install`
 # (Helm 4 server-side applies) takes the fields over without a conflict even
-# where its values differ. The policy and the TrustDomain are the chart's own
+# where its values differ. The policies and the TrustDomain are the chart's own
 # objects as `make chart` rendered them into deploy/, with Helm's adoption
 # metadata for the release $HELM_RELEASE in $POD_NAMESPACE (by default the names
 # docs/install.md uses): that release adopts them instead of refusing them. An
@@ -35,12 +35,26 @@ installed_owner() {
   return 1
 }
 
+# The revoke-finalizer MutatingAdmissionPolicy is served from Kubernetes 1.36 on;
+# an older cluster gets the other objects (the operator adds the finalizer itself).
+policies=deploy/admissionpolicy.yaml
+served="$("$KUBECTL" get --raw /apis/admissionregistration.k8s.io/v1)"
+if ! grep -q '"kind":"MutatingAdmissionPolicy"' <<<"$served"; then
+  policies="$(mktemp)"
+  trap 'rm -f "$policies"' EXIT
+  awk 'function flush() { if (doc !~ /(^|\n)kind: MutatingAdmissionPolicy(Binding)?\n/) printf "---\n%s", doc; doc = "" }
+       /^---$/ { flush(); next } { doc = doc $0 "\n" } END { flush() }' deploy/admissionpolicy.yaml > "$policies"
+  echo "deploy/admissionpolicy.yaml: this cluster has no admissionregistration.k8s.io/v1 MutatingAdmissionPolicy (Kubernetes 1.36+), so the operator adds the revoke finalizer itself"
+fi
+
 for f in deploy/admissionpolicy.yaml deploy/trustdomains.yaml; do
-  if owner="$(installed_owner "$f")"; then
+  objects="$f"
+  [ "$f" != deploy/admissionpolicy.yaml ] || objects="$policies"
+  if owner="$(installed_owner "$objects")"; then
     echo "$f: left alone, the Helm release ${owner% *} in namespace ${owner#* } owns it (change it with helm upgrade)"
     continue
   fi
-  "$KUBECTL" annotate --local -f "$f" -o yaml \
+  "$KUBECTL" annotate --local -f "$objects" -o yaml \
     "meta.helm.sh/release-name=$RELEASE" "meta.helm.sh/release-namespace=$NAMESPACE" \
     | "$KUBECTL" apply --server-side --force-conflicts --field-manager=helm -f -
 done

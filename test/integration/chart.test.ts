@@ -120,11 +120,15 @@ async function helmOwner(kind: string, name: string): Promise<string> {
   return r.stdout.trim();
 }
 
-async function template(args: string[] = []): Promise<Run> {
-  return run(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, ...args]);
+// The Kubernetes the project is tested on serves MutatingAdmissionPolicy, which
+// helm template's built-in capabilities lack: render as scripts/chart-sync.sh
+// renders deploy/, and as helm install does against the test control plane.
+const MUTATING_POLICY_API = 'admissionregistration.k8s.io/v1/MutatingAdmissionPolicy';
+async function template(args: string[] = [], capabilities = ['--api-versions', MUTATING_POLICY_API]): Promise<Run> {
+  return run(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, ...capabilities, ...args]);
 }
-async function render(args: string[] = []): Promise<{ text: string; objects: Obj[] }> {
-  const r = await template(args);
+async function render(args: string[] = [], capabilities?: string[]): Promise<{ text: string; objects: Obj[] }> {
+  const r = await template(args, capabilities);
   assert.equal(r.code, 0, `helm template ${args.join(' ')} failed:\n${r.stderr}`);
   const objects = (loadAll(r.stdout) as Array<Obj | null>).filter((o): o is Obj => o !== null && typeof o === 'object');
   return { text: r.stdout, objects };
@@ -134,7 +138,7 @@ function one(objects: Obj[], kind: string, name?: string): Loose {
   assert.equal(found.length, 1, `exactly one ${kind}${name ? ` ${name}` : ''} (found ${found.map((o) => o.metadata.name).join(', ') || 'none'})`);
   return found[0];
 }
-const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding', 'TrustDomain', 'CustomResourceDefinition', 'Namespace', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']);
+const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding', 'TrustDomain', 'CustomResourceDefinition', 'Namespace', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']);
 
 /** The permissions the operator needs once rotation and the webhook land (the brief's list). */
 const EXPECTED_CLUSTER_RULES = [
@@ -212,7 +216,7 @@ test('helm lint passes with default and non-default values; the schema and the t
 test('default values render the operator with its flags, a hardened pod and exactly the RBAC it needs', async () => {
   const { objects } = await render();
   assert.deepEqual(objects.map((o) => o.kind).sort(), [
-    'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'MutatingWebhookConfiguration', 'PodDisruptionBudget',
+    'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding', 'MutatingWebhookConfiguration', 'PodDisruptionBudget',
     'Role', 'RoleBinding', 'Service', 'Service', 'ServiceAccount', 'TrustDomain', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'ValidatingWebhookConfiguration',
   ]);
   for (const o of objects) {
@@ -298,6 +302,23 @@ test('default values render the operator with its flags, a hardened pod and exac
   const dashboard = JSON.parse(dash.data['agent-identity-operator.json']);
   assert.equal(dashboard.uid, 'agent-identity-operator');
   assert.ok(dashboard.panels.length > 10);
+});
+
+test('the revoke-finalizer MutatingAdmissionPolicy renders only where the API server serves it', async () => {
+  // helm template's own capabilities (Kubernetes 1.37 without MutatingAdmissionPolicy), and an
+  // explicitly older cluster: the chart installs there, without the policy.
+  for (const capabilities of [[], ['--kube-version', '1.35.0']]) {
+    const { objects } = await render([], capabilities);
+    assert.deepEqual(objects.filter((o) => o.kind.startsWith('MutatingAdmissionPolic')), [], `no MutatingAdmissionPolicy with ${capabilities.join(' ') || 'the default capabilities'}`);
+    one(objects, 'ValidatingAdmissionPolicy', 'agentidentity-minimum-duration');
+  }
+  const { objects } = await render();
+  const policy = one(objects, 'MutatingAdmissionPolicy', 'agentidentity-revoke-finalizer');
+  assert.equal(policy.spec.failurePolicy, 'Ignore', 'an optimisation: the operator adds the finalizer when the policy did not');
+  assert.equal(policy.spec.reinvocationPolicy, 'Never');
+  assert.deepEqual(policy.spec.matchConstraints.resourceRules, [{ apiGroups: ['agentidentity.dev'], apiVersions: ['*'], operations: ['CREATE'], resources: ['agentidentities'] }]);
+  assert.deepEqual(policy.spec.mutations.map((m: Loose) => m.patchType), ['JSONPatch']);
+  assert.equal(one(objects, 'MutatingAdmissionPolicyBinding', 'agentidentity-revoke-finalizer').spec.policyName, 'agentidentity-revoke-finalizer');
 });
 
 /** Metric names a PromQL text refers to, mapped to the name a registry declares (histogram series → the histogram). */
@@ -458,7 +479,10 @@ test('helm install, upgrade and uninstall work against the API server', async ()
 });
 
 // The chart's cluster-scoped objects with fixed names, which `make install` also creates.
-const SHARED = [['trustdomain', 'default'], ['validatingadmissionpolicy', 'agentidentity-minimum-duration'], ['validatingadmissionpolicybinding', 'agentidentity-minimum-duration']] as const;
+const SHARED = [
+  ['trustdomain', 'default'], ['validatingadmissionpolicy', 'agentidentity-minimum-duration'], ['validatingadmissionpolicybinding', 'agentidentity-minimum-duration'],
+  ['mutatingadmissionpolicy', 'agentidentity-revoke-finalizer'], ['mutatingadmissionpolicybinding', 'agentidentity-revoke-finalizer'],
+] as const;
 const minimumDuration = async () => (await env.kubectl(['get', 'validatingadmissionpolicy', 'agentidentity-minimum-duration', '-o', 'jsonpath={.spec.validations[0].expression}'])).stdout;
 
 test('helm install onto a cluster whose CRDs were applied with kubectl apply --server-side -f crds/ works and prints the NOTES', async () => {
@@ -536,6 +560,31 @@ test('make install, then helm install: the release adopts the admission policy a
   const uninstall = await helmHere('uninstall', RELEASE, '--namespace', NAMESPACE, '--wait', '--timeout', '60s');
   assert.equal(uninstall.code, 0, uninstall.stderr);
   for (const [kind, name] of SHARED) assert.equal(await helmOwner(kind, name), '', `uninstall removes ${kind} ${name}: the release owned it`);
+});
+
+test('on a cluster without MutatingAdmissionPolicy (Kubernetes before 1.36), make install and helm install work and leave the revoke-finalizer policy out', async () => {
+  const older = await startControlPlane({ dir: join(tmp, 'older-cp'), apiServerArgs: [
+    '--runtime-config=admissionregistration.k8s.io/v1/mutatingadmissionpolicies=false,admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings=false',
+    '--disable-admission-plugins=MutatingAdmissionPolicy',
+  ] });
+  try {
+    const kubectl = (args: string[]) => runKubectl(older.bins.kubectl, older.kubeconfigPath, args);
+    const resources = await kubectl(['api-resources', '--api-group=admissionregistration.k8s.io', '-o', 'name']);
+    assert.doesNotMatch(resources.stdout, /^mutatingadmissionpolicies\./m, 'this control plane does not serve MutatingAdmissionPolicy');
+    const makeInstall = await run('bash', [join(ROOT, 'scripts', 'install.sh')], { env: { KUBECONFIG: older.kubeconfigPath, KUBECTL: older.bins.kubectl } });
+    assert.equal(makeInstall.code, 0, `${makeInstall.stdout}\n${makeInstall.stderr}`);
+    assert.match(makeInstall.stdout, /the operator adds the revoke finalizer itself/);
+    const minimum = await kubectl(['get', 'validatingadmissionpolicy,validatingadmissionpolicybinding', '-o', 'name']);
+    assert.deepEqual(minimum.stdout.trim().split('\n').sort(), ['validatingadmissionpolicy.admissionregistration.k8s.io/agentidentity-minimum-duration', 'validatingadmissionpolicybinding.admissionregistration.k8s.io/agentidentity-minimum-duration']);
+    const install = await run(helm, ['install', RELEASE, CHART, '--namespace', NAMESPACE, '--kubeconfig', older.kubeconfigPath]);
+    assert.equal(install.code, 0, install.stderr);
+    const manifest = await run(helm, ['get', 'manifest', RELEASE, '--namespace', NAMESPACE, '--kubeconfig', older.kubeconfigPath]);
+    const kinds = (loadAll(manifest.stdout) as Array<Obj | null>).filter((o): o is Obj => !!o).map((o) => o.kind);
+    assert.ok(kinds.includes('ValidatingAdmissionPolicy'), kinds.join(', '));
+    assert.ok(!kinds.some((k) => k.startsWith('MutatingAdmissionPolic')), `helm renders no MutatingAdmissionPolicy where the API is not served: ${kinds.join(', ')}`);
+  } finally {
+    await older.stop();
+  }
 });
 
 test('on a fresh cluster one kubectl apply --server-side -k deploy/ applies all but the TrustDomain, and a second one the rest (as docs/install.md says)', async () => {

@@ -110,6 +110,8 @@ export interface StartOptions {
    * ask for certificates of pods bound to it (pod-kubelet.ts).
    */
   nodeAuthorizer?: boolean;
+  /** More kube-apiserver flags, e.g. to switch off an API an older Kubernetes does not serve. */
+  apiServerArgs?: string[];
 }
 
 export async function startControlPlane(opts: StartOptions): Promise<ControlPlane> {
@@ -156,6 +158,7 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     // A loopback advertise address is fine once nothing publishes it as the kubernetes Service endpoint.
     '--endpoint-reconciler-type=none',
     `--cert-dir=${join(dir, 'pki')}`, '--v=0',
+    ...(opts.apiServerArgs ?? []),
   ];
   let apiserver = run(bins['kube-apiserver'], apiArgs, 'kube-apiserver.log');
   try {
