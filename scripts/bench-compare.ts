@@ -48,7 +48,7 @@ export interface RunResult {
   cpuSecondsPer100: number;
   /** The API server's own CPU (its process_cpu_seconds_total) for the window, per 100: what the controller's requests cost the cluster. Includes the bench's N creates. */
   apiServerCpuSecondsPer100: number | null;
-  idle: { seconds: number; rssMiB: number; apiWrites: number; apiReads: number };
+  idle: { seconds: number; rssMiB: number; apiWrites: number; leaseWrites: number; apiReads: number };
   readyOverTime: Array<[number, number]>;
 }
 
@@ -201,7 +201,7 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
   }
 
   // The window's requests less the bench's own: N creates and its watches that ended in the window.
-  const window = subtract(subtract(m1, m0), { writes: N, reads: ownReads, conflicts: 0 });
+  const window = subtract(subtract(m1, m0), { writes: N, reads: ownReads, conflicts: 0, leaseWrites: 0 });
   const idle = subtract(m2, m1);
   const latencies = [...readyAt].map(([name, at]) => Math.max(0, at - (createdAt.get(name) ?? at)));
   const ready = readyAt.size || 1;
@@ -216,7 +216,7 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
     peakOpenConnections: socks.peak,
     cpuSecondsPer100: ((cpu1 - cpu0) / CLK_TCK / ready) * 100,
     apiServerCpuSecondsPer100: apiServerCpu(s0, s1, ready),
-    idle: { seconds: IDLE_S, rssMiB: rss, apiWrites: idle.writes, apiReads: idle.reads },
+    idle: { seconds: IDLE_S, rssMiB: rss, apiWrites: idle.writes - idle.leaseWrites, leaseWrites: idle.leaseWrites, apiReads: idle.reads },
     readyOverTime: readyCurve(t0, [...readyAt.values()]),
   };
 }
@@ -245,7 +245,8 @@ const METRICS: Array<[string, string, (r: RunResult) => number | null]> = [
   ['CPU seconds per 100 issuances', 's', (r) => r.cpuSecondsPer100],
   ['API server CPU seconds per 100 issuances (incl. the N creates)', 's', (r) => r.apiServerCpuSecondsPer100],
   [`RSS after ${IDLE_S} s idle`, 'MiB', (r) => r.idle.rssMiB],
-  [`API writes in the ${IDLE_S} s idle (whole API server)`, '', (r) => r.idle.apiWrites],
+  [`API writes in the ${IDLE_S} s idle (whole API server, Leases aside)`, '', (r) => r.idle.apiWrites],
+  [`Lease writes in the ${IDLE_S} s idle (the API server's own, leader election)`, '', (r) => r.idle.leaseWrites],
   [`API reads in the ${IDLE_S} s idle (whole API server)`, '', (r) => r.idle.apiReads],
 ];
 

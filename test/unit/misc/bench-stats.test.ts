@@ -13,12 +13,13 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="",res
 apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="secrets",scope="resource",subresource="",verb="GET",version="v1"} 7
 apiserver_request_total{code="0",component="apiserver",dry_run="",group="",resource="secrets",scope="namespace",subresource="",verb="WATCH",version="v1"} 1
 apiserver_request_total{code="200",component="",dry_run="",group="",resource="",scope="",subresource="",verb="GET",version=""} 1000
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="coordination.k8s.io",resource="leases",scope="resource",subresource="",verb="PUT",version="v1"} 6
 apiserver_request_count_other{verb="POST",resource="x"} 50
 `;
 
 test('requestTotals sums writes and reads on resources, leaving out non-resource URLs such as /metrics', () => {
-  assert.deepEqual(requestTotals(METRICS), { writes: 300 + 290 + 4 + 3, reads: 2 + 7 + 1, conflicts: 4 });
-  assert.deepEqual(subtract(requestTotals(METRICS), { writes: 300, reads: 1, conflicts: 0 }), { writes: 297, reads: 9, conflicts: 4 });
+  assert.deepEqual(requestTotals(METRICS), { writes: 300 + 290 + 4 + 3 + 6, reads: 2 + 7 + 1, conflicts: 4, leaseWrites: 6 });
+  assert.deepEqual(subtract(requestTotals(METRICS), { writes: 300, reads: 1, conflicts: 0, leaseWrites: 1 }), { writes: 303, reads: 9, conflicts: 4, leaseWrites: 5 });
 });
 
 test('quantile takes the nearest rank and does not depend on order', () => {
