@@ -2,7 +2,7 @@
 // to tell one is Ready, and how to find (or start) the controller process
 // whose CPU, memory and connections are read from /proc.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
@@ -10,6 +10,13 @@ import { eventually, spawnOperator } from '../test/support/operator.ts';
 import { isReady } from '../test/support/objects.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
+
+/** The node flags the image runs the operator with (the Dockerfile's ENTRYPOINT), so the bench measures what users run. */
+function imageNodeFlags(): string[] {
+  const line = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT '));
+  const argv = line ? JSON.parse(line.slice('ENTRYPOINT '.length)) as string[] : [];
+  return argv.filter((a) => a.startsWith('--'));
+}
 
 export interface Cluster {
   kc: KubeConfig;
@@ -126,7 +133,7 @@ export const agentIdentityOperator: Preset = {
     // Default flags (the issue's targets are "with default flags"); AIO_FLAGS adds some, e.g. AIO_FLAGS=--qps=50.
     const flags = ['--log-level=warn', ...(process.env.AIO_FLAGS ?? '').split(/\s+/).filter(Boolean)];
     const op = spawnOperator(c.kubeconfigPath, flags, {
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${join(ROOT, 'test', 'support', 'net-probe.ts')}`.trim(),
+      NODE_OPTIONS: `${imageNodeFlags().join(' ')} ${process.env.NODE_OPTIONS ?? ''} --import=${join(ROOT, 'test', 'support', 'net-probe.ts')}`.trim(),
       BENCH_NET_PROBE_FILE: probe, BENCH_NET_PROBE_PORT: String(c.apiPort),
     });
     const forget = killOnExit(op.proc.pid!);
