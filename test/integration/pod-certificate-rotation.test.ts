@@ -171,10 +171,14 @@ test('a root rotation with a Secret agent and a pod-certificate agent: no failed
   let watching = true;
   const watcher = (async () => {
     while (watching) {
-      const r = (await a.getTrustDomain('default').catch(() => undefined))?.status?.rotation;
-      const phase = r?.phase ?? 'none';
-      samples.push({ at: Date.now(), phase, leavesRemaining: r?.leavesRemaining });
-      if (!seen.has(phase)) seen.set(phase, Date.now() - t0);
+      // A failed read is no sample: taken as 'none' it would put a phase in the sequence that never was.
+      const td = await a.getTrustDomain('default').catch(() => undefined);
+      if (td) {
+        const r = td.status?.rotation;
+        const phase = r?.phase ?? 'none';
+        samples.push({ at: Date.now(), phase, leavesRemaining: r?.leavesRemaining });
+        if (!seen.has(phase)) seen.set(phase, Date.now() - t0);
+      }
       await new Promise((res) => setTimeout(res, 100));
     }
   })();
@@ -257,6 +261,8 @@ test('a root rotation with a Secret agent and a pod-certificate agent: no failed
   }, { what: 'the ledger finalizer removed from the old request', timeoutMs: 15_000 });
   assert.equal(released.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT], oldRoot);
 
+  // Stopped only once it has seen the end too: a read in flight as the rotation finished may still say RetiringRoot.
+  await eventually(async () => samples.at(-1)?.phase === 'none', { what: 'the sampler sees the rotation finished', timeoutMs: 5_000 });
   watching = false;
   await watcher;
   // Each phase lasts well over the 100 ms sampling here (≥ 1.5 s, ≥ 2 s, 6 s), so none is missed.
