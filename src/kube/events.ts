@@ -44,6 +44,8 @@ export class EventRecorder implements EventSink {
   private readonly opts: EventRecorderOptions;
   private readonly bucket: TokenBucket;
   private readonly queue: CoreV1Event[] = [];
+  /** Writers running; counted down in the same step that finds the queue empty, so a new event never waits for a writer that is leaving. */
+  private active = 0;
   private readonly writers = new Set<Promise<void>>();
 
   constructor(kube: Pick<KubeClient, 'createEvent'>, component: string, opts: EventRecorderOptions) {
@@ -78,7 +80,7 @@ export class EventRecorder implements EventSink {
       source: { component: this.component },
       reportingComponent: this.component, reportingInstance: this.component,
     });
-    if (this.writers.size < WRITERS) {
+    if (this.active < WRITERS) {
       const writer: Promise<void> = this.write().finally(() => this.writers.delete(writer));
       this.writers.add(writer);
     }
@@ -93,11 +95,16 @@ export class EventRecorder implements EventSink {
   }
 
   private async write(): Promise<void> {
-    for (let event = this.queue.shift(); event; event = this.queue.shift()) {
-      const waitMs = this.bucket.take();
-      if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
-      // Events are best effort: failing to record one must never fail a reconcile.
-      await this.kube.createEvent(event).catch(this.opts.onError);
+    this.active++;
+    try {
+      for (let event = this.queue.shift(); event; event = this.queue.shift()) {
+        const waitMs = this.bucket.take();
+        if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+        // Events are best effort: failing to record one must never fail a reconcile.
+        await this.kube.createEvent(event).catch(this.opts.onError);
+      }
+    } finally {
+      this.active--;
     }
   }
 

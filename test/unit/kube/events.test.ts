@@ -73,3 +73,21 @@ test('a full queue drops the new event and says so; a failed write is reported, 
   await failing.flush();
   assert.equal(errors.at(-1), 'boom');
 });
+
+test('an event recorded just as every writer finds the queue empty is still written', async () => {
+  // The late event arrives k microtasks after the writers' last writes end: some k falls between a
+  // writer finding the queue empty and its cleanup, the moment a leaving writer could be counted as busy.
+  for (let k = 0; k < 12; k++) {
+    const api = slowApi();
+    const rec = new EventRecorder(api, 'op', { rate: { qps: 1000, burst: 1000 }, onError: (e) => assert.fail(String(e)) });
+    for (let i = 0; i < 4; i++) rec.record(target(`w${i}`), 'Normal', 'Issued', 'x');
+    await new Promise((r) => setImmediate(r));
+    api.release();
+    for (let i = 0; i < k; i++) await Promise.resolve();
+    rec.record(target('late'), 'Normal', 'Issued', 'x');
+    await new Promise((r) => setImmediate(r));
+    api.release();
+    await rec.flush(1000);
+    assert.equal(api.written.length, 5, `late event after ${k} microtasks`);
+  }
+});
