@@ -3,6 +3,9 @@
 // expiry/readiness gauges, as cert-manager does.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Seconds: one issuance takes milliseconds; seconds means the API server or the CA is slow. */
+const ISSUANCE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -29,7 +32,7 @@ export class Metrics {
   readonly issuanceDuration = new Histogram({
     name: 'agentidentity_issuance_duration_seconds',
     help: 'Time to generate a key, sign a leaf and write its Secret.',
-    labelNames: ['trust_domain'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry],
+    labelNames: ['trust_domain'], buckets: ISSUANCE_BUCKETS, registers: [this.registry],
   });
   readonly podCertificates = new Counter({
     name: 'agentidentity_pod_certificates_total',
@@ -39,7 +42,7 @@ export class Metrics {
   readonly podCertificateIssuanceDuration = new Histogram({
     name: 'agentidentity_pod_certificate_issuance_duration_seconds',
     help: 'Time to sign a pod certificate and write it into its PodCertificateRequest.',
-    labelNames: ['trust_domain'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry],
+    labelNames: ['trust_domain'], buckets: ISSUANCE_BUCKETS, registers: [this.registry],
   });
   readonly reconciles = new Counter({
     name: 'agentidentity_reconcile_total',
