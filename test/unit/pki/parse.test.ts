@@ -85,3 +85,19 @@ describe('describeCertificate', () => {
     assert.deepEqual([ed.keyAlgorithm, ed.keySize], ['Ed25519', 0]);
   });
 });
+
+describe('parseCertificates keeps what it parsed', () => {
+  it('returns the same certificate object for the same bytes, however the PEM is wrapped, and forgets the least recently used past 64', async () => {
+    const { intermediate } = await hierarchy();
+    const { issued } = await leafFrom(intermediate);
+    const first = parseCertificates(issued.certificatePem)[0]!;
+    const rewrapped = issued.certificatePem.replace(/\n(?!-----)/g, '\r\n');
+    assert.notEqual(rewrapped, issued.certificatePem);
+    assert.equal(parseCertificates(rewrapped)[0], first, 'same DER, same object: decoded once');
+    // 64 other certificates push it out; one more look parses it again.
+    for (let i = 0; i < 64; i++) parseCertificates((await leafFrom(intermediate)).issued.certificatePem);
+    const again = parseCertificates(issued.certificatePem)[0]!;
+    assert.notEqual(again, first, 'evicted after 64 others');
+    assert.equal(Buffer.compare(Buffer.from(again.rawData), Buffer.from(first.rawData)), 0);
+  });
+});
