@@ -72,6 +72,7 @@ test(`an operator issuing ${BURST} identities opens a small constant number of c
   let op: Operator | undefined;
   const issued = async () => (await op!.metrics.issuances.get()).values.reduce((s, v) => s + v.value, 0);
   try {
+    const started = performance.now();
     const opened = await socketsOpened(async () => {
       op = await runOperator(env.kc);
       await eventually(async () => (await issued()) >= BURST, { timeoutMs: 90_000, what: `${BURST} issuances` });
@@ -79,6 +80,14 @@ test(`an operator issuing ${BURST} identities opens a small constant number of c
     console.log(`${BURST} issuances: ${opened} client socket(s) opened, ${(opened / BURST).toFixed(2)} per issuance`);
     // One HTTP/2 connection carries every request and watch (each watch had its own before: 9 in all).
     assert.ok(opened <= 3, `${opened} sockets for ${BURST} issuances`);
+
+    // The TrustDomain's pass that identity, Secret and policy events cause is coalesced (1 s): about one
+    // pass per second of the burst, not one per event (4 events per issuance here, about 200 in all).
+    await op!.idle();
+    const seconds = (performance.now() - started) / 1000;
+    const trustPasses = (await op!.metrics.reconciles.get()).values.filter((v) => v.labels.controller === 'trustdomain').reduce((n, v) => n + v.value, 0);
+    console.log(`${BURST} issuances in ${seconds.toFixed(1)} s: ${trustPasses} TrustDomain passes`);
+    assert.ok(trustPasses <= Math.ceil(seconds) + 5, `${trustPasses} TrustDomain passes in ${seconds.toFixed(1)} s`);
   } finally {
     await op?.stop();
   }
