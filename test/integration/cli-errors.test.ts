@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ let dir: string;
 let pki: ClusterPki;
 let client: Pem;
 const servers: Server[] = [];
+const tcpServers: TcpServer[] = [];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cli-errors-'));
@@ -32,6 +33,7 @@ before(async () => {
 });
 after(() => {
   for (const s of servers) { s.closeAllConnections(); s.close(); }
+  for (const s of tcpServers) s.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -156,6 +158,17 @@ const ROWS: Row[] = [
   {
     name: 'timeout: a server that never answers',
     server: () => serve(pki.serving),
+    args: ['status', '--request-timeout=1s'],
+    cause: /^no answer within 1s \(--request-timeout\)$/,
+  },
+  {
+    name: 'timeout: a frozen server that accepts the connection and never finishes the TLS handshake',
+    server: async () => {
+      const s = createTcpServer((socket) => socket.on('error', () => undefined));
+      tcpServers.push(s);
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      return `https://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    },
     args: ['status', '--request-timeout=1s'],
     cause: /^no answer within 1s \(--request-timeout\)$/,
   },
