@@ -81,7 +81,7 @@ export class Commands {
       const v = await this.kube.getVersion().catch((err: unknown) => {
         throw err instanceof KubeError ? new Error(`${displayServer(this.kube.server ?? '')}: ${causeOf(err)}`) : err;
       });
-      return `${this.kube.server} ${v.gitVersion}`;
+      return `${displayServer(this.kube.server ?? '')} ${v.gitVersion}`;
     });
     reached = results[0]!.ok;
     await add('CRDs installed', async () => {
