@@ -7,7 +7,7 @@
 import { STATUS_CODES } from 'node:http';
 import { formatDuration } from '../api/duration.ts';
 import { NoClusterError } from '../kube/config.ts';
-import { KubeError, TIMEOUT } from '../kube/errors.ts';
+import { INVALID_JSON, KubeError, TIMEOUT } from '../kube/errors.ts';
 
 /** Wrong arguments: exit 2. */
 export class UsageError extends Error {}
@@ -97,7 +97,7 @@ function statusCause(e: KubeError): string {
   return `${e.code} ${text}${said ?? hint ? `: ${said ?? hint}` : ''}`;
 }
 
-/** Socket errors by code (node's net and dns, undici). */
+/** Failures before any HTTP status, by reason: socket errors (node's net and dns, undici), an answer that is not JSON. */
 const NETWORK_CAUSES: Record<string, string> = {
   ECONNREFUSED: 'connection refused: nothing listens there (is the API server running, and is the server in the kubeconfig right?)',
   ENOTFOUND: 'host name not found (DNS)',
@@ -111,6 +111,7 @@ const NETWORK_CAUSES: Record<string, string> = {
   UND_ERR_CONNECT_TIMEOUT: 'could not connect: timed out',
   UND_ERR_HEADERS_TIMEOUT: 'no answer in time',
   UND_ERR_BODY_TIMEOUT: 'the answer stopped halfway',
+  [INVALID_JSON]: 'the answer was not JSON (is the server a Kubernetes API server, not a proxy\'s page?)',
   // Speaking TLS to a plain HTTP port.
   ERR_SSL_WRONG_VERSION_NUMBER: 'TLS failure: the server does not speak TLS there (is it an http:// address?)',
 };

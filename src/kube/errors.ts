@@ -24,6 +24,9 @@ export function statusError(code: number, body: string): KubeError {
 /** The reason of a request that ran past its client's timeout (RequestOptions.timeoutMs). */
 export const TIMEOUT = 'Timeout';
 
+/** The reason of an answer (or a credential plugin's output) that did not parse as JSON. */
+export const INVALID_JSON = 'InvalidJSON';
+
 /**
  * Normalises anything the client throws; network errors become code 0 with
  * the socket's code (ECONNREFUSED...) as reason; a request past its timeout
@@ -36,6 +39,8 @@ export function toKubeError(err: unknown): KubeError {
   if (typeof e?.statusCode === 'number') return new KubeError(e.statusCode, 'Unknown', message);
   // AbortSignal.timeout() aborts with a DOMException whose code is a number (23), not a socket's string.
   if (e?.name === 'TimeoutError') return new KubeError(0, TIMEOUT, message);
+  // JSON.parse quotes the start of what it could not parse: a Secret's bytes, or a plugin's token. Never kept.
+  if (err instanceof SyntaxError) return new KubeError(0, INVALID_JSON, 'the answer was not valid JSON');
   // fetch rejects with "fetch failed" and puts the socket error in cause.
   const code = [e?.code, e?.cause?.code].find((c) => typeof c === 'string') as string | undefined;
   return new KubeError(0, code ?? 'NetworkError', message);

@@ -144,6 +144,12 @@ const ROWS: Row[] = [
     cause: /^503 Service Unavailable: the server is currently unable to handle the request$/,
   },
   {
+    name: "200 with a body that is not JSON (a proxy's login page): none of the body is printed",
+    server: () => serve(pki.serving, (res) => { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<html>session=0xC0FFEE</html>'); }),
+    args: ['status'],
+    cause: /^the answer was not JSON \(is the server a Kubernetes API server, not a proxy's page\?\)$/,
+  },
+  {
     name: 'connection refused',
     server: closedPort,
     args: ['status'],

@@ -40,6 +40,15 @@ test('a request past its timeout is a Timeout, whatever the DOMException carries
   assert.equal(causeOf(e, 2500), 'no answer within 2.5s (--request-timeout)');
 });
 
+test('an answer that is not JSON: none of its text is kept (JSON.parse quotes its start, which may be a Secret\'s bytes)', () => {
+  let parseError: unknown;
+  try { JSON.parse('tok-abc123 is what the plugin printed'); } catch (err) { parseError = err; }
+  assert.match((parseError as Error).message, /tok-abc/);
+  const e = toKubeError(parseError);
+  assert.doesNotMatch(e.message, /tok-abc/);
+  assert.equal(causeOf(e), "the answer was not JSON (is the server a Kubernetes API server, not a proxy's page?)");
+});
+
 test('the cause: the Status message where it says more than the status text, a hint in words where it does not', () => {
   const cases: Array<[KubeError, string]> = [
     [new KubeError(403, 'Forbidden', 'secrets "x" is forbidden: User "bob" cannot get resource "secrets"'), '403 Forbidden: secrets "x" is forbidden: User "bob" cannot get resource "secrets"'],
