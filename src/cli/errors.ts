@@ -18,8 +18,8 @@ export class ConfigError extends Error {}
 /** An API call failed: the server it went to, and what it answered or why it could not. */
 export class ApiFailure extends Error {
   readonly kube: KubeError;
-  constructor(server: string | undefined, kube: KubeError, timeoutMs: number | undefined) {
-    super(`${server === undefined ? 'the API server' : displayServer(server)}: ${causeOf(kube, timeoutMs)}`);
+  constructor(server: string, kube: KubeError, timeoutMs: number | undefined) {
+    super(`${displayServer(server)}: ${causeOf(kube, timeoutMs)}`);
     this.name = 'ApiFailure';
     this.kube = kube;
   }
@@ -111,19 +111,19 @@ const NETWORK_CAUSES: Record<string, string> = {
   UND_ERR_CONNECT_TIMEOUT: 'could not connect: timed out',
   UND_ERR_HEADERS_TIMEOUT: 'no answer in time',
   UND_ERR_BODY_TIMEOUT: 'the answer stopped halfway',
-  [INVALID_JSON]: 'the answer was not JSON (is the server a Kubernetes API server, not a proxy\'s page?)',
+  [INVALID_JSON]: "the answer was not JSON (is the server a Kubernetes API server, not a proxy's page?)",
   // Speaking TLS to a plain HTTP port.
   ERR_SSL_WRONG_VERSION_NUMBER: 'TLS failure: the server does not speak TLS there (is it an http:// address?)',
 };
 
-/** OpenSSL's verification codes (node's tls) for a certificate the kubeconfig's CA does not vouch for. */
+/** OpenSSL's verification codes (node's tls) for a certificate no CA of the kubeconfig (or the system's, when it names none) vouches for. */
 const UNTRUSTED = /^(UNABLE_TO_(GET_ISSUER_CERT|GET_ISSUER_CERT_LOCALLY|VERIFY_LEAF_SIGNATURE|DECRYPT_CERT_SIGNATURE|DECODE_ISSUER_PUBLIC_KEY)|CERT_(SIGNATURE_FAILURE|UNTRUSTED|REJECTED|CHAIN_TOO_LONG|REVOKED)|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|INVALID_CA|INVALID_PURPOSE|PATH_LENGTH_EXCEEDED)$/;
 
 function networkCause(e: KubeError, timeoutMs: number | undefined): string {
   const r = e.reason;
   if (r === TIMEOUT) return `no answer within ${timeoutMs ? `${formatDuration(timeoutMs)} (--request-timeout)` : '--request-timeout'}`;
-  if (NETWORK_CAUSES[r]) return NETWORK_CAUSES[r];
-  if (UNTRUSTED.test(r)) return `TLS failure: the server's certificate is not signed by the kubeconfig's certificate authority (${e.message})`;
+  if (Object.hasOwn(NETWORK_CAUSES, r)) return NETWORK_CAUSES[r]!;
+  if (UNTRUSTED.test(r)) return `TLS failure: the server's certificate is not signed by a CA the kubeconfig trusts (${e.message})`;
   if (r === 'CERT_HAS_EXPIRED' || r === 'CERT_NOT_YET_VALID') return `TLS failure: the server's certificate is not valid now (${e.message})`;
   if (r === 'ERR_TLS_CERT_ALTNAME_INVALID' || r === 'HOSTNAME_MISMATCH') return `TLS failure: the server's certificate is not for this host name (${e.message})`;
   if (/^ERR_(SSL|TLS)_/.test(r) || r === 'EPROTO') return `TLS failure: ${e.message}`;

@@ -159,7 +159,7 @@ const ROWS: Row[] = [
     name: 'TLS: a serving certificate the kubeconfig CA did not sign',
     server: async () => serve((await makeClusterPki()).serving, status(200, 'Success', 'never reached')),
     args: ['status'],
-    cause: /^TLS failure: the server's certificate is not signed by the kubeconfig's certificate authority \(.+\)$/,
+    cause: /^TLS failure: the server's certificate is not signed by a CA the kubeconfig trusts \(.+\)$/,
   },
   {
     name: 'timeout: a server that never answers',

@@ -57,7 +57,7 @@ test('the cause: the Status message where it says more than the status text, a h
     [statusError(504, '<html>gateway timeout</html>'), '504 Gateway Timeout: the API server failed to answer; try again'],
     [statusError(418, ''), "418 I'm a Teapot"],
     [new KubeError(0, 'ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:6443'), 'connection refused: nothing listens there (is the API server running, and is the server in the kubeconfig right?)'],
-    [new KubeError(0, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'), "TLS failure: the server's certificate is not signed by the kubeconfig's certificate authority (unable to verify the first certificate)"],
+    [new KubeError(0, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'), "TLS failure: the server's certificate is not signed by a CA the kubeconfig trusts (unable to verify the first certificate)"],
     [new KubeError(0, 'ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"), "TLS failure: the server's certificate is not for this host name (Hostname/IP does not match certificate's altnames)"],
     [new KubeError(0, 'CERT_HAS_EXPIRED', 'certificate has expired'), "TLS failure: the server's certificate is not valid now (certificate has expired)"],
     [new KubeError(0, 'ENOENT', "ENOENT: no such file or directory, open '/ca.crt'"), "ENOENT: no such file or directory, open '/ca.crt'"],
