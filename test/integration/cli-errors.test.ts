@@ -175,7 +175,8 @@ const ROWS: Row[] = [
       await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
       return `https://127.0.0.1:${(s.address() as AddressInfo).port}`;
     },
-    args: ['status', '--request-timeout=1s'],
+    // A bare number is seconds, as with kubectl.
+    args: ['status', '--request-timeout=1'],
     cause: /^no answer within 1s \(--request-timeout\)$/,
   },
 ];
