@@ -6,7 +6,8 @@ import { BUNDLE_CONFIGMAP_PREFIX, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, SECRET_CERT
 import { CRD_NAMES, OPERATOR_LEASE, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_TLS_SECRET } from '../api/names.ts';
 import { getCondition } from '../api/conditions.ts';
 import type { KubeClient } from '../kube/client.ts';
-import { ifExists } from '../kube/errors.ts';
+import { ifExists, KubeError } from '../kube/errors.ts';
+import { causeOf, displayServer, UsageError } from './errors.ts';
 import { table, relative } from './table.ts';
 
 export interface Output { text: string; json: unknown }
@@ -62,18 +63,27 @@ export class Commands {
    */
   async check(operatorNamespace: string): Promise<Output & { ok: boolean }> {
     const results: CheckResult[] = [];
+    // Past an API server that refused or did not answer, every check would fail the same way (or wait out its timeout).
+    let reached = true;
     const add = async (check: string, fn: () => Promise<string | NotInUse>) => {
+      if (!reached) {
+        results.push({ check, ok: false, state: 'failed', detail: 'not checked: the API server check failed' });
+        return;
+      }
       try {
         const r = await fn();
         results.push(typeof r === 'string' ? { check, ok: true, state: 'ok', detail: r } : { check, ok: true, state: 'not in use', detail: r.notInUse });
       } catch (err) {
-        results.push({ check, ok: false, state: 'failed', detail: (err as Error).message });
+        results.push({ check, ok: false, state: 'failed', detail: err instanceof KubeError ? causeOf(err) : (err as Error).message });
       }
     };
     await add('API server reachable', async () => {
-      const v = await this.kube.getVersion();
-      return `${this.kube.server} ${v.gitVersion}`;
+      const v = await this.kube.getVersion().catch((err: unknown) => {
+        throw err instanceof KubeError ? new Error(`${displayServer(this.kube.server ?? '')}: ${causeOf(err)}`) : err;
+      });
+      return `${displayServer(this.kube.server ?? '')} ${v.gitVersion}`;
     });
+    reached = results[0]!.ok;
     await add('CRDs installed', async () => {
       for (const n of CRD_NAMES) {
         if (!await this.kube.crdEstablished(n)) throw new Error(`${n} is not Established`);
@@ -135,12 +145,12 @@ export class Commands {
   async renew(target: { name?: string; namespace?: string; all?: boolean; selector?: string }): Promise<Output> {
     let names: Array<{ namespace: string; name: string }>;
     if (target.name) {
-      if (!target.namespace) throw new Error('renew NAME needs -n NAMESPACE');
+      if (!target.namespace) throw new UsageError('renew NAME needs -n NAMESPACE');
       names = [{ namespace: target.namespace, name: target.name }];
     } else if (target.all || target.selector) {
       names = (await this.kube.listIdentities(target.namespace, target.selector)).map((i) => ({ namespace: i.metadata.namespace!, name: i.metadata.name! }));
     } else {
-      throw new Error('renew needs NAME -n NAMESPACE, --all, or -l SELECTOR');
+      throw new UsageError('renew needs NAME -n NAMESPACE, --all, or -l SELECTOR');
     }
     const stamp = this.now().toISOString();
     for (const n of names) {

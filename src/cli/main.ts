@@ -2,8 +2,11 @@
 // agent-identity: inspect and steer the operator from a terminal or script.
 import { parseArgs } from 'node:util';
 import { DEFAULT_OPERATOR_NAMESPACE } from '../api/names.ts';
-import { KubeClient, loadKubeConfig, NoClusterError } from '../kube/client.ts';
+import { parseDuration } from '../api/duration.ts';
+import { KubeClient, loadKubeConfig } from '../kube/client.ts';
+import { KubeError } from '../kube/errors.ts';
 import { Commands, type Output } from './commands.ts';
+import { ApiFailure, ConfigError, exitStatusOf, kubeconfigError, report, UsageError } from './errors.ts';
 
 const USAGE = `usage: agent-identity <command> [options]
 
@@ -14,12 +17,17 @@ const USAGE = `usage: agent-identity <command> [options]
   inspect secret NAME -n NAMESPACE           the chain, SANs, validity, fingerprints, and whether the bundle trusts it
   check [--operator-namespace NS]            API server, CRDs, leader Lease and webhook caBundle (if in use), TrustDomains
 
-options: -n/--namespace, -A/--all-namespaces, -l/--selector, --all, -o/--output table|json, --kubeconfig PATH
-exit status: 0 ok, 1 a failure (or a failed check), 2 a usage error or no cluster configured
+options: -n/--namespace, -A/--all-namespaces, -l/--selector, --all, -o/--output table|json, --kubeconfig PATH,
+         --request-timeout DURATION (each API request; default 30s, 0 for none), --debug (a failure's stack trace)
+exit status: 0 ok, 1 a failure (or a failed check), 2 a usage error, or no usable kubeconfig
 `;
 
-/** Wrong arguments or no cluster: exit 2, as for the operator. */
-class UsageError extends Error {}
+/**
+ * Unlike kubectl's (none), the default bounds each request: a person at a
+ * terminal facing a server that accepted the connection and never answers
+ * should hear why, not wait for TCP to give up minutes later.
+ */
+const DEFAULT_REQUEST_TIMEOUT = '30s';
 
 async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
   const { values, positionals } = parseArgs({
@@ -32,6 +40,8 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
       output: { type: 'string', short: 'o', default: 'table' },
       kubeconfig: { type: 'string' },
       'operator-namespace': { type: 'string', default: DEFAULT_OPERATOR_NAMESPACE },
+      'request-timeout': { type: 'string', default: DEFAULT_REQUEST_TIMEOUT },
+      debug: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -40,8 +50,39 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
   return { out: await dispatch(values, positionals), json: values.output === 'json' };
 }
 
-async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string; 'operator-namespace'?: string }, positionals: string[]): Promise<Output> {
-  const c = new Commands(new KubeClient(loadKubeConfig(values.kubeconfig)));
+type Values = { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string; 'operator-namespace'?: string; 'request-timeout'?: string };
+
+/** As kubectl's --request-timeout: a duration (30s, 2m), a bare number of seconds, or 0 for none. */
+function requestTimeoutMs(value: string | undefined): number | undefined {
+  let ms: number;
+  try {
+    ms = /^\d+$/.test(value ?? '') ? Number(value) * 1000 : parseDuration(value ?? DEFAULT_REQUEST_TIMEOUT);
+  } catch {
+    throw new UsageError(`--request-timeout must be a duration such as 30s or 2m, or 0 for none, got "${value}"`);
+  }
+  if (ms < 0) throw new UsageError(`--request-timeout must not be negative, got "${value}"`);
+  return ms === 0 ? undefined : ms;
+}
+
+/** Runs the command against the kubeconfig's server; an API call that fails becomes an ApiFailure naming that server. */
+async function dispatch(values: Values, positionals: string[]): Promise<Output> {
+  const timeoutMs = requestTimeoutMs(values['request-timeout']);
+  let kube: KubeClient;
+  try {
+    kube = new KubeClient(loadKubeConfig(values.kubeconfig), { timeoutMs });
+  } catch (err) {
+    throw kubeconfigError(err);
+  }
+  if (!kube.server) throw new ConfigError("the kubeconfig's current context names no cluster server");
+  try {
+    return await command(new Commands(kube), values, positionals);
+  } catch (err) {
+    // Every API call rejects with a KubeError (kube/errors.ts call()); anything else is the command's own.
+    throw err instanceof KubeError ? new ApiFailure(kube.server, err, timeoutMs) : err;
+  }
+}
+
+async function command(c: Commands, values: Values, positionals: string[]): Promise<Output> {
   const [cmd, sub, arg] = positionals;
   const ns = values['all-namespaces'] ? undefined : values.namespace;
   switch (cmd) {
@@ -68,7 +109,7 @@ try {
   const { out, json } = await run(process.argv.slice(2));
   process.stdout.write(json ? JSON.stringify(out.json, null, 2) + '\n' : out.text);
 } catch (err) {
-  process.stderr.write(`agent-identity: ${(err as Error).message}\n`);
-  const usage = err instanceof UsageError || err instanceof NoClusterError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS_');
-  process.exitCode = usage ? 2 : 1;
+  // Read from argv, not the parsed flags: a flag that fails to parse is reported with its stack too.
+  process.stderr.write(report(err, process.argv.includes('--debug')));
+  process.exitCode = exitStatusOf(err);
 }

@@ -21,16 +21,26 @@ export function statusError(code: number, body: string): KubeError {
   return new KubeError(code, str(s.reason) ?? 'Unknown', str(s.message) ?? `HTTP ${code}`);
 }
 
+/** The reason of a request that ran past its client's timeout (RequestOptions.timeoutMs). */
+export const TIMEOUT = 'Timeout';
+
+/** The reason of an answer (or a credential plugin's output) that did not parse as JSON. */
+export const INVALID_JSON = 'InvalidJSON';
+
 /**
  * Normalises anything the client throws; network errors become code 0 with
- * the socket's code (ECONNREFUSED...) as reason; so does a timeout. An
- * Error carrying an HTTP status as statusCode keeps it.
+ * the socket's code (ECONNREFUSED...) as reason; a request past its timeout
+ * has reason TIMEOUT. An Error carrying an HTTP status as statusCode keeps it.
  */
 export function toKubeError(err: unknown): KubeError {
   if (err instanceof KubeError) return err;
-  const e = err as { code?: unknown; message?: unknown; statusCode?: unknown; cause?: { code?: unknown } };
+  const e = err as { code?: unknown; message?: unknown; name?: unknown; statusCode?: unknown; cause?: { code?: unknown } };
   const message = typeof e?.message === 'string' ? e.message : String(err);
   if (typeof e?.statusCode === 'number') return new KubeError(e.statusCode, 'Unknown', message);
+  // AbortSignal.timeout() aborts with a DOMException whose code is a number (23), not a socket's string.
+  if (e?.name === 'TimeoutError') return new KubeError(0, TIMEOUT, message);
+  // JSON.parse quotes the start of what it could not parse: a Secret's bytes, or a plugin's token. Never kept.
+  if (err instanceof SyntaxError) return new KubeError(0, INVALID_JSON, 'the answer was not valid JSON');
   // fetch rejects with "fetch failed" and puts the socket error in cause.
   const code = [e?.code, e?.cause?.code].find((c) => typeof c === 'string') as string | undefined;
   return new KubeError(0, code ?? 'NetworkError', message);

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
@@ -15,6 +15,8 @@ import { api, isReady } from '../support/objects.ts';
 import { runCli } from '../support/cli.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../support/suite.ts';
 import { webhookConfigurationsFor, WEBHOOKS_YAML } from '../support/webhook.ts';
+import { makeClientCert } from '../support/certs.ts';
+import { kubeconfigYaml } from '../support/controlplane.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const WRAPPER = join(ROOT, 'bin', 'agent-identity');
@@ -133,6 +135,26 @@ test('bin/agent-identity runs on the pinned Node whatever node is first on PATH'
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^NAMESPACE\s+NAME\s+READY/);
   assert.match(r.stdout, /inspect-\S+\s+planner\s+True\s+Issued/);
+});
+
+test("a real API server's 401, 403 and 404: one line naming the server and the Status, exit 1", async () => {
+  const cp = env.controlPlane;
+  if (!cp) throw new Error('this test needs the test control plane: its client CA signs the unprivileged user');
+  const dir = mkdtempSync(join(tmpdir(), 'aio-cli-errors-'));
+  const write = (name: string, yaml: string) => { const p = join(dir, name); writeFileSync(p, yaml); return p; };
+  // A bearer token no authenticator knows, in place of the admin's client certificate.
+  const unknownToken = write('token.yaml', kubeconfigYaml(cp.server, cp.pki).replace(/client-certificate-data: .*\n\s*client-key-data: .*/, 'token: not-a-token-this-cluster-knows'));
+  const bob = write('bob.yaml', kubeconfigYaml(cp.server, cp.pki, 'bob', await makeClientCert(cp.pki.ca, 'bob')));
+  const cases: Array<[string, string[], string]> = [
+    [unknownToken, ['status', '-A'], "401 Unauthorized: the kubeconfig's credentials were refused"],
+    [bob, ['status', '-A'], '403 Forbidden: agentidentities.agentidentity.dev is forbidden: User "bob" cannot list resource "agentidentities" in API group "agentidentity.dev" at the cluster scope'],
+    [env.kubeconfigPath, ['ca', 'status', 'nosuch'], '404 Not Found: trustdomains.agentidentity.dev "nosuch" not found'],
+  ];
+  for (const [kubeconfig, args, cause] of cases) {
+    const r = await runCli(kubeconfig, ...args);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `agent-identity: ${cp.server}: ${cause}\n`);
+  }
 });
 
 test('with no kubeconfig and not in a cluster the CLI says what to set and exits 2', async () => {
