@@ -14,7 +14,7 @@ const USAGE = `usage: agent-identity <command> [options]
   inspect secret NAME -n NAMESPACE           the chain, SANs, validity, fingerprints, and whether the bundle trusts it
   check [--operator-namespace NS]            API server, CRDs, leader Lease and webhook caBundle (if in use), TrustDomains
 
-options: -n/--namespace, -A/--all-namespaces, -l/--selector, --all, -o/--output table|json, --kubeconfig PATH
+options: -n/--namespace, -A/--all-namespaces, -l/--selector, --all, -o/--output table|json, --kubeconfig PATH, --context NAME
 exit status: 0 ok, 1 a failure (or a failed check), 2 a usage error or no cluster configured
 `;
 
@@ -31,6 +31,7 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
       all: { type: 'boolean' },
       output: { type: 'string', short: 'o', default: 'table' },
       kubeconfig: { type: 'string' },
+      context: { type: 'string' },
       'operator-namespace': { type: 'string', default: DEFAULT_OPERATOR_NAMESPACE },
       help: { type: 'boolean', short: 'h' },
     },
@@ -40,8 +41,8 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
   return { out: await dispatch(values, positionals), json: values.output === 'json' };
 }
 
-async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string; 'operator-namespace'?: string }, positionals: string[]): Promise<Output> {
-  const c = new Commands(new KubeClient(loadKubeConfig(values.kubeconfig)));
+async function dispatch(values: { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string; context?: string; 'operator-namespace'?: string }, positionals: string[]): Promise<Output> {
+  const c = new Commands(new KubeClient(loadKubeConfig(values.kubeconfig, values.context)));
   const [cmd, sub, arg] = positionals;
   const ns = values['all-namespaces'] ? undefined : values.namespace;
   switch (cmd) {
