@@ -119,8 +119,8 @@ const nonEmpty = (v: unknown): string | undefined => (typeof v === 'string' && v
 /**
  * Merges kubeconfig texts as kubectl merges $KUBECONFIG: the first file that
  * names a cluster, user or context owns that whole entry (no field-by-field
- * mix), and the first non-empty current-context wins. Within one file a later
- * entry of a name replaces an earlier one (kubectl reads a file's list into a map).
+ * mix), and the first non-empty current-context wins. A name twice in one
+ * file is an error, as in kubectl.
  */
 export function mergeKubeConfigs(files: readonly { text: string; dir: string; path?: string }[]): Merged {
   const merged: Merged = { clusters: new Map(), users: new Map(), contexts: new Map() };
@@ -133,12 +133,15 @@ export function mergeKubeConfigs(files: readonly { text: string; dir: string; pa
     }
     merged.current ??= nonEmpty(doc['current-context']);
     const take = (into: Map<string, Entry>, list: { name?: unknown }[] | null | undefined, key: 'cluster' | 'user' | 'context') => {
-      const mine = new Map<string, Entry>();
+      const mine = new Set<string>();
       for (const item of list ?? []) {
         const name = nonEmpty(item.name);
-        if (name) mine.set(name, { fields: ((item as Record<string, unknown>)[key] ?? {}) as Fields, dir });
+        if (!name) continue;
+        // kubectl refuses the file too: which of the two would the user mean?
+        if (mine.has(name)) throw new KubeConfigError(`kubeconfig ${path ?? 'text'}: ${key} "${name}" is defined twice`);
+        mine.add(name);
+        if (!into.has(name)) into.set(name, { fields: ((item as Record<string, unknown>)[key] ?? {}) as Fields, dir });
       }
-      for (const [name, entry] of mine) if (!into.has(name)) into.set(name, entry);
     };
     take(merged.clusters, doc.clusters, 'cluster');
     take(merged.users, doc.users, 'user');
