@@ -18,10 +18,12 @@ export interface Tls { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthori
 export type Headers = Record<string, string | string[]>;
 
 export interface Credentials {
-  /** The Authorization and Impersonate-* headers of one request. */
-  headers(): Promise<Headers>;
-  /** The TLS settings of new connections: the same object until they change (a file re-read, a plugin's new certificate). */
-  tls(): Promise<Tls>;
+  /**
+   * What one request carries: its Authorization and Impersonate-* headers, and
+   * the TLS settings of its connection (the same object until they change: a
+   * file re-read, a plugin's new certificate), both from one plugin answer.
+   */
+  current(): Promise<{ headers: Headers; tls: Tls }>;
   /** The API server answered 401: a cached token or plugin credential is not to be trusted any more. */
   unauthorized(): void;
 }
@@ -95,18 +97,15 @@ export function credentialsOf(cluster: Cluster | null, user: User | null): Crede
   let tls: { from: Tls; exec?: ExecCredential; value: Tls } | undefined;
 
   return {
-    async headers() {
-      const token = exec ? (await exec.get()).token : fileToken ? fileToken.get() : user?.token;
-      const authorization = token ? `Bearer ${token}` : basic;
-      return authorization ? { authorization, ...impersonation } : { ...impersonation };
-    },
-    async tls() {
-      const from = files.get();
+    async current() {
       const fromExec = exec ? await exec.get() : undefined;
+      const from = files.get();
       if (tls?.from !== from || tls.exec !== fromExec) {
         tls = { from, exec: fromExec, value: fromExec?.cert ? { ...from, cert: fromExec.cert, key: fromExec.key } : from };
       }
-      return tls.value;
+      const token = fromExec ? fromExec.token : fileToken ? fileToken.get() : user?.token;
+      const authorization = token ? `Bearer ${token}` : basic;
+      return { headers: authorization ? { authorization, ...impersonation } : { ...impersonation }, tls: tls.value };
     },
     unauthorized() {
       fileToken?.clear();

@@ -48,10 +48,8 @@ class Transport {
     this.proxy = url ? proxyFor(url, cluster?.proxyUrl) : undefined;
   }
 
-  /** The pool for the current TLS settings: a new one when they change (a file re-read, a plugin's new certificate). */
-  async dispatcher(): Promise<Dispatcher> {
-    // A failure (an unreadable CA file) is not cached: the next request reads again.
-    const tls = await this.credentials.tls();
+  /** The pool for these TLS settings: a new one when they change (a file re-read, a plugin's new certificate). */
+  dispatcher(tls: Tls): Dispatcher {
     if (this.pool?.tls !== tls) {
       // Closed a while later, not now: a request handed the old pool a moment ago may not have
       // dispatched yet. close() then lets what is in flight (a watch, until it ends) finish.
@@ -74,8 +72,10 @@ function transportOf(kc: KubeConfig): Transport {
 }
 
 /** The connection pool every request and watch of `kc` uses now. */
-export function poolOf(kc: KubeConfig): Promise<Dispatcher> {
-  return transportOf(kc).dispatcher();
+export async function poolOf(kc: KubeConfig): Promise<Dispatcher> {
+  const t = transportOf(kc);
+  // A failure (an unreadable CA file) is not cached: the next request reads again.
+  return t.dispatcher((await t.credentials.current()).tls);
 }
 
 /**
@@ -131,9 +131,11 @@ function pathAndQuery(t: Transport, path: string, query: Query = {}): string {
 export async function open(kc: KubeConfig, req: Request, signal: AbortSignal | undefined, extra: Partial<Dispatcher.RequestOptions> = {}): Promise<Dispatcher.ResponseData> {
   const t = transportOf(kc);
   if (!t.origin) throw new Error('the kubeconfig names no cluster server');
-  const headers: Record<string, string> = { accept: req.accept ?? 'application/json', 'user-agent': USER_AGENT, ...await t.credentials.headers() };
+  // Headers and TLS of one answer of the credentials: a plugin's token never travels on another's connection.
+  const credentials = await t.credentials.current();
+  const headers: Record<string, string | string[]> = { accept: req.accept ?? 'application/json', 'user-agent': USER_AGENT, ...credentials.headers };
   if (req.body !== undefined) headers['content-type'] = req.contentType ?? 'application/json';
-  const res = await (await t.dispatcher()).request({
+  const res = await t.dispatcher(credentials.tls).request({
     origin: t.origin, path: pathAndQuery(t, req.path, req.query), method: req.method, headers, signal,
     body: req.body === undefined ? undefined : JSON.stringify(req.body), ...extra,
   });
