@@ -26,6 +26,12 @@ export interface Credentials {
   current(): Promise<{ headers: Headers; tls: Tls }>;
   /** The API server answered 401: a cached token or plugin credential is not to be trusted any more. */
   unauthorized(): void;
+  /**
+   * A header repeats (two impersonated groups, or two values of one extra):
+   * undici's HTTP/2 client folds repeated request headers into one "a, b",
+   * which the API server reads as one group, so such a context speaks HTTP/1.1.
+   */
+  readonly http1: boolean;
 }
 
 /** A value read at most once per `maxAgeMs`; a read that throws is not cached. */
@@ -111,5 +117,6 @@ export function credentialsOf(cluster: Cluster | null, user: User | null): Crede
       fileToken?.clear();
       exec?.clear();
     },
+    http1: Object.values(impersonation).some((v) => Array.isArray(v) && v.length > 1),
   };
 }

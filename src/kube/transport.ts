@@ -15,9 +15,9 @@ import { TokenBucket, type RateLimit } from './ratelimit.ts';
 const USER_AGENT = 'agent-identity';
 
 /** A pool for one set of TLS settings, direct or through the context's proxy (http, https or socks5). */
-function newPool(tls: Tls, proxy: URL | undefined): Dispatcher {
-  if (!proxy) return new Agent({ allowH2: true, connect: tls });
-  return new ProxyAgent({ uri: proxy.href, allowH2: true, requestTls: tls });
+function newPool(tls: Tls, proxy: URL | undefined, allowH2: boolean): Dispatcher {
+  if (!proxy) return new Agent({ allowH2, connect: tls });
+  return new ProxyAgent({ uri: proxy.href, allowH2, requestTls: tls });
 }
 
 /**
@@ -55,7 +55,7 @@ class Transport {
       // dispatched yet. close() then lets what is in flight (a watch, until it ends) finish.
       const old = this.pool?.dispatcher;
       if (old) setTimeout(() => void old.close().catch(() => undefined), 30_000).unref();
-      this.pool = { dispatcher: newPool(tls, this.proxy), tls };
+      this.pool = { dispatcher: newPool(tls, this.proxy, !this.credentials.http1), tls };
     }
     return this.pool.dispatcher;
   }
