@@ -204,6 +204,8 @@ function readCluster({ fields, dir }: Entry, where: string): Cluster {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') r.fail(`server "${server}" must be https:// or http://`);
   const caData = r.string('certificate-authority-data');
   const caFile = resolvePath(dir, r.string('certificate-authority'));
+  // kubectl refuses each pair as well ("... are both specified"): one source per secret.
+  if (caData && caFile) r.fail('certificate-authority and certificate-authority-data cannot both be set');
   const skipTLSVerify = r.bool('insecure-skip-tls-verify') ?? false;
   // client-go refuses this pair too: which of the two would the user want?
   if (skipTLSVerify && (caData || caFile)) r.fail('insecure-skip-tls-verify cannot be combined with certificate-authority(-data)');
@@ -260,6 +262,8 @@ function readUser({ fields, dir }: Entry, where: string): User {
     impersonateExtra: readExtra(fields['as-user-extra'], r.fail),
     exec: fields.exec === undefined || fields.exec === null ? undefined : readExec(fields.exec, dir, where),
   };
+  if (user.certData && user.certFile) r.fail('client-certificate and client-certificate-data cannot both be set');
+  if (user.keyData && user.keyFile) r.fail('client-key and client-key-data cannot both be set');
   const cert = user.certData ?? user.certFile;
   const key = user.keyData ?? user.keyFile;
   if (cert && !key) r.fail('client-certificate is set without client-key');
@@ -346,7 +350,10 @@ export function loadKubeConfig(path?: string, context?: string): LoadedKubeConfi
   }
   return parseKubeConfig(files.map((f) => {
     let text: string;
-    try { text = readFileSync(f, 'utf8'); } catch (err) { throw new KubeConfigError(`kubeconfig ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`); }
+    try { text = readFileSync(f, 'utf8'); } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new KubeConfigError(`kubeconfig ${f}: ${code === 'ENOENT' ? 'no such file' : code ?? (err as Error).message}`);
+    }
     return { text, dir: dirname(f), path: f };
   }), context);
 }

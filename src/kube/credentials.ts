@@ -47,7 +47,7 @@ function cached<T>(maxAgeMs: number, read: () => T): { get(): T; clear(): void }
   };
 }
 
-/** client-go's dataFromSliceOrFile: the file wins, else the base64 data. */
+/** A file, else base64 data (config.ts refuses both at once, as kubectl does). */
 const fileOrData = (file?: string, data?: string) => (file ? readFileSync(file) : data ? Buffer.from(data, 'base64') : undefined);
 
 /** An exec plugin's answer, kept until it expires or the API server refuses it; one run at a time. */

@@ -145,6 +145,8 @@ test('fields we do not act on, or combinations kubectl would not honour as writt
     ['{ token: t }', '{ certificate-authority-data: Q0E= }', 'kubeconfig cluster "k" (context "c"): server is not set'],
     ['{ token: t, username: a, password: b }', undefined, 'kubeconfig user "u" (context "c"): username/password and token cannot both be set'],
     ['{ client-certificate-data: Q0E= }', undefined, 'kubeconfig user "u" (context "c"): client-certificate is set without client-key'],
+    ['{ client-certificate-data: Q0E=, client-certificate: c.crt, client-key-data: Q0E= }', undefined, 'kubeconfig user "u" (context "c"): client-certificate and client-certificate-data cannot both be set'],
+    ['{ token: t }', '{ server: "https://k:1", certificate-authority-data: Q0E=, certificate-authority: ca.crt }', 'kubeconfig cluster "k" (context "c"): certificate-authority and certificate-authority-data cannot both be set'],
     ['{ as-groups: [a] }', undefined, 'kubeconfig user "u" (context "c"): as-groups is set without as'],
     ['{ token: t, exec: { apiVersion: client.authentication.k8s.io/v1, command: p, interactiveMode: Never } }', undefined, 'kubeconfig user "u" (context "c"): exec and token cannot both be set (kubectl would ignore exec)'],
     ['{ exec: { apiVersion: client.authentication.k8s.io/v1alpha1, command: p } }', undefined, 'kubeconfig user "u" (context "c") exec: apiVersion "client.authentication.k8s.io/v1alpha1" is not supported; use client.authentication.k8s.io/v1 or v1beta1'],
