@@ -99,15 +99,17 @@ export function credentialsOf(cluster: Cluster | null, user: User | null): Crede
   const exec = user?.exec ? execSource(user, cluster) : undefined;
   const basic = user?.username ? `Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}` : undefined;
   const impersonation = impersonationHeaders(user);
-  // The last TLS object handed out, so an unchanged one is the same object (transport.ts keeps its pool then).
-  let tls: { from: Tls; exec?: ExecCredential; value: Tls } | undefined;
+  // The last TLS object handed out, so an unchanged one is the same object (transport.ts keeps its pool
+  // then): a plugin's new token alone leaves the connections as they are, its new certificate does not.
+  let tls: { from: Tls; cert?: string; value: Tls } | undefined;
 
   return {
     async current() {
       const fromExec = exec ? await exec.get() : undefined;
       const from = files.get();
-      if (tls?.from !== from || tls.exec !== fromExec) {
-        tls = { from, exec: fromExec, value: fromExec?.cert ? { ...from, cert: fromExec.cert, key: fromExec.key } : from };
+      const cert = fromExec?.cert ? `${fromExec.cert.toString()}${fromExec.key?.toString()}` : undefined;
+      if (tls?.from !== from || tls.cert !== cert) {
+        tls = { from, cert, value: fromExec?.cert ? { ...from, cert: fromExec.cert, key: fromExec.key } : from };
       }
       const token = fromExec ? fromExec.token : fileToken ? fileToken.get() : user?.token;
       const authorization = token ? `Bearer ${token}` : basic;
