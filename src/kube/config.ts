@@ -51,8 +51,6 @@ export interface User {
   readonly username?: string;
   readonly password?: string;
   readonly exec?: ExecConfig;
-  /** Never set by our loader (refused); client-node objects may carry it, credentials.ts refuses it too. */
-  readonly authProvider?: unknown;
   readonly impersonateUser?: string;
   readonly impersonateUid?: string;
   readonly impersonateGroups?: readonly string[];
