@@ -31,9 +31,16 @@ module.exports = {
     {
       name: 'one-api-client',
       severity: 'error',
-      comment: 'Only src/kube/ talks to the API server (over undici; client-node only for exec/auth-provider users): everything else goes through it.',
+      comment: 'Only src/kube/ talks to the API server (over undici): everything else goes through it.',
       from: { path: '^src/', pathNot: '^src/kube/' },
       to: { path: 'node_modules/(@kubernetes/client-node|undici)/' },
+    },
+    {
+      name: 'client-node-types-only',
+      severity: 'error',
+      comment: 'client-node is not used at runtime (issue 12: its generated API costs ~32 MB; issue 17: one owner of the kubeconfig): src/ may import its types only.',
+      from: { path: '^src/' },
+      to: { path: 'node_modules/@kubernetes/client-node/', dependencyTypesNot: ['type-only'] },
     },
     {
       name: 'pure-core-no-io',

@@ -6,7 +6,7 @@
 // DOMException's a number again; guessing from it crashed on a 401.
 import { STATUS_CODES } from 'node:http';
 import { formatDuration } from '../api/duration.ts';
-import { NoClusterError } from '../kube/config.ts';
+import { KubeConfigError, NoClusterError } from '../kube/config.ts';
 import { INVALID_JSON, KubeError, TIMEOUT } from '../kube/errors.ts';
 
 /** Wrong arguments: exit 2. */
@@ -42,7 +42,8 @@ export function exitStatusOf(err: unknown): 1 | 2 {
  * and line are kept.
  */
 export function kubeconfigError(err: unknown): ConfigError {
-  if (err instanceof NoClusterError) return new ConfigError(err.message);
+  // Both name the kubeconfig and the field themselves (kube/config.ts), and never quote its text.
+  if (err instanceof NoClusterError || err instanceof KubeConfigError) return new ConfigError(err.message);
   const e = err as { name?: unknown; reason?: unknown; mark?: { line?: unknown }; message?: unknown };
   const why = e?.name === 'YAMLException'
     ? `invalid YAML: ${String(e.reason)}${typeof e.mark?.line === 'number' ? ` (line ${e.mark.line + 1})` : ''}`

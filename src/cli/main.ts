@@ -17,7 +17,7 @@ const USAGE = `usage: agent-identity <command> [options]
   inspect secret NAME -n NAMESPACE           the chain, SANs, validity, fingerprints, and whether the bundle trusts it
   check [--operator-namespace NS]            API server, CRDs, leader Lease and webhook caBundle (if in use), TrustDomains
 
-options: -n/--namespace, -A/--all-namespaces, -l/--selector, --all, -o/--output table|json, --kubeconfig PATH,
+options: -n/--namespace, -A/--all-namespaces, -l/--selector, --all, -o/--output table|json, --kubeconfig PATH, --context NAME,
          --request-timeout DURATION (each API request; default 30s, 0 for none), --debug (a failure's stack trace)
 exit status: 0 ok, 1 a failure (or a failed check), 2 a usage error, or no usable kubeconfig
 `;
@@ -39,6 +39,7 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
       all: { type: 'boolean' },
       output: { type: 'string', short: 'o', default: 'table' },
       kubeconfig: { type: 'string' },
+      context: { type: 'string' },
       'operator-namespace': { type: 'string', default: DEFAULT_OPERATOR_NAMESPACE },
       'request-timeout': { type: 'string', default: DEFAULT_REQUEST_TIMEOUT },
       debug: { type: 'boolean' },
@@ -50,7 +51,7 @@ async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
   return { out: await dispatch(values, positionals), json: values.output === 'json' };
 }
 
-type Values = { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string; 'operator-namespace'?: string; 'request-timeout'?: string };
+type Values = { namespace?: string; 'all-namespaces'?: boolean; selector?: string; all?: boolean; kubeconfig?: string; context?: string; 'operator-namespace'?: string; 'request-timeout'?: string };
 
 /** As kubectl's --request-timeout: a duration (30s, 2m), a bare number of seconds, or 0 for none. */
 function requestTimeoutMs(value: string | undefined): number | undefined {
@@ -69,7 +70,7 @@ async function dispatch(values: Values, positionals: string[]): Promise<Output> 
   const timeoutMs = requestTimeoutMs(values['request-timeout']);
   let kube: KubeClient;
   try {
-    kube = new KubeClient(loadKubeConfig(values.kubeconfig), { timeoutMs });
+    kube = new KubeClient(loadKubeConfig(values.kubeconfig, values.context), { timeoutMs });
   } catch (err) {
     throw kubeconfigError(err);
   }

@@ -4,111 +4,20 @@
 // answer in bounded time (the webhook), with a per-request timeout. Replaces
 // client-node at runtime (issue 12): its generated API and ObjectSerializer
 // cost ~32 MB of heap and CPU on every request, for ~40 calls we make.
-import { readFileSync } from 'node:fs';
-import { Agent, type Dispatcher } from 'undici';
-import type { Cluster, KubeConfig, LoadedKubeConfig, User } from './config.ts';
+import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import type { KubeConfig } from './config.ts';
+import { credentialsOf, type Credentials, type Tls } from './credentials.ts';
 import { statusError } from './errors.ts';
+import { proxyFor } from './proxy.ts';
 import { TokenBucket, type RateLimit } from './ratelimit.ts';
 
 // Names the writer of a request without a field manager (the CLI's annotations) in managedFields.
 const USER_AGENT = 'agent-identity';
-/** A connection pool is replaced this often, so a rotated CA or client certificate in the kubeconfig takes effect. */
-const POOL_MAX_AGE_MS = 5 * 60_000;
-/** client-go's cachingTokenSource re-reads a token file once a minute (and after a 401). */
-const TOKEN_FILE_MAX_AGE_MS = 60_000;
 
-interface Tls { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string }
-
-interface Credentials {
-  headers(): Promise<Record<string, string>>;
-  tls(): Promise<Tls>;
-  /** The API server answered 401: a cached token is not to be trusted any more. */
-  unauthorized(): void;
-}
-
-/** client-node's bufferFromFileOrString: the file wins, else the base64 data. */
-const fileOrData = (file?: string, data?: string) => (file ? readFileSync(file) : data ? Buffer.from(data, 'base64') : undefined);
-
-function clusterTls(c: Cluster | null): Tls {
-  return {
-    ca: fileOrData(c?.caFile, c?.caData),
-    ...(c?.skipTLSVerify ? { rejectUnauthorized: false } : {}),
-    ...(c?.tlsServerName ? { servername: c.tlsServerName } : {}),
-  };
-}
-
-/** client-node's in-cluster config names its token file as an auth provider. */
-function tokenFileOf(u: User): string | undefined {
-  const p = u.authProvider as { name?: string; config?: { tokenFile?: string } } | undefined;
-  return u.tokenFile ?? (p?.name === 'tokenFile' ? p.config?.tokenFile : undefined);
-}
-
-/** Client certificates and bearer tokens, read here; a token file is re-read as it rotates. */
-function nativeCredentials(cluster: Cluster | null, user: User | null, tokenFile: string | undefined): Credentials {
-  let cached: { token: string; at: number } | undefined;
-  const token = () => {
-    if (!tokenFile) return user?.token;
-    const now = performance.now();
-    if (!cached || now - cached.at > TOKEN_FILE_MAX_AGE_MS) cached = { token: readFileSync(tokenFile, 'utf8').trim(), at: now };
-    return cached.token;
-  };
-  return {
-    headers: async (): Promise<Record<string, string>> => {
-      const t = token();
-      return t ? { authorization: `Bearer ${t}` } : {};
-    },
-    tls: async () => ({ ...clusterTls(cluster), cert: fileOrData(user?.certFile, user?.certData), key: fileOrData(user?.keyFile, user?.keyData) }),
-    unauthorized: () => { cached = undefined; },
-  };
-}
-
-/** The part of client-node's KubeConfig used for exec and auth-provider users. */
-interface ClientNodeConfig { applyToHTTPSOptions(opts: object): Promise<void> }
-
-/**
- * exec and auth-provider users (cloud kubeconfigs, the CLI on a laptop), basic
- * auth and impersonation: client-node's code, imported only now, so only they
- * pay for it. It loads the same files and answers each request's headers (it
- * caches a plugin's token) and the pool's TLS (an exec plugin may return a
- * client certificate) through applyToHTTPSOptions.
- */
-function clientNodeCredentials(kc: KubeConfig): Credentials {
-  let loaded: Promise<ClientNodeConfig> | undefined;
-  const config = () => loaded ??= (async () => {
-    if (typeof (kc as Partial<ClientNodeConfig>).applyToHTTPSOptions === 'function') return kc as unknown as ClientNodeConfig;
-    const { KubeConfig: ClientNodeKubeConfig } = await import('@kubernetes/client-node');
-    const c = new ClientNodeKubeConfig();
-    const files = (kc as Partial<LoadedKubeConfig>).files ?? [];
-    if (files.length === 1) c.loadFromFile(files[0]!);
-    else c.loadFromDefault();
-    return c;
-  })();
-  const options = async () => {
-    const opts: Tls & { headers?: Record<string, string>; auth?: string } = {};
-    await (await config()).applyToHTTPSOptions(opts);
-    return opts;
-  };
-  return {
-    headers: async () => {
-      const { headers = {}, auth } = await options();
-      // Basic auth comes as https.request's `auth` option, not as a header.
-      return auth ? { ...headers, authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : headers;
-    },
-    tls: async () => {
-      const { ca, cert, key, rejectUnauthorized, servername } = await options();
-      return { ca, cert, key, rejectUnauthorized, servername };
-    },
-    unauthorized: () => undefined,
-  };
-}
-
-function credentialsOf(kc: KubeConfig): Credentials {
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  const tokenFile = user ? tokenFileOf(user) : undefined;
-  // Rare outside laptops and cloud kubeconfigs: client-node's code serves them rather than a copy of it.
-  if (user && !tokenFile && (user.exec || user.authProvider || user.username || user.impersonateUser)) return clientNodeCredentials(kc);
-  return nativeCredentials(cluster, user, tokenFile);
+/** A pool for one set of TLS settings, direct or through the context's proxy (http, https or socks5). */
+function newPool(tls: Tls, proxy: URL | undefined, allowH2: boolean): Dispatcher {
+  if (!proxy) return new Agent({ allowH2, connect: tls });
+  return new ProxyAgent({ uri: proxy.href, allowH2, requestTls: tls });
 }
 
 /**
@@ -121,32 +30,32 @@ function credentialsOf(kc: KubeConfig): Credentials {
  */
 class Transport {
   limit?: TokenBucket;
-  /** Undefined when the kubeconfig names no server: each request then fails, as it would with client-node. */
   readonly origin?: string;
   readonly prefix: string;
   readonly credentials: Credentials;
-  private pool?: { dispatcher: Promise<Dispatcher>; since: number };
+  /** Read once, as Go reads the proxy environment once per process. */
+  private readonly proxy?: URL;
+  private pool?: { dispatcher: Dispatcher; tls: Tls };
 
   constructor(kc: KubeConfig) {
-    const server = kc.getCurrentCluster()?.server;
-    const url = server ? new URL(server) : undefined;
+    // Server, proxy, TLS and credentials: all of one resolved context (config.ts).
+    const cluster = kc.getCurrentCluster();
+    const url = cluster?.server ? new URL(cluster.server) : undefined;
     this.origin = url?.origin;
     // A server behind a proxy may live under a path (https://proxy/k8s/clusters/c-1).
     this.prefix = url?.pathname.replace(/\/$/, '') ?? '';
-    this.credentials = credentialsOf(kc);
+    this.credentials = credentialsOf(cluster, kc.getCurrentUser());
+    this.proxy = url ? proxyFor(url, cluster?.proxyUrl) : undefined;
   }
 
-  dispatcher(): Promise<Dispatcher> {
-    const now = performance.now();
-    if (!this.pool || now - this.pool.since > POOL_MAX_AGE_MS) {
+  /** The pool for these TLS settings: a new one when they change (a file re-read, a plugin's new certificate). */
+  dispatcher(tls: Tls): Dispatcher {
+    if (this.pool?.tls !== tls) {
       // Closed a while later, not now: a request handed the old pool a moment ago may not have
       // dispatched yet. close() then lets what is in flight (a watch, until it ends) finish.
       const old = this.pool?.dispatcher;
-      if (old) setTimeout(() => void old.then((d) => d.close()).catch(() => undefined), 30_000).unref();
-      const dispatcher = this.credentials.tls().then((connect) => new Agent({ allowH2: true, connect }));
-      // A pool that could not be built (an unreadable CA file) is retried by the next request.
-      dispatcher.catch(() => { if (this.pool?.dispatcher === dispatcher) this.pool = undefined; });
-      this.pool = { dispatcher, since: now };
+      if (old) setTimeout(() => void old.close().catch(() => undefined), 30_000).unref();
+      this.pool = { dispatcher: newPool(tls, this.proxy, !this.credentials.http1), tls };
     }
     return this.pool.dispatcher;
   }
@@ -163,8 +72,10 @@ function transportOf(kc: KubeConfig): Transport {
 }
 
 /** The connection pool every request and watch of `kc` uses now. */
-export function poolOf(kc: KubeConfig): Promise<Dispatcher> {
-  return transportOf(kc).dispatcher();
+export async function poolOf(kc: KubeConfig): Promise<Dispatcher> {
+  const t = transportOf(kc);
+  // A failure (an unreadable CA file) is not cached: the next request reads again.
+  return t.dispatcher((await t.credentials.current()).tls);
 }
 
 /**
@@ -220,9 +131,11 @@ function pathAndQuery(t: Transport, path: string, query: Query = {}): string {
 export async function open(kc: KubeConfig, req: Request, signal: AbortSignal | undefined, extra: Partial<Dispatcher.RequestOptions> = {}): Promise<Dispatcher.ResponseData> {
   const t = transportOf(kc);
   if (!t.origin) throw new Error('the kubeconfig names no cluster server');
-  const headers: Record<string, string> = { accept: req.accept ?? 'application/json', 'user-agent': USER_AGENT, ...await t.credentials.headers() };
+  // Headers and TLS of one answer of the credentials: a plugin's token never travels on another's connection.
+  const credentials = await t.credentials.current();
+  const headers: Record<string, string | string[]> = { accept: req.accept ?? 'application/json', 'user-agent': USER_AGENT, ...credentials.headers };
   if (req.body !== undefined) headers['content-type'] = req.contentType ?? 'application/json';
-  const res = await (await t.dispatcher()).request({
+  const res = await t.dispatcher(credentials.tls).request({
     origin: t.origin, path: pathAndQuery(t, req.path, req.query), method: req.method, headers, signal,
     body: req.body === undefined ? undefined : JSON.stringify(req.body), ...extra,
   });

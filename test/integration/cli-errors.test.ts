@@ -227,7 +227,7 @@ test('a kubeconfig file that does not exist: one line naming it, exit 2', async 
   const missing = join(dir, 'no-such-kubeconfig.yaml');
   const r = await runCli(missing, 'status');
   assert.equal(r.code, 2, r.stderr);
-  assert.equal(r.stderr, `agent-identity: cannot load the kubeconfig: ENOENT: no such file or directory, open '${missing}'\n`);
+  assert.equal(r.stderr, `agent-identity: kubeconfig ${missing}: no such file\n`);
 });
 
 test('a kubeconfig that is not YAML: its line number, never its text (it may hold a token), exit 2', async () => {
@@ -235,7 +235,7 @@ test('a kubeconfig that is not YAML: its line number, never its text (it may hol
   writeFileSync(path, `users:\n- name: u\n  user: { token: ${TOKEN}\ncontexts: [\n`);
   const r = await runCli(path, 'status');
   assert.equal(r.code, 2, r.stderr);
-  assert.match(r.stderr, /^agent-identity: cannot load the kubeconfig: invalid YAML: .+ \(line \d+\)\n$/);
+  assert.match(r.stderr, /^agent-identity: kubeconfig \S+broken\.yaml: invalid YAML: .+ \(line \d+\)\n$/);
   assertNoSecrets(r.stderr);
 });
 

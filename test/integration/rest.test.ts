@@ -12,7 +12,8 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { eventually } from '../support/operator.ts';
-import { KubeClient, loadKubeConfig } from '../../src/kube/client.ts';
+import { KubeClient, loadKubeConfig, type KubeConfig } from '../../src/kube/client.ts';
+import { send } from '../../src/kube/transport.ts';
 import { inClusterConfig } from '../../src/kube/config.ts';
 import { ifExists, toKubeError } from '../../src/kube/errors.ts';
 import type { ConfigMap } from '../../src/api/types.ts';
@@ -101,13 +102,30 @@ test('a token file is read from disk, and a rotated one is picked up after the A
   await assertActsAs(kube, ns, 'rotated');
 });
 
-test("an exec credential plugin's token is used (client-node runs the plugin, loaded only for such users)", async () => {
+test("an exec credential plugin's token is used (our own runner: client-node is not loaded)", async () => {
   const ns = await env.namespace('exec');
   const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: await serviceAccountToken(ns, 'plugin') } });
   const plugin = join(dir, 'plugin.json');
   writeFileSync(plugin, credential);
   const exec = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: ['-e', `process.stdout.write(require('fs').readFileSync(${JSON.stringify(plugin)}))`], interactiveMode: 'Never' });
   await assertActsAs(new KubeClient(loadKubeConfig(writeKubeconfig('exec', `{ exec: ${exec} }`))), ns, 'plugin');
+});
+
+/** Who the API server thinks we are (SelfSubjectReview). */
+async function whoAmI(kc: KubeConfig): Promise<{ username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> }> {
+  const review = await send<{ status: { userInfo: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> } } }>(kc, {}, {
+    method: 'POST', path: '/apis/authentication.k8s.io/v1/selfsubjectreviews', body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+  });
+  return review.status.userInfo;
+}
+
+test('a client certificate from the kubeconfig authenticates, and every impersonation field arrives as its own header', async () => {
+  const admin = loadKubeConfig(env.kubeconfigPath);
+  assert.deepEqual((await whoAmI(admin)).username, 'admin');
+  const { certData, keyData } = admin.getCurrentUser()!;
+  const kc = loadKubeConfig(writeKubeconfig('impersonate', `{ client-certificate-data: "${certData}", client-key-data: "${keyData}", as: alice, as-uid: "1234", as-groups: [team-a, team-b], as-user-extra: { example.com/scopes: [read, write] } }`));
+  const who = await whoAmI(kc);
+  assert.deepEqual([who.username, who.uid, who.groups, who.extra], ['alice', '1234', ['team-a', 'team-b', 'system:authenticated'], { 'example.com/scopes': ['read', 'write'] }]);
 });
 
 test("in a pod: the service's address, the mounted CA and the service account's token", async () => {

@@ -73,3 +73,21 @@ export async function makeClientCert(ca: Pem, user: string, groups: string[] = [
   });
   return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey) };
 }
+
+/** A serving certificate for these DNS names and IPs, signed by `ca`: stands for a server a test reaches by those names. */
+export async function makeServingCert(ca: Pem, names: string[]): Promise<Pem> {
+  const caCert = new x509.X509Certificate(ca.cert);
+  const caKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(ca.key), alg, false, ['sign']);
+  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.create({
+    subject: `CN=${names[0]}`, issuer: caCert.subject, serialNumber: Math.floor(Math.random() * 1e12).toString(16).padStart(12, '0'),
+    notBefore: new Date(now - 3600_000), notAfter: new Date(now + DAY),
+    signingAlgorithm: alg, publicKey: keys.publicKey, signingKey: caKey,
+    extensions: [
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension(names.map((n) => (/^[\d.]+$/.test(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n }))),
+    ],
+  });
+  return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey) };
+}
