@@ -37,18 +37,18 @@ test('a bad flag exits 2 with a message that names it', async () => {
   assert.equal(unknown.stderr, 'agent-identity-operator: Unknown option --bogus; run with --help for the list of flags\n');
 });
 
-test('--help lists every flag with its variable and default, each one the parser accepts and the README documents', async () => {
+test('--help lists every flag with its variable and default, each one the parser accepts and docs/configuration.md documents', async () => {
   const r = await runMain(['--help']);
   assert.equal(r.code, 0, r.stderr);
   const listed = [...r.stdout.matchAll(/^ {2}--([a-z-]+)/gm)].map((m) => m[1]!);
   assert.deepEqual(listed, [...Object.keys(OPTIONS), 'help']);
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const docs = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
   for (const [flag, o] of Object.entries(OPTIONS) as Array<[keyof typeof OPTIONS, { default: string; boolean?: true }]>) {
     const entry = r.stdout.slice(r.stdout.indexOf(`  --${flag}`)).split('\n  --')[0]!;
     assert.match(entry, new RegExp(`env ${envName(flag)}[; ]`), `--${flag} names its variable`);
     assert.ok(entry.includes(`default ${o.default || 'unset'}`), `--${flag} shows its default: ${entry}`);
     assert.doesNotThrow(() => loadConfig(o.boolean ? [`--${flag}`] : [`--${flag}=${o.default}`], {}), `the parser accepts --${flag}`);
-    assert.ok(readme.includes(`\`--${flag}\``), `README.md documents --${flag}`);
+    assert.ok(docs.includes(`\`--${flag}\``), `docs/configuration.md documents --${flag}`);
   }
 });
 
