@@ -12,7 +12,7 @@
 //   RetiringRoot     the serving certificate is from the new CA; once the grace
 //                    period (for every replica to reload it) passed, the old CA
 //                    leaves caBundle.
-import { firstViolation, type Check, type Violation } from '../api/checks.ts';
+import { firstViolation, type Check, type Violation } from '../controller/checks.ts';
 import { LABEL_MANAGED_BY, MANAGED_BY_VALUE, SECRET_BUNDLE, SECRET_CERT, SECRET_KEY } from '../api/group.ts';
 import type { RotationPhase, Secret } from '../api/types.ts';
 import { nextStep, type RotationConfig, type Step } from '../ca/rotation.ts';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { firstViolation } from '../../../src/api/checks.ts';
+import { firstViolation } from '../../../src/controller/checks.ts';
 import { CHECKS, type CheckInput, type ObservedSecret } from '../../../src/identity/checks.ts';
 import { SpiffeID } from '../../../src/pki/spiffeid.ts';
 
