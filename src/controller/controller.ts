@@ -127,13 +127,13 @@ export class ControllerBuilder {
   }
 
   /** Objects this controller makes, mapped back to their owner's key (byLabel). Their changes are queued at once. */
-  owns<T extends KubeObject>(source: Source<T>, map: Mapper<T>, options: Omit<WatchOptions<T>, 'coalesced'> = {}): this {
+  owns<T extends KubeObject>(source: Source<T> | undefined, map: Mapper<T>, options: Omit<WatchOptions<T>, 'coalesced'> = {}): this {
     return this.watches(source, map, options);
   }
 
-  /** Other objects whose changes concern some of this controller's keys. */
-  watches<T>(source: Source<T>, map: Mapper<T>, options: WatchOptions<T> = {}): this {
-    this.#d.watches.push({ source, map, options });
+  /** Other objects whose changes concern some of this controller's keys; an absent source (a kind the API server does not serve) is skipped. */
+  watches<T>(source: Source<T> | undefined, map: Mapper<T>, options: WatchOptions<T> = {}): this {
+    if (source) this.#d.watches.push({ source, map, options });
     return this;
   }
 

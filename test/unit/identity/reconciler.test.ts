@@ -166,12 +166,13 @@ class FakeCluster {
     };
   }
 
-  /** One reconcile of the identity; the writes and events it made, and what it returned or threw. */
+  /** One reconcile of the identity, through its error policy as the queue runs it; the writes and events it made, and what it returned or threw. */
   async reconcile(): Promise<{ result?: Result; error?: Error & { reason?: string } }> {
     this.writes.length = 0;
     this.events.length = 0;
+    const r = identityReconciler(this.deps());
     try {
-      return { result: await identityReconciler(this.deps())(KEY) };
+      return { result: await r.reconcile(KEY).catch((err: unknown) => r.errorPolicy(KEY, err)) };
     } catch (error) {
       return { error: error as Error };
     }
@@ -274,7 +275,7 @@ const cases: Case[] = [
     },
     then(c, { result, error }) {
       assert.equal(error, undefined, 'not retried: the TrustDomain changing re-queues the identity');
-      assert.deepEqual(result, {});
+      assert.deepEqual(result, { outcome: 'error' }, 'a failure that waits: counted as an error, no retry');
       assert.deepEqual(c.writesTo('Secret'), []);
       assert.equal(ready(c.identity())?.status, 'False');
       assert.equal(ready(c.identity())?.reason, 'TrustDomainNotReady');
@@ -352,7 +353,7 @@ const cases: Case[] = [
     },
     then(c, { result, error }) {
       assert.equal(error, undefined, 'not retried: creating the ServiceAccount is the change that helps');
-      assert.deepEqual(result, {});
+      assert.deepEqual(result, { outcome: 'error' }, 'a failure that waits: counted as an error, no retry');
       assert.deepEqual(c.writesTo('Secret'), []);
       assert.equal(ready(c.identity())?.reason, 'ServiceAccountNotFound');
       assert.match(ready(c.identity())!.message!, /ServiceAccount "ghost" does not exist in namespace "agents"/);
@@ -406,7 +407,7 @@ const cases: Case[] = [
     },
     then(c, { error, result }) {
       assert.equal(error, undefined, 'waits for a change instead of backing off');
-      assert.deepEqual(result, {});
+      assert.deepEqual(result, { outcome: 'error' }, 'a failure that waits: counted as an error, no retry');
       const r = ready(c.identity())!;
       assert.equal(r.status, 'False');
       assert.equal(r.reason, 'PodCertificatesUnavailable');

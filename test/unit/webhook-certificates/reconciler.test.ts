@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { Secret } from '../../../src/api/types.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
-import { type CertificateKube, certificatesPass, type PassOptions, type WebhookManagerStatus } from '../../../src/webhook/manager.ts';
-import { servingNames, type WebhookLifetimes } from '../../../src/webhook/certs.ts';
+import { type CertificateKube, certificatesPass, type PassOptions, type WebhookCertificatesStatus } from '../../../src/webhook-certificates/reconciler.ts';
+import { servingNames, type WebhookLifetimes } from '../../../src/webhook-certificates/certificates.ts';
 import type { WebhookConfiguration, WebhookConfigurationKind } from '../../../src/kube/client.ts';
 
 const lt: WebhookLifetimes = { caMs: 24_000_000, servingMs: 9_000_000, renewAtFraction: 2 / 3, propagationMs: 60_000, graceMs: 120_000 };
@@ -64,7 +64,7 @@ class FakeKube implements CertificateKube {
 function setup(start = new Date('2026-01-01T00:00:00Z')) {
   const kube = new FakeKube();
   let now = start;
-  const status: WebhookManagerStatus = { configurationsFound: [], passes: 0 };
+  const status: WebhookCertificatesStatus = { configurationsFound: [], passes: 0 };
   const o: PassOptions = {
     kube, namespace: 'ns', caName: 'ca', tlsName: 'tls', configName: 'cfg',
     names: servingNames('svc', 'ns'), lifetimes: lt, resyncMs: 60_000,
