@@ -24,6 +24,7 @@ import { everyTrustDomain, trustDomainOfIdentity } from './trust/watches.ts';
 import { TrustStore } from './trust/store.ts';
 import { signerReconciler } from './signer/reconciler.ts';
 import { pendingRequests } from './signer/watches.ts';
+import { ledgerOf } from './signer/ledger.ts';
 import { webhookCertificatesController, type WebhookCertificates, type WebhookCertificatesOptions } from './webhook-certificates/controller.ts';
 import type { Config } from './config.ts';
 
@@ -84,9 +85,9 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     (served) => { if (!served) log.warn('the API server does not serve PodCertificateRequests (Kubernetes 1.37+): the signer is off, and identities with delivery PodCertificate report PodCertificatesUnavailable'); return served; },
     (err) => { log.warn({ err: toKubeError(err).message }, 'cannot list PodCertificateRequests: the signer is off, and identities with delivery PodCertificate report PodCertificatesUnavailable; grant the chart\'s RBAC for podcertificaterequests'); return false; },
   );
-  // The signer's requests are also the ledger of pod certificates (trust/ledger.ts).
+  // The signer's requests are also the ledger of pod certificates (signer/ledger.ts).
   const requests = signing ? manager.watch<PodCertificateRequest>('podcertificaterequests', (h) => kube.podCertificateRequestInformer(h)) : undefined;
-  const podCertificates = requests ?? { list: () => [] };
+  const podCertificates = ledgerOf(requests ?? { list: () => [] });
   const clusterTrustBundles = await kube.servesClusterTrustBundles().catch((err) => {
     log.warn({ err: toKubeError(err).message }, 'cannot tell whether ClusterTrustBundles are served; not publishing them');
     return false;

@@ -22,10 +22,9 @@ import { gatherCheckInput, type Gathered } from './gather.ts';
 import { observeSecret } from './observe.ts';
 import { issueIdentity } from './issue.ts';
 import { renewalTime } from './renewal.ts';
-import { denyEntryOf, revoke } from './revoke.ts';
+import { denyEntryOf, denyEntryOfPodCertificate, type PodCertificateOnRecord, revoke } from './revoke.ts';
 import { desiredSecret, keptLeaf, secretDiffers, type SecretLeaf } from './secret.ts';
 import { readyStatus, failedStatus, podCertificateStatus, suspendedStatus, withoutCertificate } from './status.ts';
-import { denyEntryOfPodCertificate, issuingPodCertificates, livePodCertificates, type PodCertificateLister } from '../trust/ledger.ts';
 import { desiredPolicyConfigMap } from './policy.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
 import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
@@ -50,8 +49,11 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
   namespaces: { get(name: string): Namespace | undefined; list(): readonly Namespace[] };
   /** Only whether one exists is read. */
   serviceAccounts: { get(name: string, namespace?: string): unknown };
-  /** The signer's PodCertificateRequests: every pod certificate that may still be valid (trust/ledger.ts). */
-  podCertificates: PodCertificateLister;
+  /** The signer's ledger: every pod certificate that may still be valid (signer/ledger.ts ledgerOf). */
+  podCertificates: {
+    live(now: Date, match: (c: PodCertificateOnRecord) => boolean): PodCertificateOnRecord[];
+    issuing(namespace: string, identity: string): boolean;
+  };
   /** Whether the signer runs: false where the API server serves no PodCertificateRequests (or may not be watched). */
   signing: boolean;
   store: TrustStore;
@@ -263,13 +265,13 @@ const ISSUING_RECHECK_MS = 250;
 
 /** A request the signer recorded but has not answered may still get a certificate: revocation is not done until it is answered. */
 function stillIssuing(d: IdentityReconcilerDeps, identity: AgentIdentity): boolean {
-  return issuingPodCertificates(d.podCertificates, identity.metadata.namespace!, identity.metadata.name!).length > 0;
+  return d.podCertificates.issuing(identity.metadata.namespace!, identity.metadata.name!);
 }
 
 /** Deny-list entries for the identity's pod certificates that may still be valid (the signer's ledger). */
 function podCertificateEntries(d: IdentityReconcilerDeps, identity: AgentIdentity, reason: string, now: Date): DenyListEntry[] {
   const { namespace, name } = identity.metadata;
-  return livePodCertificates(d.podCertificates, now, (c) => c.namespace === namespace && c.identity === name && c.trustDomain === trustDomainOf(identity))
+  return d.podCertificates.live(now, (c) => c.namespace === namespace && c.identity === name && c.trustDomain === trustDomainOf(identity))
     .map((c) => denyEntryOfPodCertificate(c, reason));
 }
 

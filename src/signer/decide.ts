@@ -14,7 +14,7 @@ import { DEFAULT_BACKDATE_MS, type Validity } from '../pki/validity.ts';
 import { tenancyViolation } from '../policy/tenancy.ts';
 import type { TrustDomainState } from '../trust/store.ts';
 import { renewalTime } from '../identity/renewal.ts';
-import { answered } from '../trust/ledger.ts';
+import { answered } from './ledger.ts';
 
 export type DenyReason =
   | 'InvalidUnverifiedUserAnnotations' | 'IdentityNotFound' | 'ServiceAccountMismatch' | 'IdentitySuspended'

@@ -23,7 +23,7 @@ import { splitKey } from '../controller/controller.ts';
 import type { TrustStore } from '../trust/store.ts';
 import { spiffeIDFor } from '../identity/spiffe-id.ts';
 import { beginRefreshAt, decide, tooShort, type Decision } from './decide.ts';
-import { answered } from '../trust/ledger.ts';
+import { answered } from './ledger.ts';
 
 export interface SignerDeps extends Pick<ReconcileContext, 'trustDomains' | 'events' | 'metrics' | 'log' | 'now'> {
   api: {

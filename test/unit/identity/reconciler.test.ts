@@ -21,6 +21,7 @@ import { verifyChain } from '../../../src/pki/verify.ts';
 import { bundleConfigMapName } from '../../../src/api/defaults.ts';
 import { TrustStore, type TrustDomainState } from '../../../src/trust/store.ts';
 import { ledgerRequest } from '../trust/fakes.ts';
+import { ledgerOf } from '../../../src/signer/ledger.ts';
 
 const NOW = new Date('2030-06-01T12:00:00.000Z');
 const DAY = 86_400_000;
@@ -160,7 +161,7 @@ class FakeCluster {
       configMaps: { get: get(this.configMaps) },
       namespaces: { get: (name) => (name === NS ? namespace : undefined), list: () => [namespace] },
       serviceAccounts: { get: (name, ns) => (this.serviceAccounts.has(`${ns}/${name}`) ? {} : undefined) },
-      podCertificates: { list: () => this.podCertificateRequests },
+      podCertificates: ledgerOf({ list: () => this.podCertificateRequests }),
       operatorNamespace: OPERATOR_NS,
       minDurationMs: 60_000,
     };
