@@ -498,3 +498,60 @@ test('a leaf on a retiring root is moved at its spread time during a rotation, w
   const chain = parseCertificates(dataOf(c.secret()!, 'tls.crt'));
   assert.equal((await verifyChain(chain, [next.root.certificate], at)).ok, true, 'the new leaf chains to the new root');
 });
+
+/** One reconcile through the error policy, with some API calls replaced (faults). */
+async function reconcileWith(c: FakeCluster, api: Partial<IdentityReconcilerDeps['api']>): Promise<{ result?: Result; error?: Error & { reason?: string } }> {
+  const deps = c.deps();
+  const r = identityReconciler({ ...deps, api: { ...deps.api, ...api } });
+  return r.reconcile(KEY).catch((err: unknown) => r.errorPolicy(KEY, err)).then((result) => ({ result }), (error: Error) => ({ error }));
+}
+
+test('its TrustDomain still loading: nothing written, and the queue counts a wait, not a success', async () => {
+  const c = new FakeCluster();
+  c.setIdentity(agentIdentity());
+  const { result, error } = await c.reconcile();
+  assert.equal(error, undefined);
+  assert.equal(result?.outcome, 'wait');
+  assert.deepEqual(c.writes, []);
+});
+
+test('a write conflict is settled as a requeue: no failure reported, no status written', async () => {
+  const c = new FakeCluster();
+  c.store.set(await trustDomainState(await gen));
+  c.setIdentity(agentIdentity());
+  const { result, error } = await reconcileWith(c, { createSecret: async () => { throw new KubeError(409, 'Conflict', 'the object has been modified'); } });
+  assert.equal(error, undefined);
+  assert.deepEqual(result, { requeueAfter: 500, outcome: 'requeue' });
+  assert.deepEqual(c.events, []);
+  assert.equal(c.identity().status, undefined);
+});
+
+test('a suspend waiting for the signer is counted as a wait', async () => {
+  const g = await gen;
+  const c = new FakeCluster();
+  c.store.set(await trustDomainState(g));
+  c.setIdentity(agentIdentity({ delivery: 'PodCertificate', suspended: true }));
+  const recorded = await ledgerRequest(g.signer, { identity: 'planner', namespace: NS, rootFingerprint: 'sha256:r', now: NOW, durationMs: DAY });
+  c.podCertificateRequests.push({ ...recorded, status: {} });
+  const { result } = await c.reconcile();
+  assert.equal(result?.outcome, 'wait');
+});
+
+test('an API error before the Secret is looked at leaves a certificate that still serves Ready; a refusal does not', async () => {
+  const g = await gen;
+  const c = await issued(g);
+  const i = c.identity();
+  // The finalizer is added on the next reconcile, and that write fails (an API server having a bad moment).
+  c.setIdentity({ ...i, metadata: { ...i.metadata, finalizers: [] } });
+  const { error } = await reconcileWith(c, { patchIdentityMetadata: async () => { throw new KubeError(503, 'ServiceUnavailable', 'etcd leader changed'); } });
+  assert.ok(error, 'retried with backoff');
+  assert.equal(ready(c.identity())?.status, 'True', 'its certificate still verifies: agents keep using it');
+  assert.equal(c.identity().status?.conditions?.find((x) => x.type === 'Issuing')?.reason, 'ServiceUnavailable');
+
+  // Its ServiceAccount gone: the identity itself is refused, whatever its Secret holds.
+  c.serviceAccounts.clear();
+  const refused = await c.reconcile();
+  assert.equal(refused.error, undefined, 'waits for a change');
+  assert.equal(ready(c.identity())?.status, 'False');
+  assert.equal(ready(c.identity())?.reason, 'ServiceAccountNotFound');
+});
