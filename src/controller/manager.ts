@@ -1,9 +1,11 @@
 // Runs declared controllers (controller.ts): one shared informer per kind,
 // one work queue per controller, and the counting of every reconcile. Nothing
-// is queued until every cache has synced: a reconcile that saw the identities
-// but not yet their TrustDomain would report a false failure. Then every
-// object of each controller's kind is queued once, and from there on only
-// events that pass a watch's predicate are.
+// of a controller that reads caches is queued until every cache has synced: a
+// reconcile that saw the identities but not yet their TrustDomain would report
+// a false failure. Then every object of each controller's kind is queued once,
+// and from there on only events that pass a watch's predicate are. A
+// controller that reads no cache (the webhook's certificates) starts at once,
+// so a cache that cannot sync (an RBAC gap) does not also stop the webhook.
 import type { Logger } from 'pino';
 import type { Backoff } from '../kube/backoff.ts';
 import { toKubeError } from '../kube/errors.ts';
@@ -93,6 +95,8 @@ export interface ManagerOptions {
 interface Running {
   declaration: ControllerDeclaration;
   queue: WorkQueue;
+  /** Events are queued: from the start for a controller that reads no cache, else once every cache synced. */
+  open: boolean;
 }
 
 export class ControllerManager {
@@ -100,7 +104,6 @@ export class ControllerManager {
   // Heterogeneous kinds.
   readonly #watched: Watched<KubeObject>[] = [];
   readonly #running: Running[] = [];
-  #synced = false;
 
   constructor(o: ManagerOptions) {
     this.#o = o;
@@ -124,29 +127,33 @@ export class ControllerManager {
 
   add(...declarations: ControllerDeclaration[]): void {
     for (const d of declarations) {
-      const queue = this.#queueOf(d);
+      const r: Running = { declaration: d, queue: this.#queueOf(d), open: false };
+      const { queue } = r;
       for (const w of d.watches) {
         const { predicate, coalesced, resync = true } = w.options;
         w.source.subscribe((e) => {
-          if (!this.#synced || (e.type === 'resync' && !resync) || (e.type === 'change' && predicate && !predicate(e.obj, e.old))) return;
+          if (!r.open || (e.type === 'resync' && !resync) || (e.type === 'change' && predicate && !predicate(e.obj, e.old))) return;
           for (const key of w.map(e.obj)) {
             if (coalesced) queue.addAfter(key, d.coalesceMs);
             else queue.add(key);
           }
         });
       }
-      this.#running.push({ declaration: d, queue });
+      this.#running.push(r);
     }
   }
 
   /** Starts every informer, waits until all synced, then queues every controller's objects. */
   async start(): Promise<void> {
+    const readsCaches = (r: Running) => r.declaration.primary !== undefined || r.declaration.watches.some((w) => w.source instanceof Watched);
+    const open = (r: Running) => {
+      r.open = true;
+      for (const o of r.declaration.primary?.list() ?? []) r.queue.add(objectKey(o));
+      for (const key of r.declaration.keys) r.queue.add(key);
+    };
+    this.#running.filter((r) => !readsCaches(r)).forEach(open);
     await Promise.all(this.#watched.map((w) => w.informer.start()));
-    this.#synced = true;
-    for (const { declaration: d, queue } of this.#running) {
-      for (const o of d.primary?.list() ?? []) queue.add(objectKey(o));
-      for (const key of d.keys) queue.add(key);
-    }
+    this.#running.filter(readsCaches).forEach(open);
     if (this.#watched.length) this.#o.log.info('caches synced; reconciling');
   }
 

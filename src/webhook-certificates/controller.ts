@@ -1,9 +1,10 @@
 // The webhook's certificates as a declared controller of one key, run by the
 // leader only (main.ts starts the operator's controllers on gaining the
-// Lease): no object holds its state, so there is no kind to watch; the pass
-// (reconciler.ts) is queued once caches synced, then again when its result
-// says something is due, when a caller asks (reconcileNow), or after a
-// failure with backoff up to the resync period.
+// Lease): no object holds its state, so there is no kind to watch, and it
+// reads no cache, so it starts without waiting for the operator's caches. The
+// pass (reconciler.ts) runs at start, then again when its result says
+// something is due, when a caller asks (reconcileNow), or after a failure
+// with backoff up to the resync period.
 import type { Logger } from 'pino';
 import { toKubeError } from '../kube/errors.ts';
 import { KubeClient, type KubeConfig } from '../kube/client.ts';

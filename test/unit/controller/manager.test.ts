@@ -136,3 +136,25 @@ test('every reconcile is counted by controller and outcome; the error policy dec
   assert.deepEqual(await counted(metrics), { 'fixed:success': 2, 'fixed:requeue': 1, 'failing:success': 1, 'failing:error': 1 });
   await manager.stop();
 });
+
+test('a controller that reads no cache starts at once; one that does waits for every cache', async () => {
+  const { manager, fakes, watch } = setup();
+  const things = watch('things');
+  const seen: string[] = [];
+  const kick = new Trigger();
+  manager.add(
+    controller('certificates').forKey('only').watches(kick, (k) => [k]).run(async (key) => { seen.push(`certificates ${key}`); }),
+    controller('thing').for(things).run(async (key) => { seen.push(`thing ${key}`); }),
+  );
+  fakes.things!.objects.set('ns/a', obj({ name: 'a', namespace: 'ns' }));
+  const started = manager.start();
+  await new Promise((r) => setImmediate(r));
+  kick.fire('only');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(seen, ['certificates only', 'certificates only'], 'reconciled, and asked again, while a cache has not synced');
+  fakes.things!.sync.resolve();
+  await started;
+  await manager.idle();
+  assert.deepEqual(seen.slice(2), ['thing ns/a']);
+  await manager.stop();
+});
