@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { Backoff } from '../kube/backoff.ts';
 import { toKubeError } from '../kube/errors.ts';
 import type { Restart } from '../kube/restart.ts';
+import type { InformerHandlers } from '../kube/client.ts';
 import type { Metrics } from './metrics.ts';
 import { WorkQueue } from './queue.ts';
 import { objectKey, type ControllerDeclaration, type KubeObject, type Source, type SourceEvent } from './controller.ts';
@@ -21,15 +22,6 @@ export interface InformerLike<T> {
   hasSynced(): boolean;
   get(name: string, namespace?: string): T | undefined;
   list(namespace?: string): readonly T[];
-}
-
-/** The handlers KubeClient's informer factories take (kube/client.ts InformerHandlers). */
-export interface InformerHandlers<T> {
-  resyncMs: number;
-  onChange: (obj: T) => void;
-  onDelete: (obj: T) => void;
-  onResync: (obj: T) => void;
-  onRestart: (err: unknown, delayMs: number, restart?: Restart) => void;
 }
 
 /** One kind's cache, filled by one list-watch and shared by every controller that watches the kind. */
@@ -61,7 +53,7 @@ export class Watched<T extends KubeObject> implements Source<T> {
     return this.#informer;
   }
 
-  handlers(): Pick<InformerHandlers<T>, 'onChange' | 'onDelete' | 'onResync'> {
+  handlers(): Required<Pick<InformerHandlers<T>, 'onChange' | 'onDelete' | 'onResync'>> {
     return {
       onChange: (obj) => {
         const key = objectKey(obj);
@@ -116,7 +108,7 @@ export class ControllerManager {
     w.attach(make({
       resyncMs, ...w.handlers(),
       // The informer says what to do once per outage at warn, then at debug.
-      onRestart: (err, delayMs, restart) => {
+      onRestart: (err: unknown, delayMs: number, restart?: Restart) => {
         metrics.informerRestarts.inc({ resource });
         log[restart?.level ?? 'warn']({ resource, delayMs, err: toKubeError(err).message }, restart?.message ?? 'watch failed; restarting');
       },

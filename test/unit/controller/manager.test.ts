@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { ObjectMeta } from '../../../src/api/types.ts';
 import { byLabel, changesOf, controller, specOrMetadataChanged, Trigger, type KubeObject } from '../../../src/controller/controller.ts';
-import { ControllerManager, type InformerHandlers, type InformerLike } from '../../../src/controller/manager.ts';
+import { ControllerManager, type InformerLike } from '../../../src/controller/manager.ts';
+import type { InformerHandlers } from '../../../src/kube/client.ts';
 import { Metrics } from '../../../src/controller/metrics.ts';
 
 /** An informer whose list and events the test drives. */
@@ -22,7 +23,7 @@ class FakeInformer<T extends KubeObject> implements InformerLike<T> {
   get(name: string, namespace?: string) { return this.objects.get(`${namespace ?? ''}/${name}`); }
   list() { return [...this.objects.values()]; }
   put(o: T) { this.objects.set(`${o.metadata.namespace ?? ''}/${o.metadata.name}`, o); this.h.onChange(o); }
-  remove(o: T) { this.objects.delete(`${o.metadata.namespace ?? ''}/${o.metadata.name}`); this.h.onDelete(o); }
+  remove(o: T) { this.objects.delete(`${o.metadata.namespace ?? ''}/${o.metadata.name}`); this.h.onDelete?.(o); }
 }
 
 const obj = (metadata: ObjectMeta): KubeObject => ({ metadata });
