@@ -13,7 +13,7 @@ import { toKubeError } from './kube/errors.ts';
 import { KubeClient, loadKubeConfig, type KubeConfig } from './kube/client.ts';
 import { limitRequests } from './kube/transport.ts';
 import { OPERATOR_LEASE } from './api/names.ts';
-import { startWebhookServer, startWebhookManager, type WebhookManager } from './webhook/index.ts';
+import { startWebhookServer } from './webhook/index.ts';
 
 /** A start-up problem the user fixes: one line on stderr, no stack trace. */
 function fail(message: string, code: number): never {
@@ -51,8 +51,7 @@ async function main(): Promise<void> {
   const metrics = new Metrics({ defaultMetrics: true });
   let operator: Operator | undefined;
   let elector: LeaderElector | undefined;
-  let manager: WebhookManager | undefined;
-  // Every replica serves admission; only the leader manages the webhook's certificates.
+  // Every replica serves admission; only the leader keeps the webhook's certificates (a controller of the operator's).
   const webhookPort = cfg.webhookPort;
   const webhook = webhookPort === undefined ? undefined : await listen('webhook-port', webhookPort, () => startWebhookServer({
     kubeConfig: kc, namespace: cfg.namespace, host: cfg.webhookHost, port: webhookPort, logger: log.child({ component: 'webhook' }),
@@ -71,7 +70,6 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 20_000);
     force.unref();
     await operator?.stop();
-    await manager?.stop();
     await elector?.stop();
     await webhook?.close();
     await http.close();
@@ -86,18 +84,19 @@ async function main(): Promise<void> {
     void shutdown('StartFailed', 1);
   });
   const startLeading = async () => {
-    if (webhook) {
-      const m = await startWebhookManager({ kubeConfig: kc, namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration, logger: log.child({ component: 'webhook-manager' }) });
-      manager = m;
-      // The manager has no object to hold a condition; its state is read at each scrape.
+    const webhookCertificates = webhook && { namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration };
+    const op = await startOperator(cfg, kc, log, metrics, { ...(webhookCertificates ? { webhookCertificates } : {}) });
+    operator = op;
+    // The webhook's certificates have no object to hold a condition; their state is read at each scrape.
+    if (op.webhookCertificates) {
+      const certificates = op.webhookCertificates;
       metrics.onScrape(() => {
-        const s = m.status();
+        const s = certificates.status();
         if (s.caNotAfter) metrics.webhookCertificateExpiration.set({ certificate: 'ca' }, s.caNotAfter.getTime() / 1000);
         if (s.servingNotAfter) metrics.webhookCertificateExpiration.set({ certificate: 'serving' }, s.servingNotAfter.getTime() / 1000);
         metrics.webhookManagerErrors.set(s.lastError ? 1 : 0);
       });
     }
-    operator = await startOperator(cfg, kc, log, metrics);
   };
   if (!cfg.leaderElect) return lead();
   elector = new LeaderElector(new KubeClient(kc), {

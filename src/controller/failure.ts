@@ -32,7 +32,6 @@ type Reporting = Pick<ReconcileContext, 'events' | 'metrics' | 'log'>;
 
 /** A failed reconcile, told the three ways a person may look: metrics, logs, `kubectl describe`. */
 export async function reportFailure(c: Reporting, controller: string, key: string, target: EventTarget, f: ReconcileFailure): Promise<void> {
-  c.metrics.reconciles.inc({ controller, result: 'error' });
   c.metrics.reconcileErrors.inc({ controller, reason: f.reason });
   c.log.warn({ key, reason: f.reason, err: f.message }, 'reconcile failed');
   c.events.record(target, 'Warning', f.reason, f.message);
@@ -65,5 +64,5 @@ export async function errorPolicy(c: Reporting, err: unknown, scope: FailureScop
   await reportFailure(c, scope.controller, scope.key, scope.target, f);
   await scope.report(f).catch((e) => c.log.warn({ key: scope.key, err: toKubeError(e).message }, 'status update failed'));
   if (f.retry) throw f;
-  return scope.recheckMs === undefined ? {} : { requeueAfter: scope.recheckMs };
+  return { outcome: 'error', ...(scope.recheckMs === undefined ? {} : { requeueAfter: scope.recheckMs }) };
 }

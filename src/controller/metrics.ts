@@ -46,7 +46,7 @@ export class Metrics {
   });
   readonly reconciles = new Counter({
     name: 'agentidentity_reconcile_total',
-    help: 'Reconciles run, by controller and result (success, error).',
+    help: 'Reconciles run, by controller and how they ended (success, requeue, wait, error); counted by the work queue.',
     labelNames: ['controller', 'result'], registers: [this.registry],
   });
   readonly reconcileErrors = new Counter({

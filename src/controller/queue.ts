@@ -1,12 +1,22 @@
 // The work queue between informers and a reconciler, with the guarantees of
 // client-go's workqueue: a key waits at most once, never runs twice at the same
-// time, retries with per-key backoff, and can be scheduled for later.
+// time, retries with per-key backoff, and can be scheduled for later. It also
+// tells how every reconcile ended (onOutcome), so no reconciler counts itself.
 // p-queue bounds how many reconciles run at once. Reconcile starts are not
 // paced: the API requests a reconcile makes are (kube/transport.ts), so a
 // burst of reconciles that write nothing is not held back like writes.
 import PQueue from 'p-queue';
 import { backoffDelay, DEFAULT_BACKOFF } from '../kube/backoff.ts';
 import type { Backoff } from '../kube/backoff.ts';
+
+/**
+ * How a reconcile ended, for agentidentity_reconcile_total:
+ *   success  done; a requeueAfter is the next planned look (a renewal, a poll);
+ *   requeue  it wrote state or lost a write race and looks again at once;
+ *   wait     something it depends on is not in place yet (a TrustDomain loading, a request being answered);
+ *   error    it failed (its reason is counted by the error policy that reported it).
+ */
+export type Outcome = 'success' | 'requeue' | 'wait' | 'error';
 
 export interface Result {
   /** Reconcile this key again after this many ms. Ignored unless > 0, as in controller-runtime. */
@@ -17,9 +27,19 @@ export interface Result {
    * sooner if `requeueAfter` says so.
    */
   backoff?: boolean;
+  /** Default: success, or wait with `backoff`; error when the reconcile threw and the error policy names none. */
+  outcome?: Outcome;
 }
 
+/** Look again in `ms` (at least 1): state was written, or a write lost a race with a stale cache. */
+export const requeue = (ms: number): Result => ({ requeueAfter: Math.max(1, ms), outcome: 'requeue' });
+/** Nothing to do until something else moves (an event brings the key back), or until `ms` passed. */
+export const wait = (ms?: number): Result => ({ ...(ms === undefined ? {} : { requeueAfter: Math.max(1, ms) }), outcome: 'wait' });
+
 export type Reconciler = (key: string) => Promise<Result | void>;
+
+/** What a thrown error means for the key: a result (settled, or a failure that waits), or a rethrow to retry with backoff. */
+export type ErrorPolicy = (key: string, err: unknown) => Promise<Result | void>;
 
 export interface WorkQueueOptions {
   /** How many reconciles run at once. */
@@ -29,6 +49,10 @@ export interface WorkQueueOptions {
   onError?: (key: string, err: unknown, attempt: number, retryInMs: number) => void;
   /** Called with keys waiting + in flight whenever that number changes. */
   onDepth?: (depth: number) => void;
+  /** Runs on an error the reconcile threw; default: rethrow (retry with backoff). */
+  errorPolicy?: ErrorPolicy;
+  /** Called once per reconcile with how it ended. */
+  onOutcome?: (outcome: Outcome, key: string) => void;
 }
 
 // Node's timers fire after 1 ms for any delay above this (and warn).
@@ -44,6 +68,8 @@ export class WorkQueue {
   readonly #backoff: Backoff;
   readonly #onError: WorkQueueOptions['onError'];
   readonly #onDepth: WorkQueueOptions['onDepth'];
+  readonly #errorPolicy: ErrorPolicy | undefined;
+  readonly #onOutcome: WorkQueueOptions['onOutcome'];
   readonly #pq: PQueue;
   // A key is in at most one of #waiting and #processing; that is what keeps
   // two reconciles of one key from overlapping.
@@ -65,6 +91,8 @@ export class WorkQueue {
     }
     this.#onError = opts.onError;
     this.#onDepth = opts.onDepth;
+    this.#errorPolicy = opts.errorPolicy;
+    this.#onOutcome = opts.onOutcome;
     this.#pq = new PQueue({ concurrency: opts.concurrency });
   }
 
@@ -148,8 +176,10 @@ export class WorkQueue {
   async #process(key: string): Promise<void> {
     this.#waiting.delete(key);
     this.#processing.add(key);
+    let outcome: Outcome = 'error';
     try {
-      const result = (await this.#reconcile(key)) ?? {};
+      const result = await this.#attempt(key);
+      outcome = result.outcome;
       let requeueAfter = result.requeueAfter ?? 0;
       if (result.backoff) {
         const { retryInMs } = this.#backOff(key);
@@ -165,10 +195,23 @@ export class WorkQueue {
       this.addAfter(key, retryInMs);
       this.#notify(() => this.#onError?.(key, err, attempt, retryInMs));
     } finally {
+      this.#notify(() => this.#onOutcome?.(outcome, key));
       this.#processing.delete(key);
       if (this.#dirty.delete(key)) this.add(key);
       this.#reportDepth();
     }
+  }
+
+  /** The reconcile, and the error policy on what it threw: a result with its outcome, or a throw to back off. */
+  #attempt(key: string): Promise<Result & { outcome: Outcome }> {
+    return Promise.resolve().then(() => this.#reconcile(key)).then(
+      (r) => ({ ...r, outcome: r?.outcome ?? (r?.backoff ? 'wait' : 'success') }),
+      async (err: unknown) => {
+        if (!this.#errorPolicy) throw err;
+        const r = await this.#errorPolicy(key, err);
+        return { ...r, outcome: r?.outcome ?? 'error' };
+      },
+    );
   }
 
   /** One more attempt for this key, and how long its backoff now is. */

@@ -1,9 +1,9 @@
 // "Does this identity need a new certificate?" as an ordered list of small,
-// named, pure checks (the cert-manager pattern, api/checks.ts). The first
+// named, pure checks (the cert-manager pattern, controller/checks.ts). The first
 // violation wins: its reason becomes the condition reason and the event text.
 // Adding a trigger means adding one function to CHECKS. gather.ts builds the
 // input once.
-import type { Check } from '../api/checks.ts';
+import type { Check } from '../controller/checks.ts';
 import type { KeyRequest } from '../api/defaults.ts';
 import type { KeyAlgorithm } from '../api/types.ts';
 import type { SpiffeID } from '../pki/spiffeid.ts';

@@ -2,7 +2,7 @@
 // checks, act (issue, resync or revoke), report (status, event, metrics).
 // Level-based: it reads only cached state and writes only differences, so a
 // second run in a row makes no API write.
-import { firstViolation } from '../api/checks.ts';
+import { firstViolation, type Violation } from '../controller/checks.ts';
 import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ANNOTATION_NOT_AFTER, FINALIZER_REVOKE } from '../api/group.ts';
 import { deliveryOf, policyConfigMapName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
@@ -13,17 +13,18 @@ import { spiffeIDFor } from './spiffe-id.ts';
 import { ifExists, isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
 import { ReconcileFailure, errorPolicy } from '../controller/failure.ts';
 import { jsonEqual, replacingPatch } from '../controller/equal.ts';
-import type { Result } from '../controller/queue.ts';
+import { requeue, wait, type Result } from '../controller/queue.ts';
+import { objectKey, splitKey } from '../controller/controller.ts';
 import type { TrustDomainState, TrustStore } from '../trust/store.ts';
 import type { ReconcileContext } from '../controller/context.ts';
-import { CHECKS } from './checks.ts';
-import { gatherCheckInput } from './gather.ts';
+import { CHECKS, type IssuanceReason } from './checks.ts';
+import { gatherCheckInput, type Gathered } from './gather.ts';
+import { observeSecret } from './observe.ts';
 import { issueIdentity } from './issue.ts';
 import { renewalTime } from './renewal.ts';
-import { denyEntryOf, revoke } from './revoke.ts';
+import { denyEntryOf, denyEntryOfPodCertificate, type PodCertificateOnRecord, revoke } from './revoke.ts';
 import { desiredSecret, keptLeaf, secretDiffers, type SecretLeaf } from './secret.ts';
 import { readyStatus, failedStatus, podCertificateStatus, suspendedStatus, withoutCertificate } from './status.ts';
-import { denyEntryOfPodCertificate, issuingPodCertificates, livePodCertificates, type PodCertificateLister } from '../trust/ledger.ts';
 import { desiredPolicyConfigMap } from './policy.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
 import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
@@ -48,8 +49,11 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
   namespaces: { get(name: string): Namespace | undefined; list(): readonly Namespace[] };
   /** Only whether one exists is read. */
   serviceAccounts: { get(name: string, namespace?: string): unknown };
-  /** The signer's PodCertificateRequests: every pod certificate that may still be valid (trust/ledger.ts). */
-  podCertificates: PodCertificateLister;
+  /** The signer's ledger: every pod certificate that may still be valid (signer/ledger.ts ledgerOf). */
+  podCertificates: {
+    live(now: Date, match: (c: PodCertificateOnRecord) => boolean): PodCertificateOnRecord[];
+    issuing(namespace: string, identity: string): boolean;
+  };
   /** Whether the signer runs: false where the API server serves no PodCertificateRequests (or may not be watched). */
   signing: boolean;
   store: TrustStore;
@@ -63,115 +67,179 @@ const CONTROLLER = 'agentidentity';
 const CONFLICT_REQUEUE_MS = 500;
 const POLICY_CONFLICT = 'PolicyConfigMapConflict';
 
-export function identityReconciler(d: IdentityReconcilerDeps): (key: string) => Promise<Result> {
-  return async (key) => {
-    const [namespace, name] = key.split('/') as [string, string];
-    const identity = d.identities.get(name, namespace);
-    if (!identity) {
-      // The Secret goes with it through its owner reference (garbage collection).
-      d.metrics.forgetIdentity(namespace, name);
-      return {};
-    }
-    const now = d.now();
-    let stillValid = false;
-    try {
-      if (identity.metadata.deletionTimestamp) return await finalize(d, identity, now);
-      // Its TrustDomain is still loading (e.g. just after a restart): loading it
-      // re-queues this identity, and reporting NotReady now would be a false flap.
-      if (trustDomainPending(d, identity)) return {};
-      const trustDomain = trustDomainFor(d, identity);
-      if (!identity.metadata.finalizers?.includes(FINALIZER_REVOKE)) {
-        await ofIdentity(d.api.patchIdentityMetadata(namespace, name, { finalizers: [...(identity.metadata.finalizers ?? []), FINALIZER_REVOKE], resourceVersion: identity.metadata.resourceVersion }));
+/** The reconcile and the error policy the controller is declared with (operator.ts). */
+export function identityReconciler(d: IdentityReconcilerDeps): { reconcile: (key: string) => Promise<Result>; errorPolicy: (key: string, err: unknown) => Promise<Result> } {
+  return {
+    reconcile: async (key) => {
+      const [namespace, name] = splitKey(key);
+      const identity = d.identities.get(name, namespace);
+      if (!identity) {
+        // The Secret goes with it through its owner reference (garbage collection).
+        d.metrics.forgetIdentity(namespace, name);
+        return {};
       }
-      // Its pods' kubelets hold the keys and ask the signer: no Secret is made,
-      // and one that exists is left alone (it is not the operator's to delete).
-      if (deliveryOf(identity) === 'PodCertificate') return await podCertificates(d, identity, trustDomain, now);
-      const secretName = secretNameOf(identity);
-      const secret = d.secrets.get(secretName, namespace);
-      const claim = foreignClaim(identity, secret, d.identities.list());
-      // Retried with backoff: another's Secret changing, or an older claim going away, queues only that other identity.
-      if (claim) throw new ReconcileFailure(SECRET_OWNED_BY_ANOTHER, claim);
-      if (identity.spec.suspended) return await suspend(d, identity, trustDomain, await ownSecret(d, identity, secret), now);
-      refuseUnlessAdmitted(d, identity);
-
-      const durationMs = durationOf(identity, d.minDurationMs);
-      const spiffeID = spiffeIDFor(trustDomain, identity);
-      const { input, keyPair, rootFingerprint } = await gatherCheckInput(identity, secret, trustDomain, spiffeID, now);
-      stillValid = input.secret.trust?.ok === true && input.secret.keyMatchesLeaf === true;
-      const violation = firstViolation(CHECKS, input);
-
-      // The leaf that ends up in the Secret, and its renewal time: computed once per certificate.
-      let leaf: SecretLeaf;
-      let renewAt: Date;
-      if (violation && !trustDomain.signer) {
-        throw new ReconcileFailure('WaitingForCA', `${violation.message}, but the CA is changing and may sign only once its new roots are in every bundle copy`, { retry: false });
-      }
-      if (violation) {
-        const started = performance.now();
-        try {
-          const issued = await issueIdentity(trustDomain.signer!, { ...input.desired, durationMs, now }, keyPair);
-          leaf = {
-            spiffeID, serialNumber: issued.serialNumber, notBefore: issued.notBefore, notAfter: issued.notAfter,
-            reason: violation.reason, rootFingerprint: trustDomain.activeRootFingerprint, renewalRequest: input.renewal?.requested,
-          };
-          await writeSecret(d, desiredSecret(identity, secret, leaf, trustDomain.bundlePem, issued), secret);
-        } catch (err) {
-          if (!isConflict(err)) d.metrics.issuances.inc({ trust_domain: trustDomain.name, reason: violation.reason, result: 'error' });
-          throw err;
-        }
-        renewAt = renewalTime(identity.spec, leaf);
-        d.metrics.issuances.inc({ trust_domain: trustDomain.name, reason: violation.reason, result: 'success' });
-        d.metrics.issuanceDuration.observe({ trust_domain: trustDomain.name }, (performance.now() - started) / 1000);
-        d.log.info({ identity: key, reason: violation.reason, serial: leaf.serialNumber, notAfter: leaf.notAfter }, 'issued certificate');
-        d.events.record(ref(identity), 'Normal', 'Issued',
-          `${violation.message}; issued ${leaf.spiffeID} serial ${leaf.serialNumber}, valid until ${leaf.notAfter.toISOString()}`);
-      } else {
-        leaf = keptLeaf(secret!, input.secret.leaf!, spiffeID, rootFingerprint ?? '');
-        renewAt = input.renewalTime!;
-        // Same certificate, but labels, annotations or the bundle may have moved.
-        const want = desiredSecret(identity, secret, leaf, trustDomain.bundlePem);
-        if (secretDiffers(secret!, want)) await writeSecret(d, want, secret);
-      }
-
-      const policyPeers = await syncPolicy(d, identity, trustDomain, spiffeID);
-      const status = readyStatus(identity, { ...leaf, renewalTime: renewAt, secretName, caFingerprint: trustDomain.caFingerprint, policyPeers }, now);
-      await writeStatus(d, identity, status);
-      d.metrics.certificateExpiration.set({ namespace, name }, leaf.notAfter.getTime() / 1000);
-      d.metrics.certificateRenewal.set({ namespace, name }, renewAt.getTime() / 1000);
-      d.metrics.setReady(namespace, name, 'True');
-      d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
-      // A fresh issuance is re-checked at its own renewal time; a pending rotation may come sooner.
-      const next = Math.min(renewAt.getTime(), violation ? Infinity : (input.rotationReissueAt?.getTime() ?? Infinity));
-      return { requeueAfter: Math.max(1, next - d.now().getTime()) };
-    } catch (err) {
-      return errorPolicy(d, err, {
-        controller: CONTROLLER, key, target: ref(identity), fallbackReason: 'IssuanceFailed',
-        settle: (e) => {
-          if (e instanceof IdentityGone) {
-            d.log.debug({ identity: key }, 'identity is gone; nothing left to reconcile');
-            return {};
-          }
-          if (isConflict(e)) {
-            d.log.debug({ identity: key }, 'write conflict; the cache was stale, retrying');
-            return { requeueAfter: CONFLICT_REQUEUE_MS };
-          }
-          return undefined;
-        },
-        report: async (f) => {
-          // No CA to judge by: a certificate that has not expired still works, so a broken CA does not flip every identity.
-          if (f.reason === 'TrustDomainNotReady') stillValid = notExpired(d.secrets.get(secretNameOf(identity), namespace), now);
-          // Its pods would mount another's policy.json: not usable, whatever the certificate.
-          if (f.reason === POLICY_CONFLICT) stillValid = false;
-          if (!stillValid) d.metrics.setReady(namespace, name, 'False');
-          // Only real attempts count; a failure that waits for a change is reported once.
-          const status = f.retry ? failedStatus(identity, f.reason, f.message, stillValid, now)
-            : { ...failedStatus(identity, f.reason, f.message, stillValid, now), failedIssuanceAttempts: identity.status?.failedIssuanceAttempts, lastFailureTime: identity.status?.lastFailureTime };
-          if (f.reason === SECRET_OWNED_BY_ANOTHER) d.metrics.forgetCertificate(namespace, name);
-          await writeStatus(d, identity, f.reason === SECRET_OWNED_BY_ANOTHER ? withoutCertificate(status) : status);
-        },
-      });
-    }
+      return reconcileIdentity(d, identity, d.now());
+    },
+    errorPolicy: (key, err) => identityErrorPolicy(d, key, err),
   };
+}
+
+/** The steps in order: each either ends the reconcile with its result or hands on to the next. */
+async function reconcileIdentity(d: IdentityReconcilerDeps, identity: AgentIdentity, now: Date): Promise<Result> {
+  if (identity.metadata.deletionTimestamp) return finalize(d, identity, now);
+  // Its TrustDomain is still loading (e.g. just after a restart): loading it
+  // re-queues this identity, and reporting NotReady now would be a false flap.
+  if (trustDomainPending(d, identity)) return wait();
+  const trustDomain = trustDomainFor(d, identity);
+  await addFinalizer(d, identity);
+  // Its pods' kubelets hold the keys and ask the signer: no Secret is made,
+  // and one that exists is left alone (it is not the operator's to delete).
+  if (deliveryOf(identity) === 'PodCertificate') return podCertificates(d, identity, trustDomain, now);
+  const secret = d.secrets.get(secretNameOf(identity), identity.metadata.namespace);
+  refuseForeignClaim(d, identity, secret);
+  if (identity.spec.suspended) return suspend(d, identity, trustDomain, await ownSecret(d, identity, secret), now);
+  refuseUnlessAdmitted(d, identity);
+  return issueOrKeep(d, identity, trustDomain, secret, now);
+}
+
+async function addFinalizer(d: IdentityReconcilerDeps, identity: AgentIdentity): Promise<void> {
+  const m = identity.metadata;
+  if (m.finalizers?.includes(FINALIZER_REVOKE)) return;
+  await ofIdentity(d.api.patchIdentityMetadata(m.namespace!, m.name!, { finalizers: [...(m.finalizers ?? []), FINALIZER_REVOKE], resourceVersion: m.resourceVersion }));
+}
+
+/** Retried with backoff: another's Secret changing, or an older claim going away, queues only that other identity. */
+function refuseForeignClaim(d: IdentityReconcilerDeps, identity: AgentIdentity, secret: Secret | undefined): void {
+  const claim = foreignClaim(identity, secret, d.identities.list());
+  if (claim) throw new Refused(SECRET_OWNED_BY_ANOTHER, claim);
+}
+
+/** Secret delivery: decide by the ordered checks, issue or keep the leaf, then the policy and a Ready status. */
+async function issueOrKeep(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret | undefined, now: Date): Promise<Result> {
+  const durationMs = durationOf(identity, d.minDurationMs);
+  const spiffeID = refusing(() => spiffeIDFor(trustDomain, identity));
+  const gathered = await gatherCheckInput(identity, secret, trustDomain, spiffeID, now);
+  const violation = firstViolation(CHECKS, gathered.input);
+  const kept = violation
+    ? await issue(d, identity, trustDomain, secret, gathered, violation, { spiffeID, durationMs, now })
+    : await keep(d, identity, trustDomain, secret!, gathered, spiffeID);
+  await reportReady(d, identity, trustDomain, kept, spiffeID, now);
+  // A fresh issuance is re-checked at its own renewal time; a pending rotation may come sooner.
+  const next = Math.min(kept.renewAt.getTime(), violation ? Infinity : (gathered.input.rotationReissueAt?.getTime() ?? Infinity));
+  return { requeueAfter: Math.max(1, next - d.now().getTime()) };
+}
+
+/** The leaf that ends up in the Secret, and its renewal time: computed once per certificate. */
+interface LeafInSecret { leaf: SecretLeaf; renewAt: Date }
+
+/** A check was violated: issue a new leaf into the Secret, and tell it (metric, log, event). */
+async function issue(
+  d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret | undefined, gathered: Gathered,
+  violation: Violation<IssuanceReason>, o: { spiffeID: SpiffeID; durationMs: number; now: Date },
+): Promise<LeafInSecret> {
+  if (!trustDomain.signer) {
+    throw new ReconcileFailure('WaitingForCA', `${violation.message}, but the CA is changing and may sign only once its new roots are in every bundle copy`, { retry: false });
+  }
+  const started = performance.now();
+  const leaf = await signAndWrite(d, identity, trustDomain, secret, gathered, violation, o).catch((err: unknown) => {
+    if (!isConflict(err)) d.metrics.issuances.inc({ trust_domain: trustDomain.name, reason: violation.reason, result: 'error' });
+    throw err;
+  });
+  d.metrics.issuances.inc({ trust_domain: trustDomain.name, reason: violation.reason, result: 'success' });
+  d.metrics.issuanceDuration.observe({ trust_domain: trustDomain.name }, (performance.now() - started) / 1000);
+  d.log.info({ identity: objectKey(identity), reason: violation.reason, serial: leaf.serialNumber, notAfter: leaf.notAfter }, 'issued certificate');
+  d.events.record(ref(identity), 'Normal', 'Issued',
+    `${violation.message}; issued ${leaf.spiffeID} serial ${leaf.serialNumber}, valid until ${leaf.notAfter.toISOString()}`);
+  return { leaf, renewAt: renewalTime(identity.spec, leaf) };
+}
+
+async function signAndWrite(
+  d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret | undefined, gathered: Gathered,
+  violation: Violation<IssuanceReason>, o: { spiffeID: SpiffeID; durationMs: number; now: Date },
+): Promise<SecretLeaf> {
+  const { input, keyPair } = gathered;
+  const issued = await issueIdentity(trustDomain.signer!, { ...input.desired, durationMs: o.durationMs, now: o.now }, keyPair);
+  const leaf: SecretLeaf = {
+    spiffeID: o.spiffeID, serialNumber: issued.serialNumber, notBefore: issued.notBefore, notAfter: issued.notAfter,
+    reason: violation.reason, rootFingerprint: trustDomain.activeRootFingerprint, renewalRequest: input.renewal?.requested,
+  };
+  await writeSecret(d, desiredSecret(identity, secret, leaf, trustDomain.bundlePem, issued), secret);
+  return leaf;
+}
+
+/** Same certificate, but labels, annotations or the bundle may have moved. */
+async function keep(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret, gathered: Gathered, spiffeID: SpiffeID): Promise<LeafInSecret> {
+  const leaf = keptLeaf(secret, gathered.input.secret.leaf!, spiffeID, gathered.rootFingerprint ?? '');
+  const want = desiredSecret(identity, secret, leaf, trustDomain.bundlePem);
+  if (secretDiffers(secret, want)) await writeSecret(d, want, secret);
+  return { leaf, renewAt: gathered.input.renewalTime! };
+}
+
+async function reportReady(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, { leaf, renewAt }: LeafInSecret, spiffeID: SpiffeID, now: Date): Promise<void> {
+  const { namespace, name } = identity.metadata as { namespace: string; name: string };
+  const policyPeers = await syncPolicy(d, identity, trustDomain, spiffeID);
+  await writeStatus(d, identity, readyStatus(identity, { ...leaf, renewalTime: renewAt, secretName: secretNameOf(identity), caFingerprint: trustDomain.caFingerprint, policyPeers }, now));
+  d.metrics.certificateExpiration.set({ namespace, name }, leaf.notAfter.getTime() / 1000);
+  d.metrics.certificateRenewal.set({ namespace, name }, renewAt.getTime() / 1000);
+  d.metrics.setReady(namespace, name, 'True');
+}
+
+/**
+ * What a thrown error means (failure.ts's policy): the identity gone or a
+ * lost write race settle it; any other failure is reported on the identity.
+ * Whether its current certificate still serves is judged here, from the
+ * cache, so the Ready condition tells the truth whichever step failed.
+ */
+async function identityErrorPolicy(d: IdentityReconcilerDeps, key: string, err: unknown): Promise<Result> {
+  const [namespace, name] = splitKey(key);
+  const identity = d.identities.get(name, namespace);
+  if (!identity || err instanceof IdentityGone) {
+    d.log.debug({ identity: key }, 'identity is gone; nothing left to reconcile');
+    return { outcome: 'success' };
+  }
+  const now = d.now();
+  return errorPolicy(d, err, {
+    controller: CONTROLLER, key, target: ref(identity), fallbackReason: 'IssuanceFailed',
+    settle: (e) => {
+      if (!isConflict(e)) return undefined;
+      d.log.debug({ identity: key }, 'write conflict; the cache was stale, retrying');
+      return requeue(CONFLICT_REQUEUE_MS);
+    },
+    report: async (f) => {
+      const stillValid = !(err instanceof Refused) && await certificateServes(d, identity, now);
+      if (!stillValid) d.metrics.setReady(namespace, name, 'False');
+      // Only real attempts count; a failure that waits for a change is reported once.
+      const status = f.retry ? failedStatus(identity, f.reason, f.message, stillValid, now)
+        : { ...failedStatus(identity, f.reason, f.message, stillValid, now), failedIssuanceAttempts: identity.status?.failedIssuanceAttempts, lastFailureTime: identity.status?.lastFailureTime };
+      if (f.reason === SECRET_OWNED_BY_ANOTHER) d.metrics.forgetCertificate(namespace, name);
+      await writeStatus(d, identity, f.reason === SECRET_OWNED_BY_ANOTHER ? withoutCertificate(status) : status);
+    },
+  });
+}
+
+/** Whether the identity's Secret holds a certificate its agents can still use: one that verifies against its TrustDomain with the key it holds. */
+async function certificateServes(d: IdentityReconcilerDeps, identity: AgentIdentity, now: Date): Promise<boolean> {
+  // Being revoked (suspended, deleted), or delivered by pod certificates: no Secret to vouch for.
+  if (deliveryOf(identity) !== 'Secret' || identity.spec.suspended || identity.metadata.deletionTimestamp) return false;
+  const secret = d.secrets.get(secretNameOf(identity), identity.metadata.namespace);
+  const trustDomain = d.store.get(trustDomainOf(identity));
+  // No CA to judge by (TrustDomainNotReady): a certificate that has not expired still works, so a broken CA does not flip every identity.
+  if (!trustDomain) return notExpired(secret, now);
+  const { observed } = await observeSecret(secret, { roots: trustDomain.bundle, pem: trustDomain.bundlePem }, now);
+  return observed.trust?.ok === true && observed.keyMatchesLeaf === true;
+}
+
+/** The identity itself is refused (its spec, its tenancy, a Secret or ConfigMap that is another's): not Ready, whatever its Secret holds. */
+class Refused extends ReconcileFailure {}
+
+/** A failure of a step that judges the identity itself, as a refusal. */
+function refusing<T>(step: () => T): T {
+  try {
+    return step();
+  } catch (err) {
+    if (err instanceof ReconcileFailure) throw new Refused(err.reason, err.message, { retry: err.retry });
+    throw err;
+  }
 }
 
 /** Deletion: deny-list the certificates still valid, then let the identity (and by GC its Secret) go. */
@@ -182,7 +250,7 @@ async function finalize(d: IdentityReconcilerDeps, identity: AgentIdentity, now:
   const fromSecret = secret ? denyEntryOf(secret, 'Deleted', now) : undefined;
   const entries = [...(fromSecret ? [fromSecret] : []), ...podCertificateEntries(d, identity, 'Deleted', now)];
   if (entries.length && trustDomain) await revoke(d, trustDomain, entries);
-  if (stillIssuing(d, identity)) return { requeueAfter: ISSUING_RECHECK_MS };
+  if (stillIssuing(d, identity)) return wait(ISSUING_RECHECK_MS);
   await ofIdentity(d.api.patchIdentityMetadata(identity.metadata.namespace!, identity.metadata.name!, {
     finalizers: identity.metadata.finalizers.filter((f) => f !== FINALIZER_REVOKE), resourceVersion: identity.metadata.resourceVersion,
   }));
@@ -197,13 +265,13 @@ const ISSUING_RECHECK_MS = 250;
 
 /** A request the signer recorded but has not answered may still get a certificate: revocation is not done until it is answered. */
 function stillIssuing(d: IdentityReconcilerDeps, identity: AgentIdentity): boolean {
-  return issuingPodCertificates(d.podCertificates, identity.metadata.namespace!, identity.metadata.name!).length > 0;
+  return d.podCertificates.issuing(identity.metadata.namespace!, identity.metadata.name!);
 }
 
 /** Deny-list entries for the identity's pod certificates that may still be valid (the signer's ledger). */
 function podCertificateEntries(d: IdentityReconcilerDeps, identity: AgentIdentity, reason: string, now: Date): DenyListEntry[] {
   const { namespace, name } = identity.metadata;
-  return livePodCertificates(d.podCertificates, now, (c) => c.namespace === namespace && c.identity === name && c.trustDomain === trustDomainOf(identity))
+  return d.podCertificates.live(now, (c) => c.namespace === namespace && c.identity === name && c.trustDomain === trustDomainOf(identity))
     .map((c) => denyEntryOfPodCertificate(c, reason));
 }
 
@@ -216,7 +284,7 @@ async function suspend(d: IdentityReconcilerDeps, identity: AgentIdentity, trust
     await ifExists(() => d.api.deleteSecret(secret.metadata.namespace!, secret.metadata.name!, secret.metadata.uid));
     d.events.record(ref(identity), 'Normal', 'Suspended', `revoked serial ${fromSecret?.serialNumber ?? '(expired)'} and removed Secret ${secret.metadata.name}`);
   }
-  if (stillIssuing(d, identity)) return { requeueAfter: ISSUING_RECHECK_MS };
+  if (stillIssuing(d, identity)) return wait(ISSUING_RECHECK_MS);
   if (fromPods.length) d.events.record(ref(identity), 'Normal', 'Suspended', `revoked ${fromPods.length} pod certificate(s), serials ${fromPods.map((e) => e.serialNumber).join(', ')}`);
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
   d.metrics.setReady(namespace, name, 'False');
@@ -239,7 +307,6 @@ async function podCertificates(d: IdentityReconcilerDeps, identity: AgentIdentit
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
   d.metrics.forgetCertificate(namespace, name);
   d.metrics.setReady(namespace, name, 'True');
-  d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
   return {};
 }
 
@@ -267,7 +334,7 @@ async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, tr
   const foreign = await writeOwnedConfigMap(d.api, cached, build, (cm) => isControlledBy(cm, identity.metadata.uid));
   if (foreign) {
     // The webhook mounts this ConfigMap by name, so the tenant's content would be the pods' policy.json. Never overwritten: it is not ours.
-    throw new ReconcileFailure(POLICY_CONFLICT, `ConfigMap ${identity.metadata.namespace}/${foreign.metadata.name} exists and is not this identity's (${describeController(foreign)}); its pods would mount it as their policy: delete it`);
+    throw new Refused(POLICY_CONFLICT, `ConfigMap ${identity.metadata.namespace}/${foreign.metadata.name} exists and is not this identity's (${describeController(foreign)}); its pods would mount it as their policy: delete it`);
   }
   return count;
 }
@@ -314,10 +381,10 @@ function refuseUnlessAdmitted(d: IdentityReconcilerDeps, identity: AgentIdentity
   // A namespace the cache has not seen yet carries at least the label the API server gives every namespace.
   const labels = d.namespaces.get(namespace)?.metadata.labels ?? { 'kubernetes.io/metadata.name': namespace };
   const violation = trustDomainObject && tenancyViolation(trustDomainObject, identity, labels);
-  if (violation) throw new ReconcileFailure(violation.reason, violation.message, { retry: false });
+  if (violation) throw new Refused(violation.reason, violation.message, { retry: false });
   const sa = identity.spec.serviceAccountName;
   if (!d.serviceAccounts.get(sa, namespace)) {
-    throw new ReconcileFailure('ServiceAccountNotFound',
+    throw new Refused('ServiceAccountNotFound',
       `ServiceAccount "${sa}" does not exist in namespace "${namespace}", so no pod could hold AgentIdentity "${name}"; create it, or set spec.serviceAccountName to the ServiceAccount the agent's pods run as`, { retry: false });
   }
 }
@@ -325,7 +392,7 @@ function refuseUnlessAdmitted(d: IdentityReconcilerDeps, identity: AgentIdentity
 function durationOf(identity: AgentIdentity, minMs: number): number {
   const ms = parseDuration(identity.spec.duration ?? DEFAULT_DURATION);
   if (ms < minMs) {
-    throw new ReconcileFailure('DurationTooShort', `duration ${identity.spec.duration} is below the operator's minimum of ${formatDuration(minMs)}`, { retry: false });
+    throw new Refused('DurationTooShort', `duration ${identity.spec.duration} is below the operator's minimum of ${formatDuration(minMs)}`, { retry: false });
   }
   return ms;
 }
@@ -346,8 +413,8 @@ async function writeSecret(d: IdentityReconcilerDeps, want: Secret, existing: Se
       if (live.metadata.labels?.[LABEL_MANAGED_BY] !== MANAGED_BY_VALUE) await d.api.replaceSecret({ ...live, metadata: { ...live.metadata, labels: { ...live.metadata.labels, ...want.metadata.labels } } });
       throw err;
     }
-    if (controllerOf(live)) throw new ReconcileFailure(SECRET_OWNED_BY_ANOTHER, `Secret ${want.metadata.namespace}/${want.metadata.name} belongs to ${describeController(live)}; choose another spec.secretName`);
-    throw new ReconcileFailure('SecretConflict', `Secret ${want.metadata.namespace}/${want.metadata.name} already exists and is not managed by agent-identity-operator; delete it or set spec.secretName`);
+    if (controllerOf(live)) throw new Refused(SECRET_OWNED_BY_ANOTHER, `Secret ${want.metadata.namespace}/${want.metadata.name} belongs to ${describeController(live)}; choose another spec.secretName`);
+    throw new Refused('SecretConflict', `Secret ${want.metadata.namespace}/${want.metadata.name} already exists and is not managed by agent-identity-operator; delete it or set spec.secretName`);
   }
 }
 

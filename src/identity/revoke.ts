@@ -18,6 +18,21 @@ export function denyEntryOf(secret: Secret, reason: string, now: Date): DenyList
   return { serialNumber, spiffeID: a[ANNOTATION_SPIFFE_ID] ?? '', notAfter, reason };
 }
 
+/** A pod certificate as the signer's ledger records it (signer/ledger.ts PodCertificate). */
+export interface PodCertificateOnRecord {
+  namespace: string;
+  identity: string;
+  trustDomain: string;
+  serialNumber: string;
+  spiffeID: string;
+  notAfter: Date;
+}
+
+/** The entry for a pod certificate the signer issued. */
+export function denyEntryOfPodCertificate(c: PodCertificateOnRecord, reason: string): DenyListEntry {
+  return { serialNumber: c.serialNumber, spiffeID: c.spiffeID, notAfter: c.notAfter.toISOString(), reason };
+}
+
 export interface RevokeDeps {
   api: { createConfigMap(cm: ConfigMap): Promise<ConfigMap>; replaceConfigMap(cm: ConfigMap): Promise<ConfigMap> };
   configMaps: { get(name: string, namespace?: string): ConfigMap | undefined };

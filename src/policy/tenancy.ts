@@ -3,7 +3,7 @@
 // spec.dnsNames allows. Pure, so the admission webhook (which refuses the
 // AgentIdentity) and the identity reconciler (which refuses to issue, where
 // no webhook runs) answer the same question the same way.
-import { firstViolation, type Check, type Violation } from '../api/checks.ts';
+import { firstViolation, type Check, type Violation } from '../controller/checks.ts';
 import type { AgentIdentity, TrustDomain } from '../api/types.ts';
 import { describeSelector, isEmptySelector, matchesSelector, selectorProblem } from './selector.ts';
 

@@ -2,7 +2,7 @@
 // request is wrong: the pod or its identity must change), fail (the signer
 // cannot issue now; the kubelet retries with a new request), wait (the
 // TrustDomain is still loading), or nothing (already answered, or not ours).
-import { firstViolation, type Check } from '../api/checks.ts';
+import { firstViolation, type Check } from '../controller/checks.ts';
 import { DEFAULT_DURATION, deliveryOf, trustDomainOf } from '../api/defaults.ts';
 import { parseDuration } from '../api/duration.ts';
 import { POD_CERTIFICATE_AGENT_ANNOTATION, SIGNER_NAME } from '../api/group.ts';
@@ -14,7 +14,7 @@ import { DEFAULT_BACKDATE_MS, type Validity } from '../pki/validity.ts';
 import { tenancyViolation } from '../policy/tenancy.ts';
 import type { TrustDomainState } from '../trust/store.ts';
 import { renewalTime } from '../identity/renewal.ts';
-import { answered } from '../trust/ledger.ts';
+import { answered } from './ledger.ts';
 
 export type DenyReason =
   | 'InvalidUnverifiedUserAnnotations' | 'IdentityNotFound' | 'ServiceAccountMismatch' | 'IdentitySuspended'

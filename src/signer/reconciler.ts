@@ -18,11 +18,12 @@ import { isConflict, isNotFound } from '../kube/errors.ts';
 import type { EventTarget } from '../kube/events.ts';
 import type { ReconcileContext } from '../controller/context.ts';
 import { errorPolicy } from '../controller/failure.ts';
-import type { Result } from '../controller/queue.ts';
+import { requeue, wait, type Result } from '../controller/queue.ts';
+import { splitKey } from '../controller/controller.ts';
 import type { TrustStore } from '../trust/store.ts';
 import { spiffeIDFor } from '../identity/spiffe-id.ts';
 import { beginRefreshAt, decide, tooShort, type Decision } from './decide.ts';
-import { answered } from '../trust/ledger.ts';
+import { answered } from './ledger.ts';
 
 export interface SignerDeps extends Pick<ReconcileContext, 'trustDomains' | 'events' | 'metrics' | 'log' | 'now'> {
   api: {
@@ -41,16 +42,16 @@ const CONFLICT_REQUEUE_MS = 500;
 /** Denied or Failed, with a reason from decide.ts or a failure's own (e.g. InvalidSpiffeID). */
 interface Answer { kind: 'Deny' | 'Fail'; reason: string; message: string }
 
-export function signerReconciler(d: SignerDeps): (key: string) => Promise<Result> {
-  return async (key) => {
-    const [namespace, name] = key.split('/') as [string, string];
-    const pcr = d.requests.get(name, namespace);
-    if (!pcr || pcr.spec.signerName !== SIGNER_NAME) return {};
-    const now = d.now();
-    const agent = pcr.spec.unverifiedUserAnnotations?.[POD_CERTIFICATE_AGENT_ANNOTATION];
-    const identity = agent ? d.identities.get(agent, namespace) : undefined;
-    try {
-      if (answered(pcr)) return await releaseWhenExpired(d, pcr, now);
+/** The reconcile and the error policy the controller is declared with (operator.ts). */
+export function signerReconciler(d: SignerDeps): { reconcile: (key: string) => Promise<Result>; errorPolicy: (key: string, err: unknown) => Promise<Result> } {
+  return {
+    reconcile: async (key) => {
+      const [namespace, name] = splitKey(key);
+      const pcr = d.requests.get(name, namespace);
+      if (!pcr || pcr.spec.signerName !== SIGNER_NAME) return {};
+      const now = d.now();
+      if (answered(pcr)) return releaseWhenExpired(d, pcr, now);
+      const identity = identityOf(d, pcr);
       const trustDomainName = identity && trustDomainOf(identity);
       const decision = decide({
         pcr, identity,
@@ -63,25 +64,37 @@ export function signerReconciler(d: SignerDeps): (key: string) => Promise<Result
       });
       switch (decision.kind) {
         case 'Done':
-        case 'Wait':
           return {};
+        case 'Wait':
+          return wait();
         case 'Deny':
         case 'Fail':
           await answer(d, pcr, identity, decision);
           return {};
         case 'Issue':
-          return await issue(d, pcr, decision, now);
+          return issue(d, pcr, decision, now);
       }
-    } catch (err) {
+    },
+    errorPolicy: async (key, err) => {
+      const [namespace, name] = splitKey(key);
+      const pcr = d.requests.get(name, namespace);
+      if (!pcr) return { outcome: 'success' };
+      const identity = identityOf(d, pcr);
       return errorPolicy(d, err, {
         controller: CONTROLLER, key, target: identity ? identityRef(identity) : pcrRef(pcr), fallbackReason: 'SigningFailed',
         // Someone answered first, or our cache was behind: look again, and see the answer.
-        settle: (e) => (isConflict(e) ? { requeueAfter: CONFLICT_REQUEUE_MS } : isNotFound(e) ? {} : undefined),
+        settle: (e) => (isConflict(e) ? requeue(CONFLICT_REQUEUE_MS) : isNotFound(e) ? { outcome: 'success' } : undefined),
         // A failure that waits on a change (e.g. an invalid SPIFFE ID template) answers the request: the kubelet asks again later.
         report: async (f) => { if (!f.retry && !answered(pcr)) await answer(d, pcr, identity, { kind: 'Fail', reason: f.reason, message: f.message }); },
       });
-    }
+    },
   };
+}
+
+/** The AgentIdentity the pod's request names (the webhook's annotation), if it exists. */
+function identityOf(d: SignerDeps, pcr: PodCertificateRequest): AgentIdentity | undefined {
+  const agent = pcr.spec.unverifiedUserAnnotations?.[POD_CERTIFICATE_AGENT_ANNOTATION];
+  return agent ? d.identities.get(agent, pcr.metadata.namespace) : undefined;
 }
 
 async function issue(d: SignerDeps, pcr: PodCertificateRequest, decision: Extract<Decision, { kind: 'Issue' }>, now: Date): Promise<Result> {
@@ -106,7 +119,6 @@ async function issue(d: SignerDeps, pcr: PodCertificateRequest, decision: Extrac
   });
   d.metrics.podCertificates.inc({ trust_domain: trustDomain.name, result: 'issued', reason: 'Issued' });
   d.metrics.podCertificateIssuanceDuration.observe({ trust_domain: trustDomain.name }, (performance.now() - started) / 1000);
-  d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
   d.log.info({ request: `${pcr.metadata.namespace}/${pcr.metadata.name}`, identity: identity.metadata.name, serial: leaf.serialNumber, notAfter: leaf.notAfter }, 'issued pod certificate');
   d.events.record(identityRef(identity), 'Normal', 'PodCertificateIssued', `PodCertificateRequest ${pcr.metadata.name}: ${message}`);
   // Back at notAfter, to release the ledger entry.
@@ -134,7 +146,6 @@ async function answer(d: SignerDeps, pcr: PodCertificateRequest, identity: Agent
   const type = a.kind === 'Deny' ? 'Denied' : 'Failed';
   await d.api.replacePodCertificateRequestStatus({ ...pcr, status: { conditions: conditionsOf(type, a.reason, a.message, d.now()) } });
   d.metrics.podCertificates.inc({ trust_domain: identity ? trustDomainOf(identity) : '', result: type.toLowerCase(), reason: a.reason });
-  d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
   d.log.info({ request: `${pcr.metadata.namespace}/${pcr.metadata.name}`, pod: pcr.spec.podName, reason: a.reason, err: a.message }, `pod certificate ${type.toLowerCase()}`);
   d.events.record(identity ? identityRef(identity) : pcrRef(pcr), 'Warning', a.reason, `PodCertificateRequest ${pcr.metadata.name} from pod ${pcr.spec.podName} ${type.toLowerCase()}: ${a.message}`);
 }

@@ -6,7 +6,6 @@ import type { ReconcileContext } from '../controller/context.ts';
 import type { EventTarget } from '../kube/events.ts';
 import type { RotationConfig } from '../ca/rotation.ts';
 import type { TrustStore } from './store.ts';
-import type { PodCertificateLister } from './ledger.ts';
 
 export interface TrustReconcilerDeps extends ReconcileContext {
   api: {
@@ -30,8 +29,8 @@ export interface TrustReconcilerDeps extends ReconcileContext {
   configMaps: { get(name: string, namespace?: string): ConfigMap | undefined; list(): readonly ConfigMap[] };
   namespaces: { list(): readonly Namespace[] };
   secretList: { list(): readonly Secret[] };
-  /** PodCertificateRequests of the operator's signer: the ledger of pod certificates (ledger.ts). */
-  podCertificates: PodCertificateLister;
+  /** The signer's ledger of pod certificates that may still be valid (signer/ledger.ts ledgerOf). */
+  podCertificates: { live(now: Date, match: (c: { trustDomain: string; rootFingerprint?: string }) => boolean): ReadonlyArray<{ rootFingerprint?: string }> };
   operatorNamespace: string;
   caDurationMs: number;
   intermediateDurationMs: number;

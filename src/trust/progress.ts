@@ -5,7 +5,6 @@ import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, LABEL_IDENTITY, LABE
 import type { Secret } from '../api/types.ts';
 import type { TrustReconcilerDeps } from './deps.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
-import { livePodCertificates } from './ledger.ts';
 
 export interface Progress { now: Date; bundleCopies: { total: number; updated: number }; leaves: number; leavesOnRetiring: number }
 
@@ -19,7 +18,7 @@ export function progressOf(d: Caches, name: string, retiringRootFingerprints: Re
   // any peer that cached it) until notAfter. So the old root retires only once
   // every pod certificate under it has expired: a rotation may take as long as
   // the longest pod-certificate lifetime (the identity's duration, at most 91d).
-  const podCertificates = livePodCertificates(d.podCertificates, d.now(), (c) => c.trustDomain === name);
+  const podCertificates = d.podCertificates.live(d.now(), (c) => c.trustDomain === name);
   const leavesOnRetiring = secrets.filter((s) => onRetiring(s.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT])).length
     + podCertificates.filter((c) => onRetiring(c.rootFingerprint)).length;
   const copies = bundleCopyPems(d, name);

@@ -47,7 +47,6 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
     if (ca.signer) d.metrics.caExpiration.set({ trust_domain: name }, ca.signer.certificate.notAfter.getTime() / 1000);
     const published = await publish(trustDomain, bundlePem);
     await writeStatus(d, trustDomain, await readyStatus(d, trustDomain, ca, published, progress, caFingerprint));
-    d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
     const pruneIn = published.nextExpiry ? published.nextExpiry.getTime() - d.now().getTime() : undefined;
     const next = [source.pollMs, step?.afterMs, pruneIn].filter((x): x is number => x !== undefined && x >= 0);
     // A squatted bundle copy is reported, not a failure (the CA keeps signing). Nothing tells us when it

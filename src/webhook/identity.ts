@@ -6,7 +6,7 @@
 // Lookups are injected, as in admission.ts. The identity reconciler makes the
 // same tenancy decision, so an identity that got past an absent webhook is
 // still never issued.
-import { firstViolation, type Check, type Violation } from '../api/checks.ts';
+import { firstViolation, type Check, type Violation } from '../controller/checks.ts';
 import { secretNameOf, trustDomainOf } from '../api/defaults.ts';
 import type { AgentIdentity, ObjectMeta, TrustDomain } from '../api/types.ts';
 import { admitsEveryNamespace, tenancyViolation } from '../policy/tenancy.ts';

@@ -1,12 +1,8 @@
-// The admission webhook: a server on every replica, and a certificate manager
-// that only the leader runs.
+// The admission webhook: a server on every replica. Its certificates are
+// kept by the leader's webhook-certificates controller (src/webhook-certificates/).
 //
 //   const server = await startWebhookServer({ kubeConfig, namespace, logger });   // every replica
-//   const manager = await startWebhookManager({ kubeConfig, namespace, logger }); // on gaining leadership
-//   await manager.stop();                                                          // on losing it
 export { startWebhookServer, type ReviewRecord, type ServingCertificateInfo, type WebhookName, type WebhookServer, type WebhookServerOptions } from './server.ts';
-export { startWebhookManager, type WebhookManager, type WebhookManagerOptions, type WebhookManagerStatus } from './manager.ts';
-export { DEFAULT_LIFETIMES, type WebhookLifetimes } from './certs.ts';
 export { injectIdentity, type InjectOptions, type Injection, type InjectionSummary, type JSONPatchOp } from './mutate.ts';
 export { validatePod, RULES, type DenyReason, type PodAdmission, type Verdict } from './validate.ts';
 export {

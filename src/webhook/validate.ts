@@ -19,8 +19,8 @@
 //
 // Pure: the pod, the AgentIdentities of its namespace and the metadata of the
 // Secrets it references and of its policy ConfigMap in, a verdict out. Rules are an ordered list of small
-// checks (api/checks.ts), as in cert-manager: the first that fails is the answer.
-import { firstViolation, type Check, type Violation } from '../api/checks.ts';
+// checks (controller/checks.ts), as in cert-manager: the first that fails is the answer.
+import { firstViolation, type Check, type Violation } from '../controller/checks.ts';
 import { DEFAULT_IDENTITY_DIR } from '../api/documents.ts';
 import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../api/group.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';

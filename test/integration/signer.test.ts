@@ -97,7 +97,8 @@ test('a pod running as the identity\'s ServiceAccount gets an X.509-SVID for its
   assert.ok(leafKey.equals(KeyObject.from(csr.keys.publicKey)), 'the CSR\'s public key');
   assert.equal(Date.parse(pcr.status!.notAfter!) - Date.parse(pcr.status!.notBefore!), 86_400_000);
 
-  const bundleCM = await a.core.readNamespacedConfigMap({ namespace: ns, name: 'trust-bundle-default' });
+  // The bundle copy follows the identity into its namespace coalesced (up to 1 s), and issuance can be quicker.
+  const bundleCM = await eventually(() => a.core.readNamespacedConfigMap({ namespace: ns, name: 'trust-bundle-default' }), { what: 'the bundle copy in the namespace' });
   const result = await verifyChain(chain, parseCertificates(bundleCM.data!['ca.crt']!), new Date());
   assert.equal(result.ok, true, JSON.stringify(result));
 

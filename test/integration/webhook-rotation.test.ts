@@ -15,7 +15,8 @@ import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from '../support/oper
 import { api } from '../support/objects.ts';
 import { caBundles, createPod, createServiceAccounts, installWebhookConfigurations, kubeconfigForServiceAccount, markIssued, podManifest } from '../support/webhook.ts';
 import { createLogger } from '../../src/log.ts';
-import { startWebhookManager, startWebhookServer } from '../../src/webhook/index.ts';
+import { startWebhookServer } from '../../src/webhook/index.ts';
+import { startWebhookCertificates } from '../../src/webhook-certificates/controller.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 
 const RBAC = join(resolve(import.meta.dirname, '..', '..'), 'config', 'webhook', 'rbac.yaml');
@@ -57,7 +58,7 @@ test('a forbidden read of the webhook CA Secret generates no CA', async () => {
   ] } });
   await rbac.createClusterRoleBinding({ body: { metadata: { name: sa }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: sa }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace: OPERATOR_NAMESPACE }] } });
   const kc = await kubeconfigForServiceAccount(env.kc, OPERATOR_NAMESPACE, sa);
-  const manager = await startWebhookManager({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, resyncMs: 200, logger: log });
+  const manager = await startWebhookCertificates({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, resyncMs: 200, logger: log });
   try {
     await eventually(async () => manager.status().passes >= 3, { what: 'several failed passes' });
     assert.match(manager.status().lastError ?? '', /^cannot read webhook CA Secret agent-identity-system\/agent-identity-webhook-root: .*forbidden/);
@@ -75,7 +76,7 @@ test('CA rotation keeps both CAs in caBundle until the serving certificate moved
   const server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log });
   await installWebhookConfigurations(env.kc, server.port);
   const lifetimes = { caMs: 24_000, servingMs: 9_000, propagationMs: 1_500, graceMs: 2_000 };
-  const manager = await startWebhookManager({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], lifetimes, resyncMs: 500, logger: log });
+  const manager = await startWebhookCertificates({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], lifetimes, resyncMs: 500, logger: log });
   try {
     assert.equal(manager.status().lastError, undefined, 'the shipped RBAC is enough for the manager');
     assert.deepEqual((await webhookSecrets()).sort(), ['agent-identity-webhook-root', 'agent-identity-webhook-tls'], 'generated after the 404');

@@ -14,12 +14,13 @@ import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from '../support/oper
 import { api } from '../support/objects.ts';
 import { caBundles, createPod, createServiceAccounts, installWebhookConfigurations, markIssued, plain, podManifest, readPod } from '../support/webhook.ts';
 import { createLogger } from '../../src/log.ts';
-import { startWebhookManager, startWebhookServer, type WebhookManager, type WebhookServer } from '../../src/webhook/index.ts';
+import { startWebhookServer, type WebhookServer } from '../../src/webhook/index.ts';
+import { startWebhookCertificates, type WebhookCertificates } from '../../src/webhook-certificates/controller.ts';
 import { injectIdentity } from '../../src/webhook/mutate.ts';
 
 let env: TestEnv;
 let server: WebhookServer;
-let manager: WebhookManager;
+let manager: WebhookCertificates;
 let ns: string;
 let a: ReturnType<typeof api>;
 const spiffeID = (name: string) => `spiffe://cluster.local/ns/${ns}/agent/${name}`;
@@ -36,7 +37,7 @@ before(async () => {
 
   server = await startWebhookServer({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log });
   await installWebhookConfigurations(env.kc, server.port);
-  manager = await startWebhookManager({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
+  manager = await startWebhookCertificates({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
   await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
   // The API server picks up the configurations (and their caBundle) from its own watch.
   await eventually(async () => {

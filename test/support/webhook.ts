@@ -8,7 +8,8 @@ import { loadAll } from 'js-yaml';
 import { GROUP, VERSION, AGENT_IDENTITY } from '../../src/api/group.ts';
 import type { Pod } from '../../src/webhook/pod.ts';
 import { createLogger } from '../../src/log.ts';
-import { startWebhookManager, startWebhookServer, type ReviewRecord, type WebhookManager, type WebhookServer } from '../../src/webhook/index.ts';
+import { startWebhookServer, type ReviewRecord, type WebhookServer } from '../../src/webhook/index.ts';
+import { startWebhookCertificates, type WebhookCertificates } from '../../src/webhook-certificates/controller.ts';
 import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from './operator.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -121,7 +122,7 @@ export const WEBHOOK_RBAC_YAML = join(ROOT, 'config', 'webhook', 'rbac.yaml');
 
 export interface ShippedWebhook {
   server: WebhookServer;
-  manager: WebhookManager;
+  manager: WebhookCertificates;
   stop(): Promise<void>;
 }
 
@@ -143,7 +144,7 @@ export async function startShippedWebhook(
   const kc = await kubeconfigForServiceAccount(env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
   const server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log, onReview: opts.onReview });
   await (opts.install ?? installWebhookConfigurations)(env.kc, server.port);
-  const manager = await startWebhookManager({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
+  const manager = await startWebhookCertificates({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
   await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
   return {
     server, manager,

@@ -17,21 +17,21 @@ function harness(overrides: Partial<FailureScope> = {}) {
   return { c, scope, events, reported, count };
 }
 
-test('a failure to retry is counted, logged, recorded as a Warning event, reported in status, then rethrown for the queue to back off', async () => {
+test('a failure to retry is counted by reason, logged, recorded as a Warning event, reported in status, then rethrown for the queue to back off', async () => {
   const h = harness();
   const f = new ReconcileFailure('CASecretUnreadable', 'cannot read');
   await assert.rejects(errorPolicy(h.c, f, h.scope), (err) => err === f);
   assert.deepEqual(h.events, ['Warning CASecretUnreadable: cannot read']);
   assert.deepEqual(h.reported, [f]);
-  assert.deepEqual(await h.count('reconciles'), [{ controller: 'thing', result: 'error', value: 1 }]);
+  assert.deepEqual(await h.count('reconciles'), [], 'the queue counts the reconcile (queue.test.ts)');
   assert.deepEqual(await h.count('reconcileErrors'), [{ controller: 'thing', reason: 'CASecretUnreadable', value: 1 }]);
 });
 
-test('a failure that waits for a change returns an action instead: nothing, or a recheck after recheckMs', async () => {
+test('a failure that waits for a change returns an action instead, still an error to the queue: nothing, or a recheck after recheckMs', async () => {
   const waits = new ReconcileFailure('CASecretNotFound', 'gone', { retry: false });
-  assert.deepEqual(await errorPolicy(harness().c, waits, harness().scope), {});
+  assert.deepEqual(await errorPolicy(harness().c, waits, harness().scope), { outcome: 'error' });
   const h = harness({ recheckMs: 60_000 });
-  assert.deepEqual(await errorPolicy(h.c, waits, h.scope), { requeueAfter: 60_000 });
+  assert.deepEqual(await errorPolicy(h.c, waits, h.scope), { outcome: 'error', requeueAfter: 60_000 });
   assert.deepEqual(h.reported, [waits]);
 });
 

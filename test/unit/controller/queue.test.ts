@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { WorkQueue } from '../../../src/controller/queue.ts';
+import { requeue, wait, WorkQueue, type Result } from '../../../src/controller/queue.ts';
 import type { Reconciler } from '../../../src/controller/queue.ts';
 
 const DAY = 86_400_000;
@@ -507,4 +507,72 @@ test('dueWithin names how long until the last short delay is due, ignoring long 
   await queue.drain();
   assert.deepEqual(calls, ['td'], 'five adds and a repeat: one reconcile');
   assert.equal(queue.dueWithin(1000), 0, 'the day-long requeue is not waited for');
+});
+
+test('every reconcile is counted with how it ended: success, requeue, wait, error', async (t) => {
+  const tick = fakeTime(t);
+  const outcomes: string[] = [];
+  const plans: Record<string, () => Promise<Result | void>> = {
+    done: async () => undefined,
+    planned: async () => ({ requeueAfter: DAY }),
+    wrote: async () => requeue(1),
+    pending: async () => wait(),
+    behind: async () => ({ backoff: true }),
+    broken: async () => { throw new Error('boom'); },
+  };
+  const queue = new WorkQueue((key) => plans[key]!(), { concurrency: 1, onOutcome: (o, key) => outcomes.push(`${key}:${o}`) });
+  for (const key of Object.keys(plans)) queue.add(key);
+  await tick(0);
+  await queue.drain();
+  assert.deepEqual(outcomes, ['done:success', 'planned:success', 'wrote:requeue', 'pending:wait', 'behind:wait', 'broken:error']);
+  // The requeue comes back at once, and is counted again.
+  await tick(1);
+  await queue.drain();
+  assert.equal(outcomes.filter((o) => o === 'wrote:requeue').length, 2);
+  await queue.shutdown();
+});
+
+test('the error policy decides what a thrown error means, and the outcome follows it', async (t) => {
+  const tick = fakeTime(t);
+  const outcomes: string[] = [];
+  const retried: string[] = [];
+  const errors: Record<string, Error> = { conflict: new Error('409'), refused: new Error('refused'), broken: new Error('boom'), gone: new Error('404') };
+  const queue = new WorkQueue(async (key) => { throw errors[key]!; }, {
+    concurrency: 1,
+    backoff: { baseMs: 1000, maxMs: 1000 },
+    onError: (key) => retried.push(key),
+    onOutcome: (o, key) => outcomes.push(`${key}:${o}`),
+    errorPolicy: async (key, err) => {
+      if (err === errors.conflict) return requeue(500);
+      if (err === errors.gone) return { outcome: 'success' };
+      // A failure that waits for its inputs to change: reported, not retried.
+      if (err === errors.refused) return {};
+      throw err;
+    },
+  });
+  for (const key of Object.keys(errors)) queue.add(key);
+  await tick(0);
+  await queue.drain();
+  assert.deepEqual(outcomes, ['conflict:requeue', 'refused:error', 'broken:error', 'gone:success']);
+  assert.deepEqual(retried, ['broken'], 'only a rethrown error backs off');
+  await tick(500);
+  await queue.drain();
+  assert.deepEqual(outcomes.slice(4), ['conflict:requeue'], 'the conflict looks again after 500 ms, the failure that waits does not');
+  await tick(500);
+  await queue.drain();
+  assert.deepEqual(outcomes.slice(5).sort(), ['broken:error', 'conflict:requeue'], 'the rethrown error after its backoff (and the conflict again)');
+  await queue.shutdown();
+});
+
+test('a throwing outcome hook does not break the queue', async (t) => {
+  const tick = fakeTime(t);
+  const calls: string[] = [];
+  const queue = new WorkQueue(async (key) => { calls.push(key); }, { concurrency: 1, onOutcome: () => { throw new Error('metrics down'); } });
+  queue.add('a');
+  await tick(0);
+  await queue.drain();
+  queue.add('a');
+  await tick(0);
+  await queue.drain();
+  assert.deepEqual(calls, ['a', 'a']);
 });

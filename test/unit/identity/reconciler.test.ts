@@ -21,6 +21,7 @@ import { verifyChain } from '../../../src/pki/verify.ts';
 import { bundleConfigMapName } from '../../../src/api/defaults.ts';
 import { TrustStore, type TrustDomainState } from '../../../src/trust/store.ts';
 import { ledgerRequest } from '../trust/fakes.ts';
+import { ledgerOf } from '../../../src/signer/ledger.ts';
 
 const NOW = new Date('2030-06-01T12:00:00.000Z');
 const DAY = 86_400_000;
@@ -160,18 +161,19 @@ class FakeCluster {
       configMaps: { get: get(this.configMaps) },
       namespaces: { get: (name) => (name === NS ? namespace : undefined), list: () => [namespace] },
       serviceAccounts: { get: (name, ns) => (this.serviceAccounts.has(`${ns}/${name}`) ? {} : undefined) },
-      podCertificates: { list: () => this.podCertificateRequests },
+      podCertificates: ledgerOf({ list: () => this.podCertificateRequests }),
       operatorNamespace: OPERATOR_NS,
       minDurationMs: 60_000,
     };
   }
 
-  /** One reconcile of the identity; the writes and events it made, and what it returned or threw. */
+  /** One reconcile of the identity, through its error policy as the queue runs it; the writes and events it made, and what it returned or threw. */
   async reconcile(): Promise<{ result?: Result; error?: Error & { reason?: string } }> {
     this.writes.length = 0;
     this.events.length = 0;
+    const r = identityReconciler(this.deps());
     try {
-      return { result: await identityReconciler(this.deps())(KEY) };
+      return { result: await r.reconcile(KEY).catch((err: unknown) => r.errorPolicy(KEY, err)) };
     } catch (error) {
       return { error: error as Error };
     }
@@ -274,7 +276,7 @@ const cases: Case[] = [
     },
     then(c, { result, error }) {
       assert.equal(error, undefined, 'not retried: the TrustDomain changing re-queues the identity');
-      assert.deepEqual(result, {});
+      assert.deepEqual(result, { outcome: 'error' }, 'a failure that waits: counted as an error, no retry');
       assert.deepEqual(c.writesTo('Secret'), []);
       assert.equal(ready(c.identity())?.status, 'False');
       assert.equal(ready(c.identity())?.reason, 'TrustDomainNotReady');
@@ -352,7 +354,7 @@ const cases: Case[] = [
     },
     then(c, { result, error }) {
       assert.equal(error, undefined, 'not retried: creating the ServiceAccount is the change that helps');
-      assert.deepEqual(result, {});
+      assert.deepEqual(result, { outcome: 'error' }, 'a failure that waits: counted as an error, no retry');
       assert.deepEqual(c.writesTo('Secret'), []);
       assert.equal(ready(c.identity())?.reason, 'ServiceAccountNotFound');
       assert.match(ready(c.identity())!.message!, /ServiceAccount "ghost" does not exist in namespace "agents"/);
@@ -406,7 +408,7 @@ const cases: Case[] = [
     },
     then(c, { error, result }) {
       assert.equal(error, undefined, 'waits for a change instead of backing off');
-      assert.deepEqual(result, {});
+      assert.deepEqual(result, { outcome: 'error' }, 'a failure that waits: counted as an error, no retry');
       const r = ready(c.identity())!;
       assert.equal(r.status, 'False');
       assert.equal(r.reason, 'PodCertificatesUnavailable');
@@ -495,4 +497,61 @@ test('a leaf on a retiring root is moved at its spread time during a rotation, w
   assert.equal(c.secret()!.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT], await fingerprintOf(next.root.certificate));
   const chain = parseCertificates(dataOf(c.secret()!, 'tls.crt'));
   assert.equal((await verifyChain(chain, [next.root.certificate], at)).ok, true, 'the new leaf chains to the new root');
+});
+
+/** One reconcile through the error policy, with some API calls replaced (faults). */
+async function reconcileWith(c: FakeCluster, api: Partial<IdentityReconcilerDeps['api']>): Promise<{ result?: Result; error?: Error & { reason?: string } }> {
+  const deps = c.deps();
+  const r = identityReconciler({ ...deps, api: { ...deps.api, ...api } });
+  return r.reconcile(KEY).catch((err: unknown) => r.errorPolicy(KEY, err)).then((result) => ({ result }), (error: Error) => ({ error }));
+}
+
+test('its TrustDomain still loading: nothing written, and the queue counts a wait, not a success', async () => {
+  const c = new FakeCluster();
+  c.setIdentity(agentIdentity());
+  const { result, error } = await c.reconcile();
+  assert.equal(error, undefined);
+  assert.equal(result?.outcome, 'wait');
+  assert.deepEqual(c.writes, []);
+});
+
+test('a write conflict is settled as a requeue: no failure reported, no status written', async () => {
+  const c = new FakeCluster();
+  c.store.set(await trustDomainState(await gen));
+  c.setIdentity(agentIdentity());
+  const { result, error } = await reconcileWith(c, { createSecret: async () => { throw new KubeError(409, 'Conflict', 'the object has been modified'); } });
+  assert.equal(error, undefined);
+  assert.deepEqual(result, { requeueAfter: 500, outcome: 'requeue' });
+  assert.deepEqual(c.events, []);
+  assert.equal(c.identity().status, undefined);
+});
+
+test('a suspend waiting for the signer is counted as a wait', async () => {
+  const g = await gen;
+  const c = new FakeCluster();
+  c.store.set(await trustDomainState(g));
+  c.setIdentity(agentIdentity({ delivery: 'PodCertificate', suspended: true }));
+  const recorded = await ledgerRequest(g.signer, { identity: 'planner', namespace: NS, rootFingerprint: 'sha256:r', now: NOW, durationMs: DAY });
+  c.podCertificateRequests.push({ ...recorded, status: {} });
+  const { result } = await c.reconcile();
+  assert.equal(result?.outcome, 'wait');
+});
+
+test('an API error before the Secret is looked at leaves a certificate that still serves Ready; a refusal does not', async () => {
+  const g = await gen;
+  const c = await issued(g);
+  const i = c.identity();
+  // The finalizer is added on the next reconcile, and that write fails (an API server having a bad moment).
+  c.setIdentity({ ...i, metadata: { ...i.metadata, finalizers: [] } });
+  const { error } = await reconcileWith(c, { patchIdentityMetadata: async () => { throw new KubeError(503, 'ServiceUnavailable', 'etcd leader changed'); } });
+  assert.ok(error, 'retried with backoff');
+  assert.equal(ready(c.identity())?.status, 'True', 'its certificate still verifies: agents keep using it');
+  assert.equal(c.identity().status?.conditions?.find((x) => x.type === 'Issuing')?.reason, 'ServiceUnavailable');
+
+  // Its ServiceAccount gone: the identity itself is refused, whatever its Secret holds.
+  c.serviceAccounts.clear();
+  const refused = await c.reconcile();
+  assert.equal(refused.error, undefined, 'waits for a change');
+  assert.equal(ready(c.identity())?.status, 'False');
+  assert.equal(ready(c.identity())?.reason, 'ServiceAccountNotFound');
 });

@@ -16,6 +16,7 @@ import type { CA } from '../../../src/pki/ca.ts';
 import { generateKeyPair } from '../../../src/pki/keys.ts';
 import { issueLeaf } from '../../../src/pki/leaf.ts';
 import { SpiffeID } from '../../../src/pki/spiffeid.ts';
+import { ledgerOf } from '../../../src/signer/ledger.ts';
 
 export const OPERATOR_NAMESPACE = 'ops';
 export const POLL_MS = 60_000;
@@ -114,7 +115,7 @@ export class FakeCluster {
       trustDomains: { get: (name) => c.trustDomains.get(name) },
       secrets: { get: (name, namespace) => (c.unwatched.has(key(namespace, name)) ? undefined : c.secrets.get(key(namespace, name))) },
       secretList: { list: cachedSecrets },
-      podCertificates: { list: () => c.podCertificateRequests },
+      podCertificates: ledgerOf({ list: () => c.podCertificateRequests }),
       configMaps: { get: (name, namespace) => c.configMaps.get(key(namespace, name)), list: () => [...c.configMaps.values()] },
       identities: { list: () => c.identities },
       namespaces: { list: () => c.namespaces },

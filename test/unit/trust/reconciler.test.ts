@@ -150,7 +150,7 @@ for (const tc of lostCases) {
     assert.equal(c.writes.filter((w) => w.startsWith('create Secret')).length, tc.wantCreates);
     assert.ok(c.events.some((e) => e.reason === tc.wantReason));
     if (tc.wantCreates === 0) {
-      assert.deepEqual(outcome, { result: { requeueAfter: POLL_MS } }, 'waits for a change, looked at again after the poll interval');
+      assert.deepEqual(outcome, { result: { outcome: 'error', requeueAfter: POLL_MS } }, 'waits for a change, looked at again after the poll interval');
       assert.equal(condition(c, 'default', 'Ready')?.reason, 'CASecretLost');
     }
   });
@@ -160,7 +160,7 @@ test('a brought-in CA Secret that does not exist: CASecretNotFound, waits withou
   const c = new FakeCluster();
   c.addTrustDomain(broughtInTrustDomain('byo', { namespace: 'certs', name: 'issuer' }));
   const outcome = await run(trustReconciler(c.deps()), 'byo');
-  assert.deepEqual(outcome, { result: { requeueAfter: POLL_MS } });
+  assert.deepEqual(outcome, { result: { outcome: 'error', requeueAfter: POLL_MS } });
   assert.deepEqual(c.writes, ['patch TrustDomain byo status']);
   assert.equal(condition(c, 'byo', 'Ready')?.reason, 'CASecretNotFound');
   assert.deepEqual(c.events.map((e) => `${e.type} ${e.reason}`), ['Warning CASecretNotFound']);

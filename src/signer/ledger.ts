@@ -4,7 +4,6 @@
 // cleaner deleted it), so this cache scan is the durable record that root
 // retirement and revocation need.
 import { ANNOTATION_ROOT_FINGERPRINT, FINALIZER_POD_CERTIFICATE, LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from '../api/group.ts';
-import type { DenyListEntry } from '../api/documents.ts';
 import type { PodCertificateRequest } from '../api/types.ts';
 import { parseCertificates, spiffeIDOf } from '../pki/parse.ts';
 import { serialNumberOf } from '../pki/serial.ts';
@@ -76,6 +75,21 @@ export function livePodCertificates(pcrs: PodCertificateLister, now: Date, match
   return pcrs.list().map(podCertificateOf).filter((c): c is PodCertificate => c !== undefined && c.notAfter.getTime() > now.getTime() && match(c));
 }
 
-export function denyEntryOfPodCertificate(c: PodCertificate, reason: string): DenyListEntry {
-  return { serialNumber: c.serialNumber, spiffeID: c.spiffeID, notAfter: c.notAfter.toISOString(), reason };
+/**
+ * The ledger as the other controllers read it (the trust reconciler for
+ * rotation progress, the identity reconciler for revocation). operator.ts
+ * hands it to them, so they need not import the signer (which imports them).
+ */
+export interface PodCertificateLedger {
+  /** Every pod certificate still valid at `now` that matches. */
+  live(now: Date, match: (c: PodCertificate) => boolean): PodCertificate[];
+  /** Whether a request of this identity is recorded and not answered yet (issuingPodCertificates). */
+  issuing(namespace: string, identity: string): boolean;
+}
+
+export function ledgerOf(pcrs: PodCertificateLister): PodCertificateLedger {
+  return {
+    live: (now, match) => livePodCertificates(pcrs, now, match),
+    issuing: (namespace, identity) => issuingPodCertificates(pcrs, namespace, identity).length > 0,
+  };
 }

@@ -3,11 +3,12 @@
 // that fail.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import pino from 'pino';
 import type { Secret } from '../../../src/api/types.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
-import { type CertificateKube, certificatesPass, type PassOptions, type WebhookManagerStatus } from '../../../src/webhook/manager.ts';
-import { servingNames, type WebhookLifetimes } from '../../../src/webhook/certs.ts';
+import { type CertificateKube, certificatesPass, type PassOptions, type WebhookCertificatesStatus } from '../../../src/webhook-certificates/reconciler.ts';
+import { servingNames, type WebhookLifetimes } from '../../../src/webhook-certificates/certificates.ts';
 import type { WebhookConfiguration, WebhookConfigurationKind } from '../../../src/kube/client.ts';
 
 const lt: WebhookLifetimes = { caMs: 24_000_000, servingMs: 9_000_000, renewAtFraction: 2 / 3, propagationMs: 60_000, graceMs: 120_000 };
@@ -43,12 +44,24 @@ class FakeKube implements CertificateKube {
   async getWebhookConfiguration(kind: WebhookConfigurationKind): Promise<WebhookConfiguration | undefined> {
     return structuredClone(this.configs.get(kind));
   }
+  /** JSON Patch as the API server applies it: in order, all or nothing, and a failed `test` answers 422. */
   async patchWebhookConfiguration(kind: WebhookConfigurationKind, _name: string, ops: Array<{ op: string; path: string; value?: unknown }>): Promise<unknown> {
-    this.writes.push(`patch ${kind}`);
-    for (const op of ops.filter((o) => o.op === 'add')) {
-      const i = Number(op.path.split('/')[2]);
-      this.configs.get(kind)!.webhooks![i]!.clientConfig.caBundle = op.value as string;
+    const patched = structuredClone(this.configs.get(kind)!) as unknown as Record<string, unknown>;
+    for (const op of ops) {
+      const keys = op.path.split('/').slice(1).map((k) => k.replaceAll('~1', '/').replaceAll('~0', '~'));
+      const last = keys.pop()!;
+      const parent = keys.reduce<Record<string, unknown> | undefined>((o, k) => o?.[k] as Record<string, unknown> | undefined, patched);
+      if (!parent) throw new KubeError(422, 'Invalid', `the server rejected our request due to an error in our request: ${op.path}: no such path`);
+      if (op.op === 'test') {
+        if (!isDeepStrictEqual(parent[last], op.value)) throw new KubeError(422, 'Invalid', `the server rejected our request due to an error in our request: testing value ${op.path} failed`);
+      } else if (op.op === 'add' || op.op === 'replace') {
+        parent[last] = op.value;
+      } else {
+        throw new Error(`the fake does not apply "${op.op}"`);
+      }
     }
+    this.writes.push(`patch ${kind}`);
+    this.configs.set(kind, patched as unknown as WebhookConfiguration);
     return {};
   }
   #store(s: Secret): Secret {
@@ -64,7 +77,7 @@ class FakeKube implements CertificateKube {
 function setup(start = new Date('2026-01-01T00:00:00Z')) {
   const kube = new FakeKube();
   let now = start;
-  const status: WebhookManagerStatus = { configurationsFound: [], passes: 0 };
+  const status: WebhookCertificatesStatus = { configurationsFound: [], passes: 0 };
   const o: PassOptions = {
     kube, namespace: 'ns', caName: 'ca', tlsName: 'tls', configName: 'cfg',
     names: servingNames('svc', 'ns'), lifetimes: lt, resyncMs: 60_000,
@@ -171,4 +184,23 @@ test('mid-rotation, the CA Secret keeps the format the webhook always wrote: its
   assert.deepEqual(Object.keys(started.data!).sort(), ['ca.crt', 'incoming.crt', 'incoming.key', 'tls.crt', 'tls.key']);
   assert.deepEqual(Object.keys(started.metadata.annotations!), ['agentidentity.dev/webhook-ca-phase-started-at']);
   assert.deepEqual(started.metadata.labels, { 'app.kubernetes.io/managed-by': 'agent-identity-operator', 'app.kubernetes.io/component': 'webhook' });
+});
+
+test('a caBundle patch that races a change to the configuration fails its test op (422), writes nothing, and the next pass publishes', async () => {
+  const { kube, pass } = setup();
+  // The chart re-applies the mutating configuration with a new webhook first, between the pass's read and its patch.
+  const get = kube.getWebhookConfiguration.bind(kube);
+  kube.getWebhookConfiguration = async (kind) => {
+    const read = await get(kind);
+    if (kind === 'MutatingWebhookConfiguration') kube.configs.get(kind)!.webhooks!.unshift({ name: 'inserted.w', clientConfig: {} });
+    return read;
+  };
+  await assert.rejects(pass(), (err: KubeError) => err.code === 422, 'index 0 is no longer the webhook the pass read');
+  const mutating = () => kube.configs.get('MutatingWebhookConfiguration')!.webhooks!;
+  assert.deepEqual(mutating().map((w) => w.clientConfig.caBundle), [undefined, undefined], 'no caBundle written at an index that now names another webhook');
+  kube.getWebhookConfiguration = get;
+  await pass();
+  assert.deepEqual(mutating().map((w) => w.name), ['inserted.w', 'MutatingWebhookConfiguration.w']);
+  assert.ok(mutating().every((w) => w.clientConfig.caBundle), 'both webhooks carry the CA after the next pass');
+  assert.deepEqual(kube.caBundles(), ['1', '1']);
 });

@@ -1,58 +1,32 @@
-// The webhook's certificates, kept current by the leader only (two replicas
-// rotating the same CA would race). Each pass is level-based and reads like
-// the rule:
+// One pass over the webhook's certificates, kept current by the leader only
+// (two replicas rotating the same CA would race). Each pass is level-based and
+// reads like the rule:
 //   CA Secret absent (the API server said 404)  → generate the CA;
 //   CA due for rotation, or mid-rotation        → take the next step (certs.ts planCA, on src/ca/rotation.ts);
 //   caBundle of either webhook configuration    → make it the CA Secret's ca.crt;
 //   serving certificate missing, wrong or due   → issue it under the active CA.
 // A pass that writes nothing is the steady state; the next pass is scheduled
 // for the earliest moment something becomes due, or the resync period. The
-// pass runs as the one key of a WorkQueue, which owns retries and backoff.
+// pass is the reconcile of a declared controller of one key (controller.ts),
+// whose queue owns retries and backoff.
 import type { Logger } from 'pino';
 import type { Secret } from '../api/types.ts';
 import { isNotFound, toKubeError } from '../kube/errors.ts';
-import { type JSONPatchOp, pointer } from './jsonpatch.ts';
+import { type JSONPatchOp, pointer } from '../webhook/jsonpatch.ts';
+import { describeCertificatePem } from '../webhook/certs.ts';
 import { type CAState, trustedRootsPem } from '../ca/state.ts';
 import { certificatePemBlocks } from '../pki/pem.ts';
-import { WorkQueue } from '../controller/queue.ts';
 import {
-  applyCAStep, type CAStep, caSecretOf, createWebhookCA, DEFAULT_LIFETIMES, describeCertificatePem, issueServingCertificate, loadWebhookCA,
-  observeCA, observeServing, planCA, readCASecret, renewalTime, rotationConfig, type ServingNames, servingNames, servingNeedsIssuance,
+  applyCAStep, type CAStep, caSecretOf, createWebhookCA, issueServingCertificate, loadWebhookCA,
+  observeCA, observeServing, planCA, readCASecret, renewalTime, rotationConfig, type ServingNames, servingNeedsIssuance,
   servingSecretOf, storedBundleOf, type WebhookLifetimes,
-} from './certs.ts';
-import { KubeClient, type KubeConfig, type TestOp, type WebhookConfiguration, type WebhookConfigurationKind } from '../kube/client.ts';
-import { WEBHOOK_CA_SECRET, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME, WEBHOOK_TLS_SECRET } from './names.ts';
-
-export interface WebhookManagerOptions {
-  kubeConfig: KubeConfig;
-  /** The operator's namespace: both Secrets live here, and it is part of the serving DNS names. */
-  namespace: string;
-  /** The Service in front of the webhook; default agent-identity-operator-webhook. */
-  serviceName?: string;
-  /** Extra DNS SANs for the serving certificate. */
-  extraDNSNames?: string[];
-  /** IP SANs for the serving certificate (tests register the webhook at https://127.0.0.1:<port>). */
-  ipAddresses?: string[];
-  /** Name of the MutatingWebhookConfiguration and the ValidatingWebhookConfiguration; default agent-identity-operator. */
-  webhookConfigurationName?: string;
-  caSecretName?: string;
-  tlsSecretName?: string;
-  /** Partial: the rest come from DEFAULT_LIFETIMES (CA 365 d, serving 30 d, renew at 2/3, propagation 1 m, grace 2 m). */
-  lifetimes?: Partial<WebhookLifetimes>;
-  /** Longest pause between passes; default 1 m. */
-  resyncMs?: number;
-  /** Bound on each API request; default 5 s. */
-  requestTimeoutMs?: number;
-  logger: Logger;
-  now?: () => Date;
-  /** The API calls the manager makes; default a KubeClient on kubeConfig with a per-request timeout (tests pass fakes). */
-  kube?: CertificateKube;
-}
+} from './certificates.ts';
+import type { KubeClient, TestOp, WebhookConfiguration, WebhookConfigurationKind } from '../kube/client.ts';
 
 /** The API calls of a pass. */
 export type CertificateKube = Pick<KubeClient, 'getSecret' | 'createSecret' | 'replaceSecret' | 'getWebhookConfiguration' | 'patchWebhookConfiguration'>;
 
-export interface WebhookManagerStatus {
+export interface WebhookCertificatesStatus {
   caNotAfter?: Date;
   /** CAs currently in caBundle. */
   bundleSize?: number;
@@ -65,17 +39,9 @@ export interface WebhookManagerStatus {
   passes: number;
 }
 
-export interface WebhookManager {
-  /** Runs one pass now (and waits for it); throws what the pass threw. */
-  reconcileNow(): Promise<void>;
-  status(): WebhookManagerStatus;
-  stop(): Promise<void>;
-}
-
 const KINDS: WebhookConfigurationKind[] = ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
-const KEY = 'webhook-certificates';
 
-// The words the manager logged its CA steps with before the shared machine; log readers match them.
+// The words the webhook manager logged its CA steps with before the shared machine; log readers match them.
 const LOGGED_STEP: Record<Exclude<CAStep['kind'], 'Wait'>, string> = {
   RepairBundle: 'repairBundle', ReplaceRoot: 'replaceExpired', StartRotation: 'publishIncoming', SwitchSigner: 'promoteIncoming', FinishRotation: 'retireOld',
 };
@@ -92,7 +58,7 @@ export interface PassOptions {
   log: Logger;
   now: () => Date;
   /** Updated by every pass. */
-  status: WebhookManagerStatus;
+  status: WebhookCertificatesStatus;
 }
 
 /** One pass: observe, decide, write. Resolves to how long until the next pass is due. */
@@ -202,66 +168,6 @@ export async function certificatesPass(o: PassOptions): Promise<number> {
   if (step.kind !== 'Wait' || bundleChanged || violation) return 0;
   const dueAt = Math.min(servingDue.getTime(), t.getTime() + (step.afterMs ?? Infinity));
   return Math.max(0, Math.min(o.resyncMs, dueAt - now().getTime()));
-}
-
-export async function startWebhookManager(opts: WebhookManagerOptions): Promise<WebhookManager> {
-  const log = opts.logger.child({ component: 'webhook-manager' });
-  const resyncMs = opts.resyncMs ?? 60_000;
-  const status: WebhookManagerStatus = { configurationsFound: [], passes: 0 };
-  const pass: PassOptions = {
-    kube: opts.kube ?? new KubeClient(opts.kubeConfig, { timeoutMs: opts.requestTimeoutMs ?? 5000 }),
-    namespace: opts.namespace,
-    caName: opts.caSecretName ?? WEBHOOK_CA_SECRET,
-    tlsName: opts.tlsSecretName ?? WEBHOOK_TLS_SECRET,
-    configName: opts.webhookConfigurationName ?? WEBHOOK_CONFIGURATION_NAME,
-    names: servingNames(opts.serviceName ?? WEBHOOK_SERVICE_NAME, opts.namespace, opts.extraDNSNames, opts.ipAddresses),
-    lifetimes: { ...DEFAULT_LIFETIMES, ...opts.lifetimes },
-    resyncMs, log, status,
-    now: opts.now ?? (() => new Date()),
-  };
-
-  // Callers of reconcileNow, answered by the next pass to start.
-  const waiting: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
-  let stopped = false;
-  const queue = new WorkQueue(async () => {
-    const answered = waiting.splice(0);
-    status.passes++;
-    try {
-      const next = await certificatesPass(pass);
-      status.lastError = undefined;
-      for (const w of answered) w.resolve();
-      // requeueAfter 0 means "never" to the queue; 1 ms is "right away".
-      return { requeueAfter: Math.max(1, next) };
-    } catch (err) {
-      status.lastError = toKubeError(err).message;
-      for (const w of answered) w.reject(err);
-      throw err;
-    }
-  }, {
-    concurrency: 1,
-    // Errors back off exponentially, from 1 s up to the resync period.
-    backoff: { baseMs: Math.min(1000, resyncMs), maxMs: resyncMs },
-    onError: (_key, _err, _attempt, retryInMs) => log.warn({ err: status.lastError, retryInMs }, 'webhook certificate pass failed'),
-  });
-
-  const reconcileNow = () => new Promise<void>((resolve, reject) => {
-    if (stopped) return reject(new Error('the webhook certificate manager is stopped'));
-    waiting.push({ resolve, reject });
-    queue.add(KEY);
-  });
-
-  await reconcileNow().catch(() => undefined);
-  log.info({ secret: `${pass.namespace}/${pass.tlsName}`, names: [...pass.names.dnsNames, ...pass.names.ipAddresses] }, 'webhook certificate manager started');
-
-  return {
-    reconcileNow,
-    status: () => ({ ...status, configurationsFound: [...status.configurationsFound] }),
-    stop: async () => {
-      stopped = true;
-      await queue.shutdown();
-      for (const w of waiting.splice(0)) w.reject(new Error('the webhook certificate manager is stopped'));
-    },
-  };
 }
 
 /** How many webhooks, across the configurations found, carry `bundlePem` as their caBundle. */

@@ -7,7 +7,7 @@ import {
   applyCAStep, type CAObservation, caSecretOf, createWebhookCA, DEFAULT_LIFETIMES, issueServingCertificate,
   loadWebhookCA, observeCA, observeServing, planCA, readCASecret, renewalTime, rotationConfig, SERVING_CHECKS, type ServingObservation,
   servingNames, servingNeedsIssuance, servingSecretOf, storedBundleOf, type WebhookLifetimes,
-} from '../../../src/webhook/certs.ts';
+} from '../../../src/webhook-certificates/certificates.ts';
 import { type CAState, trustedRootsPem } from '../../../src/ca/state.ts';
 import { DEFAULT_BACKDATE_MS as BACKDATE_MS } from '../../../src/pki/validity.ts';
 import { startsWithPem } from '../../support/pem.ts';

@@ -1,0 +1,33 @@
+// Which identities another object's change concerns: the mappings the
+// identity controller is declared with (operator.ts).
+import { bundleConfigMapName, trustDomainOf } from '../api/defaults.ts';
+import { LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from '../api/group.ts';
+import type { AgentIdentity, ConfigMap, Namespace, ServiceAccount, TrustDomain } from '../api/types.ts';
+import { objectKey, type Mapper } from '../controller/controller.ts';
+
+type Identities = { list(namespace?: string): readonly AgentIdentity[] };
+
+const keysOf = (identities: readonly AgentIdentity[], match: (i: AgentIdentity) => boolean) => identities.filter(match).map(objectKey);
+
+/** A TrustDomain (its object, or its signing state by name): the identities it issues for. */
+export const identitiesOfTrustDomain = (identities: Identities): Mapper<TrustDomain | string> => (td) => {
+  const name = typeof td === 'string' ? td : td.metadata.name!;
+  return keysOf(identities.list(), (i) => trustDomainOf(i) === name);
+};
+
+/** A Namespace: its labels decide whether a TrustDomain admits the identities in it. */
+export const identitiesInNamespace = (identities: Identities): Mapper<Namespace> => (n) => keysOf(identities.list(n.metadata.name!), () => true);
+
+/** A ServiceAccount appearing: an identity waits for it (ServiceAccountNotFound). */
+export const identitiesOfServiceAccount = (identities: Identities): Mapper<ServiceAccount> => (sa) =>
+  keysOf(identities.list(sa.metadata.namespace!), (i) => i.spec.serviceAccountName === sa.metadata.name);
+
+/** Any identity appearing, changing or leaving may change the peers a policy names. */
+export const policyHolders = (identities: Identities): Mapper<unknown> => () => keysOf(identities.list(), (i) => i.spec.policy !== undefined);
+
+/** The deny list's home copy (in the operator's namespace): every policy.json of its TrustDomain embeds it. */
+export const identitiesOfDenyList = (identities: Identities, operatorNamespace: string): Mapper<ConfigMap> => (cm) => {
+  const trustDomain = cm.metadata.labels?.[LABEL_TRUST_DOMAIN];
+  if (!trustDomain || cm.metadata.labels?.[LABEL_IDENTITY] || cm.metadata.namespace !== operatorNamespace || cm.metadata.name !== bundleConfigMapName(trustDomain)) return [];
+  return identitiesOfTrustDomain(identities)(trustDomain);
+};
