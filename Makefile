@@ -21,7 +21,7 @@ build: deps
 typecheck: deps
 	tsc -p tsconfig.json --noEmit
 
-## The structure stays as the README's layout says: folder layering, no import cycles, no I/O in the
+## The structure stays as docs/architecture.md's layout says: folder layering, no import cycles, no I/O in the
 ## pure core, one API client (.dependency-cruiser.cjs), and no copied block of 6+ lines in src/ (.jscpd.json).
 # dependency-cruiser parses with swc: it warns that TypeScript 7 has no JS API for it yet, which is expected.
 structure: deps

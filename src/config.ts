@@ -1,5 +1,5 @@
 // Operator configuration: flags override environment variables override
-// defaults. One table (OPTIONS) drives the parser and --help; README.md
+// defaults. One table (OPTIONS) drives the parser and --help; docs/configuration.md
 // lists the same flags.
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';

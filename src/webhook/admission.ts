@@ -1,4 +1,4 @@
-// The two admission rules as the README states them, over AdmissionReview v1.
+// The two admission rules as docs/webhook.md states them, over AdmissionReview v1.
 // Lookups are injected, so this reads as the rule and runs without a server
 // (the I/O is here; the decisions in mutate.ts and validate.ts are pure):
 //   When a Pod is created with label agentidentity.dev/agent → inject its identity.

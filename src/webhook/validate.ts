@@ -136,7 +136,7 @@ const serviceAccountMatches: Check<PodAdmission, DenyReason> = (a) => {
 // controller owner UID proves it is the operator's. A ConfigMap that does not
 // exist yet is no refusal: the projection is not optional, so the kubelet
 // waits for it; the residual race (a tenant creating it after admission,
-// before the operator does) is in the README.
+// before the operator does) is in docs/webhook.md.
 const policyIsTheOperators: Check<PodAdmission, DenyReason> = (a) => {
   const name = requestedIdentity(a.pod);
   const identity = name ? find(a, name) : undefined;
