@@ -22,18 +22,20 @@ export function statusError(code: number, body: string): KubeError {
 }
 
 /**
- * Normalises anything the client throws; network errors become code 0 with
- * the socket's code (ECONNREFUSED...) as reason; so does a timeout. An
- * Error carrying an HTTP status as statusCode keeps it.
+ * Normalises anything a request or watch rejects with (transport.ts, watch.ts).
+ * A network failure becomes code 0, never a 404, with its own code as reason:
+ * undici's (UND_ERR_SOCKET when the connection closed under it) or the
+ * socket's (ECONNREFUSED, ECONNRESET, a TLS code such as
+ * CERT_SIGNATURE_FAILURE). A request that its signal ended rejects with a
+ * DOMException, whose legacy code is a number: its name (TimeoutError,
+ * AbortError) is the reason.
  */
 export function toKubeError(err: unknown): KubeError {
   if (err instanceof KubeError) return err;
-  const e = err as { code?: unknown; message?: unknown; statusCode?: unknown; cause?: { code?: unknown } };
+  const e = err as { code?: unknown; message?: unknown };
   const message = typeof e?.message === 'string' ? e.message : String(err);
-  if (typeof e?.statusCode === 'number') return new KubeError(e.statusCode, 'Unknown', message);
-  // fetch rejects with "fetch failed" and puts the socket error in cause.
-  const code = [e?.code, e?.cause?.code].find((c) => typeof c === 'string') as string | undefined;
-  return new KubeError(0, code ?? 'NetworkError', message);
+  const reason = typeof e?.code === 'string' ? e.code : err instanceof DOMException ? err.name : 'NetworkError';
+  return new KubeError(0, reason, message);
 }
 
 /** True only when the API server positively answered 404 — never for timeouts, 403s or 5xx. */
