@@ -97,7 +97,8 @@ test('a pod running as the identity\'s ServiceAccount gets an X.509-SVID for its
   assert.ok(leafKey.equals(KeyObject.from(csr.keys.publicKey)), 'the CSR\'s public key');
   assert.equal(Date.parse(pcr.status!.notAfter!) - Date.parse(pcr.status!.notBefore!), 86_400_000);
 
-  const bundleCM = await a.core.readNamespacedConfigMap({ namespace: ns, name: 'trust-bundle-default' });
+  // The bundle copy follows the identity (the trust reconciler's coalesced pass), not the answer: wait for it.
+  const bundleCM = await eventually(() => a.core.readNamespacedConfigMap({ namespace: ns, name: 'trust-bundle-default' }), { what: `the bundle copy in ${ns}` });
   const result = await verifyChain(chain, parseCertificates(bundleCM.data!['ca.crt']!), new Date());
   assert.equal(result.ok, true, JSON.stringify(result));
 
@@ -150,8 +151,8 @@ test('a restarted operator writes nothing to requests it already answered', asyn
   assert.ok(before.size >= 7);
   await op.stop();
   op = await runOperator(env.kc);
-  await op.idle();
-  await new Promise((r) => setTimeout(r, 2000));
+  // runOperator returns once the caches synced and every request is queued; idle() once the
+  // queues drained, so each request was reconciled by now: a write would already show.
   await op.idle();
   const after = ((await a.custom.listNamespacedCustomObject({ ...PCR, namespace: ns })) as { items: PodCertificateRequest[] }).items;
   assert.deepEqual(new Map(after.map((p) => [p.metadata.name!, p.metadata.resourceVersion!])), before);
