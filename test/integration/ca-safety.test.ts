@@ -65,8 +65,9 @@ test('a forbidden CA Secret read creates no CA; once readable, exactly one CA is
   assert.deepEqual(secrets.items.map((s) => s.metadata!.name), [], 'no CA Secret was created');
   const generated = (await op.metrics.caGenerated.get()).values.reduce((s, v) => s + v.value, 0);
   assert.equal(generated, 0);
-  const events = await a.core.listNamespacedEvent({ namespace: 'default' });
-  assert.ok(events.items.some((e) => e.reason === 'CASecretUnreadable' && e.involvedObject.name === 'default' && e.type === 'Warning'), 'a Warning event was recorded');
+  // Events are written in the background: wait for it.
+  await eventually(async () => (await a.core.listNamespacedEvent({ namespace: 'default' })).items
+    .some((e) => e.reason === 'CASecretUnreadable' && e.involvedObject.name === 'default' && e.type === 'Warning'), { what: 'a Warning CASecretUnreadable event' });
 
   // Grant the read: the next retry sees a real 404 and generates the CA once.
   await rbac.createClusterRole({ body: { metadata: { name: `${sa}-get` }, rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } });
