@@ -28,22 +28,23 @@ export const TIMEOUT = 'Timeout';
 export const INVALID_JSON = 'InvalidJSON';
 
 /**
- * Normalises anything the client throws; network errors become code 0 with
- * the socket's code (ECONNREFUSED...) as reason; a request past its timeout
- * has reason TIMEOUT. An Error carrying an HTTP status as statusCode keeps it.
+ * Normalises anything a request or watch rejects with (transport.ts, watch.ts).
+ * A network failure becomes code 0, never a 404, with its own code as reason:
+ * undici's (UND_ERR_SOCKET when the connection closed under it) or the
+ * socket's (ECONNREFUSED, ECONNRESET, a TLS code such as
+ * CERT_SIGNATURE_FAILURE). A request past its client's timeout has reason
+ * TIMEOUT; one that another signal ended rejects with a DOMException, whose
+ * legacy code is a number: its name (AbortError) is the reason.
  */
 export function toKubeError(err: unknown): KubeError {
   if (err instanceof KubeError) return err;
-  const e = err as { code?: unknown; message?: unknown; name?: unknown; statusCode?: unknown; cause?: { code?: unknown } };
+  const e = err as { code?: unknown; message?: unknown; name?: unknown };
   const message = typeof e?.message === 'string' ? e.message : String(err);
-  if (typeof e?.statusCode === 'number') return new KubeError(e.statusCode, 'Unknown', message);
-  // AbortSignal.timeout() aborts with a DOMException whose code is a number (23), not a socket's string.
   if (e?.name === 'TimeoutError') return new KubeError(0, TIMEOUT, message);
   // JSON.parse quotes the start of what it could not parse: a Secret's bytes, or a plugin's token. Never kept.
   if (err instanceof SyntaxError) return new KubeError(0, INVALID_JSON, 'the answer was not valid JSON');
-  // fetch rejects with "fetch failed" and puts the socket error in cause.
-  const code = [e?.code, e?.cause?.code].find((c) => typeof c === 'string') as string | undefined;
-  return new KubeError(0, code ?? 'NetworkError', message);
+  const reason = typeof e?.code === 'string' ? e.code : err instanceof DOMException ? err.name : 'NetworkError';
+  return new KubeError(0, reason, message);
 }
 
 /** True only when the API server positively answered 404 — never for timeouts, 403s or 5xx. */

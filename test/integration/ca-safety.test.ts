@@ -58,16 +58,16 @@ test('a forbidden CA Secret read creates no CA; once readable, exactly one CA is
   assert.match(cond.message, /cannot read CA Secret agent-identity-system\/default-ca, so no CA will be generated/);
   assert.match(cond.message, /forbidden/i);
 
-  // Let several retries happen; none may create a CA.
-  await new Promise((r) => setTimeout(r, 2500));
+  // Wait for two retries (backoff 1 s, then 2 s) to have failed the same way; none may create a CA.
+  const unreadable = async () => (await op!.metrics.reconcileErrors.get()).values.find((v) => v.labels.reason === 'CASecretUnreadable')?.value ?? 0;
+  await eventually(async () => (await unreadable()) >= 3, { what: 'the first attempt and two retries to fail with CASecretUnreadable' });
   const secrets = await a.core.listNamespacedSecret({ namespace: OPERATOR_NAMESPACE });
   assert.deepEqual(secrets.items.map((s) => s.metadata!.name), [], 'no CA Secret was created');
   const generated = (await op.metrics.caGenerated.get()).values.reduce((s, v) => s + v.value, 0);
   assert.equal(generated, 0);
-  const errors = (await op.metrics.reconcileErrors.get()).values.find((v) => v.labels.reason === 'CASecretUnreadable');
-  assert.ok((errors?.value ?? 0) >= 2, `the failure was counted and retried (${errors?.value})`);
-  const events = await a.core.listNamespacedEvent({ namespace: 'default' });
-  assert.ok(events.items.some((e) => e.reason === 'CASecretUnreadable' && e.involvedObject.name === 'default' && e.type === 'Warning'), 'a Warning event was recorded');
+  // Events are written in the background: wait for it.
+  await eventually(async () => (await a.core.listNamespacedEvent({ namespace: 'default' })).items
+    .some((e) => e.reason === 'CASecretUnreadable' && e.involvedObject.name === 'default' && e.type === 'Warning'), { what: 'a Warning CASecretUnreadable event' });
 
   // Grant the read: the next retry sees a real 404 and generates the CA once.
   await rbac.createClusterRole({ body: { metadata: { name: `${sa}-get` }, rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } });

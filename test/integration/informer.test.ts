@@ -47,7 +47,8 @@ async function installCRD(): Promise<void> {
 
 /** The failed attempts of the agentidentities informer in the window that starts with `first`. */
 async function attemptsInWindow(output: () => string, first: LogLine): Promise<LogLine[]> {
-  // Counted by the operator's own timestamps, so a slow test runner cannot stretch the window.
+  // A window, not a wait: the claim is a rate. Counted by the operator's own timestamps, so a slow
+  // test runner cannot stretch it; the extra second lets the last attempt's log line arrive.
   await new Promise((r) => setTimeout(r, Math.max(0, first.time + WINDOW_MS + 1000 - Date.now())));
   return logLines(output()).filter((l) => l.resource === 'agentidentities' && l.delayMs !== undefined && l.time >= first.time && l.time < first.time + WINDOW_MS);
 }

@@ -23,6 +23,7 @@ import { loadIdentity } from '../../src/sdk/identity.ts';
 import { injectIdentity } from '../../src/webhook/mutate.ts';
 import type { Pod } from '../../src/webhook/pod.ts';
 import { createNode, startTestEnv, type TestEnv, type TestNode } from '../support/env.ts';
+import { eventually } from '../support/eventually.ts';
 import { createPodCertificateRequest, podCertificateVolumeOf, startPodKubelet, type PodKubelet } from '../support/pod-kubelet.ts';
 import { agentID, makeTrustDomain, policyFor, type TestTrustDomain } from '../support/sdk-pki.ts';
 import { applyPatch } from '../unit/webhook/fixtures.ts';
@@ -188,7 +189,10 @@ describe('the stand-in kubelet', () => {
       assert.equal(at.getTime(), issued.notBefore.getTime() + HOUR);
       return refreshes++ === 0 ? new Date() : at;
     } });
-    const waitFor = async (n: number) => { while (kubelet!.requests.length < n) { assert.equal(kubelet!.error, undefined); await new Promise((r) => setTimeout(r, 50)); } };
+    const waitFor = (n: number) => eventually(async () => {
+      if (kubelet!.error) throw kubelet!.error;
+      return kubelet!.requests.length >= n;
+    }, { intervalMs: 50, what: `the kubelet's request ${n}` });
 
     await waitFor(1);
     const first = kubelet.requests[0]!;
@@ -215,6 +219,7 @@ describe('the stand-in kubelet', () => {
     assert.notEqual(renewed.type === 'Issued' && renewed.publicKeySpki, issued.type === 'Issued' && issued.publicKeySpki);
 
     // The second refresh waits for beginRefreshAt (an hour away): nothing new is asked meanwhile.
+    // A window, not a wait: five of the kubelet's 100 ms polls, any of which would ask again if it ignored beginRefreshAt.
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(kubelet.requests.length, 2);
     await kubelet.stop();
@@ -225,7 +230,7 @@ describe('the stand-in kubelet', () => {
   it('reports Denied with its reason and stops asking', async () => {
     const pod = await createPod(agentPod('denied', 'n1'));
     kubelet = await startPodKubelet({ kc: n1.kc, namespace: ns, pod: pod.metadata!.name!, dir: join(base, 'denied'), pollMs: 100 });
-    while (kubelet.requests.length < 1) await new Promise((r) => setTimeout(r, 50));
+    await eventually(async () => kubelet!.requests.length >= 1, { intervalMs: 50, what: 'the kubelet\'s request' });
     await answer(env.kc, kubelet.requests[0]!, 'Denied');
     const outcome = await kubelet.outcome();
     assert.equal(outcome.type, 'Denied');

@@ -6,7 +6,6 @@
 // replaced; and a third start, with everything answered, writes nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, Watch } from '@kubernetes/client-node';
 import { createNode, startTestEnv, type TestEnv, type TestNode } from '../support/env.ts';
 import { ensureNamespace, eventually, OPERATOR_NAMESPACE, spawnOperator } from '../support/operator.ts';
@@ -73,6 +72,9 @@ function watchRequests(resourceVersion: string): { seen: Map<string, Seen>; tota
   void start();
   return { seen, total: () => total, stop: () => { stopped = true; abort?.(); } };
 }
+
+/** The operator's JSON log lines. */
+const logLines = (output: string) => output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; port?: number });
 
 /** Status writes: each change of status after the first (empty) one the watch saw. */
 const statusWrites = (s: Seen) => s.statuses.length - 1;
@@ -146,7 +148,11 @@ test(`a SIGKILLed signer answers each of ${N} pending requests exactly once, and
   const eventsBefore = watch.total();
   operator = spawnOperator(env.kubeconfigPath);
   await eventually(async () => operator!.output().includes('caches synced; reconciling'), { timeoutMs: 30_000, what: 'the third operator reconciling' });
-  await sleep(10_000);
+  // Every request was queued before that line; once the signer's queue is empty again, each was
+  // reconciled, and a write would show below.
+  const { port } = logLines(operator.output()).find((l) => l.msg === 'starting')!;
+  await eventually(async () => /^agentidentity_workqueue_depth\{controller="podcertificaterequest"\} 0$/m.test(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()),
+    { timeoutMs: 30_000, what: "the third operator's signer queue to drain" });
   assert.ok(operator.proc.exitCode === null, `the third operator is still running: ${operator.output().slice(-2000)}`);
   const after = new Map((await listRequests()).map((p) => [p.metadata.name!, p.metadata.resourceVersion!]));
   assert.deepEqual(after, before, 'no request changed');

@@ -110,6 +110,7 @@ test('a failing identity backs off, reports attempts, and does not hold back oth
   assert.equal(ready.status, 'False');
   assert.equal(ready.reason, 'SecretConflict');
   // Backoff: 1 s, 2 s, 4 s ... so the attempts are few, not one per event.
+  // A window, not a wait: in 2 s a flat 500 ms retry would add 4 attempts (7 > 6), backoff at most 1.
   await new Promise((r) => setTimeout(r, 2000));
   const later = (await a.getIdentity(ns, 'blocked')).status!.failedIssuanceAttempts!;
   assert.ok(later <= 6, `backing off: ${later} attempts so far`);

@@ -31,22 +31,7 @@ export async function runOperator(kc: KubeConfig, overrides: Partial<Config> = {
   return startOperator(cfg, kc, log, new Metrics(), options);
 }
 
-/** Polls until fn returns a truthy value; the last error or value is in the failure message. */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
-  const end = Date.now() + (opts.timeoutMs ?? 30_000);
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
-  }
-  throw new Error(`timed out waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-}
+export { eventually } from './eventually.ts';
 
 /** The operator as a real process (`node src/main.ts`), for tests that kill it mid-flight. */
 export function spawnOperator(kubeconfigPath: string, flags: string[] = [], env: Record<string, string> = {}): { proc: ChildProcess; kill(): Promise<void>; output(): string } {

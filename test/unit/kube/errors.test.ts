@@ -1,20 +1,108 @@
+// The error shapes the REST transport really produces, reduced to what callers
+// decide on. HTTP answers: Status bodies as a kube-apiserver 1.37 sent them
+// (recorded), and answers that are no Status. Network failures: real undici
+// requests and watches against sockets on 127.0.0.1 that refuse, close or
+// never answer (a broken network, not an API server).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { toKubeError, isNotFound } from '../../../src/kube/errors.ts';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { KubeError, ifExists, isAlreadyExists, isConflict, isNotFound, statusError, TIMEOUT, toKubeError } from '../../../src/kube/errors.ts';
+import { LoadedKubeConfig } from '../../../src/kube/config.ts';
+import { send } from '../../../src/kube/transport.ts';
+import { watch } from '../../../src/kube/watch.ts';
 
-test('a fetch failure keeps the socket error code as its reason', () => {
-  const err = new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' }) });
-  const e = toKubeError(err);
-  assert.deepEqual([e.code, e.reason, e.message], [0, 'ECONNREFUSED', 'fetch failed']);
+const status = (code: number, reason: string, message: string, details?: object) =>
+  `${JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code })}\n`;
+
+// [body as recorded, code, reason, message, isNotFound, isConflict, isAlreadyExists]
+const RECORDED: Array<[string, number, string, string, boolean, boolean, boolean]> = [
+  [status(404, 'NotFound', 'secrets "absent" not found', { name: 'absent', kind: 'secrets' }), 404, 'NotFound', 'secrets "absent" not found', true, false, false],
+  [status(409, 'AlreadyExists', 'secrets "exists" already exists', { name: 'exists', kind: 'secrets' }), 409, 'AlreadyExists', 'secrets "exists" already exists', false, true, true],
+  [status(409, 'Conflict', 'Operation cannot be fulfilled on secrets "exists": the object has been modified; please apply your changes to the latest version and try again', { name: 'exists', kind: 'secrets' }),
+    409, 'Conflict', 'Operation cannot be fulfilled on secrets "exists": the object has been modified; please apply your changes to the latest version and try again', false, true, false],
+  [status(422, 'Invalid', 'Secret "Not_A_Valid_Name" is invalid: metadata.name: Invalid value: "Not_A_Valid_Name"', {
+    name: 'Not_A_Valid_Name', kind: 'Secret', causes: [{ reason: 'FieldValueInvalid', message: 'Invalid value: "Not_A_Valid_Name"', field: 'metadata.name' }],
+  }), 422, 'Invalid', 'Secret "Not_A_Valid_Name" is invalid: metadata.name: Invalid value: "Not_A_Valid_Name"', false, false, false],
+  [status(403, 'Forbidden', 'secrets is forbidden: User "nobody" cannot list resource "secrets" in API group "" in the namespace "default"', { kind: 'secrets' }),
+    403, 'Forbidden', 'secrets is forbidden: User "nobody" cannot list resource "secrets" in API group "" in the namespace "default"', false, false, false],
+  [status(401, 'Unauthorized', 'Unauthorized'), 401, 'Unauthorized', 'Unauthorized', false, false, false],
+];
+
+test("an API server's Status keeps its code, reason and message, and nothing else of the body", () => {
+  for (const [body, code, reason, message, notFound, conflict, alreadyExists] of RECORDED) {
+    const e = statusError(code, body);
+    assert.ok(e instanceof KubeError);
+    assert.deepEqual([e.code, e.reason, e.message], [code, reason, message], body);
+    assert.deepEqual([isNotFound(e), isConflict(e), isAlreadyExists(e)], [notFound, conflict, alreadyExists], `${code} ${reason}`);
+    assert.equal(toKubeError(e), e, 'a KubeError passes through as it is');
+    assert.doesNotMatch(JSON.stringify(e), /details|causes|FieldValueInvalid/, 'the details stay out of the error');
+  }
 });
 
-test('an error without any code is a NetworkError', () => {
-  assert.equal(toKubeError(new Error('socket hang up')).reason, 'NetworkError');
+test('an answer that is no Status keeps its HTTP code, with the code as message', () => {
+  // kube-apiserver's answer for a path it does not serve (a CRD version that is not installed); a proxy's empty 503 or HTML 502.
+  for (const [code, body] of [[404, '404 page not found\n'], [503, ''], [502, '<html><body>Bad Gateway</body></html>'], [500, 'null'], [500, '{"message":42}']] as const) {
+    const e = statusError(code, body);
+    assert.deepEqual([e.code, e.reason, e.message], [code, 'Unknown', `HTTP ${code}`], body);
+  }
 });
 
-test('a watch that the API server refused keeps its HTTP status', () => {
-  // client-node's Watch rejects with the status text and statusCode.
-  const err = Object.assign(new Error('Not Found'), { statusCode: 404 });
-  assert.equal(toKubeError(err).code, 404);
-  assert.equal(isNotFound(err), true);
+/** A TCP server on 127.0.0.1 doing `onSocket` with each connection; closed after the test. */
+async function tcp(t: { after: (fn: () => Promise<void>) => void }, onSocket: (s: Socket) => void): Promise<{ server: Server; kc: LoadedKubeConfig }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => { sockets.add(s); s.on('error', () => undefined); onSocket(s); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(async () => { for (const s of sockets) s.destroy(); await new Promise((r) => server.close(r)); });
+  return { server, kc: new LoadedKubeConfig({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }, null) };
+}
+
+const GET = { method: 'GET', path: '/api/v1/namespaces/default/secrets/x' } as const;
+const rejection = (p: Promise<unknown>) => p.then(() => assert.fail('resolved'), (e: unknown) => e);
+
+/** Each network failure: code 0 with its own reason, and never taken for "absent" by ifExists. */
+async function assertNetworkFailure(attempt: () => Promise<unknown>, reason: string) {
+  const e = toKubeError(await rejection(attempt()));
+  assert.deepEqual([e.code, e.reason], [0, reason], e.message);
+  assert.equal(isNotFound(e), false);
+  const viaIfExists = await rejection(ifExists(attempt));
+  assert.ok(viaIfExists instanceof KubeError, 'ifExists rejects with a KubeError rather than answering "absent"');
+  assert.equal(viaIfExists.reason, reason);
+}
+
+test('a refused connection is ECONNREFUSED, code 0', async (t) => {
+  const { server, kc } = await tcp(t, () => undefined);
+  await new Promise((r) => server.close(r));
+  await assertNetworkFailure(() => send(kc, {}, GET), 'ECONNREFUSED');
+});
+
+test('a connection closed before the answer is undici\'s UND_ERR_SOCKET, code 0', async (t) => {
+  const { kc } = await tcp(t, (s) => s.once('data', () => s.destroy()));
+  await assertNetworkFailure(() => send(kc, {}, GET), 'UND_ERR_SOCKET');
+});
+
+test('a request its timeout ended has reason Timeout, code 0', async (t) => {
+  const { kc } = await tcp(t, () => undefined);
+  await assertNetworkFailure(() => send(kc, { timeoutMs: 100 }, GET), TIMEOUT);
+});
+
+test('a watch cut mid-stream rejects with UND_ERR_SOCKET after handing on what came; one its signal ended, with AbortError', async (t) => {
+  const EVENT = '{"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}}\n';
+  const answer = (s: Socket, then: (s: Socket) => void) => s.once('data', () => {
+    s.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${EVENT.length.toString(16)}\r\n${EVENT}\r\n`);
+    then(s);
+  });
+  const query = { resourceVersion: '1', timeoutSeconds: 60 };
+
+  const cut = await tcp(t, (s) => answer(s, () => setImmediate(() => s.destroy())));
+  const seen: string[] = [];
+  const e = await rejection(watch<{ metadata: { name: string } }>(cut.kc, '/api/v1/secrets', query, (ev) => seen.push(ev.object.metadata.name), new AbortController().signal));
+  assert.ok(e instanceof KubeError);
+  assert.deepEqual([e.code, e.reason, seen], [0, 'UND_ERR_SOCKET', ['a']]);
+
+  const held = await tcp(t, (s) => answer(s, () => undefined));
+  const stop = new AbortController();
+  const a = await rejection(watch(held.kc, '/api/v1/secrets', query, () => stop.abort(), stop.signal));
+  assert.ok(a instanceof KubeError);
+  assert.deepEqual([a.code, a.reason], [0, 'AbortError']);
 });

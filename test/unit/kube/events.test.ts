@@ -42,16 +42,18 @@ test('identical events for one object are written once; another object or reason
   assert.deepEqual(written.map((e) => `${e.involvedObject.uid} ${e.reason}`).sort(), ['a Failed', 'a Other', 'b Failed']);
 });
 
-test('writes are paced by the recorder\'s own budget, with a few in flight at once', async () => {
+test('writes are paced by the recorder\'s own budget: the burst at once, then one per 1/qps', async () => {
   const api = slowApi();
-  const rec = new EventRecorder(api, 'op', { rate: { qps: 5, burst: 2 }, onError: (e) => assert.fail(String(e)) });
+  const started: number[] = [];
+  const rec = new EventRecorder({ createEvent: (e) => { started.push(performance.now()); return api.createEvent(e); } }, 'op', { rate: { qps: 5, burst: 2 }, onError: (e) => assert.fail(String(e)) });
   for (let i = 0; i < 6; i++) rec.record(target(String(i)), 'Normal', 'Issued', 'x');
-  await new Promise((r) => setTimeout(r, 50));
-  assert.equal(api.pending.length, 2, 'two tokens at first; the rest wait for theirs (one per 200 ms)');
+  assert.equal(api.pending.length, 2, 'the burst (two tokens) is in flight at once; the rest wait for their tokens');
   const answering = setInterval(api.release, 10);
   await rec.flush();
   clearInterval(answering);
   assert.equal(api.written.length, 6, 'all written in the end');
+  // Write k (k >= 2) needs the token due (k - 1) x 200 ms after the first: lower bounds only, so a slow machine cannot fail them.
+  for (let k = 2; k < 6; k++) assert.ok(started[k]! - started[0]! >= (k - 1) * 200 - 5, `write ${k} after ${Math.round(started[k]! - started[0]!)} ms`);
 });
 
 test('a full queue drops the new event and says so; a failed write is reported, never thrown', async () => {

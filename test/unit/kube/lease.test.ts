@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { V1Lease } from '@kubernetes/client-node';
 import { LeaderElector, type LeaseOptions } from '../../../src/kube/lease.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
+import { eventually } from '../../support/eventually.ts';
 
 /** One Lease with the API server's compare-and-swap on resourceVersion. */
 function leaseStore() {
@@ -36,14 +37,24 @@ const options = (identity: string, onStartedLeading: () => void): LeaseOptions =
 test('of two candidates on one Lease only one leads; stopping releases the Lease', async () => {
   const store = leaseStore();
   const leaders: string[] = [];
-  const a = new LeaderElector(store, options('a', () => leaders.push('a')));
-  const b = new LeaderElector(store, options('b', () => leaders.push('b')));
+  // Each candidate's reads, counted: the follower's tries are what the claim below waits on.
+  const reads = { a: 0, b: 0 };
+  const candidate = (id: 'a' | 'b') => new LeaderElector(
+    { ...store, getLease: () => { reads[id]++; return store.getLease(); } },
+    options(id, () => leaders.push(id)),
+  );
+  const a = candidate('a');
+  const b = candidate('b');
   a.start();
   b.start();
-  await new Promise((r) => setTimeout(r, 100));
-  assert.equal(leaders.length, 1);
-  assert.equal(store.current?.spec?.holderIdentity, leaders[0]);
-  const [leader, follower] = leaders[0] === 'a' ? [a, b] : [b, a];
+  const [first] = await eventually(async () => leaders.length > 0 && leaders, { intervalMs: 5, what: 'a leader' });
+  const followerID = first === 'a' ? 'b' : 'a';
+  // The follower keeps trying every retry period; ten tries on a held Lease must not make it lead.
+  const triedBefore = reads[followerID];
+  await eventually(async () => reads[followerID] >= triedBefore + 10, { intervalMs: 5, what: 'ten more tries by the follower' });
+  assert.deepEqual(leaders, [first]);
+  assert.equal(store.current?.spec?.holderIdentity, first);
+  const [leader, follower] = first === 'a' ? [a, b] : [b, a];
   assert.equal(follower.isLeader(), false);
   await leader.stop();
   await follower.stop();

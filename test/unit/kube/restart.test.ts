@@ -8,7 +8,7 @@ const where = { path: CRD_PATH, server: 'https://10.0.0.1:6443' };
 const quick = { ranMs: 5, gotEvents: false };
 const noJitter = () => 0.5;
 const notFound = new KubeError(404, 'NotFound', 'the server could not find the requested resource');
-const refused = new KubeError(0, 'ECONNREFUSED', 'fetch failed');
+const refused = new KubeError(0, 'ECONNREFUSED', 'connect ECONNREFUSED 10.0.0.1:6443');
 
 /** Feeds the same failure n times, as an outage does. */
 function outage(n: number, err: unknown, attempt = quick, path = CRD_PATH) {
@@ -64,7 +64,7 @@ test('each cause has a line that says what to do', () => {
   for (const [err, path, cause, message] of [
     [notFound, CRD_PATH, 'NotInstalled', 'CRD agentidentities.agentidentity.dev is not installed: run `make install` or apply crds/ (retrying with backoff)'],
     [refused, CRD_PATH, 'Unreachable', 'API server unreachable at https://10.0.0.1:6443: ECONNREFUSED; retrying in 0.5s'],
-    [new KubeError(0, 'NetworkError', 'fetch failed'), '/api/v1/secrets', 'Unreachable', 'API server unreachable at https://10.0.0.1:6443: NetworkError; retrying in 0.5s'],
+    [new KubeError(0, 'UND_ERR_SOCKET', 'other side closed'), '/api/v1/secrets', 'Unreachable', 'API server unreachable at https://10.0.0.1:6443: UND_ERR_SOCKET; retrying in 0.5s'],
     [new KubeError(403, 'Forbidden', 'secrets is forbidden'), '/api/v1/secrets', 'Forbidden', 'not allowed to list and watch /api/v1/secrets (HTTP 403: secrets is forbidden): check the operator\'s credentials and RBAC; retrying in 0.5s'],
     [new KubeError(404, 'NotFound', 'not found'), '/api/v1/secrets', 'Failed', 'watch of /api/v1/secrets failed (HTTP 404: not found); retrying in 0.5s'],
     [new KubeError(500, 'InternalError', 'etcd timeout'), CRD_PATH, 'Failed', `watch of ${CRD_PATH} failed (HTTP 500: etcd timeout); retrying in 0.5s`],
