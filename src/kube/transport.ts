@@ -9,6 +9,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { Cluster, KubeConfig, LoadedKubeConfig, User } from './config.ts';
 import { statusError } from './errors.ts';
 import { TokenBucket, type RateLimit } from './ratelimit.ts';
+import { connectionFailure, retryDelay, type RetryReason } from './retry.ts';
 
 // Names the writer of a request without a field manager (the CLI's annotations) in managedFields.
 const USER_AGENT = 'agent-identity';
@@ -16,6 +17,16 @@ const USER_AGENT = 'agent-identity';
 const POOL_MAX_AGE_MS = 5 * 60_000;
 /** client-go's cachingTokenSource re-reads a token file once a minute (and after a 401). */
 const TOKEN_FILE_MAX_AGE_MS = 60_000;
+/**
+ * An HTTP/2 connection is PINGed this often; one whose PING is still
+ * unanswered at the next is closed, and what ran on it fails over to a new
+ * one: a frozen or unreachable API server is noticed within 15 to 30 s (undici
+ * defaults to 60 s, so up to 2 min; client-go notices within 30 + 15 s).
+ * TCP keep-alive cannot do this: a stopped process's kernel still answers it.
+ */
+const PING_INTERVAL_MS = 15_000;
+/** TCP keep-alive after this much silence (client-go's dialer: 30 s): a vanished peer or path, and idle-timeout middleboxes, on HTTP/1.1 too. */
+const TCP_KEEPALIVE_MS = 30_000;
 
 interface Tls { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string }
 
@@ -115,12 +126,13 @@ function credentialsOf(kc: KubeConfig): Credentials {
  * What the clients and watches of one kubeconfig (so one set of credentials)
  * share in this process: one connection pool and one rate limit. undici
  * negotiates HTTP/2 with the API server, so one connection carries every
- * request and watch at once (and pings it every minute, so a dead one is
- * noticed); over HTTP/1.1 a watch holds a connection of its own and the pool
+ * request and watch at once (and pings it, so a dead one is noticed:
+ * poolOptions); over HTTP/1.1 a watch holds a connection of its own and the pool
  * opens another for requests, so a watch never starves requests either way.
  */
 class Transport {
   limit?: TokenBucket;
+  onRetry?: (reason: RetryReason) => void;
   /** Undefined when the kubeconfig names no server: each request then fails, as it would with client-node. */
   readonly origin?: string;
   readonly prefix: string;
@@ -143,13 +155,22 @@ class Transport {
       // dispatched yet. close() then lets what is in flight (a watch, until it ends) finish.
       const old = this.pool?.dispatcher;
       if (old) setTimeout(() => void old.then((d) => d.close()).catch(() => undefined), 30_000).unref();
-      const dispatcher = this.credentials.tls().then((connect) => new Agent({ allowH2: true, connect }));
+      const dispatcher = this.credentials.tls().then((tls) => new Agent(poolOptions(tls)));
       // A pool that could not be built (an unreadable CA file) is retried by the next request.
       dispatcher.catch(() => { if (this.pool?.dispatcher === dispatcher) this.pool = undefined; });
       this.pool = { dispatcher, since: now };
     }
     return this.pool.dispatcher;
   }
+}
+
+/** How a pool's connections are made and kept healthy; the TLS settings come from the credentials. */
+export function poolOptions(tls: Tls): Agent.Options {
+  return {
+    allowH2: true,
+    h2Options: { pingInterval: PING_INTERVAL_MS },
+    connect: { ...tls, keepAlive: true, keepAliveInitialDelay: TCP_KEEPALIVE_MS },
+  };
 }
 
 // Keyed by the config object: main.ts loads one and hands it to every client
@@ -177,6 +198,11 @@ export function limitRequests(kc: KubeConfig, rate: RateLimit): void {
   transportOf(kc).limit = new TokenBucket(rate);
 }
 
+/** Tells `onRetry` of every request of `kc` sent again after its connection failed (the operator counts them as a metric). */
+export function observeRetries(kc: KubeConfig, onRetry: (reason: RetryReason) => void): void {
+  transportOf(kc).onRetry = onRetry;
+}
+
 export interface RequestOptions {
   /** Abort each request after this long (the call then fails as a network error, code 0, never as a 404). */
   timeoutMs?: number;
@@ -191,10 +217,15 @@ export interface RequestOptions {
  */
 export async function admit(kc: KubeConfig, options: RequestOptions): Promise<AbortSignal | undefined> {
   const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
-  const waitMs = options.paced === false ? 0 : transportOf(kc).limit?.take() ?? 0;
-  if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+  await pace(kc, options);
   signal?.throwIfAborted();
   return signal;
+}
+
+/** Waits for a token of the kubeconfig's rate limit, unless the request is not paced. */
+async function pace(kc: KubeConfig, options: RequestOptions): Promise<void> {
+  const waitMs = options.paced === false ? 0 : transportOf(kc).limit?.take() ?? 0;
+  if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
 }
 
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -230,11 +261,48 @@ export async function open(kc: KubeConfig, req: Request, signal: AbortSignal | u
   return res;
 }
 
+/** Waits `ms`, or less if `signal` aborts first. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Runs `attempt` again, on whatever connection the pool has by then, when
+ * the connection under it failed and retry.ts allows it: bounded in tries and
+ * time, backed off, each try paced by the rate limit like any request, and
+ * never past the caller's own deadline (`signal`). The last error is thrown
+ * when it gives up, so the caller sees the cause, not a retry counter.
+ */
+async function retrying<T>(kc: KubeConfig, req: Request, options: RequestOptions, signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+  // Counted from the first failure: a try that hung on a dead connection until its PING went unanswered still earns a retry.
+  let failedAt: number | undefined;
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      failedAt ??= performance.now();
+      const reason = signal?.aborted ? undefined : connectionFailure(err);
+      const delayMs = retryDelay(req.method, reason, tries, performance.now() - failedAt);
+      if (delayMs === undefined) throw err;
+      transportOf(kc).onRetry?.(reason!);
+      await sleep(delayMs, signal);
+      await pace(kc, options);
+      if (signal?.aborted) throw err;
+    }
+  }
+}
+
 /** One API call: the parsed JSON answer, or a KubeError with the Status's code, reason and message. */
 export async function send<T>(kc: KubeConfig, options: RequestOptions, req: Request): Promise<T> {
   const signal = await admit(kc, options);
-  const res = await open(kc, req, signal);
-  const text = await res.body.text();
-  if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(res.statusCode, text);
-  return JSON.parse(text) as T;
+  return retrying(kc, req, options, signal, async () => {
+    const res = await open(kc, req, signal);
+    const text = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(res.statusCode, text);
+    return JSON.parse(text) as T;
+  });
 }
