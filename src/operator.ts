@@ -11,7 +11,7 @@ import { trustDomainOf } from './api/defaults.ts';
 import type { AgentIdentity, PodCertificateRequest, Secret, TrustDomain } from './api/types.ts';
 import { KubeClient, type KubeConfig } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
-import { limitRequests } from './kube/transport.ts';
+import { limitRequests, observeRetries } from './kube/transport.ts';
 import { toKubeError } from './kube/errors.ts';
 import type { Restart } from './kube/restart.ts';
 import { WorkQueue } from './controller/queue.ts';
@@ -50,6 +50,7 @@ const COALESCE_MS = 1000;
 export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, metrics = new Metrics(), opts: OperatorOptions = {}): Promise<Operator> {
   // Paces the operator's API requests, not its reconciles (main.ts sets the same limit for the whole process).
   limitRequests(kc, { qps: cfg.qps, burst: cfg.burst });
+  observeRetries(kc, (reason) => metrics.apiRequestRetries.inc({ reason }));
   const kube = new KubeClient(kc);
   const store = new TrustStore();
   // Events ride an unpaced client with a budget of their own, the same size as the operator's (--qps/--burst).

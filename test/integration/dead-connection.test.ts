@@ -10,6 +10,8 @@ import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { eventually } from '../support/operator.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { toKubeError, type KubeError } from '../../src/kube/errors.ts';
+import { observeRetries } from '../../src/kube/transport.ts';
+import type { RetryReason } from '../../src/kube/retry.ts';
 
 let env: TestEnv;
 
@@ -24,6 +26,8 @@ const DETECT_WITHIN_MS = 60_000;
 test('a frozen API server is noticed within 60 s: the watch restarts, a read in flight is retried on a new connection, and the informer sees what was created after the thaw', { skip: process.env.USE_EXISTING_CLUSTER === 'true' ? 'needs a control plane this test can freeze' : false }, async (t) => {
   const cp = env.controlPlane!;
   const kube = new KubeClient(env.kc);
+  const retries: RetryReason[] = [];
+  observeRetries(env.kc, (reason) => retries.push(reason));
   const seen = new Set<string>();
   const failures: Failure[] = [];
   const informer = kube.namespaceInformer({
@@ -57,6 +61,7 @@ test('a frozen API server is noticed within 60 s: the watch restarts, a read in 
     const answer = await read;
     assert.ok(!(answer instanceof Error), `the read in flight failed: ${answer instanceof Error ? answer.message : ''}`);
     assert.equal((answer as { metadata: { name: string } }).metadata.name, before);
+    assert.equal(retries[0], 'connection_lost', 'the read was retried (and counted) because its connection died under it');
 
     // The informer re-watched (or relisted) after its failure and delivers what happens next.
     const thawed = await env.namespace('after');
