@@ -3,13 +3,17 @@
 // HTTP/2 PING that goes unanswered tells. The client must notice within 60 s:
 // the informer's watch fails and restarts, and a read that was waiting on the
 // dead connection is sent again on a new one and answers once the API server
-// thaws, with no error reaching its caller.
+// thaws, with no error reaching its caller. And a connection closed under
+// requests in flight (a load balancer, a NAT) costs its callers nothing either.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { KubeConfig } from '@kubernetes/client-node';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { eventually } from '../support/operator.ts';
+import { kubeconfigYaml } from '../support/controlplane.ts';
+import { startTcpRelay } from '../support/tcp-relay.ts';
 import { KubeClient } from '../../src/kube/client.ts';
-import { toKubeError, type KubeError } from '../../src/kube/errors.ts';
+import { isAlreadyExists, toKubeError, type KubeError } from '../../src/kube/errors.ts';
 import { observeRetries } from '../../src/kube/transport.ts';
 import type { RetryReason } from '../../src/kube/retry.ts';
 
@@ -69,4 +73,48 @@ test('a frozen API server is noticed within 60 s: the watch restarts, a read in 
   } finally {
     await informer.stop();
   }
+});
+
+const OBJECTS = 300;
+const AT_ONCE = 50;
+/** A cut after every this many finished objects, alternating FIN and RST. */
+const CUT_EVERY = 50;
+
+test(`connections closed under ${AT_ONCE} requests in flight, ${OBJECTS / CUT_EVERY} times: every create and read still succeeds`, { skip: process.env.USE_EXISTING_CLUSTER === 'true' ? 'needs the control plane\'s CA to reach it through a relay' : false }, async (t) => {
+  const cp = env.controlPlane!;
+  const relay = await startTcpRelay(cp.server);
+  const kc = new KubeConfig();
+  kc.loadFromString(kubeconfigYaml(relay.server, cp.pki));
+  const kube = new KubeClient(kc);
+  const retries = new Map<RetryReason, number>();
+  observeRetries(kc, (reason) => retries.set(reason, (retries.get(reason) ?? 0) + 1));
+  const ns = await env.namespace('cut');
+  const cuts: number[] = [];
+  const errors: string[] = [];
+  let applied = 0;
+  let next = 0;
+  let finished = 0;
+  try {
+    await Promise.all(Array.from({ length: AT_ONCE }, async () => {
+      for (let i = next++; i < OBJECTS; i = next++) {
+        const name = `cm-${i}`;
+        try {
+          // A create whose first try the API server did apply answers AlreadyExists to its retry: the caller's business (a reconcile re-reads).
+          await kube.createConfigMap({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns }, data: { i: String(i) } })
+            .catch((e: unknown) => { if (!isAlreadyExists(e)) throw e; applied++; });
+          assert.equal((await kube.getConfigMap(ns, name)).data?.i, String(i));
+        } catch (err) {
+          errors.push(`${name}: ${toKubeError(err).reason}: ${toKubeError(err).message}`);
+        }
+        // Cut while the other workers' requests are on the wire.
+        if (++finished % CUT_EVERY === 0) cuts.push(relay.cut(cuts.length % 2 ? 'reset' : 'end'));
+      }
+    }));
+  } finally {
+    await relay.close();
+  }
+  t.diagnostic(`connections cut: ${cuts.join(', ')}; retried: ${JSON.stringify(Object.fromEntries(retries))}; creates applied before their retry: ${applied}; errors: ${errors.length}`);
+  assert.ok(cuts.filter((n) => n > 0).length >= 3, `cuts ${cuts.join(', ')}: too few hit a connection`);
+  assert.ok((retries.get('connection_lost') ?? 0) >= 1, 'no request was in flight when a connection was cut');
+  assert.deepEqual(errors, []);
 });
