@@ -25,7 +25,11 @@ const TOKEN_FILE_MAX_AGE_MS = 60_000;
  * TCP keep-alive cannot do this: a stopped process's kernel still answers it.
  */
 const PING_INTERVAL_MS = 15_000;
-/** TCP keep-alive after this much silence (client-go's dialer: 30 s): a vanished peer or path, and idle-timeout middleboxes, on HTTP/1.1 too. */
+/**
+ * TCP keep-alive probes start after this much silence (client-go's dialer: 30 s,
+ * undici's default 60 s): they keep idle-timeout middleboxes from dropping the
+ * connection and notice a vanished host or path, over HTTP/1.1 too.
+ */
 const TCP_KEEPALIVE_MS = 30_000;
 
 interface Tls { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string }
@@ -287,8 +291,8 @@ async function retrying<T>(kc: KubeConfig, req: Request, options: RequestOptions
       failedAt ??= performance.now();
       const reason = signal?.aborted ? undefined : connectionFailure(err);
       const delayMs = retryDelay(req.method, reason, tries, performance.now() - failedAt);
-      if (delayMs === undefined) throw err;
-      transportOf(kc).onRetry?.(reason!);
+      if (delayMs === undefined || !reason) throw err;
+      transportOf(kc).onRetry?.(reason);
       await sleep(delayMs, signal);
       await pace(kc, options);
       if (signal?.aborted) throw err;
