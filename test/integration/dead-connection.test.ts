@@ -8,8 +8,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { eventually } from '../support/operator.ts';
+import { eventually, ensureNamespace, spawnOperator, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { kubeconfigYaml } from '../support/controlplane.ts';
 import { startTcpRelay } from '../support/tcp-relay.ts';
 import { KubeClient } from '../../src/kube/client.ts';
@@ -117,4 +120,31 @@ test(`connections closed under ${AT_ONCE} requests in flight, ${OBJECTS / CUT_EV
   assert.ok(cuts.filter((n) => n > 0).length >= 3, `cuts ${cuts.join(', ')}: too few hit a connection`);
   assert.ok((retries.get('connection_lost') ?? 0) >= 1, 'no request was in flight when a connection was cut');
   assert.deepEqual(errors, []);
+});
+
+const LEASE_MS = 15_000;
+
+test('a leader cut off from the API server steps down before its Lease can pass to another replica', { skip: process.env.USE_EXISTING_CLUSTER === 'true' ? 'needs the control plane\'s CA to reach it through a relay' : false }, async (t) => {
+  const cp = env.controlPlane!;
+  await ensureNamespace(env.kc, OPERATOR_NAMESPACE);
+  const relay = await startTcpRelay(cp.server);
+  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'aio-partition-')), 'kubeconfig');
+  writeFileSync(kubeconfig, kubeconfigYaml(relay.server, cp.pki), { mode: 0o600 });
+  // The defaults, spelled out: another replica may take the Lease LEASE_MS after the last renewal it saw.
+  const op = spawnOperator(kubeconfig, ['--leader-elect', `--leader-election-lease-duration=${LEASE_MS / 1000}s`, '--leader-election-renew-deadline=10s', '--leader-election-retry-period=2s'], { POD_NAME: 'cut-off' });
+  const lines = () => op.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: number; msg: string });
+  try {
+    await eventually(async () => lines().some((l) => l.msg === 'became leader'), { timeoutMs: 60_000, what: 'the replica leading' });
+    relay.partition();
+    const partitionedAt = Date.now();
+    // Bounded only so the old code's wait on the dead connection shows up as a number.
+    const lost = await eventually(async () => lines().find((l) => l.msg === 'lost leadership; exiting'), { timeoutMs: 120_000, what: 'the leader stepping down' });
+    const stepDownMs = lost.time - partitionedAt;
+    t.diagnostic(`the cut-off leader stepped down ${stepDownMs} ms after the partition`);
+    // Its last renewal was at most one retry period before the partition, so this leaves it that much margin.
+    assert.ok(stepDownMs < LEASE_MS, `the leader stepped down ${stepDownMs} ms after the partition: another replica could lead by then`);
+  } finally {
+    await op.kill();
+    await relay.close();
+  }
 });

@@ -9,13 +9,18 @@ export interface TcpRelay {
   server: string;
   /** Closes every relayed connection: 'end' as a peer that closes (FIN), 'reset' as one that aborts (RST). Returns how many. */
   cut(how: 'end' | 'reset'): number;
+  /** From now on no byte passes either way and no connection gets through, yet none is closed: a network partition, seen from the client. */
+  partition(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpRelay(target: string): Promise<TcpRelay> {
   const { hostname, port } = new URL(target);
   const open = new Set<[Socket, Socket]>();
+  const held = new Set<Socket>();
+  let partitioned = false;
   const relay = createServer((client) => {
+    if (partitioned) { held.add(client.pause().on('error', () => client.destroy())); return; }
     const upstream = connect(Number(port), hostname);
     const pair: [Socket, Socket] = [client, upstream];
     open.add(pair);
@@ -33,9 +38,21 @@ export async function startTcpRelay(target: string): Promise<TcpRelay> {
     }
     return pairs.length;
   };
+  const partition = () => {
+    partitioned = true;
+    for (const [client, upstream] of open) {
+      client.unpipe(upstream).pause();
+      upstream.unpipe(client).pause();
+    }
+  };
   return {
+    partition,
     server: `https://127.0.0.1:${(relay.address() as AddressInfo).port}`,
     cut,
-    close: () => { cut('end'); return new Promise((resolve) => relay.close(() => resolve())); },
+    close: () => {
+      cut('end');
+      for (const s of held) s.destroy();
+      return new Promise((resolve) => relay.close(() => resolve()));
+    },
   };
 }
