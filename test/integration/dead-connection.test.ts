@@ -3,8 +3,9 @@
 // HTTP/2 PING that goes unanswered tells. The client must notice within 60 s:
 // the informer's watch fails and restarts, and a read that was waiting on the
 // dead connection is sent again on a new one and answers once the API server
-// thaws, with no error reaching its caller. And a connection closed under
-// requests in flight (a load balancer, a NAT) costs its callers nothing either.
+// thaws, with no error reaching its caller. A connection closed under
+// requests in flight (a load balancer, a NAT) costs its callers nothing
+// either, and a leader cut off from the API server steps down in time.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
