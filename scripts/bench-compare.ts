@@ -22,6 +22,7 @@ import { runKubectl } from '../test/support/env.ts';
 import { PRESETS, agentIdentityOperator, type Cluster, type Preset } from './bench-presets.ts';
 import { cpuTicks, median, processCpuSeconds, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract, targetRows } from './bench-stats.ts';
 import { readyChart, type Series } from './bench-chart.ts';
+import { connectionFailure, retryDelay } from '../src/kube/retry.ts';
 
 const env = process.env;
 const N = Number(env.BENCH_N ?? 300);
@@ -34,6 +35,29 @@ const CLK_TCK = 100;
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT = resolve(env.BENCH_OUT ?? join(ROOT, '.local', 'bench', new Date().toISOString().replaceAll(':', '-').replace(/\..*/, '')));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The bench's own creates go through client-node, whose fetch sends bodies
+ * undici cannot replay after a GOAWAY or a closed connection (N=1000 once
+ * died of `fetch failed … other side closed`). Retried here by the
+ * operator's policy (src/kube/retry.ts); AlreadyExists after a retry means the
+ * first try was applied.
+ */
+async function createRetrying(create: () => Promise<unknown>): Promise<void> {
+  let failedAt: number | undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await create();
+      return;
+    } catch (err) {
+      if (attempt > 1 && (err as { code?: unknown }).code === 409) return;
+      failedAt ??= Date.now();
+      const delayMs = retryDelay('POST', connectionFailure(err), attempt, Date.now() - failedAt);
+      if (delayMs === undefined) throw err;
+      await sleep(delayMs);
+    }
+  }
+}
 
 export interface RunResult {
   preset: string;
@@ -176,8 +200,8 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
   const sockets = sampleSockets(ctl.pid, c.apiPort);
   const t0 = Date.now();
   await Promise.all(names.map(async (name, i) => {
-    await custom.createNamespacedCustomObject({ group, version, plural: preset.plural, namespace,
-      body: { apiVersion: preset.apiVersion, kind: preset.kind, ...preset.template(i), metadata: { name, namespace } } });
+    await createRetrying(() => custom.createNamespacedCustomObject({ group, version, plural: preset.plural, namespace,
+      body: { apiVersion: preset.apiVersion, kind: preset.kind, ...preset.template(i), metadata: { name, namespace } } }));
     createdAt.set(name, Date.now());
   }));
   while (readyAt.size < N && Date.now() - t0 < TIMEOUT_S * 1000) await sleep(50);

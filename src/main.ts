@@ -99,7 +99,9 @@ async function main(): Promise<void> {
     }
   };
   if (!cfg.leaderElect) return lead();
-  elector = new LeaderElector(new KubeClient(kc), {
+  // The elector steps down at its renew deadline whatever a request does (lease.ts); bounding each
+  // request too keeps those stuck on a dead connection from piling up behind it.
+  elector = new LeaderElector(new KubeClient(kc, { timeoutMs: cfg.renewDeadlineMs }), {
     namespace: cfg.namespace, name: OPERATOR_LEASE, identity: cfg.identity,
     leaseDurationMs: cfg.leaseDurationMs, renewDeadlineMs: cfg.renewDeadlineMs, retryPeriodMs: cfg.retryPeriodMs,
     onStartedLeading: () => { log.info({ identity: cfg.identity }, 'became leader'); void lead(); },

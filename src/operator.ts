@@ -12,7 +12,7 @@ import { LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from './api/group.ts';
 import type { AgentIdentity, ConfigMap, Namespace, PodCertificateRequest, Secret, ServiceAccount, TrustDomain } from './api/types.ts';
 import { KubeClient, type KubeConfig } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
-import { limitRequests } from './kube/transport.ts';
+import { limitRequests, observeRetries } from './kube/transport.ts';
 import { toKubeError } from './kube/errors.ts';
 import { byLabel, changesOf, controller, specOrMetadataChanged } from './controller/controller.ts';
 import { ControllerManager } from './controller/manager.ts';
@@ -62,6 +62,7 @@ const COALESCE_MS = 1000;
 export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, metrics = new Metrics(), opts: OperatorOptions = {}): Promise<Operator> {
   // Paces the operator's API requests, not its reconciles (main.ts sets the same limit for the whole process).
   limitRequests(kc, { qps: cfg.qps, burst: cfg.burst });
+  observeRetries(kc, (reason) => metrics.apiRequestRetries.inc({ reason }));
   const kube = new KubeClient(kc);
   const store = new TrustStore();
   // Events ride an unpaced client with a budget of their own, the same size as the operator's (--qps/--burst).

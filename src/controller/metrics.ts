@@ -64,6 +64,11 @@ export class Metrics {
     help: 'Times a watch was restarted after an error, by resource.',
     labelNames: ['resource'], registers: [this.registry],
   });
+  readonly apiRequestRetries = new Counter({
+    name: 'agentidentity_api_request_retries_total',
+    help: 'API requests sent again on a new connection after theirs failed, by reason: not_sent (the API server never saw it), connection_lost (it may have).',
+    labelNames: ['reason'], registers: [this.registry],
+  });
   readonly caExpiration = new Gauge({
     name: 'agentidentity_ca_expiration_timestamp_seconds',
     help: 'Unix time at which a trust domain\'s signing CA expires.',

@@ -58,7 +58,7 @@ export class LeaderElector {
     if (this.stopped) return;
     let ok = false;
     try {
-      ok = await this.tryAcquireOrRenew();
+      ok = await this.withinRenewDeadline(this.tryAcquireOrRenew());
     } catch (err) {
       this.o.onError?.(err);
     }
@@ -75,6 +75,19 @@ export class LeaderElector {
       return;
     }
     if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.o.retryPeriodMs);
+  }
+
+  /**
+   * A leader's try counts as failed once its renew deadline has passed, even
+   * if a request of it still waits on a dead connection: a leader cut off from
+   * the API server steps down before its Lease can pass to another replica
+   * (client-go bounds its renew loop by the deadline alike).
+   */
+  private withinRenewDeadline(attempt: Promise<boolean>): Promise<boolean> {
+    if (!this.leading) return attempt;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), this.lastRenew + this.o.renewDeadlineMs - Date.now()); });
+    return Promise.race([attempt, late]).finally(() => clearTimeout(timer));
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {

@@ -10,26 +10,44 @@ import { credentialsOf, type Credentials, type Tls } from './credentials.ts';
 import { statusError } from './errors.ts';
 import { proxyFor } from './proxy.ts';
 import { TokenBucket, type RateLimit } from './ratelimit.ts';
+import { connectionFailure, retryDelay, type RetryReason } from './retry.ts';
 
 // Names the writer of a request without a field manager (the CLI's annotations) in managedFields.
 const USER_AGENT = 'agent-identity';
+/**
+ * An HTTP/2 connection is PINGed this often; one whose PING is still
+ * unanswered at the next is closed, and what ran on it fails over to a new
+ * one: a frozen or unreachable API server is noticed within 15 to 30 s (undici
+ * defaults to 60 s, so up to 2 min; client-go notices within 30 + 15 s).
+ * TCP keep-alive cannot do this: a stopped process's kernel still answers it.
+ */
+const PING_INTERVAL_MS = 15_000;
+/**
+ * TCP keep-alive probes start after this much silence (client-go's dialer: 30 s,
+ * undici's default 60 s): they keep idle-timeout middleboxes from dropping the
+ * connection and notice a vanished host or path, over HTTP/1.1 too.
+ */
+const TCP_KEEPALIVE_MS = 30_000;
 
 /** A pool for one set of TLS settings, direct or through the context's proxy (http, https or socks5). */
 function newPool(tls: Tls, proxy: URL | undefined, allowH2: boolean): Dispatcher {
-  if (!proxy) return new Agent({ allowH2, connect: tls });
-  return new ProxyAgent({ uri: proxy.href, allowH2, requestTls: tls });
+  const options = poolOptions(tls, allowH2);
+  if (!proxy) return new Agent(options);
+  // TLS stays end to end with the API server, through the tunnel; the PINGs ride it too.
+  return new ProxyAgent({ uri: proxy.href, allowH2, h2Options: options.h2Options, requestTls: tls });
 }
 
 /**
  * What the clients and watches of one kubeconfig (so one set of credentials)
  * share in this process: one connection pool and one rate limit. undici
  * negotiates HTTP/2 with the API server, so one connection carries every
- * request and watch at once (and pings it every minute, so a dead one is
- * noticed); over HTTP/1.1 a watch holds a connection of its own and the pool
+ * request and watch at once (and pings it, so a dead one is noticed:
+ * poolOptions); over HTTP/1.1 a watch holds a connection of its own and the pool
  * opens another for requests, so a watch never starves requests either way.
  */
 class Transport {
   limit?: TokenBucket;
+  onRetry?: (reason: RetryReason) => void;
   readonly origin?: string;
   readonly prefix: string;
   readonly credentials: Credentials;
@@ -61,6 +79,15 @@ class Transport {
   }
 }
 
+/** How a pool's connections are made and kept healthy; the TLS settings come from the credentials. */
+export function poolOptions(tls: Tls, allowH2 = true): Agent.Options {
+  return {
+    allowH2,
+    h2Options: { pingInterval: PING_INTERVAL_MS },
+    connect: { ...tls, keepAlive: true, keepAliveInitialDelay: TCP_KEEPALIVE_MS },
+  };
+}
+
 // Keyed by the config object: main.ts loads one and hands it to every client
 // (operator, events, leader election, webhook), so they all share.
 const transports = new WeakMap<KubeConfig, Transport>();
@@ -88,6 +115,11 @@ export function limitRequests(kc: KubeConfig, rate: RateLimit): void {
   transportOf(kc).limit = new TokenBucket(rate);
 }
 
+/** Tells `onRetry` of every request of `kc` sent again after its connection failed (the operator counts them as a metric). */
+export function observeRetries(kc: KubeConfig, onRetry: (reason: RetryReason) => void): void {
+  transportOf(kc).onRetry = onRetry;
+}
+
 export interface RequestOptions {
   /** Abort each request after this long (the call then fails as a network error, code 0, never as a 404). */
   timeoutMs?: number;
@@ -102,10 +134,15 @@ export interface RequestOptions {
  */
 export async function admit(kc: KubeConfig, options: RequestOptions): Promise<AbortSignal | undefined> {
   const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
-  const waitMs = options.paced === false ? 0 : transportOf(kc).limit?.take() ?? 0;
-  if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+  await pace(kc, options);
   signal?.throwIfAborted();
   return signal;
+}
+
+/** Waits for a token of the kubeconfig's rate limit, unless the request is not paced. */
+async function pace(kc: KubeConfig, options: RequestOptions): Promise<void> {
+  const waitMs = options.paced === false ? 0 : transportOf(kc).limit?.take() ?? 0;
+  if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
 }
 
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -143,11 +180,48 @@ export async function open(kc: KubeConfig, req: Request, signal: AbortSignal | u
   return res;
 }
 
+/** Waits `ms`, or less if `signal` aborts first. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Runs `attempt` again, on whatever connection the pool has by then, when
+ * the connection under it failed and retry.ts allows it: bounded in tries and
+ * time, backed off, each try paced by the rate limit like any request, and
+ * never past the caller's own deadline (`signal`). The last error is thrown
+ * when it gives up, so the caller sees the cause, not a retry counter.
+ */
+async function retrying<T>(kc: KubeConfig, req: Request, options: RequestOptions, signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+  // Counted from the first failure: a try that hung on a dead connection until its PING went unanswered still earns a retry.
+  let failedAt: number | undefined;
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      failedAt ??= performance.now();
+      const reason = signal?.aborted ? undefined : connectionFailure(err);
+      const delayMs = retryDelay(req.method, reason, tries, performance.now() - failedAt);
+      if (delayMs === undefined || !reason) throw err;
+      transportOf(kc).onRetry?.(reason);
+      await sleep(delayMs, signal);
+      await pace(kc, options);
+      if (signal?.aborted) throw err;
+    }
+  }
+}
+
 /** One API call: the parsed JSON answer, or a KubeError with the Status's code, reason and message. */
 export async function send<T>(kc: KubeConfig, options: RequestOptions, req: Request): Promise<T> {
   const signal = await admit(kc, options);
-  const res = await open(kc, req, signal);
-  const text = await res.body.text();
-  if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(res.statusCode, text);
-  return JSON.parse(text) as T;
+  return retrying(kc, req, options, signal, async () => {
+    const res = await open(kc, req, signal);
+    const text = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(res.statusCode, text);
+    return JSON.parse(text) as T;
+  });
 }

@@ -23,6 +23,8 @@ export interface ControlPlane {
   bins: Record<Binary, string>;
   stop(): Promise<void>;
   restartAPIServer(): Promise<void>;
+  /** SIGSTOP freezes the kube-apiserver (its kernel still holds the connections open), SIGCONT thaws it. */
+  signalAPIServer(signal: 'SIGSTOP' | 'SIGCONT'): void;
 }
 
 export function resolveBinaries(): Record<Binary, string> {
@@ -195,7 +197,8 @@ export async function startControlPlane(opts: StartOptions): Promise<ControlPlan
     process.once('exit', killGroups);
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => { killGroups(); process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15)); });
   }
-  return { dir, server, kubeconfigPath, binDir: join(bins.kubectl, '..'), pki, bins, stop, restartAPIServer };
+  const signalAPIServer = (signal: 'SIGSTOP' | 'SIGCONT') => { process.kill(apiserver.pid!, signal); };
+  return { dir, server, kubeconfigPath, binDir: join(bins.kubectl, '..'), pki, bins, stop, restartAPIServer, signalAPIServer };
 }
 
 function alive(pid: number): boolean {

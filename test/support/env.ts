@@ -40,7 +40,7 @@ export async function installCRDs(kubectlBin: string, kubeconfigPath: string): P
   if (est.code !== 0) throw new Error(`CRDs not established: ${est.stderr}`);
 }
 
-export async function startTestEnv(opts: Pick<StartOptions, 'nodeAuthorizer'> = {}): Promise<TestEnv> {
+export async function startTestEnv(opts: Pick<StartOptions, 'nodeAuthorizer' | 'apiServerArgs'> = {}): Promise<TestEnv> {
   const existing = process.env.USE_EXISTING_CLUSTER === 'true';
   let controlPlane: ControlPlane | undefined;
   let kubeconfigPath: string;

@@ -61,3 +61,26 @@ test('of two candidates on one Lease only one leads; stopping releases the Lease
   assert.equal(store.current?.spec?.holderIdentity, undefined);
   assert.equal(store.current?.spec?.leaseDurationSeconds, 1);
 });
+
+test('a leader whose renewal hangs (a dead connection) steps down at its renew deadline, not when the request gives up', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+  const store = leaseStore();
+  let hang = false;
+  const kube = { ...store, getLease: (...a: Parameters<typeof store.getLease>) => (hang ? new Promise<never>(() => undefined) : store.getLease(...a)) };
+  let stoppedAt: number | undefined;
+  const elector = new LeaderElector(kube, { ...options('a', () => undefined), retryPeriodMs: 2_000, onStoppedLeading: () => { stoppedAt = Date.now(); } });
+  const settle = async () => { for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r)); };
+  elector.start();
+  await settle();
+  assert.equal(elector.isLeader(), true);
+  t.mock.timers.tick(2_000);
+  await settle();
+  const renewedAt = Date.now();
+  hang = true;
+  for (let ms = 0; ms < 20_000 && stoppedAt === undefined; ms += 500) {
+    t.mock.timers.tick(500);
+    await settle();
+  }
+  assert.equal(stoppedAt, renewedAt + 10_000, 'stepped down exactly at the renew deadline after the last renewal');
+  assert.equal(elector.isLeader(), false);
+});
