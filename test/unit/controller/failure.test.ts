@@ -11,7 +11,7 @@ function harness(overrides: Partial<FailureScope> = {}) {
   const events: string[] = [];
   const reported: ReconcileFailure[] = [];
   const metrics = new Metrics();
-  const c = { metrics, log: pino({ level: 'silent' }), events: { record: (_t: unknown, type: string, reason: string, message: string) => { events.push(`${type} ${reason}: ${message}`); } } };
+  const c = { metrics, log: pino({ level: 'silent' }), now: () => new Date(), events: { record: (_t: unknown, type: string, reason: string, message: string) => { events.push(`${type} ${reason}: ${message}`); } } };
   const scope: FailureScope = { controller: 'thing', key: 'a', target, fallbackReason: 'ThingFailed', report: async (f) => { reported.push(f); }, ...overrides };
   const count = async (metric: 'reconciles' | 'reconcileErrors') => (await metrics[metric].get()).values.map((v) => ({ ...v.labels, value: v.value }));
   return { c, scope, events, reported, count };
