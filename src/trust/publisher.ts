@@ -9,7 +9,8 @@ import { bundleConfigMapName } from '../api/defaults.ts';
 import type { ConfigMap, TrustDomain } from '../api/types.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
 import { ifExists, isNotFound, isTransient, KubeError, toKubeError, transientReason } from '../kube/errors.ts';
-import { bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, desiredBundleConfigMap, desiredClusterTrustBundle, isOwnBundleCopy } from './publish.ts';
+import { bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, configMapDiffers, desiredBundleConfigMap, desiredClusterTrustBundle, isOwnBundleCopy } from './publish.ts';
+import { RestorePace } from './restore-pace.ts';
 import { writeOwnedConfigMap } from './owned-configmap.ts';
 import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
 import { CONTROLLER, trustDomainRef, type TrustReconcilerDeps } from './deps.ts';
@@ -24,7 +25,12 @@ export interface Published {
   bundleWriteError?: string;
   /** Writes that failed for a moment: one error for all of them, for the error policy to retry. */
   retry?: KubeError;
+  /** Copies someone changed again since their last restore are restored after this many ms (restore-pace.ts). */
+  restoreInMs?: number;
 }
+
+/** A copy someone keeps editing is written back at most once a second. */
+const RESTORE_INTERVAL_MS = 1000;
 
 interface Failed { where: string; err: KubeError }
 
@@ -33,6 +39,7 @@ export function bundlePublisher(d: TrustReconcilerDeps): (trustDomain: TrustDoma
   // re-reading one on every reconcile (every identity event queues one) is waste.
   // Trade-off: one deleted by hand returns when the bundle changes or the operator restarts.
   const publishedCTB = new Map<string, string>();
+  const pace = new RestorePace(RESTORE_INTERVAL_MS);
   return async (trustDomain, bundlePem) => {
     const name = trustDomain.metadata.name!;
     const problem = async (reason: string, message: string) => {
@@ -48,18 +55,33 @@ export function bundlePublisher(d: TrustReconcilerDeps): (trustDomain: TrustDoma
     const conflicts: string[] = [];
     const failed: Failed[] = [];
     const attempt = (where: string, write: () => Promise<unknown>) => write().catch((err) => { failed.push({ where, err: toKubeError(err) }); });
+    const content = { bundlePem, denyJson };
+    let restoreInMs: number | undefined;
     for (const ns of want) {
       const home = ns === d.operatorNamespace;
       const build = (existing?: ConfigMap) => desiredBundleConfigMap(name, ns, bundlePem, denyJson, existing, home ? undefined : trustDomain);
-      await attempt(`ConfigMap ${ns}/${configMapName}`, async () => {
-        if (await writeOwnedConfigMap(d.api, d.configMaps.get(configMapName, ns), build, (cm) => home || isOwnBundleCopy(cm, trustDomain, bundlePem))) conflicts.push(ns);
+      const ours = (cm: ConfigMap) => home || isOwnBundleCopy(cm, trustDomain, bundlePem);
+      const cached = d.configMaps.get(configMapName, ns);
+      const where = `${ns}/${configMapName}`;
+      if (cached && ours(cached)) {
+        // The usual case, every pass, in every namespace: nothing to write.
+        if (!configMapDiffers(cached, build(cached))) continue;
+        const wait = pace.wait(where, content);
+        if (wait > 0) {
+          restoreInMs = Math.min(restoreInMs ?? wait, wait);
+          continue;
+        }
+        pace.writing(where, content);
+      }
+      await attempt(`ConfigMap ${where}`, async () => {
+        if (await writeOwnedConfigMap(d.api, cached, build, ours)) conflicts.push(ns);
       });
     }
     const bundleConflict = conflicts.length ? bundleConflictMessage(configMapName, conflicts) : undefined;
     if (bundleConflict) await problem('BundleConfigMapConflict', bundleConflict);
     for (const cm of d.configMaps.list()) {
-      const mayWithdraw = !controllerOf(cm) || isControlledBy(cm, trustDomain.metadata.uid);
-      if (cm.metadata.name === configMapName && cm.metadata.labels?.[LABEL_TRUST_DOMAIN] === name && !want.has(cm.metadata.namespace!) && mayWithdraw) {
+      const stale = cm.metadata.name === configMapName && cm.metadata.labels?.[LABEL_TRUST_DOMAIN] === name && !want.has(cm.metadata.namespace!);
+      if (stale && (!controllerOf(cm) || isControlledBy(cm, trustDomain.metadata.uid))) {
         await attempt(`ConfigMap ${cm.metadata.namespace}/${configMapName} (withdrawn)`, () => d.api.deleteConfigMap(cm.metadata.namespace!, configMapName).catch((e) => { if (!isNotFound(e)) throw e; }));
       }
     }
@@ -78,7 +100,7 @@ export function bundlePublisher(d: TrustReconcilerDeps): (trustDomain: TrustDoma
     }
     return {
       namespaces: want.size, denyListEntries: denyList.entries.length, nextExpiry: nextExpiry(denyList), clusterTrustBundleError, bundleConflict, bundleWriteError,
-      retry: retryError(failed.filter((f) => isTransient(f.err))),
+      retry: retryError(failed.filter((f) => isTransient(f.err))), restoreInMs,
     };
   };
 }

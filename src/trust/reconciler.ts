@@ -70,7 +70,7 @@ export function trustReconciler(d: TrustReconcilerDeps): (key: string) => Promis
     if (published.retry) throw published.retry;
     d.metrics.reconciles.inc({ controller: CONTROLLER, result: 'success' });
     const pruneIn = published.nextExpiry ? published.nextExpiry.getTime() - d.now().getTime() : undefined;
-    const next = [...s.recheckMs, pruneIn].filter((x): x is number => x !== undefined && x >= 0);
+    const next = [...s.recheckMs, pruneIn, published.restoreInMs].filter((x): x is number => x !== undefined && x >= 0);
     // A squatted or refused bundle copy is reported, not a failure (the CA keeps signing). Nothing tells us
     // when that changes (a squatted copy need not carry our label), so it is retried with the key's backoff.
     const backoff = published.bundleConflict !== undefined || published.bundleWriteError !== undefined;

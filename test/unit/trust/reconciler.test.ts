@@ -167,6 +167,29 @@ test('a bundle copy write that keeps failing with 503 is reported on BundlePubli
   assert.equal(condition(c, 'default', 'BundlePublished')?.status, 'True', 'published once the API server answers');
 });
 
+test('a copy a tenant edits again right after its restore is restored again only after a second, while other copies and status go on', async () => {
+  const { c, reconcile, serial } = await signingWithNewNamespace();
+  await settle(c, reconcile, 'default');
+  const key = `agents/${bundleConfigMapName('default')}`;
+  const tamper = () => c.configMaps.set(key, { ...c.configMaps.get(key)!, data: { [SECRET_BUNDLE]: 'not the bundle' } });
+  tamper();
+  c.writes = [];
+  await run(reconcile, 'default');
+  assert.deepEqual(c.writes, [`replace ConfigMap ${key}`], 'the first edit is undone at once');
+  tamper();
+  c.writes = [];
+  c.identities = [...c.identities, identityIn('team-c')];
+  const outcome = await run(reconcile, 'default');
+  assert.ok('result' in outcome && outcome.result.requeueAfter! > 0 && outcome.result.requeueAfter! <= 1000, `looked at again within the second: ${JSON.stringify(outcome)}`);
+  assert.ok(!c.writes.includes(`replace ConfigMap ${key}`), 'the second edit waits its turn');
+  assert.ok(c.writes.includes(`create ConfigMap team-c/${bundleConfigMapName('default')}`), 'a new namespace\'s copy is not held back');
+  assertStillSigning(c, serial);
+  await new Promise((r) => setTimeout(r, outcome.result.requeueAfter));
+  c.writes = [];
+  await run(reconcile, 'default');
+  assert.deepEqual(c.writes, [`replace ConfigMap ${key}`], 'restored when its turn comes');
+});
+
 async function waitFor(ok: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!ok()) {
