@@ -10,11 +10,12 @@
 // pass runs as the one key of a WorkQueue, which owns retries and backoff.
 import type { Logger } from 'pino';
 import type { Secret } from '../api/types.ts';
-import { isNotFound, toKubeError } from '../kube/errors.ts';
+import { isConflict, isNotFound, toKubeError } from '../kube/errors.ts';
 import { type JSONPatchOp, pointer } from './jsonpatch.ts';
 import { type CAState, trustedRootsPem } from '../ca/state.ts';
 import { certificatePemBlocks } from '../pki/pem.ts';
 import { WorkQueue } from '../controller/queue.ts';
+import { CONFLICT_REQUEUE_MS } from '../controller/failure.ts';
 import {
   applyCAStep, type CAStep, caSecretOf, createWebhookCA, DEFAULT_LIFETIMES, describeCertificatePem, issueServingCertificate, loadWebhookCA,
   observeCA, observeServing, planCA, readCASecret, renewalTime, rotationConfig, type ServingNames, servingNames, servingNeedsIssuance,
@@ -233,6 +234,13 @@ export async function startWebhookManager(opts: WebhookManagerOptions): Promise<
       // requeueAfter 0 means "never" to the queue; 1 ms is "right away".
       return { requeueAfter: Math.max(1, next) };
     } catch (err) {
+      // A lost write race (another leader moved first, or a stale read) is no failure: the next pass
+      // reads afresh, soon, and answers these callers.
+      if (isConflict(err)) {
+        waiting.unshift(...answered);
+        log.debug({ err: toKubeError(err).message }, 'write conflict; reading again');
+        return { requeueAfter: CONFLICT_REQUEUE_MS };
+      }
       status.lastError = toKubeError(err).message;
       for (const w of answered) w.reject(err);
       throw err;
