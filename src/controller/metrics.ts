@@ -54,6 +54,11 @@ export class Metrics {
     help: 'Reconciles that failed and were retried with backoff, by controller and reason.',
     labelNames: ['controller', 'reason'], registers: [this.registry],
   });
+  readonly transientErrors = new Counter({
+    name: 'agentidentity_transient_errors_total',
+    help: 'API errors that were retried, not reported (a write conflict, 429, 5xx, a reset or timed-out connection), by controller and reason (Conflict, TooManyRequests, ServerError, Network).',
+    labelNames: ['controller', 'reason'], registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({
     name: 'agentidentity_workqueue_depth',
     help: 'Keys waiting or in flight in a controller\'s work queue.',

@@ -13,7 +13,7 @@ import { spiffeIDFor } from './spiffe-id.ts';
 import { ifExists, isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
 import { ReconcileFailure, errorPolicy } from '../controller/failure.ts';
 import { jsonEqual, replacingPatch } from '../controller/equal.ts';
-import { requeue, wait, type Result } from '../controller/queue.ts';
+import { wait, type Result } from '../controller/queue.ts';
 import { objectKey, splitKey } from '../controller/controller.ts';
 import type { TrustDomainState, TrustStore } from '../trust/store.ts';
 import type { ReconcileContext } from '../controller/context.ts';
@@ -63,8 +63,6 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
 }
 
 const CONTROLLER = 'agentidentity';
-/** After losing an optimistic-concurrency race, look again once the cache has caught up. */
-const CONFLICT_REQUEUE_MS = 500;
 const POLICY_CONFLICT = 'PolicyConfigMapConflict';
 
 /** The reconcile and the error policy the controller is declared with (operator.ts). */
@@ -200,11 +198,7 @@ async function identityErrorPolicy(d: IdentityReconcilerDeps, key: string, err: 
   const now = d.now();
   return errorPolicy(d, err, {
     controller: CONTROLLER, key, target: ref(identity), fallbackReason: 'IssuanceFailed',
-    settle: (e) => {
-      if (!isConflict(e)) return undefined;
-      d.log.debug({ identity: key }, 'write conflict; the cache was stale, retrying');
-      return requeue(CONFLICT_REQUEUE_MS);
-    },
+    // A write conflict (a stale cache) is the failure policy's: requeued at once, never reported.
     report: async (f) => {
       const stillValid = !(err instanceof Refused) && await certificateServes(d, identity, now);
       if (!stillValid) d.metrics.setReady(namespace, name, 'False');

@@ -79,3 +79,35 @@ export async function ifExists<T>(fn: () => Promise<T>): Promise<T | undefined> 
     throw err;
   }
 }
+
+/** Why an API call failed for a moment rather than for good: the label of agentidentity_transient_errors_total. */
+export type TransientReason = 'Conflict' | 'TooManyRequests' | 'ServerError' | 'Network';
+
+// Socket and HTTP/2 failures (Node's and undici's codes) and timeouts: the
+// request may not have reached the API server, or its answer was lost. A
+// NetworkError without a code is not here: toKubeError gives that to any
+// Error, including our own bugs, which retrying would only hide.
+const NETWORK_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', TIMEOUT,
+  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+  'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_STREAM_ERROR', 'ERR_HTTP2_SESSION_ERROR', 'ERR_HTTP2_STREAM_CANCEL', 'ERR_HTTP2_INVALID_SESSION',
+]);
+
+/**
+ * The one classifier of transient API errors: a write that lost a race (409),
+ * throttling (429), the API server or a proxy failing (5xx), or a reset or
+ * timed-out connection. Retrying the same request later can succeed. Never
+ * 400/403/404/422: retrying those changes nothing.
+ */
+export function transientReason(err: unknown): TransientReason | undefined {
+  const e = toKubeError(err);
+  if (e.code === 409) return 'Conflict';
+  if (e.code === 429) return 'TooManyRequests';
+  if (e.code >= 500 && e.code <= 599) return 'ServerError';
+  if (e.code === 0 && NETWORK_CODES.has(e.reason)) return 'Network';
+  return undefined;
+}
+
+export function isTransient(err: unknown): boolean {
+  return transientReason(err) !== undefined;
+}

@@ -14,11 +14,11 @@ import {
 import type { AgentIdentity, Namespace, PodCertificateRequest, PodCertificateRequestStatus } from '../api/types.ts';
 import { parseCertificateRequest } from '../pki/csr.ts';
 import { issueLeaf } from '../pki/leaf.ts';
-import { isConflict, isNotFound } from '../kube/errors.ts';
+import { isNotFound } from '../kube/errors.ts';
 import type { EventTarget } from '../kube/events.ts';
 import type { ReconcileContext } from '../controller/context.ts';
 import { errorPolicy } from '../controller/failure.ts';
-import { requeue, wait, type Result } from '../controller/queue.ts';
+import { wait, type Result } from '../controller/queue.ts';
 import { splitKey } from '../controller/controller.ts';
 import type { TrustStore } from '../trust/store.ts';
 import { spiffeIDFor } from '../identity/spiffe-id.ts';
@@ -37,7 +37,6 @@ export interface SignerDeps extends Pick<ReconcileContext, 'trustDomains' | 'eve
 }
 
 const CONTROLLER = 'podcertificaterequest';
-const CONFLICT_REQUEUE_MS = 500;
 
 /** Denied or Failed, with a reason from decide.ts or a failure's own (e.g. InvalidSpiffeID). */
 interface Answer { kind: 'Deny' | 'Fail'; reason: string; message: string }
@@ -82,8 +81,8 @@ export function signerReconciler(d: SignerDeps): { reconcile: (key: string) => P
       const identity = identityOf(d, pcr);
       return errorPolicy(d, err, {
         controller: CONTROLLER, key, target: identity ? identityRef(identity) : pcrRef(pcr), fallbackReason: 'SigningFailed',
-        // Someone answered first, or our cache was behind: look again, and see the answer.
-        settle: (e) => (isConflict(e) ? requeue(CONFLICT_REQUEUE_MS) : isNotFound(e) ? { outcome: 'success' } : undefined),
+        // The request is gone. (Someone answered first, or our cache was behind: a conflict the failure policy requeues.)
+        settle: (e) => (isNotFound(e) ? { outcome: 'success' } : undefined),
         // A failure that waits on a change (e.g. an invalid SPIFFE ID template) answers the request: the kubelet asks again later.
         report: async (f) => { if (!f.retry && !answered(pcr)) await answer(d, pcr, identity, { kind: 'Fail', reason: f.reason, message: f.message }); },
       });

@@ -36,7 +36,7 @@ async function load(d: TrustReconcilerDeps, trustDomain: TrustDomain): Promise<L
   } catch (err) {
     const e = toKubeError(err);
     if (e.code === 404) throw new ReconcileFailure('CASecretNotFound', `CA Secret ${ref.namespace}/${ref.name} does not exist`, { retry: false });
-    throw new ReconcileFailure('CASecretUnreadable', `cannot read CA Secret ${ref.namespace}/${ref.name}: ${e.message}`);
+    throw new ReconcileFailure('CASecretUnreadable', `cannot read CA Secret ${ref.namespace}/${ref.name}: ${e.message}`, { cause: e });
   }
   const text = (k: string) => (secret.data?.[k] ? Buffer.from(secret.data[k], 'base64').toString('utf8') : undefined);
   const cert = text(SECRET_CERT);

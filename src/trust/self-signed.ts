@@ -83,7 +83,7 @@ async function load(d: TrustReconcilerDeps, trustDomain: TrustDomain, held: Map<
       secret = await d.api.getSecret(ns, name);
     } catch (err) {
       if (!isNotFound(err)) {
-        throw new ReconcileFailure('CASecretUnreadable', `cannot read CA Secret ${ns}/${name}, so no CA will be generated: ${toKubeError(err).message}`);
+        throw new ReconcileFailure('CASecretUnreadable', `cannot read CA Secret ${ns}/${name}, so no CA will be generated: ${toKubeError(err).message}`, { cause: err });
       }
       // Confirmed 404: this is the only path that creates a CA Secret.
       secret = await onCASecretGone(d, trustDomain, held.get(trustDomain.metadata.name!));
@@ -183,7 +183,7 @@ async function createCASecret(d: TrustReconcilerDeps, trustDomain: TrustDomain, 
     return await d.api.createSecret(secret);
   } catch (err) {
     // AlreadyExists means another writer won the race; the retry reads theirs.
-    throw new ReconcileFailure('CASecretCreateFailed', `cannot create CA Secret ${d.operatorNamespace}/${secret.metadata.name}: ${toKubeError(err).message}`);
+    throw new ReconcileFailure('CASecretCreateFailed', `cannot create CA Secret ${d.operatorNamespace}/${secret.metadata.name}: ${toKubeError(err).message}`, { cause: err });
   }
 }
 

@@ -1,7 +1,7 @@
 // A TrustDomain's status: what signs, which roots are trusted, how far a
 // rotation got, where the bundle is published; written only when it changed.
-import { setCondition, rfc3339 } from '../api/conditions.ts';
-import type { TrustDomain, TrustDomainStatus } from '../api/types.ts';
+import { setCondition, rfc3339, type ConditionInput } from '../api/conditions.ts';
+import type { Condition, TrustDomain, TrustDomainStatus } from '../api/types.ts';
 import { fingerprintOf } from '../pki/parse.ts';
 import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import type { ReconcileFailure } from '../controller/failure.ts';
@@ -30,14 +30,31 @@ export async function readyStatus(d: TrustReconcilerDeps, trustDomain: TrustDoma
     lastRotationRequest: ca.lastRotationRequest,
     bundleNamespaces: p.namespaces,
     denyListEntries: p.denyListEntries,
-    conditions: setCondition(
+    conditions: withBundlePublished(
       setCondition(trustDomain.status?.conditions, { type: 'Ready', status: 'True', reason: 'CAReady', message, observedGeneration: gen }, d.now()),
       p.bundleConflict
         ? { type: 'BundlePublished', status: 'False', reason: 'BundleConfigMapConflict', message: p.bundleConflict, observedGeneration: gen }
+        : p.bundleWriteError
+        ? { type: 'BundlePublished', status: 'False', reason: 'BundlePublishFailed', message: p.bundleWriteError, observedGeneration: gen }
         : p.clusterTrustBundleError
         ? { type: 'BundlePublished', status: 'False', reason: 'ClusterTrustBundleFailed', message: p.clusterTrustBundleError, observedGeneration: gen }
+        // Writes being retried: nothing is known yet, so the condition says what it said (publishFailedStatus reports one that persists).
+        : p.retry ? undefined
         : { type: 'BundlePublished', status: 'True', reason: 'Published', message: `published in ${p.namespaces} namespaces${d.clusterTrustBundles ? ' and as a ClusterTrustBundle' : ''}`, observedGeneration: gen },
       d.now()),
+  };
+}
+
+function withBundlePublished(conditions: Condition[], c: ConditionInput | undefined, now: Date): Condition[] {
+  return c ? setCondition(conditions, c, now) : conditions;
+}
+
+/** Publishing (or writing status) failed for good or for too long: BundlePublished says so; the CA still signs, so Ready stays. */
+export function publishFailedStatus(d: TrustReconcilerDeps, trustDomain: TrustDomain, f: ReconcileFailure): TrustDomainStatus {
+  const gen = trustDomain.metadata.generation;
+  return {
+    ...trustDomain.status,
+    conditions: setCondition(trustDomain.status?.conditions, { type: 'BundlePublished', status: 'False', reason: f.reason, message: f.message, observedGeneration: gen }, d.now()),
   };
 }
 

@@ -6,7 +6,8 @@
 // something is due, when a caller asks (reconcileNow), or after a failure
 // with backoff up to the resync period.
 import type { Logger } from 'pino';
-import { toKubeError } from '../kube/errors.ts';
+import { isConflict, toKubeError } from '../kube/errors.ts';
+import { CONFLICT_REQUEUE_MS } from '../controller/failure.ts';
 import { KubeClient, type KubeConfig } from '../kube/client.ts';
 import { WEBHOOK_CA_SECRET, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME, WEBHOOK_TLS_SECRET } from '../api/names.ts';
 import { controller, Trigger, type ControllerDeclaration } from '../controller/controller.ts';
@@ -85,6 +86,13 @@ export function webhookCertificatesController(opts: WebhookCertificatesOptions):
       // A pass that wrote something (0) looks again at once.
       return next > 0 ? { requeueAfter: next } : requeue(1);
     }, (err: unknown) => {
+      // A lost write race (another leader moved first, or a stale read) is no failure: the next pass
+      // reads afresh, soon, and answers these callers.
+      if (isConflict(err)) {
+        waiting.unshift(...answered);
+        log.debug({ err: toKubeError(err).message }, 'write conflict; reading again');
+        return requeue(CONFLICT_REQUEUE_MS);
+      }
       status.lastError = toKubeError(err).message;
       for (const w of answered) w.reject(err);
       throw err;

@@ -79,6 +79,8 @@ class FakeCluster {
   /** The signer's PodCertificateRequests (its ledger). */
   readonly podCertificateRequests: PodCertificateRequest[] = [];
   readonly store = new TrustStore();
+  /** One registry for the cluster's life: the failure policy keeps a key's transient-error streak per registry. */
+  readonly metrics = new Metrics();
   readonly writes: string[] = [];
   readonly events: Array<{ type: string; reason: string; message: string }> = [];
   now = NOW;
@@ -130,7 +132,7 @@ class FakeCluster {
       store: this.store,
       signing: this.signing,
       events: { record: (_target, type, reason, message) => { this.events.push({ type, reason, message }); } },
-      metrics: new Metrics(),
+      metrics: this.metrics,
       log: pino({ level: 'silent' }),
       now: () => this.now,
       api: {
@@ -543,7 +545,15 @@ test('an API error before the Secret is looked at leaves a certificate that stil
   const i = c.identity();
   // The finalizer is added on the next reconcile, and that write fails (an API server having a bad moment).
   c.setIdentity({ ...i, metadata: { ...i.metadata, finalizers: [] } });
-  const { error } = await reconcileWith(c, { patchIdentityMetadata: async () => { throw new KubeError(503, 'ServiceUnavailable', 'etcd leader changed'); } });
+  const unavailable = { patchIdentityMetadata: async () => { throw new KubeError(503, 'ServiceUnavailable', 'etcd leader changed'); } };
+  const first = await reconcileWith(c, unavailable);
+  assert.equal(first.error, undefined);
+  assert.equal(first.result?.backoff, true, 'a transient error is retried with backoff');
+  assert.notEqual(c.identity().status?.conditions?.find((x) => x.type === 'Issuing')?.reason, 'ServiceUnavailable', 'and not reported while it may pass');
+  assert.deepEqual(c.events.filter((e) => e.type === 'Warning'), [], 'no Warning for it either');
+  // It persists (5 attempts in a row): now reported, and the certificate that still verifies stays Ready.
+  for (let n = 2; n < 5; n++) assert.equal((await reconcileWith(c, unavailable)).result?.backoff, true, `attempt ${n}`);
+  const { error } = await reconcileWith(c, unavailable);
   assert.ok(error, 'retried with backoff');
   assert.equal(ready(c.identity())?.status, 'True', 'its certificate still verifies: agents keep using it');
   assert.equal(c.identity().status?.conditions?.find((x) => x.type === 'Issuing')?.reason, 'ServiceUnavailable');

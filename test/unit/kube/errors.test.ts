@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { KubeError, ifExists, isAlreadyExists, isConflict, isNotFound, statusError, TIMEOUT, toKubeError } from '../../../src/kube/errors.ts';
+import { KubeError, ifExists, isAlreadyExists, isConflict, isNotFound, statusError, TIMEOUT, toKubeError, isTransient, transientReason, type TransientReason } from '../../../src/kube/errors.ts';
 import { LoadedKubeConfig } from '../../../src/kube/config.ts';
 import { send } from '../../../src/kube/transport.ts';
 import { watch } from '../../../src/kube/watch.ts';
@@ -106,3 +106,37 @@ test('a watch cut mid-stream rejects with UND_ERR_SOCKET after handing on what c
   assert.ok(a instanceof KubeError);
   assert.deepEqual([a.code, a.reason], [0, 'AbortError']);
 });
+
+// What a retry can fix, and what it cannot: the table behind "a transient error never stops a CA".
+// undici and node:net put the code on the error itself (see the network tests above).
+const socket = (code: string) => Object.assign(new Error(code), { code });
+const transientTable: Array<[string, unknown, TransientReason | undefined]> = [
+  ['409 Conflict (stale resourceVersion)', new KubeError(409, 'Conflict', 'the object has been modified'), 'Conflict'],
+  ['409 AlreadyExists (another writer created it first)', new KubeError(409, 'AlreadyExists', 'already exists'), 'Conflict'],
+  ['429 TooManyRequests', new KubeError(429, 'TooManyRequests', 'slow down'), 'TooManyRequests'],
+  ['500 InternalError', new KubeError(500, 'InternalError', 'etcd'), 'ServerError'],
+  ['502 from a proxy (not JSON)', statusError(502, 'Bad Gateway'), 'ServerError'],
+  ['503 ServiceUnavailable', new KubeError(503, 'ServiceUnavailable', 'unavailable'), 'ServerError'],
+  ['504 Timeout', new KubeError(504, 'Timeout', 'timed out'), 'ServerError'],
+  ['a reset connection', socket('ECONNRESET'), 'Network'],
+  ['a refused connection (API server restarting)', socket('ECONNREFUSED'), 'Network'],
+  ['a socket timeout', socket('ETIMEDOUT'), 'Network'],
+  ['undici closing the socket', socket('UND_ERR_SOCKET'), 'Network'],
+  ['undici headers timeout', socket('UND_ERR_HEADERS_TIMEOUT'), 'Network'],
+  ['an HTTP/2 GOAWAY', socket('ERR_HTTP2_GOAWAY_SESSION'), 'Network'],
+  ['AbortSignal.timeout() firing', new DOMException('The operation was aborted due to timeout', 'TimeoutError'), 'Network'],
+  ['400 BadRequest', new KubeError(400, 'BadRequest', 'bad'), undefined],
+  ['401 Unauthorized', new KubeError(401, 'Unauthorized', 'who'), undefined],
+  ['403 Forbidden', new KubeError(403, 'Forbidden', 'no'), undefined],
+  ['404 NotFound', new KubeError(404, 'NotFound', 'gone'), undefined],
+  ['422 Invalid', new KubeError(422, 'Invalid', 'bad field'), undefined],
+  ['an Error with no code (our own bug, not the network)', new TypeError('x is undefined'), undefined],
+  ['a TLS failure (retrying presents the same certificate)', socket('ERR_TLS_CERT_ALTNAME_INVALID'), undefined],
+];
+for (const [name, err, want] of transientTable) {
+  test(`transient? ${name}: ${want ?? 'no'}`, () => {
+    assert.equal(transientReason(err), want);
+    assert.equal(isTransient(err), want !== undefined);
+    assert.equal(isTransient(toKubeError(err)), want !== undefined, 'the same once normalised by call()');
+  });
+}

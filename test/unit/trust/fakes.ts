@@ -41,11 +41,25 @@ export class FakeCluster {
   events: RecordedEvent[] = [];
   /** An error the API answers a Secret read with (a 403, a 500...), instead of the object or a 404. */
   secretReadError?: KubeError;
+  /** Errors the API answers a write with instead of doing it, once each, by the write as recorded in `writes`. */
+  readonly faults = new Map<string, KubeError[]>();
   /** Secrets the cache does not show (not labelled for the operator's watch): only a read finds them. */
   readonly unwatched = new Set<string>();
   now = new Date('2026-03-01T00:00:00Z');
   readonly metrics = new Metrics();
   readonly store = new TrustStore();
+
+  /** The next `write` (e.g. "patch TrustDomain default status") fails with `err` and changes nothing. */
+  failNext(write: string, err: KubeError): void {
+    this.faults.set(write, [...(this.faults.get(write) ?? []), err]);
+  }
+
+  /** Records a write, then throws the fault injected for it, if any. */
+  private attempt(write: string): void {
+    this.writes.push(write);
+    const err = this.faults.get(write)?.shift();
+    if (err) throw err;
+  }
 
   addTrustDomain(trustDomain: TrustDomain): void {
     this.trustDomains.set(trustDomain.metadata.name!, trustDomain);
@@ -63,7 +77,7 @@ export class FakeCluster {
     /** Records the write; create refuses an existing object, as the API server does. */
     const write = <T extends { metadata: { namespace?: string; name?: string; resourceVersion?: string } }>(objects: Map<string, T>, kind: string, verb: 'create' | 'replace', o: T): T => {
       const at = key(o.metadata.namespace, o.metadata.name);
-      c.writes.push(`${verb} ${kind} ${at}`);
+      c.attempt(`${verb} ${kind} ${at}`);
       if (verb === 'create' && objects.has(at)) throw alreadyExists(`${kind.toLowerCase()} ${o.metadata.name}`);
       const stored = stamp(o);
       objects.set(at, stored);
@@ -82,12 +96,12 @@ export class FakeCluster {
         createConfigMap: async (cm) => write(c.configMaps, 'ConfigMap', 'create', cm),
         replaceConfigMap: async (cm) => write(c.configMaps, 'ConfigMap', 'replace', cm),
         async deleteConfigMap(namespace, name) {
-          c.writes.push(`delete ConfigMap ${key(namespace, name)}`);
+          c.attempt(`delete ConfigMap ${key(namespace, name)}`);
           if (!c.configMaps.delete(key(namespace, name))) throw notFound(`configmap ${name}`);
           return {};
         },
         async patchTrustDomainStatus(name, status: TrustDomainStatus) {
-          c.writes.push(`patch TrustDomain ${name} status`);
+          c.attempt(`patch TrustDomain ${name} status`);
           const trustDomain = c.trustDomains.get(name);
           if (!trustDomain) throw notFound(`trustdomain ${name}`);
           // A JSON merge patch at the top level: null removes the field.
@@ -102,12 +116,12 @@ export class FakeCluster {
           return b;
         },
         async createClusterTrustBundle(body) {
-          c.writes.push(`create ClusterTrustBundle ${body.metadata.name}`);
+          c.attempt(`create ClusterTrustBundle ${body.metadata.name}`);
           c.clusterTrustBundles.set(body.metadata.name!, stamp(body));
           return {};
         },
         async replaceClusterTrustBundle(body) {
-          c.writes.push(`replace ClusterTrustBundle ${body.metadata.name}`);
+          c.attempt(`replace ClusterTrustBundle ${body.metadata.name}`);
           c.clusterTrustBundles.set(body.metadata.name!, stamp(body));
           return {};
         },

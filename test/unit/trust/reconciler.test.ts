@@ -9,7 +9,8 @@ import { getCondition } from '../../../src/api/conditions.ts';
 import type { ConfigMap, TrustDomain } from '../../../src/api/types.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
 import type { Result } from '../../../src/controller/queue.ts';
-import { ReconcileFailure } from '../../../src/controller/failure.ts';
+import { CONFLICT_REQUEUE_MS, ReconcileFailure } from '../../../src/controller/failure.ts';
+import { WorkQueue } from '../../../src/controller/queue.ts';
 import { trustReconciler } from '../../../src/trust/reconciler.ts';
 import { bundleConfigMapName } from '../../../src/api/defaults.ts';
 import { FakeCluster, OPERATOR_NAMESPACE, POLL_MS, broughtInTrustDomain, selfSignedTrustDomain } from './fakes.ts';
@@ -39,7 +40,7 @@ function condition(c: FakeCluster, name: string, type: string) {
   return getCondition(c.trustDomains.get(name)?.status?.conditions, type);
 }
 
-async function metricValue(c: FakeCluster, metric: 'reconcileErrors' | 'caGenerated', labels: Record<string, string>): Promise<number> {
+async function metricValue(c: FakeCluster, metric: 'reconcileErrors' | 'caGenerated' | 'transientErrors', labels: Record<string, string>): Promise<number> {
   const { values } = await c.metrics[metric].get();
   return values.find((v) => Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x))?.value ?? 0;
 }
@@ -61,12 +62,18 @@ test('a fresh TrustDomain whose CA Secret the API server confirms absent gets ex
   assert.ok(c.configMaps.get(`${OPERATOR_NAMESPACE}/${bundleConfigMapName('default')}`)?.data?.[SECRET_BUNDLE]?.includes('BEGIN CERTIFICATE'));
 });
 
-for (const [code, reason] of [[403, 'Forbidden'], [500, 'InternalError'], [0, 'ECONNRESET']] as const) {
-  test(`a CA Secret read answered ${code} ${reason} never creates a CA: CASecretUnreadable, retried with backoff`, async () => {
+for (const [code, reason, transient] of [[403, 'Forbidden', false], [500, 'InternalError', true], [0, 'ECONNRESET', true]] as const) {
+  test(`a CA Secret read answered ${code} ${reason} never creates a CA: CASecretUnreadable, retried with backoff${transient ? ', reported once it persists' : ''}`, async () => {
     const c = new FakeCluster();
     c.addTrustDomain(selfSignedTrustDomain());
     c.secretReadError = new KubeError(code, reason, `read failed: ${reason}`);
-    const outcome = await run(trustReconciler(c.deps()), 'default');
+    const reconcile = trustReconciler(c.deps());
+    // A transient error is retried with backoff and reported only on its 5th attempt in a row.
+    for (let attempt = 1; transient && attempt < 5; attempt++) {
+      assert.deepEqual(await run(reconcile, 'default'), { result: { backoff: true } }, `attempt ${attempt}`);
+      assert.deepEqual([c.writes, c.events, c.store.failure('default')], [[], [], undefined], `attempt ${attempt}: nothing written or reported`);
+    }
+    const outcome = await run(reconcile, 'default');
     assert.ok('error' in outcome && outcome.error instanceof ReconcileFailure && outcome.error.retry, 'thrown, so the queue backs off');
     assert.equal((outcome.error as ReconcileFailure).reason, 'CASecretUnreadable');
     assert.deepEqual(c.writes, ['patch TrustDomain default status'], 'no create of any kind');
@@ -74,8 +81,121 @@ for (const [code, reason] of [[403, 'Forbidden'], [500, 'InternalError'], [0, 'E
     assert.equal(condition(c, 'default', 'Ready')?.status, 'False');
     assert.deepEqual(c.events.map((e) => `${e.type} ${e.reason}`), ['Warning CASecretUnreadable']);
     assert.equal(await metricValue(c, 'reconcileErrors', { controller: 'trustdomain', reason: 'CASecretUnreadable' }), 1);
+    assert.equal(await metricValue(c, 'transientErrors', { controller: 'trustdomain', reason: code === 500 ? 'ServerError' : 'Network' }), transient ? 5 : 0);
     assert.match(c.store.failure('default') ?? '', /^CASecretUnreadable: /);
   });
+}
+
+/** A settled TrustDomain with an identity in `agents`, then one more in `team-b`: its next reconcile writes that copy and the status. */
+async function signingWithNewNamespace(): Promise<{ c: FakeCluster; reconcile: (key: string) => Promise<Result>; serial: string }> {
+  const c = new FakeCluster();
+  c.addTrustDomain(selfSignedTrustDomain());
+  c.identities = [identityIn('agents')];
+  const reconcile = trustReconciler(c.deps());
+  await settle(c, reconcile, 'default');
+  c.identities = [identityIn('agents'), identityIn('team-b')];
+  c.writes = [];
+  c.events = [];
+  return { c, reconcile, serial: c.store.get('default')!.signer!.certificate.serialNumber };
+}
+
+function identityIn(namespace: string) {
+  return { apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', metadata: { name: 'planner', namespace }, spec: { serviceAccountName: 'planner' } } as const;
+}
+
+/** The CA still signs, with the same signer; nothing was reported as a failure. */
+function assertStillSigning(c: FakeCluster, serial: string): void {
+  assert.equal(c.store.get('default')?.signer?.certificate.serialNumber, serial, 'the store keeps the signer');
+  assert.equal(c.store.failure('default'), undefined, 'no store.fail');
+  assert.deepEqual(c.events.filter((e) => e.type === 'Warning'), [], 'no Warning');
+  assert.equal(condition(c, 'default', 'Ready')?.status, 'True');
+}
+
+const statusFaults = [
+  { err: new KubeError(409, 'Conflict', 'the object has been modified'), reason: 'Conflict', want: { requeueAfter: CONFLICT_REQUEUE_MS, outcome: 'requeue' } },
+  { err: new KubeError(503, 'ServiceUnavailable', 'the server is currently unable to handle the request'), reason: 'ServerError', want: { backoff: true } },
+] as const;
+for (const tc of statusFaults) {
+  test(`a status write answered ${tc.err.code} once keeps the CA signing, is counted, and requeues the key (${JSON.stringify(tc.want)})`, async () => {
+    const { c, reconcile, serial } = await signingWithNewNamespace();
+    c.failNext('patch TrustDomain default status', tc.err);
+    assert.deepEqual(await run(reconcile, 'default'), { result: tc.want });
+    assert.ok(c.configMaps.has(`team-b/${bundleConfigMapName('default')}`), 'the bundle copy was still published');
+    assertStillSigning(c, serial);
+    assert.equal(await metricValue(c, 'transientErrors', { controller: 'trustdomain', reason: tc.reason }), 1);
+    assert.equal(await metricValue(c, 'reconcileErrors', { controller: 'trustdomain', reason: tc.err.reason }), 0);
+    // Through a real work queue: the key comes back on its own and the status is written.
+    const queue = new WorkQueue(reconcile, { concurrency: 1, backoff: { baseMs: 5, maxMs: 50 } });
+    c.failNext('patch TrustDomain default status', tc.err);
+    c.writes = [];
+    queue.add('default');
+    await waitFor(() => c.trustDomains.get('default')?.status?.bundleNamespaces === 3, 'the status is written on a requeue');
+    await queue.shutdown();
+    assert.equal(c.writes.filter((w) => w === 'patch TrustDomain default status').length, 2, 'one failed, one written');
+    assertStillSigning(c, serial);
+  });
+}
+
+test('a bundle copy write that conflicts (a tenant edited it) holds back no other namespace and no status: requeued at once', async () => {
+  const { c, reconcile, serial } = await signingWithNewNamespace();
+  c.identities = [identityIn('agents'), identityIn('team-b'), identityIn('team-c')];
+  c.failNext(`create ConfigMap team-b/${bundleConfigMapName('default')}`, new KubeError(409, 'Conflict', 'the object has been modified'));
+  assert.deepEqual(await run(reconcile, 'default'), { result: { requeueAfter: CONFLICT_REQUEUE_MS, outcome: 'requeue' } });
+  assert.ok(c.configMaps.has(`team-c/${bundleConfigMapName('default')}`), 'the namespace after it got its copy');
+  assert.equal(c.trustDomains.get('default')?.status?.bundleNamespaces, 4, 'status written');
+  assert.equal(condition(c, 'default', 'BundlePublished')?.status, 'True', 'as it was: a retried write is not a failure');
+  assertStillSigning(c, serial);
+  await settle(c, reconcile, 'default');
+  assert.ok(c.configMaps.has(`team-b/${bundleConfigMapName('default')}`), 'the retry wrote it');
+});
+
+test('a bundle copy write that keeps failing with 503 is reported on BundlePublished after 5 attempts; Ready and signing stay', async () => {
+  const { c, reconcile, serial } = await signingWithNewNamespace();
+  const copy = `create ConfigMap team-b/${bundleConfigMapName('default')}`;
+  for (let i = 0; i < 5; i++) c.failNext(copy, new KubeError(503, 'ServiceUnavailable', 'etcd leader changed'));
+  for (let attempt = 1; attempt < 5; attempt++) assert.deepEqual(await run(reconcile, 'default'), { result: { backoff: true } });
+  assert.equal(c.events.length, 0, 'nothing reported before the 5th attempt');
+  const outcome = await run(reconcile, 'default');
+  assert.ok('error' in outcome && outcome.error instanceof ReconcileFailure && outcome.error.retry, 'reported, then retried with backoff');
+  assert.deepEqual(c.events.map((e) => `${e.type} ${e.reason}`), ['Warning ServiceUnavailable']);
+  assert.match(c.events[0]!.message, /team-b.*etcd leader changed.*5 attempts/);
+  assert.equal(condition(c, 'default', 'BundlePublished')?.status, 'False');
+  assert.equal(c.store.get('default')?.signer?.certificate.serialNumber, serial, 'the store keeps the signer');
+  assert.equal(c.store.failure('default'), undefined);
+  assert.equal(condition(c, 'default', 'Ready')?.status, 'True');
+  await settle(c, reconcile, 'default');
+  assert.equal(condition(c, 'default', 'BundlePublished')?.status, 'True', 'published once the API server answers');
+});
+
+test('a copy a tenant edits again right after its restore is restored again only after a second, while other copies and status go on', async () => {
+  const { c, reconcile, serial } = await signingWithNewNamespace();
+  await settle(c, reconcile, 'default');
+  const key = `agents/${bundleConfigMapName('default')}`;
+  const tamper = () => c.configMaps.set(key, { ...c.configMaps.get(key)!, data: { [SECRET_BUNDLE]: 'not the bundle' } });
+  tamper();
+  c.writes = [];
+  await run(reconcile, 'default');
+  assert.deepEqual(c.writes, [`replace ConfigMap ${key}`], 'the first edit is undone at once');
+  tamper();
+  c.writes = [];
+  c.identities = [...c.identities, identityIn('team-c')];
+  const outcome = await run(reconcile, 'default');
+  assert.ok('result' in outcome && outcome.result.requeueAfter! > 0 && outcome.result.requeueAfter! <= 1000, `looked at again within the second: ${JSON.stringify(outcome)}`);
+  assert.ok(!c.writes.includes(`replace ConfigMap ${key}`), 'the second edit waits its turn');
+  assert.ok(c.writes.includes(`create ConfigMap team-c/${bundleConfigMapName('default')}`), 'a new namespace\'s copy is not held back');
+  assertStillSigning(c, serial);
+  await new Promise((r) => setTimeout(r, outcome.result.requeueAfter));
+  c.writes = [];
+  await run(reconcile, 'default');
+  assert.deepEqual(c.writes, [`replace ConfigMap ${key}`], 'restored when its turn comes');
+});
+
+async function waitFor(ok: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 test('in steady state a second reconcile makes no API write', async () => {

@@ -8,6 +8,7 @@ import pino from 'pino';
 import type { Secret } from '../../../src/api/types.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
 import { type CertificateKube, certificatesPass, type PassOptions, type WebhookCertificatesStatus } from '../../../src/webhook-certificates/reconciler.ts';
+import { startWebhookCertificates } from '../../../src/webhook-certificates/controller.ts';
 import { servingNames, type WebhookLifetimes } from '../../../src/webhook-certificates/certificates.ts';
 import type { WebhookConfiguration, WebhookConfigurationKind } from '../../../src/kube/client.ts';
 
@@ -19,6 +20,8 @@ class FakeKube implements CertificateKube {
   configs = new Map<WebhookConfigurationKind, WebhookConfiguration>();
   writes: string[] = [];
   readError?: KubeError;
+  /** Answers the next create of this Secret with a 409, as when another leader created it first. */
+  createConflict?: string;
   #rv = 0;
   constructor() {
     for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'] as const) {
@@ -32,6 +35,10 @@ class FakeKube implements CertificateKube {
     return structuredClone(s);
   }
   async createSecret(s: Secret): Promise<Secret> {
+    if (this.createConflict === s.metadata.name) {
+      this.createConflict = undefined;
+      throw new KubeError(409, 'AlreadyExists', 'secrets "tls" already exists');
+    }
     if (this.secrets.has(s.metadata.name!)) throw new KubeError(409, 'AlreadyExists', 'exists');
     this.writes.push(`create ${s.metadata.name}`);
     return this.#store(s);
@@ -203,4 +210,21 @@ test('a caBundle patch that races a change to the configuration fails its test o
   assert.deepEqual(mutating().map((w) => w.name), ['inserted.w', 'MutatingWebhookConfiguration.w']);
   assert.ok(mutating().every((w) => w.clientConfig.caBundle), 'both webhooks carry the CA after the next pass');
   assert.deepEqual(kube.caBundles(), ['1', '1']);
+});
+
+test('a write conflict is no failure: the pass runs again at once, with no error reported or logged above debug', async () => {
+  const kube = new FakeKube();
+  kube.createConflict = 'tls';
+  const lines: Array<{ level: number; msg: string }> = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
+  // Resolves once a pass has answered the start-up's request: after the conflict, the pass that follows it.
+  const manager = await startWebhookCertificates({ kube, kubeConfig: undefined as never, namespace: 'ns', caSecretName: 'ca', tlsSecretName: 'tls', webhookConfigurationName: 'cfg', logger, lifetimes: lt });
+  try {
+    assert.ok(kube.secrets.has('tls'), 'the serving certificate was written by the next pass');
+    assert.equal(manager.status().lastError, undefined);
+    assert.equal(manager.status().passes, 2);
+    assert.deepEqual(lines.filter((l) => l.level >= 40).map((l) => l.msg), [], 'no warning');
+  } finally {
+    await manager.stop();
+  }
 });
