@@ -11,7 +11,9 @@ const LAYERS = {
   kube: ['api'],
   controller: ['api', 'kube'],
   sdk: ['api', 'pki'],
-  cli: ['api', 'kube', 'pki', 'ca'],
+  // The identity proxy: the SDK's engine, no Kubernetes client (it reads the mounted files only).
+  proxy: ['api', 'pki', 'sdk'],
+  cli: ['api', 'kube', 'pki', 'ca', 'sdk', 'proxy'],
   webhook: ['api', 'kube', 'pki', 'ca', 'policy', 'controller'],
 };
 // Core modules a pure folder may use: none of them touches a file, a socket or a process.
