@@ -187,14 +187,16 @@ describe('agent-identity proxy: egress', () => {
   });
 });
 
-/** Writes `request` on a socket (plain, or TLS once connected) and resolves with all it answers until it closes. */
-async function rawExchange(socket: net.Socket, request: string | string[], opts: { tls?: boolean } = {}): Promise<string> {
-  if (opts.tls) await once(socket, 'secureConnect');
-  else await once(socket, 'connect');
+/** Writes `request` on a socket (written once it connects, TLS or not) and resolves with all it answers until it closes. */
+async function rawExchange(socket: net.Socket, request: string): Promise<string> {
   let answer = '';
   socket.on('data', (d) => (answer += d));
-  for (const part of [request].flat()) socket.write(part);
-  await once(socket, 'close');
+  // A reset (a dropped connection) ends the exchange like a close; what was answered tells.
+  // (events.once would reject on the error, so the close is awaited by hand.)
+  socket.on('error', () => undefined);
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  socket.write(request);
+  await closed;
   return answer;
 }
 
@@ -218,7 +220,7 @@ describe('agent-identity proxy: strict parsing and timeouts', () => {
       const identity = await loadIdentity({ dir: dirs.caller, watch: false });
       try {
         const socket = tls.connect({ host: '127.0.0.1', port: planner.inboundPort!, ...tlsConnectOptions(identity, { authorize: agent.planner.spiffeID }) });
-        const answer = await rawExchange(socket, template.replace('{target}', '/front'), { tls: true });
+        const answer = await rawExchange(socket, template.replace('{target}', '/front'));
         assert.match(answer, /^HTTP\/1\.1 400 /);
         assert.ok(!plannerApp.process.events.some((e) => e.event === 'request' && /smuggled|front/.test(String(e.path))));
       } finally {
@@ -228,16 +230,16 @@ describe('agent-identity proxy: strict parsing and timeouts', () => {
   }
 
   it('a client that never finishes its headers is answered 408 and closed after the header timeout (outbound and inbound)', async () => {
-    const slow = async (socket: net.Socket, secure: boolean) => {
+    const slow = async (socket: net.Socket) => {
       const started = performance.now();
-      const answer = await rawExchange(socket, `GET http://${host('planner')}:1/slow HTTP/1.1\r\nHost: x\r\nX-Partial: `, { tls: secure });
+      const answer = await rawExchange(socket, `GET http://${host('planner')}:1/slow HTTP/1.1\r\nHost: x\r\nX-Partial: `);
       return { answer, ms: performance.now() - started };
     };
     const identity = await loadIdentity({ dir: dirs.caller, watch: false });
     try {
       const [out, inn] = await Promise.all([
-        slow(net.connect(caller.outboundPort!, '127.0.0.1'), false),
-        slow(tls.connect({ host: '127.0.0.1', port: planner.inboundPort!, ...tlsConnectOptions(identity, { authorize: agent.planner.spiffeID }) }), true),
+        slow(net.connect(caller.outboundPort!, '127.0.0.1')),
+        slow(tls.connect({ host: '127.0.0.1', port: planner.inboundPort!, ...tlsConnectOptions(identity, { authorize: agent.planner.spiffeID }) })),
       ]);
       for (const r of [out, inn]) {
         assert.match(r.answer, /^HTTP\/1\.1 408 /);
@@ -267,6 +269,7 @@ describe('agent-identity proxy: TCP mode', () => {
       assert.deepEqual(headerValues(echo, 'x-agent-identity-peer'), ['forged'], 'TCP mode passes bytes as they are');
 
       const refused = await connect(intruderIdentity, '127.0.0.1', tcp.inboundPort!, { authorize: agent.planner.spiffeID });
+      refused.on('error', () => undefined);
       refused.write('GET /from-intruder HTTP/1.1\r\nHost: planner\r\n\r\n');
       await once(refused, 'close');
       const refusal = await tcp.process.waitFor('refused', (e) => e.reason === 'NotAuthorized');
@@ -276,6 +279,61 @@ describe('agent-identity proxy: TCP mode', () => {
       callerIdentity.close();
       intruderIdentity.close();
     }
+  });
+});
+
+describe('agent-identity proxy: a peer deny-listed while connected', () => {
+  it('its request in flight finishes, then its keep-alive connection closes, and it cannot connect again', async () => {
+    const identity = await loadIdentity({ dir: dirs.caller, watch: false });
+    const keepAlive = httpsAgent(identity, { authorize: agent.planner.spiffeID, keepAlive: true });
+    const release = join(base, 'release-revoked');
+    const get = (path: string) => new Promise<{ status: number; socket: net.Socket }>((resolve, reject) => {
+      https.get({ host: '127.0.0.1', port: planner.inboundPort, path, agent: keepAlive }, (res) => {
+        const socket = res.socket;
+        res.resume().on('end', () => resolve({ status: res.statusCode!, socket }));
+      }).on('error', reject);
+    });
+    try {
+      const inFlight = get(`/slow?release=${encodeURIComponent(release)}`);
+      await plannerApp.process.waitFor('request', (e) => String(e.path).startsWith('/slow?release=') && String(e.path).includes('revoked'));
+      await swapMountedDir(dirs.planner!, podCertificateFileSet(agent.planner, td.bundlePem, { ...plannerPolicy(), denyList: [denied(agent.caller, 'Suspended')] }));
+      const refusal = await planner.process.waitFor('refused', (e) => String(e.message).startsWith('an open connection'));
+      assert.equal(refusal.peer, agent.caller.spiffeID);
+      assert.equal(refusal.reason, 'DenyListed');
+      await writeFile(release, '');
+      const done = await inFlight;
+      assert.equal(done.status, 200);
+      if (!done.socket.destroyed) await once(done.socket, 'close');
+      await assert.rejects(get('/after-revocation'), /ECONNRESET|socket hang up/);
+      assert.ok(!plannerApp.process.events.some((e) => e.event === 'request' && e.path === '/after-revocation'));
+    } finally {
+      keepAlive.destroy();
+      identity.close();
+      await swapMountedDir(dirs.planner!, podCertificateFileSet(agent.planner, td.bundlePem, plannerPolicy()));
+      await planner.process.waitFor('identity reloaded');
+    }
+  });
+});
+
+describe('agent-identity proxy: connection cap', () => {
+  it('with --max-connections 2, a third connection is dropped until one closes', async () => {
+    const capped = await proxy(['--identity-dir', dirs.caller!, '--outbound-port', '0', '--max-connections', '2']);
+    const open = async () => {
+      const s = net.connect(capped.outboundPort!, '127.0.0.1');
+      await once(s, 'connect');
+      return s;
+    };
+    const [a, b] = [await open(), await open()];
+    // Both are accepted: each answers.
+    const third = await rawExchange(net.connect(capped.outboundPort!, '127.0.0.1'), 'CONNECT x:1 HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(third, '', 'dropped on accept, unanswered');
+    a.destroy();
+    await once(a, 'close');
+    // The server hears of the close a moment later; retry until it has room again.
+    let answer = '';
+    for (let i = 0; i < 50 && answer === ''; i++) answer = await rawExchange(net.connect(capped.outboundPort!, '127.0.0.1'), 'CONNECT x:1 HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match(answer, /^HTTP\/1\.1 405 /);
+    b.destroy();
   });
 });
 
