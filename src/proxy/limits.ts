@@ -44,12 +44,16 @@ export function httpServerOptions(l: Limits): http.ServerOptions {
     headersTimeout: l.headerTimeoutMs,
     // A whole request (headers and body) may take as long as an idle connection may last.
     requestTimeout: Math.max(l.idleTimeoutMs, l.headerTimeoutMs + 1),
-    keepAliveTimeout: Math.min(l.idleTimeoutMs, 5_000),
+    // The outbound pool gives up on an idle connection first (poolIdleMs), so it never reuses one this side is closing.
+    keepAliveTimeout: l.idleTimeoutMs,
     connectionsCheckingInterval: checkInterval(l),
     // Repeated identity headers must stay separate so each is seen and stripped.
     joinDuplicateHeaders: false,
   };
 }
+
+/** How long the outbound proxy keeps an idle connection to a peer: half the peer's keep-alive, so the pool always lets go first. */
+export const poolIdleMs = (l: Limits) => Math.max(1, Math.floor(l.idleTimeoutMs / 2));
 
 /** The connection cap, and an idle timeout on every accepted socket (TLS, HTTP or TCP alike). */
 export function limitConnections(server: net.Server, l: Limits): void {

@@ -11,7 +11,7 @@ import { authorizeID, AgentHttpsAgent, type Identity, PeerRefusedError } from '.
 import { decideEgress, normalizeHost } from './destinations.ts';
 import type { ProxyEvents } from './events.ts';
 import { forwardHeaders } from './headers.ts';
-import { capBody, httpServerOptions, type Limits, limitConnections } from './limits.ts';
+import { capBody, httpServerOptions, type Limits, limitConnections, poolIdleMs } from './limits.ts';
 import { type Failure, relay, sendError } from './relay.ts';
 
 export interface OutboundOptions {
@@ -90,7 +90,7 @@ class Pools {
 }
 
 export function outboundServer(identity: Identity, opts: OutboundOptions, events: EventEmitter<ProxyEvents>): http.Server {
-  const pools = new Pools(identity, opts.limits.idleTimeoutMs);
+  const pools = new Pools(identity, poolIdleMs(opts.limits));
   const refuse = (res: http.ServerResponse, status: number, reason: string, message: string, peer?: string) => {
     events.emit('refused', { direction: 'outbound', reason, peer, message });
     sendError(res, status, `agent-identity proxy: ${message}`);

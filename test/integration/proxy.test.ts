@@ -280,7 +280,7 @@ describe('agent-identity proxy: TCP mode', () => {
 });
 
 describe('agent-identity proxy: a peer deny-listed while connected', () => {
-  it('its request in flight finishes, then its keep-alive connection closes, and it cannot connect again', async () => {
+  it('its idle connection closes at once, its request in flight finishes and then its connection closes, and it cannot connect again', async () => {
     const identity = await loadIdentity({ dir: dirs.caller, watch: false });
     const keepAlive = httpsAgent(identity, { authorize: agent.planner.spiffeID, keepAlive: true });
     const release = join(base, 'release-revoked');
@@ -290,13 +290,30 @@ describe('agent-identity proxy: a peer deny-listed while connected', () => {
         res.resume().on('end', () => resolve({ status: res.statusCode!, socket }));
       }).on('error', reject);
     });
+    // A second connection of the same peer, idle in its pool when the deny list changes.
+    const idleAgent = httpsAgent(identity, { authorize: agent.planner.spiffeID, keepAlive: true });
     try {
+      const idle = await new Promise<net.Socket>((resolve, reject) => {
+        https.get({ host: '127.0.0.1', port: planner.inboundPort, path: '/idle', agent: idleAgent }, (res) => {
+          const socket = res.socket;
+          res.resume().on('end', () => resolve(socket));
+        }).on('error', reject);
+      });
+      // The proxies' idle timeout (60 s) would close it too, much later: waiting is bounded well below that.
+      const idleClosed = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the idle connection of the deny-listed peer is still open')), 20_000);
+        idle.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
       const inFlight = get(`/slow?release=${encodeURIComponent(release)}`);
       await plannerApp.process.waitFor('request', (e) => String(e.path).startsWith('/slow?release=') && String(e.path).includes('revoked'));
       await swapMountedDir(dirs.planner!, podCertificateFileSet(agent.planner, td.bundlePem, { ...plannerPolicy(), denyList: [denied(agent.caller, 'Suspended')] }));
       const refusal = await planner.process.waitFor('refused', (e) => String(e.message).startsWith('an open connection'));
       assert.equal(refusal.peer, agent.caller.spiffeID);
       assert.equal(refusal.reason, 'DenyListed');
+      await idleClosed;
       await writeFile(release, '');
       const done = await inFlight;
       assert.equal(done.status, 200);
@@ -305,6 +322,7 @@ describe('agent-identity proxy: a peer deny-listed while connected', () => {
       assert.ok(!plannerApp.process.events.some((e) => e.event === 'request' && e.path === '/after-revocation'));
     } finally {
       keepAlive.destroy();
+      idleAgent.destroy();
       identity.close();
       await swapMountedDir(dirs.planner!, podCertificateFileSet(agent.planner, td.bundlePem, plannerPolicy()));
       await planner.process.waitFor('identity reloaded');
