@@ -379,3 +379,24 @@ describe('agent-identity proxy: hot reload', () => {
     assert.deepEqual(headerValues(parse(after.body), 'x-forwarded-client-cert'), [`Hash=${leafHash(renewed.caller.certificatePem)};URI=${renewed.caller.spiffeID}`], 'a new connection with the new Leaf');
   });
 });
+
+describe('agent-identity proxy: SIGTERM', () => {
+  it('stops accepting, lets the request in flight finish, then exits 0', async () => {
+    const leaving = await proxy(['--identity-dir', dirs.caller!, '--outbound-port', '0']);
+    const release = join(base, 'release-sigterm');
+    const inFlight = pythonCall(`http://${host('planner')}:${planner.inboundPort}/slow?release=${encodeURIComponent(release)}&sigterm`, leaving.outboundPort!);
+    children.push(inFlight);
+    await plannerApp.process.waitFor('request', (e) => String(e.path).endsWith('&sigterm'));
+    const exited = once(leaving.process.child, 'exit');
+    leaving.process.child.kill('SIGTERM');
+    await leaving.process.waitFor('draining');
+    // Closed for new connections while the request is still held.
+    const refused = await rawExchange(net.connect(leaving.outboundPort!, '127.0.0.1'), 'CONNECT x:1 HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(refused, '');
+    assert.equal(leaving.process.child.exitCode, null, 'still draining');
+    await writeFile(release, '');
+    const done = await inFlight.waitFor('response');
+    assert.equal(done.status, 200, String(done.body));
+    assert.deepEqual(await exited, [0, null]);
+  });
+});
