@@ -171,6 +171,15 @@ describe('agent-identity proxy: egress', () => {
     assert.ok(!plannerApp.process.events.some((e) => e.event === 'request' && e.path === '/from-mallory'));
   });
 
+  it('a server whose certificate is on the caller\'s deny list is refused by the outbound proxy: 502 naming the deny list', async () => {
+    await swapMountedDir(dirs.mallory!, fileSet(agent.mallory, td.bundlePem, { ...openPolicy(agent.mallory), denyList: [denied(agent.intruder, 'Deleted')] }));
+    await mallory.process.waitFor('identity reloaded');
+    const answer = await pythonGet(`http://${host('intruder')}:${intruder.inboundPort}/to-denied`, mallory.outboundPort!);
+    assert.equal(answer.status, 502);
+    assert.match(answer.body, new RegExp(`the server at intruder\\.agents\\.svc:${intruder.inboundPort} was refused: peer certificate serial ${agent.intruder.serialNumber} is on the deny list \\(Deleted\\)`));
+    assert.ok(!plannerApp.process.events.some((e) => e.event === 'request' && e.path === '/to-denied'));
+  });
+
   it('CONNECT is refused with 405 and the reason; a request that is not absolute-form gets 400', async () => {
     const connectAnswer = await rawExchange(net.connect(caller.outboundPort!, '127.0.0.1'), `CONNECT ${host('planner')}:443 HTTP/1.1\r\nHost: ${host('planner')}:443\r\n\r\n`);
     assert.match(connectAnswer, /^HTTP\/1\.1 405 /);
