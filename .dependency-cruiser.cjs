@@ -23,7 +23,9 @@ const LAYERS = {
   'webhook-certificates': [...RECONCILER, 'webhook'],
   webhook: ['api', 'kube', 'pki', 'policy', CHECKS],
   sdk: ['api', 'pki'],
-  cli: ['api', 'kube', 'pki', 'sdk'],
+  // The identity proxy: the SDK's engine, no Kubernetes client (it reads the mounted files only).
+  proxy: ['api', 'pki', 'sdk'],
+  cli: ['api', 'kube', 'pki', 'sdk', 'proxy'],
 };
 // Core modules a pure folder may use: none of them touches a file, a socket or a process.
 const PURE_CORE = '^(node:)?(crypto|buffer|util)$';

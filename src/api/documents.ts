@@ -40,6 +40,28 @@ export interface PolicyDocument {
   allow: PolicyPeer[];
   /** Certificates to refuse even when they chain to the bundle. */
   denyList: DenyListEntry[];
+  /**
+   * What the identity proxy needs to call out: absent in documents written
+   * before egress existed, and for identities that resolve no peers (see
+   * compilePolicy); a proxy then treats every host as external.
+   */
+  egress?: EgressDocument;
+}
+
+/** A DNS name that names an identity: an AgentIdentity's spec.dnsNames, or its `<name>.<namespace>.svc[.<clusterDomain>]`. */
+export interface Destination {
+  /** Lowercase; may start with `*.` (one label), as a dnsNames wildcard does. */
+  host: string;
+  spiffeID: string;
+}
+
+/** policy.json's `egress`: spec.policy.egress compiled, and the hosts of the identities it may reach. */
+export interface EgressDocument {
+  /** As the inbound mode: AllowList when spec.policy.egress.allow is set, else TrustDomain. */
+  mode: 'AllowList' | 'TrustDomain';
+  allow: PolicyPeer[];
+  /** Sorted by host then SPIFFE ID; a host listed with two IDs is ambiguous and refused. */
+  destinations: Destination[];
 }
 
 /**

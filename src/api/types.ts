@@ -238,9 +238,20 @@ export interface SpiffeIDRule {
 
 export type PolicyRule = AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule;
 
-/** spec.policy: once present, every peer it does not allow is denied. */
+/**
+ * spec.policy. `allow` (inbound): once present, every peer it does not allow
+ * is denied; absent, any identity of the trust domain may connect.
+ * `egress.allow`: which agents this agent may call through its proxy, same
+ * rule shapes; absent, any identity of its trust domain.
+ */
 export interface InboundPolicy {
-  allow: PolicyRule[];
+  allow?: PolicyRule[];
+  egress?: EgressPolicy;
+}
+
+/** spec.policy.egress: who the agent may call through its identity proxy. */
+export interface EgressPolicy {
+  allow?: PolicyRule[];
 }
 
 /** certificates.k8s.io/v1 ClusterTrustBundle without a signer: a public bundle any pod can project. */

@@ -16,6 +16,7 @@ const USAGE = `usage: agent-identity <command> [options]
   ca rotate TRUSTDOMAIN                      rotate the root now (sets the rotate-requested-at annotation)
   inspect secret NAME -n NAMESPACE           the chain, SANs, validity, fingerprints, and whether the bundle trusts it
   check [--operator-namespace NS]            API server, CRDs, leader Lease and webhook caBundle (if in use), TrustDomains
+  proxy [--help]                             the identity proxy beside an agent: mTLS in (--inbound-port) and out (--outbound-port)
 
 options: -n/--namespace, -A/--all-namespaces, -l/--selector, --all, -o/--output table|json, --kubeconfig PATH, --context NAME,
          --request-timeout DURATION (each API request; default 30s, 0 for none), --debug (a failure's stack trace)
@@ -30,6 +31,8 @@ exit status: 0 ok, 1 a failure (or a failed check), 2 a usage error, or no usabl
 const DEFAULT_REQUEST_TIMEOUT = '30s';
 
 async function run(argv: string[]): Promise<{ out: Output; json: boolean }> {
+  // Long-running, with its own flags and no kubeconfig.
+  if (argv[0] === 'proxy') return { out: await (await import('./proxy.ts')).proxyCommand(argv.slice(1)), json: false };
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
     options: {

@@ -12,7 +12,7 @@ export interface PolicyInputs {
   spiffeID: string;
   trustDomain: string;
   /** Every identity the rules may name, with the SPIFFE ID it has or will have. */
-  peers: Array<{ identity: AgentIdentity; spiffeID?: string }>;
+  peers: Array<{ identity: AgentIdentity; spiffeID?: string; clusterDomain?: string }>;
   namespaces: readonly Namespace[];
   /** The trust domain's bundle ConfigMap in the operator namespace: the deny list's home. */
   denyListHome?: ConfigMap;
@@ -21,7 +21,10 @@ export interface PolicyInputs {
 export function desiredPolicyConfigMap(identity: AgentIdentity, i: PolicyInputs, existing?: ConfigMap): { configMap: ConfigMap; peers?: number } {
   const doc = compilePolicy({
     identity: { namespace: identity.metadata.namespace!, name: identity.metadata.name!, spiffeID: i.spiffeID, trustDomain: i.trustDomain, policy: identity.spec.policy },
-    peers: i.peers.map((p) => ({ namespace: p.identity.metadata.namespace!, name: p.identity.metadata.name!, labels: p.identity.metadata.labels ?? {}, spiffeID: p.spiffeID })),
+    peers: i.peers.map((p) => ({
+      namespace: p.identity.metadata.namespace!, name: p.identity.metadata.name!, labels: p.identity.metadata.labels ?? {}, spiffeID: p.spiffeID,
+      dnsNames: p.identity.spec.dnsNames, clusterDomain: p.clusterDomain,
+    })),
     namespaces: i.namespaces.map((n) => ({ name: n.metadata.name!, labels: n.metadata.labels ?? {} })),
     denyList: parseDenyList(i.trustDomain, i.denyListHome?.data?.[BUNDLE_DENYLIST]).entries,
   });
@@ -36,6 +39,6 @@ export function desiredPolicyConfigMap(identity: AgentIdentity, i: PolicyInputs,
       },
       data: { [FILES.policy]: encodePolicyDocument(doc) },
     },
-    peers: identity.spec.policy ? peersResolved(doc) : undefined,
+    peers: identity.spec.policy?.allow ? peersResolved(doc) : undefined,
   };
 }

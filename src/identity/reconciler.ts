@@ -317,7 +317,9 @@ async function ownSecret(d: IdentityReconcilerDeps, identity: AgentIdentity, cac
 /** Writes the identity's policy.json when it changed; returns how many peers the policy resolves to. */
 async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, spiffeID: SpiffeID): Promise<number | undefined> {
   // Only rules resolve peers: without a policy, listing every identity would make a burst O(N²).
-  const peers = identity.spec.policy ? d.identities.list().map((p) => ({ identity: p, spiffeID: p.status?.spiffeID ?? expectedSpiffeID(d, p) })) : [];
+  const peers = identity.spec.policy ? d.identities.list().map((p) => ({
+    identity: p, spiffeID: p.status?.spiffeID ?? expectedSpiffeID(d, p), clusterDomain: d.trustDomains.get(trustDomainOf(p))?.spec.clusterDomain,
+  })) : [];
   const inputs = {
     spiffeID: spiffeID.toString(), trustDomain: trustDomain.trustDomain, peers, namespaces: d.namespaces.list(),
     denyListHome: d.configMaps.get(bundleConfigMapName(trustDomain.name), d.operatorNamespace),

@@ -1,9 +1,12 @@
 // AgentIdentity spec.policy → the PolicyDocument mounted as policy.json.
 // Pure and deterministic: the same inputs always give the same bytes, so the
 // operator can compare documents and skip writes that would change nothing.
-import type { DenyListEntry, PolicyDocument, PolicyPeer } from '../api/documents.ts';
+import type { DenyListEntry, Destination, EgressDocument, PolicyDocument, PolicyPeer } from '../api/documents.ts';
+import type { PolicyRule } from '../api/types.ts';
+import { SpiffeID } from '../pki/index.ts';
 import { classifyRule, type ClassifiedRule, ruleProblem, ruleText } from './rules.ts';
 import { matchesSelector } from './selector.ts';
+import { DEFAULT_CLUSTER_DOMAIN } from './tenancy.ts';
 import type { InboundPolicy } from './types.ts';
 
 export interface PolicyPeerIdentity {
@@ -12,6 +15,10 @@ export interface PolicyPeerIdentity {
   labels: Record<string, string>;
   /** Undefined until the identity's first certificate is issued. */
   spiffeID?: string;
+  /** spec.dnsNames: hosts the identity claims for the proxies' egress. */
+  dnsNames?: string[];
+  /** Its TrustDomain's spec.clusterDomain, for `<name>.<namespace>.svc.<clusterDomain>`; default cluster.local. */
+  clusterDomain?: string;
 }
 
 export interface PolicyNamespace {
@@ -69,30 +76,72 @@ function canonicalDenyList(entries: DenyListEntry[]): DenyListEntry[] {
   return [...bySerial.values()].sort((a, b) => byString(a.serialNumber, b.serialNumber));
 }
 
-/**
- * No policy: mode TrustDomain, any identity of the trust domain may connect.
- * A policy (even `allow: []`): mode AllowList with every peer the rules
- * resolve to, each once with the first rule that named it, sorted by SPIFFE ID.
- * Malformed rules resolve to nobody; policyProblems() says why.
- */
-export function compilePolicy(input: PolicyInput): PolicyDocument {
-  const { identity } = input;
+/** Every peer the rules resolve to, each once with the first rule that named it, sorted by SPIFFE ID. */
+function resolveRules(rules: readonly PolicyRule[], field: string, input: PolicyInput): PolicyPeer[] {
   const allow = new Map<string, PolicyPeer>();
-  identity.policy?.allow.forEach((rule, i) => {
+  rules.forEach((rule, i) => {
     const c = classifyRule(rule);
     if ('problem' in c || ruleProblem(rule) !== undefined) return;
-    const text = `allow[${i}]: ${ruleText(c, identity.namespace)}`;
+    const text = `${field}[${i}]: ${ruleText(c, input.identity.namespace)}`;
     for (const spiffeID of resolve(c, input).sort(byString)) {
       if (!allow.has(spiffeID)) allow.set(spiffeID, { spiffeID, rule: text });
     }
   });
+  return [...allow.values()].sort((a, b) => byString(a.spiffeID, b.spiffeID));
+}
+
+const trustDomainOfID = (id: string) => {
+  try {
+    return SpiffeID.parse(id).trustDomain;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * The hosts that name identities of this trust domain (the proxy's bundle
+ * verifies no other). A name in some identity's spec.dnsNames is claimed by
+ * those identities alone; `<name>.<namespace>.svc[.<clusterDomain>]` names an
+ * identity only where no dnsNames claim it.
+ */
+function destinations(input: PolicyInput): Destination[] {
+  const explicit: Destination[] = [];
+  const conventional: Destination[] = [];
+  for (const p of input.peers) {
+    if (p.spiffeID === undefined || trustDomainOfID(p.spiffeID) !== input.identity.trustDomain) continue;
+    for (const host of p.dnsNames ?? []) explicit.push({ host: host.toLowerCase(), spiffeID: p.spiffeID });
+    const svc = `${p.name}.${p.namespace}.svc`;
+    conventional.push({ host: svc, spiffeID: p.spiffeID }, { host: `${svc}.${p.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN}`, spiffeID: p.spiffeID });
+  }
+  const claimed = new Set(explicit.map((d) => d.host));
+  const unique = new Map<string, Destination>();
+  for (const d of [...explicit, ...conventional.filter((c) => !claimed.has(c.host))]) unique.set(`${d.host} ${d.spiffeID}`, d);
+  return [...unique.values()].sort((a, b) => byString(a.host, b.host) || byString(a.spiffeID, b.spiffeID));
+}
+
+function compileEgress(input: PolicyInput): EgressDocument {
+  const rules = input.identity.policy?.egress?.allow;
+  return { mode: rules ? 'AllowList' : 'TrustDomain', allow: rules ? resolveRules(rules, 'egress.allow', input) : [], destinations: destinations(input) };
+}
+
+/**
+ * No `allow`: mode TrustDomain, any identity of the trust domain may connect.
+ * `allow` (even `[]`): mode AllowList with every peer the rules resolve to.
+ * Malformed rules resolve to nobody; policyProblems() says why. Only an
+ * identity with a policy gets `egress`: its peers are listed anyway, and
+ * listing every identity for every other would make a burst O(N²).
+ */
+export function compilePolicy(input: PolicyInput): PolicyDocument {
+  const { identity } = input;
+  const allow = identity.policy?.allow;
   return {
     version: 1,
     spiffeID: identity.spiffeID,
-    mode: identity.policy ? 'AllowList' : 'TrustDomain',
+    mode: allow ? 'AllowList' : 'TrustDomain',
     trustDomain: identity.trustDomain,
-    allow: [...allow.values()].sort((a, b) => byString(a.spiffeID, b.spiffeID)),
+    allow: allow ? resolveRules(allow, 'allow', input) : [],
     denyList: canonicalDenyList(input.denyList),
+    ...(identity.policy ? { egress: compileEgress(input) } : {}),
   };
 }
 
@@ -103,10 +152,11 @@ export function peersResolved(doc: PolicyDocument): number {
 
 /** "allow[i]: why" for every malformed rule; empty when the policy is usable as written. */
 export function policyProblems(policy: InboundPolicy): string[] {
-  return policy.allow.flatMap((rule, i) => {
+  const problems = (rules: readonly PolicyRule[] | undefined, field: string) => (rules ?? []).flatMap((rule, i) => {
     const why = ruleProblem(rule);
-    return why === undefined ? [] : [`allow[${i}]: ${why}`];
+    return why === undefined ? [] : [`${field}[${i}]: ${why}`];
   });
+  return [...problems(policy.allow, 'allow'), ...problems(policy.egress?.allow, 'egress.allow')];
 }
 
 /** The bytes of policy.json: two-space JSON and a final newline. */

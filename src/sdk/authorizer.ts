@@ -37,11 +37,26 @@ export function authorizeMemberOf(trustDomain: string): Authorizer {
   return (peer) => (peer.memberOf(td) ? allow(`member of trust domain ${td}`) : deny(`peer ${peer} is not allowed: expected a member of trust domain ${td}`));
 }
 
-function allowListSummary(doc: PolicyDocument): string {
-  const rules = [...new Set(doc.allow.map((p) => p.rule))];
-  if (rules.length === 0) return 'allow list is empty';
-  const more = rules.length > LISTED_RULES ? `; and ${rules.length - LISTED_RULES} more` : '';
-  return `allow list: ${rules.slice(0, LISTED_RULES).join('; ')}${more}`;
+type Rules = Pick<PolicyDocument, 'mode' | 'allow' | 'trustDomain'>;
+
+function allowListSummary(rules: Rules, field: string): string {
+  const names = [...new Set(rules.allow.map((p) => p.rule))];
+  if (names.length === 0) return `${field} list is empty`;
+  const more = names.length > LISTED_RULES ? `; and ${names.length - LISTED_RULES} more` : '';
+  return `${field} list: ${names.slice(0, LISTED_RULES).join('; ')}${more}`;
+}
+
+/** One engine for both directions: AllowList admits exactly the listed peers, TrustDomain any member of the trust domain. */
+function authorizeRules(rules: Rules, field: string, refusal: (peer: SpiffeID, why: string) => Authorization): Authorizer {
+  if (rules.mode === 'TrustDomain') {
+    return (peer) => (peer.memberOf(rules.trustDomain) ? allow(`member of trust domain ${rules.trustDomain} (no ${field} list)`) : refusal(peer, `no ${field} list: only members of trust domain ${rules.trustDomain}`));
+  }
+  const byID = new Map(rules.allow.map((p) => [p.spiffeID, p.rule]));
+  const summary = allowListSummary(rules, field);
+  return (peer) => {
+    const rule = byID.get(peer.toString());
+    return rule === undefined ? refusal(peer, summary) : allow(rule);
+  };
 }
 
 /**
@@ -49,14 +64,16 @@ function allowListSummary(doc: PolicyDocument): string {
  * TrustDomain admits any member of the document's trust domain.
  */
 export function authorizePolicy(doc: PolicyDocument): Authorizer {
-  const refusal = (peer: SpiffeID, why: string) => deny(`peer ${peer} is not allowed by the policy of ${doc.spiffeID} (${why})`);
-  if (doc.mode === 'TrustDomain') {
-    return (peer) => (peer.memberOf(doc.trustDomain) ? allow(`member of trust domain ${doc.trustDomain} (no allow list)`) : refusal(peer, `no allow list: only members of trust domain ${doc.trustDomain}`));
-  }
-  const rules = new Map(doc.allow.map((p) => [p.spiffeID, p.rule]));
-  const summary = allowListSummary(doc);
-  return (peer) => {
-    const rule = rules.get(peer.toString());
-    return rule === undefined ? refusal(peer, summary) : allow(rule);
-  };
+  return authorizeRules(doc, 'allow', (peer, why) => deny(`peer ${peer} is not allowed by the policy of ${doc.spiffeID} (${why})`));
+}
+
+/**
+ * The egress rules of policy.json: which peers this agent may call (its
+ * identity proxy asks before connecting). A document without `egress`
+ * allows no one: nothing says whom.
+ */
+export function authorizeEgress(doc: PolicyDocument): Authorizer {
+  const egress = doc.egress;
+  if (!egress) return (peer) => deny(`calls to ${peer} are not allowed: the policy of ${doc.spiffeID} has no egress section (the operator writes one for identities with spec.policy)`);
+  return authorizeRules({ ...egress, trustDomain: doc.trustDomain }, 'egress.allow', (peer, why) => deny(`calls to ${peer} are not allowed by the egress policy of ${doc.spiffeID} (${why})`));
 }

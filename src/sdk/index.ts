@@ -2,12 +2,13 @@
 // the operator mounts into their pod. Files and node:tls only; no Kubernetes client.
 // First, so an unsupported Node.js is named before anything else loads.
 import './node-version.ts';
-export type { DenyListEntry, PolicyDocument, PolicyPeer } from '../api/documents.ts';
+export type { DenyListEntry, Destination, EgressDocument, PolicyDocument, PolicyPeer } from '../api/documents.ts';
 export { Bundle, SpiffeID, type X509Certificate } from '../pki/index.ts';
 export {
   type Authorization,
   type Authorizer,
   authorizeAny,
+  authorizeEgress,
   authorizeID,
   authorizeMemberOf,
   authorizeOneOf,

@@ -1,6 +1,6 @@
 // Reading policy.json: the shape is checked field by field, because a
 // document the SDK misreads could only ever widen who gets in.
-import type { DenyListEntry, PolicyDocument, PolicyPeer } from '../api/documents.ts';
+import type { DenyListEntry, Destination, EgressDocument, PolicyDocument, PolicyPeer } from '../api/documents.ts';
 import { SpiffeID } from '../pki/index.ts';
 
 type Fields = Record<string, unknown>;
@@ -12,12 +12,12 @@ function str(o: Fields, key: string, where: string): string {
   return o[key];
 }
 
-function list<T>(o: Fields, key: string, item: (v: Fields, where: string) => T): T[] {
+function list<T>(o: Fields, key: string, item: (v: Fields, where: string) => T, prefix = ''): T[] {
   const v = o[key];
-  if (!Array.isArray(v)) throw new Error(`${key} must be an array`);
+  if (!Array.isArray(v)) throw new Error(`${prefix}${key} must be an array`);
   return v.map((x, i) => {
-    if (!isObject(x)) throw new Error(`${key}[${i}] must be an object`);
-    return item(x, `${key}[${i}]`);
+    if (!isObject(x)) throw new Error(`${prefix}${key}[${i}] must be an object`);
+    return item(x, `${prefix}${key}[${i}]`);
   });
 }
 
@@ -43,6 +43,29 @@ function denyEntry(o: Fields, where: string): DenyListEntry {
   return { serialNumber: normalizeSerialNumber(serialNumber), spiffeID: str(o, 'spiffeID', where), notAfter: str(o, 'notAfter', where), reason: str(o, 'reason', where) };
 }
 
+type Mode = PolicyDocument['mode'];
+
+function mode(o: Fields, where: string): Mode {
+  if (o.mode !== 'AllowList' && o.mode !== 'TrustDomain') throw new Error(`${where}mode must be AllowList or TrustDomain`);
+  return o.mode;
+}
+
+// A DNS name as dnsNames holds it: lowercase labels, optionally a leading `*.`.
+const HOST = /^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function destination(o: Fields, where: string): Destination {
+  const host = str(o, 'host', where);
+  if (!HOST.test(host)) throw new Error(`${where}.host must be a lowercase DNS name, got ${JSON.stringify(host)}`);
+  return { host, spiffeID: spiffeID(o, 'spiffeID', where) };
+}
+
+/** The optional `egress` section: absent in documents of operators before it existed. */
+function egress(raw: unknown): EgressDocument | undefined {
+  if (raw === undefined) return undefined;
+  if (!isObject(raw)) throw new Error('egress must be an object');
+  return { mode: mode(raw, 'egress.'), allow: list(raw, 'allow', peer, 'egress.'), destinations: list(raw, 'destinations', destination, 'egress.') };
+}
+
 /** Parses and checks policy.json; throws an Error naming the first bad field. */
 export function parsePolicyDocument(text: string): PolicyDocument {
   let raw: unknown;
@@ -53,10 +76,13 @@ export function parsePolicyDocument(text: string): PolicyDocument {
   }
   if (!isObject(raw)) throw new Error('must be a JSON object');
   if (raw.version !== 1) throw new Error(`unsupported version ${JSON.stringify(raw.version)}; this SDK reads version 1`);
-  const mode = raw.mode;
-  if (mode !== 'AllowList' && mode !== 'TrustDomain') throw new Error('mode must be AllowList or TrustDomain');
+  const inbound = mode(raw, '');
   const id = spiffeID(raw, 'spiffeID', 'policy');
   const trustDomain = str(raw, 'trustDomain', 'policy');
   if (SpiffeID.parse(id).trustDomain !== trustDomain) throw new Error(`trustDomain ${trustDomain} is not the trust domain of ${id}`);
-  return { version: 1, spiffeID: id, mode, trustDomain, allow: list(raw, 'allow', peer), denyList: list(raw, 'denyList', denyEntry) };
+  const egressDoc = egress(raw.egress);
+  return {
+    version: 1, spiffeID: id, mode: inbound, trustDomain, allow: list(raw, 'allow', peer), denyList: list(raw, 'denyList', denyEntry),
+    ...(egressDoc ? { egress: egressDoc } : {}),
+  };
 }

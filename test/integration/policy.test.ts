@@ -70,3 +70,27 @@ test('a revoked certificate reaches the deny list inside every policy.json of th
   const doc = await eventually(async () => { const d = await policyOf(ns, 'server'); return d?.denyList.some((e) => e.serialNumber === serial) && d; }, { what: 'serial in server policy.json' });
   assert.equal(doc.denyList.find((e) => e.serialNumber === serial)!.reason, 'Suspended');
 });
+
+test('egress: spec.policy.egress.allow and the hosts that name identities reach policy.json; inbound stays open without allow', async () => {
+  const ns = await env.namespace('egress');
+  const id = (name: string) => `spiffe://cluster.local/ns/${ns}/agent/${name}`;
+  await a.createIdentity(ns, 'caller', { policy: { egress: { allow: [{ agent: { name: 'search' } }] } } });
+  await a.createIdentity(ns, 'search', { dnsNames: [`api.${ns}.svc`] });
+  await a.createIdentity(ns, 'other');
+
+  const doc = await eventually(async () => {
+    const d = await policyOf(ns, 'caller');
+    return d?.egress?.allow.length === 1 && d.egress.destinations.some((x) => x.spiffeID === id('other')) && d;
+  }, { what: 'caller policy.json with egress' });
+  assert.equal(doc.mode, 'TrustDomain', 'no allow: inbound open to the trust domain');
+  assert.equal(doc.egress!.mode, 'AllowList');
+  assert.deepEqual(doc.egress!.allow, [{ spiffeID: id('search'), rule: `egress.allow[0]: agent ${ns}/search` }]);
+  const hosts = (spiffeID: string) => doc.egress!.destinations.filter((x) => x.spiffeID === spiffeID).map((x) => x.host).sort();
+  assert.deepEqual(hosts(id('search')), [`api.${ns}.svc`, `search.${ns}.svc`, `search.${ns}.svc.cluster.local`]);
+  assert.deepEqual(hosts(id('other')), [`other.${ns}.svc`, `other.${ns}.svc.cluster.local`]);
+  assert.equal((await a.getIdentity(ns, 'caller')).status?.policyPeers, undefined, 'policyPeers counts inbound peers only');
+
+  // The API server refuses a malformed egress rule with its own message.
+  await assert.rejects(a.createIdentity(ns, 'bad', { policy: { egress: { allow: [{ agent: { name: 'x' }, spiffeID: 'spiffe://td/x' }] } } }),
+    /each egress\.allow rule names exactly one of agent, selector/);
+});

@@ -16,13 +16,17 @@ export class PeerProcess {
   #consumed = new Set<PeerEvent>();
   #waiters: (() => void)[] = [];
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [PEER_SCRIPT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  /** sdk-peer.ts with `args`; or, with `command`, that command with `args` (a python agent, the proxy). */
+  constructor(args: string[], how: { command?: string; env?: NodeJS.ProcessEnv } = {}) {
+    const [command, argv] = how.command === undefined ? [process.execPath, [PEER_SCRIPT, ...args]] : [how.command, args];
+    this.child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: how.env ?? process.env });
     this.child.stderr!.on('data', (d) => (this.#stderr += d));
     // send() to a peer that already exited fails with EPIPE; waitFor then reports the exit and what it said.
     this.child.stdin!.on('error', () => undefined);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      this.events.push(JSON.parse(line) as PeerEvent);
+      // sdk-peer.ts and the python agent name an event; the proxy's log lines a msg.
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      this.events.push({ ...parsed, event: String(parsed.event ?? parsed.msg) });
       for (const w of this.#waiters.splice(0)) w();
     });
     this.child.on('exit', () => {

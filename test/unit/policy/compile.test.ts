@@ -163,3 +163,65 @@ describe('policyProblems', () => {
     assert.match(problems[4]!, /^allow\[4\]: namespaceSelector: .*In needs at least one value/);
   });
 });
+
+describe('compilePolicy: egress', () => {
+  const withHosts = (policy: InboundPolicy) => {
+    const base = input(policy);
+    return input(policy, {
+      peers: [
+        ...base.peers,
+        { namespace: 'agents', name: 'search', labels: {}, spiffeID: id('agents', 'search'), dnsNames: ['Search.agents.svc', 'api.agents.svc'], clusterDomain: 'corp.local' },
+        // Claims the conventional name of agents/auditor: the explicit claim wins.
+        { namespace: 'agents', name: 'impostor', labels: {}, spiffeID: id('agents', 'impostor'), dnsNames: ['auditor.agents.svc'] },
+        { namespace: 'far', name: 'other', labels: {}, spiffeID: 'spiffe://other.td/ns/far/agent/other', dnsNames: ['other.far.svc'] },
+      ],
+    });
+  };
+
+  it('an identity without a policy gets no egress section (its peers are not listed)', () => {
+    assert.equal(compilePolicy(input()).egress, undefined);
+  });
+
+  it('egress alone keeps inbound in TrustDomain mode; egress without allow is TrustDomain mode', () => {
+    const doc = compilePolicy(withHosts({ egress: {} }));
+    assert.equal(doc.mode, 'TrustDomain');
+    assert.equal(doc.egress?.mode, 'TrustDomain');
+    assert.deepEqual(doc.egress?.allow, []);
+  });
+
+  it('egress.allow resolves with the same rules, named egress.allow[i]', () => {
+    const doc = compilePolicy(withHosts({ allow: [], egress: { allow: [{ agent: { name: 'search' } }, { selector: { matchLabels: { role: 'auditor' } } }] } }));
+    assert.equal(doc.mode, 'AllowList');
+    assert.deepEqual(doc.egress?.allow, [
+      { spiffeID: id('agents', 'auditor'), rule: 'egress.allow[1]: selector role=auditor in namespace agents' },
+      { spiffeID: id('agents', 'search'), rule: 'egress.allow[0]: agent agents/search' },
+    ]);
+  });
+
+  it('destinations: dnsNames (lowercased) and <name>.<namespace>.svc[.<clusterDomain>] of issued identities of the trust domain; an explicit claim wins', () => {
+    const hosts = compilePolicy(withHosts({ egress: {} })).egress!.destinations;
+    const of = (host: string) => hosts.filter((d) => d.host === host).map((d) => d.spiffeID);
+    assert.deepEqual(of('search.agents.svc'), [id('agents', 'search')]);
+    assert.deepEqual(of('api.agents.svc'), [id('agents', 'search')]);
+    assert.deepEqual(of('search.agents.svc.corp.local'), [id('agents', 'search')]);
+    assert.deepEqual(of('orchestrator.agents.svc.cluster.local'), [id('agents', 'orchestrator')]);
+    assert.deepEqual(of('auditor.agents.svc'), [id('agents', 'impostor')]);
+    assert.deepEqual(of('auditor.agents.svc.cluster.local'), [id('agents', 'auditor')]);
+    assert.deepEqual(of('fresh.agents.svc'), [], 'no certificate yet: no SPIFFE ID to expect');
+    assert.deepEqual(of('other.far.svc'), [], 'another trust domain: the bundle could not verify it');
+    assert.deepEqual(hosts, [...hosts].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : a.spiffeID < b.spiffeID ? -1 : 1)));
+  });
+
+  it('two identities claiming one host are both listed (the proxy refuses it as ambiguous)', () => {
+    const base = input({ egress: {} });
+    const doc = compilePolicy({ ...base, peers: [
+      { namespace: 'agents', name: 'a', labels: {}, spiffeID: id('agents', 'a'), dnsNames: ['x.agents.svc'] },
+      { namespace: 'agents', name: 'b', labels: {}, spiffeID: id('agents', 'b'), dnsNames: ['x.agents.svc'] },
+    ] });
+    assert.deepEqual(doc.egress!.destinations.filter((d) => d.host === 'x.agents.svc').map((d) => d.spiffeID), [id('agents', 'a'), id('agents', 'b')]);
+  });
+
+  it('policyProblems names malformed egress rules as egress.allow[i]', () => {
+    assert.deepEqual(policyProblems({ egress: { allow: [{ agent: { name: '' } }] } }), ['egress.allow[0]: agent.name is required']);
+  });
+});

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { PolicyDocument } from '../../../src/api/documents.ts';
 import { SpiffeID } from '../../../src/pki/spiffeid.ts';
-import { type Authorization, authorizeAny, authorizeID, authorizeMemberOf, authorizeOneOf, authorizePolicy } from '../../../src/sdk/authorizer.ts';
+import { type Authorization, authorizeAny, authorizeEgress, authorizeID, authorizeMemberOf, authorizeOneOf, authorizePolicy } from '../../../src/sdk/authorizer.ts';
 
 const planner = 'spiffe://cluster.local/ns/agents/agent/planner';
 const orchestrator = 'spiffe://cluster.local/ns/agents/agent/orchestrator';
@@ -77,5 +77,28 @@ describe('authorizePolicy', () => {
       allowed: false,
       reason: `peer ${partner} is not allowed by the policy of ${planner} (no allow list: only members of trust domain cluster.local)`,
     });
+  });
+});
+
+describe('authorizeEgress', () => {
+  it('no egress section: refuses every call and says why', () => {
+    const v = check(authorizeEgress(doc()), orchestrator);
+    assert.equal(v.allowed, false);
+    assert.match((v as { reason: string }).reason, /policy of .*planner has no egress section/);
+  });
+
+  it('AllowList: allows listed peers with their rule, refuses others naming the egress rules', () => {
+    const a = authorizeEgress(doc({ egress: { mode: 'AllowList', allow: [{ spiffeID: orchestrator, rule: 'egress.allow[0]: agent agents/orchestrator' }], destinations: [] } }));
+    assert.deepEqual(check(a, orchestrator), { allowed: true, rule: 'egress.allow[0]: agent agents/orchestrator' });
+    assert.deepEqual(check(a, intruder), {
+      allowed: false,
+      reason: `calls to ${intruder} are not allowed by the egress policy of ${planner} (egress.allow list: egress.allow[0]: agent agents/orchestrator)`,
+    });
+  });
+
+  it('TrustDomain: any member of the trust domain, nobody outside it; the inbound allow list plays no part', () => {
+    const a = authorizeEgress(doc({ allow: [], egress: { mode: 'TrustDomain', allow: [], destinations: [] } }));
+    assert.equal(check(a, intruder).allowed, true);
+    assert.match((check(a, partner) as { reason: string }).reason, /no egress\.allow list: only members of trust domain cluster\.local/);
   });
 });

@@ -38,3 +38,31 @@ describe('parsePolicyDocument', () => {
     it(`rejects ${name}`, () => assert.throws(() => parsePolicyDocument(typeof input === 'string' ? input : text(input)), message));
   }
 });
+
+describe('parsePolicyDocument: egress', () => {
+  const egress = {
+    mode: 'AllowList',
+    allow: [{ spiffeID: 'spiffe://cluster.local/ns/agents/agent/search', rule: 'egress.allow[0]: agent agents/search' }],
+    destinations: [{ host: 'search.agents.svc', spiffeID: 'spiffe://cluster.local/ns/agents/agent/search' }, { host: '*.tools.svc', spiffeID: planner }],
+  };
+
+  it('a document without egress (an older operator) still reads, with no egress', () => {
+    assert.equal(parsePolicyDocument(text(valid)).egress, undefined);
+  });
+
+  it('reads egress', () => {
+    assert.deepEqual(parsePolicyDocument(text({ ...valid, egress })).egress, egress);
+  });
+
+  const broken: [string, unknown, RegExp][] = [
+    ['not an object', [], /egress must be an object/],
+    ['an unknown mode', { ...egress, mode: 'Open' }, /egress\.mode must be AllowList or TrustDomain/],
+    ['destinations missing', { ...egress, destinations: undefined }, /egress\.destinations must be an array/],
+    ['an uppercase host', { ...egress, destinations: [{ host: 'Search.agents.svc', spiffeID: planner }] }, /egress\.destinations\[0\]\.host must be a lowercase DNS name/],
+    ['a host with a port', { ...egress, destinations: [{ host: 'a.svc:80', spiffeID: planner }] }, /egress\.destinations\[0\]\.host must be a lowercase DNS name/],
+    ['a bad SPIFFE ID', { ...egress, allow: [{ spiffeID: 'spiffe://x/../y', rule: 'r' }] }, /egress\.allow\[0\]\.spiffeID: invalid SPIFFE ID/],
+  ];
+  for (const [name, value, message] of broken) {
+    it(`rejects egress with ${name}`, () => assert.throws(() => parsePolicyDocument(text({ ...valid, egress: value })), message));
+  }
+});

@@ -1,0 +1,18 @@
+// What the proxy reports, for the command to log (and later to count):
+// every refusal names its direction, reason and peer.
+export type Direction = 'inbound' | 'outbound';
+
+export interface Refusal {
+  direction: Direction;
+  /** The SDK's RefusalReason, or the outbound proxy's own (EgressDenied, NotAnAgent, …). */
+  reason: string;
+  /** The peer's SPIFFE ID, once known. */
+  peer?: string;
+  message: string;
+}
+
+export interface ProxyEvents {
+  refused: [refusal: Refusal];
+  /** A request that was allowed but could not be completed (the app or the peer did not answer). */
+  failed: [failure: { direction: Direction; message: string }];
+}
