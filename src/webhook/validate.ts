@@ -6,6 +6,9 @@
 //     controlled by that AgentIdentity): the pod would read a tenant's policy;
 //   - it names containers to inject into that it does not have, or mounts
 //     something else where the identity goes;
+//   - its identity has spec.proxy, and a container other than the proxy
+//     reaches the identity (its volume, its Secret, a pod certificate of our
+//     signer): the key is the proxy's alone;
 //   - labelled or not, it reaches an identity's Secret (volume, projected
 //     volume, env, envFrom) while running as another ServiceAccount.
 //
@@ -22,13 +25,14 @@
 // checks (controller/checks.ts), as in cert-manager: the first that fails is the answer.
 import { firstViolation, type Check, type Violation } from '../controller/checks.ts';
 import { DEFAULT_IDENTITY_DIR } from '../api/documents.ts';
-import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../api/group.ts';
+import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, SIGNER_NAME } from '../api/group.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
 import type { AgentIdentity, ObjectMeta, OwnerReference } from '../api/types.ts';
 import { identitySecretName } from './delivery.ts';
 import { foreignMountAt, isObjectName, requestedContainers, requestedIdentity } from './mutate.ts';
 import { ANNOTATION_INJECT_CONTAINERS, IDENTITY_VOLUME, LABEL_AGENT, policyConfigMapName } from './names.ts';
-import { containersOf, describeContainer, describePod, type Pod, secretReferencesOf, serviceAccountOf } from './pod.ts';
+import { type ContainerAt, containersOf, describeContainer, describePod, type Pod, secretReferencesOf, serviceAccountOf, type Volume } from './pod.ts';
+import { PROXY_CONTAINER } from './sidecar.ts';
 
 export type DenyReason =
   | 'IdentityNotFound'
@@ -37,6 +41,7 @@ export type DenyReason =
   | 'BundleConfigMapConflict'
   | 'InjectContainersUnknown'
   | 'IdentityDirectoryInUse'
+  | 'IdentityOutsideProxy'
   | 'IdentitySecretOfAnotherServiceAccount'
   | 'IdentitySecretReserved'
   | 'TooManySecrets';
@@ -181,7 +186,9 @@ const injectContainersExist: Check<PodAdmission, DenyReason> = (a) => {
 };
 
 const identityDirectoryFree: Check<PodAdmission, DenyReason> = (a) => {
-  if (requestedIdentity(a.pod) === undefined) return undefined;
+  const name = requestedIdentity(a.pod);
+  // With spec.proxy nothing is mounted into the agent's containers, so nothing is in the way.
+  if (name === undefined || find(a, name)?.spec.proxy) return undefined;
   const mountPath = a.mountPath ?? DEFAULT_IDENTITY_DIR;
   const named = requestedContainers(a.pod);
   for (const c of containersOf(a.pod, ['containers', 'initContainers'])) {
@@ -193,6 +200,58 @@ const identityDirectoryFree: Check<PodAdmission, DenyReason> = (a) => {
         message: `${describeContainer(c)} of ${describePod(a.pod)} mounts volume "${other.name}" at ${mountPath}, where the identity volume "${IDENTITY_VOLUME}" goes; mount it elsewhere, or leave the container out with the annotation ${ANNOTATION_INJECT_CONTAINERS}`,
       };
     }
+  }
+  return undefined;
+};
+
+/** Why a volume holds `identity`'s credentials, or undefined when it does not. */
+function holdsIdentity(v: Volume, identity: AgentIdentity): string | undefined {
+  if (v.name === IDENTITY_VOLUME) return `the identity volume "${IDENTITY_VOLUME}"`;
+  const secretName = identitySecretName(identity);
+  if (secretName !== undefined && (v.secret?.secretName === secretName || v.projected?.sources?.some((s) => s.secret?.name === secretName))) {
+    return `volume "${v.name}", which projects Secret "${secretName}" (the identity's key)`;
+  }
+  // A pod certificate of our signer is this pod's identity, whatever the rest of the projection says.
+  if (v.projected?.sources?.some((s) => (s.podCertificate as { signerName?: string } | undefined)?.signerName === SIGNER_NAME)) {
+    return `volume "${v.name}", which projects a pod certificate of signer ${SIGNER_NAME} (the identity's key)`;
+  }
+  return undefined;
+}
+
+/** The first way `c` reaches the identity: a mount of a volume holding it, or its Secret in env or envFrom. */
+function reachesIdentity(c: ContainerAt, holding: ReadonlyMap<string, string>, identity: AgentIdentity): string | undefined {
+  for (const m of c.container.volumeMounts ?? []) {
+    const what = holding.get(m.name);
+    if (what) return `mounts ${what}`;
+  }
+  const secretName = identitySecretName(identity);
+  if (secretName === undefined) return undefined;
+  const env = c.container.env?.find((e) => e.valueFrom?.secretKeyRef?.name === secretName);
+  if (env) return `reads Secret "${secretName}" (the identity's key) into env ${env.name}`;
+  if (c.container.envFrom?.some((e) => e.secretRef?.name === secretName)) return `reads Secret "${secretName}" (the identity's key) through envFrom`;
+  return undefined;
+}
+
+// spec.proxy promises that a prompt-injected agent cannot read the key: only
+// the proxy sidecar may reach the identity. Any other container that does
+// (a manifest copied from before the opt-in, a debug container) is refused.
+const identityOnlyInProxy: Check<PodAdmission, DenyReason> = (a) => {
+  const name = requestedIdentity(a.pod);
+  const identity = name ? find(a, name) : undefined;
+  if (!identity?.spec.proxy) return undefined;
+  const holding = new Map<string, string>();
+  for (const v of a.pod.spec.volumes ?? []) {
+    const what = holdsIdentity(v, identity);
+    if (what) holding.set(v.name, what);
+  }
+  for (const c of containersOf(a.pod)) {
+    if (c.list === 'initContainers' && c.container.name === PROXY_CONTAINER) continue;
+    const how = reachesIdentity(c, holding, identity);
+    if (!how) continue;
+    return {
+      reason: 'IdentityOutsideProxy',
+      message: `${describeContainer(c)} of ${describePod(a.pod)} ${how}; AgentIdentity "${name}" has spec.proxy, so only its identity proxy (${PROXY_CONTAINER}) may hold the key: remove that from ${describeContainer(c)}, and let it call other agents through HTTP_PROXY`,
+    };
   }
   return undefined;
 };
@@ -291,6 +350,7 @@ export const RULES: readonly Check<PodAdmission, DenyReason>[] = [
   bundleIsTheOperators,
   injectContainersExist,
   identityDirectoryFree,
+  identityOnlyInProxy,
   identitySecretsStayWithTheirServiceAccount,
 ];
 
