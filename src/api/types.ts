@@ -224,6 +224,19 @@ export interface Namespace {
   metadata: ObjectMeta;
 }
 
+/** The subset of networking.k8s.io/v1 NetworkPolicy the operator writes: ingress rules by port. */
+export interface NetworkPolicy {
+  apiVersion?: 'networking.k8s.io/v1';
+  kind?: 'NetworkPolicy';
+  metadata: ObjectMeta;
+  spec: {
+    podSelector: LabelSelector;
+    policyTypes?: Array<'Ingress' | 'Egress'>;
+    ingress?: Array<{ from?: unknown[]; ports?: Array<{ protocol?: string; port?: number | string; endPort?: number }> }>;
+    egress?: unknown[];
+  };
+}
+
 /** core/v1 ServiceAccount: the operator only asks whether one exists. */
 export interface ServiceAccount {
   metadata: ObjectMeta;
