@@ -55,8 +55,8 @@ const LOOPBACK = '127.0.0.1';
 
 /**
  * What every agent container gets instead of the identity. Both spellings of
- * the proxy variables: curl and Go read only the lower-case http_proxy for
- * http:// URLs, Python's urllib and requests read either. HTTPS_PROXY is left
+ * the proxy variables: curl reads only the lower-case http_proxy, Go and
+ * Python's urllib and requests read either. HTTPS_PROXY is left
  * alone: calls that are already TLS (an external API) go out as they are.
  * The bind address: HOST (Node servers, many examples and templates),
  * UVICORN_HOST (uvicorn, FastAPI's server, reads UVICORN_* for its flags),
