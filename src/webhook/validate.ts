@@ -6,9 +6,11 @@
 //     controlled by that AgentIdentity): the pod would read a tenant's policy;
 //   - it names containers to inject into that it does not have, or mounts
 //     something else where the identity goes;
-//   - its identity has spec.proxy, and a container other than the proxy
-//     reaches the identity (its volume, its Secret, a pod certificate of our
-//     signer): the key is the proxy's alone;
+//   - its identity has spec.proxy, and the pod shares what keeps the proxy
+//     apart (the node's network or processes, one process namespace, a debug
+//     container in the proxy's), or a container other than the proxy reaches
+//     the identity (its volume, its Secret, a pod certificate of our signer):
+//     the key is the proxy's alone;
 //   - labelled or not, it reaches an identity's Secret (volume, projected
 //     volume, env, envFrom) while running as another ServiceAccount.
 //
@@ -42,6 +44,7 @@ export type DenyReason =
   | 'InjectContainersUnknown'
   | 'IdentityDirectoryInUse'
   | 'IdentityOutsideProxy'
+  | 'ProxyNotIsolated'
   | 'IdentitySecretOfAnotherServiceAccount'
   | 'IdentitySecretReserved'
   | 'TooManySecrets';
@@ -232,6 +235,29 @@ function reachesIdentity(c: ContainerAt, holding: ReadonlyMap<string, string>, i
   return undefined;
 }
 
+// What keeps the agent from the proxy's key and ports besides mounts. In one
+// process namespace (or the node's) a container running as the proxy's uid
+// (65532 is also distroless's "nonroot") reads its files through
+// /proc/<pid>/root; a debug container aimed at the proxy joins its namespace.
+// On the node's network 127.0.0.1 is the node's: the agent's plaintext port
+// and the proxy's outbound port are open to every host-network pod, and no
+// NetworkPolicy applies.
+const podIsolatesProxy: Check<PodAdmission, DenyReason> = (a) => {
+  const name = requestedIdentity(a.pod);
+  if (!name || !find(a, name)?.spec.proxy) return undefined;
+  const why = `AgentIdentity "${name}" has spec.proxy, and its identity proxy (${PROXY_CONTAINER}) must hold the key alone`;
+  const shared = (['hostNetwork', 'hostPID', 'shareProcessNamespace'] as const).find((f) => a.pod.spec[f] === true);
+  if (shared) {
+    const what = shared === 'hostNetwork' ? 'its 127.0.0.1 would be the node\'s, open to every host-network pod' : 'its other containers could read the proxy\'s key through /proc';
+    return { reason: 'ProxyNotIsolated', message: `${describePod(a.pod)} sets ${shared}: true, so ${what}; ${why}: remove ${shared}` };
+  }
+  const debugger_ = containersOf(a.pod, ['ephemeralContainers']).find((c) => c.container.targetContainerName === PROXY_CONTAINER);
+  if (debugger_) {
+    return { reason: 'ProxyNotIsolated', message: `${describeContainer(debugger_)} of ${describePod(a.pod)} targets ${PROXY_CONTAINER}, whose key it could read through /proc; ${why}: target the agent's container instead` };
+  }
+  return undefined;
+};
+
 // spec.proxy promises that a prompt-injected agent cannot read the key: only
 // the proxy sidecar may reach the identity. Any other container that does
 // (a manifest copied from before the opt-in, a debug container) is refused.
@@ -350,6 +376,7 @@ export const RULES: readonly Check<PodAdmission, DenyReason>[] = [
   bundleIsTheOperators,
   injectContainersExist,
   identityDirectoryFree,
+  podIsolatesProxy,
   identityOnlyInProxy,
   identitySecretsStayWithTheirServiceAccount,
 ];

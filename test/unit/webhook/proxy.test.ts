@@ -201,3 +201,35 @@ test('with spec.proxy another volume at the identity directory of an agent conta
   const p = agentPod('planner', { spec: { containers: [{ name: 'app', image: 'a', volumeMounts: [{ name: 'data', mountPath: DIR }] }], volumes: [{ name: 'data', emptyDir: {} }] } });
   assert.deepEqual(judge(injected(p)), { allowed: true });
 });
+
+test('a pod that shares the node\'s network or processes, or one process namespace, is refused: the proxy would not be apart', () => {
+  for (const [field, what] of [
+    ['hostNetwork', 'its 127.0.0.1 would be the node\'s, open to every host-network pod'],
+    ['hostPID', 'its other containers could read the proxy\'s key through /proc'],
+    ['shareProcessNamespace', 'its other containers could read the proxy\'s key through /proc'],
+  ] as const) {
+    const v = judge(injected(agentPod('planner', { spec: { containers: [{ name: 'app', image: 'a' }], [field]: true } })));
+    assert.deepEqual(v, {
+      allowed: false, reason: 'ProxyNotIsolated',
+      message: `pod "agent" sets ${field}: true, so ${what}; AgentIdentity "planner" has spec.proxy, and its identity proxy (agent-identity-proxy) must hold the key alone: remove ${field}`,
+    }, field);
+  }
+  assert.deepEqual(judge(injected(agentPod('planner', { spec: { containers: [{ name: 'app', image: 'a' }], shareProcessNamespace: false } }))), { allowed: true });
+});
+
+test('a debug container aimed at the proxy is refused; one aimed at the agent is not', () => {
+  const p = injected(agentPod('planner'));
+  p.spec.ephemeralContainers = [{ name: 'dbg', image: 'busybox', targetContainerName: PROXY_CONTAINER }];
+  const v = judge(p);
+  assert.equal(v.allowed, false);
+  if (v.allowed) throw new Error('unreachable');
+  assert.equal(v.message, 'ephemeralContainer "dbg" of pod "agent" targets agent-identity-proxy, whose key it could read through /proc; AgentIdentity "planner" has spec.proxy, and its identity proxy (agent-identity-proxy) must hold the key alone: target the agent\'s container instead');
+  p.spec.ephemeralContainers = [{ name: 'dbg', image: 'busybox', targetContainerName: 'app' }];
+  assert.deepEqual(judge(p), { allowed: true });
+});
+
+test('without spec.proxy, sharing a process namespace is the pod\'s own business', () => {
+  const plain = identity('planner');
+  const p = applyPatch(agentPod('planner', { spec: { containers: [{ name: 'app', image: 'a' }], shareProcessNamespace: true } }), injectIdentity(agentPod('planner'), plain).patch);
+  assert.deepEqual(judge(p, plain), { allowed: true });
+});
