@@ -27,7 +27,7 @@
 // checks (controller/checks.ts), as in cert-manager: the first that fails is the answer.
 import { firstViolation, type Check, type Violation } from '../controller/checks.ts';
 import { DEFAULT_IDENTITY_DIR } from '../api/documents.ts';
-import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, SIGNER_NAME } from '../api/group.ts';
+import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, POD_CERTIFICATE_AGENT_ANNOTATION, SIGNER_NAME } from '../api/group.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
 import type { AgentIdentity, ObjectMeta, OwnerReference } from '../api/types.ts';
 import { identitySecretName } from './delivery.ts';
@@ -77,7 +77,15 @@ export interface PodAdmission {
 
 /** Does the webhook need the namespace's AgentIdentities to judge this pod? Unrelated pods are allowed without an API call. */
 export function needsIdentities(pod: Pod): boolean {
-  return requestedIdentity(pod) !== undefined || secretReferencesOf(pod).length > 0;
+  return requestedIdentity(pod) !== undefined || secretReferencesOf(pod).length > 0 || podCertificatesOf(pod).length > 0;
+}
+
+/** The podCertificate sources of our signer in the pod's own volumes, with the AgentIdentity each names (userAnnotations). */
+function podCertificatesOf(pod: Pod): Array<{ volume: string; agent: string | undefined }> {
+  return (pod.spec.volumes ?? []).flatMap((v) => (v.projected?.sources ?? [])
+    .map((s) => s.podCertificate as { signerName?: string; userAnnotations?: Record<string, string> } | undefined)
+    .filter((p) => p?.signerName === SIGNER_NAME)
+    .map((p) => ({ volume: v.name, agent: p!.userAnnotations?.[POD_CERTIFICATE_AGENT_ANNOTATION] })));
 }
 
 /** Each Secret is read once per review, so a pod naming thousands cannot turn one review into thousands of reads. */
@@ -282,6 +290,31 @@ const identityOnlyInProxy: Check<PodAdmission, DenyReason> = (a) => {
   return undefined;
 };
 
+// The same promise for pods that are not the identity's (no label, or
+// another identity's label) but run as its ServiceAccount, such as a pod an
+// agent creates with its own token: they may not take a proxy identity's key
+// at all, neither its Secret nor a pod certificate naming it.
+const proxyKeysOnlyInProxies: Check<PodAdmission, DenyReason> = (a) => {
+  const own = requestedIdentity(a.pod);
+  const byUID = new Map(a.identities.map((i) => [i.metadata.uid, i]));
+  const claims = claimsOf(a.identities);
+  const refuse = (identity: AgentIdentity, what: string): Denial => ({
+    reason: 'IdentityOutsideProxy',
+    message: `${describePod(a.pod)} ${what}; AgentIdentity "${identity.metadata.name}" has spec.proxy, so only its identity proxy may hold its key: label the pod ${LABEL_AGENT}: ${identity.metadata.name} and let the webhook inject the proxy, or remove that`,
+  });
+  for (const ref of secretReferencesOf(a.pod)) {
+    const owner = identityOwnerOf(a.secrets.get(ref.secretName));
+    const holders = owner ? [byUID.get(owner.uid)] : claims.get(ref.secretName) ?? [];
+    const proxied = holders.find((i) => i?.spec.proxy && i.metadata.name !== own);
+    if (proxied) return refuse(proxied, `uses Secret "${ref.secretName}" (${ref.where})`);
+  }
+  for (const pc of podCertificatesOf(a.pod)) {
+    const identity = pc.agent === undefined ? undefined : find(a, pc.agent);
+    if (identity?.spec.proxy && identity.metadata.name !== own) return refuse(identity, `asks for a pod certificate of AgentIdentity "${identity.metadata.name}" (volume "${pc.volume}")`);
+  }
+  return undefined;
+};
+
 /** The AgentIdentity a Secret's controller owner reference points at, if its controller is one. */
 function identityOwnerOf(meta: ObjectMeta | undefined): OwnerReference | undefined {
   const owner = meta && controllerOf({ metadata: meta });
@@ -378,6 +411,7 @@ export const RULES: readonly Check<PodAdmission, DenyReason>[] = [
   identityDirectoryFree,
   podIsolatesProxy,
   identityOnlyInProxy,
+  proxyKeysOnlyInProxies,
   identitySecretsStayWithTheirServiceAccount,
 ];
 

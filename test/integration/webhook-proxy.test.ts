@@ -80,6 +80,13 @@ test('a pod that mounts the identity into the agent container is refused, naming
   assert.equal(r.message, 'admission webhook "bind.agentidentity.dev" denied the request: container "agent" of pod "leaky" mounts volume "keys", which projects Secret "planner-identity" (the identity\'s key); AgentIdentity "planner" has spec.proxy, so only its identity proxy (agent-identity-proxy) may hold the key: remove that from container "agent", and let it call other agents through HTTP_PROXY');
 });
 
+test('an unlabelled pod of the identity\'s ServiceAccount may not mount its Secret either', async () => {
+  const r = await createPod(s.env.kc, ns, podManifest('side-door', { serviceAccountName: 'planner', spec: { volumes: [{ name: 'keys', secret: { secretName: 'planner-identity' } }] } }));
+  assert.equal(r.admitted, false);
+  if (r.admitted) throw new Error('unreachable');
+  assert.equal(r.message, 'admission webhook "bind.agentidentity.dev" denied the request: pod "side-door" uses Secret "planner-identity" (volume "keys"); AgentIdentity "planner" has spec.proxy, so only its identity proxy may hold its key: label the pod agentidentity.dev/agent: planner and let the webhook inject the proxy, or remove that');
+});
+
 test('the NetworkPolicy: owned by the identity\'s UID, its pods reachable on the proxy port only, restored when edited, gone with spec.proxy', async () => {
   const { metadata: { uid } } = await s.a.getIdentity(ns, 'planner');
   const np = await eventually(() => readNetworkPolicy(), { what: 'the operator writes planner-identity-proxy' });

@@ -233,3 +233,25 @@ test('without spec.proxy, sharing a process namespace is the pod\'s own business
   const p = applyPatch(agentPod('planner', { spec: { containers: [{ name: 'app', image: 'a' }], shareProcessNamespace: true } }), injectIdentity(agentPod('planner'), plain).patch);
   assert.deepEqual(judge(p, plain), { allowed: true });
 });
+
+test('a pod that is not the identity\'s may not take a proxy identity\'s key: its Secret or a pod certificate naming it', () => {
+  // Unlabelled, running as the identity's ServiceAccount (a pod an agent made with its own token).
+  const viaSecret = agentPod('planner', { labels: {}, spec: { containers: [{ name: 'app', image: 'a' }], volumes: [{ name: 'v', secret: { secretName: 'planner-identity' } }] } });
+  delete viaSecret.metadata.labels!['agentidentity.dev/agent'];
+  const v = judge(viaSecret);
+  assert.equal(v.allowed, false);
+  if (v.allowed) throw new Error('unreachable');
+  assert.equal(v.reason, 'IdentityOutsideProxy');
+  assert.equal(v.message, 'pod "agent" uses Secret "planner-identity" (volume "v"); AgentIdentity "planner" has spec.proxy, so only its identity proxy may hold its key: label the pod agentidentity.dev/agent: planner and let the webhook inject the proxy, or remove that');
+
+  const i = proxied('planner', undefined, { delivery: 'PodCertificate' });
+  const viaPodCertificate = agentPod('planner', { spec: { containers: [{ name: 'app', image: 'a' }], volumes: [{ name: 'pc', projected: { sources: [{ podCertificate: { signerName: 'agentidentity.dev/svid', userAnnotations: { 'agentidentity.dev/agent': 'planner' } } }] } }] } });
+  delete viaPodCertificate.metadata.labels!['agentidentity.dev/agent'];
+  const w = validatePod({ pod: viaPodCertificate, namespace: 'agents', identities: [i], secrets: new Map() });
+  assert.equal(w.allowed, false);
+  if (w.allowed) throw new Error('unreachable');
+  assert.match(w.message, /^pod "agent" asks for a pod certificate of AgentIdentity "planner" \(volume "pc"\); AgentIdentity "planner" has spec\.proxy/);
+
+  // Without spec.proxy the same pod is allowed: its ServiceAccount is the identity's.
+  assert.deepEqual(judge(viaSecret, identity('planner')), { allowed: true });
+});
