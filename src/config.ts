@@ -87,7 +87,7 @@ export const OPTIONS = {
   'proxy-image': { env: 'PROXY_IMAGE', default: '', help: 'image of the identity proxy sidecar the webhook injects for identities with spec.proxy (the operator\'s own image: the chart sets it); unset: their pods are refused' },
   'proxy-image-pull-policy': { env: 'PROXY_IMAGE_PULL_POLICY', default: 'IfNotPresent', help: 'imagePullPolicy of the proxy sidecar: IfNotPresent, Always or Never' },
   // Node's baseline is about 40 MB; issue 18's target is 80 MB under load.
-  'proxy-resources': { env: 'PROXY_RESOURCES', default: '{"requests":{"cpu":"50m","memory":"64Mi"},"limits":{"memory":"128Mi"}}', help: 'resources of the proxy sidecar, as JSON {"requests":{...},"limits":{...}} with quantities as the API server writes them (100m, 64Mi)' },
+  'proxy-resources': { env: 'PROXY_RESOURCES', default: '{"requests":{"cpu":"50m","memory":"64Mi"},"limits":{"memory":"128Mi"}}', help: 'resources of the proxy sidecar, as JSON {"requests":{...},"limits":{...}} with quantities as strings (100m, 64Mi)' },
 } as const satisfies Record<string, Option>;
 
 type Name = keyof typeof OPTIONS;

@@ -23,7 +23,7 @@ import { identitySources } from './delivery.ts';
 import { type JSONPatchOp, pointer, sameJSON } from './jsonpatch.ts';
 import { ANNOTATION_INJECT_CONTAINERS, ANNOTATION_INJECTED, IDENTITY_VOLUME, LABEL_AGENT, policyConfigMapName } from './names.ts';
 import { type Container, type ContainerAt, containersOf, describePod, type EnvVar, type Pod, type Volume, type VolumeMount, type VolumeProjection } from './pod.ts';
-import { AGENT_PROXY_ENV, PROXY_CONTAINER, proxyContainer, proxyModeOf, type ProxySidecarConfig } from './sidecar.ts';
+import { AGENT_PROXY_ENV, PROXY_CONTAINER, proxyContainer, proxyModeOf, type ProxySidecarConfig, sameResources } from './sidecar.ts';
 
 export type { JSONPatchOp } from './jsonpatch.ts';
 
@@ -201,8 +201,8 @@ function ensureEnv(at: ContainerAt, desired: readonly EnvVar[]): JSONPatchOp[] {
 /**
  * The proxy sidecar, first among the initContainers. Its name is reserved: a
  * copy that differs in anything we set is replaced whole. Fields we do not
- * set (the API server's defaults) are not compared, so a pod read back needs
- * no patch. Emitted after every operation that addresses an initContainer by
+ * set (the API server's defaults) are not compared, and quantities are
+ * compared by value, so a pod read back needs no patch. Emitted after every operation that addresses an initContainer by
  * index, since inserting at 0 shifts them.
  */
 function ensureSidecar(pod: Pod, sidecar: Container): JSONPatchOp[] {
@@ -211,7 +211,7 @@ function ensureSidecar(pod: Pod, sidecar: Container): JSONPatchOp[] {
   const i = list.findIndex((c) => c.name === sidecar.name);
   if (i < 0) return [{ op: 'add', path: pointer('spec', 'initContainers', 0), value: sidecar }];
   const current = list[i]!;
-  const carries = Object.entries(sidecar).every(([field, value]) => sameJSON(current[field], value));
+  const carries = Object.entries(sidecar).every(([field, value]) => (field === 'resources' ? sameResources(current[field], value) : sameJSON(current[field], value)));
   return carries ? [] : [{ op: 'replace', path: pointer('spec', 'initContainers', i), value: sidecar }];
 }
 

@@ -34,6 +34,37 @@ export interface ResourceRequirements {
 
 export const proxyModeOf = (proxy: ProxySpec): ProxyMode => proxy.mode ?? 'http';
 
+// A quantity's suffix as a factor; exponents ("1e3") are read by Number().
+const FACTOR: Record<string, number> = {
+  '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+
+function quantityValue(q: unknown): number | undefined {
+  const m = typeof q === 'string' ? /^([0-9.]+(?:[eE][0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(q) : null;
+  return m ? Number(m[1]) * FACTOR[m[2] ?? '']! : undefined;
+}
+
+/**
+ * Whether two resource requirements ask for the same amounts. The API server
+ * rewrites quantities in its canonical form ("0.5" becomes "500m", "1024Mi"
+ * "1Gi"), so a pod read back is compared by value, not by spelling.
+ */
+export function sameResources(a: unknown, b: unknown): boolean {
+  const lists = (r: unknown) => (r && typeof r === 'object' ? r as Record<string, unknown> : {});
+  const same = (x: unknown, y: unknown) => {
+    const [xs, ys] = [lists(x), lists(y)];
+    const keys = new Set([...Object.keys(xs), ...Object.keys(ys)]);
+    return [...keys].every((k) => {
+      const [vx, vy] = [quantityValue(xs[k]), quantityValue(ys[k])];
+      return vx !== undefined && vy !== undefined && Math.abs(vx - vy) <= 1e-9 * Math.max(Math.abs(vx), Math.abs(vy));
+    });
+  };
+  const [ra, rb] = [lists(a), lists(b)];
+  const fields = new Set([...Object.keys(ra), ...Object.keys(rb)]);
+  return [...fields].every((f) => (f === 'requests' || f === 'limits') && same(ra[f], rb[f]));
+}
+
 /**
  * The sidecar's command line: the one place it is spelled out, so the contract
  * with `agent-identity proxy` (src/proxy/) changes here only.

@@ -19,7 +19,7 @@ let s: Suite;
 let webhook: ShippedWebhook;
 let ns: string;
 let net: NetworkingV1Api;
-const PROXY: ProxySidecarConfig = { image: 'registry.invalid/agent-identity-operator:1.0.0', imagePullPolicy: 'IfNotPresent', resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } } };
+const PROXY: ProxySidecarConfig = { image: 'registry.invalid/agent-identity-operator:1.0.0', imagePullPolicy: 'IfNotPresent', resources: { requests: { cpu: '0.05', memory: '64Mi' }, limits: { memory: '0.125Gi' } } };
 const SPEC = { port: 8443, appPort: 8080, mode: 'http' as const };
 
 before(async () => {
@@ -57,6 +57,7 @@ test('an opted-in pod is stored with the proxy as a native sidecar that alone mo
   assert.deepEqual(sidecar.args, ['proxy', '--identity-dir=/var/run/agentidentity', '--inbound-port=8443', '--app-port=8080', '--mode=http', '--outbound-port=15001']);
   assert.equal(sidecar.image, PROXY.image);
   assert.deepEqual(sidecar.startupProbe, { tcpSocket: { port: 8443 }, periodSeconds: 1, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 60 });
+  assert.deepEqual(sidecar.resources, { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } }, 'stored in the API server\'s canonical form');
   assert.deepEqual(sidecar.volumeMounts, [{ name: 'agent-identity', mountPath: '/var/run/agentidentity', readOnly: true }]);
   for (const c of [pod.spec.containers[0]!, pod.spec.initContainers![1]!]) {
     assert.ok(!c.volumeMounts?.some((m) => m.name === 'agent-identity'), `${c.name} does not mount the identity`);

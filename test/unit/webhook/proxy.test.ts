@@ -255,3 +255,16 @@ test('a pod that is not the identity\'s may not take a proxy identity\'s key: it
   // Without spec.proxy the same pod is allowed: its ServiceAccount is the identity's.
   assert.deepEqual(judge(viaSecret, identity('planner')), { allowed: true });
 });
+
+test('resources read back in the API server\'s canonical form ("0.5" as "500m", "1024Mi" as "1Gi") need no patch; other amounts do', () => {
+  const spelled: ProxySidecarConfig = { ...config, resources: { requests: { cpu: '0.5', memory: '1024Mi' }, limits: { memory: '1e9' } } };
+  const p = agentPod('planner');
+  const once = applyPatch(p, injectIdentity(p, planner, { proxy: spelled }).patch);
+  const readBack = structuredClone(once);
+  sidecarOf(readBack)!.resources = { requests: { cpu: '500m', memory: '1Gi' }, limits: { memory: '1G' } };
+  assert.deepEqual(injectIdentity(readBack, planner, { proxy: spelled }).patch, []);
+  sidecarOf(readBack)!.resources = { requests: { cpu: '600m', memory: '1Gi' }, limits: { memory: '1G' } };
+  assert.equal(injectIdentity(readBack, planner, { proxy: spelled }).patch.length, 1, 'a different amount is replaced');
+  sidecarOf(readBack)!.resources = { requests: { cpu: '500m', memory: '1Gi' } };
+  assert.equal(injectIdentity(readBack, planner, { proxy: spelled }).patch.length, 1, 'a missing limit is replaced');
+});
