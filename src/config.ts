@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
 import { parseDuration } from './api/duration.ts';
 import { DEFAULT_OPERATOR_NAMESPACE, OPERATOR_LEASE, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME } from './api/names.ts';
+import type { ProxySidecarConfig, ResourceRequirements } from './webhook/sidecar.ts';
 
 export interface Config {
   kubeconfig?: string;
@@ -39,6 +40,8 @@ export interface Config {
   webhookService: string;
   /** Name of the Mutating- and ValidatingWebhookConfiguration whose caBundle the leader keeps current. */
   webhookConfiguration: string;
+  /** The identity proxy the webhook injects for identities with spec.proxy; undefined (no --proxy-image): such pods are refused. */
+  proxy?: ProxySidecarConfig;
 }
 
 /** One flag: its AGENT_IDENTITY_<env> variable, default and meaning. The parser and --help both read this table. */
@@ -81,6 +84,10 @@ export const OPTIONS = {
   'webhook-port': { env: 'WEBHOOK_PORT', default: '', help: 'serve the admission webhook on this port (the chart sets 9443); unset: no webhook' },
   'webhook-service': { env: 'WEBHOOK_SERVICE', default: WEBHOOK_SERVICE_NAME, help: 'the Service named in the webhook serving certificate' },
   'webhook-configuration': { env: 'WEBHOOK_CONFIGURATION', default: WEBHOOK_CONFIGURATION_NAME, help: 'the webhook configurations whose caBundle the leader writes' },
+  'proxy-image': { env: 'PROXY_IMAGE', default: '', help: 'image of the identity proxy sidecar the webhook injects for identities with spec.proxy (the operator\'s own image: the chart sets it); unset: their pods are refused' },
+  'proxy-image-pull-policy': { env: 'PROXY_IMAGE_PULL_POLICY', default: 'IfNotPresent', help: 'imagePullPolicy of the proxy sidecar: IfNotPresent, Always or Never' },
+  // Node's baseline is about 40 MB; issue 18's target is 80 MB under load.
+  'proxy-resources': { env: 'PROXY_RESOURCES', default: '{"requests":{"cpu":"50m","memory":"64Mi"},"limits":{"memory":"128Mi"}}', help: 'resources of the proxy sidecar, as JSON {"requests":{...},"limits":{...}} with quantities as strings (100m, 64Mi)' },
 } as const satisfies Record<string, Option>;
 
 type Name = keyof typeof OPTIONS;
@@ -166,5 +173,38 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     webhookPort: get('webhook-port') === '' ? undefined : int('webhook-port', 0),
     webhookService: get('webhook-service'),
     webhookConfiguration: get('webhook-configuration'),
+    ...proxyConfig(get),
   };
+}
+
+const PULL_POLICIES = ['IfNotPresent', 'Always', 'Never'] as const;
+
+/** The proxy sidecar's settings, checked now: a typo must not surface as a refused pod later. */
+function proxyConfig(get: (k: Name) => string): { proxy?: ProxySidecarConfig } {
+  const pullPolicy = get('proxy-image-pull-policy');
+  if (!(PULL_POLICIES as readonly string[]).includes(pullPolicy)) throw new Error(`--proxy-image-pull-policy must be IfNotPresent, Always or Never, got "${pullPolicy}"`);
+  const resources = parseResources(get('proxy-resources'));
+  const image = get('proxy-image');
+  return image ? { proxy: { image, imagePullPolicy: pullPolicy as ProxySidecarConfig['imagePullPolicy'], resources } } : {};
+}
+
+// A Kubernetes quantity: digits, an optional fraction, an optional suffix (SI, binary or exponent).
+const QUANTITY = /^[0-9]+([.][0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][0-9]+)?$/;
+
+/** --proxy-resources: only requests and limits of plain quantities; anything else is refused by name. */
+export function parseResources(text: string): ResourceRequirements {
+  const bad = (why: string) => new Error(`--proxy-resources ${why}; expected JSON such as {"requests":{"cpu":"50m","memory":"64Mi"},"limits":{"memory":"128Mi"}}`);
+  let value: unknown;
+  try { value = JSON.parse(text); } catch { throw bad('is not JSON'); }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw bad('is not a JSON object');
+  const out: ResourceRequirements = {};
+  for (const [field, list] of Object.entries(value)) {
+    if (field !== 'requests' && field !== 'limits') throw bad(`has the field "${field}", which is not supported (only requests and limits)`);
+    if (!list || typeof list !== 'object' || Array.isArray(list)) throw bad(`${field} is not an object`);
+    for (const [resource, quantity] of Object.entries(list)) {
+      if (typeof quantity !== 'string' || !QUANTITY.test(quantity)) throw bad(`${field}.${resource} is not a quantity such as "100m" or "64Mi" (give it as a string)`);
+    }
+    out[field] = list as Record<string, string>;
+  }
+  return out;
 }

@@ -56,7 +56,11 @@ async function main(): Promise<void> {
   const webhook = webhookPort === undefined ? undefined : await listen('webhook-port', webhookPort, () => startWebhookServer({
     kubeConfig: kc, namespace: cfg.namespace, host: cfg.webhookHost, port: webhookPort, logger: log.child({ component: 'webhook' }),
     onReview: (r) => metrics.webhookReviews.inc({ webhook: r.webhook, result: r.result }),
+    ...(cfg.proxy ? { proxy: cfg.proxy } : {}),
   }));
+  // Not refused at start-up: with failurePolicy Fail, an operator that will not start over a
+  // feature nobody uses yet would block every agent pod. The pods that need it are refused, naming the flag.
+  if (webhook && !cfg.proxy) log.warn('no --proxy-image: pods of AgentIdentities with spec.proxy will be refused until it is set');
   // A follower is ready (it serves the webhook); the leader once its caches synced.
   const ready = () => (elector && !elector.isLeader() ? true : operator?.ready() ?? false);
   const http = await listen('http-port', cfg.httpPort, () => startHealthServer(cfg.httpHost, cfg.httpPort, ready, metrics));

@@ -1,5 +1,5 @@
 // The controllers the leader runs, each one declaration (controller/controller.ts):
-//   an AgentIdentity, its Secret or policy ConfigMap, its TrustDomain, the deny
+//   an AgentIdentity, its Secret, policy ConfigMap or proxy NetworkPolicy, its TrustDomain, the deny
 //   list, its Namespace or its ServiceAccount changes  → reconcile the identity;
 //   a TrustDomain, its CA Secret or bundle copies, a Namespace changes
 //                                                      → reconcile the trust domain;
@@ -9,7 +9,7 @@
 //   and, given the webhook's names, its certificates and caBundle.
 import type { Logger } from 'pino';
 import { LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from './api/group.ts';
-import type { AgentIdentity, ConfigMap, Namespace, PodCertificateRequest, Secret, ServiceAccount, TrustDomain } from './api/types.ts';
+import type { AgentIdentity, ConfigMap, Namespace, NetworkPolicy, PodCertificateRequest, Secret, ServiceAccount, TrustDomain } from './api/types.ts';
 import { KubeClient, type KubeConfig } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { limitRequests, observeRetries } from './kube/transport.ts';
@@ -93,16 +93,24 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     log.warn({ err: toKubeError(err).message }, 'cannot tell whether ClusterTrustBundles are served; not publishing them');
     return false;
   });
+  // Likewise for the proxy's NetworkPolicies: RBAC from before spec.proxy must not stop the rest.
+  const netpol = await kube.servesNetworkPolicies().catch((err) => {
+    log.warn({ err: toKubeError(err).message }, 'cannot list NetworkPolicies: identities with spec.proxy report NetworkPolicyUnavailable; grant the chart\'s RBAC for networkpolicies');
+    return false;
+  });
+  const networkPolicies = netpol ? manager.watch<NetworkPolicy>('networkpolicies', (h) => kube.managedNetworkPolicyInformer(h)) : undefined;
   const signingState = changesOf(store);
 
   const identity = identityReconciler({
     api: kube, identities, trustDomains, secrets, configMaps, namespaces, serviceAccounts, podCertificates, signing, operatorNamespace: cfg.namespace, store, events, metrics,
+    ...(networkPolicies ? { networkPolicies } : {}),
     log: log.child({ controller: 'agentidentity' }), minDurationMs: cfg.minDurationMs, now,
   });
   manager.add(controller('agentidentity')
     .for(identities, { predicate: specOrMetadataChanged })
     .owns(secrets, byLabel(LABEL_IDENTITY))
     .owns(configMaps, byLabel(LABEL_IDENTITY))
+    .owns(networkPolicies, byLabel(LABEL_IDENTITY))
     .watches(trustDomains, identitiesOfTrustDomain(identities), { predicate: specOrMetadataChanged })
     .watches(signingState, identitiesOfTrustDomain(identities))
     .watches(configMaps, identitiesOfDenyList(identities, cfg.namespace))

@@ -34,6 +34,11 @@ export function policyConfigMapName(identityName: string): string {
   return `${identityName}-identity-policy`;
 }
 
+/** The NetworkPolicy the operator keeps for an identity with spec.proxy: its pods admit ingress on the proxy's port only. */
+export function proxyNetworkPolicyName(identityName: string): string {
+  return `${identityName}-identity-proxy`;
+}
+
 export function deliveryOf(identity: AgentIdentity): Delivery {
   return identity.spec.delivery ?? 'Secret';
 }

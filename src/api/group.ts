@@ -13,6 +13,8 @@ export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
 
 /** Which AgentIdentity (name) a leaf Secret belongs to. */
 export const LABEL_IDENTITY = `${GROUP}/identity`;
+/** A pod opts in with `agentidentity.dev/agent: <AgentIdentity name>`; the proxy's NetworkPolicy selects its pods by it. */
+export const LABEL_AGENT = `${GROUP}/agent`;
 /** Which TrustDomain a CA Secret belongs to. */
 export const LABEL_TRUST_DOMAIN = `${GROUP}/trust-domain`;
 

@@ -66,9 +66,26 @@ export interface AgentIdentitySpec {
    * PodCertificateRequest; no key is ever written to the API). Immutable.
    */
   delivery?: Delivery;
+  /** Opt-in: the identity proxy as a sidecar that alone holds the key (see ProxySpec). */
+  proxy?: ProxySpec;
 }
 
 export type Delivery = 'Secret' | 'PodCertificate';
+
+/** How the proxy speaks to the agent: `http` adds the verified peer's headers, `tcp` forwards bytes. */
+export type ProxyMode = 'http' | 'tcp';
+
+/**
+ * spec.proxy: the webhook injects the identity proxy beside the agent. Other
+ * pods reach the agent through `port` (mTLS, terminated by the proxy); the
+ * agent serves plaintext on 127.0.0.1:`appPort`.
+ */
+export interface ProxySpec {
+  port: number;
+  appPort: number;
+  /** Default http. */
+  mode?: ProxyMode;
+}
 
 export interface AgentIdentityStatus {
   conditions?: Condition[];
@@ -205,6 +222,19 @@ export interface ConfigMap {
 
 export interface Namespace {
   metadata: ObjectMeta;
+}
+
+/** The subset of networking.k8s.io/v1 NetworkPolicy the operator writes: ingress rules by port. */
+export interface NetworkPolicy {
+  apiVersion?: 'networking.k8s.io/v1';
+  kind?: 'NetworkPolicy';
+  metadata: ObjectMeta;
+  spec: {
+    podSelector: LabelSelector;
+    policyTypes?: Array<'Ingress' | 'Egress'>;
+    ingress?: Array<{ from?: unknown[]; ports?: Array<{ protocol?: string; port?: number | string; endPort?: number }> }>;
+    egress?: unknown[];
+  };
 }
 
 /** core/v1 ServiceAccount: the operator only asks whether one exists. */

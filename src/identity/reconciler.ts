@@ -1,12 +1,14 @@
 // AgentIdentity reconciler: observe the Secret, decide with the ordered
 // checks, act (issue, resync or revoke), report (status, event, metrics).
 // Level-based: it reads only cached state and writes only differences, so a
-// second run in a row makes no API write.
+// second run in a row makes no API write. What the pods need besides the
+// certificate is published next to it: the policy ConfigMap, and with
+// spec.proxy the NetworkPolicy that leaves the proxy the only way in.
 import { firstViolation, type Violation } from '../controller/checks.ts';
 import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ANNOTATION_NOT_AFTER, FINALIZER_REVOKE } from '../api/group.ts';
-import { deliveryOf, policyConfigMapName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
+import { deliveryOf, policyConfigMapName, proxyNetworkPolicyName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
-import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, Secret } from '../api/types.ts';
+import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, NetworkPolicy, Secret } from '../api/types.ts';
 import type { DenyListEntry } from '../api/documents.ts';
 import type { SpiffeID } from '../pki/spiffeid.ts';
 import { spiffeIDFor } from './spiffe-id.ts';
@@ -28,6 +30,8 @@ import { readyStatus, failedStatus, podCertificateStatus, suspendedStatus, witho
 import { desiredPolicyConfigMap } from './policy.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
 import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
+import { writeOwned } from '../controller/owned.ts';
+import { desiredNetworkPolicy, networkPolicyDiffers } from './network-policy.ts';
 import { controllerOf, describeController, isControlledBy } from '../api/owner.ts';
 import { foreignClaim, SECRET_OWNED_BY_ANOTHER } from './ownership.ts';
 import { tenancyViolation } from '../policy/tenancy.ts';
@@ -41,11 +45,17 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
     getConfigMap(namespace: string, name: string): Promise<ConfigMap>;
     createConfigMap(cm: ConfigMap): Promise<ConfigMap>;
     replaceConfigMap(cm: ConfigMap): Promise<ConfigMap>;
+    getNetworkPolicy(namespace: string, name: string): Promise<NetworkPolicy>;
+    createNetworkPolicy(np: NetworkPolicy): Promise<NetworkPolicy>;
+    replaceNetworkPolicy(np: NetworkPolicy): Promise<NetworkPolicy>;
+    deleteNetworkPolicy(namespace: string, name: string, uid?: string): Promise<unknown>;
     patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<unknown>;
     patchIdentityMetadata(namespace: string, name: string, metadata: { finalizers: string[]; resourceVersion?: string }): Promise<unknown>;
   };
   identities: { get(name: string, namespace?: string): AgentIdentity | undefined; list(): readonly AgentIdentity[] };
   configMaps: { get(name: string, namespace?: string): ConfigMap | undefined };
+  /** The operator's NetworkPolicies; undefined where it may not watch them (RBAC from before spec.proxy). */
+  networkPolicies?: { get(name: string, namespace?: string): NetworkPolicy | undefined };
   namespaces: { get(name: string): Namespace | undefined; list(): readonly Namespace[] };
   /** Only whether one exists is read. */
   serviceAccounts: { get(name: string, namespace?: string): unknown };
@@ -176,6 +186,7 @@ async function keep(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDom
 async function reportReady(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, { leaf, renewAt }: LeafInSecret, spiffeID: SpiffeID, now: Date): Promise<void> {
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
   const policyPeers = await syncPolicy(d, identity, trustDomain, spiffeID);
+  await syncNetworkPolicy(d, identity);
   await writeStatus(d, identity, readyStatus(identity, { ...leaf, renewalTime: renewAt, secretName: secretNameOf(identity), caFingerprint: trustDomain.caFingerprint, policyPeers }, now));
   d.metrics.certificateExpiration.set({ namespace, name }, leaf.notAfter.getTime() / 1000);
   d.metrics.certificateRenewal.set({ namespace, name }, renewAt.getTime() / 1000);
@@ -297,6 +308,7 @@ async function podCertificates(d: IdentityReconcilerDeps, identity: AgentIdentit
   }
   const spiffeID = spiffeIDFor(trustDomain, identity);
   const policyPeers = await syncPolicy(d, identity, trustDomain, spiffeID);
+  await syncNetworkPolicy(d, identity);
   await writeStatus(d, identity, podCertificateStatus(identity, { spiffeID, caFingerprint: trustDomain.caFingerprint, policyPeers }, now));
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
   d.metrics.forgetCertificate(namespace, name);
@@ -333,6 +345,34 @@ async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, tr
     throw new Refused(POLICY_CONFLICT, `ConfigMap ${identity.metadata.namespace}/${foreign.metadata.name} exists and is not this identity's (${describeController(foreign)}); its pods would mount it as their policy: delete it`);
   }
   return count;
+}
+
+/**
+ * spec.proxy: keep the identity's NetworkPolicy; without spec.proxy, remove
+ * ours. Only a cached one is removed: one whose label was stripped left the
+ * cache, and finding it would cost a read per identity per reconcile; it is
+ * still the identity's, and goes with it (owner reference).
+ */
+async function syncNetworkPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity): Promise<void> {
+  const { namespace, name, uid } = identity.metadata as { namespace: string; name: string; uid: string };
+  const npName = proxyNetworkPolicyName(name);
+  if (!d.networkPolicies) {
+    if (!identity.spec.proxy) return;
+    throw new ReconcileFailure('NetworkPolicyUnavailable',
+      `spec.proxy asks for NetworkPolicy ${namespace}/${npName}, but the operator may not watch NetworkPolicies (see its log), so the agent's port is not closed to other pods; grant the chart's RBAC for networkpolicies`, { retry: false });
+  }
+  const cached = d.networkPolicies.get(npName, namespace);
+  const ours = (np: NetworkPolicy) => isControlledBy(np, uid);
+  if (!identity.spec.proxy) {
+    if (cached && ours(cached)) await ifExists(() => d.api.deleteNetworkPolicy(namespace, npName, cached.metadata.uid));
+    return;
+  }
+  const api = { get: (ns: string, n: string) => d.api.getNetworkPolicy(ns, n), create: (np: NetworkPolicy) => d.api.createNetworkPolicy(np), replace: (np: NetworkPolicy) => d.api.replaceNetworkPolicy(np) };
+  const foreign = await writeOwned(api, cached, (existing) => desiredNetworkPolicy(identity, existing), { ours, differs: networkPolicyDiffers });
+  if (foreign) {
+    // Not ours, so never overwritten; NetworkPolicies add up, so it cannot take away what ours would admit, only keep ours from existing.
+    throw new Refused('NetworkPolicyConflict', `NetworkPolicy ${namespace}/${npName} exists and is not this identity's (${describeController(foreign)}); the operator keeps the agent's pods reachable only on the proxy's port with a NetworkPolicy of that name: delete it`);
+  }
 }
 
 /** A peer's SPIFFE ID before its first certificate: rules can name agents that are still being issued. */

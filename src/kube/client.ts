@@ -7,7 +7,7 @@
 import type { CoreV1Event, KubernetesListObject, KubernetesObject, V1CustomResourceDefinition, V1Lease } from '@kubernetes/client-node';
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER, SIGNER_NAME } from '../api/group.ts';
 import type {
-  AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, ObjectMeta, PodCertificateRequest, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
+  AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, NetworkPolicy, ObjectMeta, PodCertificateRequest, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
 } from '../api/types.ts';
 import type { KubeConfig } from './config.ts';
 import { call, ifExists, isNotFound } from './errors.ts';
@@ -18,6 +18,7 @@ export { loadKubeConfig, NoClusterError, type KubeConfig } from './config.ts';
 
 const AI_PATH = `/apis/${GROUP}/${VERSION}`;
 const CERTS_PATH = '/apis/certificates.k8s.io/v1';
+const NETWORKING_PATH = '/apis/networking.k8s.io/v1';
 /** Only the operator's signer's requests are listed, watched or cached. */
 const OUR_SIGNER = `spec.signerName=${SIGNER_NAME}`;
 const MERGE_PATCH = 'application/merge-patch+json';
@@ -148,6 +149,28 @@ export class KubeClient {
   async getMetadata(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<ObjectMeta> {
     const path = at('/api/v1', kind === 'Secret' ? 'secrets' : 'configmaps', namespace, name);
     return (await this.req<{ metadata: ObjectMeta }>({ method: 'GET', path, accept: METADATA_ONLY })).metadata;
+  }
+
+  // --- NetworkPolicies (the identity proxy's)
+  getNetworkPolicy(namespace: string, name: string): Promise<NetworkPolicy> {
+    return this.get(at(NETWORKING_PATH, 'networkpolicies', namespace, name));
+  }
+
+  createNetworkPolicy(np: NetworkPolicy): Promise<NetworkPolicy> {
+    return this.create(at(NETWORKING_PATH, 'networkpolicies', np.metadata.namespace!), np, WRITE);
+  }
+
+  replaceNetworkPolicy(np: NetworkPolicy): Promise<NetworkPolicy> {
+    return this.replace(at(NETWORKING_PATH, 'networkpolicies', np.metadata.namespace!, np.metadata.name!), np, WRITE);
+  }
+
+  deleteNetworkPolicy(namespace: string, name: string, uid?: string): Promise<unknown> {
+    return this.req({ method: 'DELETE', path: at(NETWORKING_PATH, 'networkpolicies', namespace, name), body: uid ? { preconditions: { uid } } : undefined });
+  }
+
+  /** Whether the operator may list its NetworkPolicies; a refusal (403: RBAC from before spec.proxy) is thrown. */
+  servesNetworkPolicies(): Promise<boolean> {
+    return this.serves(at(NETWORKING_PATH, 'networkpolicies'), { labelSelector: MANAGED_SELECTOR, limit: 1 });
   }
 
   // --- Namespaces
@@ -307,6 +330,11 @@ export class KubeClient {
   /** Only Secrets carrying the operator's label are ever listed, watched or cached. */
   managedSecretInformer(h: InformerHandlers<Secret>): Informer<Secret & KubernetesObject> {
     return this.informer('secrets', '/api/v1/secrets', h, MANAGED_SELECTOR);
+  }
+
+  /** Only NetworkPolicies carrying the operator's label are listed, watched or cached. */
+  managedNetworkPolicyInformer(h: InformerHandlers<NetworkPolicy>): Informer<NetworkPolicy & KubernetesObject> {
+    return this.informer('networkpolicies', at(NETWORKING_PATH, 'networkpolicies'), h, MANAGED_SELECTOR);
   }
 
   /** Only requests naming the operator's signer (a field selector the API server supports) are listed, watched or cached. */

@@ -11,6 +11,7 @@ import { LABEL_AGENT } from './names.ts';
 import { clip, describePod, type Pod } from './pod.ts';
 import { needsIdentities, type PodAdmission, policyConfigMapToRead, requestedIdentityOf, secretsToRead, validatePod } from './validate.ts';
 import type { JSONPatchOp } from './jsonpatch.ts';
+import type { ProxySidecarConfig } from './sidecar.ts';
 
 export interface AdmissionRequest {
   uid: string;
@@ -98,6 +99,8 @@ export interface AdmissionOptions {
   /** A TrustDomain; undefined only when the API server answered 404. */
   trustDomain(name: string): Promise<TrustDomain | undefined>;
   mountPath?: string;
+  /** The identity proxy sidecar's image and resources; absent: pods of identities with spec.proxy are refused. */
+  proxy?: ProxySidecarConfig;
 }
 
 /** Per review: enough to answer a pod with a few Secrets in one round trip, without a burst of reads per pod. */
@@ -133,7 +136,7 @@ async function readSecrets(lookup: AdmissionOptions['secretMetadata'], namespace
 }
 
 /** When a Pod is created with label agentidentity.dev/agent=<name> → inject that identity. */
-export async function mutate(req: AdmissionRequest, opts: Pick<AdmissionOptions, 'identities' | 'mountPath'>): Promise<Outcome> {
+export async function mutate(req: AdmissionRequest, opts: Pick<AdmissionOptions, 'identities' | 'mountPath' | 'proxy'>): Promise<Outcome> {
   const pod = podOf(req);
   const name = pod && requestedIdentity(pod);
   if (!pod || !name || !req.namespace) return allow(req.uid);
@@ -153,7 +156,7 @@ export async function mutate(req: AdmissionRequest, opts: Pick<AdmissionOptions,
   // No identity: nothing to inject. The validating webhook refuses the pod and says why.
   if (!identity) return allow(req.uid);
 
-  const { patch, summary, refusal } = injectIdentity(pod, identity, opts.mountPath ? { mountPath: opts.mountPath } : {});
+  const { patch, summary, refusal } = injectIdentity(pod, identity, { ...(opts.mountPath ? { mountPath: opts.mountPath } : {}), ...(opts.proxy ? { proxy: opts.proxy } : {}) });
   if (refusal) return deny(req.uid, refusal.reason, refusal.message);
   // A pod certificate is asked for by the pod's own kubelet: nothing to wait for before the pod exists.
   const warnings = identity.status?.spiffeID || !summary.secret ? [] : [`AgentIdentity "${name}" has no certificate yet; ${describePod(pod)} starts once Secret "${summary.secret}" exists`];

@@ -4,6 +4,7 @@
 //   const server = await startWebhookServer({ kubeConfig, namespace, logger });   // every replica
 export { startWebhookServer, type ReviewRecord, type ServingCertificateInfo, type WebhookName, type WebhookServer, type WebhookServerOptions } from './server.ts';
 export { injectIdentity, type InjectOptions, type Injection, type InjectionSummary, type JSONPatchOp } from './mutate.ts';
+export { PROXY_CONTAINER, OUTBOUND_PORT, proxyArgs, type ProxySidecarConfig, type ResourceRequirements } from './sidecar.ts';
 export { validatePod, RULES, type DenyReason, type PodAdmission, type Verdict } from './validate.ts';
 export {
   ANNOTATION_INJECT_CONTAINERS, ANNOTATION_INJECTED, IDENTITY_VOLUME, LABEL_AGENT, policyConfigMapName,

@@ -4,6 +4,11 @@
 //   → mount it read-only at /var/run/agentidentity in every container (or those the annotation names),
 //   → set the AGENT_IDENTITY_* variables that name the files and carry the SPIFFE ID,
 //   → record what was injected in the agentidentity.dev/injected annotation.
+// When its AgentIdentity has spec.proxy, the key stays out of the agent:
+//   → the same volume, mounted only into the identity proxy, a native sidecar
+//     added first among the initContainers (sidecar.ts),
+//   → every container (or those the annotation names) gets the proxy
+//     environment (HTTP_PROXY, NO_PROXY, a loopback bind address) and no mount.
 //
 // Pure: the pod and the AgentIdentity in, a JSON Patch out. The patch only
 // adds what is missing and replaces what differs, so running it on a pod that
@@ -13,17 +18,20 @@ import { posix } from 'node:path';
 import { DEFAULT_IDENTITY_DIR, ENV, FILES } from '../api/documents.ts';
 import { deliveryOf, secretNameOf } from '../api/defaults.ts';
 import { SIGNER_NAME } from '../api/group.ts';
-import type { AgentIdentity } from '../api/types.ts';
+import type { AgentIdentity, ProxyMode } from '../api/types.ts';
 import { identitySources } from './delivery.ts';
 import { type JSONPatchOp, pointer, sameJSON } from './jsonpatch.ts';
 import { ANNOTATION_INJECT_CONTAINERS, ANNOTATION_INJECTED, IDENTITY_VOLUME, LABEL_AGENT, policyConfigMapName } from './names.ts';
 import { type Container, type ContainerAt, containersOf, describePod, type EnvVar, type Pod, type Volume, type VolumeMount, type VolumeProjection } from './pod.ts';
+import { AGENT_PROXY_ENV, PROXY_CONTAINER, proxyContainer, proxyModeOf, type ProxySidecarConfig, sameResources } from './sidecar.ts';
 
 export type { JSONPatchOp } from './jsonpatch.ts';
 
 export interface InjectOptions {
   /** Where the identity directory is mounted; default /var/run/agentidentity (the SDK's default too). */
   mountPath?: string;
+  /** The identity proxy's image and resources (--proxy-image, --proxy-resources); absent: pods of an identity with spec.proxy are refused. */
+  proxy?: ProxySidecarConfig;
 }
 
 /** What was injected; also the content of the agentidentity.dev/injected annotation. */
@@ -37,14 +45,19 @@ export interface InjectionSummary {
   signerName?: string;
   policy: string;
   mountPath: string;
+  /** The containers that mount the identity: with spec.proxy, the proxy alone. */
   containers: string[];
+  /** With spec.proxy: the proxy's ports and the containers that got its environment. */
+  proxy?: { port: number; appPort: number; mode: ProxyMode; agents: string[] };
 }
+
+export type InjectionRefusalReason = 'TooManyContainers' | 'UnsupportedKeyType' | 'ProxyImageNotConfigured' | 'ProxyContainerNameTaken';
 
 export interface Injection {
   patch: JSONPatchOp[];
   summary: InjectionSummary;
   /** Set when the pod cannot take the injection at all; the patch is then empty. */
-  refusal?: { reason: 'TooManyContainers' | 'UnsupportedKeyType'; message: string };
+  refusal?: { reason: InjectionRefusalReason; message: string };
 }
 
 // The injection adds about 430 bytes to each container; past ~3,600 of them
@@ -106,10 +119,17 @@ export function foreignMountAt(container: Container, mountPath: string): VolumeM
  * left alone; validate.ts refuses such a pod and says why.
  */
 export function targetContainers(pod: Pod, mountPath = DEFAULT_IDENTITY_DIR): ContainerAt[] {
+  return namedContainers(pod).filter((c) => !foreignMountAt(c.container, mountPath));
+}
+
+/** With spec.proxy: the containers that get the proxy environment, the same choice less the proxy itself (nothing is mounted, so no mount is in the way). */
+export function proxiedContainers(pod: Pod): ContainerAt[] {
+  return namedContainers(pod).filter((c) => c.container.name !== PROXY_CONTAINER);
+}
+
+function namedContainers(pod: Pod): ContainerAt[] {
   const named = requestedContainers(pod);
-  return containersOf(pod, ['containers', 'initContainers'])
-    .filter((c) => named === undefined || named.has(c.container.name))
-    .filter((c) => !foreignMountAt(c.container, mountPath));
+  return containersOf(pod, ['containers', 'initContainers']).filter((c) => named === undefined || named.has(c.container.name));
 }
 
 function identityVolume(sources: VolumeProjection[]): Volume {
@@ -164,10 +184,10 @@ function ensureMount(at: ContainerAt, mountPath: string): JSONPatchOp[] {
   return isOurMount(mounts[i]!, mountPath) ? [] : [{ op: 'replace', path: pointer(...base, i), value: mount }];
 }
 
-function ensureEnv(at: ContainerAt, desired: EnvVar[]): JSONPatchOp[] {
+function ensureEnv(at: ContainerAt, desired: readonly EnvVar[]): JSONPatchOp[] {
   const base = ['spec', at.list, at.index, 'env'] as const;
   const env = at.container.env;
-  if (!env) return [{ op: 'add', path: pointer(...base), value: desired }];
+  if (!env) return [{ op: 'add', path: pointer(...base), value: [...desired] }];
   const ops: JSONPatchOp[] = [];
   for (const want of desired) {
     const i = env.findIndex((e) => e.name === want.name);
@@ -176,6 +196,23 @@ function ensureEnv(at: ContainerAt, desired: EnvVar[]): JSONPatchOp[] {
     else if (!sameJSON(env[i], want)) ops.push({ op: 'replace', path: pointer(...base, i), value: want });
   }
   return ops;
+}
+
+/**
+ * The proxy sidecar, first among the initContainers. Its name is reserved: a
+ * copy that differs in anything we set is replaced whole. Fields we do not
+ * set (the API server's defaults) are not compared, and quantities are
+ * compared by value, so a pod read back needs no patch. Emitted after every operation that addresses an initContainer by
+ * index, since inserting at 0 shifts them.
+ */
+function ensureSidecar(pod: Pod, sidecar: Container): JSONPatchOp[] {
+  const list = pod.spec.initContainers;
+  if (!list) return [{ op: 'add', path: pointer('spec', 'initContainers'), value: [sidecar] }];
+  const i = list.findIndex((c) => c.name === sidecar.name);
+  if (i < 0) return [{ op: 'add', path: pointer('spec', 'initContainers', 0), value: sidecar }];
+  const current = list[i]!;
+  const carries = Object.entries(sidecar).every(([field, value]) => (field === 'resources' ? sameResources(current[field], value) : sameJSON(current[field], value)));
+  return carries ? [] : [{ op: 'replace', path: pointer('spec', 'initContainers', i), value: sidecar }];
 }
 
 function ensureAnnotation(pod: Pod, summary: InjectionSummary): JSONPatchOp[] {
@@ -191,21 +228,13 @@ function ensureAnnotation(pod: Pod, summary: InjectionSummary): JSONPatchOp[] {
  * refuses the pod with the reason.
  */
 export function injectIdentity(pod: Pod, identity: AgentIdentity, opts: InjectOptions = {}): Injection {
+  if (identity.spec.proxy) return injectProxy(pod, identity, opts);
   const mountPath = opts.mountPath ?? DEFAULT_IDENTITY_DIR;
   const targets = targetContainers(pod, mountPath);
-  const summary: InjectionSummary = {
-    identity: identity.metadata.name!,
-    ...(identity.status?.spiffeID ? { spiffeID: identity.status.spiffeID } : {}),
-    ...(deliveryOf(identity) === 'Secret' ? { secret: secretNameOf(identity) } : { signerName: SIGNER_NAME }),
-    policy: policyConfigMapName(identity.metadata.name!),
-    mountPath,
-    containers: targets.map((t) => t.container.name),
-  };
+  const summary = summaryOf(identity, mountPath, targets.map((t) => t.container.name));
   if (targets.length === 0) return { patch: [], summary };
-  if (targets.length > MAX_INJECTED_CONTAINERS) {
-    const message = `${describePod(pod)} would carry the identity in ${targets.length} containers, more than the ${MAX_INJECTED_CONTAINERS} the webhook injects into; name the ones that need it with the annotation ${ANNOTATION_INJECT_CONTAINERS}`;
-    return { patch: [], summary, refusal: { reason: 'TooManyContainers', message } };
-  }
+  const tooMany = tooManyContainers(pod, targets);
+  if (tooMany) return { patch: [], summary, refusal: tooMany };
   const volume = identitySources(identity);
   if ('refusal' in volume) return { patch: [], summary, refusal: volume.refusal };
   const env = identityEnv(identity, mountPath);
@@ -213,6 +242,60 @@ export function injectIdentity(pod: Pod, identity: AgentIdentity, opts: InjectOp
     patch: [
       ...ensureVolume(pod, identityVolume(volume.sources)),
       ...targets.flatMap((t) => [...ensureMount(t, mountPath), ...ensureEnv(t, env)]),
+      ...ensureAnnotation(pod, summary),
+    ],
+    summary,
+  };
+}
+
+function summaryOf(identity: AgentIdentity, mountPath: string, containers: string[]): InjectionSummary {
+  return {
+    identity: identity.metadata.name!,
+    ...(identity.status?.spiffeID ? { spiffeID: identity.status.spiffeID } : {}),
+    ...(deliveryOf(identity) === 'Secret' ? { secret: secretNameOf(identity) } : { signerName: SIGNER_NAME }),
+    policy: policyConfigMapName(identity.metadata.name!),
+    mountPath,
+    containers,
+  };
+}
+
+function tooManyContainers(pod: Pod, targets: ContainerAt[]): Injection['refusal'] {
+  if (targets.length <= MAX_INJECTED_CONTAINERS) return undefined;
+  const message = `${describePod(pod)} would carry the identity in ${targets.length} containers, more than the ${MAX_INJECTED_CONTAINERS} the webhook injects into; name the ones that need it with the annotation ${ANNOTATION_INJECT_CONTAINERS}`;
+  return { reason: 'TooManyContainers', message };
+}
+
+/**
+ * spec.proxy: the identity goes to the proxy sidecar alone, the agent's
+ * containers get the proxy environment. Whether another container still
+ * reaches the identity (a volume of the pod's own) is validate.ts's to refuse.
+ */
+function injectProxy(pod: Pod, identity: AgentIdentity, opts: InjectOptions): Injection {
+  const proxy = identity.spec.proxy!;
+  const mountPath = opts.mountPath ?? DEFAULT_IDENTITY_DIR;
+  const agents = proxiedContainers(pod);
+  const summary: InjectionSummary = {
+    ...summaryOf(identity, mountPath, [PROXY_CONTAINER]),
+    proxy: { port: proxy.port, appPort: proxy.appPort, mode: proxyModeOf(proxy), agents: agents.map((t) => t.container.name) },
+  };
+  const refuse = (reason: InjectionRefusalReason, message: string): Injection => ({ patch: [], summary, refusal: { reason, message } });
+  if (!opts.proxy) {
+    return refuse('ProxyImageNotConfigured', `AgentIdentity "${identity.metadata.name}" has spec.proxy, but the operator was started without a proxy image, so ${describePod(pod)} cannot get its proxy; set the chart value proxy.image (operator flag --proxy-image), or remove spec.proxy`);
+  }
+  const taken = containersOf(pod, ['containers', 'ephemeralContainers']).find((c) => c.container.name === PROXY_CONTAINER);
+  if (taken) {
+    return refuse('ProxyContainerNameTaken', `${describePod(pod)} has a ${taken.list === 'containers' ? 'container' : 'ephemeralContainer'} named "${PROXY_CONTAINER}", the name of the identity proxy the webhook adds for AgentIdentity "${identity.metadata.name}"; rename it`);
+  }
+  const tooMany = tooManyContainers(pod, agents);
+  if (tooMany) return { patch: [], summary, refusal: tooMany };
+  const volume = identitySources(identity);
+  if ('refusal' in volume) return { patch: [], summary, refusal: volume.refusal };
+  const sidecar = proxyContainer(proxy, opts.proxy, identityMount(mountPath), identityEnv(identity, mountPath));
+  return {
+    patch: [
+      ...ensureVolume(pod, identityVolume(volume.sources)),
+      ...agents.flatMap((t) => ensureEnv(t, AGENT_PROXY_ENV)),
+      ...ensureSidecar(pod, sidecar),
       ...ensureAnnotation(pod, summary),
     ],
     summary,

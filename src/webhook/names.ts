@@ -3,8 +3,7 @@
 // api/names.ts, which the CLI and the flags' defaults read too.
 import { GROUP } from '../api/group.ts';
 
-/** A pod opts in with `agentidentity.dev/agent: <AgentIdentity name>`. */
-export const LABEL_AGENT = `${GROUP}/agent`;
+export { LABEL_AGENT } from '../api/group.ts';
 /** Optional: `a,b` — inject only into these containers (or initContainers) instead of all of them. */
 export const ANNOTATION_INJECT_CONTAINERS = `${GROUP}/inject-containers`;
 /** Written by the webhook: what it injected, as small JSON (see InjectionSummary). */

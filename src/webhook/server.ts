@@ -24,6 +24,7 @@ import { describeCertificatePem } from './certs.ts';
 import { Gate } from './gate.ts';
 import { validateIdentity } from './identity.ts';
 import { WEBHOOK_TLS_SECRET } from '../api/names.ts';
+import type { ProxySidecarConfig } from './sidecar.ts';
 
 export interface WebhookServerOptions {
   kubeConfig: KubeConfig;
@@ -41,6 +42,8 @@ export interface WebhookServerOptions {
   certificatePollMs?: number;
   /** Default /var/run/agentidentity. */
   mountPath?: string;
+  /** The identity proxy sidecar (--proxy-image, --proxy-resources); absent: pods of identities with spec.proxy are refused. */
+  proxy?: ProxySidecarConfig;
   logger: Logger;
   /** Called once per review, e.g. to count it in Prometheus metrics. */
   onReview?: (review: ReviewRecord) => void;
@@ -129,6 +132,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     configMapMetadata: (ns: string, name: string) => ifExists(() => kube.getMetadata('ConfigMap', ns, name)),
     trustDomain: (name: string) => ifExists(() => kube.getTrustDomain(name)),
     ...(opts.mountPath ? { mountPath: opts.mountPath } : {}),
+    ...(opts.proxy ? { proxy: opts.proxy } : {}),
   };
   const identityAdmission = {
     ...admission,

@@ -6,6 +6,11 @@
 //     controlled by that AgentIdentity): the pod would read a tenant's policy;
 //   - it names containers to inject into that it does not have, or mounts
 //     something else where the identity goes;
+//   - its identity has spec.proxy, and the pod shares what keeps the proxy
+//     apart (the node's network or processes, one process namespace, a debug
+//     container in the proxy's), or a container other than the proxy reaches
+//     the identity (its volume, its Secret, a pod certificate of our signer):
+//     the key is the proxy's alone;
 //   - labelled or not, it reaches an identity's Secret (volume, projected
 //     volume, env, envFrom) while running as another ServiceAccount.
 //
@@ -22,13 +27,14 @@
 // checks (controller/checks.ts), as in cert-manager: the first that fails is the answer.
 import { firstViolation, type Check, type Violation } from '../controller/checks.ts';
 import { DEFAULT_IDENTITY_DIR } from '../api/documents.ts';
-import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../api/group.ts';
+import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, POD_CERTIFICATE_AGENT_ANNOTATION, SIGNER_NAME } from '../api/group.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
 import type { AgentIdentity, ObjectMeta, OwnerReference } from '../api/types.ts';
 import { identitySecretName } from './delivery.ts';
 import { foreignMountAt, isObjectName, requestedContainers, requestedIdentity } from './mutate.ts';
 import { ANNOTATION_INJECT_CONTAINERS, IDENTITY_VOLUME, LABEL_AGENT, policyConfigMapName } from './names.ts';
-import { containersOf, describeContainer, describePod, type Pod, secretReferencesOf, serviceAccountOf } from './pod.ts';
+import { type ContainerAt, containersOf, describeContainer, describePod, type Pod, secretReferencesOf, serviceAccountOf, type Volume } from './pod.ts';
+import { PROXY_CONTAINER } from './sidecar.ts';
 
 export type DenyReason =
   | 'IdentityNotFound'
@@ -37,6 +43,8 @@ export type DenyReason =
   | 'BundleConfigMapConflict'
   | 'InjectContainersUnknown'
   | 'IdentityDirectoryInUse'
+  | 'IdentityOutsideProxy'
+  | 'ProxyNotIsolated'
   | 'IdentitySecretOfAnotherServiceAccount'
   | 'IdentitySecretReserved'
   | 'TooManySecrets';
@@ -69,7 +77,15 @@ export interface PodAdmission {
 
 /** Does the webhook need the namespace's AgentIdentities to judge this pod? Unrelated pods are allowed without an API call. */
 export function needsIdentities(pod: Pod): boolean {
-  return requestedIdentity(pod) !== undefined || secretReferencesOf(pod).length > 0;
+  return requestedIdentity(pod) !== undefined || secretReferencesOf(pod).length > 0 || podCertificatesOf(pod).length > 0;
+}
+
+/** The podCertificate sources of our signer in the pod's own volumes, with the AgentIdentity each names (userAnnotations). */
+function podCertificatesOf(pod: Pod): Array<{ volume: string; agent: string | undefined }> {
+  return (pod.spec.volumes ?? []).flatMap((v) => (v.projected?.sources ?? [])
+    .map((s) => s.podCertificate as { signerName?: string; userAnnotations?: Record<string, string> } | undefined)
+    .filter((p) => p?.signerName === SIGNER_NAME)
+    .map((p) => ({ volume: v.name, agent: p!.userAnnotations?.[POD_CERTIFICATE_AGENT_ANNOTATION] })));
 }
 
 /** Each Secret is read once per review, so a pod naming thousands cannot turn one review into thousands of reads. */
@@ -181,7 +197,9 @@ const injectContainersExist: Check<PodAdmission, DenyReason> = (a) => {
 };
 
 const identityDirectoryFree: Check<PodAdmission, DenyReason> = (a) => {
-  if (requestedIdentity(a.pod) === undefined) return undefined;
+  const name = requestedIdentity(a.pod);
+  // With spec.proxy nothing is mounted into the agent's containers, so nothing is in the way.
+  if (name === undefined || find(a, name)?.spec.proxy) return undefined;
   const mountPath = a.mountPath ?? DEFAULT_IDENTITY_DIR;
   const named = requestedContainers(a.pod);
   for (const c of containersOf(a.pod, ['containers', 'initContainers'])) {
@@ -193,6 +211,106 @@ const identityDirectoryFree: Check<PodAdmission, DenyReason> = (a) => {
         message: `${describeContainer(c)} of ${describePod(a.pod)} mounts volume "${other.name}" at ${mountPath}, where the identity volume "${IDENTITY_VOLUME}" goes; mount it elsewhere, or leave the container out with the annotation ${ANNOTATION_INJECT_CONTAINERS}`,
       };
     }
+  }
+  return undefined;
+};
+
+/** Why a volume holds `identity`'s credentials, or undefined when it does not. */
+function holdsIdentity(v: Volume, identity: AgentIdentity): string | undefined {
+  if (v.name === IDENTITY_VOLUME) return `the identity volume "${IDENTITY_VOLUME}"`;
+  const secretName = identitySecretName(identity);
+  if (secretName !== undefined && (v.secret?.secretName === secretName || v.projected?.sources?.some((s) => s.secret?.name === secretName))) {
+    return `volume "${v.name}", which projects Secret "${secretName}" (the identity's key)`;
+  }
+  // A pod certificate of our signer is this pod's identity, whatever the rest of the projection says.
+  if (v.projected?.sources?.some((s) => (s.podCertificate as { signerName?: string } | undefined)?.signerName === SIGNER_NAME)) {
+    return `volume "${v.name}", which projects a pod certificate of signer ${SIGNER_NAME} (the identity's key)`;
+  }
+  return undefined;
+}
+
+/** The first way `c` reaches the identity: a mount of a volume holding it, or its Secret in env or envFrom. */
+function reachesIdentity(c: ContainerAt, holding: ReadonlyMap<string, string>, identity: AgentIdentity): string | undefined {
+  for (const m of c.container.volumeMounts ?? []) {
+    const what = holding.get(m.name);
+    if (what) return `mounts ${what}`;
+  }
+  const secretName = identitySecretName(identity);
+  if (secretName === undefined) return undefined;
+  const env = c.container.env?.find((e) => e.valueFrom?.secretKeyRef?.name === secretName);
+  if (env) return `reads Secret "${secretName}" (the identity's key) into env ${env.name}`;
+  if (c.container.envFrom?.some((e) => e.secretRef?.name === secretName)) return `reads Secret "${secretName}" (the identity's key) through envFrom`;
+  return undefined;
+}
+
+// What keeps the agent from the proxy's key and ports besides mounts. In one
+// process namespace (or the node's) a container running as the proxy's uid
+// (65532 is also distroless's "nonroot") reads its files through
+// /proc/<pid>/root; a debug container aimed at the proxy joins its namespace.
+// On the node's network 127.0.0.1 is the node's: the agent's plaintext port
+// and the proxy's outbound port are open to every host-network pod, and no
+// NetworkPolicy applies.
+const podIsolatesProxy: Check<PodAdmission, DenyReason> = (a) => {
+  const name = requestedIdentity(a.pod);
+  if (!name || !find(a, name)?.spec.proxy) return undefined;
+  const why = `AgentIdentity "${name}" has spec.proxy, and its identity proxy (${PROXY_CONTAINER}) must hold the key alone`;
+  const shared = (['hostNetwork', 'hostPID', 'shareProcessNamespace'] as const).find((f) => a.pod.spec[f] === true);
+  if (shared) {
+    const what = shared === 'hostNetwork' ? 'its 127.0.0.1 would be the node\'s, open to every host-network pod' : 'its other containers could read the proxy\'s key through /proc';
+    return { reason: 'ProxyNotIsolated', message: `${describePod(a.pod)} sets ${shared}: true, so ${what}; ${why}: remove ${shared}` };
+  }
+  const debugger_ = containersOf(a.pod, ['ephemeralContainers']).find((c) => c.container.targetContainerName === PROXY_CONTAINER);
+  if (debugger_) {
+    return { reason: 'ProxyNotIsolated', message: `${describeContainer(debugger_)} of ${describePod(a.pod)} targets ${PROXY_CONTAINER}, whose key it could read through /proc; ${why}: target the agent's container instead` };
+  }
+  return undefined;
+};
+
+// spec.proxy promises that a prompt-injected agent cannot read the key: only
+// the proxy sidecar may reach the identity. Any other container that does
+// (a manifest copied from before the opt-in, a debug container) is refused.
+const identityOnlyInProxy: Check<PodAdmission, DenyReason> = (a) => {
+  const name = requestedIdentity(a.pod);
+  const identity = name ? find(a, name) : undefined;
+  if (!identity?.spec.proxy) return undefined;
+  const holding = new Map<string, string>();
+  for (const v of a.pod.spec.volumes ?? []) {
+    const what = holdsIdentity(v, identity);
+    if (what) holding.set(v.name, what);
+  }
+  for (const c of containersOf(a.pod)) {
+    if (c.list === 'initContainers' && c.container.name === PROXY_CONTAINER) continue;
+    const how = reachesIdentity(c, holding, identity);
+    if (!how) continue;
+    return {
+      reason: 'IdentityOutsideProxy',
+      message: `${describeContainer(c)} of ${describePod(a.pod)} ${how}; AgentIdentity "${name}" has spec.proxy, so only its identity proxy (${PROXY_CONTAINER}) may hold the key: remove that from ${describeContainer(c)}, and let it call other agents through HTTP_PROXY`,
+    };
+  }
+  return undefined;
+};
+
+// The same promise for pods that are not the identity's (no label, or
+// another identity's label) but run as its ServiceAccount, such as a pod an
+// agent creates with its own token: they may not take a proxy identity's key
+// at all, neither its Secret nor a pod certificate naming it.
+const proxyKeysOnlyInProxies: Check<PodAdmission, DenyReason> = (a) => {
+  const own = requestedIdentity(a.pod);
+  const byUID = new Map(a.identities.map((i) => [i.metadata.uid, i]));
+  const claims = claimsOf(a.identities);
+  const refuse = (identity: AgentIdentity, what: string): Denial => ({
+    reason: 'IdentityOutsideProxy',
+    message: `${describePod(a.pod)} ${what}; AgentIdentity "${identity.metadata.name}" has spec.proxy, so only its identity proxy may hold its key: label the pod ${LABEL_AGENT}: ${identity.metadata.name} and let the webhook inject the proxy, or remove that`,
+  });
+  for (const ref of secretReferencesOf(a.pod)) {
+    const owner = identityOwnerOf(a.secrets.get(ref.secretName));
+    const holders = owner ? [byUID.get(owner.uid)] : claims.get(ref.secretName) ?? [];
+    const proxied = holders.find((i) => i?.spec.proxy && i.metadata.name !== own);
+    if (proxied) return refuse(proxied, `uses Secret "${ref.secretName}" (${ref.where})`);
+  }
+  for (const pc of podCertificatesOf(a.pod)) {
+    const identity = pc.agent === undefined ? undefined : find(a, pc.agent);
+    if (identity?.spec.proxy && identity.metadata.name !== own) return refuse(identity, `asks for a pod certificate of AgentIdentity "${identity.metadata.name}" (volume "${pc.volume}")`);
   }
   return undefined;
 };
@@ -291,6 +409,9 @@ export const RULES: readonly Check<PodAdmission, DenyReason>[] = [
   bundleIsTheOperators,
   injectContainersExist,
   identityDirectoryFree,
+  podIsolatesProxy,
+  identityOnlyInProxy,
+  proxyKeysOnlyInProxies,
   identitySecretsStayWithTheirServiceAccount,
 ];
 

@@ -152,6 +152,8 @@ const EXPECTED_CLUSTER_RULES = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
   { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
   { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+  // The identity proxy's NetworkPolicy per AgentIdentity with spec.proxy; replaced whole, never patched.
+  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
   // An identity's ServiceAccount must exist (ServiceAccountNotFound); read from a cache.
   { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['list', 'watch'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
@@ -201,6 +203,9 @@ test('helm lint passes with default and non-default values; the schema and the t
     [['--set', 'podDisruptionBudget.minAvailable=1'], /either minAvailable or maxUnavailable/],
     [['--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.service.enabled=false'], /needs metrics.service.enabled/],
     [['-f', dup], /"default" appears twice/],
+    [['--set', 'proxy.resources.requests.cpu=1'], /'\/proxy\/resources\/requests\/cpu': got number, want string/],
+    [['--set', 'proxy.resources.claims[0].name=x'], /additional properties 'claims' not allowed/],
+    [['--set', 'proxy.image.pullPolicy=Sometimes'], /'\/proxy\/image\/pullPolicy': value must be one of/],
   ];
   for (const [args, message] of refused) {
     const r = await template(args);
@@ -268,6 +273,11 @@ test('default values render the operator with its flags, a hardened pod and exac
   assert.equal(cfg.namespace, NAMESPACE);
   assert.equal(cfg.httpPort, 8080);
   assert.equal(cfg.minDurationMs, 10 * 60_000);
+  // The proxy sidecar is the operator's own image unless proxy.image says otherwise.
+  assert.deepEqual(cfg.proxy, { image: `agent-identity-operator:${pkg.version}`, imagePullPolicy: 'IfNotPresent', resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } } });
+  const own = await render(['--set', 'proxy.image.repository=registry.example/proxy', '--set', 'proxy.image.tag=9.9']);
+  const ownArgs: string[] = one(own.objects, 'Deployment', RELEASE).spec.template.spec.containers[0].args;
+  assert.ok(ownArgs.includes('--proxy-image=registry.example/proxy:9.9'), ownArgs.join(' '));
   assert.equal(cfg.caDurationMs, 87600 * 3600_000);
   assert.equal(cfg.logLevel, 'info');
   assert.equal(cfg.logFormat, 'json');

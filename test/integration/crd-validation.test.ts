@@ -149,6 +149,14 @@ const invalid: Case[] = [
   { kind: 'AgentIdentity', name: 'Ed25519 takes no size', spec: aid({ privateKey: { algorithm: 'Ed25519', size: 256 } }), expect: 'Ed25519 keys have a fixed size; remove privateKey.size' },
   { kind: 'AgentIdentity', name: 'algorithm enum', spec: aid({ privateKey: { algorithm: 'DSA' } }), expect: 'Unsupported value: "DSA"' },
   { kind: 'AgentIdentity', name: 'rotationPolicy enum', spec: aid({ privateKey: { rotationPolicy: 'Sometimes' } }), expect: 'Unsupported value: "Sometimes"' },
+  // proxy
+  { kind: 'AgentIdentity', name: 'proxy needs port and appPort', spec: aid({ proxy: { port: 8443 } }), expect: 'spec.proxy.appPort: Required value' },
+  { kind: 'AgentIdentity', name: 'proxy port and appPort differ', spec: aid({ proxy: { port: 8080, appPort: 8080 } }), expect: 'spec.proxy.appPort: Invalid value: proxy.port and proxy.appPort must differ: the proxy listens on port and forwards to the agent on 127.0.0.1:appPort' },
+  { kind: 'AgentIdentity', name: 'proxy port at least 1', spec: aid({ proxy: { port: 0, appPort: 8080 } }), expect: 'spec.proxy.port: Invalid value: 0: proxy.port must be a TCP port number between 1 and 65535' },
+  { kind: 'AgentIdentity', name: 'proxy appPort at most 65535', spec: aid({ proxy: { port: 8443, appPort: 65536 } }), expect: 'proxy.appPort must be a TCP port number between 1 and 65535' },
+  { kind: 'AgentIdentity', name: 'proxy port is not the outbound port', spec: aid({ proxy: { port: 15001, appPort: 8080 } }), expect: 'proxy.port cannot be 15001: the proxy serves the agent\'s outbound calls (HTTP_PROXY) on 127.0.0.1:15001' },
+  { kind: 'AgentIdentity', name: 'proxy appPort is not the outbound port', spec: aid({ proxy: { port: 8443, appPort: 15001 } }), expect: 'proxy.appPort cannot be 15001' },
+  { kind: 'AgentIdentity', name: 'proxy mode enum', spec: aid({ proxy: { port: 8443, appPort: 8080, mode: 'grpc' } }), expect: 'spec.proxy.mode: Unsupported value: "grpc": supported values: "http", "tcp"' },
   // Secret
   { kind: 'AgentIdentity', name: 'secretName must be a DNS-1123 subdomain', spec: aid({ secretName: 'planner_identity' }), expect: 'secretName must be a lowercase RFC 1123 subdomain' },
   { kind: 'AgentIdentity', name: 'secretTemplate may not set managed-by', spec: aid({ secretTemplate: { labels: { 'app.kubernetes.io/managed-by': 'me' } } }), expect: 'secretTemplate.labels must not set app.kubernetes.io/managed-by or keys starting with agentidentity.dev/' },
@@ -214,6 +222,8 @@ const valid: Case[] = [
   { kind: 'AgentIdentity', name: 'object name of 63 characters', spec: aid({}), objectName: long(63, 'n') },
   { kind: 'AgentIdentity', name: 'trustDomain that names a TrustDomain with dots', spec: aid({ trustDomain: 'prod.example' }) },
   { kind: 'AgentIdentity', name: 'PodCertificate minimal', spec: aid({ delivery: 'PodCertificate' }) },
+  { kind: 'AgentIdentity', name: 'proxy at the port edges, tcp mode', spec: aid({ proxy: { port: 1, appPort: 65535, mode: 'tcp' } }) },
+  { kind: 'AgentIdentity', name: 'proxy with pod certificates', spec: aid({ delivery: 'PodCertificate', proxy: { port: 8443, appPort: 8080 } }) },
   { kind: 'AgentIdentity', name: 'PodCertificate with RSA 3072 for 2184h', spec: aid({ delivery: 'PodCertificate', duration: '2184h', privateKey: { algorithm: 'RSA', size: 3072 } }) },
   { kind: 'AgentIdentity', name: 'PodCertificate with Ed25519 for exactly 1h', spec: aid({ delivery: 'PodCertificate', duration: '1h', privateKey: { algorithm: 'Ed25519' } }) },
   { kind: 'AgentIdentity', name: 'secretTemplate with ordinary keys', spec: aid({ secretName: 'planner.tls', secretTemplate: { labels: { 'app.kubernetes.io/name': 'planner', team: '', 'agentidentity.dev.example/x': 'y' }, annotations: { 'example.com/owner': 'team planner: any text!' } } }) },
@@ -262,6 +272,12 @@ test('a minimal AgentIdentity reads back with its defaults', async () => {
   assert.equal(created.spec.renewBeforePercentage, undefined);
   assert.equal(created.spec.secretName, undefined);
   assert.equal(created.spec.privateKey?.size, undefined);
+  assert.equal(created.spec.proxy, undefined, 'the proxy is opt-in');
+});
+
+test('a proxy without a mode reads back in http mode', async () => {
+  const created = await createAgentIdentity(agentIdentity({ serviceAccountName: 'planner', proxy: { port: 8443, appPort: 8080 } }));
+  assert.deepEqual(created.spec.proxy, { port: 8443, appPort: 8080, mode: 'http' });
 });
 
 test('a partial privateKey is completed with defaults', async () => {
@@ -297,6 +313,7 @@ test('every AgentIdentity spec field survives a round trip (nothing is pruned)',
     secretName: 'planner-tls',
     secretTemplate: { labels: { team: 'planning' }, annotations: { 'example.com/note': 'hi' } },
     delivery: 'Secret',
+    proxy: { port: 8443, appPort: 8080, mode: 'http' },
   } satisfies Required<Omit<AgentIdentitySpec, 'renewBeforePercentage'>>;
   const created = await createAgentIdentity(agentIdentity(spec));
   assert.deepEqual(created.spec, spec);

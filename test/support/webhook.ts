@@ -8,7 +8,7 @@ import { loadAll } from 'js-yaml';
 import { GROUP, VERSION, AGENT_IDENTITY } from '../../src/api/group.ts';
 import type { Pod } from '../../src/webhook/pod.ts';
 import { createLogger } from '../../src/log.ts';
-import { startWebhookServer, type ReviewRecord, type WebhookServer } from '../../src/webhook/index.ts';
+import { startWebhookServer, type ProxySidecarConfig, type ReviewRecord, type WebhookServer } from '../../src/webhook/index.ts';
 import { startWebhookCertificates, type WebhookCertificates } from '../../src/webhook-certificates/controller.ts';
 import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from './operator.ts';
 
@@ -135,14 +135,14 @@ export interface ShippedWebhook {
  */
 export async function startShippedWebhook(
   env: { kc: KubeConfig; kubectl(args: string[]): Promise<{ code: number; stderr: string }> },
-  opts: { install?: (kc: KubeConfig, port: number) => Promise<unknown>; onReview?: (r: ReviewRecord) => void } = {},
+  opts: { install?: (kc: KubeConfig, port: number) => Promise<unknown>; onReview?: (r: ReviewRecord) => void; proxy?: ProxySidecarConfig } = {},
 ): Promise<ShippedWebhook> {
   await ensureNamespace(env.kc, OPERATOR_NAMESPACE);
   const applied = await env.kubectl(['apply', '-f', WEBHOOK_RBAC_YAML]);
   if (applied.code !== 0) throw new Error(`applying ${WEBHOOK_RBAC_YAML} failed: ${applied.stderr}`);
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
   const kc = await kubeconfigForServiceAccount(env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
-  const server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log, onReview: opts.onReview });
+  const server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log, onReview: opts.onReview, ...(opts.proxy ? { proxy: opts.proxy } : {}) });
   await (opts.install ?? installWebhookConfigurations)(env.kc, server.port);
   const manager = await startWebhookCertificates({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
   await eventually(async () => server.ready(), { what: 'serving certificate loaded' });

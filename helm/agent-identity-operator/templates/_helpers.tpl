@@ -50,6 +50,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/* The proxy sidecar's image: proxy.image.*, or the operator's own image when no repository is set. */}}
+{{- define "aio.proxyImage" -}}
+{{- with .Values.proxy.image -}}
+{{- if not .repository -}}
+{{- include "aio.image" $ -}}
+{{- else if .digest -}}
+{{- printf "%s@%s" .repository .digest -}}
+{{- else -}}
+{{- printf "%s:%s" .repository (default $.Chart.AppVersion .tag) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Refuses values that the schema cannot express. Included by the Deployment. */}}
 {{- define "aio.validate" -}}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}

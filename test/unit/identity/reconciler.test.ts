@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, ANNOTATION_SERIAL, BUNDLE_DENYLIST, SECRET_KEY } from '../../../src/api/group.ts';
 import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../../../src/api/defaults.ts';
-import type { AgentIdentity, AgentIdentitySpec, ConfigMap, Namespace, PodCertificateRequest, Secret, TrustDomain } from '../../../src/api/types.ts';
+import type { AgentIdentity, AgentIdentitySpec, ConfigMap, Namespace, NetworkPolicy, PodCertificateRequest, Secret, TrustDomain } from '../../../src/api/types.ts';
 import { rotationReissueTime } from '../../../src/ca/rotation.ts';
 import type { Result } from '../../../src/controller/queue.ts';
 import { identityReconciler, type IdentityReconcilerDeps } from '../../../src/identity/reconciler.ts';
@@ -75,6 +75,9 @@ class FakeCluster {
   readonly identities = new Map<string, AgentIdentity>();
   readonly secrets = new Map<string, Secret>();
   readonly configMaps = new Map<string, ConfigMap>();
+  readonly networkPolicies = new Map<string, NetworkPolicy>();
+  /** Whether the operator may watch NetworkPolicies. */
+  watchesNetworkPolicies = true;
   readonly serviceAccounts = new Set<string>([`${NS}/planner`]);
   /** The signer's PodCertificateRequests (its ledger). */
   readonly podCertificateRequests: PodCertificateRequest[] = [];
@@ -107,7 +110,7 @@ class FakeCluster {
     return this.writes.filter((w) => w.split(' ')[1] === kind);
   }
 
-  private put<T extends Secret | ConfigMap>(map: Map<string, T>, verb: string, obj: T): T {
+  private put<T extends Secret | ConfigMap | NetworkPolicy>(map: Map<string, T>, verb: string, obj: T): T {
     const at = `${obj.metadata.namespace}/${obj.metadata.name}`;
     if (verb === 'create' && map.has(at)) throw new KubeError(409, 'AlreadyExists', `${at} already exists`);
     if (verb === 'replace' && !map.has(at)) throw notFound();
@@ -146,6 +149,16 @@ class FakeCluster {
         getConfigMap: async (ns, name) => this.configMaps.get(`${ns}/${name}`) ?? Promise.reject(notFound()),
         createConfigMap: async (cm) => this.put(this.configMaps, 'create', cm),
         replaceConfigMap: async (cm) => this.put(this.configMaps, 'replace', cm),
+        getNetworkPolicy: async (ns, name) => this.networkPolicies.get(`${ns}/${name}`) ?? Promise.reject(notFound()),
+        createNetworkPolicy: async (np) => this.put(this.networkPolicies, 'create', np),
+        replaceNetworkPolicy: async (np) => this.put(this.networkPolicies, 'replace', np),
+        deleteNetworkPolicy: async (ns, name, uid) => {
+          const np = this.networkPolicies.get(`${ns}/${name}`);
+          if (!np) throw notFound();
+          if (uid && np.metadata.uid !== uid) throw new KubeError(409, 'Conflict', 'Precondition failed: UID in precondition');
+          this.networkPolicies.delete(`${ns}/${name}`);
+          this.writes.push(`delete NetworkPolicy ${ns}/${name}`);
+        },
         patchIdentityStatus: async (ns, name, patch) => {
           this.writes.push(`patch AgentIdentityStatus ${ns}/${name}`);
           this.patchIdentity(ns, name, (i) => {
@@ -161,6 +174,7 @@ class FakeCluster {
       },
       identities: { get: get(this.identities), list: () => [...this.identities.values()] },
       configMaps: { get: get(this.configMaps) },
+      ...(this.watchesNetworkPolicies ? { networkPolicies: { get: get(this.networkPolicies) } } : {}),
       namespaces: { get: (name) => (name === NS ? namespace : undefined), list: () => [namespace] },
       serviceAccounts: { get: (name, ns) => (this.serviceAccounts.has(`${ns}/${name}`) ? {} : undefined) },
       podCertificates: ledgerOf({ list: () => this.podCertificateRequests }),
@@ -564,4 +578,90 @@ test('an API error before the Secret is looked at leaves a certificate that stil
   assert.equal(refused.error, undefined, 'waits for a change');
   assert.equal(ready(c.identity())?.status, 'False');
   assert.equal(ready(c.identity())?.reason, 'ServiceAccountNotFound');
+});
+
+// --- spec.proxy: the NetworkPolicy that leaves the proxy's port the only way in
+
+const PROXY = { port: 8443, appPort: 8080 };
+const NETPOL = `${NS}/planner-identity-proxy`;
+
+test('spec.proxy: the NetworkPolicy is created owned by the identity\'s UID, admitting its pods on the proxy port only; a second run writes nothing', async () => {
+  const c = await issued(await gen, { proxy: PROXY });
+  const np = c.networkPolicies.get(NETPOL)!;
+  assert.deepEqual(np.spec, {
+    podSelector: { matchLabels: { 'agentidentity.dev/agent': 'planner' } },
+    policyTypes: ['Ingress'],
+    ingress: [{ ports: [{ protocol: 'TCP', port: 8443 }] }],
+  });
+  assert.deepEqual(np.metadata.ownerReferences, [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: 'planner', uid: 'uid-planner', controller: true, blockOwnerDeletion: true }]);
+  assert.equal(np.metadata.labels?.['app.kubernetes.io/managed-by'], 'agent-identity-operator');
+  assert.equal(np.metadata.labels?.['agentidentity.dev/identity'], 'planner', 'so its changes map back to the identity');
+  assert.equal(ready(c.identity())?.status, 'True');
+  const again = await c.reconcile();
+  assert.equal(again.error, undefined);
+  assert.deepEqual(c.writes, []);
+});
+
+test('spec.proxy: an edited NetworkPolicy is restored; a new port is followed', async () => {
+  const c = await issued(await gen, { proxy: PROXY });
+  const np = c.networkPolicies.get(NETPOL)!;
+  c.networkPolicies.set(NETPOL, { ...np, spec: { ...np.spec, ingress: [{}] } });
+  await c.reconcile();
+  assert.deepEqual(c.writesTo('NetworkPolicy'), [`replace NetworkPolicy ${NETPOL}`]);
+  assert.deepEqual(c.networkPolicies.get(NETPOL)!.spec.ingress, [{ ports: [{ protocol: 'TCP', port: 8443 }] }]);
+  c.setIdentity({ ...c.identity(), spec: { ...c.identity().spec, proxy: { port: 9443, appPort: 8080 } } });
+  await c.reconcile();
+  assert.deepEqual(c.networkPolicies.get(NETPOL)!.spec.ingress, [{ ports: [{ protocol: 'TCP', port: 9443 }] }]);
+});
+
+test('spec.proxy removed: its NetworkPolicy is deleted; a policy of that name that is not its own is left alone', async () => {
+  const c = await issued(await gen, { proxy: PROXY });
+  const { proxy: _, ...spec } = c.identity().spec;
+  c.setIdentity({ ...c.identity(), spec });
+  await c.reconcile();
+  assert.deepEqual(c.writesTo('NetworkPolicy'), [`delete NetworkPolicy ${NETPOL}`]);
+  assert.equal(c.networkPolicies.has(NETPOL), false);
+
+  c.networkPolicies.set(NETPOL, { metadata: { name: 'planner-identity-proxy', namespace: NS, uid: 'theirs', labels: { 'app.kubernetes.io/managed-by': 'agent-identity-operator' } }, spec: { podSelector: {} } });
+  await c.reconcile();
+  assert.deepEqual(c.writesTo('NetworkPolicy'), [], 'not controlled by the identity: not deleted');
+});
+
+test('spec.proxy and a NetworkPolicy of that name that is someone else\'s: never overwritten, NetworkPolicyConflict', async () => {
+  const c = new FakeCluster();
+  c.store.set(await trustDomainState(await gen));
+  c.setIdentity(agentIdentity({ proxy: PROXY }));
+  const squatter: NetworkPolicy = { metadata: { name: 'planner-identity-proxy', namespace: NS, uid: 'theirs' }, spec: { podSelector: {}, ingress: [{}] } };
+  // Unlabelled, so not in the operator's cache: the create answers AlreadyExists and a read tells whose it is.
+  const { error } = await reconcileWith(c, {
+    createNetworkPolicy: async () => { throw new KubeError(409, 'AlreadyExists', 'exists'); },
+    getNetworkPolicy: async () => squatter,
+  });
+  assert.ok(error, 'retried with backoff');
+  assert.equal(ready(c.identity())?.status, 'False');
+  assert.equal(ready(c.identity())?.reason, 'NetworkPolicyConflict');
+  assert.equal(ready(c.identity())?.message, `NetworkPolicy ${NETPOL} exists and is not this identity's (no controller); the operator keeps the agent's pods reachable only on the proxy's port with a NetworkPolicy of that name: delete it`);
+  assert.deepEqual(c.writesTo('NetworkPolicy'), []);
+});
+
+test('spec.proxy where the operator may not watch NetworkPolicies: NetworkPolicyUnavailable, the certificate still serves', async () => {
+  const c = await issued(await gen);
+  c.watchesNetworkPolicies = false;
+  c.setIdentity({ ...c.identity(), spec: { ...c.identity().spec, proxy: PROXY } });
+  const { error } = await c.reconcile();
+  assert.equal(error, undefined, 'waits for a change (RBAC, a restart)');
+  assert.equal(ready(c.identity())?.status, 'True', 'its certificate is fine');
+  const issuing = c.identity().status?.conditions?.find((x) => x.type === 'Issuing');
+  assert.equal(issuing?.reason, 'NetworkPolicyUnavailable');
+  assert.match(issuing!.message, /grant the chart's RBAC for networkpolicies$/);
+  assert.deepEqual(c.events.map((e) => e.reason), ['NetworkPolicyUnavailable']);
+});
+
+test('PodCertificate delivery with spec.proxy gets the NetworkPolicy too', async () => {
+  const c = new FakeCluster();
+  c.store.set(await trustDomainState(await gen));
+  c.setIdentity(agentIdentity({ delivery: 'PodCertificate', proxy: PROXY }));
+  const { error } = await c.reconcile();
+  assert.equal(error, undefined);
+  assert.ok(c.networkPolicies.has(NETPOL));
 });

@@ -129,7 +129,7 @@ test('unrelated pods need no lookup at all', () => {
 });
 
 test('rules run in order; the first refusal is the answer', () => {
-  assert.deepEqual(RULES.map((r) => r.name), ['identityExists', 'serviceAccountMatches', 'policyIsTheOperators', 'bundleIsTheOperators', 'injectContainersExist', 'identityDirectoryFree', 'identitySecretsStayWithTheirServiceAccount']);
+  assert.deepEqual(RULES.map((r) => r.name), ['identityExists', 'serviceAccountMatches', 'policyIsTheOperators', 'bundleIsTheOperators', 'injectContainersExist', 'identityDirectoryFree', 'podIsolatesProxy', 'identityOnlyInProxy', 'proxyKeysOnlyInProxies', 'identitySecretsStayWithTheirServiceAccount']);
   // Missing identity and a stolen Secret: the missing identity is reported.
   denied(judge(pod({ labels: { 'agentidentity.dev/agent': 'ghost' }, spec: { volumes: [{ name: 'v', secret: { secretName: planner } }] } })), 'IdentityNotFound');
 });

@@ -1,0 +1,141 @@
+// The identity proxy beside the agent (spec.proxy), as the webhook injects it:
+//   - the sidecar: a native sidecar (an initContainer with restartPolicy
+//     Always, Kubernetes 1.33+) that alone mounts the identity, first among
+//     the initContainers so that the agent's own init containers can already
+//     call out through it, with a startup probe so that the containers after
+//     it start only once it accepts connections;
+//   - the agent's environment: where to send plain HTTP (HTTP_PROXY), what
+//     not to send there (NO_PROXY), and the loopback bind address common
+//     frameworks read, so the plaintext app port is not served on the pod IP.
+// Pure: names and shapes only; mutate.ts decides where they go.
+import type { ProxyMode, ProxySpec } from '../api/types.ts';
+import type { Container, EnvVar, VolumeMount } from './pod.ts';
+
+/** The sidecar's name: reserved in every pod whose identity has spec.proxy. */
+export const PROXY_CONTAINER = 'agent-identity-proxy';
+
+/** Where the proxy serves the agent's outbound calls: 127.0.0.1 only, so only the pod's own containers reach it. */
+export const OUTBOUND_PORT = 15001;
+
+/** The sidecar's port name: a Service can target it by name whatever spec.proxy.port is. */
+export const PROXY_PORT_NAME = 'agent-proxy';
+
+/** What the cluster admin chose for every injected proxy (chart values → operator flags). */
+export interface ProxySidecarConfig {
+  image: string;
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  resources: ResourceRequirements;
+}
+
+export interface ResourceRequirements {
+  requests?: Record<string, string>;
+  limits?: Record<string, string>;
+}
+
+export const proxyModeOf = (proxy: ProxySpec): ProxyMode => proxy.mode ?? 'http';
+
+// A quantity's suffix as a factor; exponents ("1e3") are read by Number().
+const FACTOR: Record<string, number> = {
+  '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+
+function quantityValue(q: unknown): number | undefined {
+  const m = typeof q === 'string' ? /^([0-9.]+(?:[eE][0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(q) : null;
+  return m ? Number(m[1]) * FACTOR[m[2] ?? '']! : undefined;
+}
+
+/**
+ * Whether two resource requirements ask for the same amounts. The API server
+ * rewrites quantities in its canonical form ("0.5" becomes "500m", "1024Mi"
+ * "1Gi"), so a pod read back is compared by value, not by spelling.
+ */
+export function sameResources(a: unknown, b: unknown): boolean {
+  const lists = (r: unknown) => (r && typeof r === 'object' ? r as Record<string, unknown> : {});
+  const same = (x: unknown, y: unknown) => {
+    const [xs, ys] = [lists(x), lists(y)];
+    const keys = new Set([...Object.keys(xs), ...Object.keys(ys)]);
+    return [...keys].every((k) => {
+      const [vx, vy] = [quantityValue(xs[k]), quantityValue(ys[k])];
+      return vx !== undefined && vy !== undefined && Math.abs(vx - vy) <= 1e-9 * Math.max(Math.abs(vx), Math.abs(vy));
+    });
+  };
+  const [ra, rb] = [lists(a), lists(b)];
+  const fields = new Set([...Object.keys(ra), ...Object.keys(rb)]);
+  return [...fields].every((f) => (f === 'requests' || f === 'limits') && same(ra[f], rb[f]));
+}
+
+/**
+ * The sidecar's command line: the one place it is spelled out, so the contract
+ * with `agent-identity proxy` (src/proxy/) changes here only.
+ */
+export function proxyArgs(proxy: ProxySpec, identityDir: string): string[] {
+  return [
+    'proxy',
+    `--identity-dir=${identityDir}`,
+    `--inbound-port=${proxy.port}`,
+    `--app-port=${proxy.appPort}`,
+    `--mode=${proxyModeOf(proxy)}`,
+    `--outbound-port=${OUTBOUND_PORT}`,
+  ];
+}
+
+const PROXY_URL = `http://127.0.0.1:${OUTBOUND_PORT}`;
+const NO_PROXY = 'localhost,127.0.0.1,::1';
+const LOOPBACK = '127.0.0.1';
+
+/**
+ * What every agent container gets instead of the identity. Both spellings of
+ * the proxy variables: curl reads only the lower-case http_proxy, Go and
+ * Python's urllib and requests read either. HTTPS_PROXY is left
+ * alone: calls that are already TLS (an external API) go out as they are.
+ * The bind address: HOST (Node servers, many examples and templates),
+ * UVICORN_HOST (uvicorn, FastAPI's server, reads UVICORN_* for its flags),
+ * FLASK_RUN_HOST (`flask run`). docs/webhook.md lists the frameworks whose
+ * bind address is set in code or on their command line.
+ */
+export const AGENT_PROXY_ENV: readonly EnvVar[] = [
+  { name: 'HTTP_PROXY', value: PROXY_URL },
+  { name: 'http_proxy', value: PROXY_URL },
+  { name: 'NO_PROXY', value: NO_PROXY },
+  { name: 'no_proxy', value: NO_PROXY },
+  { name: 'HOST', value: LOOPBACK },
+  { name: 'UVICORN_HOST', value: LOOPBACK },
+  { name: 'FLASK_RUN_HOST', value: LOOPBACK },
+];
+
+// The restricted Pod Security Standard, and a uid of its own (the image's
+// nonroot user) so that it does not depend on the pod's securityContext.
+const SECURITY_CONTEXT = {
+  runAsNonRoot: true,
+  runAsUser: 65532,
+  runAsGroup: 65532,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+/**
+ * The sidecar, every field the API server would otherwise default written
+ * out (protocol, probe timings, pull policy), so a pod read back compares
+ * equal to it. The startup probe is TCP on the inbound port: the proxy opens
+ * that port only once its identity is loaded and its outbound listener is up,
+ * so "accepts a connection" means "ready", and the kubelet needs nothing else
+ * from it. 60 tries a second apart; then the kubelet restarts it.
+ */
+export function proxyContainer(proxy: ProxySpec, config: ProxySidecarConfig, mount: VolumeMount, env: EnvVar[]): Container {
+  return {
+    name: PROXY_CONTAINER,
+    image: config.image,
+    imagePullPolicy: config.imagePullPolicy,
+    args: proxyArgs(proxy, mount.mountPath),
+    restartPolicy: 'Always',
+    ports: [{ name: PROXY_PORT_NAME, containerPort: proxy.port, protocol: 'TCP' }],
+    env,
+    volumeMounts: [mount],
+    startupProbe: { tcpSocket: { port: proxy.port }, periodSeconds: 1, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 60 },
+    securityContext: SECURITY_CONTEXT,
+    resources: config.resources,
+  };
+}
