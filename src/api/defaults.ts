@@ -51,3 +51,12 @@ export function bundleConfigMapName(trustDomainObject: string): string {
 export function trustDomainOf(identity: AgentIdentity): string {
   return identity.spec.trustDomain ?? DEFAULT_TRUST_DOMAIN;
 }
+
+/**
+ * Whether the identity's policy.json lists its peers: it has rules (spec.policy), or its pods run the
+ * identity proxy (spec.proxy), whose outbound side maps hosts to identities. Others skip the list, so a
+ * burst of N identities does not cost N² work.
+ */
+export function needsPeers(identity: AgentIdentity): boolean {
+  return identity.spec.policy !== undefined || identity.spec.proxy !== undefined;
+}

@@ -20,7 +20,7 @@ export interface PolicyInputs {
 
 export function desiredPolicyConfigMap(identity: AgentIdentity, i: PolicyInputs, existing?: ConfigMap): { configMap: ConfigMap; peers?: number } {
   const doc = compilePolicy({
-    identity: { namespace: identity.metadata.namespace!, name: identity.metadata.name!, spiffeID: i.spiffeID, trustDomain: i.trustDomain, policy: identity.spec.policy },
+    identity: { namespace: identity.metadata.namespace!, name: identity.metadata.name!, spiffeID: i.spiffeID, trustDomain: i.trustDomain, policy: identity.spec.policy, proxied: identity.spec.proxy !== undefined },
     peers: i.peers.map((p) => ({
       namespace: p.identity.metadata.namespace!, name: p.identity.metadata.name!, labels: p.identity.metadata.labels ?? {}, spiffeID: p.spiffeID,
       dnsNames: p.identity.spec.dnsNames, clusterDomain: p.clusterDomain,

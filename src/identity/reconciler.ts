@@ -6,7 +6,7 @@
 // spec.proxy the NetworkPolicy that leaves the proxy the only way in.
 import { firstViolation, type Violation } from '../controller/checks.ts';
 import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ANNOTATION_NOT_AFTER, FINALIZER_REVOKE } from '../api/group.ts';
-import { deliveryOf, policyConfigMapName, proxyNetworkPolicyName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
+import { deliveryOf, needsPeers, policyConfigMapName, proxyNetworkPolicyName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
 import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, NetworkPolicy, Secret } from '../api/types.ts';
 import type { DenyListEntry } from '../api/documents.ts';
@@ -328,8 +328,8 @@ async function ownSecret(d: IdentityReconcilerDeps, identity: AgentIdentity, cac
 
 /** Writes the identity's policy.json when it changed; returns how many peers the policy resolves to. */
 async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, spiffeID: SpiffeID): Promise<number | undefined> {
-  // Only rules resolve peers: without a policy, listing every identity would make a burst O(N²).
-  const peers = identity.spec.policy ? d.identities.list().map((p) => ({
+  // Only rules and the proxy's host map need peers (needsPeers): listing every identity for all would make a burst O(N²).
+  const peers = needsPeers(identity) ? d.identities.list().map((p) => ({
     identity: p, spiffeID: p.status?.spiffeID ?? expectedSpiffeID(d, p), clusterDomain: d.trustDomains.get(trustDomainOf(p))?.spec.clusterDomain,
   })) : [];
   const inputs = {

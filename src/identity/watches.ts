@@ -1,6 +1,6 @@
 // Which identities another object's change concerns: the mappings the
 // identity controller is declared with (operator.ts).
-import { bundleConfigMapName, trustDomainOf } from '../api/defaults.ts';
+import { bundleConfigMapName, needsPeers, trustDomainOf } from '../api/defaults.ts';
 import { LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from '../api/group.ts';
 import type { AgentIdentity, ConfigMap, Namespace, ServiceAccount, TrustDomain } from '../api/types.ts';
 import { objectKey, type Mapper } from '../controller/controller.ts';
@@ -23,7 +23,7 @@ export const identitiesOfServiceAccount = (identities: Identities): Mapper<Servi
   keysOf(identities.list(sa.metadata.namespace!), (i) => i.spec.serviceAccountName === sa.metadata.name);
 
 /** Any identity appearing, changing or leaving may change the peers a policy names. */
-export const policyHolders = (identities: Identities): Mapper<unknown> => () => keysOf(identities.list(), (i) => i.spec.policy !== undefined);
+export const policyHolders = (identities: Identities): Mapper<unknown> => () => keysOf(identities.list(), needsPeers);
 
 /** The deny list's home copy (in the operator's namespace): every policy.json of its TrustDomain embeds it. */
 export const identitiesOfDenyList = (identities: Identities, operatorNamespace: string): Mapper<ConfigMap> => (cm) => {

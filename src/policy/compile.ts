@@ -27,7 +27,8 @@ export interface PolicyNamespace {
 }
 
 export interface PolicyInput {
-  identity: { namespace: string; name: string; spiffeID: string; trustDomain: string; policy?: InboundPolicy };
+  /** `proxied`: its pods run the identity proxy (spec.proxy), whose outbound side needs the egress host map. */
+  identity: { namespace: string; name: string; spiffeID: string; trustDomain: string; policy?: InboundPolicy; proxied?: boolean };
   /** Every AgentIdentity the rules may name, in any namespace. */
   peers: PolicyPeerIdentity[];
   namespaces: PolicyNamespace[];
@@ -128,8 +129,8 @@ function compileEgress(input: PolicyInput): EgressDocument {
  * No `allow`: mode TrustDomain, any identity of the trust domain may connect.
  * `allow` (even `[]`): mode AllowList with every peer the rules resolve to.
  * Malformed rules resolve to nobody; policyProblems() says why. Only an
- * identity with a policy gets `egress`: its peers are listed anyway, and
- * listing every identity for every other would make a burst O(N²).
+ * identity with a policy or a proxy gets `egress`: its peers are listed
+ * anyway, and listing every identity for every other would make a burst O(N²).
  */
 export function compilePolicy(input: PolicyInput): PolicyDocument {
   const { identity } = input;
@@ -141,7 +142,7 @@ export function compilePolicy(input: PolicyInput): PolicyDocument {
     trustDomain: identity.trustDomain,
     allow: allow ? resolveRules(allow, 'allow', input) : [],
     denyList: canonicalDenyList(input.denyList),
-    ...(identity.policy ? { egress: compileEgress(input) } : {}),
+    ...(identity.policy || identity.proxied ? { egress: compileEgress(input) } : {}),
   };
 }
 

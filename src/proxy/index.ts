@@ -40,15 +40,17 @@ export async function startProxy(identity: Identity, config: ProxyConfig): Promi
   const servers: Server[] = [];
   const running: RunningProxy = { events, close: (graceMs = 10_000) => closeAll(servers, graceMs) };
   try {
-    if (config.inbound) {
-      const server = inboundServer(identity, { ...config.inbound, limits: config.limits }, events);
-      servers.push(server);
-      running.inbound = await listen(server, config.inbound.address, config.inbound.port);
-    }
+    // Outbound first: the injected sidecar's startup probe is a TCP connect to the inbound port, so once
+    // that answers the agent may start, and its first call out must find the outbound listener there.
     if (config.outbound) {
       const server = outboundServer(identity, { ...config.outbound, resolve: config.resolve, limits: config.limits }, events);
       servers.push(server);
       running.outbound = await listen(server, config.outbound.address, config.outbound.port);
+    }
+    if (config.inbound) {
+      const server = inboundServer(identity, { ...config.inbound, limits: config.limits }, events);
+      servers.push(server);
+      running.inbound = await listen(server, config.inbound.address, config.inbound.port);
     }
   } catch (err) {
     await closeAll(servers, 0);

@@ -182,6 +182,14 @@ describe('compilePolicy: egress', () => {
     assert.equal(compilePolicy(input()).egress, undefined);
   });
 
+  it('an identity whose pods run the proxy (spec.proxy) gets the egress host map without any policy', () => {
+    const base = withHosts({});
+    const doc = compilePolicy({ ...base, identity: { ...base.identity, policy: undefined, proxied: true } });
+    assert.equal(doc.mode, 'TrustDomain');
+    assert.equal(doc.egress?.mode, 'TrustDomain');
+    assert.ok(doc.egress?.destinations.some((d) => d.host === 'api.agents.svc' && d.spiffeID === id('agents', 'search')), JSON.stringify(doc.egress));
+  });
+
   it('egress alone keeps inbound in TrustDomain mode; egress without allow is TrustDomain mode', () => {
     const doc = compilePolicy(withHosts({ egress: {} }));
     assert.equal(doc.mode, 'TrustDomain');
