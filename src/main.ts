@@ -14,6 +14,8 @@ import { KubeClient, loadKubeConfig, type KubeConfig } from './kube/client.ts';
 import { limitRequests } from './kube/transport.ts';
 import { OPERATOR_LEASE } from './api/names.ts';
 import { startWebhookServer, startWebhookManager, type WebhookManager } from './webhook/index.ts';
+import { replicaReadiness, SHUTDOWN_DRAIN_MS } from './webhook/readiness.ts';
+import { isIP } from 'node:net';
 
 /** A start-up problem the user fixes: one line on stderr, no stack trace. */
 function fail(message: string, code: number): never {
@@ -55,24 +57,32 @@ async function main(): Promise<void> {
   // Every replica serves admission; only the leader manages the webhook's certificates.
   const webhookPort = cfg.webhookPort;
   const webhook = webhookPort === undefined ? undefined : await listen('webhook-port', webhookPort, () => startWebhookServer({
-    kubeConfig: kc, namespace: cfg.namespace, host: cfg.webhookHost, port: webhookPort, logger: log.child({ component: 'webhook' }),
+    kubeConfig: kc, namespace: cfg.namespace, host: cfg.webhookHost, port: webhookPort, webhookConfigurationName: cfg.webhookConfiguration, logger: log.child({ component: 'webhook' }),
     onReview: (r) => metrics.webhookReviews.inc({ webhook: r.webhook, result: r.result }),
   }));
-  // A follower is ready (it serves the webhook); the leader once its caches synced.
-  const ready = () => (elector && !elector.isLeader() ? true : operator?.ready() ?? false);
+  let stopping = false;
+  // Every replica: once its webhook serves a certificate the caBundle verifies; the leader also once its caches synced.
+  const ready = () => replicaReadiness({
+    shuttingDown: stopping, webhook: webhook?.readiness(),
+    cachesSynced: elector && !elector.isLeader() ? undefined : operator?.ready() ?? false,
+  });
   const http = await listen('http-port', cfg.httpPort, () => startHealthServer(cfg.httpHost, cfg.httpPort, ready, metrics));
   log.info({ port: http.port, namespace: cfg.namespace, server: kc.getCurrentCluster()?.server, identity: cfg.identity }, 'starting');
 
-  let stopping = false;
   const shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
+    // Not ready from here on (see ready); the webhook keeps answering through the drain, like a
+    // pod's preStop sleep, while the controllers stop and the Lease is released for the next leader.
     stopping = true;
+    webhook?.drain();
     log.info({ signal }, 'shutting down');
     const force = setTimeout(() => process.exit(1), 20_000);
     force.unref();
+    const drained = new Promise((r) => setTimeout(r, webhook?.listened() ? SHUTDOWN_DRAIN_MS : 0));
     await operator?.stop();
     await manager?.stop();
     await elector?.stop();
+    await drained;
     await webhook?.close();
     await http.close();
     log.flush();
@@ -87,7 +97,9 @@ async function main(): Promise<void> {
   });
   const startLeading = async () => {
     if (webhook) {
-      const m = await startWebhookManager({ kubeConfig: kc, namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration, logger: log.child({ component: 'webhook-manager' }) });
+      // A webhook bound to one IP address (not 0.0.0.0) is named by it too: a configuration may call it at https://<ip>:<port>.
+      const ipAddresses = isIP(cfg.webhookHost) && !['0.0.0.0', '::'].includes(cfg.webhookHost) ? [cfg.webhookHost] : [];
+      const m = await startWebhookManager({ kubeConfig: kc, namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration, ipAddresses, logger: log.child({ component: 'webhook-manager' }) });
       manager = m;
       // The manager has no object to hold a condition; its state is read at each scrape.
       metrics.onScrape(() => {
