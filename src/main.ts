@@ -15,7 +15,6 @@ import { limitRequests } from './kube/transport.ts';
 import { OPERATOR_LEASE } from './api/names.ts';
 import { startWebhookServer, startWebhookManager, type WebhookManager } from './webhook/index.ts';
 import { replicaReadiness, SHUTDOWN_DRAIN_MS } from './webhook/readiness.ts';
-import { isIP } from 'node:net';
 
 /** A start-up problem the user fixes: one line on stderr, no stack trace. */
 function fail(message: string, code: number): never {
@@ -97,8 +96,9 @@ async function main(): Promise<void> {
   });
   const startLeading = async () => {
     if (webhook) {
-      // A webhook bound to one IP address (not 0.0.0.0) is named by it too: a configuration may call it at https://<ip>:<port>.
-      const ipAddresses = isIP(cfg.webhookHost) && !['0.0.0.0', '::'].includes(cfg.webhookHost) ? [cfg.webhookHost] : [];
+      // A webhook bound to a loopback address is named by it too, so an API server on the same host can call
+      // https://127.0.0.1:<port> (development, tests). Only loopback: a pod IP would differ per leader and re-issue at each change.
+      const ipAddresses = /^127\.|^::1$/.test(cfg.webhookHost) ? [cfg.webhookHost] : [];
       const m = await startWebhookManager({ kubeConfig: kc, namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration, ipAddresses, logger: log.child({ component: 'webhook-manager' }) });
       manager = m;
       // The manager has no object to hold a condition; its state is read at each scrape.

@@ -338,9 +338,12 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const pollMs = opts.certificatePollMs ?? 10_000;
+  // Not ready yet: look again every second, so a fresh install or a new pod serves within a second of its
+  // certificate being trusted, not up to a whole poll later. Three GETs a second, for a replica nobody calls.
+  const unreadyPollMs = Math.min(pollMs, 1000);
   const poll = async () => {
     await refresh().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'webhook readiness check failed'));
-    if (!stopped) timer = setTimeout(() => void poll(), pollMs);
+    if (!stopped) timer = setTimeout(() => void poll(), readiness().ready ? pollMs : unreadyPollMs);
   };
 
   // A taken port is refused at start-up, by name, not at the first verified certificate minutes later.
