@@ -312,6 +312,8 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       listenError = message;
       return;
     }
+    // close() came while the port was being bound: nothing may stay open after it.
+    if (stopped) return void server.close();
     boundPort = (server.address() as { port: number }).port;
     log.info({ port: boundPort }, 'admission webhook listening: the caBundle verifies its serving certificate');
   }
@@ -323,9 +325,9 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     const before = verdict;
     verdict = bundles ? await servingTrusted(servingPem, bundles, new Date()) : notReady(`the webhook configurations ${configName} could not be read yet`);
     if (verdict.ready && boundPort === undefined && !stopped) await listen();
-    const now = readiness();
-    if (now.ready !== before.ready || (!now.ready && !before.ready && now.reason !== before.reason)) {
-      log.info({ ready: now.ready, ...(now.ready ? {} : { reason: now.reason }) }, now.ready ? 'webhook ready' : 'webhook not ready');
+    const after = readiness();
+    if (after.ready !== before.ready || (!after.ready && !before.ready && after.reason !== before.reason)) {
+      log.info({ ready: after.ready, ...(after.ready ? {} : { reason: after.reason }) }, after.ready ? 'webhook ready' : 'webhook not ready');
     }
   }
 

@@ -6,6 +6,7 @@
 // calling the webhook for every AgentIdentity created.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
@@ -128,6 +129,8 @@ test('two replicas, a rolling update of both while AgentIdentities are created i
   const refusals: string[] = [];
   let created = 0;
   let looping = true;
+  // However the test ends: a loop left running after the control plane stopped would spin on refused connections.
+  t.after(() => { looping = false; });
   const loop = (async () => {
     for (let i = 0; looping; i++) {
       try {
@@ -162,4 +165,19 @@ test('two replicas, a rolling update of both while AgentIdentities are created i
   assert.ok(created >= 40, `the loop kept creating throughout (${created})`);
   assert.ok(Object.keys(lb.routed()).length >= 2, 'admission calls moved from one replica to another');
   assert.ok(timeline.some((l) => l.includes('(leader)')), `the leader was among the replicas replaced: ${timeline.join(', ')}`);
+});
+
+test('a taken webhook port is refused at start-up by its flag, though the webhook listens only once its certificate is trusted', async () => {
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+  const port = (taken.address() as { port: number }).port;
+  const p = spawnOperator(env.kubeconfigPath, ['--webhook-host=127.0.0.1', `--webhook-port=${port}`]);
+  try {
+    const code = await Promise.race([p.exited, new Promise((r) => setTimeout(r, 20_000, 'still running after 20 s'))]);
+    assert.equal(code, 1);
+    assert.equal(p.output(), `agent-identity-operator: port ${port} is already in use (--webhook-port / AGENT_IDENTITY_WEBHOOK_PORT)\n`);
+  } finally {
+    await p.kill();
+    taken.close();
+  }
 });

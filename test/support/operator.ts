@@ -49,7 +49,7 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, op
 }
 
 /** The operator as a real process (`node src/main.ts`), for tests that kill it mid-flight. */
-export function spawnOperator(kubeconfigPath: string, flags: string[] = [], env: Record<string, string> = {}): { proc: ChildProcess; kill(): Promise<void>; terminate(): Promise<number | null>; output(): string } {
+export function spawnOperator(kubeconfigPath: string, flags: string[] = [], env: Record<string, string> = {}): { proc: ChildProcess; exited: Promise<number | null>; kill(): Promise<void>; terminate(): Promise<number | null>; output(): string } {
   const proc = spawn(process.execPath, [MAIN, `--kubeconfig=${kubeconfigPath}`, `--namespace=${OPERATOR_NAMESPACE}`, '--http-port=0', '--http-host=127.0.0.1', '--min-duration=1s', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
@@ -57,6 +57,7 @@ export function spawnOperator(kubeconfigPath: string, flags: string[] = [], env:
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   return {
     proc,
+    exited,
     output: () => out,
     kill: async () => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); await exited; },
     /** SIGTERM, as the kubelet sends when a pod is deleted; resolves to the exit code. */
