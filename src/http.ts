@@ -1,5 +1,7 @@
-// /healthz (the process is serving), /readyz (caches synced), /metrics.
+// /healthz (the process is serving), /readyz (webhook/readiness.ts: the webhook serves a certificate
+// the caBundle verifies, the leader's caches synced, not shutting down; the reason when not), /metrics.
 import { createServer, type Server } from 'node:http';
+import type { Readiness } from './webhook/readiness.ts';
 /** What /metrics serves: the text exposition and its content type. */
 export interface MetricsSource {
   text(): Promise<string>;
@@ -12,13 +14,13 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export async function startHealthServer(host: string, port: number, ready: () => boolean, metrics: MetricsSource): Promise<HealthServer> {
+export async function startHealthServer(host: string, port: number, ready: () => Readiness, metrics: MetricsSource): Promise<HealthServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     if (path === '/readyz') {
-      const ok = ready();
-      return void res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'caches not synced\n');
+      const r = ready();
+      return void res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(r.ready ? 'ok\n' : `${r.reason}\n`);
     }
     if (path === '/metrics') {
       metrics.text().then(

@@ -14,6 +14,7 @@ import { KubeClient, loadKubeConfig, type KubeConfig } from './kube/client.ts';
 import { limitRequests } from './kube/transport.ts';
 import { OPERATOR_LEASE } from './api/names.ts';
 import { startWebhookServer } from './webhook/index.ts';
+import { replicaReadiness, SHUTDOWN_DRAIN_MS } from './webhook/readiness.ts';
 
 /** A start-up problem the user fixes: one line on stderr, no stack trace. */
 function fail(message: string, code: number): never {
@@ -54,27 +55,35 @@ async function main(): Promise<void> {
   // Every replica serves admission; only the leader keeps the webhook's certificates (a controller of the operator's).
   const webhookPort = cfg.webhookPort;
   const webhook = webhookPort === undefined ? undefined : await listen('webhook-port', webhookPort, () => startWebhookServer({
-    kubeConfig: kc, namespace: cfg.namespace, host: cfg.webhookHost, port: webhookPort, logger: log.child({ component: 'webhook' }),
+    kubeConfig: kc, namespace: cfg.namespace, host: cfg.webhookHost, port: webhookPort, webhookConfigurationName: cfg.webhookConfiguration, logger: log.child({ component: 'webhook' }),
     onReview: (r) => metrics.webhookReviews.inc({ webhook: r.webhook, result: r.result }),
     ...(cfg.proxy ? { proxy: cfg.proxy } : {}),
   }));
   // Not refused at start-up: with failurePolicy Fail, an operator that will not start over a
   // feature nobody uses yet would block every agent pod. The pods that need it are refused, naming the flag.
   if (webhook && !cfg.proxy) log.warn('no --proxy-image: pods of AgentIdentities with spec.proxy will be refused until it is set');
-  // A follower is ready (it serves the webhook); the leader once its caches synced.
-  const ready = () => (elector && !elector.isLeader() ? true : operator?.ready() ?? false);
+  let stopping = false;
+  // Every replica: once its webhook serves a certificate the caBundle verifies; the leader also once its caches synced.
+  const ready = () => replicaReadiness({
+    shuttingDown: stopping, webhook: webhook?.readiness(),
+    cachesSynced: elector && !elector.isLeader() ? undefined : operator?.ready() ?? false,
+  });
   const http = await listen('http-port', cfg.httpPort, () => startHealthServer(cfg.httpHost, cfg.httpPort, ready, metrics));
   log.info({ port: http.port, namespace: cfg.namespace, server: kc.getCurrentCluster()?.server, identity: cfg.identity }, 'starting');
 
-  let stopping = false;
   const shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
+    // Not ready from here on (see ready); the webhook keeps answering through the drain, like a
+    // pod's preStop sleep, while the controllers stop and the Lease is released for the next leader.
     stopping = true;
+    webhook?.drain();
     log.info({ signal }, 'shutting down');
     const force = setTimeout(() => process.exit(1), 20_000);
     force.unref();
+    const drained = new Promise((r) => setTimeout(r, webhook?.listened() ? SHUTDOWN_DRAIN_MS : 0));
     await operator?.stop();
     await elector?.stop();
+    await drained;
     await webhook?.close();
     await http.close();
     log.flush();
@@ -88,7 +97,10 @@ async function main(): Promise<void> {
     void shutdown('StartFailed', 1);
   });
   const startLeading = async () => {
-    const webhookCertificates = webhook && { namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration };
+    // A webhook bound to a loopback address is named by it too, so an API server on the same host can call
+    // https://127.0.0.1:<port> (development, tests). Only loopback: a pod IP would differ per leader and re-issue at each change.
+    const ipAddresses = /^127\.|^::1$/.test(cfg.webhookHost) ? [cfg.webhookHost] : [];
+    const webhookCertificates = webhook && { namespace: cfg.namespace, serviceName: cfg.webhookService, webhookConfigurationName: cfg.webhookConfiguration, ipAddresses };
     const op = await startOperator(cfg, kc, log, metrics, { ...(webhookCertificates ? { webhookCertificates } : {}) });
     operator = op;
     // The webhook's certificates have no object to hold a condition; their state is read at each scrape.

@@ -6,6 +6,13 @@
 // setSecureContext, so a renewal or CA rotation needs no restart; open
 // connections keep the certificate they started with.
 //
+// It listens only once the caBundle of the webhook configurations verifies
+// the certificate it holds (readiness.ts): before that the port is closed,
+// so a caller gets "connection refused" (and a Service routes elsewhere)
+// instead of a TLS handshake failure. On shutdown it drains: not ready at
+// once, every answer closes its connection so callers reconnect elsewhere,
+// and the listener closes only when the caller says so.
+//
 // Anyone who can reach the port can send a review, so what one costs is
 // bounded before any of it is read: bodies past the API server's own request
 // cap are refused (413) and never buffered, at most a few reviews are read and
@@ -13,6 +20,7 @@
 // idle connections are closed.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { SECRET_CERT, SECRET_KEY } from '../api/group.ts';
@@ -23,8 +31,10 @@ import { type AdmissionRequest, type AdmissionReview, type Outcome, mutate, revi
 import { describeCertificatePem } from './certs.ts';
 import { Gate } from './gate.ts';
 import { validateIdentity } from './identity.ts';
-import { WEBHOOK_TLS_SECRET } from '../api/names.ts';
+import { WEBHOOK_CONFIGURATION_NAME, WEBHOOK_TLS_SECRET } from '../api/names.ts';
 import type { ProxySidecarConfig } from './sidecar.ts';
+import { type CaBundleOf, type Readiness, notReady, servingTrusted } from './readiness.ts';
+import type { WebhookConfigurationKind } from '../kube/client.ts';
 
 export interface WebhookServerOptions {
   kubeConfig: KubeConfig;
@@ -32,13 +42,15 @@ export interface WebhookServerOptions {
   namespace: string;
   /** Default agent-identity-webhook-tls. */
   tlsSecretName?: string;
+  /** The configurations whose caBundle must verify the certificate before the server listens; default agent-identity-operator. */
+  webhookConfigurationName?: string;
   /** Default 0.0.0.0. */
   host?: string;
-  /** Default 9443; 0 picks a free port (tests). */
+  /** Default 9443; 0 picks a free port once the server listens (nobody can register a URL for it in advance). */
   port?: number;
   /** Bound on each AgentIdentity GET/LIST; keep well under the configurations' timeoutSeconds (5). Default 2000. */
   lookupTimeoutMs?: number;
-  /** How often the serving certificate Secret is re-read. Default 10 s. */
+  /** How often the serving certificate Secret and the caBundle are re-read. Default 10 s; keep it well under the CA rotation's grace period (readiness.ts). */
   certificatePollMs?: number;
   /** Default /var/run/agentidentity. */
   mountPath?: string;
@@ -108,9 +120,15 @@ export interface ServingCertificateInfo {
 }
 
 export interface WebhookServer {
-  port: number;
-  /** True once a serving certificate is loaded. */
+  /** The port asked for; once listening, the one bound (differs only for 0). */
+  readonly port: number;
+  /** Ready: listening, with a certificate every webhook's caBundle verifies, and not draining. */
+  readiness(): Readiness;
   ready(): boolean;
+  /** Whether it ever listened: only then is there anything to drain. */
+  listened(): boolean;
+  /** Not ready from now on, and every answer closes its connection; keeps serving until close(). */
+  drain(): void;
   servingCertificate(): ServingCertificateInfo | undefined;
   /** Reviews received so far, per webhook: tests prove unrelated pods never arrive. */
   reviews(): Record<WebhookName, number>;
@@ -145,6 +163,9 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   };
   const counts: Record<WebhookName, number> = { mutate: 0, validate: 0, 'validate-agentidentity': 0 };
   let serving: ServingCertificateInfo | undefined;
+  let servingPem: string | undefined;
+  let verdict: Readiness = notReady('the webhook has no serving certificate yet');
+  let draining = false;
 
   /** An HTTP error instead of an AdmissionReview: the API server then refuses the pod (failurePolicy Fail). */
   function reject(webhook: WebhookName, res: ServerResponse, started: number, code: 400 | 413 | 429, reason: string, text: string): void {
@@ -195,9 +216,14 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
 
   // connectionsCheckingInterval: headersTimeout and requestTimeout are only enforced this often (default 30 s).
   const server: Server = createServer({ ...TLS_FLOOR, handshakeTimeout: limits.handshakeTimeoutMs, connectionsCheckingInterval: 1000 }, (req, res) => {
+    // Draining: this answer is the connection's last, so the caller's next request opens one to a replica still in the Service.
+    if (draining) res.setHeader('connection', 'close');
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-    if (path === '/readyz') return void res.writeHead(serving ? 200 : 503, { 'content-type': 'text/plain' }).end(serving ? 'ok\n' : 'no serving certificate yet\n');
+    if (path === '/readyz') {
+      const r = readiness();
+      return void res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(r.ready ? 'ok\n' : `${r.reason}\n`);
+    }
     const webhook = path?.slice(1) ?? '';
     if (!Object.hasOwn(webhooks, webhook)) return void res.writeHead(404).end();
     if (req.method !== 'POST') return void res.writeHead(405, { allow: 'POST' }).end();
@@ -247,36 +273,119 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     }
     loadedVersion = secret.metadata.resourceVersion;
     serving = describeCertificatePem(cert);
+    servingPem = cert;
     log.info({ serialNumber: serving?.serialNumber, notAfter: serving?.notAfter, issuer: serving?.issuer }, 'serving certificate loaded');
+  }
+
+  // --- the caBundle: what the API server trusts, read from the configurations the leader keeps current
+  const configName = opts.webhookConfigurationName ?? WEBHOOK_CONFIGURATION_NAME;
+  const KINDS: WebhookConfigurationKind[] = ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
+  let bundles: CaBundleOf[] | undefined;
+  let bundleError: string | undefined;
+  /** Every webhook's caBundle; on a failed read the last one read stays (a 429 or timeout says nothing about trust). */
+  async function readBundles(): Promise<void> {
+    try {
+      const found: CaBundleOf[] = [];
+      for (const kind of KINDS) {
+        const c = await kube.getWebhookConfiguration(kind, configName);
+        for (const w of c?.webhooks ?? []) found.push({ webhook: `${kind}/${configName}: ${w.name}`, caBundle: w.clientConfig.caBundle });
+      }
+      bundles = found;
+      bundleError = undefined;
+    } catch (err) {
+      const message = toKubeError(err).message;
+      if (message !== bundleError) log.warn({ configuration: configName, err: message }, 'could not read the webhook configurations; judging by the caBundle read last');
+      bundleError = message;
+    }
+  }
+
+  // --- listening: only from the first moment the caBundle verifies what is served
+  const port0 = opts.port ?? 9443;
+  let boundPort: number | undefined;
+  let listenError: string | undefined;
+  async function listen(): Promise<void> {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port0, opts.host ?? '0.0.0.0', () => resolve());
+      });
+    } catch (err) {
+      // Retried at the next poll; until then the replica stays unready.
+      const message = (err as Error).message;
+      if (message !== listenError) log.error({ port: port0, err: message }, 'the admission webhook cannot listen');
+      listenError = message;
+      return;
+    }
+    // close() came while the port was being bound: nothing may stay open after it.
+    if (stopped) return void server.close();
+    boundPort = (server.address() as { port: number }).port;
+    log.info({ port: boundPort }, 'admission webhook listening: the caBundle verifies its serving certificate');
+  }
+
+  /** The Secret first, then the configurations: never an old certificate judged against a newer caBundle than the Secret held. */
+  async function refresh(): Promise<void> {
+    await reload().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'serving certificate reload failed'));
+    await readBundles();
+    const before = verdict;
+    verdict = bundles ? await servingTrusted(servingPem, bundles, new Date()) : notReady(`the webhook configurations ${configName} could not be read yet`);
+    if (verdict.ready && boundPort === undefined && !stopped) await listen();
+    const after = readiness();
+    if (after.ready !== before.ready || (!after.ready && !before.ready && after.reason !== before.reason)) {
+      log.info({ ready: after.ready, ...(after.ready ? {} : { reason: after.reason }) }, after.ready ? 'webhook ready' : 'webhook not ready');
+    }
+  }
+
+  function readiness(): Readiness {
+    if (draining) return notReady('shutting down');
+    if (!verdict.ready) return verdict;
+    return boundPort === undefined ? notReady('the admission webhook is not listening yet') : verdict;
   }
 
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const pollMs = opts.certificatePollMs ?? 10_000;
+  // Not ready yet: look again every second, so a fresh install or a new pod serves within a second of its
+  // certificate being trusted, not up to a whole poll later. Three GETs a second, for a replica nobody calls.
+  const unreadyPollMs = Math.min(pollMs, 1000);
   const poll = async () => {
-    await reload().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'serving certificate reload failed'));
-    if (!stopped) timer = setTimeout(() => void poll(), pollMs);
+    await refresh().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'webhook readiness check failed'));
+    if (!stopped) timer = setTimeout(() => void poll(), readiness().ready ? pollMs : unreadyPollMs);
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 9443, opts.host ?? '0.0.0.0', () => resolve());
-  });
-  const port = (server.address() as { port: number }).port;
+  // A taken port is refused at start-up, by name, not at the first verified certificate minutes later.
+  if (port0 !== 0) await portIsFree(port0, opts.host ?? '0.0.0.0');
   await poll();
-  log.info({ port, ready: serving !== undefined }, 'admission webhook listening');
+  log.info({ port: port0, ready: readiness().ready }, 'admission webhook started');
 
   return {
-    port,
-    ready: () => serving !== undefined,
+    get port() { return boundPort ?? port0; },
+    readiness,
+    ready: () => readiness().ready,
+    listened: () => boundPort !== undefined,
     servingCertificate: () => serving,
     reviews: () => ({ ...counts }),
+    drain: () => { draining = true; },
     close: async () => {
       stopped = true;
       clearTimeout(timer);
-      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+      if (!server.listening) return;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Reviews in flight get their answer (each is bounded by requestTimeout); whatever is left then is cut.
+      const cut = setTimeout(() => server.closeAllConnections(), limits.requestTimeoutMs);
+      await closed;
+      clearTimeout(cut);
     },
   };
+}
+
+/** Binds and at once releases `port`, so that a taken port fails now; the probe never accepts a connection. */
+function portIsFree(port: number, host: string): Promise<void> {
+  const probe = createNetServer();
+  return new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ port, host, backlog: 0 }, () => probe.close(() => resolve()));
+  });
 }
 
 /** The body as text, counted as it arrives; undefined as soon as it passes `max` (reading stops there). */

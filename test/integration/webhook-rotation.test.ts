@@ -14,6 +14,7 @@ import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api } from '../support/objects.ts';
 import { caBundles, createPod, createServiceAccounts, installWebhookConfigurations, kubeconfigForServiceAccount, markIssued, podManifest } from '../support/webhook.ts';
+import { freePort } from '../support/ports.ts';
 import { createLogger } from '../../src/log.ts';
 import { startWebhookServer } from '../../src/webhook/index.ts';
 import { startWebhookCertificates } from '../../src/webhook-certificates/controller.ts';
@@ -73,8 +74,9 @@ test('CA rotation keeps both CAs in caBundle until the serving certificate moved
   assert.equal(applied.code, 0, applied.stderr);
   const kc = await kubeconfigForServiceAccount(env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
 
-  const server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log });
-  await installWebhookConfigurations(env.kc, server.port);
+  const port = await freePort();
+  const server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port, certificatePollMs: 200, logger: log });
+  await installWebhookConfigurations(env.kc, port);
   const lifetimes = { caMs: 24_000, servingMs: 9_000, propagationMs: 1_500, graceMs: 2_000 };
   const manager = await startWebhookCertificates({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], lifetimes, resyncMs: 500, logger: log });
   try {
@@ -125,6 +127,10 @@ test('CA rotation keeps both CAs in caBundle until the serving certificate moved
     assert.ok(published >= 0 && retired > published, 'the manager published the new CA, then retired the old one');
     assert.equal(loads.filter((l) => l.i < published).at(-1)?.ca, oldCA[0], 'when the overlap began the server served a certificate of the old CA');
     assert.ok(loads.some((l) => l.i > published && l.i < retired && l.ca === newCA), 'during the overlap it loaded one of the new CA, before the old CA left caBundle');
+    // Readiness follows the same story: the replica never left its Service during the rotation.
+    const readiness = lines.map((l, i) => ({ i, msg: l.msg })).filter((l) => l.msg === 'webhook ready' || l.msg === 'webhook not ready');
+    assert.equal(readiness[0]?.msg, 'webhook ready', 'ready once the first caBundle verified its certificate');
+    assert.deepEqual(readiness.slice(1), [], 'it never became unready while the CA rotated');
     const firstNewOnly = samples.find((s) => s.bundle.length === 1 && s.bundle[0] === newCA)!;
     assert.equal(firstNewOnly.servingIssuer, newCA, 'the old CA left caBundle only after the server served a certificate of the new CA');
     const validatingPhases = samples.map((s) => s.validatingBundle.join(' + ')).filter((b, i, all) => i === 0 || b !== all[i - 1]);

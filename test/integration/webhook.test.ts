@@ -13,6 +13,7 @@ import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api } from '../support/objects.ts';
 import { caBundles, createPod, createServiceAccounts, installWebhookConfigurations, markIssued, plain, podManifest, readPod } from '../support/webhook.ts';
+import { freePort } from '../support/ports.ts';
 import { createLogger } from '../../src/log.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/webhook/index.ts';
 import { startWebhookCertificates, type WebhookCertificates } from '../../src/webhook-certificates/controller.ts';
@@ -35,8 +36,9 @@ before(async () => {
   await a.createIdentity(ns, 'planner', { serviceAccountName: 'planner' });
   await markIssued(env.kc, ns, 'planner', spiffeID('planner'));
 
-  server = await startWebhookServer({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log });
-  await installWebhookConfigurations(env.kc, server.port);
+  const port = await freePort();
+  server = await startWebhookServer({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port, certificatePollMs: 200, logger: log });
+  await installWebhookConfigurations(env.kc, port);
   manager = await startWebhookCertificates({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
   await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
   // The API server picks up the configurations (and their caBundle) from its own watch.

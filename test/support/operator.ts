@@ -34,15 +34,18 @@ export async function runOperator(kc: KubeConfig, overrides: Partial<Config> = {
 export { eventually } from './eventually.ts';
 
 /** The operator as a real process (`node src/main.ts`), for tests that kill it mid-flight. */
-export function spawnOperator(kubeconfigPath: string, flags: string[] = [], env: Record<string, string> = {}): { proc: ChildProcess; kill(): Promise<void>; output(): string } {
+export function spawnOperator(kubeconfigPath: string, flags: string[] = [], env: Record<string, string> = {}): { proc: ChildProcess; exited: Promise<number | null>; kill(): Promise<void>; terminate(): Promise<number | null>; output(): string } {
   const proc = spawn(process.execPath, [MAIN, `--kubeconfig=${kubeconfigPath}`, `--namespace=${OPERATOR_NAMESPACE}`, '--http-port=0', '--http-host=127.0.0.1', '--min-duration=1s', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   return {
     proc,
+    exited,
     output: () => out,
     kill: async () => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); await exited; },
+    /** SIGTERM, as the kubelet sends when a pod is deleted; resolves to the exit code. */
+    terminate: async () => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM'); return exited; },
   };
 }

@@ -11,6 +11,7 @@ import { createLogger } from '../../src/log.ts';
 import { startWebhookServer, type ProxySidecarConfig, type ReviewRecord, type WebhookServer } from '../../src/webhook/index.ts';
 import { startWebhookCertificates, type WebhookCertificates } from '../../src/webhook-certificates/controller.ts';
 import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from './operator.ts';
+import { freePort } from './ports.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 export const WEBHOOKS_YAML = join(ROOT, 'config', 'webhook', 'webhooks.yaml');
@@ -142,8 +143,10 @@ export async function startShippedWebhook(
   if (applied.code !== 0) throw new Error(`applying ${WEBHOOK_RBAC_YAML} failed: ${applied.stderr}`);
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'json', process.stderr);
   const kc = await kubeconfigForServiceAccount(env.kc, OPERATOR_NAMESPACE, 'agent-identity-operator');
-  const server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, certificatePollMs: 200, logger: log, onReview: opts.onReview, ...(opts.proxy ? { proxy: opts.proxy } : {}) });
-  await (opts.install ?? installWebhookConfigurations)(env.kc, server.port);
+  // The server listens only once the caBundle verifies its certificate, so the configurations name its port first.
+  const port = await freePort();
+  const server = await startWebhookServer({ kubeConfig: kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port, certificatePollMs: 200, logger: log, onReview: opts.onReview, ...(opts.proxy ? { proxy: opts.proxy } : {}) });
+  await (opts.install ?? installWebhookConfigurations)(env.kc, port);
   const manager = await startWebhookCertificates({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
   await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
   return {
