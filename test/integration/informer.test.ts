@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
-import { startTestEnv, type TestEnv } from '../support/env.ts';
+import { startTestEnv, waitEstablished, type TestEnv } from '../support/env.ts';
 import { runOperator, spawnOperator, eventually } from '../support/operator.ts';
 import { api, isReady } from '../support/objects.ts';
 import type { Operator } from '../../src/operator.ts';
@@ -41,8 +41,7 @@ async function uninstallCRD(): Promise<void> {
 async function installCRD(): Promise<void> {
   const r = await env.kubectl(['apply', '--server-side', '--force-conflicts', '-f', CRD_FILE]);
   assert.equal(r.code, 0, r.stderr);
-  const est = await env.kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${CRD}`]);
-  assert.equal(est.code, 0, est.stderr);
+  await waitEstablished((args) => env.kubectl(args), [CRD]);
 }
 
 /** The failed attempts of the agentidentities informer in the window that starts with `first`. */

@@ -36,8 +36,23 @@ export async function installCRDs(kubectlBin: string, kubeconfigPath: string): P
   const kubectl = (args: string[]) => runKubectl(kubectlBin, kubeconfigPath, args);
   const crds = await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds')]);
   if (crds.code !== 0) throw new Error(`installing CRDs failed: ${crds.stderr}`);
-  const est = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev']);
-  if (est.code !== 0) throw new Error(`CRDs not established: ${est.stderr}`);
+  await waitEstablished(kubectl, ['agentidentities.agentidentity.dev', 'trustdomains.agentidentity.dev']);
+}
+
+/**
+ * Waits until the CRDs are Established. `kubectl wait --for=condition` fails at once ("accessor error: <nil>")
+ * on a CRD whose status has no conditions yet, as one just created may: so a failed wait is tried again,
+ * within the same 60 s.
+ */
+export async function waitEstablished(kubectl: (args: string[]) => Promise<{ code: number; stderr: string }>, crds: string[]): Promise<void> {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const left = Math.max(1, Math.ceil((end - Date.now()) / 1000));
+    const est = await kubectl(['wait', '--for=condition=Established', `--timeout=${left}s`, ...crds.map((c) => `crd/${c}`)]);
+    if (est.code === 0) return;
+    if (Date.now() >= end) throw new Error(`CRDs not established: ${est.stderr}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 export async function startTestEnv(opts: Pick<StartOptions, 'nodeAuthorizer' | 'apiServerArgs'> = {}): Promise<TestEnv> {
