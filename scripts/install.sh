@@ -18,9 +18,10 @@ RELEASE="${HELM_RELEASE:-agent-identity-operator}"
 
 "$KUBECTL" apply --server-side --force-conflicts --field-manager=helm -f crds/
 # kubectl wait fails at once on a CRD whose status has no conditions yet (just created): try again within 60 s.
-for try in $(seq 1 60); do
-  "$KUBECTL" wait --for=condition=Established --timeout=60s crd/agentidentities.agentidentity.dev crd/trustdomains.agentidentity.dev 2>/dev/null && break
-  [ "$try" = 60 ] && { echo "install: the CRDs were not Established within 60 s" >&2; exit 1; }
+deadline=$((SECONDS + 60))
+until "$KUBECTL" wait --for=condition=Established --timeout="$((deadline - SECONDS > 0 ? deadline - SECONDS : 1))s" \
+    crd/agentidentities.agentidentity.dev crd/trustdomains.agentidentity.dev 2>/dev/null; do
+  [ "$SECONDS" -ge "$deadline" ] && { echo "install: the CRDs were not Established within 60 s" >&2; exit 1; }
   sleep 1
 done
 "$KUBECTL" create namespace "$NAMESPACE" --dry-run=client -o yaml | "$KUBECTL" apply -f -
