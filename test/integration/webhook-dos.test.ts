@@ -8,9 +8,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
-import { eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api } from '../support/objects.ts';
-import { createPod, createServiceAccounts, markIssued, podManifest, startShippedWebhook, type ShippedWebhook } from '../support/webhook.ts';
+import { createPod, createServiceAccounts, markIssued, podManifest, startShippedWebhook, type ShippedWebhook, untilWebhookAnswers } from '../support/webhook.ts';
 import { review, send, webhookCA } from '../support/admission-client.ts';
 import type { WebhookServer } from '../../src/webhook/index.ts';
 
@@ -31,8 +31,7 @@ before(async () => {
   webhook = await startShippedWebhook(env);
   server = webhook.server;
   ca = await webhookCA(env.kc, OPERATOR_NAMESPACE);
-  await eventually(async () => (await createPod(env.kc, ns, podManifest(`warmup-${Date.now()}`, { agent: 'planner', serviceAccountName: 'planner' }))).admitted,
-    { what: 'the API server calls the webhook successfully', timeoutMs: 30_000, intervalMs: 250 });
+  await untilWebhookAnswers(env.kc, ns, async () => (await createPod(env.kc, ns, podManifest(`warmup-${Date.now()}`, { agent: 'planner', serviceAccountName: 'planner' }))).admitted);
 });
 
 after(async () => {

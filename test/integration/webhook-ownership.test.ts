@@ -13,7 +13,7 @@ import { setUp, tearDown, type Suite } from '../support/suite.ts';
 import { eventually } from '../support/operator.ts';
 import { api } from '../support/objects.ts';
 import { makeTenant, type Tenant } from '../support/tenant.ts';
-import { createPod, createServiceAccounts, podManifest, startShippedWebhook, webhookConfigurationsFor, type ShippedWebhook } from '../support/webhook.ts';
+import { createPod, createServiceAccounts, podManifest, startShippedWebhook, webhookConfigurationsFor, type ShippedWebhook, untilWebhookAnswers } from '../support/webhook.ts';
 import type { Pod } from '../../src/webhook/pod.ts';
 
 let s: Suite;
@@ -70,9 +70,7 @@ before(async () => {
 
   await s.a.createIdentity(ns, 'alpha', { serviceAccountName: 'alpha' });
   await issued('alpha');
-  // The API server picks up the configurations (and their caBundle) from its own watch.
-  await eventually(async () => (await createPod(s.env.kc, ns, mounting(`warmup-${Date.now()}`, 'alpha', 'alpha-identity'))).admitted,
-    { what: 'the API server calls the webhook successfully', timeoutMs: 30_000, intervalMs: 250 });
+  await untilWebhookAnswers(s.env.kc, ns, async () => (await createPod(s.env.kc, ns, mounting(`warmup-${Date.now()}`, 'alpha', 'alpha-identity'))).admitted);
 });
 
 after(async () => {

@@ -11,7 +11,7 @@ import { setUp, tearDown, type Suite } from '../support/suite.ts';
 import { eventually } from '../support/operator.ts';
 import { api } from '../support/objects.ts';
 import { makeTenant, type Tenant } from '../support/tenant.ts';
-import { createPod, podManifest, startShippedWebhook, type ShippedWebhook } from '../support/webhook.ts';
+import { createPod, podManifest, startShippedWebhook, type ShippedWebhook, untilWebhookAnswers } from '../support/webhook.ts';
 import type { ReviewRecord } from '../../src/webhook/server.ts';
 
 let s: Suite;
@@ -25,11 +25,7 @@ before(async () => {
   ns = await s.env.namespace('squat');
   tenant = await makeTenant(s.env.kc, ns);
   webhook = await startShippedWebhook(s.env, { onReview: (r) => reviews.push(r) });
-  // The API server picks up the configurations (and their caBundle) from its own watch: until then the call fails.
-  await eventually(async () => {
-    const r = await createPod(s.env.kc, ns, podManifest(`warmup-${Date.now()}`, { agent: 'nobody' }));
-    return !r.admitted && r.message.includes('has no AgentIdentity "nobody"');
-  }, { what: 'the API server calls the webhook successfully', timeoutMs: 30_000, intervalMs: 250 });
+  await untilWebhookAnswers(s.env.kc, ns);
 });
 
 after(async () => {

@@ -11,7 +11,7 @@ import { NetworkingV1Api, type V1NetworkPolicy } from '@kubernetes/client-node';
 import { setUp, tearDown, type Suite } from '../support/suite.ts';
 import { eventually } from '../support/operator.ts';
 import { isReady } from '../support/objects.ts';
-import { createPod, podManifest, readPod, startShippedWebhook, type ShippedWebhook } from '../support/webhook.ts';
+import { createPod, podManifest, readPod, startShippedWebhook, type ShippedWebhook, untilWebhookAnswers } from '../support/webhook.ts';
 import { injectIdentity } from '../../src/webhook/mutate.ts';
 import type { ProxySidecarConfig } from '../../src/webhook/sidecar.ts';
 
@@ -29,10 +29,7 @@ before(async () => {
   await s.a.createIdentity(ns, 'planner', { proxy: SPEC });
   await eventually(async () => isReady(await s.a.getIdentity(ns, 'planner')), { what: 'planner issued' });
   webhook = await startShippedWebhook(s.env, { proxy: PROXY });
-  await eventually(async () => {
-    const r = await createPod(s.env.kc, ns, podManifest(`warmup-${Date.now()}`, { agent: 'nobody' }));
-    return !r.admitted && r.message.includes('has no AgentIdentity "nobody"');
-  }, { what: 'the API server calls the webhook successfully', timeoutMs: 30_000, intervalMs: 250 });
+  await untilWebhookAnswers(s.env.kc, ns);
 });
 
 after(async () => {

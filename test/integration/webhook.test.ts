@@ -12,7 +12,7 @@ import { dump } from 'js-yaml';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { ensureNamespace, eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api } from '../support/objects.ts';
-import { caBundles, createPod, createServiceAccounts, installWebhookConfigurations, markIssued, plain, podManifest, readPod } from '../support/webhook.ts';
+import { caBundles, createPod, createServiceAccounts, installWebhookConfigurations, markIssued, plain, podManifest, readPod, untilWebhookAnswers } from '../support/webhook.ts';
 import { freePort } from '../support/ports.ts';
 import { createLogger } from '../../src/log.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/webhook/index.ts';
@@ -41,11 +41,7 @@ before(async () => {
   await installWebhookConfigurations(env.kc, port);
   manager = await startWebhookCertificates({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, ipAddresses: ['127.0.0.1'], resyncMs: 1000, logger: log });
   await eventually(async () => server.ready(), { what: 'serving certificate loaded' });
-  // The API server picks up the configurations (and their caBundle) from its own watch.
-  await eventually(async () => {
-    const r = await createPod(env.kc, ns, podManifest(`warmup-${Date.now()}`, { agent: 'planner', serviceAccountName: 'planner' }));
-    return r.admitted;
-  }, { what: 'the API server calls the webhook successfully', timeoutMs: 30_000, intervalMs: 250 });
+  await untilWebhookAnswers(env.kc, ns, async () => (await createPod(env.kc, ns, podManifest(`warmup-${Date.now()}`, { agent: 'planner', serviceAccountName: 'planner' }))).admitted);
 });
 
 after(async () => {

@@ -157,3 +157,17 @@ export async function startShippedWebhook(
     },
   };
 }
+
+/**
+ * Waits until the API server calls the webhook successfully: it picks up the configurations (and their
+ * caBundle) from its own watch, and until then the call fails. `answered` makes one admission and says
+ * whether the webhook decided it; by default a pod of an agent that has no AgentIdentity, which the
+ * webhook refuses by name.
+ */
+export async function untilWebhookAnswers(kc: KubeConfig, namespace: string, answered?: () => Promise<boolean>): Promise<void> {
+  const refusesUnknownAgent = async () => {
+    const r = await createPod(kc, namespace, podManifest(`warmup-${Date.now()}`, { agent: 'nobody' }));
+    return !r.admitted && r.message.includes('has no AgentIdentity "nobody"');
+  };
+  await eventually(answered ?? refusesUnknownAgent, { what: 'the API server calls the webhook successfully', timeoutMs: 30_000, intervalMs: 250 });
+}
