@@ -10,9 +10,10 @@
 // is never written to the API. The fifth, researcher, is a Python agent
 // (examples/python/agent.py, standard library only) that knows nothing of
 // certificates: the identity proxy the webhook injects for spec.proxy holds
-// its identity and applies its inbound and egress policy (scripts/demo-proxy.ts
-// runs the mutated pod's containers as processes). Cleans up after itself, also
-// on Ctrl-C; a failed run keeps the operator's log.
+// its identity and applies its inbound and egress policy, through the same
+// renewal and rotation (test/support/proxied-pod.ts runs the mutated pod's
+// containers as processes). Cleans up after itself, also on Ctrl-C; a failed
+// run keeps the operator's log.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync } from 'node:fs';
 import { tmpdir, constants } from 'node:os';
@@ -37,7 +38,8 @@ import type { Pod } from '../src/webhook/pod.ts';
 import { x509 } from '../src/pki/crypto.ts';
 import { parseCertificates } from '../src/pki/parse.ts';
 import { prettyColorize } from '../src/log.ts';
-import { freePort, mutatedPod, runProxiedPod } from './demo-proxy.ts';
+import { freePort, mutatedPod, runProxiedPod } from '../test/support/proxied-pod.ts';
+import { repeatCalls, tallyLine } from '../test/support/traffic.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 let n = 0;
@@ -45,22 +47,6 @@ let n = 0;
 const bold = prettyColorize(process.stdout.isTTY === true, process.env) ? (s: string) => `\x1b[1m${s}\x1b[0m` : (s: string) => s;
 const step = (s: string) => console.log(`\n${bold(`[${++n}] ${s}`)}`);
 const info = (s: string) => console.log(`    ${s}`);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Calls `fn` every 250 ms until stop(); a call fails when it throws or its answer is not a greeting. */
-function every250ms(fn: () => Promise<string>) {
-  const tally = { ok: 0, failed: [] as string[] };
-  let on = true;
-  const done = (async () => {
-    while (on) {
-      await fn().then((r) => (r.startsWith('hello') ? tally.ok++ : tally.failed.push(`${r === '' ? 'empty reply' : `reply "${r.slice(0, 80)}"`} at ${new Date().toISOString()}`)), (e: Error) => tally.failed.push(e.message));
-      await sleep(250);
-    }
-  })();
-  return { tally, stop: async () => { on = false; await done; } };
-}
-const tallyLine = (t: { ok: number; failed: string[] }) => `${t.ok} calls, ${t.failed.length} failed${t.failed.length ? `: ${t.failed.slice(0, 3).join('; ')}` : ''}`;
 
 /** One line per rotation step, in words: what has moved to the new root so far. */
 function rotationLine(r: RotationStatus): string {
@@ -238,20 +224,21 @@ try {
   const toPlanner = await researcher.call(plannerURL);
   info(`researcher (Python, plain HTTP to its proxy) → ${plannerURL}: ${toPlanner.status} "${toPlanner.body}"`);
   if (toPlanner.status !== 200) failed.push(`researcher → planner: ${toPlanner.status} ${toPlanner.body}`);
-  const toOrchestrator = await researcher.call(`http://orchestrator.agents.svc:${port}/`);
-  info(`researcher (Python) → http://orchestrator.agents.svc:${port}/: ${toOrchestrator.status} "${toOrchestrator.body}"`);
+  // Refused before any connection is made: nothing needs to listen there.
+  const toOrchestrator = await researcher.call('http://orchestrator.agents.svc:8443/');
+  info(`researcher (Python) → http://orchestrator.agents.svc:8443/: ${toOrchestrator.status} "${toOrchestrator.body}"`);
   if (toOrchestrator.status !== 403) failed.push(`researcher → orchestrator was not refused by egress: ${toOrchestrator.status} ${toOrchestrator.body}`);
 
   step('Traffic every 250 ms while certificates renew and the root rotates: orchestrator → planner (SDK to SDK), orchestrator → researcher and researcher → planner (through its proxy)');
-  const viaProxy: Array<[string, ReturnType<typeof every250ms>]> = [
-    ['orchestrator (Node SDK) → researcher (Python, behind its proxy)', every250ms(() => httpsGet(orchestratorToResearcher))],
-    ['researcher (Python, through its proxy) → planner (Node SDK)', every250ms(async () => {
+  const viaProxy: Array<[string, ReturnType<typeof repeatCalls>]> = [
+    ['orchestrator (Node SDK) → researcher (Python, behind its proxy)', repeatCalls(() => httpsGet(orchestratorToResearcher))],
+    ['researcher (Python, through its proxy) → planner (Node SDK)', repeatCalls(async () => {
       const r = await researcher.call(plannerURL);
       if (r.status !== 200) throw new Error(`${r.status} ${r.body}`);
       return r.body;
     })],
   ];
-  const direct = every250ms(() => call(ids.orchestrator!));
+  const direct = repeatCalls(() => call(ids.orchestrator!));
   const serial = () => ids.planner!.svid.serialNumber;
   const first = serial();
   await eventually(async () => serial() !== first, { timeoutMs: 30_000, what: 'a renewal' });
@@ -328,7 +315,7 @@ try {
     ['orchestrator (Secret) → coder (pod certificate)', () => call(ids.orchestrator!, coderPort, coderID)],
   ];
   for (const [label, fn] of pairs) info(`${label}: "${await fn()}"`);
-  const loops = pairs.map(([, fn]) => every250ms(fn));
+  const loops = pairs.map(([, fn]) => repeatCalls(fn));
   const spki = (pem: string) => createHash('sha256').update(Buffer.from(parseCertificates(pem)[0]!.publicKey.rawData)).digest('hex').slice(0, 12);
   const firstSerial = ids.coder.svid.serialNumber;
   await eventually(async () => ids.coder!.svid.serialNumber !== firstSerial, { timeoutMs: 30_000, what: 'coder\'s refresh' });
