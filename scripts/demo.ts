@@ -75,6 +75,12 @@ const onExit = () => {
   else if (operator) console.error(`operator log kept: ${logFile}`);
 };
 process.on('exit', onExit);
+/** Calls `fn` every 250 ms (test/support/traffic.ts) until stopped, or until the demo ends however it ends. */
+const traffic = (fn: () => Promise<string>) => {
+  const calls = repeatCalls(fn);
+  cleanups.push(() => calls.stop());
+  return calls;
+};
 // process.exit runs the exit hooks: the control plane's kills it, onExit removes its files.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => { console.error(`\ninterrupted (${sig}); stopping the operator and control plane`); process.exit(128 + constants.signals[sig]); });
@@ -230,23 +236,24 @@ try {
   if (toOrchestrator.status !== 403) failed.push(`researcher → orchestrator was not refused by egress: ${toOrchestrator.status} ${toOrchestrator.body}`);
 
   step('Traffic every 250 ms while certificates renew and the root rotates: orchestrator → planner (SDK to SDK), orchestrator → researcher and researcher → planner (through its proxy)');
-  const viaProxy: Array<[string, ReturnType<typeof repeatCalls>]> = [
-    ['orchestrator (Node SDK) → researcher (Python, behind its proxy)', repeatCalls(() => httpsGet(orchestratorToResearcher))],
-    ['researcher (Python, through its proxy) → planner (Node SDK)', repeatCalls(async () => {
+  const viaProxy: Array<[string, ReturnType<typeof traffic>]> = [
+    ['orchestrator (Node SDK) → researcher (Python, behind its proxy)', traffic(() => httpsGet(orchestratorToResearcher))],
+    ['researcher (Python, through its proxy) → planner (Node SDK)', traffic(async () => {
       const r = await researcher.call(plannerURL);
       if (r.status !== 200) throw new Error(`${r.status} ${r.body}`);
       return r.body;
     })],
   ];
-  const direct = repeatCalls(() => call(ids.orchestrator!));
+  const direct = traffic(() => call(ids.orchestrator!));
   const serial = () => ids.planner!.svid.serialNumber;
   const first = serial();
   await eventually(async () => serial() !== first, { timeoutMs: 30_000, what: 'a renewal' });
   info(`planner renewed: serial ${first.slice(0, 12)}… → ${serial().slice(0, 12)}… (reason ${(await a.getIdentity('agents', 'planner')).status!.lastIssuanceReason}); ${direct.tally.ok} calls so far, ${direct.tally.failed.length} failed`);
+  // The proxy logs each reload of its mounted files (a policy.json update too): a renewal is a new serial.
   const reloads = () => researcher.proxy.process.events.filter((e) => e.event === 'identity reloaded');
   const researcherFirst = researcher.proxy.process.events.find((e) => e.event === 'listening')!.serialNumber as string;
-  await eventually(async () => reloads().length > 0, { timeoutMs: 30_000, what: 'researcher\'s renewal' });
-  info(`researcher renewed: serial ${researcherFirst.slice(0, 12)}… → ${String(reloads()[0]!.serialNumber).slice(0, 12)}…, reloaded by its proxy; the Python process never saw it; ${viaProxy.map(([, l]) => l.tally.ok).join(' + ')} calls through the proxy so far, ${viaProxy.reduce((k, [, l]) => k + l.tally.failed.length, 0)} failed`);
+  const renewed = await eventually(async () => reloads().find((e) => e.serialNumber !== researcherFirst), { timeoutMs: 30_000, what: 'researcher\'s renewal' });
+  info(`researcher renewed: serial ${researcherFirst.slice(0, 12)}… → ${String(renewed.serialNumber).slice(0, 12)}…, reloaded by its proxy; the Python process never saw it; ${viaProxy.map(([, l]) => l.tally.ok).join(' + ')} calls through the proxy so far, ${viaProxy.reduce((k, [, l]) => k + l.tally.failed.length, 0)} failed`);
 
   const cli = (...args: string[]) => new Promise<string>((res) => execFile(process.execPath, [join(ROOT, 'src', 'cli', 'main.ts'), `--kubeconfig=${cp.kubeconfigPath}`, ...args], (_e, out) => res(out)));
   info((await cli('ca', 'rotate', 'default')).trim());
@@ -265,7 +272,8 @@ try {
     info(`${label}: ${tallyLine(l.tally)}`);
     failed.push(...l.tally.failed);
   }
-  info(`researcher's proxy reloaded its identity ${reloads().length} times (renewals and the rotation's re-issue), without a restart`);
+  const served = new Set(reloads().map((e) => e.serialNumber)).add(researcherFirst).size;
+  info(`researcher's proxy served ${served} certificates one after another (renewals and the rotation's re-issue), never restarted`);
 
   step('coder: a pod on node n1 whose key is born on the node');
   info('The node\'s side is played by a STAND-IN FOR THE KUBELET (test/support/pod-kubelet.ts): it makes the key "on the node",');
@@ -315,7 +323,7 @@ try {
     ['orchestrator (Secret) → coder (pod certificate)', () => call(ids.orchestrator!, coderPort, coderID)],
   ];
   for (const [label, fn] of pairs) info(`${label}: "${await fn()}"`);
-  const loops = pairs.map(([, fn]) => repeatCalls(fn));
+  const loops = pairs.map(([, fn]) => traffic(fn));
   const spki = (pem: string) => createHash('sha256').update(Buffer.from(parseCertificates(pem)[0]!.publicKey.rawData)).digest('hex').slice(0, 12);
   const firstSerial = ids.coder.svid.serialNumber;
   await eventually(async () => ids.coder!.svid.serialNumber !== firstSerial, { timeoutMs: 30_000, what: 'coder\'s refresh' });
