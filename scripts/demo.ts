@@ -7,7 +7,12 @@
 // stand-in (test/support/pod-kubelet.ts) that makes the key on the node and
 // asks the operator's signer through a PodCertificateRequest; coder and the
 // Secret agents call each other over mTLS while coder refreshes, and its key
-// is never written to the API. Cleans up after itself, also on Ctrl-C; a failed
+// is never written to the API. The fifth, researcher, is a Python agent
+// (examples/python/agent.py, standard library only) that knows nothing of
+// certificates: the identity proxy the webhook injects for spec.proxy holds
+// its identity and applies its inbound and egress policy, through the same
+// renewal and rotation (test/support/proxied-pod.ts runs the mutated pod's
+// containers as processes). Cleans up after itself, also on Ctrl-C; a failed
 // run keeps the operator's log.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync } from 'node:fs';
@@ -22,16 +27,20 @@ import { mountIdentity, type Mount } from '../test/support/kubelet.ts';
 import { otherCAClient } from '../test/support/tls.ts';
 import { createPodCertificateRequest, podCertificateVolumeOf, startPodKubelet } from '../test/support/pod-kubelet.ts';
 import { applyPatch } from '../test/unit/webhook/fixtures.ts';
-import { connect as tlsConnect } from 'node:tls';
+import https from 'node:https';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { createHash } from 'node:crypto';
-import { ApiException, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
-import { loadIdentity, createServer, connect, peerIdentity, type Identity, type PolicyDocument } from '../src/sdk/index.ts';
+import { ApiException, CustomObjectsApi, NetworkingV1Api, type V1Pod } from '@kubernetes/client-node';
+import { loadIdentity, createServer, createHttpsServer, connect, httpsAgent, peerIdentity, type Identity, type PolicyDocument } from '../src/sdk/index.ts';
 import type { PodCertificateRequest, RotationStatus } from '../src/api/types.ts';
 import { injectIdentity } from '../src/webhook/mutate.ts';
+import { proxyNetworkPolicyName } from '../src/api/defaults.ts';
 import type { Pod } from '../src/webhook/pod.ts';
 import { x509 } from '../src/pki/crypto.ts';
 import { parseCertificates } from '../src/pki/parse.ts';
 import { prettyColorize } from '../src/log.ts';
+import { freePort, mutatedPod, runProxiedPod } from '../test/support/proxied-pod.ts';
+import { repeatCalls, tallyLine } from '../test/support/traffic.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 let n = 0;
@@ -67,6 +76,12 @@ const onExit = () => {
   else if (operator) console.error(`operator log kept: ${logFile}`);
 };
 process.on('exit', onExit);
+/** Calls `fn` every 250 ms (test/support/traffic.ts) until stopped, or until the demo ends however it ends. */
+const traffic = (fn: () => Promise<string>) => {
+  const calls = repeatCalls(fn);
+  cleanups.push(() => calls.stop());
+  return calls;
+};
 // process.exit runs the exit hooks: the control plane's kills it, onExit removes its files.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => { console.error(`\ninterrupted (${sig}); stopping the operator and control plane`); process.exit(128 + constants.signals[sig]); });
@@ -109,14 +124,19 @@ try {
   const td = await a.getTrustDomain('default');
   info(`TrustDomain default: root ${td.status!.roots![0]!.fingerprint.slice(0, 23)}…, intermediate signs leaves`);
 
-  step('Creating agents: planner (its policy allows the orchestrator and coder), orchestrator, intruder in Secrets; coder by pod certificate');
+  step('Creating agents: planner (its policy allows the orchestrator, coder and researcher), orchestrator, intruder in Secrets; coder by pod certificate; researcher behind the proxy');
   await kubectl('create', 'namespace', 'agents');
-  await a.createIdentity('agents', 'planner', { duration: '20s', policy: { allow: [{ agent: { name: 'orchestrator' } }, { agent: { name: 'coder' } }] } });
+  await a.createIdentity('agents', 'planner', { duration: '20s', policy: { allow: [{ agent: { name: 'orchestrator' } }, { agent: { name: 'coder' } }, { agent: { name: 'researcher' } }] } });
   await a.createIdentity('agents', 'orchestrator', { duration: '20s' });
   await a.createIdentity('agents', 'intruder', { duration: '1h' });
   // 1h: the API server's floor for a pod certificate's lifetime.
   await a.createIdentity('agents', 'coder', { delivery: 'PodCertificate', duration: '1h', policy: { allow: [{ agent: { name: 'orchestrator' } }] } });
-  await eventually(async () => (await Promise.all(['planner', 'orchestrator', 'intruder', 'coder'].map((x) => a.getIdentity('agents', x)))).every(isReady), { what: 'identities Ready' });
+  // The Python agent: inbound, only the orchestrator may call it; egress, it may call only the planner.
+  // Real pods would use fixed ports (8443, 8080); on one host they must be free ones.
+  const researcherProxy = { port: await freePort(), appPort: await freePort(), mode: 'http' as const };
+  await a.createIdentity('agents', 'researcher', { duration: '20s', proxy: researcherProxy,
+    policy: { allow: [{ agent: { name: 'orchestrator' } }], egress: { allow: [{ agent: { name: 'planner' } }] } } });
+  await eventually(async () => (await Promise.all(['planner', 'orchestrator', 'intruder', 'coder', 'researcher'].map((x) => a.getIdentity('agents', x)))).every(isReady), { what: 'identities Ready' });
   console.log((await kubectl('get', 'agentidentities', '-n', 'agents', '-o', 'wide')).replace(/^/gm, '    ').trimEnd());
   info('coder has no certificate yet: its pods will ask for one (Ready reason PodCertificates), and no Secret is made for it');
 
@@ -127,6 +147,10 @@ try {
     cleanups.push(() => mounts[name]!.stop());
     info(`${name}: ${mounts[name].dir}/{tls.crt,tls.key,ca.crt,policy.json}`);
   }
+  // researcher's identity goes to its proxy sidecar only: the Python process never gets this path.
+  const researcherMount = await mountIdentity(kc, 'agents', 'researcher', join(dir, 'pods', 'researcher', 'proxy'), 500);
+  cleanups.push(() => researcherMount.stop());
+  info(`researcher: ${researcherMount.dir}/{tls.crt,tls.key,ca.crt,policy.json}, for its proxy sidecar only`);
   const ids: Record<string, Identity> = {};
   for (const name of Object.keys(mounts)) {
     ids[name] = await loadIdentity({ dir: mounts[name]!.dir, pollIntervalMs: 500 });
@@ -159,20 +183,80 @@ try {
   info('stranger → planner: connection closed before any data');
   await new Promise((r) => setTimeout(r, 200));
 
-  step('Traffic: the orchestrator calls the planner every 250 ms while certificates renew and the root rotates');
-  let ok = 0;
+  step('researcher: a Python agent (standard library, no certificate code) behind the identity proxy the webhook injects');
   const failed: string[] = [];
-  let traffic = true;
-  const loop = (async () => {
-    while (traffic) {
-      await call(ids.orchestrator!).then((r) => (r.startsWith('hello') ? ok++ : failed.push(`empty reply at ${new Date().toISOString()}`)), (e: Error) => failed.push(e.message));
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  })();
+  // The planner also serves HTTP over mTLS (the SDK's https server), for agents that speak HTTP.
+  const plannerHttp = createHttpsServer(ids.planner!, {}, (req, res) => res.end(`hello ${peerIdentity(req.socket as TLSSocket)?.spiffeID}\n`));
+  await new Promise<void>((r) => plannerHttp.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise((r) => plannerHttp.close(r)));
+  const plannerHttpPort = (plannerHttp.address() as { port: number }).port;
+  const researcherPod = mutatedPod({
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: 'researcher-0', namespace: 'agents', labels: { 'agentidentity.dev/agent': 'researcher' } },
+    spec: { serviceAccountName: 'researcher', automountServiceAccountToken: false, containers: [{ name: 'agent', image: 'registry.invalid/researcher',
+      env: [{ name: 'PORT', value: String(researcherProxy.appPort) }, { name: 'AGENT_NAME', value: 'researcher' }] }] },
+  }, await a.getIdentity('agents', 'researcher'));
+  // The API server's own validation of what the webhook made (no scheduler here: it stays Pending).
+  await a.core.createNamespacedPod({ namespace: 'agents', body: researcherPod as V1Pod });
+  const researcher = await runProxiedPod(researcherPod, researcherMount.dir, ['planner', 'orchestrator'].map((x) => `${x}.agents.svc`));
+  cleanups.push(() => researcher.stop());
+  const { sidecar, agent: agentContainer } = researcher;
+  const leaked = (agentContainer.volumeMounts ?? []).length > 0 || (agentContainer.env ?? []).some((e) => e.name.startsWith('AGENT_IDENTITY'));
+  if (leaked) throw new Error(`the webhook gave researcher's agent container identity mounts or variables: ${JSON.stringify(agentContainer)}`);
+  info(`pod researcher-0 as the webhook mutates it (the API server accepted it):`);
+  info(`  initContainer ${sidecar.name} (restartPolicy ${sidecar.restartPolicy}), the only one to mount the identity (${sidecar.volumeMounts!.map((m) => m.mountPath).join(', ')}):`);
+  info(`    args: ${(sidecar.args as string[]).join(' ')}`);
+  info(`  container agent: no volume mounts; env ${(agentContainer.env ?? []).map((e) => `${e.name}=${e.value}`).join(' ')}`);
+  const netpol = await eventually(async () => (await kc.makeApiClient(NetworkingV1Api).readNamespacedNetworkPolicy({ namespace: 'agents', name: proxyNetworkPolicyName('researcher') }).catch(() => undefined)), { what: 'researcher\'s NetworkPolicy' });
+  info(`NetworkPolicy ${netpol.metadata!.name} (the operator's): pods ${JSON.stringify(netpol.spec!.podSelector?.matchLabels)} admit ingress on port ${netpol.spec!.ingress![0]!.ports!.map((x) => x.port).join(', ')} only (the cluster's network plugin enforces it; nothing does on this host)`);
+  info(`run here as processes: node src/cli/main.ts <those args>, plus for this host ${researcher.hostFlags.join(' ')};`);
+  info(`  python3 examples/python/agent.py with exactly the agent container's env (and PATH)`);
+  const researcherID = 'spiffe://cluster.local/ns/agents/agent/researcher';
+  // keepAlive off: every call is a new mTLS handshake with the proxy, so a renewal or rotation shows at once.
+  const httpsGet = (agent: https.Agent) => new Promise<string>((res, rej) => {
+    https.get({ host: '127.0.0.1', port: researcherProxy.port, path: '/', agent }, (r) => {
+      let d = '';
+      r.on('data', (c) => (d += c)).on('end', () => (r.statusCode === 200 ? res(d.trim()) : rej(new Error(`${r.statusCode} ${d.trim()}`))));
+    }).on('error', rej);
+  });
+  const toResearcher = (who: Identity) => httpsAgent(who, { authorize: researcherID, keepAlive: false });
+  const orchestratorToResearcher = toResearcher(ids.orchestrator!);
+  info(`orchestrator (Node SDK) → researcher: "${await httpsGet(orchestratorToResearcher)}"`);
+  const intruderError = await httpsGet(toResearcher(ids.intruder!)).then((r) => {
+    failed.push(`intruder → researcher was answered: ${r}`);
+    return `answered "${r}"`;
+  }, (e: Error) => e.message);
+  const inboundRefusal = await researcher.proxy.process.waitFor('refused', (e) => e.direction === 'inbound');
+  info(`intruder (Node SDK) → researcher: ${intruderError}; researcher's proxy refused it (${inboundRefusal.reason}):`);
+  info(`  ${inboundRefusal.message}`);
+  const plannerURL = `http://planner.agents.svc:${plannerHttpPort}/`;
+  const toPlanner = await researcher.call(plannerURL);
+  info(`researcher (Python, plain HTTP to its proxy) → ${plannerURL}: ${toPlanner.status} "${toPlanner.body}"`);
+  if (toPlanner.status !== 200) failed.push(`researcher → planner: ${toPlanner.status} ${toPlanner.body}`);
+  // Refused before any connection is made: nothing needs to listen there.
+  const toOrchestrator = await researcher.call('http://orchestrator.agents.svc:8443/');
+  info(`researcher (Python) → http://orchestrator.agents.svc:8443/: ${toOrchestrator.status} "${toOrchestrator.body}"`);
+  if (toOrchestrator.status !== 403) failed.push(`researcher → orchestrator was not refused by egress: ${toOrchestrator.status} ${toOrchestrator.body}`);
+
+  step('Traffic every 250 ms while certificates renew and the root rotates: orchestrator → planner (SDK to SDK), orchestrator → researcher and researcher → planner (through its proxy)');
+  const viaProxy: Array<[string, ReturnType<typeof traffic>]> = [
+    ['orchestrator (Node SDK) → researcher (Python, behind its proxy)', traffic(() => httpsGet(orchestratorToResearcher))],
+    ['researcher (Python, through its proxy) → planner (Node SDK)', traffic(async () => {
+      const r = await researcher.call(plannerURL);
+      if (r.status !== 200) throw new Error(`${r.status} ${r.body}`);
+      return r.body;
+    })],
+  ];
+  const direct = traffic(() => call(ids.orchestrator!));
   const serial = () => ids.planner!.svid.serialNumber;
   const first = serial();
   await eventually(async () => serial() !== first, { timeoutMs: 30_000, what: 'a renewal' });
-  info(`planner renewed: serial ${first.slice(0, 12)}… → ${serial().slice(0, 12)}… (reason ${(await a.getIdentity('agents', 'planner')).status!.lastIssuanceReason}); ${ok} calls so far, ${failed.length} failed`);
+  info(`planner renewed: serial ${first.slice(0, 12)}… → ${serial().slice(0, 12)}… (reason ${(await a.getIdentity('agents', 'planner')).status!.lastIssuanceReason}); ${direct.tally.ok} calls so far, ${direct.tally.failed.length} failed`);
+  // The proxy logs each reload of its mounted files (a policy.json update too): a renewal is a new serial.
+  const reloads = () => researcher.proxy.process.events.filter((e) => e.event === 'identity reloaded');
+  const researcherFirst = researcher.proxy.process.events.find((e) => e.event === 'listening')!.serialNumber as string;
+  const renewed = await eventually(async () => reloads().find((e) => e.serialNumber !== researcherFirst), { timeoutMs: 30_000, what: 'researcher\'s renewal' });
+  info(`researcher renewed: serial ${researcherFirst.slice(0, 12)}… → ${String(renewed.serialNumber).slice(0, 12)}…, reloaded by its proxy; the Python process never saw it; ${viaProxy.map(([, l]) => l.tally.ok).join(' + ')} calls through the proxy so far, ${viaProxy.reduce((k, [, l]) => k + l.tally.failed.length, 0)} failed`);
 
   const cli = (...args: string[]) => new Promise<string>((res) => execFile(process.execPath, [join(ROOT, 'src', 'cli', 'main.ts'), `--kubeconfig=${cp.kubeconfigPath}`, ...args], (_e, out) => res(out)));
   info((await cli('ca', 'rotate', 'default')).trim());
@@ -186,9 +270,13 @@ try {
   }, { timeoutMs: 60_000, intervalMs: 100, what: 'the rotation to finish' });
   info(`rotation complete: one root again (${(await a.getTrustDomain('default')).status!.roots![0]!.fingerprint.slice(0, 23)}…)`);
   await new Promise((r) => setTimeout(r, 1500));
-  traffic = false;
-  await loop;
-  info(`${ok} calls, ${failed.length} failed${failed.length ? `: ${failed.slice(0, 3).join('; ')}` : ''}`);
+  for (const [label, l] of [['orchestrator → planner (SDK to SDK)', direct] as const, ...viaProxy]) {
+    await l.stop();
+    info(`${label}: ${tallyLine(l.tally)}`);
+    failed.push(...l.tally.failed);
+  }
+  const served = new Set(reloads().map((e) => e.serialNumber)).add(researcherFirst).size;
+  info(`researcher's proxy served ${served} certificates one after another (renewals and the rotation's re-issue), never restarted`);
 
   step('coder: a pod on node n1 whose key is born on the node');
   info('The node\'s side is played by a STAND-IN FOR THE KUBELET (test/support/pod-kubelet.ts): it makes the key "on the node",');
@@ -238,14 +326,7 @@ try {
     ['orchestrator (Secret) → coder (pod certificate)', () => call(ids.orchestrator!, coderPort, coderID)],
   ];
   for (const [label, fn] of pairs) info(`${label}: "${await fn()}"`);
-  const calls = pairs.map(() => ({ ok: 0, failed: [] as string[] }));
-  traffic = true;
-  const loops = pairs.map(async ([, fn], i) => {
-    while (traffic) {
-      await fn().then((r) => (r.startsWith('hello') ? calls[i]!.ok++ : calls[i]!.failed.push(`empty reply at ${new Date().toISOString()}`)), (e: Error) => calls[i]!.failed.push(e.message));
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  });
+  const loops = pairs.map(([, fn]) => traffic(fn));
   const spki = (pem: string) => createHash('sha256').update(Buffer.from(parseCertificates(pem)[0]!.publicKey.rawData)).digest('hex').slice(0, 12);
   const firstSerial = ids.coder.svid.serialNumber;
   await eventually(async () => ids.coder!.svid.serialNumber !== firstSerial, { timeoutMs: 30_000, what: 'coder\'s refresh' });
@@ -254,11 +335,10 @@ try {
   info(`coder refreshed: ${issued.request.metadata.name} → ${refreshed.request.metadata.name}, serial ${firstSerial.slice(0, 12)}… → ${ids.coder.svid.serialNumber.slice(0, 12)}…,`);
   info(`  a new key made on the node (public key sha256 ${spki(issued.certificateChain)}… → ${spki(refreshed.certificateChain)}…); the SDK reloaded it without a restart`);
   await new Promise((r) => setTimeout(r, 1500));
-  traffic = false;
-  await Promise.all(loops);
+  await Promise.all(loops.map((l) => l.stop()));
   pairs.forEach(([label], i) => {
-    info(`${label}: ${calls[i]!.ok} calls, ${calls[i]!.failed.length} failed${calls[i]!.failed.length ? `: ${calls[i]!.failed.slice(0, 3).join('; ')}` : ''}`);
-    failed.push(...calls[i]!.failed);
+    info(`${label}: ${tallyLine(loops[i]!.tally)}`);
+    failed.push(...loops[i]!.tally.failed);
   });
 
   step('coder\'s private key was never written to the API');

@@ -12,9 +12,9 @@ export interface ProxyProcess {
   outboundPort?: number;
 }
 
-/** Starts `agent-identity proxy ARGS` and waits for its listening line. */
-export async function startProxyProcess(args: string[]): Promise<ProxyProcess> {
-  const process_ = new PeerProcess([CLI, 'proxy', ...args], { command: process.execPath });
+/** Starts `agent-identity proxy ARGS` (with `env`, as a container's) and waits for its listening line. */
+export async function startProxyProcess(args: string[], env?: NodeJS.ProcessEnv): Promise<ProxyProcess> {
+  const process_ = new PeerProcess([CLI, 'proxy', ...args], { command: process.execPath, env });
   const listening = await process_.waitFor('listening');
   const port = (side: unknown) => (side as { port: number } | undefined)?.port;
   return { process: process_, inboundPort: port(listening.inbound), outboundPort: port(listening.outbound) };
