@@ -20,7 +20,7 @@ import { tmpdir, constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from '../test/support/controlplane.ts';
-import { createNode, runKubectl } from '../test/support/env.ts';
+import { createNode, runKubectl, waitEstablished } from '../test/support/env.ts';
 import { api, isReady } from '../test/support/objects.ts';
 import { eventually } from '../test/support/operator.ts';
 import { mountIdentity, type Mount } from '../test/support/kubelet.ts';
@@ -106,7 +106,7 @@ try {
   // The demo leaves out the 10m minimum-lifetime admission policy that `make install`
   // applies, so renewals happen in seconds instead of minutes.
   info((await kubectl('apply', '--server-side', '-f', join(ROOT, 'crds'))).trim().replace(/\n/g, '\n    '));
-  await kubectl('wait', '--for=condition=Established', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev');
+  await waitEstablished((args) => runKubectl(cp.bins.kubectl, cp.kubeconfigPath, args), ['agentidentities.agentidentity.dev', 'trustdomains.agentidentity.dev']);
   await kubectl('create', 'namespace', 'agent-identity-system');
   info((await kubectl('apply', '-f', join(ROOT, 'examples', 'trustdomain-default.yaml'))).trim());
 
