@@ -27,7 +27,7 @@ interface Generation { rootPem: string; caller: IssuedIdentity; callee: IssuedId
 
 async function generation(): Promise<Generation> {
   const td = await makeTrustDomain();
-  return { rootPem: td.bundlePem, caller: await td.issue('caller'), callee: await td.issue('callee') };
+  return { rootPem: td.bundlePem, caller: await td.issue('caller'), callee: await td.issue('callee', 'agents', [CALLEE_HOST]) };
 }
 
 /** The callee admits its trust domain; the caller may call it by CALLEE_HOST (egress as the operator compiles it). */
@@ -89,8 +89,8 @@ export async function makeRig(dir: string): Promise<Rig> {
   };
 }
 
-/** A child that prints JSON lines; its pid for /proc readings. */
-export interface Running { process: PeerProcess; pid: number; stop(): Promise<void> }
+/** A child process, its pid for /proc readings; `process` when it prints JSON lines. */
+export interface Running { process?: PeerProcess; pid: number; stop(): Promise<void> }
 
 const running = (p: PeerProcess): Running => ({ process: p, pid: p.child.pid!, stop: () => p.stop() });
 
