@@ -81,14 +81,13 @@ export function proxyArgs(proxy: ProxySpec, identityDir: string): string[] {
 }
 
 /**
- * Node's flags for the proxy: V8's memory-over-speed mode. Measured with
- * scripts/proxy-rss.ts (dist, loopback): idle 78/82 MiB (outbound/inbound)
- * instead of 85/88, and under a closed loop 105/101 instead of 125-150; a
- * smaller young generation (--max-semi-space-size=1, the operator's cure)
- * did not help here: the proxy's garbage is short-lived but its RSS under
- * load grew as much. docs/performance.md has the numbers of `make bench-proxy`.
+ * Node's flags for the proxy: a 1 MB young generation, as the operator's
+ * 2 MB (Dockerfile). Idle RSS 79/82 MiB (outbound/inbound) instead of 85/88
+ * (scripts/proxy-rss.ts, dist, loopback); under load it changes little.
+ * --optimize-for-size saved a little more memory but cut the proxies'
+ * throughput by more than half. docs/performance.md has the numbers.
  */
-export const PROXY_NODE_FLAGS: readonly string[] = ['--optimize-for-size'];
+export const PROXY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
 /**
  * The sidecar's command. It must be spelled out: the image's ENTRYPOINT runs

@@ -31,7 +31,7 @@ test('the proxy comes first among the initContainers, as a native sidecar with t
   assert.equal(sidecar.restartPolicy, 'Always');
   assert.equal(sidecar.image, config.image);
   assert.equal(sidecar.imagePullPolicy, 'IfNotPresent');
-  assert.deepEqual(sidecar.command, ['node', '--optimize-for-size', '/app/dist/cli/main.js']);
+  assert.deepEqual(sidecar.command, ['node', '--max-semi-space-size=1', '/app/dist/cli/main.js']);
   assert.deepEqual(sidecar.args, ['proxy', `--identity-dir=${DIR}`, '--inbound-port=8443', '--app-port=8080', '--mode=http', '--outbound-port=15001']);
   assert.deepEqual(sidecar.ports, [{ name: 'agent-proxy', containerPort: 8443, protocol: 'TCP' }]);
   assert.deepEqual(sidecar.startupProbe, { tcpSocket: { port: 8443 }, periodSeconds: 1, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 60 });
