@@ -17,7 +17,7 @@
 //   BENCH_OUT             where results.json, results.txt and latency.svg go (default .local/bench-proxy/<time>)
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -151,11 +151,14 @@ interface RunResult {
   /** Highest RSS during the 1k req/s open loop, and during the closed loop (after the 5k one: an overloaded path keeps what it queued). */
   rssAt1kMiB: number[];
   rssLoadMiB: number[];
+  /** Open file descriptors of each added process after the closed loop: mostly its connections. */
+  fds: number[];
   open: Record<number, { p50: number; p99: number; p999: number; failed: number; sent: number; achieved: number }>;
   closed: { rps: number; failed: number; cpuMsPer1k: number; addedCpuMsPer1k: number; rpsPerCore: number; rpsPerAddedCore: number };
 }
 
 const ms = (xs: Float64Array, p: number) => quantile([...xs], p);
+const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
 async function benchPath(name: PathName, run: number, rig: Rig, ghostunnel: string | undefined): Promise<RunResult> {
   const path = await startPath(name, rig, ghostunnel);
@@ -175,10 +178,11 @@ async function benchPath(name: PathName, run: number, rig: Rig, ghostunnel: stri
     const sampler = sampleRss(path.added.map((p) => p.pid));
     const m = await measured(path, () => closedLoop(path.target, CONCURRENCY, SECONDS));
     const rssLoadMiB = sampler.stop();
+    const fds = path.added.map((p) => fdCount(p.pid));
     const n = m.load.ok;
     const rps = n / m.load.seconds;
     const result: RunResult = {
-      path: name, run, rssIdleMiB, rssAt1kMiB, rssLoadMiB, open,
+      path: name, run, rssIdleMiB, rssAt1kMiB, rssLoadMiB, fds, open,
       closed: {
         rps, failed: m.load.failed,
         cpuMsPer1k: (m.cpuAll * 1000 * 1000) / n,
@@ -188,7 +192,7 @@ async function benchPath(name: PathName, run: number, rig: Rig, ghostunnel: stri
       },
     };
     const errs = Object.entries(m.load.errors).map(([e, c]) => `${c}× ${e}`).join('; ');
-    console.log(`${name} run ${run}: 1k p50 ${open[1000]!.p50.toFixed(3)} ms p99 ${open[1000]!.p99.toFixed(3)} ms; 5k p99 ${open[5000]!.p99.toFixed(3)} ms; max ${rps.toFixed(0)} req/s; RSS idle ${rssIdleMiB.map((x) => x.toFixed(0)).join('/')} @1k ${rssAt1kMiB.map((x) => x.toFixed(0)).join('/')} max ${rssLoadMiB.map((x) => x.toFixed(0)).join('/')} MiB${errs ? `; failures: ${errs}` : ''}`);
+    console.log(`${name} run ${run}: 1k p50 ${open[1000]!.p50.toFixed(3)} ms p99 ${open[1000]!.p99.toFixed(3)} ms; 5k p99 ${open[5000]!.p99.toFixed(3)} ms; max ${rps.toFixed(0)} req/s; RSS idle ${rssIdleMiB.map((x) => x.toFixed(0)).join('/')} @1k ${rssAt1kMiB.map((x) => x.toFixed(0)).join('/')} max ${rssLoadMiB.map((x) => x.toFixed(0)).join('/')} MiB; open fds ${fds.join('/')}${errs ? `; failures: ${errs}` : ''}`);
     return result;
   } finally {
     await path.stop();
