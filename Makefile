@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_MODULES := node_modules/.package-lock.json
 LOCAL := $(CURDIR)/.local
 
-.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo bench bench-compare clean
+.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo bench bench-compare bench-proxy clean
 
 all: build
 
@@ -82,6 +82,14 @@ bench: deps control-plane
 ## BENCH_PRESETS=agent-identity-operator,cert-manager BENCH_RUNS=3 BENCH_N=300 (scripts/bench-compare.ts).
 bench-compare: deps control-plane
 	node scripts/bench-compare.ts
+
+## The identity proxy side by side on loopback (docs/performance.md): direct, SDK mTLS, the proxies
+## (dist/, as the sidecar runs them), ghostunnel (built once, scripts/ghostunnel.sh); 1 KB keep-alive
+## requests open loop at 1k and 5k req/s and closed loop; then a root rotation under 1k req/s. Printed,
+## with results.txt, results.json and latency.svg in .local/bench-proxy/<time>/. BENCH_PROXY_RUNS=3
+## BENCH_PROXY_SECONDS=5 BENCH_PROXY_CONCURRENCY=32 BENCH_PROXY_PATHS=direct,sdk,proxies,ghostunnel.
+bench-proxy: build
+	node scripts/bench-proxy.ts
 
 clean:
 	rm -rf dist .local

@@ -44,3 +44,33 @@ export function readyChart(title: string, series: readonly Series[]): string {
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
+
+export interface BarGroup { label: string; values: number[] }
+
+/** Grouped horizontal bars (one group per path, one bar per series), values labelled; for `make bench-proxy`. */
+export function barChart(title: string, unit: string, seriesNames: readonly string[], groups: readonly BarGroup[]): string {
+  const bar = 14, gap = 14, left = 230, right = 90;
+  const height = T + groups.length * (seriesNames.length * bar + gap) + B;
+  const xMax = niceCeil(Math.max(0, ...groups.flatMap((g) => g.values.filter(Number.isFinite))));
+  const px = (v: number) => left + (v / xMax) * (W - left - right);
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${height}" fill="white"/>`,
+    `<text x="10" y="18" font-size="14">${esc(title)}</text>`,
+    ...Array.from({ length: 6 }, (_, i) => (xMax * i) / 5).map((v) => `<line x1="${px(v)}" y1="${T}" x2="${px(v)}" y2="${height - B}" stroke="#eee"/><text x="${px(v)}" y="${height - B + 16}" text-anchor="middle">${Number(v.toPrecision(3))}</text>`),
+    `<text x="${(left + W - right) / 2}" y="${height - 12}" text-anchor="middle">${esc(unit)}</text>`,
+  ];
+  groups.forEach((g, gi) => {
+    const y0 = T + gi * (seriesNames.length * bar + gap);
+    out.push(`<text x="${left - 8}" y="${y0 + (seriesNames.length * bar) / 2 + 4}" text-anchor="end">${esc(g.label)}</text>`);
+    g.values.forEach((v, si) => {
+      if (!Number.isFinite(v)) return;
+      const y = y0 + si * bar;
+      out.push(`<rect x="${left}" y="${y}" width="${Math.max(0, px(v) - left).toFixed(1)}" height="${bar - 2}" fill="${COLOURS[si % COLOURS.length]}"><title>${esc(`${g.label} ${seriesNames[si]}: ${v}`)}</title></rect>`,
+        `<text x="${(px(v) + 4).toFixed(1)}" y="${y + bar - 4}" font-size="10">${Number(v.toPrecision(3))}</text>`);
+    });
+  });
+  seriesNames.forEach((s, i) => out.push(`<rect x="${W - right + 10}" y="${T + i * 18}" width="10" height="10" fill="${COLOURS[i % COLOURS.length]}"/><text x="${W - right + 24}" y="${T + i * 18 + 9}">${esc(s)}</text>`));
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}

@@ -20,7 +20,8 @@ BIN="$CACHE_ROOT/$name-$version"
 if [ -x "$BIN/$name" ]; then echo "$BIN/$name"; exit 0; fi
 
 command -v go >/dev/null || { echo "go is required to build $name (or set $override_var=/path/to/$name)" >&2; exit 1; }
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+# Static by default; GO_TOOL_CGO=1 for a command that does not build without cgo (ghostunnel.sh says why).
+export GOTOOLCHAIN=local CGO_ENABLED="${GO_TOOL_CGO:-0}" GOFLAGS=-mod=mod
 mkdir -p "$BIN"
 log() { echo "$name: $*" >&2; }
 # One build at a time (see control-plane-build.sh): a second caller waits, then uses it.

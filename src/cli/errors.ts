@@ -6,8 +6,7 @@
 // DOMException's a number again; guessing from it crashed on a 401.
 import { STATUS_CODES } from 'node:http';
 import { formatDuration } from '../api/duration.ts';
-import { KubeConfigError, NoClusterError } from '../kube/config.ts';
-import { INVALID_JSON, KubeError, TIMEOUT } from '../kube/errors.ts';
+import { INVALID_JSON, KubeConfigError, KubeError, NoClusterError, TIMEOUT } from '../kube/errors.ts';
 
 /** Wrong arguments: exit 2. */
 export class UsageError extends Error {}

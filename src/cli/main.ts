@@ -3,9 +3,9 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_OPERATOR_NAMESPACE } from '../api/names.ts';
 import { parseDuration } from '../api/duration.ts';
-import { KubeClient, loadKubeConfig } from '../kube/client.ts';
+import type { KubeClient } from '../kube/client.ts';
 import { KubeError } from '../kube/errors.ts';
-import { Commands, type Output } from './commands.ts';
+import type { Commands, Output } from './commands.ts';
 import { ApiFailure, ConfigError, exitStatusOf, kubeconfigError, report, UsageError } from './errors.ts';
 
 const USAGE = `usage: agent-identity <command> [options]
@@ -71,6 +71,9 @@ function requestTimeoutMs(value: string | undefined): number | undefined {
 /** Runs the command against the kubeconfig's server; an API call that fails becomes an ApiFailure naming that server. */
 async function dispatch(values: Values, positionals: string[]): Promise<Output> {
   const timeoutMs = requestTimeoutMs(values['request-timeout']);
+  // Loaded here, not above: `proxy` runs beside every agent and never talks to
+  // the API server, so it must not pay for the kube client (undici) in memory.
+  const [{ KubeClient, loadKubeConfig }, { Commands }] = await Promise.all([import('../kube/client.ts'), import('./commands.ts')]);
   let kube: KubeClient;
   try {
     kube = new KubeClient(loadKubeConfig(values.kubeconfig, values.context), { timeoutMs });

@@ -13,7 +13,10 @@ import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, sep } from 'node:path';
 import { isIPv6 } from 'node:net';
 import { load } from 'js-yaml';
+import { KubeConfigError, NoClusterError } from './errors.ts';
 import { proxyFor } from './proxy.ts';
+
+export { KubeConfigError, NoClusterError };
 
 /** A kubeconfig cluster, in client-node's field names (config_types.d.ts); *Data fields are base64. */
 export interface Cluster {
@@ -60,22 +63,6 @@ export interface User {
 export interface KubeConfig {
   getCurrentCluster(): Cluster | null;
   getCurrentUser(): User | null;
-}
-
-/** Neither a kubeconfig nor a pod's service account: there is no cluster to talk to. */
-export class NoClusterError extends Error {
-  constructor() {
-    super('no kubeconfig found: set KUBECONFIG or --kubeconfig, or run in a cluster');
-    this.name = 'NoClusterError';
-  }
-}
-
-/** A kubeconfig we will not act on: one line naming the entry, the context and the field. */
-export class KubeConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'KubeConfigError';
-  }
 }
 
 /** One resolved context: its cluster and user, nothing else of the files. */

@@ -2,6 +2,25 @@
 // Status message. Never the raw body, headers or request: that keeps
 // request/response bytes (a Secret's data) out of logs.
 
+/** Neither a kubeconfig nor a pod's service account: there is no cluster to talk to. */
+export class NoClusterError extends Error {
+  constructor() {
+    super('no kubeconfig found: set KUBECONFIG or --kubeconfig, or run in a cluster');
+    this.name = 'NoClusterError';
+  }
+}
+
+/** A kubeconfig we will not act on: one line naming the entry, the context and the field. */
+export class KubeConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KubeConfigError';
+  }
+}
+
+// The two above live here, not in config.ts, so that code that only tells errors apart
+// (src/cli/errors.ts, which `agent-identity proxy` loads too) does not load the kubeconfig reader and js-yaml.
+
 export class KubeError extends Error {
   readonly code: number;
   readonly reason: string;

@@ -27,7 +27,8 @@ export interface TestTrustDomain {
   intermediate: CA;
   /** ca.crt: the root alone. */
   bundlePem: string;
-  issue(name: string, namespace?: string): Promise<IssuedIdentity>;
+  /** `dnsNames`: as an AgentIdentity's spec.dnsNames (default none). */
+  issue(name: string, namespace?: string, dnsNames?: string[]): Promise<IssuedIdentity>;
 }
 
 export const agentID = (name: string, namespace = 'agents', trustDomain = 'cluster.local') => `spiffe://${trustDomain}/ns/${namespace}/agent/${name}`;
@@ -44,10 +45,10 @@ export async function makeTrustDomain(trustDomain = 'cluster.local'): Promise<Te
     root,
     intermediate,
     bundlePem: rootPem.certificatePem,
-    async issue(name, namespace = 'agents') {
+    async issue(name, namespace = 'agents', dnsNames = []) {
       const key = await generateKeyPair('ECDSA', 256);
       const spiffeID = agentID(name, namespace, trustDomain);
-      const leaf = await issueLeaf(intermediate, { spiffeID: SpiffeID.parse(spiffeID), dnsNames: [], publicKey: key.publicKey, durationMs: 2 * HOUR, now });
+      const leaf = await issueLeaf(intermediate, { spiffeID: SpiffeID.parse(spiffeID), dnsNames, publicKey: key.publicKey, durationMs: 2 * HOUR, now });
       return { spiffeID, certificatePem: leaf.certificatePem, privateKeyPem: await privateKeyToPem(key), serialNumber: leaf.serialNumber };
     },
   };

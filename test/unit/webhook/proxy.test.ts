@@ -3,6 +3,7 @@
 // the result asking for nothing, and the pods that are refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import type { AgentIdentity, ProxySpec } from '../../../src/api/types.ts';
 import { injectIdentity } from '../../../src/webhook/mutate.ts';
 import type { Container, Pod } from '../../../src/webhook/pod.ts';
@@ -30,10 +31,21 @@ test('the proxy comes first among the initContainers, as a native sidecar with t
   assert.equal(sidecar.restartPolicy, 'Always');
   assert.equal(sidecar.image, config.image);
   assert.equal(sidecar.imagePullPolicy, 'IfNotPresent');
+  assert.deepEqual(sidecar.command, ['node', '--max-semi-space-size=1', '/app/dist/cli/main.js']);
   assert.deepEqual(sidecar.args, ['proxy', `--identity-dir=${DIR}`, '--inbound-port=8443', '--app-port=8080', '--mode=http', '--outbound-port=15001']);
   assert.deepEqual(sidecar.ports, [{ name: 'agent-proxy', containerPort: 8443, protocol: 'TCP' }]);
   assert.deepEqual(sidecar.startupProbe, { tcpSocket: { port: 8443 }, periodSeconds: 1, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 60 });
   assert.deepEqual(sidecar.resources, config.resources);
+});
+
+test('the sidecar runs the CLI, not the image\'s ENTRYPOINT (the operator, which refuses the proxy\'s arguments)', () => {
+  const root = new URL('../../../', import.meta.url);
+  const dockerfile = readFileSync(new URL('Dockerfile', root), 'utf8');
+  const workdir = [...dockerfile.matchAll(/^WORKDIR (\S+)$/gm)].at(-1)![1];
+  const bin = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { bin: Record<string, string> }).bin['agent-identity'];
+  assert.match(dockerfile, /^ENTRYPOINT \[.*"dist\/main\.js"\]$/m, 'the ENTRYPOINT is the operator');
+  const command = sidecarOf(injected(agentPod('planner')))!.command as string[];
+  assert.equal(command.at(-1), `${workdir}/${bin}`);
 });
 
 test('the sidecar meets the restricted Pod Security Standard on its own', () => {
