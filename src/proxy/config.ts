@@ -40,6 +40,7 @@ const OPTIONS = {
   'header-timeout': { type: 'string' },
   'idle-timeout': { type: 'string' },
   'max-connections': { type: 'string' },
+  'max-connections-per-peer': { type: 'string' },
 } as const;
 
 type Flag = keyof typeof OPTIONS;
@@ -65,6 +66,7 @@ export const PROXY_USAGE = `agent-identity proxy [options]   (each also as AGENT
   --header-timeout DURATION   default ${DEFAULT_LIMITS.headerTimeoutMs / 1000}s
   --idle-timeout DURATION     default ${DEFAULT_LIMITS.idleTimeoutMs / 1000}s
   --max-connections N         per listener, default ${DEFAULT_LIMITS.maxConnections}
+  --max-connections-per-peer N  outbound mTLS connections to one peer; more requests wait; default ${DEFAULT_LIMITS.maxConnectionsPerPeer}
 `;
 
 function port(flag: Flag, value: string): number {
@@ -135,6 +137,7 @@ export function proxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
       headerTimeoutMs: duration('header-timeout', get('header-timeout'), DEFAULT_LIMITS.headerTimeoutMs),
       idleTimeoutMs: duration('idle-timeout', get('idle-timeout'), DEFAULT_LIMITS.idleTimeoutMs),
       maxConnections: positive('max-connections', get('max-connections'), DEFAULT_LIMITS.maxConnections),
+      maxConnectionsPerPeer: positive('max-connections-per-peer', get('max-connections-per-peer'), DEFAULT_LIMITS.maxConnectionsPerPeer),
     },
   };
 }

@@ -52,18 +52,21 @@ class TimeoutError extends Error {
 }
 
 /**
- * One keep-alive pool per expected identity and host. A reload starts new
- * pools: connections opened under the old policy or Bundle finish what they
- * carry and are not reused.
+ * One keep-alive pool per expected identity and host, of at most
+ * --max-connections-per-peer connections. A reload starts new pools:
+ * connections opened under the old policy or Bundle finish what they carry
+ * and are not reused.
  */
 class Pools {
   #agents = new Map<string, AgentHttpsAgent>();
   readonly #identity: Identity;
   readonly #idleMs: number;
+  readonly #maxSockets: number;
 
-  constructor(identity: Identity, idleMs: number) {
+  constructor(identity: Identity, idleMs: number, maxSockets: number) {
     this.#identity = identity;
     this.#idleMs = idleMs;
+    this.#maxSockets = maxSockets;
     const retire = () => {
       const old = this.#agents;
       this.#agents = new Map();
@@ -78,7 +81,7 @@ class Pools {
   agentFor(expected: string): AgentHttpsAgent {
     let agent = this.#agents.get(expected);
     if (!agent) {
-      agent = new AgentHttpsAgent(this.#identity, { authorize: authorizeID(expected), keepAlive: true, timeout: this.#idleMs });
+      agent = new AgentHttpsAgent(this.#identity, { authorize: authorizeID(expected), keepAlive: true, timeout: this.#idleMs, maxSockets: this.#maxSockets });
       this.#agents.set(expected, agent);
     }
     return agent;
@@ -90,7 +93,7 @@ class Pools {
 }
 
 export function outboundServer(identity: Identity, opts: OutboundOptions, events: EventEmitter<ProxyEvents>): http.Server {
-  const pools = new Pools(identity, poolIdleMs(opts.limits));
+  const pools = new Pools(identity, poolIdleMs(opts.limits), opts.limits.maxConnectionsPerPeer);
   const refuse = (res: http.ServerResponse, status: number, reason: string, message: string, peer?: string) => {
     events.emit('refused', { direction: 'outbound', reason, peer, message });
     sendError(res, status, `agent-identity proxy: ${message}`);
