@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { eventually, spawnOperator } from '../test/support/operator.ts';
 import { isReady } from '../test/support/objects.ts';
+import { waitEstablished } from '../test/support/env.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 
@@ -103,7 +104,7 @@ export const agentIdentityOperator: Preset = {
   async install(c) {
     if (c.local) {
       await must(c.kubectl('apply', '--server-side', '-f', join(ROOT, 'crds')), 'applying crds/');
-      await must(c.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/agentidentities.agentidentity.dev', 'crd/trustdomains.agentidentity.dev'), 'waiting for the CRDs');
+      await waitEstablished((a) => c.kubectl(...a), ['agentidentities.agentidentity.dev', 'trustdomains.agentidentity.dev']);
       // The admission policies the chart installs (and `make install` on a cluster of yours), so the
       // bench measures what a user runs: the revoke finalizer set at creation saves a write per identity.
       await must(c.kubectl('apply', '--server-side', '-f', join(ROOT, 'deploy', 'admissionpolicy.yaml')), 'applying deploy/admissionpolicy.yaml');
@@ -163,7 +164,7 @@ export const certManager: Preset = {
   async install(c) {
     if (!c.local) return;
     await must(c.kubectl('apply', '--server-side', '-f', process.env.CERT_MANAGER_CRDS!), 'applying CERT_MANAGER_CRDS');
-    await must(c.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/certificates.cert-manager.io', 'crd/issuers.cert-manager.io'), 'waiting for the cert-manager CRDs');
+    await waitEstablished((a) => c.kubectl(...a), ['certificates.cert-manager.io', 'issuers.cert-manager.io']);
   },
   async prepare(c, namespace) {
     // A self-signed Issuer signs the CA Certificate whose Secret the CA Issuer signs with.

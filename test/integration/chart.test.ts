@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AuthorizationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { dump, load, loadAll } from 'js-yaml';
-import { startTestEnv, runKubectl, type TestEnv } from '../support/env.ts';
+import { startTestEnv, runKubectl, waitEstablished, type TestEnv } from '../support/env.ts';
 import { startControlPlane, resolveBinaries } from '../support/controlplane.ts';
 import { runOperator, eventually, ensureNamespace, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { api, isReady, secretText } from '../support/objects.ts';
@@ -421,8 +421,7 @@ test('every rendered object, and the kustomize base, is accepted by the API serv
     const r = await kubectl(['apply', '--server-side', '-f', join(monitoringCRDs, `monitoring.coreos.com_${crd}.yaml`)]);
     assert.equal(r.code, 0, r.stderr);
   }
-  const est = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com', 'crd/trustdomains.agentidentity.dev']);
-  assert.equal(est.code, 0, est.stderr);
+  await waitEstablished(kubectl, ['servicemonitors.monitoring.coreos.com', 'prometheusrules.monitoring.coreos.com', 'trustdomains.agentidentity.dev']);
   await ensureNamespace(env.kc, NAMESPACE);
 
   const check = async (what: string, manifest: string, expectedKinds: string[]) => {
