@@ -16,9 +16,15 @@ export type RetryReason = 'not_sent' | 'connection_lost';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-/** A request is tried at most this often, and never retried once this long has passed since its first failure. */
+/**
+ * A request is tried at most this often, and never retried once this long has
+ * passed since its first failure. Longer than two PING intervals (transport.ts,
+ * 15 s each): a retry that lands on a connection that died without a word (seen
+ * right after a cut: undici hands it new streams until its PING goes unanswered)
+ * fails only up to 30 s later, and must still earn a try on a fresh connection.
+ */
 export const RETRY_ATTEMPTS = 5;
-export const RETRY_WITHIN_MS = 30_000;
+export const RETRY_WITHIN_MS = 60_000;
 /** 250 ms, 500 ms, 1 s, 2 s between tries (±20%): a new connection, not a hammered one. */
 export const RETRY_BACKOFF: Backoff = { baseMs: 250, maxMs: 4_000, jitter: 0.2 };
 
