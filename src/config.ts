@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
 import { parseDuration } from './api/duration.ts';
+import { quantityValue } from './api/quantity.ts';
 import { DEFAULT_OPERATOR_NAMESPACE, OPERATOR_LEASE, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME } from './api/names.ts';
 import type { ProxySidecarConfig, ResourceRequirements } from './webhook/sidecar.ts';
 
@@ -188,9 +189,6 @@ function proxyConfig(get: (k: Name) => string): { proxy?: ProxySidecarConfig } {
   return image ? { proxy: { image, imagePullPolicy: pullPolicy as ProxySidecarConfig['imagePullPolicy'], resources } } : {};
 }
 
-// A Kubernetes quantity: digits, an optional fraction, an optional suffix (SI, binary or exponent).
-const QUANTITY = /^[0-9]+([.][0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][0-9]+)?$/;
-
 /** --proxy-resources: only requests and limits of plain quantities; anything else is refused by name. */
 export function parseResources(text: string): ResourceRequirements {
   const bad = (why: string) => new Error(`--proxy-resources ${why}; expected JSON such as {"requests":{"cpu":"50m","memory":"64Mi"},"limits":{"memory":"128Mi"}}`);
@@ -202,7 +200,7 @@ export function parseResources(text: string): ResourceRequirements {
     if (field !== 'requests' && field !== 'limits') throw bad(`has the field "${field}", which is not supported (only requests and limits)`);
     if (!list || typeof list !== 'object' || Array.isArray(list)) throw bad(`${field} is not an object`);
     for (const [resource, quantity] of Object.entries(list)) {
-      if (typeof quantity !== 'string' || !QUANTITY.test(quantity)) throw bad(`${field}.${resource} is not a quantity such as "100m" or "64Mi" (give it as a string)`);
+      if (typeof quantity !== 'string' || quantityValue(quantity) === undefined) throw bad(`${field}.${resource} is not a quantity such as "100m" or "64Mi" (give it as a string)`);
     }
     out[field] = list as Record<string, string>;
   }

@@ -8,6 +8,7 @@
 //     not to send there (NO_PROXY), and the loopback bind address common
 //     frameworks read, so the plaintext app port is not served on the pod IP.
 // Pure: names and shapes only; mutate.ts decides where they go.
+import { quantityValue } from '../api/quantity.ts';
 import type { ProxyMode, ProxySpec } from '../api/types.ts';
 import type { Container, EnvVar, VolumeMount } from './pod.ts';
 
@@ -33,17 +34,6 @@ export interface ResourceRequirements {
 }
 
 export const proxyModeOf = (proxy: ProxySpec): ProxyMode => proxy.mode ?? 'http';
-
-// A quantity's suffix as a factor; exponents ("1e3") are read by Number().
-const FACTOR: Record<string, number> = {
-  '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
-};
-
-function quantityValue(q: unknown): number | undefined {
-  const m = typeof q === 'string' ? /^([0-9.]+(?:[eE][0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(q) : null;
-  return m ? Number(m[1]) * FACTOR[m[2] ?? '']! : undefined;
-}
 
 /**
  * Whether two resource requirements ask for the same amounts. The API server
