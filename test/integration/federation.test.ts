@@ -9,7 +9,7 @@
 // each is reported as a condition, an event and a metric.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:https';
+import { createServer, get, type Server } from 'node:https';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { TestEnv } from '../support/env.ts';
 import { setUp, tearDown } from '../support/suite.ts';
@@ -20,7 +20,7 @@ import type { ClusterFederatedTrustDomain, ClusterFederatedTrustDomainSpec, Conf
 import type { Operator } from '../../src/operator.ts';
 import { createRoot, loadCA, type CA } from '../../src/pki/ca.ts';
 import { generateKeyPair, privateKeyToPem } from '../../src/pki/keys.ts';
-import { issueLeaf } from '../../src/pki/leaf.ts';
+import { issueLeaf, issueServingLeaf } from '../../src/pki/leaf.ts';
 import { fingerprintOf, parseCertificates } from '../../src/pki/parse.ts';
 import { SpiffeID } from '../../src/pki/spiffeid.ts';
 import { startBundleEndpoint, type BundleEndpoint } from '../../src/federation/endpoint.ts';
@@ -106,6 +106,40 @@ test('a TrustDomain serves its bundle over https_spiffe, a ClusterFederatedTrust
   const td = await a.getTrustDomain('a');
   assert.deepEqual(new Set(status.roots!.map((r) => r.fingerprint)), new Set(td.status!.roots!.map((r) => r.fingerprint)));
   t.diagnostic(`sequence ${firstSequence} -> ${status.sequence}`);
+});
+
+/** GET over TLS with our own trust settings; resolves to the status, body and the certificate's SANs. */
+function fetchWith(url: string, o: { ca: string; servername?: string }): Promise<{ status: number; body: string; san: string }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { ca: o.ca, agent: false, ...(o.servername ? { servername: o.servername } : {}) }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body, san: (res.socket as import('node:tls').TLSSocket).getPeerCertificate().subjectaltname ?? '' }));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('an https_web TrustDomain serves the certificate the admin brings, chosen by SNI beside an https_spiffe one', async () => {
+  const web = await createRoot({ trustDomain: 'web.test', algorithm: 'ECDSA', validityMs: 86_400_000, now: new Date() });
+  const webCA = await loadCA(web.certificatePem, web.privateKeyPem);
+  const key = await generateKeyPair('ECDSA', 256);
+  const serving = await issueServingLeaf(webCA, { commonName: 'bundle.web.test', dnsNames: ['bundle.web.test'], ipAddresses: [], publicKey: key.publicKey, durationMs: 3_600_000, now: new Date() });
+  const b64 = (x: string) => Buffer.from(x).toString('base64');
+  await a.createTrustDomain('web', { trustDomain: 'web.test', ca: { selfSigned: {} }, federation: { bundleEndpoint: { profile: { type: 'https_web', secretName: 'bundle-web-tls' }, dnsNames: ['bundle.web.test'] } } });
+  await eventually(async () => endpoint.served().includes('web.test'), { what: 'the endpoint to serve web.test', timeoutMs: 30_000 });
+  // Until the admin's Secret exists, a handshake asking for its name gets the default (first) certificate, which does not verify.
+  await assert.rejects(fetchWith(servedURL('web.test'), { ca: web.certificatePem, servername: 'bundle.web.test' }));
+  await a.core.createNamespacedSecret({ namespace: OPERATOR_NAMESPACE, body: { metadata: { name: 'bundle-web-tls' }, type: 'kubernetes.io/tls', data: { 'tls.crt': b64(serving.certificatePem), 'tls.key': b64(await privateKeyToPem(key)) } } });
+  const got = await eventually(async () => fetchWith(servedURL('web.test'), { ca: web.certificatePem, servername: 'bundle.web.test' }).catch(() => undefined), { what: 'the admin\'s certificate served for bundle.web.test' });
+  assert.equal(got.status, 200);
+  assert.match(got.san, /DNS:bundle\.web\.test/);
+  const doc = parseBundleDocument(got.body);
+  assert.deepEqual(await Promise.all(doc.roots.map((r) => fingerprintOf(r))), (await a.getTrustDomain('web')).status!.roots!.map((r) => r.fingerprint));
+  // No SNI (an IP address): the first TrustDomain by name, a, answers with its SVID, which https_spiffe accepts.
+  const aPem = (await configMap('trust-bundle-a')).data!['ca.crt']!;
+  const viaSpiffe = await fetchBundleDocument({ url: servedURL('cluster-a.test'), profile: { type: 'https_spiffe', endpointSPIFFEID: ENDPOINT_ID }, roots: parseCertificates(aPem), timeoutMs: 5000 });
+  assert.ok(parseBundleDocument(viaSpiffe).roots.length >= 1);
 });
 
 /** A partner we control: its own CA, an endpoint SVID, and a behaviour to switch. */
