@@ -42,6 +42,7 @@ function uriSANs(cert: PeerCertificate): string[] {
 const TLS_CODES = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH|ERR_TLS_CERT_ALTNAME)/;
 
 export function fetchBundleDocument(r: FetchRequest): Promise<Buffer> {
+  if (!/^https:\/\//i.test(r.url)) return Promise.reject(new FetchFailure('FetchFailed', `${r.url} is not an https:// URL`));
   const maxBytes = r.maxBytes ?? MAX_BUNDLE_DOCUMENT_BYTES;
   const where = r.url;
   const spiffe = r.profile.type === 'https_spiffe';

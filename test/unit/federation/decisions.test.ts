@@ -1,4 +1,4 @@
-// Federation's pure decisions: the served document's sequence, whether a fetched
+// Federation's pure decisions (and the fetch's refusal of a non-https URL): the served document's sequence, whether a fetched
 // bundle replaces the one held, when to fetch next, and when the endpoint's SVID is due.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -7,6 +7,7 @@ import { parseCertificates } from '../../../src/pki/parse.ts';
 import { parseBundleDocument } from '../../../src/federation/document.ts';
 import { decidePublication } from '../../../src/federation/publication.ts';
 import { nextRefreshMs, refusal } from '../../../src/federation/refresh.ts';
+import { fetchBundleDocument } from '../../../src/federation/fetch.ts';
 import { ENDPOINT_SVID_DURATION_MS, issueEndpointSVID, svidRenewal } from '../../../src/federation/endpoint-svid.ts';
 
 const NOW = new Date('2030-06-01T12:00:00.000Z');
@@ -82,5 +83,11 @@ describe('svidRenewal', () => {
     assert.equal((await svidRenewal(svid.certificatePem, { ...want, signer: (await rootOf(5000)).ca }, NOW)).reason, 'SignerChanged');
     assert.equal((await svidRenewal(svid.certificatePem, { ...want, trustDomain: 'other.test' }, NOW)).reason, 'SPIFFEIDChanged');
     assert.equal((await svidRenewal('garbage', want, NOW)).reason, 'Unparsable');
+  });
+});
+
+describe('fetchBundleDocument', () => {
+  it('refuses anything but https before connecting', async () => {
+    await assert.rejects(fetchBundleDocument({ url: 'http://127.0.0.1:1/bundle', profile: { type: 'https_web' }, roots: [], timeoutMs: 1000 }), { reason: 'FetchFailed', message: /not an https:\/\/ URL/ });
   });
 });
