@@ -9,9 +9,9 @@ import { API_VERSION, LABEL_MANAGED_BY, MANAGED_BY_VALUE, SECRET_CERT, SECRET_KE
 import { parseDuration } from '../api/duration.ts';
 import type { ConfigMap, Secret, TrustDomain } from '../api/types.ts';
 import type { ReconcileContext } from '../controller/context.ts';
-import { errorPolicy } from '../controller/failure.ts';
+import { errorPolicy, ReconcileFailure } from '../controller/failure.ts';
 import type { Result } from '../controller/queue.ts';
-import { isNotFound } from '../kube/errors.ts';
+import { ifExists, isNotFound } from '../kube/errors.ts';
 import type { TrustStore } from '../trust/store.ts';
 import { certificatesToPem } from '../pki/pem.ts';
 import { decidePublication } from './publication.ts';
@@ -20,6 +20,7 @@ import { DOCUMENT_KEY, ENDPOINT_KEY, LABEL_BUNDLE_ENDPOINT, ROOTS_KEY, endpointS
 
 export const PUBLISHER_CONTROLLER = 'bundleendpoint';
 export const DEFAULT_REFRESH_HINT = '5m';
+const WEB_SECRET_RECHECK_MS = 60_000;
 
 /** What every replica's endpoint needs to serve one trust domain (ConfigMap key endpoint.json). */
 export interface ServedEndpoint {
@@ -37,6 +38,7 @@ export interface PublisherDeps extends ReconcileContext {
     createSecret(s: Secret): Promise<Secret>;
     replaceSecret(s: Secret): Promise<Secret>;
     deleteSecret(namespace: string, name: string, uid?: string): Promise<unknown>;
+    getSecret(namespace: string, name: string): Promise<Secret>;
   };
   configMaps: { get(name: string, namespace?: string): ConfigMap | undefined };
   store: TrustStore;
@@ -119,7 +121,20 @@ export function bundlePublisher(d: PublisherDeps): { reconcile: (name: string) =
           `the bundle endpoint serves ${state.bundle.length} root(s) at spiffe_sequence ${publication.sequence}`);
       }
     }
+    if (!https_spiffe) await checkWebSecret(endpoint.profile.secretName!, trustDomain.spec.trustDomain);
     return svidDueMs !== undefined ? { requeueAfter: Math.max(1000, svidDueMs) } : {};
+  }
+
+  /**
+   * The admin's https_web Secret carries no operator label, so it is not watched: read here, and
+   * a missing or incomplete one is reported (event, metric, log) and looked at again every minute.
+   * The record is written first, so replicas serve as soon as the Secret appears.
+   */
+  async function checkWebSecret(secretName: string, trustDomainName: string): Promise<void> {
+    const secret = await ifExists(() => d.api.getSecret(ns, secretName));
+    if (secret?.data?.[SECRET_CERT] && secret.data[SECRET_KEY]) return;
+    throw new ReconcileFailure('BundleEndpointSecretMissing',
+      `the https_web bundle endpoint of ${trustDomainName} needs Secret ${ns}/${secretName} with tls.crt and tls.key; until it exists partners cannot fetch the bundle`, { retry: false });
   }
 
   return {
@@ -129,7 +144,8 @@ export function bundlePublisher(d: PublisherDeps): { reconcile: (name: string) =
       return errorPolicy(d, err, {
         controller: PUBLISHER_CONTROLLER, key: name, fallbackReason: 'BundleEndpointFailed',
         target: { apiVersion: API_VERSION, kind: TRUST_DOMAIN.kind, metadata: trustDomain?.metadata ?? { name } },
-        report: async () => undefined, // The event and metric say it; TrustDomain status belongs to the trust reconciler.
+        // The event, metric and log say it; TrustDomain status belongs to the trust reconciler (one writer).
+        report: async () => undefined, recheckMs: WEB_SECRET_RECHECK_MS,
       });
     },
   };

@@ -130,6 +130,9 @@ test('an https_web TrustDomain serves the certificate the admin brings, chosen b
   await eventually(async () => endpoint.served().includes('web.test'), { what: 'the endpoint to serve web.test', timeoutMs: 30_000 });
   // Until the admin's Secret exists, a handshake asking for its name gets the default (first) certificate, which does not verify.
   await assert.rejects(fetchWith(servedURL('web.test'), { ca: web.certificatePem, servername: 'bundle.web.test' }));
+  // The missing Secret is reported: a Warning event on the TrustDomain and a reconcile error metric.
+  await eventually(async () => (await a.trustDomainEvents('web')).some((e) => e.reason === 'BundleEndpointSecretMissing' && /bundle-web-tls/.test(e.message ?? '')), { what: 'a BundleEndpointSecretMissing event' });
+  assert.ok(((await op.metrics.reconcileErrors.get()).values.find((v) => v.labels.controller === 'bundleendpoint' && v.labels.reason === 'BundleEndpointSecretMissing')?.value ?? 0) >= 1);
   await a.core.createNamespacedSecret({ namespace: OPERATOR_NAMESPACE, body: { metadata: { name: 'bundle-web-tls' }, type: 'kubernetes.io/tls', data: { 'tls.crt': b64(serving.certificatePem), 'tls.key': b64(await privateKeyToPem(key)) } } });
   const got = await eventually(async () => fetchWith(servedURL('web.test'), { ca: web.certificatePem, servername: 'bundle.web.test' }).catch(() => undefined), { what: 'the admin\'s certificate served for bundle.web.test' });
   assert.equal(got.status, 200);
