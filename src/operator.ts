@@ -172,12 +172,14 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   else {
     const federatedTrustDomains = manager.watch<ClusterFederatedTrustDomain>('clusterfederatedtrustdomains', (h) => kube.federatedTrustDomainInformer(h));
     const fetcher = bundleFetcher({
-      api: kube, federatedTrustDomains, configMaps, events, metrics, now, operatorNamespace: cfg.namespace,
+      api: kube, federatedTrustDomains, trustDomains, configMaps, events, metrics, now, operatorNamespace: cfg.namespace,
       bounds: { minMs: cfg.federationRefreshMinMs, maxMs: cfg.federationRefreshMaxMs }, log: log.child({ controller: FETCHER_CONTROLLER }),
     });
     manager.add(controller(FETCHER_CONTROLLER)
       .for(federatedTrustDomains, { predicate: specOrMetadataChanged })
       .owns(configMaps, byLabel(LABEL_FEDERATED_TRUST_DOMAIN, { cluster: true }))
+      // A local TrustDomain of the same name blocks a partner's bundle (and its removal unblocks it).
+      .watches(trustDomains, () => federatedTrustDomains.list().map((o) => o.metadata.name!), { predicate: specOrMetadataChanged })
       .run(fetcher.reconcile, fetcher.errorPolicy));
   }
 

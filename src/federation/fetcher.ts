@@ -10,7 +10,7 @@
 // bundle copies), and status stays small (fingerprints, not certificates).
 import { setCondition, rfc3339, type ConditionInput } from '../api/conditions.ts';
 import { API_VERSION, CLUSTER_FEDERATED_TRUST_DOMAIN, LABEL_FEDERATED_TRUST_DOMAIN, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../api/group.ts';
-import type { ClusterFederatedTrustDomain, ClusterFederatedTrustDomainStatus, ConfigMap } from '../api/types.ts';
+import type { ClusterFederatedTrustDomain, ClusterFederatedTrustDomainStatus, ConfigMap, TrustDomain } from '../api/types.ts';
 import type { ReconcileContext } from '../controller/context.ts';
 import { jsonEqual, replacingPatch } from '../controller/equal.ts';
 import { errorPolicy } from '../controller/failure.ts';
@@ -26,6 +26,8 @@ import { nextRefreshMs, refusal, type RefreshBounds } from './refresh.ts';
 export const FETCHER_CONTROLLER = 'clusterfederatedtrustdomain';
 
 export interface FetcherDeps extends Omit<ReconcileContext, 'trustDomains' | 'secrets'> {
+  /** Local TrustDomains: a partner never gets to speak for one of them. */
+  trustDomains: { list(): readonly TrustDomain[] };
   api: {
     createConfigMap(cm: ConfigMap): Promise<ConfigMap>;
     replaceConfigMap(cm: ConfigMap): Promise<ConfigMap>;
@@ -100,6 +102,18 @@ export function bundleFetcher(d: FetcherDeps): { reconcile: (name: string) => Pr
     }
     const gen = o.metadata.generation;
     const td = o.spec.trustDomain;
+    const local = d.trustDomains.list().find((t) => t.spec.trustDomain === td);
+    if (local) {
+      // A foreign bundle for one of our own trust domains would let the partner's CA mint our identities: never fetched.
+      const message = `${td} is the trust domain of the local TrustDomain ${local.metadata.name}: a partner's Roots are never trusted for it`;
+      if (o.status?.conditions?.find((c) => c.type === 'Ready')?.reason !== 'LocalTrustDomain') {
+        d.metrics.federationRefreshes.inc({ trust_domain: td, result: 'LocalTrustDomain' });
+        d.events.record(target(o), 'Warning', 'LocalTrustDomain', message);
+        d.log.warn({ federatedTrustDomain: name }, message);
+      }
+      await writeStatus(o, { ...o.status, observedGeneration: gen, conditions: conditions(o, { type: 'Ready', status: 'False', reason: 'LocalTrustDomain', message, observedGeneration: gen }) });
+      return {};
+    }
     const cm = d.configMaps.get(federatedBundleConfigMapName(name), ns);
     const h = held(o, cm);
     const now = d.now();

@@ -1,9 +1,8 @@
 // Federation, serve and fetch (issue 21, items 1 and 2), against a real API
 // server: TrustDomain cluster-a.test serves its bundle on the operator's bundle
-// endpoint (https_spiffe); a ClusterFederatedTrustDomain fetches it through that
-// endpoint as a partner would, and follows a root rotation. Both trust domains
-// live on one API server with one operator here (two control planes come with
-// the delivery step). Then a fake HTTPS server stands for a hostile or broken
+// endpoint (https_spiffe, and https_web beside it), fetched as a partner would;
+// a ClusterFederatedTrustDomain for a local trust domain is refused (fetching
+// across two control planes: federation-two-clusters.test.ts). Then a fake HTTPS server stands for a hostile or broken
 // partner: garbage, 50 MB, a slow drip, a lower sequence, the wrong SPIFFE ID and
 // a certificate from another CA each leave the last good bundle in place, and
 // each is reported as a condition, an event and a metric.
@@ -58,7 +57,7 @@ const refreshes = async (trustDomain: string, result: string) =>
 const servedURL = (td: string) => `https://127.0.0.1:${endpoint.port}/bundles/${td}`;
 const fingerprints = async (pem: string) => Promise.all(parseCertificates(pem).map((c) => fingerprintOf(c)));
 
-test('a TrustDomain serves its bundle over https_spiffe, a ClusterFederatedTrustDomain fetches it, and a root rotation reaches it with a higher sequence', async (t) => {
+test('a TrustDomain serves its bundle over https_spiffe with a sequence that survives a restart and rises with a rotation; a partner bundle for a local trust domain is refused', async (t) => {
   await a.createTrustDomain('a', { trustDomain: 'cluster-a.test', ca: { selfSigned: {} }, federation: { bundleEndpoint: { profile: { type: 'https_spiffe' }, refreshHint: '1s' } } });
   await a.createTrustDomain('b', { trustDomain: 'cluster-b.test', ca: { selfSigned: {} }, federatesWith: ['cluster-a.test'] });
   await eventually(async () => endpoint.served().includes('cluster-a.test'), { what: 'the endpoint to serve cluster-a.test', timeoutMs: 30_000 });
@@ -76,16 +75,18 @@ test('a TrustDomain serves its bundle over https_spiffe, a ClusterFederatedTrust
   const notFound = await fetchBundleDocument({ url: servedURL('nobody.test'), profile: { type: 'https_spiffe', endpointSPIFFEID: ENDPOINT_ID }, roots, timeoutMs: 5000 }).catch((e) => e);
   assert.equal(notFound.reason, 'HTTPError');
 
+  // This cluster's own trust domain is never taken from a partner: a ClusterFederatedTrustDomain naming it is refused, not fetched.
   await createFederated('cluster-a', {
     trustDomain: 'cluster-a.test', bundleEndpointURL: servedURL('cluster-a.test'),
     bundleEndpointProfile: { type: 'https_spiffe', endpointSPIFFEID: ENDPOINT_ID }, trustDomainBundle: initialPem,
   });
-  await eventually(async () => (await getFederated('cluster-a')).status?.sequence === firstSequence, { what: 'the first bundle accepted', timeoutMs: 30_000 });
-  let status = (await getFederated('cluster-a')).status!;
-  assert.equal(condition(await getFederated('cluster-a'), 'Refreshed')?.reason, 'BundleAccepted');
-  assert.deepEqual(status.roots!.map((r) => r.fingerprint), await fingerprints(initialPem));
-  assert.ok(status.lastRefresh);
-  assert.deepEqual(await fingerprints((await configMap('federated-bundle-cluster-a')).data!['ca.crt']!), await fingerprints(initialPem), 'the accepted bundle is stored for delivery');
+  await eventually(async () => condition(await getFederated('cluster-a'), 'Ready')?.reason === 'LocalTrustDomain', { what: 'Ready False LocalTrustDomain' });
+  const local = await getFederated('cluster-a');
+  assert.equal(condition(local, 'Ready')?.status, 'False');
+  assert.equal(local.status?.lastAttempt, undefined, 'never fetched');
+  await eventually(async () => (await events('cluster-a')).some((e) => e.reason === 'LocalTrustDomain' && e.type === 'Warning'), { what: 'a LocalTrustDomain event' });
+  assert.ok(await refreshes('cluster-a.test', 'LocalTrustDomain') >= 1);
+  await assert.rejects(configMap('federated-bundle-cluster-a'), 'no bundle stored for it');
 
   // The sequence is the persisted one: a restarted operator publishes the same document.
   const before = await configMap('spiffe-bundle-a');
@@ -97,14 +98,16 @@ test('a TrustDomain serves its bundle over https_spiffe, a ClusterFederatedTrust
   assert.equal(afterRestart.metadata.resourceVersion, before.metadata.resourceVersion, 'the document was not rewritten');
   assert.equal(parseBundleDocument(afterRestart.data!['bundle.spiffe.json']!).sequence, firstSequence, 'same Roots after a restart: same sequence');
 
-  // Root rotation on cluster-a: the new Root is published with a higher sequence and reaches the partner's copy.
+  // Root rotation on cluster-a: the endpoint serves the incoming Root beside the old one, with a higher sequence.
   await custom().patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'trustdomains', name: 'a', body: { metadata: { annotations: { [ANNOTATION_ROTATE_REQUESTED_AT]: new Date().toISOString() } } } },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-  await eventually(async () => ((await getFederated('cluster-a')).status?.roots?.length ?? 0) === 2, { what: 'both Roots at the partner during the rotation', timeoutMs: 60_000 });
-  status = (await getFederated('cluster-a')).status!;
+  const status = await eventually(async () => {
+    const doc = parseBundleDocument(await fetchBundleDocument({ url: servedURL('cluster-a.test'), profile: { type: 'https_spiffe', endpointSPIFFEID: ENDPOINT_ID }, roots, timeoutMs: 5000 }));
+    return doc.roots.length === 2 && doc;
+  }, { what: 'both Roots served during the rotation', timeoutMs: 60_000 });
   assert.ok(status.sequence! > firstSequence, `sequence ${status.sequence} > ${firstSequence}`);
   const td = await a.getTrustDomain('a');
-  assert.deepEqual(new Set(status.roots!.map((r) => r.fingerprint)), new Set(td.status!.roots!.map((r) => r.fingerprint)));
+  assert.deepEqual(new Set(await Promise.all(status.roots.map((r) => fingerprintOf(r)))), new Set(td.status!.roots!.map((r) => r.fingerprint)));
   t.diagnostic(`sequence ${firstSequence} -> ${status.sequence}`);
 });
 
