@@ -2,6 +2,7 @@
 // and SPIRE's documents parse, and a hostile or malformed document is refused with a reason.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { createRoot } from '../../../src/pki/ca.ts';
 import { parseCertificates } from '../../../src/pki/parse.ts';
@@ -82,6 +83,16 @@ describe('parseBundleDocument', () => {
     assert.equal(parsed.jwtAuthorities, 1);
     assert.equal(parsed.sequence, undefined);
     assert.equal(parsed.refreshHintSeconds, undefined);
+  });
+
+  it('parses a document go-spiffe v2.5.0 wrote (spiffebundle.Bundle.Marshal): EC, RSA and Ed25519 Roots, a jwt-svid key', () => {
+    // Made by a throwaway Go program: spiffebundle.Parse of a document we encoded (it read 3 authorities,
+    // sequence 42, hint 5m), then AddJWTAuthority, SetSequenceNumber(43), SetRefreshHint(30s) and Marshal.
+    const parsed = parseBundleDocument(readFileSync(new URL('./fixtures/go-spiffe-v2.5.0-bundle.json', import.meta.url)));
+    assert.equal(parsed.roots.length, 3);
+    assert.equal(parsed.jwtAuthorities, 1);
+    assert.equal(parsed.sequence, 43);
+    assert.equal(parsed.refreshHintSeconds, 30);
   });
 
   it('deduplicates a Root listed twice', async () => {
