@@ -52,6 +52,8 @@ async function rootsStatus(b: SpiffeBundle) {
 export function bundleFetcher(d: FetcherDeps): { reconcile: (name: string) => Promise<Result>; errorPolicy: (name: string, err: unknown) => Promise<Result> } {
   const ns = d.operatorNamespace;
   const fetch = d.fetch ?? fetchBundleDocument;
+  /** The foreign trust domain of each object seen, so its gauge goes with it. */
+  const trustDomainOf = new Map<string, string>();
 
   /** The bundle held: the last accepted (its ConfigMap), else the initial one. */
   function held(o: ClusterFederatedTrustDomain, cm: ConfigMap | undefined): { bundle?: SpiffeBundle; source: 'fetched' | 'initial'; problem?: string } {
@@ -97,9 +99,13 @@ export function bundleFetcher(d: FetcherDeps): { reconcile: (name: string) => Pr
   async function reconcile(name: string): Promise<Result> {
     const o = d.federatedTrustDomains.get(name);
     if (!o || o.metadata.deletionTimestamp) {
-      // The ConfigMap goes with it (owner reference); the series must not linger.
+      // The ConfigMap goes with it (owner reference); the gauge must not linger.
+      const gone = trustDomainOf.get(name);
+      if (gone) d.metrics.federationLastRefresh.remove({ trust_domain: gone });
+      trustDomainOf.delete(name);
       return {};
     }
+    trustDomainOf.set(name, o.spec.trustDomain);
     const gen = o.metadata.generation;
     const td = o.spec.trustDomain;
     const local = d.trustDomains.list().find((t) => t.spec.trustDomain === td);

@@ -27,6 +27,7 @@ async function setup(opts: { initial?: string; locals?: TrustDomain[] } = {}) {
   let clock = new Date('2030-01-01T00:00:00Z');
   const events: string[] = [];
   const metrics = new Metrics();
+  let deleted = false;
   const f = bundleFetcher({
     api: {
       createConfigMap: async (cm) => { writes.push(`create ${cm.metadata.name}`); configMaps.set(cm.metadata.name!, { ...cm, metadata: { ...cm.metadata, resourceVersion: '1' } }); return cm; },
@@ -37,7 +38,7 @@ async function setup(opts: { initial?: string; locals?: TrustDomain[] } = {}) {
         return o;
       },
     },
-    federatedTrustDomains: { get: () => o },
+    federatedTrustDomains: { get: () => (deleted ? undefined : o) },
     trustDomains: { list: () => opts.locals ?? [] },
     configMaps: { get: (name, ns) => (ns === NS ? configMaps.get(name) : undefined) },
     operatorNamespace: NS, bounds: { minMs: 1000, maxMs: 60_000 },
@@ -45,7 +46,7 @@ async function setup(opts: { initial?: string; locals?: TrustDomain[] } = {}) {
     events: { record: (_t, _type, reason) => events.push(reason) },
     metrics, log: pino({ level: 'silent' }), now: () => clock,
   });
-  return { o, f, writes, fetches, events, configMaps, advance: (ms: number) => { clock = new Date(clock.getTime() + ms); } };
+  return { o, f, writes, fetches, events, configMaps, metrics, remove: () => { deleted = true; }, advance: (ms: number) => { clock = new Date(clock.getTime() + ms); } };
 }
 
 describe('bundleFetcher', () => {
@@ -66,6 +67,11 @@ describe('bundleFetcher', () => {
     await s.f.reconcile('partner');
     assert.equal(s.fetches.length, 2, 'due again at the hint');
     assert.deepEqual(s.writes, ['status'], 'the same document: only the times move');
+    const gauge = async () => (await s.metrics.federationLastRefresh.get()).values.length;
+    assert.equal(await gauge(), 1);
+    s.remove();
+    await s.f.reconcile('partner');
+    assert.equal(await gauge(), 0, 'the gauge goes with the object');
   });
 
   it('fetches again at once when the stored bundle is gone', async () => {
