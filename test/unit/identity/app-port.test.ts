@@ -12,6 +12,7 @@ import { Metrics } from '../../../src/controller/metrics.ts';
 
 const NS = 'agents';
 const identity = (proxy: AgentIdentity['spec']['proxy'] = { port: 8443, appPort: 8080 }): AgentIdentity => ({
+  apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity',
   metadata: { name: 'planner', namespace: NS, uid: 'uid-planner' },
   spec: { serviceAccountName: 'planner', ...(proxy ? { proxy } : {}) },
 });
@@ -139,7 +140,7 @@ test('prober: a deleted exposed pod clears the gauge and tells its identity; a p
   await p.reconcile(`${NS}/planner-a`);
   await p.reconcile(`${NS}/planner-b`);
   assert.equal(await p.gauge(), 1);
-  assert.deepEqual(podsOfIdentity(p.results)(identity()).sort(), [`${NS}/planner-a`, `${NS}/planner-b`], 'an identity change reaches its pods');
+  assert.deepEqual([...podsOfIdentity(p.results)(identity())].sort(), [`${NS}/planner-a`, `${NS}/planner-b`], 'an identity change reaches its pods');
   p.changed.length = 0;
   p.pods.delete(`${NS}/planner-a`);
   await p.reconcile(`${NS}/planner-a`);

@@ -285,7 +285,7 @@ test('the pod is labelled agentidentity.dev/proxy=<identity>, the only pods the 
   const out = injected(agentPod('planner'));
   assert.equal(out.metadata.labels?.['agentidentity.dev/proxy'], 'planner');
   assert.equal(out.metadata.labels?.['agentidentity.dev/agent'], 'planner', 'the opt-in label stays');
-  const spoofed = injected(agentPod('planner', { metadata: { labels: { 'agentidentity.dev/agent': 'planner', 'agentidentity.dev/proxy': 'other' } } }));
+  const spoofed = injected(agentPod('planner', { labels: { 'agentidentity.dev/proxy': 'other' } }));
   assert.equal(spoofed.metadata.labels?.['agentidentity.dev/proxy'], 'planner', 'a value the pod brought is corrected');
   const plain = applyPatch(agentPod('planner'), injectIdentity(agentPod('planner'), identity('planner')).patch);
   assert.equal(plain.metadata.labels?.['agentidentity.dev/proxy'], undefined);
