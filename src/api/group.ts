@@ -15,6 +15,13 @@ export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
 export const LABEL_IDENTITY = `${GROUP}/identity`;
 /** A pod opts in with `agentidentity.dev/agent: <AgentIdentity name>`; the proxy's NetworkPolicy selects its pods by it. */
 export const LABEL_AGENT = `${GROUP}/agent`;
+/**
+ * Set by the webhook on every pod it gives the identity proxy, to the
+ * AgentIdentity's name: the operator watches only pods with this label (the
+ * app-port check, identity/app-port.ts), and trusts it only as far as the
+ * pod's immutable fields agree (its ServiceAccount, the proxy sidecar).
+ */
+export const LABEL_PROXY = `${GROUP}/proxy`;
 /** Which TrustDomain a CA Secret belongs to. */
 export const LABEL_TRUST_DOMAIN = `${GROUP}/trust-domain`;
 

@@ -237,6 +237,26 @@ export interface NetworkPolicy {
   };
 }
 
+/** The subset of core/v1 Pod the operator reads: for the app-port check of pods with the identity proxy. */
+export interface Pod {
+  apiVersion?: 'v1';
+  kind?: 'Pod';
+  metadata: ObjectMeta;
+  spec?: { serviceAccountName?: string; initContainers?: Array<{ name: string }>; containers?: Array<{ name: string }> };
+  status?: {
+    phase?: string;
+    podIP?: string;
+    initContainerStatuses?: PodContainerStatus[];
+    containerStatuses?: PodContainerStatus[];
+  };
+}
+
+export interface PodContainerStatus {
+  name: string;
+  started?: boolean;
+  restartCount?: number;
+}
+
 /** core/v1 ServiceAccount: the operator only asks whether one exists. */
 export interface ServiceAccount {
   metadata: ObjectMeta;

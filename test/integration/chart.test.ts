@@ -156,6 +156,8 @@ const EXPECTED_CLUSTER_RULES = [
   { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
   // An identity's ServiceAccount must exist (ServiceAccountNotFound); read from a cache.
   { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['list', 'watch'] },
+  // The app-port check: only pods labelled agentidentity.dev/proxy are listed and watched; read only.
+  { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   // Create cannot be restricted by name; reads and updates only for the chart's TrustDomains.
   { apiGroups: ['certificates.k8s.io'], resources: ['clustertrustbundles'], verbs: ['create'] },
@@ -757,7 +759,9 @@ test("the operator, running as the chart's ServiceAccount with only the chart's 
   assert.equal(await can('update', 'agentidentities.agentidentity.dev', '-n', 'agents'), 'no', 'no update of an AgentIdentity, only a metadata patch');
   assert.equal(await can('create', 'agentidentities.agentidentity.dev', '-n', 'agents'), 'no');
   assert.equal(await can('delete', 'trustdomains.agentidentity.dev'), 'no');
-  assert.equal(await can('list', 'pods', '--all-namespaces'), 'no');
+  assert.equal(await can('list', 'pods', '--all-namespaces'), 'yes', 'the app-port check (the operator lists only labelled ones)');
+  for (const verb of ['get', 'create', 'update', 'patch', 'delete']) assert.equal(await can(verb, 'pods', '-n', 'agents'), 'no', `no ${verb} of pods: read only`);
+  assert.equal(await can('create', 'pods', '--subresource=exec', '-n', 'agents'), 'no');
   assert.equal(await can('create', 'clusterrolebindings.rbac.authorization.k8s.io'), 'no');
   assert.equal(await can('delete', 'mutatingwebhookconfigurations.admissionregistration.k8s.io'), 'no');
   assert.equal(await can('update', 'clustertrustbundles.certificates.k8s.io/agentidentity-default'), 'yes');

@@ -280,3 +280,13 @@ test('resources read back in the API server\'s canonical form ("0.5" as "500m", 
   sidecarOf(readBack)!.resources = { requests: { cpu: '500m', memory: '1Gi' } };
   assert.equal(injectIdentity(readBack, planner, { proxy: spelled }).patch.length, 1, 'a missing limit is replaced');
 });
+
+test('the pod is labelled agentidentity.dev/proxy=<identity>, the only pods the operator watches for its app-port check; pods without spec.proxy are not', () => {
+  const out = injected(agentPod('planner'));
+  assert.equal(out.metadata.labels?.['agentidentity.dev/proxy'], 'planner');
+  assert.equal(out.metadata.labels?.['agentidentity.dev/agent'], 'planner', 'the opt-in label stays');
+  const spoofed = injected(agentPod('planner', { labels: { 'agentidentity.dev/proxy': 'other' } }));
+  assert.equal(spoofed.metadata.labels?.['agentidentity.dev/proxy'], 'planner', 'a value the pod brought is corrected');
+  const plain = applyPatch(agentPod('planner'), injectIdentity(agentPod('planner'), identity('planner')).patch);
+  assert.equal(plain.metadata.labels?.['agentidentity.dev/proxy'], undefined);
+});
