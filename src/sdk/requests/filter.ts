@@ -120,8 +120,12 @@ export class SseListFilter {
   }
 }
 
-/** Where the first event in `text` ends (after its blank line), or -1. A CR at the very end may be half of a CRLF: wait for more. */
+// A line end (CRLF, or a lone CR or LF) twice: the blank line that ends an event. A CR is
+// never split from the LF after it, and one at the very end may be half a CRLF: wait for more.
+const BLANK_LINE = /(?:\r\n|\r(?!\n|$)|\n)(?:\r\n|\r(?!\n|$)|\n)/;
+
+/** Where the first event in `text` ends (after its blank line), or -1. */
 function eventEnd(text: string): number {
-  const m = /(\r\n|\r(?!$)|\n)(\r\n|\r(?!$)|\n)/.exec(text);
+  const m = BLANK_LINE.exec(text);
   return m ? m.index + m[0].length : -1;
 }
