@@ -84,14 +84,17 @@ export class SseListFilter {
 
   /** Text of the stream in, the text to send out now. */
   push(text: string): string {
+    // The search for the blank line resumes where the last one stopped (less the two characters a line end may span).
+    let from = Math.max(0, this.#pending.length - 2);
     this.#pending += text;
     if (this.#pending.length > MAX_ANSWER_BYTES) throw new Error(`an SSE event longer than ${MAX_ANSWER_BYTES} characters`);
     let out = '';
     for (;;) {
-      const end = eventEnd(this.#pending);
+      const end = eventEnd(this.#pending, from);
       if (end < 0) return out;
       out += this.#event(this.#pending.slice(0, end));
       this.#pending = this.#pending.slice(end);
+      from = 0;
     }
   }
 
@@ -122,10 +125,11 @@ export class SseListFilter {
 
 // A line end (CRLF, or a lone CR or LF) twice: the blank line that ends an event. A CR is
 // never split from the LF after it, and one at the very end may be half a CRLF: wait for more.
-const BLANK_LINE = /(?:\r\n|\r(?!\n|$)|\n)(?:\r\n|\r(?!\n|$)|\n)/;
+const BLANK_LINE = /(?:\r\n|\r(?!\n|$)|\n)(?:\r\n|\r(?!\n|$)|\n)/g;
 
-/** Where the first event in `text` ends (after its blank line), or -1. */
-function eventEnd(text: string): number {
+/** Where the first event in `text` ends (after its blank line, searched from `from`), or -1. */
+function eventEnd(text: string, from: number): number {
+  BLANK_LINE.lastIndex = from;
   const m = BLANK_LINE.exec(text);
   return m ? m.index + m[0].length : -1;
 }
