@@ -76,7 +76,8 @@ function compiled(n: Narrowing): Compiled {
 const transportOf = (n: Narrowing): Transport => (n.mcp ? 'mcp' : n.a2a ? 'a2a' : 'http');
 
 export type RouteVerdict =
-  | { verdict: 'allow'; rule: number | null; transport: Transport }
+  /** `streams`: MCP rules of a request without a body (a GET that opens or resumes an SSE stream), whose list answers are filtered by shape. */
+  | { verdict: 'allow'; rule: number | null; transport: Transport; streams?: Narrowing[] }
   | { verdict: 'deny'; reason: string; message: string }
   /** Decide per JSON-RPC call with decideCall: the body must be read and parsed. */
   | { verdict: 'inspect'; candidates: Narrowing[]; transport: Transport };
@@ -108,7 +109,10 @@ export function decideRoute(grants: Grants, method: string, path: string, hasBod
   }
   const open = candidates.find((n) => !n.mcp && !n.a2a);
   if (open) return { verdict: 'allow', rule: open.index, transport: 'http' };
-  if (!hasBody) return { verdict: 'allow', rule: candidates[0]!.index, transport: transportOf(candidates[0]!) };
+  if (!hasBody) {
+    const mcp = candidates.filter((n) => n.mcp);
+    return { verdict: 'allow', rule: candidates[0]!.index, transport: transportOf(candidates[0]!), ...(mcp.length ? { streams: mcp } : {}) };
+  }
   return { verdict: 'inspect', candidates, transport: transportOf(candidates[0]!) };
 }
 
@@ -205,7 +209,7 @@ export function decideCall(candidates: readonly Narrowing[], msg: RpcMessage): C
 }
 
 /** What of `kind` the peer may see: whatever any of its MCP rules on this route allows. */
-function listMatcher(candidates: readonly Narrowing[], kind: ListKind): Matcher {
+export function listMatcher(candidates: readonly Narrowing[], kind: ListKind): Matcher {
   const matchers = candidates.filter((n) => n.mcp).map((n) => compiled(n)[kind]);
   return matchers.length === 1 ? matchers[0]! : (v) => matchers.some((m) => m(v));
 }

@@ -6,7 +6,7 @@
 import { IncomingMessage, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { AuditRecord } from '../../audit/record.ts';
-import { type CallVerdict, decideCall, decideRoute, type Grants } from './decide.ts';
+import { type CallVerdict, decideCall, decideRoute, type Grants, listMatcher } from './decide.ts';
 import { answerFilter } from './answer.ts';
 import { JsonError, parseStrictJson } from './json.ts';
 import { idKey, RPC_ERROR, rpcBody, type RpcID, type RpcMessages } from './jsonrpc.ts';
@@ -108,7 +108,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'TooLar
 
 type Parsed = { ok: true; body: RpcMessages } | { ok: false; status: number; code: number; reason: string; message: string };
 
-function parseBody(bytes: Buffer, opts: Required<Omit<RequestPolicyOptions, 'onDecision'>>): Parsed {
+type Limits = Required<Omit<RequestPolicyOptions, 'onDecision'>>;
+
+function parseBody(bytes: Buffer, opts: Limits): Parsed {
   let text: string;
   try {
     text = decoder.decode(bytes);
@@ -149,6 +151,11 @@ export function guardRequest(ctx: RequestContext, req: IncomingMessage, res: Ser
   const route = decideRoute(ctx.grants, req.method ?? '', ctx.path, hasBody(req));
   if (route.verdict === 'allow') {
     audit(ctx, req, opts, started, [{ transport: route.transport, decision: 'allow', rule: route.rule }]);
+    // A stream that answers no call of this request (a GET, resumed with Last-Event-ID) may still replay list answers.
+    if (route.streams) {
+      const streams = route.streams;
+      answerFilter(res, { any: { tools: listMatcher(streams, 'tools'), prompts: listMatcher(streams, 'prompts'), resources: listMatcher(streams, 'resources') } });
+    }
     next(req);
     return;
   }
@@ -157,7 +164,11 @@ export function guardRequest(ctx: RequestContext, req: IncomingMessage, res: Ser
     sendText(res, 403, `${req.method} ${ctx.path} refused for ${ctx.peer}: ${route.message}`);
     return;
   }
-  const limits = { ...REQUEST_POLICY_DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => k !== 'onDecision' && v !== undefined)) } as Required<Omit<RequestPolicyOptions, 'onDecision'>>;
+  const limits: Limits = {
+    maxBodyBytes: opts.maxBodyBytes ?? REQUEST_POLICY_DEFAULTS.maxBodyBytes,
+    maxBatch: opts.maxBatch ?? REQUEST_POLICY_DEFAULTS.maxBatch,
+    maxDepth: opts.maxDepth ?? REQUEST_POLICY_DEFAULTS.maxDepth,
+  };
   const refuse = (status: number, code: number, reason: string, message: string, close = false) => {
     audit(ctx, req, opts, started, [{ transport: route.transport, decision: 'deny', rule: null, reason }]);
     sendRpc(res, status, [{ id: null, code, message, reason }], false, close);

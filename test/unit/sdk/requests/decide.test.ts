@@ -63,7 +63,7 @@ describe('decideRoute', () => {
 
   it('an http-only rule allows the request as it is; an mcp route is inspected when there is a body', () => {
     assert.deepEqual(decideRoute(narrowed, 'GET', '/.well-known/agent-card.json', false), { verdict: 'allow', rule: 3, transport: 'http' });
-    assert.deepEqual(decideRoute(narrowed, 'GET', '/mcp', false), { verdict: 'allow', rule: 1, transport: 'mcp' });
+    assert.deepEqual(decideRoute(narrowed, 'GET', '/mcp', false), { verdict: 'allow', rule: 1, transport: 'mcp', streams: [mcpRule] });
     assert.deepEqual(decideRoute(narrowed, 'POST', '/mcp', true), { verdict: 'inspect', candidates: [mcpRule], transport: 'mcp' });
     assert.deepEqual(decideRoute(narrowed, 'POST', '/a2a', true), { verdict: 'inspect', candidates: [a2aRule], transport: 'a2a' });
   });

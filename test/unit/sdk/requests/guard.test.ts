@@ -24,6 +24,12 @@ function app(req: http.IncomingMessage, res: http.ServerResponse): void {
   req.setEncoding('utf8');
   req.on('data', (c: string) => (body += c)).on('end', () => {
     seen.push({ method: req.method, body });
+    if (req.method === 'GET') {
+      // A resumed stream replaying an earlier tools/list answer.
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`id: 5\ndata: ${JSON.stringify(toolList(99))}\n\n`);
+      return;
+    }
     const msg = body ? JSON.parse(body) : undefined;
     if (msg?.method === 'tools/list' && req.headers.accept === 'text/event-stream') {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -133,6 +139,11 @@ describe('guardRequest', () => {
     }
     const bytes = await fetch(`http://127.0.0.1:${port}/mcp`, { method: 'POST', body: Buffer.from([0x7b, 0xff, 0x7d]) });
     assert.equal(bytes.status, 400);
+  });
+
+  it('a GET stream on an MCP route (no body, so no calls) still has its list answers filtered', async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/mcp`, { headers: { accept: 'text/event-stream', 'last-event-id': '4' } });
+    assert.equal(await res.text(), `id: 5\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 99, result: { tools: [{ name: 'search' }] } })}\n\n`);
   });
 
   it('another path: 403 naming the rule', async () => {
