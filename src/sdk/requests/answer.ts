@@ -66,7 +66,8 @@ export function answerFilter(res: ServerResponse, calls: ListCalls): void {
   };
 
   res.writeHead = ((status: number, ...rest: unknown[]) => {
-    const at = typeof rest[0] === 'string' ? 1 : 0;
+    // writeHead(status, headers), writeHead(status, message) or writeHead(status, message, headers); the message may be undefined.
+    const at = rest.length > 1 || typeof rest[0] === 'string' ? 1 : 0;
     const headers = rest[at] as Headers;
     mode = modeOf(status, headerOf(res, headers, 'content-type'));
     if (mode !== 'pass') {

@@ -50,5 +50,9 @@ export function rpcBody(value: unknown, maxBatch: number): RpcBody {
   return { batch, messages };
 }
 
-/** A key for matching an answer to its call: ids 1 and "1" differ. */
-export const idKey = (id: RpcID | undefined) => `${typeof id}:${String(id)}`;
+/**
+ * A key for matching an answer to its call. 1 and "1" share one: some clients
+ * (the MCP TypeScript SDK among them) match answers by Number(id), so an answer
+ * with "7" to a call 7 is filtered as that call's answer, never let through.
+ */
+export const idKey = (id: RpcID | undefined) => String(id);

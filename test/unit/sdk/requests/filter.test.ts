@@ -47,8 +47,10 @@ describe('filterJsonAnswer', () => {
   });
 
   it('an answer for another id, or an error, passes byte for byte; an unreadable one is withheld', () => {
-    const text = JSON.stringify(answer('7', 'delete_all'));
+    const text = JSON.stringify(answer(8, 'delete_all'));
     assert.equal(filterJsonAnswer(text, calls(), withheld), text);
+    // "7" answers call 7 for clients that compare Number(id): it is filtered too.
+    assert.deepEqual(JSON.parse(filterJsonAnswer(JSON.stringify(answer('7', 'search', 'delete_all')), calls(), withheld)), answer('7', 'search'));
     const error = '{"jsonrpc":"2.0","id":7,"error":{"code":-1,"message":"x"}}';
     assert.equal(filterJsonAnswer(error, calls(), withheld), error);
     assert.equal(filterJsonAnswer('{"jsonrpc":"2.0","id":7,"result":{"tools":[', calls(), withheld), 'WITHHELD');

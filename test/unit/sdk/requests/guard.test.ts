@@ -39,7 +39,8 @@ function app(req: http.IncomingMessage, res: http.ServerResponse): void {
     }
     const answer = Array.isArray(msg) ? msg.map((m) => (m.method === 'tools/list' ? toolList(m.id) : { jsonrpc: '2.0', id: m.id, result: {} })) : msg?.method === 'tools/list' ? toolList(msg.id) : { jsonrpc: '2.0', id: msg?.id ?? null, result: { echoed: msg?.method ?? null } };
     const text = JSON.stringify(answer);
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    // The three-argument form with no status message, as a relay may call it; its Content-Length no longer fits a filtered answer.
+    res.writeHead(200, undefined as unknown as string, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   });
 }
