@@ -22,9 +22,11 @@ const LAYERS = {
   // The webhook's CA and serving certificate: a reconciler of the names and patches the webhook serves by.
   'webhook-certificates': [...RECONCILER, 'webhook'],
   webhook: ['api', 'kube', 'pki', 'policy', CHECKS],
-  sdk: ['api', 'pki'],
+  // The audit record (audit/record.ts, types only): the SDK and the proxy hand one to the caller per decision.
+  audit: [],
+  sdk: ['api', 'pki', 'audit/record.ts'],
   // The identity proxy: the SDK's engine, no Kubernetes client (it reads the mounted files only).
-  proxy: ['api', 'pki', 'sdk'],
+  proxy: ['api', 'pki', 'sdk', 'audit/record.ts'],
   cli: ['api', 'kube', 'pki', 'sdk', 'proxy'],
 };
 // Core modules a pure folder may use: none of them touches a file, a socket or a process.

@@ -286,7 +286,43 @@ export interface SpiffeIDRule {
   spiffeID: string;
 }
 
-export type PolicyRule = AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule;
+/**
+ * What a rule lets the peer do once connected (issue 19). Each field narrows;
+ * a rule with none of them allows every request, as before they existed.
+ * Patterns everywhere: `*` stands for any run of characters (including `/`
+ * and none); every other character compares exactly, code point by code point.
+ */
+export interface RuleNarrowing {
+  http?: HttpNarrowing;
+  mcp?: McpNarrowing;
+  a2a?: A2ANarrowing;
+}
+
+/** Requests the rule covers: HTTP methods (uppercase; absent: any) and paths (patterns; absent: any). */
+export interface HttpNarrowing {
+  methods?: string[];
+  paths?: string[];
+}
+
+/**
+ * The request bodies the rule covers are MCP JSON-RPC: tools/call, prompts/get
+ * and resources/read (and subscribe, completion) must name an entry of the
+ * matching list (absent list: none). initialize, ping, notifications and the
+ * list methods are always allowed; the list answers are filtered.
+ */
+export interface McpNarrowing {
+  tools?: string[];
+  prompts?: string[];
+  /** Resource URIs. */
+  resources?: string[];
+}
+
+/** The request bodies the rule covers are A2A JSON-RPC; `methods` lists the methods allowed (e.g. message/send). */
+export interface A2ANarrowing {
+  methods: string[];
+}
+
+export type PolicyRule = (AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule) & RuleNarrowing;
 
 /**
  * spec.policy. `allow` (inbound): once present, every peer it does not allow

@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../api/duration.ts';
+import { REQUEST_POLICY_DEFAULTS } from '../sdk/index.ts';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
 
 export type InboundMode = 'http' | 'tcp';
@@ -18,6 +19,8 @@ export interface ProxyConfig {
   /** Host → address pins (as curl --resolve), for hosts outside cluster DNS. */
   resolve: Map<string, string>;
   limits: Limits;
+  /** Request-level policy: bodies on MCP and A2A routes are read whole to decide, up to this many bytes. */
+  requests: { maxBodyBytes: number };
 }
 
 export class ProxyConfigError extends Error {
@@ -37,6 +40,7 @@ const OPTIONS = {
   resolve: { type: 'string', multiple: true },
   'max-header-bytes': { type: 'string' },
   'max-body-bytes': { type: 'string' },
+  'max-rpc-body-bytes': { type: 'string' },
   'header-timeout': { type: 'string' },
   'idle-timeout': { type: 'string' },
   'max-connections': { type: 'string' },
@@ -63,6 +67,7 @@ export const PROXY_USAGE = `agent-identity proxy [options]   (each also as AGENT
   --resolve HOST=ADDRESS      connect to ADDRESS for HOST (repeatable), as curl --resolve
   --max-header-bytes N        default ${DEFAULT_LIMITS.maxHeaderBytes}
   --max-body-bytes N          default ${DEFAULT_LIMITS.maxBodyBytes}
+  --max-rpc-body-bytes N      a JSON-RPC body on an MCP or A2A route (read whole to decide), default ${REQUEST_POLICY_DEFAULTS.maxBodyBytes}
   --header-timeout DURATION   default ${DEFAULT_LIMITS.headerTimeoutMs / 1000}s
   --idle-timeout DURATION     default ${DEFAULT_LIMITS.idleTimeoutMs / 1000}s
   --max-connections N         per listener, default ${DEFAULT_LIMITS.maxConnections}
@@ -139,5 +144,6 @@ export function proxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
       maxConnections: positive('max-connections', get('max-connections'), DEFAULT_LIMITS.maxConnections),
       maxConnectionsPerPeer: positive('max-connections-per-peer', get('max-connections-per-peer'), DEFAULT_LIMITS.maxConnectionsPerPeer),
     },
+    requests: { maxBodyBytes: positive('max-rpc-body-bytes', get('max-rpc-body-bytes'), REQUEST_POLICY_DEFAULTS.maxBodyBytes) },
   };
 }

@@ -7,7 +7,7 @@ import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { createHttpsServer, createServer, type Identity, PeerRefusedError, peerIdentity } from '../sdk/index.ts';
+import { createHttpsServer, createServer, type Identity, PeerRefusedError, peerIdentity, type RequestPolicyOptions } from '../sdk/index.ts';
 import type { ProxyEvents } from './events.ts';
 import { forwardHeaders, peerHeaders } from './headers.ts';
 import { capBody, httpServerOptions, type Limits, limitConnections } from './limits.ts';
@@ -20,6 +20,8 @@ export interface InboundOptions {
   appPort: number;
   mode: 'http' | 'tcp';
   limits: Limits;
+  /** HTTP mode: request-level policy (narrowing rules), its caps and audit sink. */
+  requests?: RequestPolicyOptions;
 }
 
 const APP_HOST = '127.0.0.1';
@@ -42,7 +44,8 @@ function httpInbound(identity: Identity, opts: InboundOptions, events: EventEmit
   // Keep-alive to the app: connections are reused across requests and peers.
   const app = new http.Agent({ keepAlive: true });
   let admissions: Admissions;
-  const server = createHttpsServer(identity, httpServerOptions(opts.limits), (req, res) => {
+  // The SDK's server holds every request to the narrowing rules first: the handler sees only allowed ones.
+  const server = createHttpsServer(identity, { ...httpServerOptions(opts.limits), requests: opts.requests }, (req, res) => {
     const socket = req.socket as TLSSocket;
     const revoked = admissions.revokedReason(socket);
     if (revoked !== undefined) {
@@ -58,7 +61,7 @@ function httpInbound(identity: Identity, opts: InboundOptions, events: EventEmit
       return { status: 502, message: `agent-identity proxy: ${appDown(opts.appPort, err)}` };
     }).then(end);
   });
-  admissions = new Admissions(server, identity, events, { cutBusy: false, direction: 'inbound' });
+  admissions = new Admissions(server, identity, events, { cutBusy: false, direction: 'inbound', inspectsRequests: true });
   server.once('close', () => app.destroy());
   return server;
 }
@@ -79,6 +82,6 @@ function tcpInbound(identity: Identity, opts: InboundOptions, events: EventEmitt
     app.on('error', done).on('close', () => done());
     socket.pipe(app).pipe(socket);
   });
-  new Admissions(server, identity, events, { cutBusy: true, direction: 'inbound' });
+  new Admissions(server, identity, events, { cutBusy: true, direction: 'inbound', inspectsRequests: false });
   return server;
 }

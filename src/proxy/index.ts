@@ -3,6 +3,7 @@
 // loaded and reloaded by the SDK, serves both directions.
 import { EventEmitter, once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
+import type { AuditRecord } from '../audit/record.ts';
 import type { Identity } from '../sdk/index.ts';
 import type { ProxyConfig } from './config.ts';
 import type { ProxyEvents } from './events.ts';
@@ -35,7 +36,13 @@ async function listen(server: Server, address: string, port: number): Promise<Ad
   return server.address() as AddressInfo;
 }
 
-export async function startProxy(identity: Identity, config: ProxyConfig): Promise<RunningProxy> {
+export interface ProxyHooks {
+  /** Every request-level decision (one per JSON-RPC call of a batch), for the audit stream. */
+  onDecision?: (record: AuditRecord) => void;
+}
+
+export async function startProxy(identity: Identity, config: ProxyConfig, hooks: ProxyHooks = {}): Promise<RunningProxy> {
+  const requests = { ...config.requests, onDecision: hooks.onDecision };
   const events = new EventEmitter<ProxyEvents>();
   const servers: Server[] = [];
   const running: RunningProxy = { events, close: (graceMs = 10_000) => closeAll(servers, graceMs) };
@@ -43,12 +50,12 @@ export async function startProxy(identity: Identity, config: ProxyConfig): Promi
     // Outbound first: the injected sidecar's startup probe is a TCP connect to the inbound port, so once
     // that answers the agent may start, and its first call out must find the outbound listener there.
     if (config.outbound) {
-      const server = outboundServer(identity, { ...config.outbound, resolve: config.resolve, limits: config.limits }, events);
+      const server = outboundServer(identity, { ...config.outbound, resolve: config.resolve, limits: config.limits, requests }, events);
       servers.push(server);
       running.outbound = await listen(server, config.outbound.address, config.outbound.port);
     }
     if (config.inbound) {
-      const server = inboundServer(identity, { ...config.inbound, limits: config.limits }, events);
+      const server = inboundServer(identity, { ...config.inbound, limits: config.limits, requests }, events);
       servers.push(server);
       running.inbound = await listen(server, config.inbound.address, config.inbound.port);
     }

@@ -7,7 +7,7 @@ import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import { authorizeID, AgentHttpsAgent, type Identity, PeerRefusedError } from '../sdk/index.ts';
+import { authorizeID, AgentHttpsAgent, grantsOf, guardRequest, type Identity, PeerRefusedError, type RequestPolicyOptions } from '../sdk/index.ts';
 import { decideEgress, normalizeHost } from './destinations.ts';
 import type { ProxyEvents } from './events.ts';
 import { forwardHeaders } from './headers.ts';
@@ -19,6 +19,8 @@ export interface OutboundOptions {
   port: number;
   resolve: ReadonlyMap<string, string>;
   limits: Limits;
+  /** Request-level policy of egress rules that narrow (http, mcp, a2a): caps and audit sink. */
+  requests?: RequestPolicyOptions;
 }
 
 // CONNECT is refused: with it the app would speak TLS itself and the proxy
@@ -118,12 +120,15 @@ export function outboundServer(identity: Identity, opts: OutboundOptions, events
       return;
     }
     const expected = verdict.spiffeID;
-    const upstream = requestTo(pools.agentFor(expected), opts, { host, port, url, req });
-    void relay(req, res, upstream, capBody(opts.limits.maxBodyBytes), (err) => {
-      const failure = outboundFailure(err, target, expected, identity.spiffeID);
-      if (err instanceof PeerRefusedError) events.emit('refused', { direction: 'outbound', reason: err.reason, peer: err.peerID, message: failure.message });
-      else events.emit('failed', { direction: 'outbound', message: failure.message });
-      return failure;
+    const ctx = { direction: 'egress' as const, local: identity.spiffeID, peer: expected, grants: grantsOf(identity.policy.egress, expected), path: url.pathname };
+    guardRequest(ctx, req, res, opts.requests ?? {}, (allowed) => {
+      const upstream = requestTo(pools.agentFor(expected), opts, { host, port, url, req: allowed });
+      void relay(allowed, res, upstream, capBody(opts.limits.maxBodyBytes), (err) => {
+        const failure = outboundFailure(err, target, expected, identity.spiffeID);
+        if (err instanceof PeerRefusedError) events.emit('refused', { direction: 'outbound', reason: err.reason, peer: err.peerID, message: failure.message });
+        else events.emit('failed', { direction: 'outbound', message: failure.message });
+        return failure;
+      });
     });
   });
   server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {

@@ -22,14 +22,14 @@ export class Admissions {
   readonly #cutBusy: boolean;
 
   /** `cutBusy`: a connection whose peer is refused is closed at once, busy or not (TCP). */
-  constructor(server: Server, identity: Identity, events: EventEmitter<ProxyEvents>, opts: { cutBusy: boolean; direction: Direction }) {
+  constructor(server: Server, identity: Identity, events: EventEmitter<ProxyEvents>, opts: { cutBusy: boolean; direction: Direction; inspectsRequests: boolean }) {
     this.#cutBusy = opts.cutBusy;
     server.on('secureConnection', (socket: TLSSocket) => {
       this.#open.set(socket, { busy: 0 });
       socket.once('close', () => this.#open.delete(socket));
     });
     const onUpdate = () => {
-      const authorize = authorizePolicy(identity.policy);
+      const authorize = authorizePolicy(identity.policy, { inspectsRequests: opts.inspectsRequests });
       for (const [socket, open] of this.#open) {
         const peer = peerIdentity(socket);
         if (!peer || open.revoked !== undefined) continue;

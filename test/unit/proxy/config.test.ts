@@ -6,13 +6,14 @@ import { DEFAULT_LIMITS } from '../../../src/proxy/limits.ts';
 describe('proxyConfig', () => {
   it('flags: both directions, pins, limits', () => {
     const c = proxyConfig(['--identity-dir', '/id', '--inbound-port', '8443', '--app-port', '8080', '--mode', 'tcp', '--outbound-port', '15001',
-      '--resolve', 'Planner.agents.svc=10.0.0.1', '--header-timeout', '2s', '--idle-timeout', '1m', '--max-connections', '10', '--max-connections-per-peer', '3', '--max-body-bytes', '100', '--max-header-bytes', '200'], {});
+      '--resolve', 'Planner.agents.svc=10.0.0.1', '--header-timeout', '2s', '--idle-timeout', '1m', '--max-connections', '10', '--max-connections-per-peer', '3', '--max-body-bytes', '100', '--max-header-bytes', '200', '--max-rpc-body-bytes', '300'], {});
     assert.deepEqual(c, {
       identityDir: '/id',
       inbound: { address: '0.0.0.0', port: 8443, appPort: 8080, mode: 'tcp' },
       outbound: { address: '127.0.0.1', port: 15001 },
       resolve: new Map([['planner.agents.svc', '10.0.0.1']]),
       limits: { maxHeaderBytes: 200, maxBodyBytes: 100, headerTimeoutMs: 2000, idleTimeoutMs: 60_000, maxConnections: 10, maxConnectionsPerPeer: 3 },
+      requests: { maxBodyBytes: 300 },
     });
   });
 
@@ -23,6 +24,7 @@ describe('proxyConfig', () => {
     assert.equal(c.outbound, undefined);
     assert.deepEqual([...c.resolve], [['a.svc', '127.0.0.1'], ['b.svc', '::1']]);
     assert.deepEqual(c.limits, DEFAULT_LIMITS);
+    assert.deepEqual(c.requests, { maxBodyBytes: 4 * 1024 * 1024 });
   });
 
   const refused: [string, string[], RegExp][] = [
