@@ -24,8 +24,12 @@ const LAYERS = {
   webhook: ['api', 'kube', 'pki', 'policy', CHECKS],
   sdk: ['api', 'pki'],
   // The identity proxy: the SDK's engine, no Kubernetes client (it reads the mounted files only).
-  proxy: ['api', 'pki', 'sdk'],
-  cli: ['api', 'kube', 'pki', 'sdk', 'proxy'],
+  proxy: ['api', 'pki', 'sdk', 'audit', 'telemetry'],
+  cli: ['api', 'kube', 'pki', 'sdk', 'proxy', 'audit'],
+  // The record of a decision, its line, the bounded writer and the decision metrics: imports nothing of ours.
+  audit: [],
+  // The /healthz, /readyz, /metrics listener the operator and the proxy share.
+  telemetry: [],
 };
 // Core modules a pure folder may use: none of them touches a file, a socket or a process.
 const PURE_CORE = '^(node:)?(crypto|buffer|util)$';
