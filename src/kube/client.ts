@@ -4,7 +4,7 @@
 // request is bounded by its client's timeout if it has one, and every
 // rejection is normalised to a KubeError (errors.ts). Answers are the API
 // server's JSON as is: no client-node, no ObjectSerializer (issue 12).
-import type { CoreV1Event, KubernetesListObject, KubernetesObject, V1CustomResourceDefinition, V1Lease } from '@kubernetes/client-node';
+import type { CoreV1Event, KubernetesListObject, KubernetesObject, V1CustomResourceDefinition, V1Lease, V1Pod } from '@kubernetes/client-node';
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER, SIGNER_NAME } from '../api/group.ts';
 import type {
   AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, NetworkPolicy, ObjectMeta, PodCertificateRequest, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
@@ -12,7 +12,7 @@ import type {
 import type { KubeConfig } from './config.ts';
 import { call, ifExists, isNotFound } from './errors.ts';
 import { Informer } from './informer.ts';
-import { send, type Query, type Request, type RequestOptions } from './transport.ts';
+import { send, sendText, type Query, type Request, type RequestOptions } from './transport.ts';
 
 export { loadKubeConfig, NoClusterError, type KubeConfig } from './config.ts';
 
@@ -176,6 +176,17 @@ export class KubeClient {
   // --- Namespaces
   getNamespace(name: string): Promise<Namespace> {
     return this.get(at('/api/v1', 'namespaces', undefined, name));
+  }
+
+  // --- Pods (the CLI's `audit`: which proxies, and their logs)
+  /** In one namespace, or in all when namespace is undefined. */
+  async listPods(namespace: string | undefined, labelSelector: string): Promise<V1Pod[]> {
+    return (await this.get<{ items: V1Pod[] }>(at('/api/v1', 'pods', namespace), { labelSelector })).items;
+  }
+
+  /** A container's log as text (pods/log): the API server asks the pod's kubelet for it. */
+  podLog(namespace: string, name: string, container: string, opts: { sinceSeconds?: number; tailLines?: number } = {}): Promise<string> {
+    return call(() => sendText(this.kc, this.opts, { method: 'GET', path: at('/api/v1', 'pods', namespace, name, 'log'), query: { container, ...opts }, accept: '*/*' }));
   }
 
   // --- Events

@@ -8,12 +8,13 @@
 //     not to send there (NO_PROXY), and the loopback bind address common
 //     frameworks read, so the plaintext app port is not served on the pod IP.
 // Pure: names and shapes only; mutate.ts decides where they go.
+import { PROXY_CONTAINER } from '../api/names.ts';
 import { quantityValue } from '../api/quantity.ts';
 import type { ProxyMode, ProxySpec } from '../api/types.ts';
 import type { Container, EnvVar, VolumeMount } from './pod.ts';
 
-/** The sidecar's name: reserved in every pod whose identity has spec.proxy. */
-export const PROXY_CONTAINER = 'agent-identity-proxy';
+/** The sidecar's name: reserved in every pod whose identity has spec.proxy (api/names.ts, which the CLI reads too). */
+export { PROXY_CONTAINER };
 
 /** Where the proxy serves the agent's outbound calls: 127.0.0.1 only, so only the pod's own containers reach it. */
 export const OUTBOUND_PORT = 15001;
