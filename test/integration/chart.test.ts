@@ -207,6 +207,7 @@ test('helm lint passes with default and non-default values; the schema and the t
     [['--set', 'proxy.resources.requests.cpu=1'], /'\/proxy\/resources\/requests\/cpu': got number, want string/],
     [['--set', 'proxy.resources.claims[0].name=x'], /additional properties 'claims' not allowed/],
     [['--set', 'proxy.image.pullPolicy=Sometimes'], /'\/proxy\/image\/pullPolicy': value must be one of/],
+    [['--set', 'proxy.metricsPort=15001'], /'\/proxy\/metricsPort'/],
   ];
   for (const [args, message] of refused) {
     const r = await template(args);
@@ -276,9 +277,11 @@ test('default values render the operator with its flags, a hardened pod and exac
   assert.equal(cfg.minDurationMs, 10 * 60_000);
   // The proxy sidecar is the operator's own image unless proxy.image says otherwise.
   assert.deepEqual(cfg.proxy, { image: `agent-identity-operator:${pkg.version}`, imagePullPolicy: 'IfNotPresent', resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } } });
-  const own = await render(['--set', 'proxy.image.repository=registry.example/proxy', '--set', 'proxy.image.tag=9.9']);
+  const own = await render(['--set', 'proxy.image.repository=registry.example/proxy', '--set', 'proxy.image.tag=9.9', '--set', 'proxy.metricsPort=15020']);
   const ownArgs: string[] = one(own.objects, 'Deployment', RELEASE).spec.template.spec.containers[0].args;
   assert.ok(ownArgs.includes('--proxy-image=registry.example/proxy:9.9'), ownArgs.join(' '));
+  // proxy.metricsPort: off by default (no flag, cfg.proxy above has no metricsPort); set, the operator reads it.
+  assert.equal(loadConfig(ownArgs.filter((a) => a.startsWith('--proxy-')), {}).proxy!.metricsPort, 15020);
   assert.equal(cfg.caDurationMs, 87600 * 3600_000);
   assert.equal(cfg.logLevel, 'info');
   assert.equal(cfg.logFormat, 'json');
