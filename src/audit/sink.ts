@@ -30,6 +30,8 @@ const PIPE_BUF = 4096;
 const FILE_BATCH = 64 * 1024;
 // EAGAIN: a non-blocking stdout that is full; try again shortly.
 const RETRY_MS = 10;
+// Within the proxy's drain (20 s) after SIGTERM.
+const CLOSE_TIMEOUT_MS = 5_000;
 
 export class AuditSink {
   private readonly fd: number;
@@ -70,10 +72,27 @@ export class AuditSink {
     return this.queuedBytes;
   }
 
-  /** Writes what is queued, then closes a file it opened. Lines written after this are dropped. */
-  async close(): Promise<void> {
+  /**
+   * Writes what is queued, then closes a file it opened. Lines written after this are dropped. Bounded:
+   * a reader that stopped reading stdout must not hold the drain; what is still queued after
+   * `timeoutMs` is counted as dropped. (The write in flight still holds the process until the reader
+   * reads or goes away, as the proxy's own synchronous log writes would.)
+   */
+  async close(timeoutMs = CLOSE_TIMEOUT_MS): Promise<void> {
     this.closed = true;
-    if (this.writing) await new Promise<void>((r) => this.idle.push(r));
+    if (this.writing) {
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        new Promise<boolean>((r) => this.idle.push(() => r(true))),
+        new Promise<boolean>((r) => { timer = setTimeout(() => r(false), timeoutMs); }),
+      ]);
+      clearTimeout(timer);
+      if (!drained) {
+        this.opts.onDrop(this.queue.length, 'write_error');
+        this.queue = [];
+        return;
+      }
+    }
     if (this.ownsFd) closeSync(this.fd);
   }
 
