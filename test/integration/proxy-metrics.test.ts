@@ -1,10 +1,12 @@
 // The proxy's metrics listener (--metrics-port) and its audit stream's
 // start-up checks, on the real `agent-identity proxy` process. No Kubernetes.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { proxyConfig, startProxy } from '../../src/proxy/index.ts';
+import { loadIdentity } from '../../src/sdk/index.ts';
 import { startProxyProcess, type ProxyProcess } from '../support/proxy.ts';
 import { fileSet, makeTrustDomain, policyFor, writeMountedDir } from '../support/sdk-pki.ts';
 import { run } from '../support/sdk-process.ts';
@@ -45,6 +47,26 @@ describe('agent-identity proxy --metrics-port', () => {
     const listening = proxy.process.events.find((e) => e.event === 'listening')!;
     assert.deepEqual(listening.metrics, { port: proxy.metricsPort });
     assert.equal(listening.audit, join(base, 'audit.log'));
+  });
+
+  it('recordDecision, the enforcement\'s sink, counts in /metrics and writes the audit line; close() flushes it', async () => {
+    const identity = await loadIdentity({ dir, watch: false });
+    const auditPath = join(base, 'in-process.log');
+    const proxy = await startProxy(identity, proxyConfig(['--outbound-port', '0', '--metrics-port', '0', '--metrics-address', '127.0.0.1', '--audit-log', auditPath], {}));
+    try {
+      proxy.recordDecision({
+        time: new Date().toISOString(), direction: 'inbound', local: identity.spiffeID, peer: 'spiffe://cluster.local/ns/agents/agent/orchestrator',
+        transport: 'mcp', method: 'POST', path: '/mcp', rpcMethod: 'tools/call', tool: 'delete_all', decision: 'deny', rule: null, reason: 'ToolNotAllowed', latencyMs: 0.1,
+      });
+      const text = await (await fetch(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).text();
+      assert.match(text, /^agentidentity_proxy_requests_total\{decision="deny",protocol="mcp"\} 1$/m);
+      assert.match(text, /^agentidentity_proxy_denied_total\{reason="ToolNotAllowed"\} 1$/m);
+    } finally {
+      await proxy.close(0);
+      identity.close();
+    }
+    const lines = (await readFile(auditPath, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as { msg: string; tool: string; decision: string });
+    assert.deepEqual(lines.map((l) => [l.msg, l.tool, l.decision]), [['audit', 'delete_all', 'deny']]);
   });
 
   it('refuses at start-up an audit log it cannot append to, by the flag\'s name', async () => {
