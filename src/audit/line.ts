@@ -41,7 +41,9 @@ const optStr = (v: unknown) => (str(v) ? v : undefined);
  */
 export function parseAuditLine(line: string): AuditRecord | undefined {
   const start = line.indexOf('{');
-  if (start < 0 || !line.includes(`"msg":"${AUDIT_MSG}"`)) return undefined;
+  // A cheap test before parsing (most lines of a proxy's log are not audit lines); a log pipeline may
+  // have re-serialized the line with spaces, so not the exact `"msg":"audit"`.
+  if (start < 0 || !line.includes(AUDIT_MSG)) return undefined;
   let o: Record<string, unknown>;
   try {
     o = JSON.parse(line.slice(start)) as Record<string, unknown>;

@@ -5,7 +5,7 @@ import { EventEmitter, once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { openAudit, type AuditRecord } from '../audit/index.ts';
 import type { Identity } from '../sdk/index.ts';
-import { startHealthServer } from '../telemetry/server.ts';
+import { type HealthServer, startHealthServer } from '../telemetry/server.ts';
 import { ProxyConfigError, type ProxyConfig } from './config.ts';
 import type { ProxyEvents } from './events.ts';
 import { inboundServer } from './inbound.ts';
@@ -45,16 +45,18 @@ export async function startProxy(identity: Identity, config: ProxyConfig): Promi
   const events = new EventEmitter<ProxyEvents>();
   const servers: Server[] = [];
   const audit = openAuditLog(config, events);
+  let health: HealthServer | undefined;
+  // Metrics last: a scrape during the drain still answers; the audit after the requests that feed it.
   const stop = async (graceMs: number) => {
     await closeAll(servers, graceMs);
+    await health?.close();
     await audit.close();
   };
   const running: RunningProxy = { events, recordDecision: audit.recordDecision, close: (graceMs = 10_000) => stop(graceMs) };
   try {
     // First: a scrape that finds the port answers from the start, before any decision.
     if (config.metrics) {
-      const health = await startHealthServer(config.metrics.address, config.metrics.port, () => ({ ready: true }), audit.metrics);
-      servers.push(health.server);
+      health = await startHealthServer(config.metrics.address, config.metrics.port, () => ({ ready: true }), audit.metrics);
       running.metricsPort = health.port;
     }
     // Outbound first: the injected sidecar's startup probe is a TCP connect to the inbound port, so once

@@ -34,6 +34,11 @@ describe('audit line', () => {
     assert.equal(parseAuditLine(line)!.tool, tool);
   });
 
+  it('reads a line a log pipeline re-serialized with spaces', () => {
+    const spaced = JSON.stringify(JSON.parse(auditLine(decision())), null, 1).replace(/\n/g, ' ');
+    assert.deepEqual(parseAuditLine(spaced), decision());
+  });
+
   it('reads a line behind a prefix (kubectl logs --prefix, a timestamp)', () => {
     const line = auditLine(decision()).trimEnd();
     assert.deepEqual(parseAuditLine(`[pod/tools-0/agent-identity-proxy] ${line}`), decision());
