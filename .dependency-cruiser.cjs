@@ -26,8 +26,10 @@ const LAYERS = {
   audit: [],
   sdk: ['api', 'pki', 'audit/record.ts'],
   // The identity proxy: the SDK's engine, no Kubernetes client (it reads the mounted files only).
-  proxy: ['api', 'pki', 'sdk', 'audit/record.ts'],
-  cli: ['api', 'kube', 'pki', 'sdk', 'proxy'],
+  proxy: ['api', 'pki', 'sdk', 'audit', 'telemetry'],
+  cli: ['api', 'kube', 'pki', 'sdk', 'proxy', 'audit'],
+  // The /healthz, /readyz, /metrics listener the operator and the proxy share.
+  telemetry: [],
 };
 // Core modules a pure folder may use: none of them touches a file, a socket or a process.
 const PURE_CORE = '^(node:)?(crypto|buffer|util)$';

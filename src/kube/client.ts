@@ -12,7 +12,7 @@ import type {
 import type { KubeConfig } from './config.ts';
 import { call, ifExists, isNotFound } from './errors.ts';
 import { Informer } from './informer.ts';
-import { send, type Query, type Request, type RequestOptions } from './transport.ts';
+import { send, sendText, type Query, type Request, type RequestOptions } from './transport.ts';
 
 export { loadKubeConfig, NoClusterError, type KubeConfig } from './config.ts';
 
@@ -182,6 +182,17 @@ export class KubeClient {
   // --- Namespaces
   getNamespace(name: string): Promise<Namespace> {
     return this.get(at('/api/v1', 'namespaces', undefined, name));
+  }
+
+  // --- Pods (the CLI's `audit`: which proxies, and their logs)
+  /** In one namespace, or in all when namespace is undefined. */
+  async listPods(namespace: string | undefined, labelSelector: string): Promise<Pod[]> {
+    return (await this.get<{ items: Pod[] }>(at('/api/v1', 'pods', namespace), { labelSelector })).items;
+  }
+
+  /** A container's log as text (pods/log): the API server asks the pod's kubelet for it. */
+  podLog(namespace: string, name: string, container: string, opts: { sinceSeconds?: number; tailLines?: number } = {}): Promise<string> {
+    return call(() => sendText(this.kc, this.opts, { method: 'GET', path: at('/api/v1', 'pods', namespace, name, 'log'), query: { container, ...opts }, accept: '*/*' }));
   }
 
   // --- Events

@@ -28,6 +28,7 @@ import { runOperator, eventually, ensureNamespace, OPERATOR_NAMESPACE } from '..
 import { api, isReady, secretText } from '../support/objects.ts';
 import { loadConfig } from '../../src/config.ts';
 import { Metrics } from '../../src/controller/metrics.ts';
+import { DecisionMetrics } from '../../src/audit/metrics.ts';
 import type { Operator } from '../../src/operator.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -208,6 +209,7 @@ test('helm lint passes with default and non-default values; the schema and the t
     [['--set', 'proxy.resources.requests.cpu=1'], /'\/proxy\/resources\/requests\/cpu': got number, want string/],
     [['--set', 'proxy.resources.claims[0].name=x'], /additional properties 'claims' not allowed/],
     [['--set', 'proxy.image.pullPolicy=Sometimes'], /'\/proxy\/image\/pullPolicy': value must be one of/],
+    [['--set', 'proxy.metricsPort=15001'], /'\/proxy\/metricsPort'/],
   ];
   for (const [args, message] of refused) {
     const r = await template(args);
@@ -277,9 +279,11 @@ test('default values render the operator with its flags, a hardened pod and exac
   assert.equal(cfg.minDurationMs, 10 * 60_000);
   // The proxy sidecar is the operator's own image unless proxy.image says otherwise.
   assert.deepEqual(cfg.proxy, { image: `agent-identity-operator:${pkg.version}`, imagePullPolicy: 'IfNotPresent', resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } } });
-  const own = await render(['--set', 'proxy.image.repository=registry.example/proxy', '--set', 'proxy.image.tag=9.9']);
+  const own = await render(['--set', 'proxy.image.repository=registry.example/proxy', '--set', 'proxy.image.tag=9.9', '--set', 'proxy.metricsPort=15020']);
   const ownArgs: string[] = one(own.objects, 'Deployment', RELEASE).spec.template.spec.containers[0].args;
   assert.ok(ownArgs.includes('--proxy-image=registry.example/proxy:9.9'), ownArgs.join(' '));
+  // proxy.metricsPort: off by default (no flag, cfg.proxy above has no metricsPort); set, the operator reads it.
+  assert.equal(loadConfig(ownArgs.filter((a) => a.startsWith('--proxy-')), {}).proxy!.metricsPort, 15020);
   assert.equal(cfg.caDurationMs, 87600 * 3600_000);
   assert.equal(cfg.logLevel, 'info');
   assert.equal(cfg.logFormat, 'json');
@@ -338,9 +342,9 @@ function metricNames(promql: string): string[] {
   return [...promql.matchAll(/\bagentidentity_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''));
 }
 
-test('the dashboard and the alerts use only metrics the operator exports', async () => {
+test('the dashboard and the alerts use only metrics the operator or the identity proxy exports', async () => {
   const m = new Metrics({ defaultMetrics: true });
-  const exported = new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
+  const exported = new Set([...await m.registry.getMetricsAsJSON(), ...await new DecisionMetrics().registry.getMetricsAsJSON()].map((x) => x.name));
   const metricsDoc = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
   const dashboard = JSON.parse(readFileSync(join(CHART, 'files', 'dashboard.json'), 'utf8')) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }>; templating: { list: Array<{ definition?: string }> } };
   const exprs = [
@@ -354,7 +358,7 @@ test('the dashboard and the alerts use only metrics the operator exports', async
     const names = metricNames(expr);
     assert.ok(names.length > 0, `${where} queries an operator metric: ${expr}`);
     for (const n of names) {
-      assert.ok(exported.has(n), `${where} uses ${n}, which the operator does not export`);
+      assert.ok(exported.has(n), `${where} uses ${n}, which neither the operator nor the proxy exports`);
       used.add(n);
     }
   }

@@ -38,6 +38,13 @@ test('the proxy comes first among the initContainers, as a native sidecar with t
   assert.deepEqual(sidecar.resources, config.resources);
 });
 
+test('--proxy-metrics-port: the sidecar serves /metrics on that port, named proxy-metrics; without it, no metrics port', () => {
+  const sidecar = sidecarOf(applyPatch(agentPod('planner'), injectIdentity(agentPod('planner'), planner, { proxy: { ...config, metricsPort: 15020 } }).patch))!;
+  assert.deepEqual(sidecar.args, ['proxy', `--identity-dir=${DIR}`, '--inbound-port=8443', '--app-port=8080', '--mode=http', '--outbound-port=15001', '--metrics-port=15020']);
+  assert.deepEqual(sidecar.ports, [{ name: 'agent-proxy', containerPort: 8443, protocol: 'TCP' }, { name: 'proxy-metrics', containerPort: 15020, protocol: 'TCP' }]);
+  assert.ok(!(sidecarOf(injected(agentPod('planner')))!.args as string[]).some((a) => a.startsWith('--metrics-port')));
+});
+
 test('the sidecar runs the CLI, not the image\'s ENTRYPOINT (the operator, which refuses the proxy\'s arguments)', () => {
   const root = new URL('../../../', import.meta.url);
   const dockerfile = readFileSync(new URL('Dockerfile', root), 'utf8');
