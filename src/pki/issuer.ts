@@ -4,12 +4,11 @@
 // the chain PEM that follows each Leaf.
 import { KeyObject, sign } from 'node:crypto';
 import type { CA } from './ca.ts';
-import { x509 } from './crypto.ts';
 import * as der from './der.ts';
-import { isSelfIssued } from './extensions.ts';
+import { authorityKeyIdOf, isSelfIssued } from './extensions.ts';
 import { describeKeyObject } from './keys.ts';
 import { certificatesToPem } from './pem.ts';
-import { authorityKeyIdentifierExtension, type IssuerFields, keyIdentifier } from './tbs.ts';
+import { authorityKeyIdentifierExtension, type IssuerFields } from './tbs.ts';
 
 export interface Issuer extends IssuerFields {
   sign(tbs: Buffer): Promise<Buffer>;
@@ -43,13 +42,9 @@ function describeIssuer(ca: CA): Issuer {
   const key = KeyObject.from(ca.key.privateKey);
   const { algorithm, size } = describeKeyObject(key);
   const scheme = SCHEMES[algorithm === 'ECDSA' ? `ECDSA-${size}` : algorithm]!;
-  // The AKI copies the issuer's SKI, so path builders match them even for a CA
-  // brought from elsewhere that derived its SKI differently.
-  const ski = ca.certificate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-  const keyId = ski !== undefined ? Buffer.from(ski, 'hex') : keyIdentifier(new Uint8Array(ca.certificate.publicKey.rawData));
   return {
     name: subjectNameOf(new Uint8Array(ca.certificate.rawData)),
-    authorityKeyIdentifier: authorityKeyIdentifierExtension(keyId),
+    authorityKeyIdentifier: authorityKeyIdentifierExtension(authorityKeyIdOf(ca.certificate)),
     signatureAlgorithm: scheme.algorithm,
     // RSA signing takes milliseconds, so it runs on the thread pool; ECDSA and
     // Ed25519 take microseconds, less than the hop to the pool would cost.
