@@ -82,7 +82,7 @@ interface LeafProfile {
   subject: Buffer;
   publicKey: CryptoKey;
   window: { now: Date; durationMs: number; backdateMs: number };
-  extendedKeyUsages: string[];
+  extendedKeyUsages: Buffer[];
   names: Buffer[];
 }
 

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import * as der from './der.ts';
 import type { Validity } from './validity.ts';
 
-export const EXTENDED_KEY_USAGE = { serverAuth: '1.3.6.1.5.5.7.3.1', clientAuth: '1.3.6.1.5.5.7.3.2' } as const;
+/** ExtendedKeyUsage purposes, as encoded OIDs. */
+export const EXTENDED_KEY_USAGE = { serverAuth: der.oid('1.3.6.1.5.5.7.3.1'), clientAuth: der.oid('1.3.6.1.5.5.7.3.2') } as const;
 /** KeyUsage bit numbers (RFC 5280 4.2.1.3). */
 export const KEY_USAGE = { digitalSignature: 0, keyEncipherment: 2 } as const;
 
@@ -42,8 +43,8 @@ export interface LeafFields {
   /** SubjectPublicKeyInfo DER. */
   subjectPublicKeyInfo: Buffer;
   keyUsage: readonly number[];
-  /** OIDs, in order. */
-  extendedKeyUsages: readonly string[];
+  /** Encoded OIDs (EXTENDED_KEY_USAGE), in order. */
+  extendedKeyUsages: readonly Buffer[];
   /** GeneralName encodings, in order. */
   subjectAltNames: readonly Buffer[];
 }
@@ -76,7 +77,7 @@ export function leafTbsCertificate(issuer: IssuerFields, f: LeafFields): Buffer 
   const extensions = [
     extension(OID.basicConstraints, true, der.sequence()), // cA FALSE is the DEFAULT, so omitted
     extension(OID.keyUsage, true, der.namedBits(f.keyUsage)),
-    extension(OID.extKeyUsage, false, der.sequence(...f.extendedKeyUsages.map(der.oid))),
+    extension(OID.extKeyUsage, false, der.sequence(...f.extendedKeyUsages)),
     extension(OID.subjectKeyIdentifier, false, der.octetString(keyIdentifier(f.subjectPublicKeyInfo))),
     issuer.authorityKeyIdentifier,
     // RFC 5280 4.2.1.6: the SAN is critical exactly when the subject is empty.
