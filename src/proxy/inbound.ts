@@ -7,11 +7,11 @@ import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { createHttpsServer, createServer, type Identity, PeerRefusedError, peerIdentity } from '../sdk/index.ts';
+import { authorizePolicy, createHttpsServer, createServer, type Identity, PeerRefusedError, peerIdentity } from '../sdk/index.ts';
 import type { ProxyEvents } from './events.ts';
 import { forwardHeaders, peerHeaders } from './headers.ts';
 import { capBody, httpServerOptions, type Limits, limitConnections } from './limits.ts';
-import { Admissions } from './readmit.ts';
+import { type Admitted, Admissions } from './readmit.ts';
 import { relay, sendError } from './relay.ts';
 
 export interface InboundOptions {
@@ -41,7 +41,7 @@ export function inboundServer(identity: Identity, opts: InboundOptions, events: 
 function httpInbound(identity: Identity, opts: InboundOptions, events: EventEmitter<ProxyEvents>): net.Server {
   // Keep-alive to the app: connections are reused across requests and peers.
   const app = new http.Agent({ keepAlive: true });
-  let admissions: Admissions;
+  const admissions = new Admissions(identity, events, 'inbound');
   const server = createHttpsServer(identity, httpServerOptions(opts.limits), (req, res) => {
     const socket = req.socket as TLSSocket;
     const revoked = admissions.revokedReason(socket);
@@ -58,7 +58,8 @@ function httpInbound(identity: Identity, opts: InboundOptions, events: EventEmit
       return { status: 502, message: `agent-identity proxy: ${appDown(opts.appPort, err)}` };
     }).then(end);
   });
-  admissions = new Admissions(server, identity, events, { cutBusy: false, direction: 'inbound' });
+  // HTTP: requests in flight finish, then the connection closes.
+  followAdmitted(server, admissions, (socket, busy) => busy === 0 && socket.destroy());
   server.once('close', () => app.destroy());
   return server;
 }
@@ -79,6 +80,15 @@ function tcpInbound(identity: Identity, opts: InboundOptions, events: EventEmitt
     app.on('error', done).on('close', () => done());
     socket.pipe(app).pipe(socket);
   });
-  new Admissions(server, identity, events, { cutBusy: true, direction: 'inbound' });
+  // TCP: a stream cannot be split between requests, so it is cut.
+  followAdmitted(server, new Admissions(identity, events, 'inbound'), (socket) => socket.destroy());
   return server;
+}
+
+/** Every admitted peer is checked again on each reload, against the policy's allow list as it then is. */
+function followAdmitted(server: net.Server, admissions: Admissions, revoke: Admitted['revoke']): void {
+  server.on('secureConnection', (socket: TLSSocket) => {
+    admissions.admit(socket, { chain: peerIdentity(socket)!.certificates, authorizer: authorizePolicy, revoke });
+  });
+  server.once('close', () => admissions.close());
 }
