@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { authorizePolicy, createHttpsServer, createServer, type Identity, PeerRefusedError, peerIdentity } from '../sdk/index.ts';
 import type { ProxyEvents } from './events.ts';
 import { forwardHeaders, peerHeaders } from './headers.ts';
-import { capBody, httpServerOptions, type Limits, limitConnections } from './limits.ts';
+import { httpServerOptions, type Limits, limitConnections } from './limits.ts';
 import { type Admitted, Admissions } from './readmit.ts';
 import { relay, sendError } from './relay.ts';
 
@@ -53,7 +53,7 @@ function httpInbound(identity: Identity, opts: InboundOptions, events: EventEmit
     const peer = peerIdentity(socket)!;
     const headers = { ...forwardHeaders(req.rawHeaders), host: req.headers.host, ...peerHeaders(peer.certificates[0]!.rawData, peer.spiffeID.toString()) };
     const upstream = http.request({ host: APP_HOST, port: opts.appPort, method: req.method, path: req.url, headers, agent: app });
-    void relay(req, res, upstream, capBody(opts.limits.maxBodyBytes), (err) => {
+    void relay(req, res, upstream, opts.limits.maxBodyBytes, (err) => {
       events.emit('failed', { direction: 'inbound', message: appDown(opts.appPort, err) });
       return { status: 502, message: `agent-identity proxy: ${appDown(opts.appPort, err)}` };
     }).then(end);

@@ -14,7 +14,7 @@ import { peerChainOf } from '../sdk/peer.ts';
 import { decideEgress, normalizeHost } from './destinations.ts';
 import type { ProxyEvents } from './events.ts';
 import { forwardHeaders } from './headers.ts';
-import { capBody, httpServerOptions, type Limits, limitConnections, poolIdleMs } from './limits.ts';
+import { httpServerOptions, type Limits, limitConnections, poolIdleMs } from './limits.ts';
 import { Admissions } from './readmit.ts';
 import { type Failure, relay, sendError } from './relay.ts';
 
@@ -188,7 +188,7 @@ export function outboundServer(identity: Identity, opts: OutboundOptions, events
     }
     const expected = verdict.spiffeID;
     const upstream = requestTo(pools.poolFor(expected), opts, { host, port, url, req });
-    void relay(req, res, upstream, capBody(opts.limits.maxBodyBytes), (err) => {
+    void relay(req, res, upstream, opts.limits.maxBodyBytes, (err) => {
       const failure = outboundFailure(err, target, expected, identity.spiffeID);
       if (err instanceof PeerRefusedError) events.emit('refused', { direction: 'outbound', reason: err.reason, peer: err.peerID, message: failure.message });
       else events.emit('failed', { direction: 'outbound', message: failure.message });
