@@ -24,10 +24,14 @@ const LAYERS = {
   // The webhook's CA and serving certificate: a reconciler of the names and patches the webhook serves by.
   'webhook-certificates': [...RECONCILER, 'webhook'],
   webhook: ['api', 'kube', 'pki', 'policy', CHECKS],
-  sdk: ['api', 'pki'],
+  // The audit record (audit/record.ts, types only): the SDK and the proxy hand one to the caller per decision.
+  audit: [],
+  sdk: ['api', 'pki', 'audit/record.ts'],
   // The identity proxy: the SDK's engine, no Kubernetes client (it reads the mounted files only).
-  proxy: ['api', 'pki', 'sdk'],
-  cli: ['api', 'kube', 'pki', 'sdk', 'proxy'],
+  proxy: ['api', 'pki', 'sdk', 'audit', 'telemetry'],
+  cli: ['api', 'kube', 'pki', 'sdk', 'proxy', 'audit'],
+  // The /healthz, /readyz, /metrics listener the operator and the proxy share.
+  telemetry: [],
 };
 // Federation's decisions and its bundle codec are pure like src/pki (the reconcilers beside them do the I/O).
 const FEDERATION_PURE = ['federation/document.ts', 'federation/publication.ts', 'federation/refresh.ts', 'federation/endpoint-svid.ts'];

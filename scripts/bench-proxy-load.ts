@@ -17,6 +17,8 @@ export interface Target {
   name: string;
   secure: boolean;
   options: http.RequestOptions;
+  /** The request body; default BODY (1 KB). */
+  body?: Buffer;
 }
 
 export interface LoadResult {
@@ -42,7 +44,7 @@ export function call(target: Target): Promise<number> {
     });
     req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error('no answer in 10 s')));
     req.on('error', reject);
-    req.end(BODY);
+    req.end(target.body ?? BODY);
   });
 }
 

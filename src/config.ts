@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { parseDuration } from './api/duration.ts';
 import { quantityValue } from './api/quantity.ts';
 import { DEFAULT_OPERATOR_NAMESPACE, OPERATOR_LEASE, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME } from './api/names.ts';
-import type { ProxySidecarConfig, ResourceRequirements } from './webhook/sidecar.ts';
+import { OUTBOUND_PORT, type ProxySidecarConfig, type ResourceRequirements } from './webhook/sidecar.ts';
 
 export interface Config {
   kubeconfig?: string;
@@ -98,6 +98,9 @@ export const OPTIONS = {
   'proxy-image': { env: 'PROXY_IMAGE', default: '', help: 'image of the identity proxy sidecar the webhook injects for identities with spec.proxy (the operator\'s own image: the chart sets it); unset: their pods are refused' },
   'proxy-image-pull-policy': { env: 'PROXY_IMAGE_PULL_POLICY', default: 'IfNotPresent', help: 'imagePullPolicy of the proxy sidecar: IfNotPresent, Always or Never' },
   // Node's baseline is about 40 MB; issue 18's target is 80 MB under load.
+  // Off by default: a fixed port on every agent pod would collide with an app listening on it, and the
+  // operator's NetworkPolicy admits only the proxy's mTLS port (the admin admits their Prometheus).
+  'proxy-metrics-port': { env: 'PROXY_METRICS_PORT', default: '', help: 'the injected proxy serves Prometheus /metrics on this port of the pod IP (container port proxy-metrics); the operator\'s NetworkPolicy does not admit it: add one for your Prometheus; unset: no metrics port' },
   'proxy-resources': { env: 'PROXY_RESOURCES', default: '{"requests":{"cpu":"50m","memory":"64Mi"},"limits":{"memory":"128Mi"}}', help: 'resources of the proxy sidecar, as JSON {"requests":{...},"limits":{...}} with quantities as strings (100m, 64Mi)' },
 } as const satisfies Record<string, Option>;
 
@@ -211,7 +214,17 @@ function proxyConfig(get: (k: Name) => string): { proxy?: ProxySidecarConfig } {
   if (!(PULL_POLICIES as readonly string[]).includes(pullPolicy)) throw new Error(`--proxy-image-pull-policy must be IfNotPresent, Always or Never, got "${pullPolicy}"`);
   const resources = parseResources(get('proxy-resources'));
   const image = get('proxy-image');
-  return image ? { proxy: { image, imagePullPolicy: pullPolicy as ProxySidecarConfig['imagePullPolicy'], resources } } : {};
+  const metricsPort = get('proxy-metrics-port');
+  const metrics = metricsPort === '' ? {} : { metricsPort: proxyMetricsPort(metricsPort) };
+  return image ? { proxy: { image, imagePullPolicy: pullPolicy as ProxySidecarConfig['imagePullPolicy'], resources, ...metrics } } : {};
+}
+
+/** A fixed port in every proxied pod: 1-65535 and not the proxy's own outbound port. */
+function proxyMetricsPort(value: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= 65535)) throw new Error(`--proxy-metrics-port must be a port number (1-65535), got "${value}"`);
+  if (n === OUTBOUND_PORT) throw new Error(`--proxy-metrics-port must not be ${OUTBOUND_PORT}, the proxy's outbound port`);
+  return n;
 }
 
 /** --proxy-resources: only requests and limits of plain quantities; anything else is refused by name. */

@@ -6,7 +6,7 @@
 import { loadConfig, usage, wantsHelp, envName, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { Metrics } from './controller/metrics.ts';
-import { startHealthServer } from './http.ts';
+import { startHealthServer } from './telemetry/server.ts';
 import { startOperator, type Operator } from './operator.ts';
 import { LeaderElector } from './kube/lease.ts';
 import { toKubeError } from './kube/errors.ts';

@@ -4,12 +4,15 @@
 //   a TrustDomain, its CA Secret or bundle copies, a Namespace changes
 //                                                      → reconcile the trust domain;
 //   an identity, its Secret or a pod certificate moves → the same, coalesced;
+//   a pod with the identity proxy, or its identity's spec changes
+//                                                      → probe its app port on the pod IP;
+//   a probe's finding changes                          → reconcile the identity, coalesced;
 //   a PodCertificateRequest for our signer, or a TrustDomain's signing state
 //                                                      → answer the request;
 //   and, given the webhook's names, its certificates and caBundle.
 import type { Logger } from 'pino';
 import { LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from './api/group.ts';
-import type { AgentIdentity, ClusterFederatedTrustDomain, ConfigMap, Namespace, NetworkPolicy, PodCertificateRequest, Secret, ServiceAccount, TrustDomain } from './api/types.ts';
+import type { AgentIdentity, ClusterFederatedTrustDomain, ConfigMap, Namespace, NetworkPolicy, Pod, PodCertificateRequest, Secret, ServiceAccount, TrustDomain } from './api/types.ts';
 import { KubeClient, type KubeConfig } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { limitRequests, observeRetries } from './kube/transport.ts';
@@ -18,6 +21,7 @@ import { byLabel, changesOf, controller, specOrMetadataChanged } from './control
 import { ControllerManager } from './controller/manager.ts';
 import { Metrics } from './controller/metrics.ts';
 import { identityReconciler } from './identity/reconciler.ts';
+import { AppPortResults, appPortProber, podsOfIdentity, PROBE_CONCURRENCY } from './identity/app-port-probe.ts';
 import { identitiesInNamespace, identitiesOfDenyList, identitiesOfServiceAccount, identitiesOfTrustDomain, policyHolders } from './identity/watches.ts';
 import { trustReconciler } from './trust/reconciler.ts';
 import { everyTrustDomain, trustDomainOfIdentity } from './trust/watches.ts';
@@ -103,11 +107,19 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     return false;
   });
   const networkPolicies = netpol ? manager.watch<NetworkPolicy>('networkpolicies', (h) => kube.managedNetworkPolicyInformer(h)) : undefined;
+  // And for the pods with the identity proxy (the app-port check): without them, identities with spec.proxy report AppPortUnchecked.
+  const proxiedPods = await kube.servesProxiedPods().catch((err) => {
+    log.warn({ err: toKubeError(err).message }, 'cannot list pods: identities with spec.proxy report AppPortUnchecked; grant the chart\'s RBAC for pods');
+    return false;
+  });
+  const pods = proxiedPods ? manager.watch<Pod>('pods', (h) => kube.proxiedPodInformer(h)) : undefined;
+  const appPorts = pods ? new AppPortResults() : undefined;
   const signingState = changesOf(store);
 
   const identity = identityReconciler({
     api: kube, identities, trustDomains, secrets, configMaps, namespaces, serviceAccounts, podCertificates, signing, operatorNamespace: cfg.namespace, store, events, metrics,
     ...(networkPolicies ? { networkPolicies } : {}),
+    ...(appPorts ? { appPorts } : {}),
     log: log.child({ controller: 'agentidentity' }), minDurationMs: cfg.minDurationMs, now,
   });
   manager.add(controller('agentidentity')
@@ -122,8 +134,18 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     .watches(serviceAccounts, identitiesOfServiceAccount(identities), { resync: false })
     .watches(identities, policyHolders(identities), { predicate: specOrMetadataChanged, coalesced: true })
     .watches(namespaces, policyHolders(identities), { coalesced: true })
+    .watches(appPorts && changesOf(appPorts), (key) => [key], { coalesced: true })
     .coalesce(COALESCE_MS)
     .run(identity.reconcile, identity.errorPolicy));
+
+  if (pods && appPorts) {
+    // Its own queue: a probe waits out its timeout without holding up an identity's reconcile.
+    manager.add(controller('appport')
+      .for(pods)
+      .watches(identities, podsOfIdentity(appPorts), { predicate: specOrMetadataChanged })
+      .queue({ concurrency: PROBE_CONCURRENCY })
+      .run(appPortProber({ pods, identities, results: appPorts, events, metrics })));
+  }
 
   manager.add(controller('trustdomain')
     .for(trustDomains, { predicate: specOrMetadataChanged })

@@ -21,6 +21,11 @@ export function setCondition(existing: readonly Condition[] | undefined, next: C
   return list;
 }
 
+/** The list without the condition of `type` (a condition that no longer applies, e.g. spec.proxy removed). */
+export function removeCondition(existing: readonly Condition[] | undefined, type: string): Condition[] {
+  return (existing ?? []).filter((c) => c.type !== type);
+}
+
 export function getCondition(list: readonly Condition[] | undefined, type: string): Condition | undefined {
   return list?.find((c) => c.type === type);
 }

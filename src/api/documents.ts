@@ -24,11 +24,35 @@ export interface PolicyPeer {
   spiffeID: string;
   /** Human-readable origin, e.g. "allow[0]: agent ops/auditor". */
   rule: string;
+  /**
+   * Version 2: present when every rule naming the peer narrows what it may do;
+   * the indices (into spec.policy's rules) of those rules, whose narrowings
+   * are in the section's `narrowings`. Absent: the peer may do anything.
+   */
+  rules?: number[];
 }
+
+/** One rule's narrowing as compiled: the spec.policy rule index, its text, and what it allows. */
+export interface Narrowing {
+  index: number;
+  /** e.g. "allow[1]: agent agents/orchestrator". */
+  rule: string;
+  http?: { methods?: string[]; paths?: string[] };
+  mcp?: { tools?: string[]; prompts?: string[]; resources?: string[] };
+  a2a?: { methods: string[] };
+}
+
+/**
+ * Version 1: no rule narrows. Version 2: `narrowings` (and PolicyPeer.rules)
+ * may be present. The operator writes version 2 only when a rule narrows, so
+ * an SDK or proxy that predates narrowings refuses such a document (it reads
+ * only version 1) rather than admitting peers to everything.
+ */
+export type PolicyDocumentVersion = 1 | 2;
 
 /** policy.json mounted next to an agent's certificate. */
 export interface PolicyDocument {
-  version: 1;
+  version: PolicyDocumentVersion;
   /** The SPIFFE ID this policy protects. */
   spiffeID: string;
   /**
@@ -38,6 +62,8 @@ export interface PolicyDocument {
   mode: 'AllowList' | 'TrustDomain';
   trustDomain: string;
   allow: PolicyPeer[];
+  /** Version 2: the narrowings the allow list's peers refer to, by index. */
+  narrowings?: Narrowing[];
   /** Certificates to refuse even when they chain to the bundle. */
   denyList: DenyListEntry[];
   /**
@@ -60,6 +86,8 @@ export interface EgressDocument {
   /** As the inbound mode: AllowList when spec.policy.egress.allow is set, else TrustDomain. */
   mode: 'AllowList' | 'TrustDomain';
   allow: PolicyPeer[];
+  /** Version 2: as PolicyDocument.narrowings, for egress.allow's indices. */
+  narrowings?: Narrowing[];
   /** Sorted by host then SPIFFE ID; a host listed with two IDs is ambiguous and refused. */
   destinations: Destination[];
 }

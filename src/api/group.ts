@@ -18,6 +18,13 @@ export const LABEL_IDENTITY = `${GROUP}/identity`;
 export const LABEL_AGENT = `${GROUP}/agent`;
 /** Which ClusterFederatedTrustDomain (name) a fetched bundle ConfigMap belongs to. */
 export const LABEL_FEDERATED_TRUST_DOMAIN = `${GROUP}/federated-trust-domain`;
+/**
+ * Set by the webhook on every pod it gives the identity proxy, to the
+ * AgentIdentity's name: the operator watches only pods with this label (the
+ * app-port check, identity/app-port.ts), and trusts it only as far as the
+ * pod's immutable fields agree (its ServiceAccount, the proxy sidecar).
+ */
+export const LABEL_PROXY = `${GROUP}/proxy`;
 /** Which TrustDomain a CA Secret belongs to. */
 export const LABEL_TRUST_DOMAIN = `${GROUP}/trust-domain`;
 

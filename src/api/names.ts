@@ -16,3 +16,6 @@ export const WEBHOOK_SERVICE_NAME = 'agent-identity-operator-webhook';
 // Not "<x>-ca": that is the shape of TrustDomain CA Secret names, which must never collide with this one.
 export const WEBHOOK_CA_SECRET = 'agent-identity-webhook-root';
 export const WEBHOOK_TLS_SECRET = 'agent-identity-webhook-tls';
+
+/** The identity proxy's container name, reserved in every pod whose identity has spec.proxy (the webhook adds it; the operator probes beside it; `agent-identity audit` reads its logs). */
+export const PROXY_CONTAINER = 'agent-identity-proxy';

@@ -307,6 +307,26 @@ export interface NetworkPolicy {
   };
 }
 
+/** The subset of core/v1 Pod the operator reads: for the app-port check of pods with the identity proxy. */
+export interface Pod {
+  apiVersion?: 'v1';
+  kind?: 'Pod';
+  metadata: ObjectMeta;
+  spec?: { serviceAccountName?: string; initContainers?: Array<{ name: string }>; containers?: Array<{ name: string }> };
+  status?: {
+    phase?: string;
+    podIP?: string;
+    initContainerStatuses?: PodContainerStatus[];
+    containerStatuses?: PodContainerStatus[];
+  };
+}
+
+export interface PodContainerStatus {
+  name: string;
+  started?: boolean;
+  restartCount?: number;
+}
+
 /** core/v1 ServiceAccount: the operator only asks whether one exists. */
 export interface ServiceAccount {
   metadata: ObjectMeta;
@@ -336,7 +356,43 @@ export interface SpiffeIDRule {
   spiffeID: string;
 }
 
-export type PolicyRule = AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule;
+/**
+ * What a rule lets the peer do once connected (issue 19). Each field narrows;
+ * a rule with none of them allows every request, as before they existed.
+ * Patterns everywhere: `*` stands for any run of characters (including `/`
+ * and none); every other character compares exactly, code point by code point.
+ */
+export interface RuleNarrowing {
+  http?: HttpNarrowing;
+  mcp?: McpNarrowing;
+  a2a?: A2ANarrowing;
+}
+
+/** Requests the rule covers: HTTP methods (uppercase; absent: any) and paths (patterns; absent: any). */
+export interface HttpNarrowing {
+  methods?: string[];
+  paths?: string[];
+}
+
+/**
+ * The request bodies the rule covers are MCP JSON-RPC: tools/call, prompts/get
+ * and resources/read (and subscribe, completion) must name an entry of the
+ * matching list (absent list: none). initialize, ping, notifications and the
+ * list methods are always allowed; the list answers are filtered.
+ */
+export interface McpNarrowing {
+  tools?: string[];
+  prompts?: string[];
+  /** Resource URIs. */
+  resources?: string[];
+}
+
+/** The request bodies the rule covers are A2A JSON-RPC; `methods` lists the methods allowed (e.g. message/send). */
+export interface A2ANarrowing {
+  methods: string[];
+}
+
+export type PolicyRule = (AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule) & RuleNarrowing;
 
 /**
  * spec.policy. `allow` (inbound): once present, every peer it does not allow

@@ -27,13 +27,22 @@ export async function proxyCommand(argv: string[]): Promise<Output> {
   const identity = await loadIdentity({ dir: config.identityDir });
   identity.on('update', (i) => log('info', 'identity reloaded', { spiffeID: i.spiffeID, serialNumber: i.svid.serialNumber, notAfter: i.svid.notAfter.toISOString() }));
   identity.on('reloadError', (err) => log('warn', 'identity files changed but cannot be used; keeping the last good ones', { error: err.message }));
-  const proxy = await startProxy(identity, config);
+  let proxy;
+  try {
+    proxy = await startProxy(identity, config);
+  } catch (err) {
+    identity.close();
+    throw err instanceof ProxyConfigError ? new UsageError(`proxy: ${err.message}`) : err;
+  }
   proxy.events.on('refused', (r) => log('warn', 'refused', { ...r }));
   proxy.events.on('failed', (f) => log('warn', 'failed', { ...f }));
+  proxy.events.on('auditFailed', (f) => log('warn', 'audit failed', { ...f }));
   log('info', 'listening', {
     spiffeID: identity.spiffeID, serialNumber: identity.svid.serialNumber,
     inbound: proxy.inbound && { port: proxy.inbound.port, appPort: config.inbound!.appPort, mode: config.inbound!.mode },
     outbound: proxy.outbound && { port: proxy.outbound.port },
+    metrics: proxy.metricsPort === undefined ? undefined : { port: proxy.metricsPort },
+    audit: config.audit.to === 'file' ? config.audit.path : config.audit.to,
   });
   const signal = await Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
   log('info', 'draining', { signal: String(signal[0] ?? 'signal') });

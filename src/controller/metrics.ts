@@ -85,6 +85,12 @@ export class Metrics {
     labelNames: ['trust_domain'], registers: [this.registry],
   });
 
+  readonly appPortExposedPods = new Gauge({
+    name: 'agentidentity_proxy_app_port_exposed_pods',
+    help: 'Pods with the identity proxy whose agent app port answers on the pod IP, as the operator last probed them (the AgentIdentity\'s AppPortPrivate condition names them).',
+    registers: [this.registry],
+  });
+
   readonly webhookReviews = new Counter({
     name: 'agentidentity_webhook_reviews_total',
     help: 'Admission reviews answered, by webhook (mutate, validate) and result (allowed, denied).',

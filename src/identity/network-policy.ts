@@ -3,7 +3,9 @@
 // and only pods of its ServiceAccount may) admit ingress on the proxy's port
 // and on nothing else, so the agent's plaintext port is out of other pods'
 // reach even if the agent binds it on the pod IP. Egress is not restricted:
-// the proxy decides whom the agent may call. Pure.
+// the proxy decides whom the agent may call. The proxy's metrics port
+// (--proxy-metrics-port) is not admitted either: the operator does not know
+// where the cluster's Prometheus runs, so the admin's own policy admits it. Pure.
 import { API_VERSION, AGENT_IDENTITY, LABEL_AGENT, LABEL_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../api/group.ts';
 import { proxyNetworkPolicyName } from '../api/defaults.ts';
 import { controllerOf } from '../api/owner.ts';

@@ -32,6 +32,8 @@ import { bundleConfigMapName } from '../api/defaults.ts';
 import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
 import { writeOwned } from '../controller/owned.ts';
 import { desiredNetworkPolicy, networkPolicyDiffers } from './network-policy.ts';
+import { APP_PORT_CONDITION, appPortCondition, type AppPortProbe } from './app-port.ts';
+import { getCondition, removeCondition, setCondition } from '../api/conditions.ts';
 import { controllerOf, describeController, isControlledBy } from '../api/owner.ts';
 import { foreignClaim, SECRET_OWNED_BY_ANOTHER } from './ownership.ts';
 import { tenancyViolation } from '../policy/tenancy.ts';
@@ -64,6 +66,8 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
     live(now: Date, match: (c: PodCertificateOnRecord) => boolean): PodCertificateOnRecord[];
     issuing(namespace: string, identity: string): boolean;
   };
+  /** The app-port probes of proxied pods (app-port-probe.ts); undefined where the operator may not watch pods. */
+  appPorts?: { of(identity: string): readonly AppPortProbe[] };
   /** Whether the signer runs: false where the API server serves no PodCertificateRequests (or may not be watched). */
   signing: boolean;
   store: TrustStore;
@@ -454,9 +458,25 @@ async function writeSecret(d: IdentityReconcilerDeps, want: Secret, existing: Se
   }
 }
 
+/** Every status written carries the app-port condition (spec.proxy), whichever step wrote it. */
 async function writeStatus(d: IdentityReconcilerDeps, identity: AgentIdentity, status: AgentIdentityStatus): Promise<void> {
-  if (jsonEqual(status, identity.status ?? {})) return;
-  await ofIdentity(d.api.patchIdentityStatus(identity.metadata.namespace!, identity.metadata.name!, replacingPatch(identity.status, status)));
+  const appPort = appPortCondition(identity, d.appPorts?.of(objectKey(identity)));
+  const reported = appPort
+    ? { ...status, conditions: setCondition(status.conditions, { ...appPort, observedGeneration: identity.metadata.generation }, d.now()) }
+    : getCondition(status.conditions, APP_PORT_CONDITION) ? { ...status, conditions: removeCondition(status.conditions, APP_PORT_CONDITION) } : status;
+  if (jsonEqual(reported, identity.status ?? {})) return;
+  await ofIdentity(d.api.patchIdentityStatus(identity.metadata.namespace!, identity.metadata.name!, replacingPatch(identity.status, reported)));
+  reportAppPort(d, identity, getCondition(identity.status?.conditions, APP_PORT_CONDITION), appPort);
+}
+
+/** The identity's events for the app-port check: when it finds a pod exposed, and when none is any more. */
+function reportAppPort(d: IdentityReconcilerDeps, identity: AgentIdentity, was: { status: string; message: string } | undefined, now: { status: string; message: string } | undefined): void {
+  const wasExposed = was?.status === 'False';
+  if (now?.status === 'False') {
+    if (!wasExposed || was.message !== now.message) d.events.record(ref(identity), 'Warning', 'AppPortExposed', now.message);
+  } else if (wasExposed) {
+    d.events.record(ref(identity), 'Normal', 'AppPortPrivate', now?.message ?? 'spec.proxy was removed: the app port is no longer checked');
+  }
 }
 
 /** The identity itself answered 404: deleted while the cache still showed it. */

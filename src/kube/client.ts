@@ -5,14 +5,14 @@
 // rejection is normalised to a KubeError (errors.ts). Answers are the API
 // server's JSON as is: no client-node, no ObjectSerializer (issue 12).
 import type { CoreV1Event, KubernetesListObject, KubernetesObject, V1CustomResourceDefinition, V1Lease } from '@kubernetes/client-node';
-import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, CLUSTER_FEDERATED_TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER, SIGNER_NAME } from '../api/group.ts';
+import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, CLUSTER_FEDERATED_TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER, SIGNER_NAME, LABEL_PROXY } from '../api/group.ts';
 import type {
-  AgentIdentity, AgentIdentityStatus, ClusterFederatedTrustDomain, ClusterFederatedTrustDomainStatus, ClusterTrustBundle, ConfigMap, Namespace, NetworkPolicy, ObjectMeta, PodCertificateRequest, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
+  AgentIdentity, AgentIdentityStatus, ClusterFederatedTrustDomain, ClusterFederatedTrustDomainStatus, ClusterTrustBundle, ConfigMap, Namespace, NetworkPolicy, ObjectMeta, Pod, PodCertificateRequest, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
 } from '../api/types.ts';
 import type { KubeConfig } from './config.ts';
 import { call, ifExists, isNotFound } from './errors.ts';
 import { Informer } from './informer.ts';
-import { send, type Query, type Request, type RequestOptions } from './transport.ts';
+import { send, sendText, type Query, type Request, type RequestOptions } from './transport.ts';
 
 export { loadKubeConfig, NoClusterError, type KubeConfig } from './config.ts';
 
@@ -177,9 +177,26 @@ export class KubeClient {
     return this.serves(at(NETWORKING_PATH, 'networkpolicies'), { labelSelector: MANAGED_SELECTOR, limit: 1 });
   }
 
+  // --- Pods with the identity proxy (read only: the app-port check)
+  /** Whether the operator may list the pods the webhook gave the identity proxy; a refusal (403: RBAC from before the app-port check) is thrown. */
+  servesProxiedPods(): Promise<boolean> {
+    return this.serves('/api/v1/pods', { labelSelector: LABEL_PROXY, limit: 1 });
+  }
+
   // --- Namespaces
   getNamespace(name: string): Promise<Namespace> {
     return this.get(at('/api/v1', 'namespaces', undefined, name));
+  }
+
+  // --- Pods (the CLI's `audit`: which proxies, and their logs)
+  /** In one namespace, or in all when namespace is undefined. */
+  async listPods(namespace: string | undefined, labelSelector: string): Promise<Pod[]> {
+    return (await this.get<{ items: Pod[] }>(at('/api/v1', 'pods', namespace), { labelSelector })).items;
+  }
+
+  /** A container's log as text (pods/log): the API server asks the pod's kubelet for it. */
+  podLog(namespace: string, name: string, container: string, opts: { sinceSeconds?: number; tailLines?: number } = {}): Promise<string> {
+    return call(() => sendText(this.kc, this.opts, { method: 'GET', path: at('/api/v1', 'pods', namespace, name, 'log'), query: { container, ...opts }, accept: '*/*' }));
   }
 
   // --- Events
@@ -353,6 +370,11 @@ export class KubeClient {
   /** Only NetworkPolicies carrying the operator's label are listed, watched or cached. */
   managedNetworkPolicyInformer(h: InformerHandlers<NetworkPolicy>): Informer<NetworkPolicy & KubernetesObject> {
     return this.informer('networkpolicies', at(NETWORKING_PATH, 'networkpolicies'), h, MANAGED_SELECTOR);
+  }
+
+  /** Only pods carrying the label the webhook sets on those it gives the identity proxy are listed, watched or cached. */
+  proxiedPodInformer(h: InformerHandlers<Pod>): Informer<Pod & KubernetesObject> {
+    return this.informer('pods', '/api/v1/pods', h, LABEL_PROXY);
   }
 
   /** Only requests naming the operator's signer (a field selector the API server supports) are listed, watched or cached. */

@@ -217,11 +217,16 @@ async function retrying<T>(kc: KubeConfig, req: Request, options: RequestOptions
 
 /** One API call: the parsed JSON answer, or a KubeError with the Status's code, reason and message. */
 export async function send<T>(kc: KubeConfig, options: RequestOptions, req: Request): Promise<T> {
+  return JSON.parse(await sendText(kc, options, req)) as T;
+}
+
+/** One API call whose answer is text (a container's log), or the same KubeError as send's. */
+export async function sendText(kc: KubeConfig, options: RequestOptions, req: Request): Promise<string> {
   const signal = await admit(kc, options);
   return retrying(kc, req, options, signal, async () => {
     const res = await open(kc, req, signal);
     const text = await res.body.text();
     if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(res.statusCode, text);
-    return JSON.parse(text) as T;
+    return text;
   });
 }

@@ -5,11 +5,13 @@ import { KeyObject } from 'node:crypto';
 import type { CA } from './ca.ts';
 import { type CryptoKey, x509 } from './crypto.ts';
 import { PkiError } from './errors.ts';
-import { isSelfIssued, keyIdentifiers } from './extensions.ts';
-import { describeKeyObject, signingAlgorithmOf } from './keys.ts';
-import { certificatesToPem } from './pem.ts';
-import { randomSerialNumber, serialNumberOf } from './serial.ts';
+import { issuerOf } from './issuer.ts';
+import { describeKeyObject, subjectPublicKeyInfoOf } from './keys.ts';
+import { randomSerialNumber } from './serial.ts';
 import type { SpiffeID } from './spiffeid.ts';
+import {
+  certificate, certificatePem, commonNameSubject, dnsName, emptySubject, EXTENDED_KEY_USAGE, KEY_USAGE, leafTbsCertificate, uriName,
+} from './tbs.ts';
 import { DEFAULT_BACKDATE_MS, validityWindow } from './validity.ts';
 
 export interface LeafRequest {
@@ -54,65 +56,53 @@ export async function issueLeaf(ca: CA, req: LeafRequest): Promise<IssuedLeaf> {
   }
   return signLeaf(ca, {
     // Empty subject: the identity is the SPIFFE ID alone.
-    subject: [],
+    subject: emptySubject(),
     publicKey: req.publicKey,
     window: { now: req.now, durationMs: req.durationMs, backdateMs: req.backdateMs ?? DEFAULT_BACKDATE_MS },
-    extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
-    names: [
-      { type: 'url', value: req.spiffeID.toString() },
-      ...[...new Set(req.dnsNames)].map((value) => ({ type: 'dns' as const, value })),
-    ],
+    extendedKeyUsages: [EXTENDED_KEY_USAGE.serverAuth, EXTENDED_KEY_USAGE.clientAuth],
+    names: [uriName(req.spiffeID.toString()), ...[...new Set(req.dnsNames)].map(dnsName)],
   });
 }
 
 export async function issueServingLeaf(ca: CA, req: ServingLeafRequest): Promise<IssuedLeaf> {
   return signLeaf(ca, {
-    subject: [{ CN: [req.commonName] }],
+    subject: commonNameSubject(req.commonName),
     publicKey: req.publicKey,
     window: { now: req.now, durationMs: req.durationMs, backdateMs: DEFAULT_BACKDATE_MS },
-    extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth],
+    extendedKeyUsages: [EXTENDED_KEY_USAGE.serverAuth],
     names: [
-      ...req.dnsNames.map((value) => ({ type: 'dns' as const, value })),
-      ...req.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+      ...req.dnsNames.map(dnsName),
+      // IP SANs are rare (the webhook's own certificate): @peculiar/x509 parses and encodes them.
+      ...req.ipAddresses.map((ip) => Buffer.from(new x509.GeneralName('ip', ip).rawData)),
     ],
   });
 }
 
 interface LeafProfile {
-  subject: x509.JsonName;
+  subject: Buffer;
   publicKey: CryptoKey;
   window: { now: Date; durationMs: number; backdateMs: number };
-  extendedKeyUsages: string[];
-  names: x509.JsonGeneralName[];
+  extendedKeyUsages: Buffer[];
+  names: Buffer[];
 }
 
 async function signLeaf(ca: CA, p: LeafProfile): Promise<IssuedLeaf> {
   if (p.publicKey?.type !== 'public') throw new PkiError('KeyUnsupported', 'a Leaf is issued for a public key');
-  const leafKey = describeKeyObject(KeyObject.from(p.publicKey));
-  // keyEncipherment only means something for RSA key transport; SPIRE and Go set it only then.
-  const usages = x509.KeyUsageFlags.digitalSignature | (leafKey.algorithm === 'RSA' ? x509.KeyUsageFlags.keyEncipherment : 0);
-  const window = validityWindow(p.window.now, p.window.durationMs, p.window.backdateMs, ca.chain);
-  const certificate = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerialNumber(),
+  const publicKey = KeyObject.from(p.publicKey);
+  const leafKey = describeKeyObject(publicKey);
+  const issuer = issuerOf(ca);
+  const validity = validityWindow(p.window.now, p.window.durationMs, p.window.backdateMs, ca.chain);
+  const serialNumber = randomSerialNumber();
+  const tbs = leafTbsCertificate(issuer, {
+    serialNumber: Buffer.from(serialNumber, 'hex'),
+    validity,
     subject: p.subject,
-    issuer: ca.certificate.subjectName,
-    ...window,
-    publicKey: p.publicKey,
-    signingKey: ca.key.privateKey,
-    signingAlgorithm: signingAlgorithmOf(ca.key),
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(usages, true),
-      new x509.ExtendedKeyUsageExtension(p.extendedKeyUsages, false),
-      ...(await keyIdentifiers(p.publicKey, ca.certificate)),
-      // RFC 5280: the SAN is critical exactly when the subject is empty.
-      new x509.SubjectAlternativeNameExtension(p.names, p.subject.length === 0),
-    ],
+    subjectPublicKeyInfo: subjectPublicKeyInfoOf(publicKey),
+    // keyEncipherment only means something for RSA key transport; SPIRE and Go set it only then.
+    keyUsage: leafKey.algorithm === 'RSA' ? [KEY_USAGE.digitalSignature, KEY_USAGE.keyEncipherment] : [KEY_USAGE.digitalSignature],
+    extendedKeyUsages: p.extendedKeyUsages,
+    subjectAltNames: p.names,
   });
-  return {
-    certificatePem: certificatesToPem([certificate, ...ca.chain.filter((c) => !isSelfIssued(c))]),
-    serialNumber: serialNumberOf(certificate),
-    notBefore: certificate.notBefore,
-    notAfter: certificate.notAfter,
-  };
+  const leaf = certificate(tbs, issuer.signatureAlgorithm, await issuer.sign(tbs));
+  return { certificatePem: certificatePem(leaf) + issuer.chainPem, serialNumber, ...validity };
 }

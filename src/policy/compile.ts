@@ -1,9 +1,10 @@
 // AgentIdentity spec.policy → the PolicyDocument mounted as policy.json.
 // Pure and deterministic: the same inputs always give the same bytes, so the
 // operator can compare documents and skip writes that would change nothing.
-import type { DenyListEntry, Destination, EgressDocument, PolicyDocument, PolicyPeer } from '../api/documents.ts';
+import type { DenyListEntry, Destination, EgressDocument, Narrowing, PolicyDocument, PolicyPeer } from '../api/documents.ts';
 import type { PolicyRule } from '../api/types.ts';
 import { SpiffeID } from '../pki/index.ts';
+import { compileNarrowing } from './narrowing.ts';
 import { classifyRule, type ClassifiedRule, ruleProblem, ruleText } from './rules.ts';
 import { matchesSelector } from './selector.ts';
 import { DEFAULT_CLUSTER_DOMAIN } from './tenancy.ts';
@@ -77,18 +78,40 @@ function canonicalDenyList(entries: DenyListEntry[]): DenyListEntry[] {
   return [...bySerial.values()].sort((a, b) => byString(a.serialNumber, b.serialNumber));
 }
 
-/** Every peer the rules resolve to, each once with the first rule that named it, sorted by SPIFFE ID. */
-function resolveRules(rules: readonly PolicyRule[], field: string, input: PolicyInput): PolicyPeer[] {
-  const allow = new Map<string, PolicyPeer>();
+interface Resolved {
+  allow: PolicyPeer[];
+  /** The narrowings some peer refers to; empty when no rule narrows. */
+  narrowings: Narrowing[];
+}
+
+/**
+ * Every peer the rules resolve to, each once with the first rule that named
+ * it, sorted by SPIFFE ID. A peer named by any rule that does not narrow may
+ * do anything; one named only by narrowing rules gets their indices (the
+ * union of what they allow).
+ */
+function resolveRules(rules: readonly PolicyRule[], field: string, input: PolicyInput): Resolved {
+  const allow = new Map<string, PolicyPeer & { unrestricted: boolean; indices: number[] }>();
+  const narrowings: Narrowing[] = [];
   rules.forEach((rule, i) => {
     const c = classifyRule(rule);
     if ('problem' in c || ruleProblem(rule) !== undefined) return;
     const text = `${field}[${i}]: ${ruleText(c, input.identity.namespace)}`;
+    const narrowing = compileNarrowing(rule, i, text);
+    if (narrowing) narrowings.push(narrowing);
     for (const spiffeID of resolve(c, input).sort(byString)) {
-      if (!allow.has(spiffeID)) allow.set(spiffeID, { spiffeID, rule: text });
+      const peer = allow.get(spiffeID) ?? { spiffeID, rule: text, unrestricted: false, indices: [] };
+      allow.set(spiffeID, peer);
+      if (narrowing) peer.indices.push(i);
+      else peer.unrestricted = true;
     }
   });
-  return [...allow.values()].sort((a, b) => byString(a.spiffeID, b.spiffeID));
+  const peers = [...allow.values()].sort((a, b) => byString(a.spiffeID, b.spiffeID));
+  const used = new Set(peers.flatMap((p) => (p.unrestricted ? [] : p.indices)));
+  return {
+    allow: peers.map((p) => ({ spiffeID: p.spiffeID, rule: p.rule, ...(p.unrestricted ? {} : { rules: p.indices }) })),
+    narrowings: narrowings.filter((n) => used.has(n.index)),
+  };
 }
 
 const trustDomainOfID = (id: string) => {
@@ -120,9 +143,13 @@ function destinations(input: PolicyInput): Destination[] {
   return [...unique.values()].sort((a, b) => byString(a.host, b.host) || byString(a.spiffeID, b.spiffeID));
 }
 
+const NONE: Resolved = { allow: [], narrowings: [] };
+
+const withNarrowings = (r: Resolved) => ({ allow: r.allow, ...(r.narrowings.length ? { narrowings: r.narrowings } : {}) });
+
 function compileEgress(input: PolicyInput): EgressDocument {
   const rules = input.identity.policy?.egress?.allow;
-  return { mode: rules ? 'AllowList' : 'TrustDomain', allow: rules ? resolveRules(rules, 'egress.allow', input) : [], destinations: destinations(input) };
+  return { mode: rules ? 'AllowList' : 'TrustDomain', ...withNarrowings(rules ? resolveRules(rules, 'egress.allow', input) : NONE), destinations: destinations(input) };
 }
 
 /**
@@ -135,14 +162,18 @@ function compileEgress(input: PolicyInput): EgressDocument {
 export function compilePolicy(input: PolicyInput): PolicyDocument {
   const { identity } = input;
   const allow = identity.policy?.allow;
+  const inbound = allow ? resolveRules(allow, 'allow', input) : NONE;
+  const egress = identity.policy || identity.proxied ? compileEgress(input) : undefined;
+  // Version 2 only when something narrows: readers that predate narrowings refuse it instead of ignoring them.
+  const narrowed = inbound.narrowings.length > 0 || (egress?.narrowings?.length ?? 0) > 0;
   return {
-    version: 1,
+    version: narrowed ? 2 : 1,
     spiffeID: identity.spiffeID,
     mode: allow ? 'AllowList' : 'TrustDomain',
     trustDomain: identity.trustDomain,
-    allow: allow ? resolveRules(allow, 'allow', input) : [],
+    ...withNarrowings(inbound),
     denyList: canonicalDenyList(input.denyList),
-    ...(identity.policy || identity.proxied ? { egress: compileEgress(input) } : {}),
+    ...(egress ? { egress } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 // One PolicyRule at a time: which kind it is, whether it is well formed, and
 // the text that names it in policy.json and in every refusal message.
 import { SpiffeID } from '../pki/index.ts';
+import { narrowingProblem } from './narrowing.ts';
 import { describeSelector, isEmptySelector, selectorProblem } from './selector.ts';
 import type { AgentRule, LabelSelector, NamespaceRule, PolicyRule, SelectorRule, SpiffeIDRule } from './types.ts';
 
@@ -25,6 +26,10 @@ export function classifyRule(rule: PolicyRule): ClassifiedRule | { problem: stri
 
 /** Why the rule is unusable, or undefined. */
 export function ruleProblem(rule: PolicyRule): string | undefined {
+  return peerProblem(rule) ?? narrowingProblem(rule);
+}
+
+function peerProblem(rule: PolicyRule): string | undefined {
   const c = classifyRule(rule);
   if ('problem' in c) return c.problem;
   switch (c.kind) {

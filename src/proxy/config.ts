@@ -4,6 +4,8 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../api/duration.ts';
+import { REQUEST_POLICY_DEFAULTS } from '../sdk/index.ts';
+import type { AuditLog } from '../audit/index.ts';
 import { DEFAULT_LIMITS, type Limits } from './limits.ts';
 
 export type InboundMode = 'http' | 'tcp';
@@ -18,6 +20,12 @@ export interface ProxyConfig {
   /** Host → address pins (as curl --resolve), for hosts outside cluster DNS. */
   resolve: Map<string, string>;
   limits: Limits;
+  /** Request-level policy: bodies on MCP and A2A routes are read whole to decide, up to this many bytes. */
+  requests: { maxBodyBytes: number };
+  /** Where the audit lines go (one per authorization decision). */
+  audit: AuditLog;
+  /** Prometheus /metrics (and /healthz); absent: no metrics listener. */
+  metrics?: { address: string; port: number };
 }
 
 export class ProxyConfigError extends Error {
@@ -37,10 +45,14 @@ const OPTIONS = {
   resolve: { type: 'string', multiple: true },
   'max-header-bytes': { type: 'string' },
   'max-body-bytes': { type: 'string' },
+  'max-rpc-body-bytes': { type: 'string' },
   'header-timeout': { type: 'string' },
   'idle-timeout': { type: 'string' },
   'max-connections': { type: 'string' },
   'max-connections-per-peer': { type: 'string' },
+  'audit-log': { type: 'string' },
+  'metrics-port': { type: 'string' },
+  'metrics-address': { type: 'string' },
 } as const;
 
 type Flag = keyof typeof OPTIONS;
@@ -52,6 +64,7 @@ export const envName = (flag: Flag) => (flag === 'identity-dir' ? 'AGENT_IDENTIT
 const OUTBOUND_ADDRESS = '127.0.0.1';
 // Beside a pod's app: every interface, so other pods reach it.
 const INBOUND_ADDRESS = '0.0.0.0';
+const METRICS_ADDRESS = '0.0.0.0';
 
 export const PROXY_USAGE = `agent-identity proxy [options]   (each also as AGENT_IDENTITY_PROXY_<OPTION>, e.g. AGENT_IDENTITY_PROXY_APP_PORT)
   --identity-dir DIR          the mounted identity (tls.crt/tls.key or credential-bundle.pem, ca.crt, policy.json); env AGENT_IDENTITY_DIR
@@ -63,10 +76,14 @@ export const PROXY_USAGE = `agent-identity proxy [options]   (each also as AGENT
   --resolve HOST=ADDRESS      connect to ADDRESS for HOST (repeatable), as curl --resolve
   --max-header-bytes N        default ${DEFAULT_LIMITS.maxHeaderBytes}
   --max-body-bytes N          default ${DEFAULT_LIMITS.maxBodyBytes}
+  --max-rpc-body-bytes N      a JSON-RPC body on an MCP or A2A route (read whole to decide), default ${REQUEST_POLICY_DEFAULTS.maxBodyBytes}
   --header-timeout DURATION   default ${DEFAULT_LIMITS.headerTimeoutMs / 1000}s
   --idle-timeout DURATION     default ${DEFAULT_LIMITS.idleTimeoutMs / 1000}s
   --max-connections N         per listener, default ${DEFAULT_LIMITS.maxConnections}
   --max-connections-per-peer N  outbound mTLS connections to one peer; more requests wait; default ${DEFAULT_LIMITS.maxConnectionsPerPeer}
+  --audit-log -|PATH|off      one JSON line per authorization decision: - stdout (default), PATH appended to, off
+  --metrics-port PORT         serve Prometheus /metrics and /healthz here (default: no metrics listener)
+  --metrics-address ADDR      default ${METRICS_ADDRESS} (Prometheus scrapes the pod IP)
 `;
 
 function port(flag: Flag, value: string): number {
@@ -92,6 +109,14 @@ function duration(flag: Flag, value: string | undefined, fallback: number): numb
   }
   if (ms <= 0) throw new ProxyConfigError(`--${flag} must be longer than 0, got "${value}"`);
   return ms;
+}
+
+/** `-` is stdout, `off` nothing, anything else a file path; an empty value is a mistake, not stdout. */
+function auditLog(value: string | undefined): AuditLog {
+  if (value === undefined || value === '-') return { to: 'stdout' };
+  if (value === 'off') return { to: 'off' };
+  if (value.trim() === '') throw new ProxyConfigError('--audit-log must be -, off or a file path, got ""');
+  return { to: 'file', path: value };
 }
 
 function pins(values: readonly string[]): Map<string, string> {
@@ -125,6 +150,10 @@ export function proxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   if (inboundPort === undefined && outboundPort === undefined) throw new ProxyConfigError('nothing to do: set --inbound-port with --app-port, --outbound-port, or both');
   const inboundAddress = get('inbound-address') ?? INBOUND_ADDRESS;
   if (!isIP(inboundAddress)) throw new ProxyConfigError(`--inbound-address must be an IP address, got "${inboundAddress}"`);
+  const metricsPort = get('metrics-port');
+  const metricsAddress = get('metrics-address') ?? METRICS_ADDRESS;
+  if (!isIP(metricsAddress)) throw new ProxyConfigError(`--metrics-address must be an IP address, got "${metricsAddress}"`);
+  if (metricsPort === undefined && get('metrics-address') !== undefined) throw new ProxyConfigError('--metrics-address needs --metrics-port');
 
   return {
     identityDir: get('identity-dir'),
@@ -139,5 +168,8 @@ export function proxyConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
       maxConnections: positive('max-connections', get('max-connections'), DEFAULT_LIMITS.maxConnections),
       maxConnectionsPerPeer: positive('max-connections-per-peer', get('max-connections-per-peer'), DEFAULT_LIMITS.maxConnectionsPerPeer),
     },
+    requests: { maxBodyBytes: positive('max-rpc-body-bytes', get('max-rpc-body-bytes'), REQUEST_POLICY_DEFAULTS.maxBodyBytes) },
+    audit: auditLog(get('audit-log')),
+    metrics: metricsPort === undefined ? undefined : { address: metricsAddress, port: port('metrics-port', metricsPort) },
   };
 }

@@ -15,4 +15,6 @@ export interface ProxyEvents {
   refused: [refusal: Refusal];
   /** A request that was allowed but could not be completed (the app or the peer did not answer). */
   failed: [failure: { direction: Direction; message: string }];
+  /** Audit lines could not be written (the first failure of a streak; every lost line is counted in the metrics). */
+  auditFailed: [failure: { message: string }];
 }

@@ -7,11 +7,12 @@ import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { createHttpsServer, createServer, type Identity, PeerRefusedError, peerIdentity } from '../sdk/index.ts';
+import type { PolicyDocument } from '../api/documents.ts';
+import { authorizePolicy, createHttpsServer, createServer, type Identity, PeerRefusedError, peerIdentity, type RequestPolicyOptions } from '../sdk/index.ts';
 import type { ProxyEvents } from './events.ts';
 import { forwardHeaders, peerHeaders } from './headers.ts';
-import { capBody, httpServerOptions, type Limits, limitConnections } from './limits.ts';
-import { Admissions } from './readmit.ts';
+import { httpServerOptions, type Limits, limitConnections } from './limits.ts';
+import { type Admitted, Admissions } from './readmit.ts';
 import { relay, sendError } from './relay.ts';
 
 export interface InboundOptions {
@@ -20,6 +21,8 @@ export interface InboundOptions {
   appPort: number;
   mode: 'http' | 'tcp';
   limits: Limits;
+  /** HTTP mode: request-level policy (narrowing rules), its caps and audit sink. */
+  requests?: RequestPolicyOptions;
 }
 
 const APP_HOST = '127.0.0.1';
@@ -41,8 +44,9 @@ export function inboundServer(identity: Identity, opts: InboundOptions, events: 
 function httpInbound(identity: Identity, opts: InboundOptions, events: EventEmitter<ProxyEvents>): net.Server {
   // Keep-alive to the app: connections are reused across requests and peers.
   const app = new http.Agent({ keepAlive: true });
-  let admissions: Admissions;
-  const server = createHttpsServer(identity, httpServerOptions(opts.limits), (req, res) => {
+  const admissions = new Admissions(identity, events, 'inbound');
+  // The SDK's server holds every request to the narrowing rules first: the handler sees only allowed ones.
+  const server = createHttpsServer(identity, { ...httpServerOptions(opts.limits), requests: opts.requests }, (req, res) => {
     const socket = req.socket as TLSSocket;
     const revoked = admissions.revokedReason(socket);
     if (revoked !== undefined) {
@@ -53,12 +57,13 @@ function httpInbound(identity: Identity, opts: InboundOptions, events: EventEmit
     const peer = peerIdentity(socket)!;
     const headers = { ...forwardHeaders(req.rawHeaders), host: req.headers.host, ...peerHeaders(peer.certificates[0]!.rawData, peer.spiffeID.toString()) };
     const upstream = http.request({ host: APP_HOST, port: opts.appPort, method: req.method, path: req.url, headers, agent: app });
-    void relay(req, res, upstream, capBody(opts.limits.maxBodyBytes), (err) => {
+    void relay(req, res, upstream, opts.limits.maxBodyBytes, (err) => {
       events.emit('failed', { direction: 'inbound', message: appDown(opts.appPort, err) });
       return { status: 502, message: `agent-identity proxy: ${appDown(opts.appPort, err)}` };
     }).then(end);
   });
-  admissions = new Admissions(server, identity, events, { cutBusy: false, direction: 'inbound' });
+  // HTTP: requests in flight finish, then the connection closes.
+  followAdmitted(server, admissions, true, (socket, busy) => busy === 0 && socket.destroy());
   server.once('close', () => app.destroy());
   return server;
 }
@@ -79,6 +84,20 @@ function tcpInbound(identity: Identity, opts: InboundOptions, events: EventEmitt
     app.on('error', done).on('close', () => done());
     socket.pipe(app).pipe(socket);
   });
-  new Admissions(server, identity, events, { cutBusy: true, direction: 'inbound' });
+  // TCP: a stream cannot be split between requests, so it is cut.
+  followAdmitted(server, new Admissions(identity, events, 'inbound'), false, (socket) => socket.destroy());
   return server;
+}
+
+/**
+ * Every admitted peer is checked again on each reload, against the policy's allow list as it then is.
+ * `inspectsRequests`: whether this server holds requests to the narrowing rules (HTTP), so peers only
+ * those rules allow may stay.
+ */
+function followAdmitted(server: net.Server, admissions: Admissions, inspectsRequests: boolean, revoke: Admitted['revoke']): void {
+  const authorizer = (policy: PolicyDocument) => authorizePolicy(policy, { inspectsRequests });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    admissions.admit(socket, { chain: peerIdentity(socket)!.certificates, authorizer, revoke });
+  });
+  server.once('close', () => admissions.close());
 }

@@ -3,8 +3,10 @@
 // loaded and reloaded by the SDK, serves both directions.
 import { EventEmitter, once } from 'node:events';
 import type { AddressInfo, Server, Socket } from 'node:net';
+import { openAudit, type AuditRecord } from '../audit/index.ts';
 import type { Identity } from '../sdk/index.ts';
-import type { ProxyConfig } from './config.ts';
+import { type HealthServer, startHealthServer } from '../telemetry/server.ts';
+import { ProxyConfigError, type ProxyConfig } from './config.ts';
 import type { ProxyEvents } from './events.ts';
 import { inboundServer } from './inbound.ts';
 import { outboundServer } from './outbound.ts';
@@ -15,7 +17,11 @@ export type { ProxyEvents, Refusal } from './events.ts';
 export interface RunningProxy {
   inbound?: AddressInfo;
   outbound?: AddressInfo;
+  /** The metrics listener's port, with --metrics-port. */
+  metricsPort?: number;
   events: EventEmitter<ProxyEvents>;
+  /** One authorization decision: counted in the metrics and written to the audit stream. The enforcement's sink. */
+  recordDecision(r: AuditRecord): void;
   /** Stops accepting, lets requests in flight finish for up to `graceMs`, then closes the rest. */
   close(graceMs?: number): Promise<void>;
 }
@@ -35,28 +41,60 @@ async function listen(server: Server, address: string, port: number): Promise<Ad
   return server.address() as AddressInfo;
 }
 
-export async function startProxy(identity: Identity, config: ProxyConfig): Promise<RunningProxy> {
+export interface ProxyHooks {
+  /** Sees every request-level decision (one per JSON-RPC call of a batch) after the audit stream and the metrics did. */
+  onDecision?: (record: AuditRecord) => void;
+}
+
+export async function startProxy(identity: Identity, config: ProxyConfig, hooks: ProxyHooks = {}): Promise<RunningProxy> {
   const events = new EventEmitter<ProxyEvents>();
   const servers: Server[] = [];
-  const running: RunningProxy = { events, close: (graceMs = 10_000) => closeAll(servers, graceMs) };
+  const audit = openAuditLog(config, events);
+  const onDecision = (record: AuditRecord) => {
+    audit.recordDecision(record);
+    hooks.onDecision?.(record);
+  };
+  const requests = { ...config.requests, onDecision };
+  let health: HealthServer | undefined;
+  // Metrics last: a scrape during the drain still answers; the audit after the requests that feed it.
+  const stop = async (graceMs: number) => {
+    await closeAll(servers, graceMs);
+    await health?.close();
+    await audit.close();
+  };
+  const running: RunningProxy = { events, recordDecision: audit.recordDecision, close: (graceMs = 10_000) => stop(graceMs) };
   try {
+    // First: a scrape that finds the port answers from the start, before any decision.
+    if (config.metrics) {
+      health = await startHealthServer(config.metrics.address, config.metrics.port, () => ({ ready: true }), audit.metrics);
+      running.metricsPort = health.port;
+    }
     // Outbound first: the injected sidecar's startup probe is a TCP connect to the inbound port, so once
     // that answers the agent may start, and its first call out must find the outbound listener there.
     if (config.outbound) {
-      const server = outboundServer(identity, { ...config.outbound, resolve: config.resolve, limits: config.limits }, events);
+      const server = outboundServer(identity, { ...config.outbound, resolve: config.resolve, limits: config.limits, requests }, events);
       servers.push(server);
       running.outbound = await listen(server, config.outbound.address, config.outbound.port);
     }
     if (config.inbound) {
-      const server = inboundServer(identity, { ...config.inbound, limits: config.limits }, events);
+      const server = inboundServer(identity, { ...config.inbound, limits: config.limits, requests }, events);
       servers.push(server);
       running.inbound = await listen(server, config.inbound.address, config.inbound.port);
     }
   } catch (err) {
-    await closeAll(servers, 0);
+    await stop(0);
     throw err;
   }
   return running;
+}
+
+/** A file that cannot be appended to is refused at start-up, by the flag's name; later failures are events. */
+function openAuditLog(config: ProxyConfig, events: EventEmitter<ProxyEvents>) {
+  try {
+    return openAudit(config.audit, (err) => events.emit('auditFailed', { message: `audit lines cannot be written: ${err.message}` }));
+  } catch (err) {
+    throw new ProxyConfigError(`--audit-log: cannot append to "${(config.audit as { path: string }).path}": ${(err as Error).message}`);
+  }
 }
 
 async function closeAll(servers: Server[], graceMs: number): Promise<void> {

@@ -3,7 +3,6 @@
 // agent) can tie up neither the proxy nor the app behind it.
 import type http from 'node:http';
 import type net from 'node:net';
-import { Transform, type TransformCallback } from 'node:stream';
 
 export interface Limits {
   /** Request line plus headers (node's maxHeaderSize); more gets 431. */
@@ -73,16 +72,4 @@ export class BodyTooLarge extends Error {
     super(`request body is larger than ${limit} bytes`);
     this.name = 'BodyTooLarge';
   }
-}
-
-/** Passes a body through, failing with BodyTooLarge once it exceeds the cap. */
-export function capBody(limit: number): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
-      seen += chunk.length;
-      if (seen > limit) done(new BodyTooLarge(limit));
-      else done(null, chunk);
-    },
-  });
 }

@@ -7,11 +7,15 @@ import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import { authorizeID, AgentHttpsAgent, type Identity, PeerRefusedError } from '../sdk/index.ts';
+import type { TLSSocket } from 'node:tls';
+import type { PolicyDocument } from '../api/documents.ts';
+import { AgentHttpsAgent, authorizeID, type Authorizer, grantsOf, guardRequest, type Identity, PeerRefusedError, type RequestPolicyOptions } from '../sdk/index.ts';
+import { peerChainOf } from '../sdk/peer.ts';
 import { decideEgress, normalizeHost } from './destinations.ts';
 import type { ProxyEvents } from './events.ts';
 import { forwardHeaders } from './headers.ts';
-import { capBody, httpServerOptions, type Limits, limitConnections, poolIdleMs } from './limits.ts';
+import { httpServerOptions, type Limits, limitConnections, poolIdleMs } from './limits.ts';
+import { Admissions } from './readmit.ts';
 import { type Failure, relay, sendError } from './relay.ts';
 
 export interface OutboundOptions {
@@ -19,6 +23,8 @@ export interface OutboundOptions {
   port: number;
   resolve: ReadonlyMap<string, string>;
   limits: Limits;
+  /** Request-level policy of egress rules that narrow (http, mcp, a2a): caps and audit sink. */
+  requests?: RequestPolicyOptions;
 }
 
 // CONNECT is refused: with it the app would speak TLS itself and the proxy
@@ -51,49 +57,114 @@ class TimeoutError extends Error {
   readonly code = 'ERR_PROXY_TIMEOUT';
 }
 
-/**
- * One keep-alive pool per expected identity and host, of at most
- * --max-connections-per-peer connections. A reload starts new pools:
- * connections opened under the old policy or Bundle finish what they carry
- * and are not reused.
- */
-class Pools {
-  #agents = new Map<string, AgentHttpsAgent>();
-  readonly #identity: Identity;
-  readonly #idleMs: number;
-  readonly #maxSockets: number;
+/** Egress as the policy now decides it for `host`: the peer must be the identity that claims the host, and this agent may call it. */
+function egressAuthorizer(host: string): (policy: PolicyDocument) => Authorizer {
+  return (policy) => {
+    const verdict = decideEgress(policy, host);
+    return verdict.allowed ? authorizeID(verdict.spiffeID) : () => ({ allowed: false, reason: verdict.message });
+  };
+}
 
-  constructor(identity: Identity, idleMs: number, maxSockets: number) {
-    this.#identity = identity;
-    this.#idleMs = idleMs;
-    this.#maxSockets = maxSockets;
-    const retire = () => {
-      const old = this.#agents;
-      this.#agents = new Map();
-      for (const agent of old.values()) {
-        agent.on('free', (socket: Socket) => socket.destroy());
-        for (const sockets of Object.values(agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
-      }
-    };
-    identity.on('update', retire);
+/**
+ * The keep-alive pool to one expected identity, of at most
+ * --max-connections-per-peer connections, each followed by the Admissions:
+ * after a reload, a connection whose peer would not be admitted now is
+ * closed, at once when idle, else as soon as its answer is in, before the
+ * pool could hand it to a waiting request.
+ */
+class PeerPool extends AgentHttpsAgent {
+  readonly #admissions: Admissions;
+  #retired = false;
+
+  constructor(identity: Identity, expected: string, admissions: Admissions, opts: { idleMs: number; maxSockets: number }) {
+    super(identity, { authorize: authorizeID(expected), keepAlive: true, timeout: opts.idleMs, maxSockets: opts.maxSockets });
+    this.#admissions = admissions;
+    this.prependListener('free', (socket: TLSSocket) => {
+      if (admissions.revokedReason(socket) !== undefined) socket.destroy();
+    });
   }
 
-  agentFor(expected: string): AgentHttpsAgent {
-    let agent = this.#agents.get(expected);
-    if (!agent) {
-      agent = new AgentHttpsAgent(this.#identity, { authorize: authorizeID(expected), keepAlive: true, timeout: this.#idleMs, maxSockets: this.#maxSockets });
-      this.#agents.set(expected, agent);
+  override createConnection(options: https.RequestOptions, callback?: Parameters<https.Agent['createConnection']>[1]) {
+    const socket = super.createConnection(options, callback) as TLSSocket;
+    const host = options.servername ?? String(options.host);
+    // The SDK's checks passed before 'secureConnect' (checkServerIdentity).
+    socket.once('secureConnect', () => this.#admissions.admit(socket, {
+      chain: peerChainOf(socket.getPeerCertificate(true)),
+      authorizer: egressAuthorizer(host),
+      revoke: (s) => {
+        if (this.#isFree(s)) s.destroy();
+      },
+    }));
+    return socket;
+  }
+
+  #isFree(socket: Socket): boolean {
+    return Object.values(this.freeSockets).some((free) => free?.includes(socket));
+  }
+
+  // Node asks this before it keeps an idle connection; requests already waiting still get one.
+  override keepSocketAlive(socket: Socket): boolean {
+    if (this.#retired) return false;
+    super.keepSocketAlive(socket);
+    return true;
+  }
+
+  /** No longer reused: each connection closes once nothing waits for it. */
+  retire(): void {
+    this.#retired = true;
+    for (const free of Object.values(this.freeSockets)) for (const s of free ?? []) s.destroy();
+  }
+}
+
+/**
+ * One PeerPool per expected identity. A new SVID of our own (a renewal, the
+ * Leaf moving to a new Root) starts new pools, so peers see the new Leaf at
+ * once; the old connections finish what they carry and close. A reload of
+ * the Bundle, deny list or policy alone keeps every connection whose peer is
+ * still admitted (Admissions).
+ */
+class Pools {
+  #pools = new Map<string, PeerPool>();
+  readonly #identity: Identity;
+  readonly #admissions: Admissions;
+  readonly #opts: { idleMs: number; maxSockets: number };
+  /** Our Leaf's serial: each reload builds new objects, a renewal a new serial. */
+  #serial: string;
+
+  constructor(identity: Identity, events: EventEmitter<ProxyEvents>, opts: { idleMs: number; maxSockets: number }) {
+    this.#identity = identity;
+    this.#opts = opts;
+    this.#serial = identity.svid.serialNumber;
+    this.#admissions = new Admissions(identity, events, 'outbound');
+    identity.on('update', this.#renewed);
+  }
+
+  readonly #renewed = () => {
+    if (this.#identity.svid.serialNumber === this.#serial) return;
+    this.#serial = this.#identity.svid.serialNumber;
+    const old = this.#pools;
+    this.#pools = new Map();
+    for (const pool of old.values()) pool.retire();
+  };
+
+  poolFor(expected: string): PeerPool {
+    let pool = this.#pools.get(expected);
+    if (!pool) {
+      pool = new PeerPool(this.#identity, expected, this.#admissions, this.#opts);
+      this.#pools.set(expected, pool);
     }
-    return agent;
+    return pool;
   }
 
   destroy(): void {
-    for (const agent of this.#agents.values()) agent.destroy();
+    this.#identity.off('update', this.#renewed);
+    this.#admissions.close();
+    for (const pool of this.#pools.values()) pool.destroy();
   }
 }
 
 export function outboundServer(identity: Identity, opts: OutboundOptions, events: EventEmitter<ProxyEvents>): http.Server {
-  const pools = new Pools(identity, poolIdleMs(opts.limits), opts.limits.maxConnectionsPerPeer);
+  const pools = new Pools(identity, events, { idleMs: poolIdleMs(opts.limits), maxSockets: opts.limits.maxConnectionsPerPeer });
   const refuse = (res: http.ServerResponse, status: number, reason: string, message: string, peer?: string) => {
     events.emit('refused', { direction: 'outbound', reason, peer, message });
     sendError(res, status, `agent-identity proxy: ${message}`);
@@ -118,12 +189,15 @@ export function outboundServer(identity: Identity, opts: OutboundOptions, events
       return;
     }
     const expected = verdict.spiffeID;
-    const upstream = requestTo(pools.agentFor(expected), opts, { host, port, url, req });
-    void relay(req, res, upstream, capBody(opts.limits.maxBodyBytes), (err) => {
-      const failure = outboundFailure(err, target, expected, identity.spiffeID);
-      if (err instanceof PeerRefusedError) events.emit('refused', { direction: 'outbound', reason: err.reason, peer: err.peerID, message: failure.message });
-      else events.emit('failed', { direction: 'outbound', message: failure.message });
-      return failure;
+    const ctx = { direction: 'egress' as const, local: identity.spiffeID, peer: expected, grants: grantsOf(identity.policy.egress, expected), path: url.pathname };
+    guardRequest(ctx, req, res, opts.requests ?? {}, (allowed) => {
+      const upstream = requestTo(pools.poolFor(expected), opts, { host, port, url, req: allowed });
+      void relay(allowed, res, upstream, opts.limits.maxBodyBytes, (err) => {
+        const failure = outboundFailure(err, target, expected, identity.spiffeID);
+        if (err instanceof PeerRefusedError) events.emit('refused', { direction: 'outbound', reason: err.reason, peer: err.peerID, message: failure.message });
+        else events.emit('failed', { direction: 'outbound', message: failure.message });
+        return failure;
+      });
     });
   });
   server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
@@ -136,7 +210,7 @@ export function outboundServer(identity: Identity, opts: OutboundOptions, events
 }
 
 /** The call over mTLS: to the pinned address if --resolve names the host, with the host as SNI and Host header. */
-function requestTo(agent: AgentHttpsAgent, opts: OutboundOptions, to: { host: string; port: number; url: URL; req: http.IncomingMessage }): http.ClientRequest {
+function requestTo(agent: PeerPool, opts: OutboundOptions, to: { host: string; port: number; url: URL; req: http.IncomingMessage }): http.ClientRequest {
   const upstream = https.request({
     host: opts.resolve.get(to.host) ?? to.host,
     port: to.port,

@@ -1,50 +1,75 @@
-// Connections admitted under an older policy: when the identity reloads, each
-// open connection's peer is checked again against the new deny list and
-// allow list. A peer now refused gets no further request (HTTP: its requests
-// in flight finish, then the connection closes; TCP: the stream is cut, as it
+// Connections admitted under an older Bundle, deny list or policy, in both
+// directions: the inbound proxy's clients and the outbound proxy's pooled
+// connections to peers. When the identity reloads, each open connection's
+// peer is checked again as if it connected now: its chain against the
+// current Bundle (a retired Root), the deny list, and the rule that let it
+// in. A peer now refused gets no further request (HTTP: its requests in
+// flight finish, then the connection closes; TCP: the stream is cut, as it
 // cannot be split). A renewal or a widened policy drops nothing.
 import type { EventEmitter } from 'node:events';
-import type { Server } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { authorizePolicy, type Identity, PeerRefusedError, peerIdentity } from '../sdk/index.ts';
+import type { PolicyDocument } from '../api/documents.ts';
+import { verifyChain, type X509Certificate } from '../pki/index.ts';
+import { type Authorizer, type Identity, PeerRefusedError } from '../sdk/index.ts';
 import { checkPeer } from '../sdk/peer.ts';
 import type { Direction, ProxyEvents } from './events.ts';
 
-interface Open {
-  /** Requests in flight (HTTP). */
+export interface Admitted {
+  /** The peer's chain as it presented it, Leaf first. */
+  chain: X509Certificate[];
+  /** The rule the peer must still pass, under the policy as it is now. */
+  authorizer: (policy: PolicyDocument) => Authorizer;
+  /** The peer is refused now: close the connection, at once or once its requests in flight (begin()) are done. */
+  revoke: (socket: TLSSocket, busy: number) => void;
+}
+
+interface Open extends Admitted {
+  /** Requests in flight (counted by begin()). */
   busy: number;
   /** Why the peer is no longer admitted. */
   revoked?: string;
 }
 
+/** The check a new connection gets, for a chain that passed it once: throws PeerRefusedError. */
+async function recheck(open: Admitted, identity: Identity): Promise<void> {
+  const verified = await verifyChain(open.chain, identity.bundle.roots, new Date());
+  if (!verified.ok) throw new PeerRefusedError('UntrustedChain', `peer certificate does not chain to the trust bundle: ${verified.reason}`);
+  checkPeer(open.chain, identity.policy, open.authorizer(identity.policy));
+}
+
 export class Admissions {
   readonly #open = new Map<TLSSocket, Open>();
-  readonly #cutBusy: boolean;
+  readonly #identity: Identity;
+  readonly #onUpdate: () => void;
+  // Re-checks run one after another, each against the material current when it runs.
+  #queue: Promise<void> = Promise.resolve();
 
-  /** `cutBusy`: a connection whose peer is refused is closed at once, busy or not (TCP). */
-  constructor(server: Server, identity: Identity, events: EventEmitter<ProxyEvents>, opts: { cutBusy: boolean; direction: Direction }) {
-    this.#cutBusy = opts.cutBusy;
-    server.on('secureConnection', (socket: TLSSocket) => {
-      this.#open.set(socket, { busy: 0 });
-      socket.once('close', () => this.#open.delete(socket));
-    });
-    const onUpdate = () => {
-      const authorize = authorizePolicy(identity.policy);
+  constructor(identity: Identity, events: EventEmitter<ProxyEvents>, direction: Direction) {
+    this.#identity = identity;
+    const readmit = async () => {
       for (const [socket, open] of this.#open) {
-        const peer = peerIdentity(socket);
-        if (!peer || open.revoked !== undefined) continue;
+        if (open.revoked !== undefined || socket.destroyed) continue;
         try {
-          checkPeer(peer.certificates, identity.policy, authorize);
+          await recheck(open, identity);
         } catch (err) {
-          const e = err as PeerRefusedError;
+          const e = err instanceof PeerRefusedError ? err : new PeerRefusedError('UntrustedChain', String(err));
+          if (open.revoked !== undefined || socket.destroyed) continue;
           open.revoked = e.message;
-          events.emit('refused', { direction: opts.direction, reason: e.reason, peer: e.peerID, message: `an open connection: ${e.message}` });
-          if (open.busy === 0 || this.#cutBusy) socket.destroy();
+          events.emit('refused', { direction, reason: e.reason, peer: e.peerID, message: `an open connection: ${e.message}` });
+          open.revoke(socket, open.busy);
         }
       }
     };
-    identity.on('update', onUpdate);
-    server.once('close', () => identity.off('update', onUpdate));
+    this.#onUpdate = () => {
+      this.#queue = this.#queue.then(readmit);
+    };
+    identity.on('update', this.#onUpdate);
+  }
+
+  /** Follows an admitted connection until it closes. */
+  admit(socket: TLSSocket, admitted: Admitted): void {
+    this.#open.set(socket, { ...admitted, busy: 0 });
+    socket.once('close', () => this.#open.delete(socket));
   }
 
   /** Why the socket's peer is no longer admitted, or undefined. */
@@ -52,7 +77,7 @@ export class Admissions {
     return this.#open.get(socket)?.revoked;
   }
 
-  /** A request started on the socket; the returned function ends it (once). */
+  /** A request started on the socket; the returned function ends it (once), closing a revoked connection that is now idle. */
   begin(socket: TLSSocket): () => void {
     const open = this.#open.get(socket);
     if (!open) return () => undefined;
@@ -64,5 +89,10 @@ export class Admissions {
       open.busy--;
       if (open.busy === 0 && open.revoked !== undefined) socket.destroy();
     };
+  }
+
+  /** Stops following reloads (the listener or pool is closing). */
+  close(): void {
+    this.#identity.off('update', this.#onUpdate);
   }
 }

@@ -46,16 +46,28 @@ function allowListSummary(rules: Rules, field: string): string {
   return `${field} list: ${names.slice(0, LISTED_RULES).join('; ')}${more}`;
 }
 
+export interface PolicyAuthorizerOptions {
+  /**
+   * The server enforces rules that narrow what a peer may do (http, mcp, a2a)
+   * on every request, as the SDK's HTTPS server and the HTTP-mode proxy do.
+   * Default false: a peer that only narrowing rules allow is refused at
+   * connection, because a server that sees no requests cannot keep it to them.
+   */
+  inspectsRequests?: boolean;
+}
+
 /** One engine for both directions: AllowList admits exactly the listed peers, TrustDomain any member of the trust domain. */
-function authorizeRules(rules: Rules, field: string, refusal: (peer: SpiffeID, why: string) => Authorization): Authorizer {
+function authorizeRules(rules: Rules, field: string, inspects: boolean, refusal: (peer: SpiffeID, why: string) => Authorization): Authorizer {
   if (rules.mode === 'TrustDomain') {
     return (peer) => (peer.memberOf(rules.trustDomain) ? allow(`member of trust domain ${rules.trustDomain} (no ${field} list)`) : refusal(peer, `no ${field} list: only members of trust domain ${rules.trustDomain}`));
   }
-  const byID = new Map(rules.allow.map((p) => [p.spiffeID, p.rule]));
+  const byID = new Map(rules.allow.map((p) => [p.spiffeID, p]));
   const summary = allowListSummary(rules, field);
   return (peer) => {
-    const rule = byID.get(peer.toString());
-    return rule === undefined ? refusal(peer, summary) : allow(rule);
+    const found = byID.get(peer.toString());
+    if (found === undefined) return refusal(peer, summary);
+    if (found.rules && !inspects) return refusal(peer, `${found.rule} narrows what it may call (http, mcp or a2a), and this server does not inspect requests: serve HTTP (the SDK's HTTPS server, or the proxy in http mode)`);
+    return allow(found.rule);
   };
 }
 
@@ -63,8 +75,8 @@ function authorizeRules(rules: Rules, field: string, refusal: (peer: SpiffeID, w
  * The policy.json rules: AllowList admits exactly the listed peers;
  * TrustDomain admits any member of the document's trust domain.
  */
-export function authorizePolicy(doc: PolicyDocument): Authorizer {
-  return authorizeRules(doc, 'allow', (peer, why) => deny(`peer ${peer} is not allowed by the policy of ${doc.spiffeID} (${why})`));
+export function authorizePolicy(doc: PolicyDocument, opts: PolicyAuthorizerOptions = {}): Authorizer {
+  return authorizeRules(doc, 'allow', opts.inspectsRequests === true, (peer, why) => deny(`peer ${peer} is not allowed by the policy of ${doc.spiffeID} (${why})`));
 }
 
 /**
@@ -75,5 +87,6 @@ export function authorizePolicy(doc: PolicyDocument): Authorizer {
 export function authorizeEgress(doc: PolicyDocument): Authorizer {
   const egress = doc.egress;
   if (!egress) return (peer) => deny(`calls to ${peer} are not allowed: the policy of ${doc.spiffeID} has no egress section (the operator writes one for identities with spec.policy)`);
-  return authorizeRules({ ...egress, trustDomain: doc.trustDomain }, 'egress.allow', (peer, why) => deny(`calls to ${peer} are not allowed by the egress policy of ${doc.spiffeID} (${why})`));
+  // Only the outbound proxy calls through egress rules, and it inspects every request.
+  return authorizeRules({ ...egress, trustDomain: doc.trustDomain }, 'egress.allow', true, (peer, why) => deny(`calls to ${peer} are not allowed by the egress policy of ${doc.spiffeID} (${why})`));
 }

@@ -3,7 +3,7 @@
 // server context picks up a reload.
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { PolicyDocument } from '../api/documents.ts';
-import { authorizePolicy, type Authorizer } from './authorizer.ts';
+import { authorizePolicy, type Authorizer, type PolicyAuthorizerOptions } from './authorizer.ts';
 import type { Identity } from './identity.ts';
 import { privateKeyPemOf, type X509SVID } from './svid.ts';
 
@@ -23,15 +23,16 @@ export function clientSecureContext(identity: Identity): SecureContext {
   return context;
 }
 
-const policyAuthorizers = new WeakMap<PolicyDocument, Authorizer>();
+const policyAuthorizers = [new WeakMap<PolicyDocument, Authorizer>(), new WeakMap<PolicyDocument, Authorizer>()];
 
 /** authorizePolicy over whatever policy.json the identity holds at the moment of each check. */
-export function currentPolicyAuthorizer(identity: Identity): Authorizer {
+export function currentPolicyAuthorizer(identity: Identity, opts: PolicyAuthorizerOptions = {}): Authorizer {
+  const cache = policyAuthorizers[opts.inspectsRequests ? 1 : 0]!;
   return (peer, chain) => {
-    let authorize = policyAuthorizers.get(identity.policy);
+    let authorize = cache.get(identity.policy);
     if (!authorize) {
-      authorize = authorizePolicy(identity.policy);
-      policyAuthorizers.set(identity.policy, authorize);
+      authorize = authorizePolicy(identity.policy, opts);
+      cache.set(identity.policy, authorize);
     }
     return authorize(peer, chain);
   };

@@ -13,6 +13,7 @@ export {
   authorizeMemberOf,
   authorizeOneOf,
   authorizePolicy,
+  type PolicyAuthorizerOptions,
 } from './authorizer.ts';
 export { AgentHttpsAgent, type ClientOptions, connect, httpsAgent, tlsConnectOptions } from './client.ts';
 export { IdentityError, PeerRefusedError, type RefusalReason } from './errors.ts';
@@ -20,5 +21,9 @@ export { identityFiles, type IdentityFiles } from './files.ts';
 export { Identity, type IdentityEvents, loadIdentity, type LoadOptions } from './identity.ts';
 export { type PeerIdentity, peerIdentity } from './peer.ts';
 export { parsePolicyDocument } from './policy-document.ts';
+export { enforceRequestPolicy, type RequestPolicyOptions, withRequestPolicy } from './request-policy.ts';
+export { grantsOf, type Grants, type PolicySection } from './requests/decide.ts';
+export { guardRequest, REQUEST_POLICY_DEFAULTS, type RequestContext } from './requests/guard.ts';
+export { RPC_ERROR } from './requests/jsonrpc.ts';
 export { AgentHttpsServer, AgentServer, createHttpsServer, createServer, type HttpsServerOptions, type ServerOptions } from './server.ts';
 export { X509SVID } from './svid.ts';

@@ -9,6 +9,7 @@ import type { Authorizer } from './authorizer.ts';
 import { currentPolicyAuthorizer, secureContextOptions } from './credentials.ts';
 import type { Identity } from './identity.ts';
 import { admitPeer } from './peer.ts';
+import { enforceRequestPolicy, type RequestPolicyOptions } from './request-policy.ts';
 
 type Owned = 'cert' | 'key' | 'ca' | 'pfx' | 'passphrase' | 'secureContext' | 'requestCert' | 'rejectUnauthorized' | 'SNICallback';
 
@@ -19,6 +20,8 @@ export interface ServerOptions extends Omit<tls.TlsOptions, Owned> {
 
 export interface HttpsServerOptions extends Omit<https.ServerOptions, Owned> {
   authorize?: Authorizer;
+  /** Request-level policy (the narrowing rules of policy.json): caps and the audit sink. Always enforced. */
+  requests?: RequestPolicyOptions;
 }
 
 /**
@@ -41,8 +44,8 @@ function tlsOptionsFor<T extends { secureOptions?: number | undefined }>(identit
  * reload (open connections keep theirs), and puts admission between a
  * finished handshake and 'secureConnection', which node emits itself.
  */
-function gate<T extends { secureOptions?: number | undefined }>(server: tls.Server, identity: Identity, opts: T, authorizer: Authorizer | undefined): void {
-  const authorize = authorizer ?? currentPolicyAuthorizer(identity);
+function gate<T extends { secureOptions?: number | undefined }>(server: tls.Server, identity: Identity, opts: T, authorizer: Authorizer | undefined, inspectsRequests: boolean): void {
+  const authorize = authorizer ?? currentPolicyAuthorizer(identity, { inspectsRequests });
   // setSecureContext resets every option it is not given, so it gets them all again.
   const onUpdate = () => server.setSecureContext(tlsOptionsFor(identity, opts));
   identity.on('update', onUpdate);
@@ -77,16 +80,21 @@ export class AgentServer extends tls.Server {
   constructor(identity: Identity, opts: ServerOptions = {}, listener?: (socket: TLSSocket) => void) {
     const { authorize, ...rest } = opts;
     super(tlsOptionsFor(identity, rest), listener);
-    gate(this, identity, rest, authorize);
+    gate(this, identity, rest, authorize, false);
   }
 }
 
-/** The same admission in front of an HTTPS server: requests only ever come from admitted peers. */
+/**
+ * The same admission in front of an HTTPS server: requests only ever come
+ * from admitted peers, and each is held to the narrowing rules of the
+ * policy (request-policy.ts) before any listener sees it.
+ */
 export class AgentHttpsServer extends https.Server {
   constructor(identity: Identity, opts: HttpsServerOptions = {}, requestListener?: Parameters<typeof https.createServer>[1]) {
-    const { authorize, ...rest } = opts;
+    const { authorize, requests, ...rest } = opts;
     super(tlsOptionsFor(identity, rest), requestListener);
-    gate(this, identity, rest, authorize);
+    gate(this, identity, rest, authorize, true);
+    enforceRequestPolicy(this, identity, requests);
   }
 }
 

@@ -8,7 +8,9 @@
 //   → the same volume, mounted only into the identity proxy, a native sidecar
 //     added first among the initContainers (sidecar.ts),
 //   → every container (or those the annotation names) gets the proxy
-//     environment (HTTP_PROXY, NO_PROXY, a loopback bind address) and no mount.
+//     environment (HTTP_PROXY, NO_PROXY, a loopback bind address) and no mount,
+//   → the pod is labelled agentidentity.dev/proxy=<name>, so that the operator
+//     can check that the agent's plaintext port is not served on the pod IP.
 //
 // Pure: the pod and the AgentIdentity in, a JSON Patch out. The patch only
 // adds what is missing and replaces what differs, so running it on a pod that
@@ -17,7 +19,7 @@
 import { posix } from 'node:path';
 import { DEFAULT_IDENTITY_DIR, ENV, FILES } from '../api/documents.ts';
 import { deliveryOf, secretNameOf } from '../api/defaults.ts';
-import { SIGNER_NAME } from '../api/group.ts';
+import { LABEL_PROXY, SIGNER_NAME } from '../api/group.ts';
 import type { AgentIdentity, ProxyMode } from '../api/types.ts';
 import { identitySources } from './delivery.ts';
 import { type JSONPatchOp, pointer, sameJSON } from './jsonpatch.ts';
@@ -216,10 +218,13 @@ function ensureSidecar(pod: Pod, sidecar: Container): JSONPatchOp[] {
 }
 
 function ensureAnnotation(pod: Pod, summary: InjectionSummary): JSONPatchOp[] {
-  const value = JSON.stringify(summary);
-  const annotations = pod.metadata.annotations;
-  if (!annotations) return [{ op: 'add', path: pointer('metadata', 'annotations'), value: { [ANNOTATION_INJECTED]: value } }];
-  return annotations[ANNOTATION_INJECTED] === value ? [] : [{ op: 'add', path: pointer('metadata', 'annotations', ANNOTATION_INJECTED), value }];
+  return ensureMetadata(pod, 'annotations', ANNOTATION_INJECTED, JSON.stringify(summary));
+}
+
+function ensureMetadata(pod: Pod, field: 'annotations' | 'labels', key: string, value: string): JSONPatchOp[] {
+  const entries = pod.metadata[field];
+  if (!entries) return [{ op: 'add', path: pointer('metadata', field), value: { [key]: value } }];
+  return entries[key] === value ? [] : [{ op: 'add', path: pointer('metadata', field, key), value }];
 }
 
 /**
@@ -296,6 +301,8 @@ function injectProxy(pod: Pod, identity: AgentIdentity, opts: InjectOptions): In
       ...ensureVolume(pod, identityVolume(volume.sources)),
       ...agents.flatMap((t) => ensureEnv(t, AGENT_PROXY_ENV)),
       ...ensureSidecar(pod, sidecar),
+      // The operator watches only pods with this label, to check that the app port is not served on the pod IP.
+      ...ensureMetadata(pod, 'labels', LABEL_PROXY, identity.metadata.name!),
       ...ensureAnnotation(pod, summary),
     ],
     summary,

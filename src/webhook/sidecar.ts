@@ -8,12 +8,13 @@
 //     not to send there (NO_PROXY), and the loopback bind address common
 //     frameworks read, so the plaintext app port is not served on the pod IP.
 // Pure: names and shapes only; mutate.ts decides where they go.
+import { PROXY_CONTAINER } from '../api/names.ts';
 import { quantityValue } from '../api/quantity.ts';
 import type { ProxyMode, ProxySpec } from '../api/types.ts';
 import type { Container, EnvVar, VolumeMount } from './pod.ts';
 
-/** The sidecar's name: reserved in every pod whose identity has spec.proxy. */
-export const PROXY_CONTAINER = 'agent-identity-proxy';
+/** The sidecar's name: reserved in every pod whose identity has spec.proxy (api/names.ts, which the CLI reads too). */
+export { PROXY_CONTAINER };
 
 /** Where the proxy serves the agent's outbound calls: 127.0.0.1 only, so only the pod's own containers reach it. */
 export const OUTBOUND_PORT = 15001;
@@ -26,7 +27,12 @@ export interface ProxySidecarConfig {
   image: string;
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   resources: ResourceRequirements;
+  /** --proxy-metrics-port: the proxy serves /metrics on the pod IP here; absent: no metrics port. */
+  metricsPort?: number;
 }
+
+/** The metrics port's name: a PodMonitor can select it by name whatever port the admin chose. */
+export const METRICS_PORT_NAME = 'proxy-metrics';
 
 export interface ResourceRequirements {
   requests?: Record<string, string>;
@@ -59,7 +65,7 @@ export function sameResources(a: unknown, b: unknown): boolean {
  * The sidecar's command line: the one place it is spelled out, so the contract
  * with `agent-identity proxy` (src/proxy/) changes here only.
  */
-export function proxyArgs(proxy: ProxySpec, identityDir: string): string[] {
+export function proxyArgs(proxy: ProxySpec, identityDir: string, metricsPort?: number): string[] {
   return [
     'proxy',
     `--identity-dir=${identityDir}`,
@@ -67,6 +73,7 @@ export function proxyArgs(proxy: ProxySpec, identityDir: string): string[] {
     `--app-port=${proxy.appPort}`,
     `--mode=${proxyModeOf(proxy)}`,
     `--outbound-port=${OUTBOUND_PORT}`,
+    ...(metricsPort === undefined ? [] : [`--metrics-port=${metricsPort}`]),
   ];
 }
 
@@ -136,9 +143,12 @@ export function proxyContainer(proxy: ProxySpec, config: ProxySidecarConfig, mou
     image: config.image,
     imagePullPolicy: config.imagePullPolicy,
     command: [...PROXY_COMMAND],
-    args: proxyArgs(proxy, mount.mountPath),
+    args: proxyArgs(proxy, mount.mountPath, config.metricsPort),
     restartPolicy: 'Always',
-    ports: [{ name: PROXY_PORT_NAME, containerPort: proxy.port, protocol: 'TCP' }],
+    ports: [
+      { name: PROXY_PORT_NAME, containerPort: proxy.port, protocol: 'TCP' },
+      ...(config.metricsPort === undefined ? [] : [{ name: METRICS_PORT_NAME, containerPort: config.metricsPort, protocol: 'TCP' }]),
+    ],
     env,
     volumeMounts: [mount],
     startupProbe: { tcpSocket: { port: proxy.port }, periodSeconds: 1, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 60 },

@@ -28,6 +28,7 @@ import { runOperator, eventually, ensureNamespace, OPERATOR_NAMESPACE } from '..
 import { api, isReady, secretText } from '../support/objects.ts';
 import { loadConfig } from '../../src/config.ts';
 import { Metrics } from '../../src/controller/metrics.ts';
+import { DecisionMetrics } from '../../src/audit/metrics.ts';
 import type { Operator } from '../../src/operator.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -159,6 +160,8 @@ const EXPECTED_CLUSTER_RULES = [
   { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
   // An identity's ServiceAccount must exist (ServiceAccountNotFound); read from a cache.
   { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['list', 'watch'] },
+  // The app-port check: only pods labelled agentidentity.dev/proxy are listed and watched; read only.
+  { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   // Create cannot be restricted by name; reads and updates only for the chart's TrustDomains.
   { apiGroups: ['certificates.k8s.io'], resources: ['clustertrustbundles'], verbs: ['create'] },
@@ -209,6 +212,7 @@ test('helm lint passes with default and non-default values; the schema and the t
     [['--set', 'proxy.resources.requests.cpu=1'], /'\/proxy\/resources\/requests\/cpu': got number, want string/],
     [['--set', 'proxy.resources.claims[0].name=x'], /additional properties 'claims' not allowed/],
     [['--set', 'proxy.image.pullPolicy=Sometimes'], /'\/proxy\/image\/pullPolicy': value must be one of/],
+    [['--set', 'proxy.metricsPort=15001'], /'\/proxy\/metricsPort'/],
   ];
   for (const [args, message] of refused) {
     const r = await template(args);
@@ -278,9 +282,11 @@ test('default values render the operator with its flags, a hardened pod and exac
   assert.equal(cfg.minDurationMs, 10 * 60_000);
   // The proxy sidecar is the operator's own image unless proxy.image says otherwise.
   assert.deepEqual(cfg.proxy, { image: `agent-identity-operator:${pkg.version}`, imagePullPolicy: 'IfNotPresent', resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } } });
-  const own = await render(['--set', 'proxy.image.repository=registry.example/proxy', '--set', 'proxy.image.tag=9.9']);
+  const own = await render(['--set', 'proxy.image.repository=registry.example/proxy', '--set', 'proxy.image.tag=9.9', '--set', 'proxy.metricsPort=15020']);
   const ownArgs: string[] = one(own.objects, 'Deployment', RELEASE).spec.template.spec.containers[0].args;
   assert.ok(ownArgs.includes('--proxy-image=registry.example/proxy:9.9'), ownArgs.join(' '));
+  // proxy.metricsPort: off by default (no flag, cfg.proxy above has no metricsPort); set, the operator reads it.
+  assert.equal(loadConfig(ownArgs.filter((a) => a.startsWith('--proxy-')), {}).proxy!.metricsPort, 15020);
   assert.equal(cfg.caDurationMs, 87600 * 3600_000);
   assert.equal(cfg.logLevel, 'info');
   assert.equal(cfg.logFormat, 'json');
@@ -339,9 +345,9 @@ function metricNames(promql: string): string[] {
   return [...promql.matchAll(/\bagentidentity_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''));
 }
 
-test('the dashboard and the alerts use only metrics the operator exports', async () => {
+test('the dashboard and the alerts use only metrics the operator or the identity proxy exports', async () => {
   const m = new Metrics({ defaultMetrics: true });
-  const exported = new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
+  const exported = new Set([...await m.registry.getMetricsAsJSON(), ...await new DecisionMetrics().registry.getMetricsAsJSON()].map((x) => x.name));
   const metricsDoc = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
   const dashboard = JSON.parse(readFileSync(join(CHART, 'files', 'dashboard.json'), 'utf8')) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }>; templating: { list: Array<{ definition?: string }> } };
   const exprs = [
@@ -355,7 +361,7 @@ test('the dashboard and the alerts use only metrics the operator exports', async
     const names = metricNames(expr);
     assert.ok(names.length > 0, `${where} queries an operator metric: ${expr}`);
     for (const n of names) {
-      assert.ok(exported.has(n), `${where} uses ${n}, which the operator does not export`);
+      assert.ok(exported.has(n), `${where} uses ${n}, which neither the operator nor the proxy exports`);
       used.add(n);
     }
   }
@@ -760,7 +766,9 @@ test("the operator, running as the chart's ServiceAccount with only the chart's 
   assert.equal(await can('update', 'agentidentities.agentidentity.dev', '-n', 'agents'), 'no', 'no update of an AgentIdentity, only a metadata patch');
   assert.equal(await can('create', 'agentidentities.agentidentity.dev', '-n', 'agents'), 'no');
   assert.equal(await can('delete', 'trustdomains.agentidentity.dev'), 'no');
-  assert.equal(await can('list', 'pods', '--all-namespaces'), 'no');
+  assert.equal(await can('list', 'pods', '--all-namespaces'), 'yes', 'the app-port check (the operator lists only labelled ones)');
+  for (const verb of ['get', 'create', 'update', 'patch', 'delete']) assert.equal(await can(verb, 'pods', '-n', 'agents'), 'no', `no ${verb} of pods: read only`);
+  assert.equal(await can('create', 'pods', '--subresource=exec', '-n', 'agents'), 'no');
   assert.equal(await can('create', 'clusterrolebindings.rbac.authorization.k8s.io'), 'no');
   assert.equal(await can('delete', 'mutatingwebhookconfigurations.admissionregistration.k8s.io'), 'no');
   assert.equal(await can('update', 'clustertrustbundles.certificates.k8s.io/agentidentity-default'), 'yes');

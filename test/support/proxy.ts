@@ -10,6 +10,7 @@ export interface ProxyProcess {
   process: PeerProcess;
   inboundPort?: number;
   outboundPort?: number;
+  metricsPort?: number;
 }
 
 /** Starts `agent-identity proxy ARGS` (with `env`, as a container's) and waits for its listening line. */
@@ -17,7 +18,7 @@ export async function startProxyProcess(args: string[], env?: NodeJS.ProcessEnv)
   const process_ = new PeerProcess([CLI, 'proxy', ...args], { command: process.execPath, env });
   const listening = await process_.waitFor('listening');
   const port = (side: unknown) => (side as { port: number } | undefined)?.port;
-  return { process: process_, inboundPort: port(listening.inbound), outboundPort: port(listening.outbound) };
+  return { process: process_, inboundPort: port(listening.inbound), outboundPort: port(listening.outbound), metricsPort: port(listening.metrics) };
 }
 
 /** The Python echo app on 127.0.0.1; resolves with its port. */

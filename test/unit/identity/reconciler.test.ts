@@ -11,6 +11,7 @@ import { rotationReissueTime } from '../../../src/ca/rotation.ts';
 import type { Result } from '../../../src/controller/queue.ts';
 import { identityReconciler, type IdentityReconcilerDeps } from '../../../src/identity/reconciler.ts';
 import { unitHash } from '../../../src/identity/renewal.ts';
+import { AppPortResults } from '../../../src/identity/app-port-probe.ts';
 import { KubeError } from '../../../src/kube/errors.ts';
 import { Metrics } from '../../../src/controller/metrics.ts';
 import { type CA, createIntermediate, createRoot, loadCA } from '../../../src/pki/ca.ts';
@@ -78,6 +79,8 @@ class FakeCluster {
   readonly networkPolicies = new Map<string, NetworkPolicy>();
   /** Whether the operator may watch NetworkPolicies. */
   watchesNetworkPolicies = true;
+  /** The app-port probes (app-port-probe.ts); unset: the operator may not watch pods. */
+  appPorts?: AppPortResults = new AppPortResults();
   readonly serviceAccounts = new Set<string>([`${NS}/planner`]);
   /** The signer's PodCertificateRequests (its ledger). */
   readonly podCertificateRequests: PodCertificateRequest[] = [];
@@ -175,6 +178,7 @@ class FakeCluster {
       identities: { get: get(this.identities), list: () => [...this.identities.values()] },
       configMaps: { get: get(this.configMaps) },
       ...(this.watchesNetworkPolicies ? { networkPolicies: { get: get(this.networkPolicies) } } : {}),
+      ...(this.appPorts ? { appPorts: this.appPorts } : {}),
       namespaces: { get: (name) => (name === NS ? namespace : undefined), list: () => [namespace] },
       serviceAccounts: { get: (name, ns) => (this.serviceAccounts.has(`${ns}/${name}`) ? {} : undefined) },
       podCertificates: ledgerOf({ list: () => this.podCertificateRequests }),
@@ -664,4 +668,52 @@ test('PodCertificate delivery with spec.proxy gets the NetworkPolicy too', async
   const { error } = await c.reconcile();
   assert.equal(error, undefined);
   assert.ok(c.networkPolicies.has(NETPOL));
+});
+
+// --- spec.proxy: the app-port check's findings (app-port-probe.ts) reported on the identity
+
+const appPort = (i: AgentIdentity) => i.status?.conditions?.find((x) => x.type === 'AppPortPrivate');
+const probe = (pod: string, exposed: boolean, port = PROXY.appPort) => ({ pod: `${NS}/${pod}`, identity: KEY, address: `10.0.0.${pod.length}`, port, probeKey: `uid-${pod}/0`, exposed });
+
+test('app port: exposed pods make AppPortPrivate False naming them and the fix, with one Warning; fixed, True with a Normal event; a second run writes nothing', async () => {
+  const c = await issued(await gen, { proxy: PROXY });
+  assert.equal(appPort(c.identity())?.status, 'Unknown', 'no pod probed yet');
+  assert.equal(appPort(c.identity())?.reason, 'NotProbed');
+  c.appPorts!.set(`${NS}/planner-a`, KEY, probe('planner-a', true));
+  c.appPorts!.set(`${NS}/planner-b`, KEY, probe('planner-b', false));
+  await c.reconcile();
+  const exposed = appPort(c.identity())!;
+  assert.equal(exposed.status, 'False');
+  assert.equal(exposed.reason, 'AppPortExposed');
+  assert.match(exposed.message, /^app port 8080 answers on the pod IP of 1 pod\(s\): agents\/planner-a \(10\.0\.0\.9:8080\);.*Bind the app to 127\.0\.0\.1 \(the webhook sets HOST=127\.0\.0\.1/);
+  assert.deepEqual(c.events.map((e) => [e.type, e.reason]), [['Warning', 'AppPortExposed']]);
+  assert.equal(ready(c.identity())?.status, 'True', 'the certificate is fine: Ready is not the app port\'s');
+  await c.reconcile();
+  assert.deepEqual(c.writes, [], 'level-based: nothing new, no write');
+  assert.equal(c.events.length, 0, 'and no second Warning');
+
+  c.appPorts!.set(`${NS}/planner-a`, KEY, { ...probe('planner-a', false), probeKey: 'uid-planner-a/1' });
+  await c.reconcile();
+  assert.equal(appPort(c.identity())?.status, 'True');
+  assert.equal(appPort(c.identity())?.reason, 'AppPortPrivate');
+  assert.deepEqual(c.events.map((e) => [e.type, e.reason]), [['Normal', 'AppPortPrivate']]);
+});
+
+test('app port: probes of another port do not count; spec.proxy removed drops the condition; no pod access reports AppPortUnchecked', async () => {
+  const c = await issued(await gen, { proxy: PROXY });
+  c.appPorts!.set(`${NS}/planner-a`, KEY, probe('planner-a', true, 9090));
+  await c.reconcile();
+  assert.equal(appPort(c.identity())?.reason, 'NotProbed', 'a finding on the old appPort is stale');
+
+  const { proxy: _, ...spec } = c.identity().spec;
+  c.setIdentity({ ...c.identity(), spec });
+  await c.reconcile();
+  assert.equal(appPort(c.identity()), undefined);
+
+  c.setIdentity({ ...c.identity(), spec: { ...spec, proxy: PROXY } });
+  c.appPorts = undefined;
+  await c.reconcile();
+  assert.equal(appPort(c.identity())?.status, 'Unknown');
+  assert.equal(appPort(c.identity())?.reason, 'AppPortUnchecked');
+  assert.match(appPort(c.identity())!.message, /grant the chart's RBAC for pods$/);
 });

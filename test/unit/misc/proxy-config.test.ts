@@ -18,6 +18,14 @@ test('the image from the flag or the environment, with the default pull policy a
   assert.deepEqual(fromEnv.proxy, { image: 'x:2', imagePullPolicy: 'Always', resources: { limits: { memory: '96Mi', cpu: '1' } } });
 });
 
+test('--proxy-metrics-port: a port for every injected proxy\'s /metrics, checked at start-up', () => {
+  assert.equal(loadConfig(['--proxy-image=x:1', '--proxy-metrics-port=15020'], {}).proxy!.metricsPort, 15020);
+  assert.equal(loadConfig(['--proxy-image=x:1'], { AGENT_IDENTITY_PROXY_METRICS_PORT: '9102' }).proxy!.metricsPort, 9102);
+  assert.equal(loadConfig(['--proxy-image=x:1'], {}).proxy!.metricsPort, undefined);
+  assert.throws(() => loadConfig(['--proxy-metrics-port=0'], {}), { message: '--proxy-metrics-port must be a port number (1-65535), got "0"' });
+  assert.throws(() => loadConfig(['--proxy-metrics-port=15001'], {}), { message: '--proxy-metrics-port must not be 15001, the proxy\'s outbound port' });
+});
+
 test('a bad pull policy or resources are refused by name, even without an image', () => {
   assert.throws(() => loadConfig(['--proxy-image-pull-policy=Sometimes'], {}), { message: '--proxy-image-pull-policy must be IfNotPresent, Always or Never, got "Sometimes"' });
   assert.throws(() => loadConfig(['--proxy-resources={"requests":{"cpu":50}}'], {}), /--proxy-resources requests\.cpu is not a quantity such as "100m" or "64Mi" \(give it as a string\)/);

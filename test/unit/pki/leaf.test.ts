@@ -71,6 +71,20 @@ describe('issueLeaf: the X.509-SVID profile', () => {
     assert.ok(await leaf.verify({ publicKey: intermediate.certificate.publicKey, signatureOnly: true }));
   });
 
+  it("names a CA without a SubjectKeyIdentifier by the SHA-1 of its public key (RFC 5280 4.2.1.2)", async () => {
+    const keys = await generateKeyPair('ECDSA', 256);
+    const caCert = await x509.X509CertificateGenerator.createSelfSigned({
+      name: 'CN=brought without SKI', keys, notBefore: new Date(NOW.getTime() - DAY), notAfter: new Date(NOW.getTime() + 30 * DAY),
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+    });
+    const ca: CA = { certificate: caCert, key: keys, chain: [caCert] };
+    const { leaf } = await leafFrom(ca);
+    const expected = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey);
+    assert.equal(ext(leaf, x509.AuthorityKeyIdentifierExtension).keyId, expected.keyId);
+    assert.ok(await leaf.verify({ publicKey: caCert.publicKey, signatureOnly: true }));
+  });
+
   it('uses a positive serial number of at least 64 bits, different every time', async () => {
     const { intermediate } = await hierarchy();
     const serials = new Set<string>();

@@ -233,3 +233,59 @@ describe('compilePolicy: egress', () => {
     assert.deepEqual(policyProblems({ egress: { allow: [{ agent: { name: '' } }] } }), ['egress.allow[0]: agent.name is required']);
   });
 });
+
+describe('compilePolicy: rules that narrow (http, mcp, a2a)', () => {
+  const orchestrator = id('agents', 'orchestrator');
+  it('a peer named only by narrowing rules refers to them; the document becomes version 2', () => {
+    const doc = compilePolicy(input({ allow: [
+      { agent: { name: 'orchestrator' }, http: { paths: ['/mcp'] }, mcp: { tools: ['search'] } },
+      { agent: { name: 'orchestrator' }, http: { methods: ['POST'], paths: ['/a2a'] }, a2a: { methods: ['message/send'] } },
+      { agent: { name: 'auditor' } },
+    ] }));
+    assert.equal(doc.version, 2);
+    assert.deepEqual(doc.allow, [
+      { spiffeID: id('agents', 'auditor'), rule: 'allow[2]: agent agents/auditor' },
+      { spiffeID: orchestrator, rule: 'allow[0]: agent agents/orchestrator', rules: [0, 1] },
+    ]);
+    assert.deepEqual(doc.narrowings, [
+      { index: 0, rule: 'allow[0]: agent agents/orchestrator', http: { paths: ['/mcp'] }, mcp: { tools: ['search'] } },
+      { index: 1, rule: 'allow[1]: agent agents/orchestrator', http: { methods: ['POST'], paths: ['/a2a'] }, a2a: { methods: ['message/send'] } },
+    ]);
+  });
+
+  it('a peer any rule allows without narrowing may do anything: no rules, and narrowings nobody uses are left out', () => {
+    const doc = compilePolicy(input({ allow: [{ agent: { name: 'orchestrator' }, mcp: { tools: ['search'] } }, { selector: { matchLabels: { role: 'orchestrator' } } }] }));
+    assert.equal(doc.version, 1);
+    assert.deepEqual(doc.allow, [{ spiffeID: orchestrator, rule: 'allow[0]: agent agents/orchestrator' }]);
+    assert.equal(doc.narrowings, undefined);
+  });
+
+  it('egress rules narrow the same way', () => {
+    const doc = compilePolicy(input({ egress: { allow: [{ agent: { name: 'orchestrator' }, mcp: { tools: ['search'], prompts: ['*'] } }] } }));
+    assert.equal(doc.version, 2);
+    assert.deepEqual(doc.egress?.allow, [{ spiffeID: orchestrator, rule: 'egress.allow[0]: agent agents/orchestrator', rules: [0] }]);
+    assert.deepEqual(doc.egress?.narrowings, [{ index: 0, rule: 'egress.allow[0]: agent agents/orchestrator', mcp: { tools: ['search'], prompts: ['*'] } }]);
+  });
+
+  it('malformed narrowings resolve to nobody, and policyProblems says why', () => {
+    const rules: PolicyRule[] = [
+      { agent: { name: 'orchestrator' }, mcp: { tools: ['a'] }, a2a: { methods: ['b'] } },
+      { agent: { name: 'orchestrator' }, http: {} },
+      { agent: { name: 'orchestrator' }, http: { methods: ['get'] } },
+      { agent: { name: 'orchestrator' }, http: { paths: ['mcp'] } },
+      { agent: { name: 'orchestrator' }, mcp: {} },
+      { agent: { name: 'orchestrator' }, mcp: { tools: ['cafe\u0301'] } },
+      { agent: { name: 'orchestrator' }, a2a: {} as never },
+    ];
+    assert.deepEqual(compilePolicy(input({ allow: rules })).allow, []);
+    assert.deepEqual(policyProblems({ allow: rules }), [
+      'allow[0]: a rule may narrow mcp or a2a, not both: a route speaks one protocol (write two rules with http.paths)',
+      'allow[1]: http must set methods, paths or both',
+      'allow[2]: http.methods[0] "get": an HTTP method is uppercase letters, e.g. GET',
+      'allow[3]: http.paths[0] "mcp": a path must start with /',
+      'allow[4]: mcp must set tools, prompts or resources (["*"] for all)',
+      'allow[5]: mcp.tools[0] "cafe\u0301": is not in Unicode NFC form',
+      'allow[6]: a2a must set methods (["*"] for all)',
+    ]);
+  });
+});

@@ -102,3 +102,16 @@ describe('authorizeEgress', () => {
     assert.match((check(a, partner) as { reason: string }).reason, /no egress\.allow list: only members of trust domain cluster\.local/);
   });
 });
+
+describe('authorizePolicy: peers held to narrowing rules', () => {
+  const narrowed = doc({ version: 2, allow: [{ spiffeID: orchestrator, rule: 'allow[0]: agent agents/orchestrator', rules: [0] }], narrowings: [{ index: 0, rule: 'allow[0]: agent agents/orchestrator', mcp: { tools: ['search'] } }] });
+  it('a server that inspects requests admits them (it enforces the narrowing per request)', () => {
+    assert.deepEqual(check(authorizePolicy(narrowed, { inspectsRequests: true }), orchestrator), { allowed: true, rule: 'allow[0]: agent agents/orchestrator' });
+  });
+
+  it('a server that sees no requests refuses them, rather than let them do everything', () => {
+    const v = check(authorizePolicy(narrowed), orchestrator);
+    assert.equal(v.allowed, false);
+    assert.match((v as { reason: string }).reason, /allow\[0\]: agent agents\/orchestrator narrows what it may call \(http, mcp or a2a\), and this server does not inspect requests/);
+  });
+});

@@ -24,7 +24,13 @@ describe('parsePolicyDocument', () => {
   const broken: [string, unknown, RegExp][] = [
     ['not JSON', '{"version": 1,', /not valid JSON/],
     ['an array', [], /must be a JSON object/],
-    ['another version', { ...valid, version: 2 }, /unsupported version 2/],
+    ['another version', { ...valid, version: 3 }, /unsupported version 3; this SDK reads versions 1 and 2/],
+    ['narrowings in a version 1 document', { ...valid, narrowings: [] }, /narrowings need document version 2/],
+    ['a peer that refers to a missing narrowing', { ...valid, version: 2, allow: [{ ...valid.allow[0], rules: [4] }], narrowings: [] }, /refers to rule 4, which narrowings lacks/],
+    ['a peer with rules but no narrowings', { ...valid, version: 2, allow: [{ ...valid.allow[0], rules: [0] }] }, /allow refers to rules but narrowings is missing/],
+    ['a narrowing by something this SDK does not enforce', { ...valid, version: 2, allow: [{ ...valid.allow[0], rules: [0] }], narrowings: [{ index: 0, rule: 'allow[0]: x', grpc: { services: ['a'] } }] }, /narrows by grpc, which this SDK does not enforce/],
+    ['an mcp narrowing with an unknown list', { ...valid, version: 2, allow: [{ ...valid.allow[0], rules: [0] }], narrowings: [{ index: 0, rule: 'allow[0]: x', mcp: { tools: ['a'], sampling: ['b'] } }] }, /narrowings\[0\]\.mcp has sampling, which this SDK does not enforce/],
+    ['an a2a narrowing without methods', { ...valid, version: 2, allow: [{ ...valid.allow[0], rules: [0] }], narrowings: [{ index: 0, rule: 'allow[0]: x', a2a: {} }] }, /a2a\.methods must be a list/],
     ['an unknown mode', { ...valid, mode: 'Open' }, /mode must be AllowList or TrustDomain/],
     ['an invalid spiffeID', { ...valid, spiffeID: 'spiffe://cluster.local/ns/' }, /policy\.spiffeID: invalid SPIFFE ID/],
     ['a trust domain that is not the ID\'s', { ...valid, trustDomain: 'other.td' }, /trustDomain other\.td is not the trust domain of/],
@@ -37,6 +43,18 @@ describe('parsePolicyDocument', () => {
   for (const [name, input, message] of broken) {
     it(`rejects ${name}`, () => assert.throws(() => parsePolicyDocument(typeof input === 'string' ? input : text(input)), message));
   }
+});
+
+describe('parsePolicyDocument: version 2 (narrowing rules)', () => {
+  it('reads narrowings and the peers that refer to them, in both directions', () => {
+    const narrowings = [{ index: 1, rule: 'allow[1]: agent agents/orchestrator', http: { paths: ['/mcp'] }, mcp: { tools: ['search'] } }];
+    const egress = { mode: 'AllowList', allow: [{ spiffeID: planner, rule: 'egress.allow[0]: agent agents/planner', rules: [0] }], narrowings: [{ index: 0, rule: 'egress.allow[0]: agent agents/planner', a2a: { methods: ['message/send'] } }], destinations: [] };
+    const doc = parsePolicyDocument(text({ ...valid, version: 2, allow: [{ ...valid.allow[0], rules: [1] }], narrowings, egress }));
+    assert.equal(doc.version, 2);
+    assert.deepEqual(doc.allow[0]!.rules, [1]);
+    assert.deepEqual(doc.narrowings, narrowings);
+    assert.deepEqual(doc.egress?.narrowings, egress.narrowings);
+  });
 });
 
 describe('parsePolicyDocument: egress', () => {

@@ -38,6 +38,13 @@ test('the proxy comes first among the initContainers, as a native sidecar with t
   assert.deepEqual(sidecar.resources, config.resources);
 });
 
+test('--proxy-metrics-port: the sidecar serves /metrics on that port, named proxy-metrics; without it, no metrics port', () => {
+  const sidecar = sidecarOf(applyPatch(agentPod('planner'), injectIdentity(agentPod('planner'), planner, { proxy: { ...config, metricsPort: 15020 } }).patch))!;
+  assert.deepEqual(sidecar.args, ['proxy', `--identity-dir=${DIR}`, '--inbound-port=8443', '--app-port=8080', '--mode=http', '--outbound-port=15001', '--metrics-port=15020']);
+  assert.deepEqual(sidecar.ports, [{ name: 'agent-proxy', containerPort: 8443, protocol: 'TCP' }, { name: 'proxy-metrics', containerPort: 15020, protocol: 'TCP' }]);
+  assert.ok(!(sidecarOf(injected(agentPod('planner')))!.args as string[]).some((a) => a.startsWith('--metrics-port')));
+});
+
 test('the sidecar runs the CLI, not the image\'s ENTRYPOINT (the operator, which refuses the proxy\'s arguments)', () => {
   const root = new URL('../../../', import.meta.url);
   const dockerfile = readFileSync(new URL('Dockerfile', root), 'utf8');
@@ -279,4 +286,14 @@ test('resources read back in the API server\'s canonical form ("0.5" as "500m", 
   assert.equal(injectIdentity(readBack, planner, { proxy: spelled }).patch.length, 1, 'a different amount is replaced');
   sidecarOf(readBack)!.resources = { requests: { cpu: '500m', memory: '1Gi' } };
   assert.equal(injectIdentity(readBack, planner, { proxy: spelled }).patch.length, 1, 'a missing limit is replaced');
+});
+
+test('the pod is labelled agentidentity.dev/proxy=<identity>, the only pods the operator watches for its app-port check; pods without spec.proxy are not', () => {
+  const out = injected(agentPod('planner'));
+  assert.equal(out.metadata.labels?.['agentidentity.dev/proxy'], 'planner');
+  assert.equal(out.metadata.labels?.['agentidentity.dev/agent'], 'planner', 'the opt-in label stays');
+  const spoofed = injected(agentPod('planner', { labels: { 'agentidentity.dev/proxy': 'other' } }));
+  assert.equal(spoofed.metadata.labels?.['agentidentity.dev/proxy'], 'planner', 'a value the pod brought is corrected');
+  const plain = applyPatch(agentPod('planner'), injectIdentity(agentPod('planner'), identity('planner')).patch);
+  assert.equal(plain.metadata.labels?.['agentidentity.dev/proxy'], undefined);
 });

@@ -1,12 +1,17 @@
-// /healthz (the process is serving), /readyz (webhook/readiness.ts: the webhook serves a certificate
-// the caBundle verifies, the leader's caches synced, not shutting down; the reason when not), /metrics.
+// /healthz (the process is serving), /readyz (the caller's readiness: the
+// operator's is webhook/readiness.ts; the reason when not), /metrics. One
+// listener shared by the operator and the identity proxy, so both expose
+// Prometheus text the same way. Imports nothing of ours.
 import { createServer, type Server } from 'node:http';
-import type { Readiness } from './webhook/readiness.ts';
+
 /** What /metrics serves: the text exposition and its content type. */
 export interface MetricsSource {
   text(): Promise<string>;
   readonly contentType: string;
 }
+
+/** Structurally webhook/readiness.ts's Readiness. */
+export type ReadinessOf = () => { ready: true } | { ready: false; reason: string };
 
 export interface HealthServer {
   server: Server;
@@ -14,7 +19,7 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export async function startHealthServer(host: string, port: number, ready: () => Readiness, metrics: MetricsSource): Promise<HealthServer> {
+export async function startHealthServer(host: string, port: number, ready: ReadinessOf, metrics: MetricsSource): Promise<HealthServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
