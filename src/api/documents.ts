@@ -103,6 +103,8 @@ export const FILES = {
   privateKey: 'tls.key',
   credentialBundle: 'credential-bundle.pem',
   bundle: 'ca.crt',
+  /** The Roots of each foreign trust domain the agent's TrustDomain federates with (FederatedBundlesDocument). */
+  federatedBundles: 'federated-bundles.json',
   policy: 'policy.json',
 } as const;
 
@@ -115,6 +117,21 @@ export const ENV = {
   privateKey: 'AGENT_IDENTITY_KEY_FILE',
   credentialBundle: 'AGENT_IDENTITY_CREDENTIAL_BUNDLE_FILE',
   bundle: 'AGENT_IDENTITY_BUNDLE_FILE',
+  federatedBundles: 'AGENT_IDENTITY_FEDERATED_BUNDLES_FILE',
   policy: 'AGENT_IDENTITY_POLICY_FILE',
   spiffeID: 'AGENT_IDENTITY_SPIFFE_ID',
 } as const;
+
+/**
+ * federated-bundles.json, in the trust bundle ConfigMap beside ca.crt: the
+ * Roots of every foreign trust domain in the TrustDomain's spec.federatesWith
+ * whose bundle the operator holds, as PEM by trust domain name. ca.crt keeps
+ * the local Roots alone, so an agent that does not federate reads nothing new.
+ * PEM rather than SPIFFE JWKS: it is the form ca.crt has and every TLS stack
+ * takes, and agents have no use for the sequence or refresh hint.
+ */
+export interface FederatedBundlesDocument {
+  version: 1;
+  /** Foreign trust domain name -> its Roots (PEM). Never the agent's own trust domain. */
+  bundles: Record<string, string>;
+}
