@@ -24,7 +24,7 @@ import { identityReconciler } from './identity/reconciler.ts';
 import { AppPortResults, appPortProber, podsOfIdentity, PROBE_CONCURRENCY } from './identity/app-port-probe.ts';
 import { identitiesInNamespace, identitiesOfDenyList, identitiesOfServiceAccount, identitiesOfTrustDomain, policyHolders } from './identity/watches.ts';
 import { trustReconciler } from './trust/reconciler.ts';
-import { everyTrustDomain, trustDomainOfIdentity } from './trust/watches.ts';
+import { everyTrustDomain, federatingTrustDomains, trustDomainOfIdentity } from './trust/watches.ts';
 import { TrustStore } from './trust/store.ts';
 import { signerReconciler } from './signer/reconciler.ts';
 import { pendingRequests } from './signer/watches.ts';
@@ -157,6 +157,8 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     .watches(secrets, byLabel(LABEL_TRUST_DOMAIN, { cluster: true, with: LABEL_IDENTITY }), { coalesced: true })
     .watches(configMaps, byLabel(LABEL_TRUST_DOMAIN, { cluster: true, with: LABEL_IDENTITY }), { coalesced: true })
     .watches(requests, byLabel(LABEL_TRUST_DOMAIN, { cluster: true }), { coalesced: true })
+    // Partners' bundles (federation) go into the same copies, as federated-bundles.json.
+    .watches(configMaps, federatingTrustDomains(trustDomains), { coalesced: true })
     .coalesce(COALESCE_MS)
     .run(trustReconciler({
       clusterTrustBundles,

@@ -1,10 +1,13 @@
 // What the kubelet does for a pod the webhook injected: project the
-// identity's Secret and policy ConfigMap into one directory, and refresh it
+// identity's Secret, policy ConfigMap and federated-bundles.json into one directory, and refresh it
 // with an atomic `..data` swap when either changes. Lets the demo and tests
 // run real SDK agents on the host against a real API server.
 import { mkdir } from 'node:fs/promises';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { writeMountedDir, swapMountedDir } from './sdk-pki.ts';
+import { LABEL_TRUST_DOMAIN } from '../../src/api/group.ts';
+import { bundleConfigMapName } from '../../src/api/defaults.ts';
+import { FILES } from '../../src/api/documents.ts';
 
 export interface Mount { dir: string; stop(): void; synced(): Promise<void> }
 
@@ -14,7 +17,14 @@ export async function mountIdentity(kc: KubeConfig, namespace: string, name: str
     const s = await core.readNamespacedSecret({ namespace, name: `${name}-identity` });
     const cm = await core.readNamespacedConfigMap({ namespace, name: `${name}-identity-policy` });
     const b = (k: string) => Buffer.from(s.data?.[k] ?? '', 'base64').toString('utf8');
-    return { 'tls.crt': b('tls.crt'), 'tls.key': b('tls.key'), 'ca.crt': b('ca.crt'), 'policy.json': cm.data?.['policy.json'] ?? '' };
+    // The webhook's optional source: federated-bundles.json from the trust bundle ConfigMap, when it has one.
+    const trustDomain = s.metadata?.labels?.[LABEL_TRUST_DOMAIN];
+    const bundle = trustDomain ? await core.readNamespacedConfigMap({ namespace, name: bundleConfigMapName(trustDomain) }).catch(() => undefined) : undefined;
+    const federated = bundle?.data?.[FILES.federatedBundles];
+    return {
+      'tls.crt': b('tls.crt'), 'tls.key': b('tls.key'), 'ca.crt': b('ca.crt'), 'policy.json': cm.data?.['policy.json'] ?? '',
+      ...(federated === undefined ? {} : { [FILES.federatedBundles]: federated }),
+    };
   };
   await mkdir(dir, { recursive: true });
   let last = await read();

@@ -31,6 +31,7 @@ test('a labelled pod gets one projected volume: the Secret\'s three files and th
       defaultMode: 0o644,
       sources: [
         { secret: { name: 'planner-identity', items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }, { key: 'ca.crt', path: 'ca.crt' }] } },
+        { configMap: { name: 'trust-bundle-default', items: [{ key: 'federated-bundles.json', path: 'federated-bundles.json' }], optional: true } },
         { configMap: { name: 'planner-identity-policy', items: [{ key: 'policy.json', path: 'policy.json' }] } },
       ],
     },
@@ -155,7 +156,7 @@ test('a stale injection (copied manifest of another identity) is brought up to d
   const out = injected(relabelled, worker);
   assert.equal(out.spec.volumes!.length, 1);
   assert.equal(volume(out)!.projected!.sources![0]!.secret!.name, 'worker-certs');
-  assert.equal(volume(out)!.projected!.sources![1]!.configMap!.name, 'worker-identity-policy');
+  assert.equal(volume(out)!.projected!.sources!.at(-1)!.configMap!.name, 'worker-identity-policy');
   const c = out.spec.containers[0]!;
   assert.equal(c.env!.filter((e) => e.name === 'AGENT_IDENTITY_SPIFFE_ID').length, 1);
   assert.equal(envOf(c).AGENT_IDENTITY_SPIFFE_ID, 'spiffe://cluster.local/ns/agents/agent/worker');
