@@ -32,6 +32,13 @@ export interface PolicyPeer {
   rules?: number[];
 }
 
+/** A trustDomain rule: any identity of that trust domain (verified against that trust domain's own Bundle). */
+export interface TrustDomainPeer {
+  trustDomain: string;
+  /** e.g. "allow[2]: trustDomain partner.example". */
+  rule: string;
+}
+
 /** One rule's narrowing as compiled: the spec.policy rule index, its text, and what it allows. */
 export interface Narrowing {
   index: number;
@@ -62,6 +69,8 @@ export interface PolicyDocument {
   mode: 'AllowList' | 'TrustDomain';
   trustDomain: string;
   allow: PolicyPeer[];
+  /** AllowList: trust domains whose every identity is allowed too (trustDomain rules); absent when there are none. */
+  allowTrustDomains?: TrustDomainPeer[];
   /** Version 2: the narrowings the allow list's peers refer to, by index. */
   narrowings?: Narrowing[];
   /** Certificates to refuse even when they chain to the bundle. */
@@ -86,6 +95,8 @@ export interface EgressDocument {
   /** As the inbound mode: AllowList when spec.policy.egress.allow is set, else TrustDomain. */
   mode: 'AllowList' | 'TrustDomain';
   allow: PolicyPeer[];
+  /** As PolicyDocument.allowTrustDomains, for egress.allow. */
+  allowTrustDomains?: TrustDomainPeer[];
   /** Version 2: as PolicyDocument.narrowings, for egress.allow's indices. */
   narrowings?: Narrowing[];
   /** Sorted by host then SPIFFE ID; a host listed with two IDs is ambiguous and refused. */

@@ -356,6 +356,11 @@ export interface SpiffeIDRule {
   spiffeID: string;
 }
 
+/** Every identity of a trust domain, typically a federated partner's (docs/federation.md). Cannot narrow. */
+export interface TrustDomainRule {
+  trustDomain: string;
+}
+
 /**
  * What a rule lets the peer do once connected (issue 19). Each field narrows;
  * a rule with none of them allows every request, as before they existed.
@@ -392,7 +397,7 @@ export interface A2ANarrowing {
   methods: string[];
 }
 
-export type PolicyRule = (AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule) & RuleNarrowing;
+export type PolicyRule = (AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule | TrustDomainRule) & RuleNarrowing;
 
 /**
  * spec.policy. `allow` (inbound): once present, every peer it does not allow

@@ -1,7 +1,7 @@
 // AgentIdentity spec.policy → the PolicyDocument mounted as policy.json.
 // Pure and deterministic: the same inputs always give the same bytes, so the
 // operator can compare documents and skip writes that would change nothing.
-import type { DenyListEntry, Destination, EgressDocument, Narrowing, PolicyDocument, PolicyPeer } from '../api/documents.ts';
+import type { DenyListEntry, Destination, EgressDocument, Narrowing, PolicyDocument, PolicyPeer, TrustDomainPeer } from '../api/documents.ts';
 import type { PolicyRule } from '../api/types.ts';
 import { SpiffeID } from '../pki/index.ts';
 import { compileNarrowing } from './narrowing.ts';
@@ -65,6 +65,9 @@ function resolve(c: ClassifiedRule, input: PolicyInput): string[] {
     }
     case 'namespace':
       return issued.filter((p) => matchesSelector(c.rule.namespaceSelector, namespaceLabels(input, p.namespace))).map((p) => p.spiffeID);
+    case 'trustDomain':
+      // Not resolved to IDs: a partner's identities are not known here. Kept whole (allowTrustDomains).
+      return [];
   }
 }
 
@@ -80,6 +83,8 @@ function canonicalDenyList(entries: DenyListEntry[]): DenyListEntry[] {
 
 interface Resolved {
   allow: PolicyPeer[];
+  /** trustDomain rules, each trust domain once with the first rule that named it, sorted. */
+  trustDomains: TrustDomainPeer[];
   /** The narrowings some peer refers to; empty when no rule narrows. */
   narrowings: Narrowing[];
 }
@@ -93,10 +98,12 @@ interface Resolved {
 function resolveRules(rules: readonly PolicyRule[], field: string, input: PolicyInput): Resolved {
   const allow = new Map<string, PolicyPeer & { unrestricted: boolean; indices: number[] }>();
   const narrowings: Narrowing[] = [];
+  const trustDomains = new Map<string, TrustDomainPeer>();
   rules.forEach((rule, i) => {
     const c = classifyRule(rule);
     if ('problem' in c || ruleProblem(rule) !== undefined) return;
     const text = `${field}[${i}]: ${ruleText(c, input.identity.namespace)}`;
+    if (c.kind === 'trustDomain' && !trustDomains.has(c.rule.trustDomain)) trustDomains.set(c.rule.trustDomain, { trustDomain: c.rule.trustDomain, rule: text });
     const narrowing = compileNarrowing(rule, i, text);
     if (narrowing) narrowings.push(narrowing);
     for (const spiffeID of resolve(c, input).sort(byString)) {
@@ -106,11 +113,14 @@ function resolveRules(rules: readonly PolicyRule[], field: string, input: Policy
       else peer.unrestricted = true;
     }
   });
+  // A trustDomain rule does not narrow: a peer of its trust domain may do anything, whatever else names it.
+  for (const p of allow.values()) if (trustDomains.has(trustDomainOfID(p.spiffeID) ?? '')) p.unrestricted = true;
   const peers = [...allow.values()].sort((a, b) => byString(a.spiffeID, b.spiffeID));
   const used = new Set(peers.flatMap((p) => (p.unrestricted ? [] : p.indices)));
   return {
     allow: peers.map((p) => ({ spiffeID: p.spiffeID, rule: p.rule, ...(p.unrestricted ? {} : { rules: p.indices }) })),
     narrowings: narrowings.filter((n) => used.has(n.index)),
+    trustDomains: [...trustDomains.values()].sort((a, b) => byString(a.trustDomain, b.trustDomain)),
   };
 }
 
@@ -143,9 +153,13 @@ function destinations(input: PolicyInput): Destination[] {
   return [...unique.values()].sort((a, b) => byString(a.host, b.host) || byString(a.spiffeID, b.spiffeID));
 }
 
-const NONE: Resolved = { allow: [], narrowings: [] };
+const NONE: Resolved = { allow: [], narrowings: [], trustDomains: [] };
 
-const withNarrowings = (r: Resolved) => ({ allow: r.allow, ...(r.narrowings.length ? { narrowings: r.narrowings } : {}) });
+// Optional fields only when used, so documents without them keep their bytes (and older SDKs, which ignore
+// allowTrustDomains, only ever admit fewer peers).
+const withNarrowings = (r: Resolved) => ({
+  allow: r.allow, ...(r.trustDomains.length ? { allowTrustDomains: r.trustDomains } : {}), ...(r.narrowings.length ? { narrowings: r.narrowings } : {}),
+});
 
 function compileEgress(input: PolicyInput): EgressDocument {
   const rules = input.identity.policy?.egress?.allow;
