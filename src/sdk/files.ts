@@ -66,6 +66,13 @@ async function snapshotPath(file: string, dataDirs: Map<string, Promise<string |
   return link === join(DATA_LINK, basename(file)) ? join(data, basename(file)) : file;
 }
 
+/** Whether the directory's `..data` now names another generation than the one this read resolved. */
+async function swappedSince(file: string, dataDirs: Map<string, Promise<string | undefined>>): Promise<boolean> {
+  const dir = dirname(file);
+  const now = await realpath(join(dir, DATA_LINK)).catch(() => undefined);
+  return now !== (await dataDirs.get(dir));
+}
+
 /**
  * Reads the files; `digest` changes exactly when any content does. The
  * credential bundle, when it exists, is one read, so its key and chain are
@@ -78,7 +85,9 @@ export async function readIdentityFiles(files: IdentityFiles): Promise<IdentityC
       return await readFile(await snapshotPath(path, dataDirs), 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (optional && code === 'ENOENT') return undefined;
+      // Absent only if the generation read is still the current one: otherwise the kubelet swapped ..data
+      // and removed the generation mid-read, which must be read again, never taken as "no file".
+      if (optional && code === 'ENOENT' && !(await swappedSince(path, dataDirs))) return undefined;
       // Only the code: an fs message is harmless, but keep every message in one voice.
       throw new IdentityError(`cannot read ${FILES[key]} at ${path}: ${code ?? 'read failed'}`);
     }

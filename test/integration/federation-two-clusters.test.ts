@@ -128,10 +128,13 @@ async function agent(c: Cluster, namespace: string, name: string, allow: string,
 async function call(from: Agent, to: Agent): Promise<string> {
   const socket = await connect(from.identity, '127.0.0.1', to.port, { authorize: to.id });
   socket.on('error', () => undefined);
+  const refused = () => `closed without a greeting (refused by ${to.id}: ${to.refusals.at(-1) ?? 'unknown'})`;
   const greeting = await new Promise<string>((resolve) => {
     let data = '';
+    // A server that refused us may have hung up before connect() resolved.
+    if (socket.destroyed) return resolve(refused());
     socket.on('data', (d) => (data += String(d)));
-    socket.on('close', () => resolve(data.trim() || `closed without a greeting (refused by ${to.id}: ${to.refusals.at(-1) ?? 'unknown'})`));
+    socket.on('close', () => resolve(data.trim() || refused()));
   });
   socket.destroy();
   return greeting;

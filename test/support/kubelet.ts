@@ -19,7 +19,11 @@ export async function mountIdentity(kc: KubeConfig, namespace: string, name: str
     const b = (k: string) => Buffer.from(s.data?.[k] ?? '', 'base64').toString('utf8');
     // The webhook's optional source: federated-bundles.json from the trust bundle ConfigMap, when it has one.
     const trustDomain = s.metadata?.labels?.[LABEL_TRUST_DOMAIN];
-    const bundle = trustDomain ? await core.readNamespacedConfigMap({ namespace, name: bundleConfigMapName(trustDomain) }).catch(() => undefined) : undefined;
+    // Only a missing ConfigMap projects nothing; any other error keeps the files as they are, as the kubelet does.
+    const bundle = trustDomain ? await core.readNamespacedConfigMap({ namespace, name: bundleConfigMapName(trustDomain) }).catch((err: { code?: number }) => {
+      if (err.code === 404) return undefined;
+      throw err;
+    }) : undefined;
     const federated = bundle?.data?.[FILES.federatedBundles];
     return {
       'tls.crt': b('tls.crt'), 'tls.key': b('tls.key'), 'ca.crt': b('ca.crt'), 'policy.json': cm.data?.['policy.json'] ?? '',

@@ -185,3 +185,30 @@ describe('mTLS across two trust domains', () => {
     assert.equal(body, 'ok');
   });
 });
+
+describe('reading federated-bundles.json during the kubelet\'s swap', () => {
+  it('never takes a generation removed mid-read for "no partners"', async () => {
+    const dir = join(base, `d${++dirs}`);
+    const files = { ...fileSet(alice, A.bundlePem, policyFor(alice)), 'federated-bundles.json': setOf(B) };
+    await writeMountedDir(dir, files);
+    const { readIdentityFiles, identityFilesWithCredentialBundle } = await import('../../../src/sdk/files.ts');
+    const paths = identityFilesWithCredentialBundle(dir);
+    let swapping = true;
+    // The same content in new generations, each swap removing the old one, as fast as it goes.
+    const swaps = (async () => {
+      while (swapping) await swapMountedDir(dir, files);
+    })();
+    let reads = 0;
+    let withoutPartners = 0;
+    for (let i = 0; i < 400; i++) {
+      const contents = await readIdentityFiles(paths).catch(() => undefined);
+      if (!contents) continue;
+      reads++;
+      if (contents.federatedBundles === undefined) withoutPartners++;
+    }
+    swapping = false;
+    await swaps;
+    assert.ok(reads > 0);
+    assert.equal(withoutPartners, 0, `${withoutPartners} of ${reads} reads lost federated-bundles.json`);
+  });
+});
