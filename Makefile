@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_MODULES := node_modules/.package-lock.json
 LOCAL := $(CURDIR)/.local
 
-.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo bench bench-compare bench-proxy clean
+.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo demo-federation bench bench-compare bench-proxy clean
 
 all: build
 
@@ -69,6 +69,10 @@ cli: deps
 
 demo: deps control-plane
 	node scripts/demo.ts
+
+## Two local control planes federated both ways; an SDK agent in each calls the other (docs/federation.md).
+demo-federation: deps control-plane
+	node scripts/demo-federation.ts
 
 ## Throughput and latency, printed (not asserted): BENCH_IDENTITIES=200 by default.
 ## BENCH_MODE=compare runs bench-compare instead.
