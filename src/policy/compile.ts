@@ -133,13 +133,14 @@ const trustDomainOfID = (id: string) => {
 };
 
 /**
- * The hosts that name identities of this trust domain (the proxy's bundle
- * verifies no other). A name in some identity's spec.dnsNames is claimed by
+ * The hosts that name identities: this trust domain's AgentIdentities, and
+ * the partners' agents that egress.allow names with hosts (hostRules). A name
+ * in some identity's spec.dnsNames (or a rule's hosts) is claimed by
  * those identities alone; `<name>.<namespace>.svc[.<clusterDomain>]` names an
  * identity only where no dnsNames claim it.
  */
 function destinations(input: PolicyInput): Destination[] {
-  const explicit: Destination[] = [];
+  const explicit: Destination[] = hostRules(input);
   const conventional: Destination[] = [];
   for (const p of input.peers) {
     if (p.spiffeID === undefined || trustDomainOfID(p.spiffeID) !== input.identity.trustDomain) continue;
@@ -151,6 +152,18 @@ function destinations(input: PolicyInput): Destination[] {
   const unique = new Map<string, Destination>();
   for (const d of [...explicit, ...conventional.filter((c) => !claimed.has(c.host))]) unique.set(`${d.host} ${d.spiffeID}`, d);
   return [...unique.values()].sort((a, b) => byString(a.host, b.host) || byString(a.spiffeID, b.spiffeID));
+}
+
+/**
+ * The hosts that egress.allow's spiffeID rules name for their identity (a partner's agent, which no
+ * AgentIdentity here claims): explicit claims, as dnsNames are.
+ */
+function hostRules(input: PolicyInput): Destination[] {
+  return (input.identity.policy?.egress?.allow ?? []).flatMap((rule) => {
+    const c = classifyRule(rule);
+    if ('problem' in c || c.kind !== 'spiffeID' || ruleProblem(rule) !== undefined) return [];
+    return (c.rule.hosts ?? []).map((host) => ({ host, spiffeID: SpiffeID.parse(c.rule.spiffeID).toString() }));
+  });
 }
 
 const NONE: Resolved = { allow: [], narrowings: [], trustDomains: [] };

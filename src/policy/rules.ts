@@ -1,6 +1,6 @@
 // One PolicyRule at a time: which kind it is, whether it is well formed, and
 // the text that names it in policy.json and in every refusal message.
-import { isValidTrustDomainName, SpiffeID } from '../pki/index.ts';
+import { isValidDNSName, isValidTrustDomainName, SpiffeID } from '../pki/index.ts';
 import { narrowingProblem } from './narrowing.ts';
 import { describeSelector, isEmptySelector, selectorProblem } from './selector.ts';
 import type { AgentRule, LabelSelector, NamespaceRule, PolicyRule, SelectorRule, SpiffeIDRule, TrustDomainRule } from './types.ts';
@@ -17,6 +17,7 @@ const KEYS = ['agent', 'selector', 'namespaceSelector', 'spiffeID', 'trustDomain
 /** The rule's kind, or why it is none: a rule must be exactly one of the four shapes. */
 export function classifyRule(rule: PolicyRule): ClassifiedRule | { problem: string } {
   const present = KEYS.filter((k) => rule !== null && typeof rule === 'object' && Object.hasOwn(rule, k));
+  if (rule !== null && typeof rule === 'object' && Object.hasOwn(rule, 'hosts') && !present.includes('spiffeID')) return { problem: 'hosts go with a spiffeID rule (the host names that reach that identity)' };
   const only = (...keys: string[]) => present.length === keys.length && keys.every((k) => present.includes(k as (typeof KEYS)[number]));
   if (only('agent')) return { kind: 'agent', rule: rule as AgentRule };
   if (only('spiffeID')) return { kind: 'spiffeID', rule: rule as SpiffeIDRule };
@@ -40,10 +41,10 @@ function peerProblem(rule: PolicyRule): string | undefined {
     case 'spiffeID':
       try {
         SpiffeID.parse(c.rule.spiffeID);
-        return undefined;
       } catch (err) {
         return (err as Error).message;
       }
+      return hostsProblem(c.rule.hosts);
     case 'trustDomain':
       if (typeof c.rule.trustDomain !== 'string' || !isValidTrustDomainName(c.rule.trustDomain)) return `trustDomain ${JSON.stringify(String(c.rule.trustDomain).slice(0, 100))} is not a trust domain name`;
       // Narrowings are kept per SPIFFE ID (policy.json's allow list): a whole trust domain has none to hang them on.
@@ -53,6 +54,13 @@ function peerProblem(rule: PolicyRule): string | undefined {
     case 'namespace':
       return prefixed('namespaceSelector', c.rule.namespaceSelector);
   }
+}
+
+function hostsProblem(hosts: unknown): string | undefined {
+  if (hosts === undefined) return undefined;
+  if (!Array.isArray(hosts)) return 'hosts must be a list of DNS names';
+  const bad = hosts.find((h) => typeof h !== 'string' || h !== h.toLowerCase() || !isValidDNSName(h));
+  return bad === undefined ? undefined : `hosts: ${JSON.stringify(String(bad).slice(0, 100))} is not a lowercase DNS name`;
 }
 
 function prefixed(field: string, selector: LabelSelector): string | undefined {

@@ -60,3 +60,23 @@ describe('trustDomain rules', () => {
     assert.equal(authorizeEgress(d)(SpiffeID.parse('spiffe://cluster-a.test/ns/a/agent/b'), []).allowed, false);
   });
 });
+
+describe('hosts on an egress spiffeID rule (a partner\'s agent behind the proxy)', () => {
+  it('claim the hosts for that identity, so the outbound proxy expects exactly it there', async () => {
+    const { decideEgress } = await import('../../../src/proxy/destinations.ts');
+    const d = doc({ egress: { allow: [{ spiffeID: partner, hosts: ['y.partner.example'] }] } });
+    assert.deepEqual(d.egress!.destinations, [{ host: 'y.partner.example', spiffeID: partner }]);
+    assert.deepEqual(decideEgress(d, 'Y.partner.example'), { allowed: true, spiffeID: partner, rule: `egress.allow[0]: spiffeID ${partner}` });
+    assert.equal(decideEgress(d, 'z.partner.example').allowed, false);
+    // Hosts claim; the rules still decide: claimed by a rule the trust domain's rule then allows.
+    const td = doc({ egress: { allow: [{ trustDomain: 'partner.example' }, { spiffeID: partner, hosts: ['y.partner.example'] }] } });
+    assert.equal(decideEgress(td, 'y.partner.example').allowed, true);
+  });
+
+  it('are refused anywhere but on a spiffeID rule, and must be lowercase DNS names', () => {
+    assert.deepEqual(policyProblems({ egress: { allow: [{ trustDomain: 'partner.example', hosts: ['a.example'] } as PolicyRule, { spiffeID: partner, hosts: ['Bad_Host'] }] } }), [
+      'egress.allow[0]: hosts go with a spiffeID rule (the host names that reach that identity)',
+      'egress.allow[1]: hosts: "Bad_Host" is not a lowercase DNS name',
+    ]);
+  });
+});
