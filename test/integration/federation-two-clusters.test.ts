@@ -26,6 +26,10 @@ import tls from 'node:tls';
 import { mountIdentity, type Mount } from '../support/kubelet.ts';
 import { connect, createServer, type Identity, loadIdentity, PeerRefusedError, peerIdentity, type AgentServer } from '../../src/sdk/index.ts';
 import { generateKeyPair, issueLeaf, loadCA, privateKeyToPem, SpiffeID } from '../../src/pki/index.ts';
+import http from 'node:http';
+import { startProxy, type RunningProxy } from '../../src/proxy/index.ts';
+import { proxyConfig } from '../../src/proxy/config.ts';
+import { PEER_HEADER } from '../../src/proxy/headers.ts';
 
 interface Cluster { name: string; td: string; env: TestEnv; op: Operator; endpoint: BundleEndpoint; a: ReturnType<typeof api> }
 // propagationDelayMs well above the refresh hint (1 s) plus the way to agents (coalescing, the kubelet's sync), as docs/federation.md asks.
@@ -229,4 +233,62 @@ test('agents of the two clusters call each other over mTLS, an impostor is refus
   assert.ok(calls > 20, `traffic ran throughout (${calls} calls)`);
   // Generous: a regression (fetching stuck at the maximum bound, or delivery waiting on a resync) would cross it.
   assert.ok(aliceHeldAt - publishedAt < 20_000, `B's incoming Root reached alice within ${aliceHeldAt - publishedAt} ms`);
+});
+
+interface Proxied { proxy: RunningProxy; app: http.Server; mount: Mount; identity: Identity }
+
+/** An agent whose app (plain HTTP, answering with the caller the proxy names) sits behind the identity proxy, both sides. */
+async function proxied(c: Cluster, namespace: string, name: string, policy: object, dir: string, resolve: string): Promise<Proxied> {
+  await c.a.createIdentity(namespace, name, { policy });
+  await eventually(async () => (await c.a.getIdentity(namespace, name)).status?.serialNumber, { what: `${c.name}'s ${name} to be issued`, timeoutMs: 60_000 });
+  const mount = await mountIdentity(c.env.kc, namespace, name, dir, 200);
+  const identity = await loadIdentity({ dir, pollIntervalMs: 200 });
+  const app = http.createServer((req, res) => res.end(`${name} answers ${req.headers[PEER_HEADER]}`));
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
+  const proxy = await startProxy(identity, proxyConfig(['--inbound-port', '0', '--inbound-address', '127.0.0.1', '--app-port', String((app.address() as AddressInfo).port), '--mode', 'http',
+    '--outbound-port', '0', '--resolve', `${resolve}=127.0.0.1`], {}));
+  return { proxy, app, mount, identity };
+}
+
+/** The app's call through its outbound proxy: plain http:// to the partner's host, mTLS on the way. */
+function viaProxy(from: Proxied, url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: from.proxy.outbound!.port, path: url, headers: { host: new URL(url).host } }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d)).on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject).end();
+  });
+}
+
+test('apps behind the identity proxy call each other across the clusters, both ways', async (t) => {
+  await federateBoth();
+  const base = await mkdtemp(join(tmpdir(), 'federation-proxies-'));
+  const [nsA, nsB] = await Promise.all([A.env.namespace('proxied'), B.env.namespace('proxied')]);
+  const carolID = `spiffe://cluster-a.test/ns/${nsA}/agent/carol`;
+  const daveID = `spiffe://cluster-b.test/ns/${nsB}/agent/dave`;
+  // carol admits all of cluster-b.test and may call dave at dave.cluster-b.test; dave the reverse, by SPIFFE ID.
+  const [carol, dave] = await Promise.all([
+    proxied(A, nsA, 'carol', { allow: [{ trustDomain: 'cluster-b.test' }], egress: { allow: [{ spiffeID: daveID, hosts: ['dave.cluster-b.test'] }] } }, join(base, 'carol'), 'dave.cluster-b.test'),
+    proxied(B, nsB, 'dave', { allow: [{ spiffeID: carolID }], egress: { allow: [{ spiffeID: carolID, hosts: ['carol.cluster-a.test'] }] } }, join(base, 'dave'), 'carol.cluster-a.test'),
+  ]);
+  t.after(async () => {
+    for (const x of [carol, dave]) {
+      await x.proxy.close(0);
+      x.app.close();
+      x.mount.stop();
+      x.identity.close();
+    }
+    await rm(base, { recursive: true, force: true });
+  });
+  for (const [x, partner] of [[carol, B], [dave, A]] as const) {
+    await eventually(async () => x.identity.bundles.forTrustDomain(partner.td), { what: `${x.identity.spiffeID} to hold ${partner.td}'s Roots`, timeoutMs: 60_000 });
+    // The proxy's policy: the egress host claim for the partner's agent has arrived.
+    await eventually(async () => x.identity.policy.egress?.destinations.some((d) => d.host.endsWith(partner.td)), { what: 'the egress host claim', timeoutMs: 60_000 });
+  }
+  assert.deepEqual(await viaProxy(carol, `http://dave.cluster-b.test:${dave.proxy.inbound!.port}/`), { status: 200, body: `dave answers ${carolID}` });
+  assert.deepEqual(await viaProxy(dave, `http://carol.cluster-a.test:${carol.proxy.inbound!.port}/`), { status: 200, body: `carol answers ${daveID}` });
+  // A host that names nobody is refused before any connection, and a claim does not widen egress.
+  const stranger = await viaProxy(carol, `http://eve.cluster-b.test:${dave.proxy.inbound!.port}/`);
+  assert.equal(stranger.status, 403);
 });
