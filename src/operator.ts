@@ -22,7 +22,7 @@ import { ControllerManager } from './controller/manager.ts';
 import { Metrics } from './controller/metrics.ts';
 import { identityReconciler } from './identity/reconciler.ts';
 import { AppPortResults, appPortProber, podsOfIdentity, PROBE_CONCURRENCY } from './identity/app-port-probe.ts';
-import { identitiesInNamespace, identitiesOfDenyList, identitiesOfServiceAccount, identitiesOfTrustDomain, policyHolders } from './identity/watches.ts';
+import { bundleOrDenyListChanged, identitiesInNamespace, identitiesOfDenyList, identitiesOfServiceAccount, identitiesOfTrustDomain, policyHolders } from './identity/watches.ts';
 import { trustReconciler } from './trust/reconciler.ts';
 import { everyTrustDomain, federatingTrustDomains, trustDomainOfIdentity } from './trust/watches.ts';
 import { TrustStore } from './trust/store.ts';
@@ -129,7 +129,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     .owns(networkPolicies, byLabel(LABEL_IDENTITY))
     .watches(trustDomains, identitiesOfTrustDomain(identities), { predicate: specOrMetadataChanged })
     .watches(signingState, identitiesOfTrustDomain(identities))
-    .watches(configMaps, identitiesOfDenyList(identities, cfg.namespace))
+    .watches(configMaps, identitiesOfDenyList(identities, cfg.namespace), { predicate: bundleOrDenyListChanged })
     .watches(namespaces, identitiesInNamespace(identities))
     .watches(serviceAccounts, identitiesOfServiceAccount(identities), { resync: false })
     .watches(identities, policyHolders(identities), { predicate: specOrMetadataChanged, coalesced: true })

@@ -46,3 +46,13 @@ test('two ClusterFederatedTrustDomains for one partner give one canonical Bundle
   assert.deepEqual(Object.keys(bundles), ['partner.example']);
   assert.equal(bundles['partner.example']!.match(/BEGIN CERTIFICATE/g)!.length, 2);
 });
+
+test('a partner\'s bundle changing in the home copy does not queue every identity of the trust domain; the bundle or deny list does', async () => {
+  const { bundleOrDenyListChanged } = await import('../../../src/identity/watches.ts');
+  const home = (data: Record<string, string>): ConfigMap => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'trust-bundle-default', namespace: NS, labels: { 'agentidentity.dev/trust-domain': 'default' } }, data });
+  const before = home({ 'ca.crt': 'A', 'denylist.json': '{}', 'federated-bundles.json': '{"version":1,"bundles":{}}' });
+  assert.equal(bundleOrDenyListChanged(home({ ...before.data, 'federated-bundles.json': '{"version":1,"bundles":{"b.test":"x"}}' }), before), false);
+  assert.equal(bundleOrDenyListChanged(home({ ...before.data, 'ca.crt': 'AB' }), before), true);
+  assert.equal(bundleOrDenyListChanged(home({ ...before.data, 'denylist.json': '{"x":1}' }), before), true);
+  assert.equal(bundleOrDenyListChanged(before, undefined), true);
+});
