@@ -138,10 +138,11 @@ describe('mTLS across two trust domains', () => {
     const aServer = createServer(a);
     const aPort = await listen(aServer);
     const raw = await import('node:tls');
-    const refused = once(aServer, 'refused');
+    // Admitted or refused: a regression must fail here, not hang.
+    const verdict = Promise.race([once(aServer, 'refused'), once(aServer, 'secureConnection').then(() => [new PeerRefusedError('NoCertificate', 'ADMITTED')])]);
     const sock = raw.connect({ host: '127.0.0.1', port: aPort, cert: impostor.certificatePem, key: impostor.privateKeyPem, rejectUnauthorized: false });
     sock.on('error', () => undefined);
-    const [err] = await refused as [PeerRefusedError];
+    const [err] = await verdict as [PeerRefusedError];
     sock.destroy();
     assert.equal(err.reason, 'UntrustedChain');
     assert.match(err.message, /does not chain to the trust bundle: \(trust domain cluster-a\.test\)/);
