@@ -41,6 +41,12 @@ export interface Config {
   webhookService: string;
   /** Name of the Mutating- and ValidatingWebhookConfiguration whose caBundle the leader keeps current. */
   webhookConfiguration: string;
+  bundleEndpointHost: string;
+  /** Serve the SPIFFE bundle endpoint on this port (every replica); undefined: not served. */
+  bundleEndpointPort?: number;
+  /** Bounds on how often a partner's bundle is fetched (its refresh hint is clamped to them). */
+  federationRefreshMinMs: number;
+  federationRefreshMaxMs: number;
   /** The identity proxy the webhook injects for identities with spec.proxy; undefined (no --proxy-image): such pods are refused. */
   proxy?: ProxySidecarConfig;
 }
@@ -85,6 +91,10 @@ export const OPTIONS = {
   'webhook-port': { env: 'WEBHOOK_PORT', default: '', help: 'serve the admission webhook on this port (the chart sets 9443); unset: no webhook' },
   'webhook-service': { env: 'WEBHOOK_SERVICE', default: WEBHOOK_SERVICE_NAME, help: 'the Service named in the webhook serving certificate' },
   'webhook-configuration': { env: 'WEBHOOK_CONFIGURATION', default: WEBHOOK_CONFIGURATION_NAME, help: 'the webhook configurations whose caBundle the leader writes' },
+  'bundle-endpoint-host': { env: 'BUNDLE_ENDPOINT_HOST', default: '0.0.0.0', help: 'address the SPIFFE bundle endpoint listens on' },
+  'bundle-endpoint-port': { env: 'BUNDLE_ENDPOINT_PORT', default: '', help: 'serve the bundles of TrustDomains with spec.federation.bundleEndpoint on this port, every replica (the chart sets 8443); unset: not served' },
+  'federation-refresh-min': { env: 'FEDERATION_REFRESH_MIN', default: '30s', help: 'a partner\'s bundle is fetched no more often than this, whatever its refresh hint; also the retry delay after a failed fetch' },
+  'federation-refresh-max': { env: 'FEDERATION_REFRESH_MAX', default: '1h', help: 'a partner\'s bundle is fetched at least this often, whatever its refresh hint' },
   'proxy-image': { env: 'PROXY_IMAGE', default: '', help: 'image of the identity proxy sidecar the webhook injects for identities with spec.proxy (the operator\'s own image: the chart sets it); unset: their pods are refused' },
   'proxy-image-pull-policy': { env: 'PROXY_IMAGE_PULL_POLICY', default: 'IfNotPresent', help: 'imagePullPolicy of the proxy sidecar: IfNotPresent, Always or Never' },
   // Node's baseline is about 40 MB; issue 18's target is 80 MB under load.
@@ -177,8 +187,23 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     webhookPort: get('webhook-port') === '' ? undefined : int('webhook-port', 0),
     webhookService: get('webhook-service'),
     webhookConfiguration: get('webhook-configuration'),
+    ...federationConfig(get, int, dur),
     ...proxyConfig(get),
   };
+}
+
+/** The bundle endpoint's port and the fetch bounds, refused by name when they contradict each other or another port. */
+function federationConfig(get: (k: Name) => string, int: (k: Name, min: number) => number, dur: (k: Name) => number) {
+  const bundleEndpointPort = get('bundle-endpoint-port') === '' ? undefined : int('bundle-endpoint-port', 1);
+  if (bundleEndpointPort !== undefined && bundleEndpointPort > 65535) throw new Error(`--bundle-endpoint-port must be a port number (1-65535), got "${bundleEndpointPort}"`);
+  for (const other of ['webhook-port', 'http-port'] as const) {
+    if (bundleEndpointPort !== undefined && get(other) === String(bundleEndpointPort)) throw new Error(`--bundle-endpoint-port must differ from --${other} (both ${bundleEndpointPort}): partners reach it on a port of its own`);
+  }
+  const federationRefreshMinMs = dur('federation-refresh-min');
+  const federationRefreshMaxMs = dur('federation-refresh-max');
+  if (federationRefreshMinMs < 1000) throw new Error(`--federation-refresh-min must be at least 1s, got "${get('federation-refresh-min')}"`);
+  if (federationRefreshMaxMs < federationRefreshMinMs) throw new Error(`--federation-refresh-max (${get('federation-refresh-max')}) must not be shorter than --federation-refresh-min (${get('federation-refresh-min')})`);
+  return { bundleEndpointHost: get('bundle-endpoint-host'), ...(bundleEndpointPort !== undefined ? { bundleEndpointPort } : {}), federationRefreshMinMs, federationRefreshMaxMs };
 }
 
 const PULL_POLICIES = ['IfNotPresent', 'Always', 'Never'] as const;

@@ -15,6 +15,7 @@ import { limitRequests } from './kube/transport.ts';
 import { OPERATOR_LEASE } from './api/names.ts';
 import { startWebhookServer } from './webhook/index.ts';
 import { replicaReadiness, SHUTDOWN_DRAIN_MS } from './webhook/readiness.ts';
+import { startBundleEndpoint } from './federation/endpoint.ts';
 
 /** A start-up problem the user fixes: one line on stderr, no stack trace. */
 function fail(message: string, code: number): never {
@@ -23,7 +24,7 @@ function fail(message: string, code: number): never {
 }
 
 /** Binds a listener, naming the flag to change when its port is taken. */
-async function listen<T>(flag: 'http-port' | 'webhook-port', port: number, start: () => Promise<T>): Promise<T> {
+async function listen<T>(flag: 'http-port' | 'webhook-port' | 'bundle-endpoint-port', port: number, start: () => Promise<T>): Promise<T> {
   try {
     return await start();
   } catch (err) {
@@ -62,6 +63,11 @@ async function main(): Promise<void> {
   // Not refused at start-up: with failurePolicy Fail, an operator that will not start over a
   // feature nobody uses yet would block every agent pod. The pods that need it are refused, naming the flag.
   if (webhook && !cfg.proxy) log.warn('no --proxy-image: pods of AgentIdentities with spec.proxy will be refused until it is set');
+  // Every replica serves the bundles the leader recorded (federation/endpoint.ts): partners fetch from any of them.
+  const bundlePort = cfg.bundleEndpointPort;
+  const bundleEndpoint = bundlePort === undefined ? undefined : await listen('bundle-endpoint-port', bundlePort, () => startBundleEndpoint({
+    kubeConfig: kc, namespace: cfg.namespace, host: cfg.bundleEndpointHost, port: bundlePort, logger: log.child({ component: 'bundle-endpoint' }),
+  }));
   let stopping = false;
   // Every replica: once its webhook serves a certificate the caBundle verifies; the leader also once its caches synced.
   const ready = () => replicaReadiness({
@@ -85,6 +91,7 @@ async function main(): Promise<void> {
     await elector?.stop();
     await drained;
     await webhook?.close();
+    await bundleEndpoint?.close();
     await http.close();
     log.flush();
     process.exit(code);

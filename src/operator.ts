@@ -12,7 +12,7 @@
 //   and, given the webhook's names, its certificates and caBundle.
 import type { Logger } from 'pino';
 import { LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from './api/group.ts';
-import type { AgentIdentity, ConfigMap, Namespace, NetworkPolicy, Pod, PodCertificateRequest, Secret, ServiceAccount, TrustDomain } from './api/types.ts';
+import type { AgentIdentity, ClusterFederatedTrustDomain, ConfigMap, Namespace, NetworkPolicy, Pod, PodCertificateRequest, Secret, ServiceAccount, TrustDomain } from './api/types.ts';
 import { KubeClient, type KubeConfig } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { limitRequests, observeRetries } from './kube/transport.ts';
@@ -31,6 +31,10 @@ import { pendingRequests } from './signer/watches.ts';
 import { ledgerOf } from './signer/ledger.ts';
 import { webhookCertificatesController, type WebhookCertificates, type WebhookCertificatesOptions } from './webhook-certificates/controller.ts';
 import type { Config } from './config.ts';
+import { bundlePublisher, PUBLISHER_CONTROLLER } from './federation/publisher.ts';
+import { bundleFetcher, FETCHER_CONTROLLER } from './federation/fetcher.ts';
+import { LABEL_BUNDLE_ENDPOINT } from './federation/names.ts';
+import { LABEL_FEDERATED_TRUST_DOMAIN } from './api/group.ts';
 
 export interface Operator {
   metrics: Metrics;
@@ -172,6 +176,33 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
       .for(requests)
       .watches(signingState, pendingRequests(requests))
       .run(signer.reconcile, signer.errorPolicy));
+  }
+
+  // Federation (docs/federation.md): the leader records what every replica's bundle endpoint serves, and keeps partners' bundles.
+  const publisher = bundlePublisher({ api: kube, trustDomains, secrets, configMaps, store, events, metrics, now, operatorNamespace: cfg.namespace, log: log.child({ controller: PUBLISHER_CONTROLLER }) });
+  manager.add(controller(PUBLISHER_CONTROLLER)
+    .for(trustDomains, { predicate: specOrMetadataChanged })
+    .owns(configMaps, byLabel(LABEL_BUNDLE_ENDPOINT, { cluster: true }))
+    .owns(secrets, byLabel(LABEL_BUNDLE_ENDPOINT, { cluster: true }))
+    .watches(signingState, (name) => [name])
+    .run(publisher.reconcile, publisher.errorPolicy));
+  const federating = await kube.servesFederatedTrustDomains().catch((err) => {
+    log.warn({ err: toKubeError(err).message }, 'cannot list ClusterFederatedTrustDomains: partners\' bundles are not fetched; grant the chart\'s RBAC for clusterfederatedtrustdomains');
+    return false;
+  });
+  if (!federating) log.warn('the ClusterFederatedTrustDomain CRD is not installed: partners\' bundles are not fetched until it is applied and the operator restarted');
+  else {
+    const federatedTrustDomains = manager.watch<ClusterFederatedTrustDomain>('clusterfederatedtrustdomains', (h) => kube.federatedTrustDomainInformer(h));
+    const fetcher = bundleFetcher({
+      api: kube, federatedTrustDomains, trustDomains, configMaps, events, metrics, now, operatorNamespace: cfg.namespace,
+      bounds: { minMs: cfg.federationRefreshMinMs, maxMs: cfg.federationRefreshMaxMs }, log: log.child({ controller: FETCHER_CONTROLLER }),
+    });
+    manager.add(controller(FETCHER_CONTROLLER)
+      .for(federatedTrustDomains, { predicate: specOrMetadataChanged })
+      .owns(configMaps, byLabel(LABEL_FEDERATED_TRUST_DOMAIN, { cluster: true }))
+      // A local TrustDomain of the same name blocks a partner's bundle (and its removal unblocks it).
+      .watches(trustDomains, () => federatedTrustDomains.list().map((o) => o.metadata.name!), { predicate: specOrMetadataChanged })
+      .run(fetcher.reconcile, fetcher.errorPolicy));
   }
 
   const webhookCertificates = opts.webhookCertificates

@@ -5,6 +5,7 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 
 export const AGENT_IDENTITY = { kind: 'AgentIdentity', plural: 'agentidentities', listKind: 'AgentIdentityList' } as const;
 export const TRUST_DOMAIN = { kind: 'TrustDomain', plural: 'trustdomains', listKind: 'TrustDomainList' } as const;
+export const CLUSTER_FEDERATED_TRUST_DOMAIN = { kind: 'ClusterFederatedTrustDomain', plural: 'clusterfederatedtrustdomains', listKind: 'ClusterFederatedTrustDomainList' } as const;
 
 /** Every Secret and ConfigMap the operator writes carries this label; the operator watches only those. */
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
@@ -15,6 +16,8 @@ export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
 export const LABEL_IDENTITY = `${GROUP}/identity`;
 /** A pod opts in with `agentidentity.dev/agent: <AgentIdentity name>`; the proxy's NetworkPolicy selects its pods by it. */
 export const LABEL_AGENT = `${GROUP}/agent`;
+/** Which ClusterFederatedTrustDomain (name) a fetched bundle ConfigMap belongs to. */
+export const LABEL_FEDERATED_TRUST_DOMAIN = `${GROUP}/federated-trust-domain`;
 /**
  * Set by the webhook on every pod it gives the identity proxy, to the
  * AgentIdentity's name: the operator watches only pods with this label (the

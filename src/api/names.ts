@@ -1,7 +1,7 @@
 // Names of the Kubernetes objects the operator itself owns, apart from those
 // it derives per AgentIdentity or TrustDomain: the operator, the CLI and the
 // chart's defaults all mean these.
-import { AGENT_IDENTITY, GROUP, TRUST_DOMAIN } from './group.ts';
+import { AGENT_IDENTITY, CLUSTER_FEDERATED_TRUST_DOMAIN, GROUP, TRUST_DOMAIN } from './group.ts';
 
 /** Where the chart installs the operator; its CA Secrets, Lease and webhook Secrets live here. */
 export const DEFAULT_OPERATOR_NAMESPACE = 'agent-identity-system';
@@ -9,7 +9,7 @@ export const DEFAULT_OPERATOR_NAMESPACE = 'agent-identity-system';
 /** The Lease the operator's replicas campaign for with --leader-elect. */
 export const OPERATOR_LEASE = 'agent-identity-operator';
 
-export const CRD_NAMES = [`${AGENT_IDENTITY.plural}.${GROUP}`, `${TRUST_DOMAIN.plural}.${GROUP}`] as const;
+export const CRD_NAMES = [`${AGENT_IDENTITY.plural}.${GROUP}`, `${TRUST_DOMAIN.plural}.${GROUP}`, `${CLUSTER_FEDERATED_TRUST_DOMAIN.plural}.${GROUP}`] as const;
 
 export const WEBHOOK_CONFIGURATION_NAME = 'agent-identity-operator';
 export const WEBHOOK_SERVICE_NAME = 'agent-identity-operator-webhook';

@@ -156,6 +156,33 @@ export interface TrustDomainSpec {
     secretRef?: SecretRef;
   };
   spiffeIDTemplate?: string;
+  /** Opt-in: serve this trust domain's bundle to partners (docs/federation.md). */
+  federation?: TrustDomainFederation;
+  /**
+   * Foreign trust domain names (each a ClusterFederatedTrustDomain's
+   * spec.trustDomain) whose Roots this trust domain's agents trust.
+   */
+  federatesWith?: string[];
+}
+
+/** How a bundle endpoint proves who it is (SPIFFE Trust Domain and Bundle, 5.2). */
+export type BundleEndpointProfileType = 'https_spiffe' | 'https_web';
+
+export interface TrustDomainFederation {
+  bundleEndpoint?: BundleEndpointSpec;
+}
+
+/** spec.federation.bundleEndpoint: every replica serves the bundle at /bundles/<trustDomain>. */
+export interface BundleEndpointSpec {
+  profile: {
+    type: BundleEndpointProfileType;
+    /** https_web: a kubernetes.io/tls Secret in the operator's namespace that the admin keeps current. */
+    secretName?: string;
+  };
+  /** DNS names the endpoint's certificate is chosen by (TLS SNI); https_spiffe puts them on its SVID. */
+  dnsNames?: string[];
+  /** spiffe_refresh_hint, a duration; default 5m. */
+  refreshHint?: string;
 }
 
 export type RootState = 'Active' | 'Incoming' | 'Retiring';
@@ -193,6 +220,49 @@ export interface TrustDomainStatus {
   caSubject?: string;
   caFingerprint?: string;
   caNotAfter?: string;
+}
+
+/** A ClusterFederatedTrustDomain: a partner's trust domain, and where its bundle is fetched. */
+export interface ClusterFederatedTrustDomainSpec {
+  /** The foreign SPIFFE trust domain name. */
+  trustDomain: string;
+  /** https:// URL of the partner's bundle endpoint. */
+  bundleEndpointURL: string;
+  bundleEndpointProfile: {
+    type: BundleEndpointProfileType;
+    /** https_spiffe: the SPIFFE ID the endpoint must present, in the foreign trust domain. */
+    endpointSPIFFEID?: string;
+  };
+  /** The bundle that bootstraps trust (a SPIFFE bundle document or PEM Roots); used until one was fetched. */
+  trustDomainBundle?: string;
+}
+
+export interface FederatedRootStatus {
+  fingerprint: string;
+  notAfter: string;
+}
+
+export interface ClusterFederatedTrustDomainStatus {
+  conditions?: Condition[];
+  /** When the last bundle was accepted from the endpoint. */
+  lastRefresh?: string;
+  /** When the endpoint was last asked, whatever it answered. */
+  lastAttempt?: string;
+  nextRefresh?: string;
+  /** spiffe_sequence of the bundle held. */
+  sequence?: number;
+  roots?: FederatedRootStatus[];
+  /** The ConfigMap in the operator's namespace that holds the accepted bundle. */
+  bundleConfigMap?: string;
+  observedGeneration?: number;
+}
+
+export interface ClusterFederatedTrustDomain {
+  apiVersion: string;
+  kind: 'ClusterFederatedTrustDomain';
+  metadata: ObjectMeta;
+  spec: ClusterFederatedTrustDomainSpec;
+  status?: ClusterFederatedTrustDomainStatus;
 }
 
 export interface TrustDomain {

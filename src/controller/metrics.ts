@@ -108,6 +108,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly federationRefreshes = new Counter({
+    name: 'agentidentity_federation_refreshes_total',
+    help: 'Fetches of a partner\'s bundle, by foreign trust domain and result (Accepted, or why the bundle was refused and the last good one kept).',
+    labelNames: ['trust_domain', 'result'], registers: [this.registry],
+  });
+  readonly federationLastRefresh = new Gauge({
+    name: 'agentidentity_federation_last_refresh_timestamp_seconds',
+    help: 'Unix time at which a bundle was last accepted from a partner\'s bundle endpoint, by foreign trust domain.',
+    labelNames: ['trust_domain'], registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'agentidentity_' });
   }

@@ -5,9 +5,9 @@
 // rejection is normalised to a KubeError (errors.ts). Answers are the API
 // server's JSON as is: no client-node, no ObjectSerializer (issue 12).
 import type { CoreV1Event, KubernetesListObject, KubernetesObject, V1CustomResourceDefinition, V1Lease } from '@kubernetes/client-node';
-import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER, SIGNER_NAME, LABEL_PROXY } from '../api/group.ts';
+import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN, CLUSTER_FEDERATED_TRUST_DOMAIN, MANAGED_SELECTOR, FIELD_MANAGER, SIGNER_NAME, LABEL_PROXY } from '../api/group.ts';
 import type {
-  AgentIdentity, AgentIdentityStatus, ClusterTrustBundle, ConfigMap, Namespace, NetworkPolicy, ObjectMeta, Pod, PodCertificateRequest, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
+  AgentIdentity, AgentIdentityStatus, ClusterFederatedTrustDomain, ClusterFederatedTrustDomainStatus, ClusterTrustBundle, ConfigMap, Namespace, NetworkPolicy, ObjectMeta, Pod, PodCertificateRequest, Secret, ServiceAccount, TrustDomain, TrustDomainStatus,
 } from '../api/types.ts';
 import type { KubeConfig } from './config.ts';
 import { call, ifExists, isNotFound } from './errors.ts';
@@ -138,6 +138,10 @@ export class KubeClient {
     return this.replace(at('/api/v1', 'configmaps', cm.metadata.namespace!, cm.metadata.name!), cm, WRITE);
   }
 
+  async listConfigMaps(namespace: string, labelSelector: string): Promise<ConfigMap[]> {
+    return (await this.get<{ items: ConfigMap[] }>(at('/api/v1', 'configmaps', namespace), { labelSelector })).items;
+  }
+
   deleteConfigMap(namespace: string, name: string): Promise<unknown> {
     return this.req({ method: 'DELETE', path: at('/api/v1', 'configmaps', namespace, name) });
   }
@@ -232,6 +236,11 @@ export class KubeClient {
     return this.serves(at(CERTS_PATH, 'podcertificaterequests'), { fieldSelector: OUR_SIGNER, limit: 1 });
   }
 
+  /** Whether the ClusterFederatedTrustDomain CRD is installed (an upgrade may apply the new CRD after the operator); a refusal (403) is thrown. */
+  servesFederatedTrustDomains(): Promise<boolean> {
+    return this.serves(at(AI_PATH, CLUSTER_FEDERATED_TRUST_DOMAIN.plural), { limit: 1 });
+  }
+
   private async serves(path: string, query: Query): Promise<boolean> {
     try {
       await this.get(path, query);
@@ -296,6 +305,11 @@ export class KubeClient {
     return this.mergePatch(at(AI_PATH, TRUST_DOMAIN.plural, undefined, name, 'status'), { status }, WRITE);
   }
 
+  // --- ClusterFederatedTrustDomain
+  patchFederatedTrustDomainStatus(name: string, status: ClusterFederatedTrustDomainStatus): Promise<ClusterFederatedTrustDomain> {
+    return this.mergePatch(at(AI_PATH, CLUSTER_FEDERATED_TRUST_DOMAIN.plural, undefined, name, 'status'), { status }, WRITE);
+  }
+
   // --- PodCertificateRequest (certificates.k8s.io/v1)
   /**
    * Replaces the request's metadata (the signer's finalizer, labels and
@@ -329,6 +343,10 @@ export class KubeClient {
 
   trustDomainInformer(h: InformerHandlers<TrustDomain>): Informer<TrustDomain & KubernetesObject> {
     return this.informer('trustdomains', at(AI_PATH, TRUST_DOMAIN.plural), h);
+  }
+
+  federatedTrustDomainInformer(h: InformerHandlers<ClusterFederatedTrustDomain>): Informer<ClusterFederatedTrustDomain & KubernetesObject> {
+    return this.informer('clusterfederatedtrustdomains', at(AI_PATH, CLUSTER_FEDERATED_TRUST_DOMAIN.plural), h);
   }
 
   managedConfigMapInformer(h: InformerHandlers<ConfigMap>): Informer<ConfigMap & KubernetesObject> {

@@ -88,6 +88,8 @@ const CUSTOM_VALUES = {
     prometheusRule: { enabled: true, labels: { release: 'prometheus' }, alertLabels: { team: 'platform' } },
   },
   dashboard: { annotations: { grafana_folder: 'Security' } },
+  bundleEndpoint: { enabled: true, port: 8444, service: { type: 'LoadBalancer', port: 443 }, ingress: { enabled: true, className: 'nginx', host: 'bundle.example.com', annotations: { 'nginx.ingress.kubernetes.io/ssl-passthrough': 'true' } } },
+  federation: { refreshMin: '1m', refreshMax: '2h' },
   serviceAccount: { annotations: { 'example.com/owner': 'platform' } },
   podDisruptionBudget: { minAvailable: 2, maxUnavailable: null },
   priorityClassName: 'system-cluster-critical',
@@ -143,8 +145,9 @@ const CLUSTER_SCOPED = new Set(['ClusterRole', 'ClusterRoleBinding', 'TrustDomai
 
 /** The permissions the operator needs once rotation and the webhook land (the brief's list). */
 const EXPECTED_CLUSTER_RULES = [
-  { apiGroups: ['agentidentity.dev'], resources: ['agentidentities', 'trustdomains'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: ['agentidentity.dev'], resources: ['agentidentities', 'trustdomains', 'clusterfederatedtrustdomains'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['agentidentity.dev'], resources: ['agentidentities/status', 'trustdomains/status'], verbs: ['get', 'patch', 'update'] },
+  { apiGroups: ['agentidentity.dev'], resources: ['clusterfederatedtrustdomains/status'], verbs: ['patch'] },
   // Beyond the brief's list, needed by code in src/: the revocation finalizer
   // (patch on the AgentIdentity's metadata) and blockOwnerDeletion on the
   // identity Secret's owner reference (OwnerReferencesPermissionEnforcement).
@@ -447,7 +450,7 @@ test('every rendered object, and the kustomize base, is accepted by the API serv
   const kustomized = await kubectl(['kustomize', join(ROOT, 'deploy')]);
   assert.equal(kustomized.code, 0, kustomized.stderr);
   const base = (loadAll(kustomized.stdout) as Obj[]).filter(Boolean);
-  assert.deepEqual(base.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata.name).sort(), ['agentidentities.agentidentity.dev', 'trustdomains.agentidentity.dev']);
+  assert.deepEqual(base.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata.name).sort(), ['agentidentities.agentidentity.dev', 'clusterfederatedtrustdomains.agentidentity.dev', 'trustdomains.agentidentity.dev']);
   await check('kubectl kustomize deploy/', kustomized.stdout, base.map((o) => o.kind));
   // deploy/ is the default render plus the Namespace and the CRDs, and has no
   // field that the operator (or the API server) rewrites at runtime.

@@ -72,6 +72,19 @@ test('a taken HTTP port is named with its flag and variable, without a stack tra
   }
 });
 
+test('a taken bundle endpoint port is named with its flag and variable, without a stack trace', async () => {
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+  const port = (taken.address() as { port: number }).port;
+  try {
+    const r = await runMain([`--kubeconfig=${env.kubeconfigPath}`, '--http-host=127.0.0.1', '--http-port=0', '--bundle-endpoint-host=127.0.0.1', `--bundle-endpoint-port=${port}`]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `agent-identity-operator: port ${port} is already in use (--bundle-endpoint-port / AGENT_IDENTITY_BUNDLE_ENDPOINT_PORT)\n`);
+  } finally {
+    taken.close();
+  }
+});
+
 test('serves /healthz, /readyz and /metrics, issues, and shuts down on SIGTERM', async () => {
   const a = api(env.kc);
   await a.createTrustDomain('default', { trustDomain: 'cluster.local', ca: { selfSigned: {} } });

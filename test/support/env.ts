@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { makeClientCert } from './certs.ts';
 import { kubeconfigYaml, startControlPlane, resolveBinaries, type ControlPlane, type StartOptions } from './controlplane.ts';
 
+import { CRD_NAMES } from '../../src/api/names.ts';
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
 export interface TestEnv {
@@ -36,7 +37,7 @@ export async function installCRDs(kubectlBin: string, kubeconfigPath: string): P
   const kubectl = (args: string[]) => runKubectl(kubectlBin, kubeconfigPath, args);
   const crds = await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'crds')]);
   if (crds.code !== 0) throw new Error(`installing CRDs failed: ${crds.stderr}`);
-  await waitEstablished(kubectl, ['agentidentities.agentidentity.dev', 'trustdomains.agentidentity.dev']);
+  await waitEstablished(kubectl, [...CRD_NAMES]);
 }
 
 /**
