@@ -6,7 +6,7 @@
 // spec.proxy the NetworkPolicy that leaves the proxy the only way in.
 import { firstViolation, type Violation } from '../controller/checks.ts';
 import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ANNOTATION_NOT_AFTER, FINALIZER_REVOKE } from '../api/group.ts';
-import { deliveryOf, needsPeers, policyConfigMapName, proxyNetworkPolicyName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
+import { deliveryOf, policyConfigMapName, proxyNetworkPolicyName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
 import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, NetworkPolicy, Secret } from '../api/types.ts';
 import type { DenyListEntry } from '../api/documents.ts';
@@ -28,12 +28,14 @@ import { denyEntryOf, denyEntryOfPodCertificate, type PodCertificateOnRecord, re
 import { desiredSecret, keptLeaf, secretDiffers, type SecretLeaf } from './secret.ts';
 import { readyStatus, failedStatus, podCertificateStatus, suspendedStatus, withoutCertificate } from './status.ts';
 import { desiredPolicyConfigMap } from './policy.ts';
+import { candidatePeers, policyDependencies } from './dependencies.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
 import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
 import { writeOwned } from '../controller/owned.ts';
 import { desiredNetworkPolicy, networkPolicyDiffers } from './network-policy.ts';
 import { controllerOf, describeController, isControlledBy } from '../api/owner.ts';
 import { foreignClaim, SECRET_OWNED_BY_ANOTHER } from './ownership.ts';
+import { secretKeyOf } from './watches.ts';
 import { tenancyViolation } from '../policy/tenancy.ts';
 
 export interface IdentityReconcilerDeps extends ReconcileContext {
@@ -52,7 +54,9 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
     patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<unknown>;
     patchIdentityMetadata(namespace: string, name: string, metadata: { finalizers: string[]; resourceVersion?: string }): Promise<unknown>;
   };
-  identities: { get(name: string, namespace?: string): AgentIdentity | undefined; list(): readonly AgentIdentity[] };
+  identities: { get(name: string, namespace?: string): AgentIdentity | undefined; list(namespace?: string): readonly AgentIdentity[] };
+  /** The identities naming each Secret, by `namespace/secretName` (watches.ts bySecret): who else claims one not yet made. */
+  claims: { of(secretKey: string): readonly AgentIdentity[] };
   configMaps: { get(name: string, namespace?: string): ConfigMap | undefined };
   /** The operator's NetworkPolicies; undefined where it may not watch them (RBAC from before spec.proxy). */
   networkPolicies?: { get(name: string, namespace?: string): NetworkPolicy | undefined };
@@ -118,7 +122,7 @@ async function addFinalizer(d: IdentityReconcilerDeps, identity: AgentIdentity):
 
 /** Retried with backoff: another's Secret changing, or an older claim going away, queues only that other identity. */
 function refuseForeignClaim(d: IdentityReconcilerDeps, identity: AgentIdentity, secret: Secret | undefined): void {
-  const claim = foreignClaim(identity, secret, d.identities.list());
+  const claim = foreignClaim(identity, secret, secret ? [] : d.claims.of(secretKeyOf(identity)));
   if (claim) throw new Refused(SECRET_OWNED_BY_ANOTHER, claim);
 }
 
@@ -328,8 +332,9 @@ async function ownSecret(d: IdentityReconcilerDeps, identity: AgentIdentity, cac
 
 /** Writes the identity's policy.json when it changed; returns how many peers the policy resolves to. */
 async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, spiffeID: SpiffeID): Promise<number | undefined> {
-  // Only rules and the proxy's host map need peers (needsPeers): listing every identity for all would make a burst O(N²).
-  const peers = needsPeers(identity) ? d.identities.list().map((p) => ({
+  // Only the identities its rules can name (dependencies.ts): listing every identity for every holder would make a burst O(N²).
+  const deps = policyDependencies(identity);
+  const peers = deps ? candidatePeers(deps, identity.metadata.namespace!, d).map((p) => ({
     identity: p, spiffeID: p.status?.spiffeID ?? expectedSpiffeID(d, p), clusterDomain: d.trustDomains.get(trustDomainOf(p))?.spec.clusterDomain,
   })) : [];
   const inputs = {

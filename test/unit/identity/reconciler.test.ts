@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, ANNOTATION_SERIAL, BUNDLE_DENYLIST, SECRET_KEY } from '../../../src/api/group.ts';
 import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../../../src/api/defaults.ts';
+import { secretKeyOf } from '../../../src/identity/watches.ts';
 import type { AgentIdentity, AgentIdentitySpec, ConfigMap, Namespace, NetworkPolicy, PodCertificateRequest, Secret, TrustDomain } from '../../../src/api/types.ts';
 import { rotationReissueTime } from '../../../src/ca/rotation.ts';
 import type { Result } from '../../../src/controller/queue.ts';
@@ -173,6 +174,7 @@ class FakeCluster {
         },
       },
       identities: { get: get(this.identities), list: () => [...this.identities.values()] },
+      claims: { of: (key) => [...this.identities.values()].filter((i) => secretKeyOf(i) === key) },
       configMaps: { get: get(this.configMaps) },
       ...(this.watchesNetworkPolicies ? { networkPolicies: { get: get(this.networkPolicies) } } : {}),
       namespaces: { get: (name) => (name === NS ? namespace : undefined), list: () => [namespace] },
