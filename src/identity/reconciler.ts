@@ -160,8 +160,14 @@ async function issue(
   d.metrics.issuances.inc({ trust_domain: trustDomain.name, reason: violation.reason, result: 'success' });
   d.metrics.issuanceDuration.observe({ trust_domain: trustDomain.name }, (performance.now() - started) / 1000);
   d.log.info({ identity: objectKey(identity), reason: violation.reason, serial: leaf.serialNumber, notAfter: leaf.notAfter }, 'issued certificate');
-  d.events.record(ref(identity), 'Normal', 'Issued',
-    `${violation.message}; issued ${leaf.spiffeID} serial ${leaf.serialNumber}, valid until ${leaf.notAfter.toISOString()}`);
+  // A re-issue is history the status keeps only the last of, so it gets an Event (naming the serial replaced).
+  // A first certificate is not: Ready=True reason Issued, the serial and lastIssuanceReason say all the Event
+  // would, and it was one API write in four per new identity (issue 20).
+  const replaced = identity.status?.serialNumber;
+  if (replaced) {
+    d.events.record(ref(identity), 'Normal', 'Issued',
+      `${violation.message}; issued ${leaf.spiffeID} serial ${leaf.serialNumber} (replacing ${replaced}), valid until ${leaf.notAfter.toISOString()}`);
+  }
   return { leaf, renewAt: renewalTime(identity.spec, leaf) };
 }
 
