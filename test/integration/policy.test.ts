@@ -19,9 +19,11 @@ before(async () => {
 });
 after(() => tearDown({ env, op }));
 
+/** policy.json as the pods read it: from the identity Secret (Secret delivery). */
 const policyOf = async (ns: string, name: string): Promise<PolicyDocument | undefined> => {
-  const cm = await a.core.readNamespacedConfigMap({ namespace: ns, name: `${name}-identity-policy` }).catch(() => undefined);
-  return cm?.data?.['policy.json'] ? JSON.parse(cm.data['policy.json']) as PolicyDocument : undefined;
+  const secret = await a.getSecret(ns, `${name}-identity`).catch(() => undefined);
+  const json = secret?.data?.['policy.json'];
+  return json ? JSON.parse(Buffer.from(json, 'base64').toString('utf8')) as PolicyDocument : undefined;
 };
 
 test('policy.json follows the agents the policy names as they join and leave', async () => {
