@@ -2,8 +2,9 @@
 // checks, act (issue, resync or revoke), report (status, event, metrics).
 // Level-based: it reads only cached state and writes only differences, so a
 // second run in a row makes no API write. What the pods need besides the
-// certificate is published next to it: the policy ConfigMap, and with
-// spec.proxy the NetworkPolicy that leaves the proxy the only way in.
+// certificate is published with it: policy.json (in the Secret, or in a
+// ConfigMap for pod certificates), and with spec.proxy the NetworkPolicy that
+// leaves the proxy the only way in.
 import { firstViolation, type Violation } from '../controller/checks.ts';
 import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ANNOTATION_NOT_AFTER, FINALIZER_REVOKE } from '../api/group.ts';
 import { deliveryOf, policyConfigMapName, proxyNetworkPolicyName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';

@@ -1,8 +1,8 @@
 // Where the trust bundle is published and what each copy holds. Pure.
 import { API_VERSION, BUNDLE_DENYLIST, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, TRUST_DOMAIN } from '../api/group.ts';
-import { bundleConfigMapName, trustDomainOf } from '../api/defaults.ts';
+import { bundleConfigMapName } from '../api/defaults.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
-import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, OwnerReference, TrustDomain } from '../api/types.ts';
+import type { ClusterTrustBundle, ConfigMap, Namespace, OwnerReference, TrustDomain } from '../api/types.ts';
 import { matchesSelector } from '../policy/selector.ts';
 
 /**
