@@ -8,7 +8,6 @@ import { setUp, tearDown } from '../support/suite.ts';
 import { eventually } from '../support/operator.ts';
 import { api, isReady } from '../support/objects.ts';
 import type { Operator } from '../../src/operator.ts';
-import type { PolicyDocument } from '../../src/api/documents.ts';
 
 let env: TestEnv;
 let op: Operator;
@@ -19,12 +18,7 @@ before(async () => {
 });
 after(() => tearDown({ env, op }));
 
-/** policy.json as the pods read it: from the identity Secret (Secret delivery). */
-const policyOf = async (ns: string, name: string): Promise<PolicyDocument | undefined> => {
-  const secret = await a.getSecret(ns, `${name}-identity`).catch(() => undefined);
-  const json = secret?.data?.['policy.json'];
-  return json ? JSON.parse(Buffer.from(json, 'base64').toString('utf8')) as PolicyDocument : undefined;
-};
+const policyOf = (ns: string, name: string) => a.getPolicy(ns, name);
 
 test('policy.json follows the agents the policy names as they join and leave', async () => {
   const ns = await env.namespace('agents');
