@@ -180,14 +180,20 @@ test('validate: a labelled pod\'s policy ConfigMap is read (metadata only) besid
   const ours = { ...squatted, ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: 'planner', uid: 'uid-planner', controller: true }] };
   assert.equal((await validate(request(agentPod('planner')), lookups([podCertificates(identity('planner'))], [], [ours]))).result, 'allowed');
   assert.equal((await validate(request(agentPod('planner')), lookups([podCertificates(identity('planner'))]))).result, 'allowed', 'not written yet: the kubelet waits for it');
-  // Secret delivery projects policy.json from the identity Secret: a ConfigMap of that name is no pod's policy.
-  assert.equal((await validate(request(agentPod('planner')), lookups([identity('planner')], [], [squatted]))).result, 'allowed');
+  // Secret delivery projects policy.json from the identity Secret: a ConfigMap of that name is no pod's policy, and is not read.
+  const secretDelivered = lookups([identity('planner')], [], [squatted]);
+  assert.equal((await validate(request(agentPod('planner')), secretDelivered)).result, 'allowed');
+  assert.deepEqual(secretDelivered.calls, ['list agents']);
 });
 
-test('validate: a failed policy ConfigMap read refuses the pod and names the ConfigMap', async () => {
+test('validate: a failed policy ConfigMap read (pod-certificate delivery) refuses the pod and names the ConfigMap', async () => {
+  const podCertificates = { ...identity('planner'), spec: { ...identity('planner').spec, delivery: 'PodCertificate' as const } };
   const out = await validate(request(agentPod('planner')), {
-    ...lookups([identity('planner')]),
-    configMapMetadata: async () => { throw new KubeError(403, 'Forbidden', 'configmaps "planner-identity-policy" is forbidden'); },
+    ...lookups([podCertificates]),
+    configMapMetadata: async (_ns: string, name: string) => {
+      if (name === 'planner-identity-policy') throw new KubeError(403, 'Forbidden', 'configmaps "planner-identity-policy" is forbidden');
+      return undefined;
+    },
   });
   assert.equal(out.result, 'error');
   assert.equal(out.response.status!.message, 'could not read ConfigMap "planner-identity-policy" in namespace "agents": the webhook is not allowed to read it (HTTP 403); check its RBAC; the pod was not admitted, retry shortly');
