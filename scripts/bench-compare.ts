@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { startControlPlane, resolveBinaries } from '../test/support/controlplane.ts';
 import { runKubectl } from '../test/support/env.ts';
 import { PRESETS, agentIdentityOperator, type Cluster, type Preset } from './bench-presets.ts';
-import { cpuTicks, median, processCpuSeconds, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract, targetRows } from './bench-stats.ts';
+import { cpuTicks, median, processCpuSeconds, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract, subtractCounts, targetRows, writesByRequest } from './bench-stats.ts';
 import { readyChart, type Series } from './bench-chart.ts';
 import { connectionFailure, retryDelay } from '../src/kube/retry.ts';
 
@@ -67,7 +67,8 @@ export interface RunResult {
   /** Seconds from the first create to the last Ready. */
   allReadySeconds: number;
   createToReadyMs: { p50: number; p90: number; p99: number; max: number };
-  perIssuance: { apiWrites: number; apiReads: number; conflicts: number; connectionsOpened: number | null; connectionsSeen: number };
+  /** writesByRequest: each kind of write (`POST secrets`, `PATCH agentidentities/status`) per issuance; the bench's own N creates included. */
+  perIssuance: { apiWrites: number; apiReads: number; conflicts: number; writesByRequest: Record<string, number>; connectionsOpened: number | null; connectionsSeen: number };
   peakOpenConnections: number;
   cpuSecondsPer100: number;
   /** The API server's own CPU (its process_cpu_seconds_total) for the window, per 100: what the controller's requests cost the cluster. Includes the bench's N creates. */
@@ -226,6 +227,9 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
 
   // The window's requests less the bench's own: N creates and its watches that ended in the window.
   const window = subtract(subtract(m1, m0), { writes: N, reads: ownReads, conflicts: 0, leaseWrites: 0 });
+  const byRequest = subtractCounts(writesByRequest(s1), writesByRequest(s0));
+  const perReady = (v: number) => (v / (readyAt.size || 1)).toFixed(2);
+  console.log(`${preset.name} run ${run}: writes per issuance by request (the bench's own creates included): ${Object.entries(byRequest).sort(([, a], [, b]) => b - a).map(([k, v]) => `${k} ${perReady(v)}`).join(', ')}`);
   const idle = subtract(m2, m1);
   const latencies = [...readyAt].map(([name, at]) => Math.max(0, at - (createdAt.get(name) ?? at)));
   const ready = readyAt.size || 1;
@@ -235,6 +239,7 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
     createToReadyMs: { p50: quantile(latencies, 0.5), p90: quantile(latencies, 0.9), p99: quantile(latencies, 0.99), max: Math.max(...latencies) },
     perIssuance: {
       apiWrites: window.writes / ready, apiReads: window.reads / ready, conflicts: window.conflicts / ready,
+      writesByRequest: Object.fromEntries(Object.entries(byRequest).map(([k, v]) => [k, v / ready])),
       connectionsOpened: ctl.connectionsOpened ? (conn1 - conn0) / ready : null, connectionsSeen: socks.seen / ready,
     },
     peakOpenConnections: socks.peak,

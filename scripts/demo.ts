@@ -169,7 +169,7 @@ try {
     const reply = await new Promise<string>((res) => { let d = ''; s.on('data', (c) => (d += c)); s.on('close', () => res(d)); s.on('error', () => res(d)); });
     return reply.trim();
   };
-  const allowed = (JSON.parse((await a.core.readNamespacedConfigMap({ namespace: 'agents', name: 'planner-identity-policy' })).data!['policy.json']!) as PolicyDocument).allow;
+  const allowed = (JSON.parse(Buffer.from((await a.getSecret('agents', 'planner-identity')).data!['policy.json']!, 'base64').toString()) as PolicyDocument).allow;
   info(`orchestrator → planner: "${await call(ids.orchestrator!)}" (allowed by ${allowed.find((x) => x.spiffeID.endsWith('/orchestrator'))?.rule})`);
   info(`intruder → planner: "${await call(ids.intruder!)}" (a valid identity of the same trust domain, but not in the policy)`);
   await new Promise((r) => setTimeout(r, 200));

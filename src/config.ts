@@ -68,10 +68,10 @@ export const OPTIONS = {
   'http-port': { env: 'HTTP_PORT', default: '8080', help: 'port for /healthz, /readyz and /metrics (0: any free port)' },
   concurrency: { env: 'CONCURRENCY', default: '4', help: 'reconciles in flight per controller' },
   qps: { env: 'QPS', default: '50', help: 'API requests per second, one budget for the whole process (client-go QPS; watches not counted); kube-scheduler\'s default' },
-  // A wave of ~650 new identities (3 paced requests each: Secret, policy, status) at full speed,
+  // A wave of ~1,000 new identities (2 paced requests each: the Secret with its policy.json, the status) at full speed,
   // then --qps. What the API server sees at once stays bounded by --concurrency, since each
   // reconcile sends one request at a time; controller-runtime and cert-manager send unpaced.
-  burst: { env: 'BURST', default: '2000', help: 'API requests the operator may send ahead of --qps after a quiet spell (client-go burst): about 650 new identities at full speed' },
+  burst: { env: 'BURST', default: '2000', help: 'API requests the operator may send ahead of --qps after a quiet spell (client-go burst): about 1,000 new identities at full speed' },
   'min-duration': { env: 'MIN_DURATION', default: '10m', help: 'shortest leaf lifetime accepted' },
   'ca-duration': { env: 'CA_DURATION', default: '87600h', help: 'lifetime of a generated self-signed CA' },
   'intermediate-duration': { env: 'INTERMEDIATE_DURATION', default: '2160h', help: 'lifetime of the intermediate that signs leaves (renewed 2/3 through)' },

@@ -1,11 +1,7 @@
 // Which TrustDomains another object's change concerns: the mappings the
 // trust controller is declared with (operator.ts).
-import { trustDomainOf } from '../api/defaults.ts';
-import type { AgentIdentity, TrustDomain } from '../api/types.ts';
+import type { TrustDomain } from '../api/types.ts';
 import type { Mapper } from '../controller/controller.ts';
-
-/** An identity appearing, moving or leaving: its TrustDomain's bundle copies and rotation progress. */
-export const trustDomainOfIdentity: Mapper<AgentIdentity> = (i) => [trustDomainOf(i)];
 
 /** A Namespace: bundles are published by namespace selector, so every TrustDomain may publish there or withdraw. */
 export const everyTrustDomain = (trustDomains: { list(): readonly TrustDomain[] }): Mapper<unknown> => () => trustDomains.list().map((t) => t.metadata.name!);

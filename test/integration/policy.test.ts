@@ -8,7 +8,6 @@ import { setUp, tearDown } from '../support/suite.ts';
 import { eventually } from '../support/operator.ts';
 import { api, isReady } from '../support/objects.ts';
 import type { Operator } from '../../src/operator.ts';
-import type { PolicyDocument } from '../../src/api/documents.ts';
 
 let env: TestEnv;
 let op: Operator;
@@ -19,10 +18,7 @@ before(async () => {
 });
 after(() => tearDown({ env, op }));
 
-const policyOf = async (ns: string, name: string): Promise<PolicyDocument | undefined> => {
-  const cm = await a.core.readNamespacedConfigMap({ namespace: ns, name: `${name}-identity-policy` }).catch(() => undefined);
-  return cm?.data?.['policy.json'] ? JSON.parse(cm.data['policy.json']) as PolicyDocument : undefined;
-};
+const policyOf = (ns: string, name: string) => a.getPolicy(ns, name);
 
 test('policy.json follows the agents the policy names as they join and leave', async () => {
   const ns = await env.namespace('agents');

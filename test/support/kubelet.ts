@@ -1,6 +1,6 @@
 // What the kubelet does for a pod the webhook injected: project the
-// identity's Secret and policy ConfigMap into one directory, and refresh it
-// with an atomic `..data` swap when either changes. Lets the demo and tests
+// identity's Secret (certificate, key, bundle and policy.json) into one
+// directory, and refresh it with an atomic `..data` swap when it changes. Lets the demo and tests
 // run real SDK agents on the host against a real API server.
 import { mkdir } from 'node:fs/promises';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
@@ -12,9 +12,8 @@ export async function mountIdentity(kc: KubeConfig, namespace: string, name: str
   const core = kc.makeApiClient(CoreV1Api);
   const read = async () => {
     const s = await core.readNamespacedSecret({ namespace, name: `${name}-identity` });
-    const cm = await core.readNamespacedConfigMap({ namespace, name: `${name}-identity-policy` });
     const b = (k: string) => Buffer.from(s.data?.[k] ?? '', 'base64').toString('utf8');
-    return { 'tls.crt': b('tls.crt'), 'tls.key': b('tls.key'), 'ca.crt': b('ca.crt'), 'policy.json': cm.data?.['policy.json'] ?? '' };
+    return { 'tls.crt': b('tls.crt'), 'tls.key': b('tls.key'), 'ca.crt': b('ca.crt'), 'policy.json': b('policy.json') };
   };
   await mkdir(dir, { recursive: true });
   let last = await read();

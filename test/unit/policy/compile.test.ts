@@ -190,6 +190,13 @@ describe('compilePolicy: egress', () => {
     assert.ok(doc.egress?.destinations.some((d) => d.host === 'api.agents.svc' && d.spiffeID === id('agents', 'search')), JSON.stringify(doc.egress));
   });
 
+  it('an inbound-only policy gets the egress rules but no host map: its document names its own peers, not every identity', () => {
+    const doc = compilePolicy(withHosts({ allow: [{ agent: { name: 'search' } }] }));
+    assert.deepEqual(doc.allow.map((p) => p.spiffeID), [id('agents', 'search')]);
+    assert.equal(doc.egress?.mode, 'TrustDomain');
+    assert.deepEqual(doc.egress?.destinations, []);
+  });
+
   it('egress alone keeps inbound in TrustDomain mode; egress without allow is TrustDomain mode', () => {
     const doc = compilePolicy(withHosts({ egress: {} }));
     assert.equal(doc.mode, 'TrustDomain');
