@@ -196,6 +196,17 @@ describe('guardRequest', () => {
     assert.deepEqual(statuses(), ['413', '403', '200']);
   });
 
+  it('a refused body that stops arriving does not hold the connection: it is cut after the linger', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (c: string) => (answer += c)).on('error', () => undefined);
+    const closed = new Promise((r) => socket.once('close', r));
+    socket.write(`POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${1024 * 1024}\r\n\r\n{"jsonrpc":`);
+    // The client stalls here; the server answers at once and closes once the linger (2 s) is over.
+    await closed;
+    assert.match(answer, /^HTTP\/1\.1 413 /);
+  });
+
   it('a compressed body cannot be read, so it is refused', async () => {
     const r = await post('x', { 'content-encoding': 'gzip' });
     assert.equal(r.status, 415);
