@@ -264,9 +264,10 @@ try {
   info(`tools' policy: allow[0] ${JSON.stringify(toolsRule)}`);
   const toolsURL = `http://tools.agents.svc:${toolsProxy.port}${MCP_PATH}`;
   // researcher's proxy finds tools' identity for the host in its policy.json, which names tools once tools exists.
-  await eventually(async () => (JSON.parse((await a.core.readNamespacedConfigMap({ namespace: 'agents', name: 'researcher-identity-policy' })).data!['policy.json']!) as PolicyDocument)
-    .egress?.destinations.some((d) => d.host === 'tools.agents.svc'), { what: 'researcher\'s policy.json to name the tools host' });
-  await researcherMount.synced();
+  await eventually(async () => {
+    await researcherMount.synced();
+    return (JSON.parse(await readFile(join(researcherMount.dir, 'policy.json'), 'utf8')) as PolicyDocument).egress?.destinations.some((d) => d.host === 'tools.agents.svc');
+  }, { what: 'researcher\'s mounted policy.json to name the tools host' });
   const session = await researcher.mcp(toolsURL);
   type Answer = { result?: { content?: { text: string }[] }; error?: { code: number; message: string } };
   const [search, deleteAll] = [session.search as Answer | undefined, session.delete_all as Answer | undefined];

@@ -70,7 +70,13 @@ before(async () => {
   await a.createIdentity(ns, 'orchestrator', { policy: { allow: [], egress: { allow: [{ agent: { name: 'tools' } }, { agent: { name: 'planner' } }] } } });
   const names = ['tools', 'librarian', 'planner', 'orchestrator'];
   for (const name of names) await eventually(async () => isReady(await a.getIdentity(ns, name)), { what: `${name} Ready` });
-  const policy = async (name: string) => JSON.parse((await a.core.readNamespacedConfigMap({ namespace: ns, name: `${name}-identity-policy` })).data!['policy.json']!) as PolicyDocument;
+  // The policy.json each proxy reads, as the kubelet projected it (wherever the operator publishes it).
+  const mounted: Record<string, Mount> = {};
+  for (const name of names) mounts.push((mounted[name] = await mountIdentity(env.kc, ns, name, join(base, name), 200)));
+  const policy = async (name: string) => {
+    await mounted[name]!.synced();
+    return JSON.parse(await readFile(join(base, name, 'policy.json'), 'utf8')) as PolicyDocument;
+  };
   for (const name of ['tools', 'librarian', 'planner']) {
     await eventually(async () => (await policy(name)).allow.some((p) => p.spiffeID === agentID('orchestrator') && p.rules !== undefined), { what: `${name} policy.json narrows the orchestrator` });
   }
@@ -78,7 +84,6 @@ before(async () => {
     const hosts = (await policy('orchestrator')).egress?.destinations.map((d) => d.host) ?? [];
     return hosts.includes(host('tools')) && hosts.includes(host('planner'));
   }, { what: 'orchestrator policy.json maps tools and planner' });
-  for (const name of names) mounts.push(await mountIdentity(env.kc, ns, name, join(base, name), 200));
 
   servers = { json: await startToolsServer({ json: true }), sse: await startToolsServer({ json: false }), a2a: await startA2AServer() };
   const inbound = async (name: string, identity: string, appPort: number) => {
