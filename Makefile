@@ -85,7 +85,8 @@ bench-compare: deps control-plane
 
 ## The identity proxy side by side on loopback (docs/performance.md): direct, SDK mTLS, the proxies
 ## (dist/, as the sidecar runs them), ghostunnel (built once, scripts/ghostunnel.sh); 1 KB keep-alive
-## requests open loop at 1k and 5k req/s and closed loop; then a root rotation under 1k req/s. Printed,
+## requests open loop at 1k and 5k req/s and closed loop; then a root rotation under 1k req/s, and a 2 KB MCP
+## tools/call with and without tool-level policy (scripts/bench-proxy-policy.ts). Printed,
 ## with results.txt, results.json and latency.svg in .local/bench-proxy/<time>/. BENCH_PROXY_RUNS=3
 ## BENCH_PROXY_SECONDS=5 BENCH_PROXY_CONCURRENCY=32 BENCH_PROXY_PATHS=direct,sdk,proxies,ghostunnel.
 bench-proxy: build
