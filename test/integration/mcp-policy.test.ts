@@ -318,6 +318,16 @@ describe('the audit trail', () => {
   const count = (records: AuditRecord[], want: Partial<AuditRecord>) => records.filter((r) => Object.entries(want).every(([k, v]) => r[k as keyof AuditRecord] === v)).length;
 
   before(async () => {
+    // A refusal before any request policy: librarian is not in the orchestrator's egress.allow.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: proxies.orchestrator!.outboundPort, method: 'POST', path: `http://${host('librarian')}:8443${MCP_PATH}` }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end('{}');
+    });
+    assert.equal(status, 403);
     // SIGTERM writes what the proxies' audit queues hold.
     await Promise.all(Object.values(proxies).map((p) => p.process.stop()));
   });
@@ -342,7 +352,10 @@ describe('the audit trail', () => {
     const hostile = await read('tools-json');
     for (const reason of ['DuplicateKey', 'BatchTooLarge', 'BodyTooLarge', 'TooDeep']) assert.equal(count(hostile, { decision: 'deny', reason }), 1, reason);
     // The orchestrator's own proxy decided each call out (egress), by path: it never read the bodies.
-    assert.ok(count(await read('orchestrator'), { direction: 'egress', transport: 'http', decision: 'allow', peer: agentID('tools') }) > 0);
+    const egress = await read('orchestrator');
+    assert.ok(count(egress, { direction: 'egress', transport: 'http', decision: 'allow', peer: agentID('tools') }) > 0);
+    // And the call its egress policy refused before any request policy ran, named by the identity that claims the host.
+    assert.equal(count(egress, { direction: 'egress', decision: 'deny', reason: 'EgressDenied', peer: agentID('librarian'), method: 'POST', path: MCP_PATH }), 1);
     for (const name of ['tools-json', 'tools-sse', 'planner', 'orchestrator', 'sdk']) {
       const raw = await readFile(auditFile(name), 'utf8');
       assert.ok(!raw.includes(NEEDLE) && !raw.includes('workloads') && !raw.includes('ship it'), `${name}.audit holds no argument`);
