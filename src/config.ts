@@ -7,6 +7,7 @@ import { parseDuration } from './api/duration.ts';
 import { quantityValue } from './api/quantity.ts';
 import { DEFAULT_OPERATOR_NAMESPACE, OPERATOR_LEASE, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME } from './api/names.ts';
 import type { ProxySidecarConfig, ResourceRequirements } from './webhook/sidecar.ts';
+import { MIN_LIMIT_BYTES } from './memory-limit.ts';
 
 export interface Config {
   kubeconfig?: string;
@@ -43,6 +44,8 @@ export interface Config {
   webhookConfiguration: string;
   /** The identity proxy the webhook injects for identities with spec.proxy; undefined (no --proxy-image): such pods are refused. */
   proxy?: ProxySidecarConfig;
+  /** --memory-limit in bytes; undefined: the cgroup's limit (memory-limit.ts). */
+  memoryLimitBytes?: number;
 }
 
 /** One flag: its AGENT_IDENTITY_<env> variable, default and meaning. The parser and --help both read this table. */
@@ -89,6 +92,8 @@ export const OPTIONS = {
   'proxy-image-pull-policy': { env: 'PROXY_IMAGE_PULL_POLICY', default: 'IfNotPresent', help: 'imagePullPolicy of the proxy sidecar: IfNotPresent, Always or Never' },
   // Node's baseline is about 40 MB; issue 18's target is 80 MB under load.
   'proxy-resources': { env: 'PROXY_RESOURCES', default: '{"requests":{"cpu":"50m","memory":"64Mi"},"limits":{"memory":"128Mi"}}', help: 'resources of the proxy sidecar, as JSON {"requests":{...},"limits":{...}} with quantities as strings (100m, 64Mi)' },
+  // Read from the cgroup when unset (memory-limit.ts): the flag is for a limit the cgroup does not show, e.g. a process outside a container.
+  'memory-limit': { env: 'MEMORY_LIMIT', default: '', help: `memory the operator may use, as a quantity (512Mi, 1Gi; at least ${MIN_LIMIT_BYTES / 2 ** 20}Mi); V8's heap is sized to it at start-up; unset: the cgroup's limit (v2 memory.max, v1 memory.limit_in_bytes), or V8's default when there is none` },
 } as const satisfies Record<string, Option>;
 
 type Name = keyof typeof OPTIONS;
@@ -175,7 +180,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     webhookService: get('webhook-service'),
     webhookConfiguration: get('webhook-configuration'),
     ...proxyConfig(get),
+    ...memoryLimit(get('memory-limit')),
   };
+}
+
+/** --memory-limit: whole bytes as a quantity, at least MIN_LIMIT_BYTES; a typo is refused, not read as "no limit". */
+export function memoryLimit(text: string): { memoryLimitBytes?: number } {
+  if (text === '') return {};
+  const bytes = quantityValue(text);
+  if (bytes === undefined || !Number.isInteger(bytes)) throw new Error(`--memory-limit must be a quantity of bytes such as 512Mi or 1Gi, got "${text}"`);
+  if (bytes < MIN_LIMIT_BYTES) throw new Error(`--memory-limit must be at least ${MIN_LIMIT_BYTES / 2 ** 20}Mi (Node alone needs about 100Mi), got "${text}"`);
+  return { memoryLimitBytes: bytes };
 }
 
 const PULL_POLICIES = ['IfNotPresent', 'Always', 'Never'] as const;
