@@ -27,30 +27,32 @@ import { cpuTicks, quantile, requestTotals, rssMiB, subtract } from './bench-sta
 import { lineChart, stack } from './bench-chart.ts';
 import type { AgentIdentity, Secret, TrustDomain } from '../src/api/types.ts';
 
-const USAGE = `usage: node scripts/bench-scale.ts [--n=10000] [--idle-seconds=60] [--steady=50x20|off] [--snapshots] [--out=DIR]
+const USAGE = `usage: node scripts/bench-scale.ts [--n=10000] [--idle-seconds=60] [--steady=50x20] [--skip=restart,rotation,steady] [--snapshots] [--out=DIR]
   --n             AgentIdentities in the burst (checkpoints at 1k, 5k, 10k below it, and at n)
   --idle-seconds  idle wait after the burst before RSS and heap are read again
-  --steady        RATExSECONDS: identities created at RATE per second for SECONDS after the rest; off skips it
+  --steady        RATExSECONDS: identities created at RATE per second for SECONDS after the rest
+  --skip          phases left out, comma-separated: restart, rotation, steady
   --snapshots     also write a heap snapshot (after a full GC) at each checkpoint and after the idle wait
   --out           where results.json, scale.svg and snapshots go (default .local/bench-scale/<time>)
 AIO_FLAGS adds operator flags, as for make bench-compare.`;
 
 function options() {
   try {
-    const { values } = parseArgs({ options: { n: { type: 'string' }, 'idle-seconds': { type: 'string' }, steady: { type: 'string' }, out: { type: 'string' }, snapshots: { type: 'boolean' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false });
+    const { values } = parseArgs({ options: { n: { type: 'string' }, 'idle-seconds': { type: 'string' }, steady: { type: 'string' }, out: { type: 'string' }, snapshots: { type: 'boolean' }, skip: { type: 'string' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false });
     if (values.help) { console.log(USAGE); process.exit(0); }
     const int = (name: string, v: string | undefined, d: number, min: number) => {
       const n = Number(v ?? d);
       if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${v}"`);
       return n;
     };
-    const steady = values.steady ?? '50x20';
-    const m = /^(\d+)x(\d+)$/.exec(steady);
-    if (steady !== 'off' && !m) throw new Error(`--steady must be RATExSECONDS such as 50x20, or off; got "${steady}"`);
+    const skip = new Set((values.skip ?? '').split(',').filter(Boolean));
+    for (const p of skip) if (!['restart', 'rotation', 'steady'].includes(p)) throw new Error(`--skip takes restart, rotation and steady, got "${p}"`);
+    const m = /^(\d+)x(\d+)$/.exec(values.steady ?? '50x20');
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`--steady must be RATExSECONDS such as 50x20, got "${values.steady}"`);
     return {
       n: int('n', values.n, 10_000, 1), idleS: int('idle-seconds', values['idle-seconds'], 60, 0),
       snapshots: values.snapshots ?? false,
-      steady: m ? { rate: Number(m[1]), seconds: Number(m[2]) } : undefined,
+      skip, steady: skip.has('steady') ? undefined : { rate: Number(m[1]), seconds: Number(m[2]) },
       out: resolve(values.out ?? join(import.meta.dirname, '..', '.local', 'bench-scale', new Date().toISOString().replaceAll(':', '-').replace(/\..*/, ''))),
     };
   } catch (err) {
@@ -153,9 +155,10 @@ try {
     }, () => { if (watching) setTimeout(() => void openWatch().catch(() => undefined), 200); });
   };
   await openWatch();
-  const identity = (name: string, peers: string[]) => ({ apiVersion: `${G.group}/${G.version}`, kind: 'AgentIdentity', metadata: { name, namespace: NS },
-    spec: { serviceAccountName: name, privateKey: { algorithm: 'ECDSA', size: 256 }, policy: { allow: peers.map((p) => ({ agent: { name: p } })) } } });
-  const create = (name: string, peers: string[]) => createRetrying(() => custom.createNamespacedCustomObject({ ...G, plural: 'agentidentities', namespace: NS, body: identity(name, peers) }))
+  // ServiceAccounts a0 … a(N + steady - 1) were made in setup: identity i runs as a(i).
+  const identity = (name: string, serviceAccountName: string, peers: string[]) => ({ apiVersion: `${G.group}/${G.version}`, kind: 'AgentIdentity', metadata: { name, namespace: NS },
+    spec: { serviceAccountName, privateKey: { algorithm: 'ECDSA', size: 256 }, policy: { allow: peers.map((p) => ({ agent: { name: p } })) } } });
+  const create = (name: string, serviceAccountName: string, peers: string[]) => createRetrying(() => custom.createNamespacedCustomObject({ ...G, plural: 'agentidentities', namespace: NS, body: identity(name, serviceAccountName, peers) }))
     .then(() => void createdAt.set(name, Date.now()));
   const latencies = (names: string[]) => names.filter((n) => readyAt.has(n)).map((n) => readyAt.get(n)! - (createdAt.get(n) ?? readyAt.get(n)!));
   const waitReady = async (names: string[], timeoutMs: number) => { const t = Date.now(); while (names.some((n) => !readyAt.has(n)) && Date.now() - t < timeoutMs) await sleep(100); };
@@ -174,7 +177,7 @@ try {
       console.log(`  ${s.ready} Ready after ${((s.at - t0) / 1000).toFixed(1)} s: RSS ${s.rssMiB.toFixed(0)} MiB, heap used ${s.heapUsedMiB.toFixed(0)} of ${s.heapTotalMiB.toFixed(0)} MiB, live heap ${s.liveHeapMiB.toFixed(0)} MiB`);
     }
   })();
-  await pool(N, 100, (i) => create(names[i]!, [names[(i + 1) % N]!, names[(i + 2) % N]!]));
+  await pool(N, 100, (i) => create(names[i]!, names[i]!, [names[(i + 1) % N]!, names[(i + 2) % N]!]));
   const createdS = (Date.now() - t0) / 1000;
   await waitReady(names, 30 * 60_000);
   watchingCheckpoints = false;
@@ -189,50 +192,54 @@ try {
   out.burst = { allReadySeconds: allReadyS, createsSeconds: createdS, p50Ms: quantile(burstLat, 0.5), p99Ms: quantile(burstLat, 0.99), checkpoints: perCheckpoint, idle };
 
   // --- restart over the Ready identities
-  await ctl.stop();
-  const r0 = requestTotals(await scrape(c.kc));
-  const tr = Date.now();
-  ctl = await preset.controller(c, NS);
-  let syncedMs: number | undefined;
-  let firstPassMs: number | undefined;
-  while (firstPassMs === undefined && Date.now() - tr < 10 * 60_000) {
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
-    if (ready) syncedMs ??= Date.now() - tr;
-    if (syncedMs !== undefined && metricSum(await metrics(), 'agentidentity_workqueue_depth') === 0) firstPassMs = Date.now() - tr;
-    else await sleep(100);
+  if (!opt.skip.has('restart')) {
+    await ctl.stop();
+    const r0 = requestTotals(await scrape(c.kc));
+    const tr = Date.now();
+    ctl = await preset.controller(c, NS);
+    let syncedMs: number | undefined;
+    let firstPassMs: number | undefined;
+    while (firstPassMs === undefined && Date.now() - tr < 10 * 60_000) {
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+      if (ready) syncedMs ??= Date.now() - tr;
+      if (syncedMs !== undefined && metricSum(await metrics(), 'agentidentity_workqueue_depth') === 0) firstPassMs = Date.now() - tr;
+      else await sleep(100);
+    }
+    await sleep(5000);
+    const restartWrites = subtract(requestTotals(await scrape(c.kc)), r0);
+    out.restart = { cachesSyncedMs: syncedMs, firstPassDoneMs: firstPassMs, apiWrites: restartWrites.writes - restartWrites.leaseWrites, leaseWrites: restartWrites.leaseWrites };
+    console.log(`restart: caches synced ${syncedMs} ms, queues first empty ${firstPassMs} ms, API writes ${restartWrites.writes - restartWrites.leaseWrites} (Leases aside)`);
   }
-  await sleep(5000);
-  const restartWrites = subtract(requestTotals(await scrape(c.kc)), r0);
-  out.restart = { cachesSyncedMs: syncedMs, firstPassDoneMs: firstPassMs, apiWrites: restartWrites.writes - restartWrites.leaseWrites, leaseWrites: restartWrites.leaseWrites };
-  console.log(`restart: caches synced ${syncedMs} ms, queues first empty ${firstPassMs} ms, API writes ${restartWrites.writes - restartWrites.leaseWrites} (Leases aside)`);
 
   // --- root rotation, with handshakes between sampled policy peers as it goes
-  const td = () => custom.getClusterCustomObject({ ...G, plural: 'trustdomains', name: 'default' }) as Promise<TrustDomain>;
-  const rootsBefore = new Set((await td()).status?.roots?.map((r) => r.fingerprint) ?? []);
-  const pairs = Array.from({ length: Math.min(20, N) }, () => Math.floor(Math.random() * N)).map((i) => [names[i]!, names[(i + 1) % N]!] as const);
-  const tt = Date.now();
-  await custom.patchClusterCustomObject({ ...G, plural: 'trustdomains', name: 'default', body: { metadata: { annotations: { 'agentidentity.dev/rotate-requested-at': new Date().toISOString() } } } },
-    setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-  let handshakes = 0, failed = 0, rotatedMs: number | undefined;
-  const secret = (name: string) => core.readNamespacedSecret({ namespace: NS, name: secretOf.get(name) ?? `${name}-identity` }) as Promise<Secret>;
-  while (rotatedMs === undefined && Date.now() - tt < 30 * 60_000) {
-    for (const [client, server] of pairs) {
-      const ok = await handshake(await secret(client), await secret(server)).catch(() => false);
-      handshakes++;
-      if (!ok) failed++;
+  if (!opt.skip.has('rotation')) {
+    const td = () => custom.getClusterCustomObject({ ...G, plural: 'trustdomains', name: 'default' }) as Promise<TrustDomain>;
+    const rootsBefore = new Set((await td()).status?.roots?.map((r) => r.fingerprint) ?? []);
+    const pairs = Array.from({ length: Math.min(20, N) }, () => Math.floor(Math.random() * N)).map((i) => [names[i]!, names[(i + 1) % N]!] as const);
+    const tt = Date.now();
+    await custom.patchClusterCustomObject({ ...G, plural: 'trustdomains', name: 'default', body: { metadata: { annotations: { 'agentidentity.dev/rotate-requested-at': new Date().toISOString() } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    let handshakes = 0, failed = 0, rotatedMs: number | undefined;
+    const secret = (name: string) => core.readNamespacedSecret({ namespace: NS, name: secretOf.get(name) ?? `${name}-identity` }) as Promise<Secret>;
+    while (rotatedMs === undefined && Date.now() - tt < 30 * 60_000) {
+      for (const [client, server] of pairs) {
+        const ok = await handshake(await secret(client), await secret(server)).catch(() => false);
+        handshakes++;
+        if (!ok) failed++;
+      }
+      const roots = (await td()).status?.roots ?? [];
+      if (roots.length === 1 && !rootsBefore.has(roots[0]!.fingerprint)) rotatedMs = Date.now() - tt;
+      else await sleep(1000);
     }
-    const roots = (await td()).status?.roots ?? [];
-    if (roots.length === 1 && !rootsBefore.has(roots[0]!.fingerprint)) rotatedMs = Date.now() - tt;
-    else await sleep(1000);
+    out.rotation = { durationMs: rotatedMs, handshakes, failedHandshakes: failed, pairs: pairs.length };
+    console.log(`rotation: ${rotatedMs === undefined ? 'not finished in 30 min' : `${(rotatedMs / 1000).toFixed(1)} s`}; ${failed} of ${handshakes} handshakes between ${pairs.length} sampled peer pairs failed`);
   }
-  out.rotation = { durationMs: rotatedMs, handshakes, failedHandshakes: failed, pairs: pairs.length };
-  console.log(`rotation: ${rotatedMs === undefined ? 'not finished in 30 min' : `${(rotatedMs / 1000).toFixed(1)} s`}; ${failed} of ${handshakes} handshakes between ${pairs.length} sampled peer pairs failed`);
 
   // --- steady rate, on top of the N Ready ones
   if (opt.steady) {
     const steadyNames = Array.from({ length: STEADY_N }, (_, i) => `s${i}`);
     const ts = Date.now();
-    await Promise.all(steadyNames.map(async (name, i) => { await sleep(Math.max(0, ts + (i * 1000) / opt.steady!.rate - Date.now())); await create(name, [names[i % N]!, names[(i + 1) % N]!]); }));
+    await Promise.all(steadyNames.map(async (name, i) => { await sleep(Math.max(0, ts + (i * 1000) / opt.steady!.rate - Date.now())); await create(name, `a${N + i}`, [names[i % N]!, names[(i + 1) % N]!]); }));
     await waitReady(steadyNames, 10 * 60_000);
     const lat = latencies(steadyNames);
     out.steady = { rate: opt.steady.rate, seconds: opt.steady.seconds, ready: lat.length, p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99) };

@@ -120,9 +120,15 @@ function destinations(input: PolicyInput): Destination[] {
   return [...unique.values()].sort((a, b) => byString(a.host, b.host) || byString(a.spiffeID, b.spiffeID));
 }
 
+/**
+ * The host map is for the proxy's outbound side alone (the SDK checks `mode` and `allow`), and it
+ * names every identity of the trust domain: in every identity's document it made each policy.json
+ * O(N) and all of them O(N²) (1,000 identities with policies: 235 KB each, 235 MB cached; past
+ * about 4,000 a document outgrows a ConfigMap's 1 MiB). Only a proxied identity gets it.
+ */
 function compileEgress(input: PolicyInput): EgressDocument {
   const rules = input.identity.policy?.egress?.allow;
-  return { mode: rules ? 'AllowList' : 'TrustDomain', allow: rules ? resolveRules(rules, 'egress.allow', input) : [], destinations: destinations(input) };
+  return { mode: rules ? 'AllowList' : 'TrustDomain', allow: rules ? resolveRules(rules, 'egress.allow', input) : [], destinations: input.identity.proxied ? destinations(input) : [] };
 }
 
 /**
