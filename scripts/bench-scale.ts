@@ -133,10 +133,11 @@ try {
   process.env.AIO_FLAGS = [process.env.AIO_FLAGS ?? '', `--http-port=${port}`, ...ROTATION_FLAGS].join(' ').trim();
   const metrics = async () => { try { return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(); } catch { return ''; } };
   const sample = async (ready: number, snapshot?: string): Promise<Sample> => {
+    // /proc and /metrics first: the forced GC and a snapshot change both (a snapshot grows RSS for good).
     const m = await metrics();
-    const liveHeap = await inspect(inspectPort, snapshot && join(opt.out, `heap-${snapshot}.heapsnapshot`)).catch(() => NaN);
-    return { liveHeapMiB: liveHeap, at: Date.now(), ready, cpuS: cpuTicks(procText(ctl!.pid, 'stat')) / CLK_TCK, rssMiB: rssMiB(procText(ctl!.pid, 'status')),
+    const s = { at: Date.now(), ready, cpuS: cpuTicks(procText(ctl!.pid, 'stat')) / CLK_TCK, rssMiB: rssMiB(procText(ctl!.pid, 'status')),
       heapUsedMiB: metricSum(m, 'agentidentity_nodejs_heap_size_used_bytes') / 2 ** 20, heapTotalMiB: metricSum(m, 'agentidentity_nodejs_heap_size_total_bytes') / 2 ** 20 };
+    return { ...s, liveHeapMiB: await inspect(inspectPort, snapshot && join(opt.out, `heap-${snapshot}.heapsnapshot`)).catch(() => NaN) };
   };
   ctl = await preset.controller(c, NS);
   const start = await sample(0);
@@ -180,7 +181,8 @@ try {
   await pool(N, 100, (i) => create(names[i]!, names[i]!, [names[(i + 1) % N]!, names[(i + 2) % N]!]));
   const createdS = (Date.now() - t0) / 1000;
   await waitReady(names, 30 * 60_000);
-  watchingCheckpoints = false;
+  // All Ready: the loop takes its last checkpoint itself; stopped only when some never became Ready.
+  if (readyAt.size < N) watchingCheckpoints = false;
   await checkpointLoop;
   const burstLat = latencies(names);
   const allReadyS = (Math.max(...readyAt.values()) - t0) / 1000;
