@@ -15,7 +15,7 @@ import { limitRequests } from './kube/transport.ts';
 import { OPERATOR_LEASE } from './api/names.ts';
 import { startWebhookServer } from './webhook/index.ts';
 import { replicaReadiness, SHUTDOWN_DRAIN_MS } from './webhook/readiness.ts';
-import { cgroupMemoryLimit, oldSpaceSetExplicitly, planHeap, reexecArgs, type MemoryLimit } from './memory-limit.ts';
+import { cgroupMemoryLimit, heapSetExplicitly, planHeap, reexecArgs, type MemoryLimit } from './memory-limit.ts';
 import { getHeapStatistics } from 'node:v8';
 
 /** A start-up problem the user fixes: one line on stderr, no stack trace. */
@@ -49,9 +49,9 @@ async function main(): Promise<void> {
     fail((err as Error).message, 2);
   }
   const memoryLimit: MemoryLimit | undefined = cfg.memoryLimitBytes !== undefined ? { bytes: cfg.memoryLimitBytes, source: '--memory-limit' } : cgroupMemoryLimit();
-  const heap = planHeap(memoryLimit, oldSpaceSetExplicitly(process.execArgv, process.env.NODE_OPTIONS));
+  const heap = planHeap(memoryLimit, heapSetExplicitly(process.execArgv, process.env.NODE_OPTIONS));
   // Before any client, server or timer exists: the process is replaced, keeping its PID, fds and environment.
-  if (heap.action === 'reexec') process.execve!(process.execPath, reexecArgs(process.execPath, process.execArgv, process.argv, heap.oldSpaceMiB), process.env);
+  if (heap.action === 'reexec') process.execve!(process.execPath, reexecArgs(process.execPath, process.execArgv, process.argv, heap.heapMiB), process.env);
   // One connection pool and one request budget for every client below: they all get this kc.
   limitRequests(kc, { qps: cfg.qps, burst: cfg.burst });
   const log = createLogger(cfg.logLevel, cfg.logFormat);

@@ -5,8 +5,10 @@
 // the kernel kills the pod (OOMKilled), or keep it far below and throw "heap
 // out of memory" with room to spare. So at start-up the operator re-executes
 // itself once (process.execve: same PID, so PID 1 and signals stay as they
-// were) with --max-old-space-size set to the limit less what Node needs
-// outside the heap. Near that heap limit V8 collects harder and the
+// were) with --max-heap-size set to the limit less what Node needs outside
+// the heap. --max-heap-size bounds young and old generation together: Node 24's
+// young generation alone may grow to 192 MB unless --max-semi-space-size caps
+// it, so bounding the old space alone could still overrun the limit. Near that heap limit V8 collects harder and the
 // operator runs slower; it is not killed by the kernel for the heap.
 // The decisions are pure functions; reading /proc and /sys is at the edge.
 import { readFileSync } from 'node:fs';
@@ -86,35 +88,35 @@ const MiB = 2 ** 20;
 export const MIN_LIMIT_BYTES = 160 * MiB;
 
 /**
- * The old space for a memory limit: the limit less what Node needs outside
- * the V8 old space (its binary and code, the young generation, OpenSSL and
- * libuv buffers, measured at about 100 MiB with no identity at all), kept as a
- * quarter of the limit between 96 and 256 MiB. 512 MiB gives a 384 MiB heap.
+ * The V8 heap for a memory limit: the limit less what Node needs outside the
+ * heap (its binary and code, OpenSSL and libuv buffers: about 100 MiB RSS with
+ * no identity at all, 25 MiB of it heap), kept as a quarter of the limit
+ * between 96 and 256 MiB. 512 MiB gives a 384 MiB heap.
  */
-export function oldSpaceMiB(limitBytes: number): number {
+export function heapMiB(limitBytes: number): number {
   const reserve = Math.min(256 * MiB, Math.max(96 * MiB, limitBytes / 4));
   return Math.floor((limitBytes - reserve) / MiB);
 }
 
-/** Whether Node was already told the old space's size, on its command line or in NODE_OPTIONS: then that is what the user chose. */
-export function oldSpaceSetExplicitly(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return [...execArgv, ...(nodeOptions ?? '').split(/\s+/)].some((a) => /^--max[-_]old[-_]space[-_]size(=|$)/.test(a));
+/** Whether Node was already told the heap's size (--max-old-space-size or --max-heap-size), on its command line or in NODE_OPTIONS: then that is what the user chose. */
+export function heapSetExplicitly(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
+  return [...execArgv, ...(nodeOptions ?? '').split(/\s+/)].some((a) => /^--max[-_](old[-_]space|heap)[-_]size(=|$)/.test(a));
 }
 
 export type HeapPlan =
   | { action: 'keep'; reason: string }
-  | { action: 'reexec'; oldSpaceMiB: number; limit: MemoryLimit };
+  | { action: 'reexec'; heapMiB: number; limit: MemoryLimit };
 
-/** Whether to re-execute with --max-old-space-size, and why not when not. */
+/** Whether to re-execute with --max-heap-size, and why not when not. */
 export function planHeap(limit: MemoryLimit | undefined, explicit: boolean): HeapPlan {
-  if (explicit) return { action: 'keep', reason: '--max-old-space-size given to Node' };
+  if (explicit) return { action: 'keep', reason: 'the heap size was given to Node (--max-old-space-size or --max-heap-size)' };
   if (!limit) return { action: 'keep', reason: 'no memory limit (no cgroup limit, no --memory-limit): V8 sizes its heap from the machine' };
   // Only a cgroup can get here below the minimum (the flag is refused): too small to size a heap in, so V8's default stays and the log says why.
   if (limit.bytes < MIN_LIMIT_BYTES) return { action: 'keep', reason: `the ${limit.source} limit of ${Math.floor(limit.bytes / MiB)} MiB is below the ${MIN_LIMIT_BYTES / MiB} MiB the operator needs; V8's default heap size kept` };
-  return { action: 'reexec', oldSpaceMiB: oldSpaceMiB(limit.bytes), limit };
+  return { action: 'reexec', heapMiB: heapMiB(limit.bytes), limit };
 }
 
-/** The argv to re-execute this process with: Node's own flags, the old space, then the script and its arguments. */
-export function reexecArgs(execPath: string, execArgv: readonly string[], argv: readonly string[], oldSpace: number): string[] {
-  return [execPath, ...execArgv, `--max-old-space-size=${oldSpace}`, ...argv.slice(1)];
+/** The argv to re-execute this process with: Node's own flags, the heap size, then the script and its arguments. */
+export function reexecArgs(execPath: string, execArgv: readonly string[], argv: readonly string[], heap: number): string[] {
+  return [execPath, ...execArgv, `--max-heap-size=${heap}`, ...argv.slice(1)];
 }

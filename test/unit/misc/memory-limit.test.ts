@@ -2,7 +2,7 @@
 // them (v2, v1, nested, unlimited), the sizing rule, and --memory-limit refused by name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cgroupMemoryLimit, cgroupPaths, limitFiles, oldSpaceMiB, oldSpaceSetExplicitly, parseLimit, planHeap, reexecArgs } from '../../../src/memory-limit.ts';
+import { cgroupMemoryLimit, cgroupPaths, limitFiles, heapMiB, heapSetExplicitly, parseLimit, planHeap, reexecArgs } from '../../../src/memory-limit.ts';
 import { loadConfig } from '../../../src/config.ts';
 
 const MiB = 2 ** 20;
@@ -55,16 +55,16 @@ test('cgroup v1 when v2 sets no limit (hybrid hosts), and none when neither does
   assert.equal(cgroupMemoryLimit(files({})), undefined, 'not Linux: no /proc');
 });
 
-test('the old space is the limit less a reserve of a quarter, between 96 and 256 MiB', () => {
-  assert.equal(oldSpaceMiB(512 * MiB), 384);
-  assert.equal(oldSpaceMiB(256 * MiB), 160);
-  assert.equal(oldSpaceMiB(160 * MiB), 64);
-  assert.equal(oldSpaceMiB(2048 * MiB), 1792);
+test('the heap is the limit less a reserve of a quarter, between 96 and 256 MiB', () => {
+  assert.equal(heapMiB(512 * MiB), 384);
+  assert.equal(heapMiB(256 * MiB), 160);
+  assert.equal(heapMiB(160 * MiB), 64);
+  assert.equal(heapMiB(2048 * MiB), 1792);
 });
 
 test('the heap plan: re-execute with the sized old space, unless Node was told one or there is no usable limit', () => {
   const limit = { bytes: 512 * MiB, source: 'cgroup v2' as const };
-  assert.deepEqual(planHeap(limit, false), { action: 'reexec', oldSpaceMiB: 384, limit });
+  assert.deepEqual(planHeap(limit, false), { action: 'reexec', heapMiB: 384, limit });
   assert.equal(planHeap(limit, true).action, 'keep');
   assert.equal(planHeap(undefined, false).action, 'keep');
   const small = planHeap({ bytes: 128 * MiB, source: 'cgroup v1' }, false);
@@ -72,16 +72,17 @@ test('the heap plan: re-execute with the sized old space, unless Node was told o
   assert.match(small.action === 'keep' ? small.reason : '', /128 MiB is below the 160 MiB/);
 });
 
-test('an old space set by the user, on the command line or in NODE_OPTIONS, either spelling', () => {
-  assert.equal(oldSpaceSetExplicitly(['--max-semi-space-size=2'], undefined), false);
-  assert.equal(oldSpaceSetExplicitly(['--max-old-space-size=300'], undefined), true);
-  assert.equal(oldSpaceSetExplicitly([], '--enable-source-maps --max_old_space_size=300'), true);
-  assert.equal(oldSpaceSetExplicitly([], '--max-old-space-size-xyz'), false);
+test('a heap size set by the user, on the command line or in NODE_OPTIONS, either flag and spelling', () => {
+  assert.equal(heapSetExplicitly(['--max-semi-space-size=2'], undefined), false, 'the young generation alone: the heap is still sized');
+  assert.equal(heapSetExplicitly(['--max-heap-size=300'], undefined), true);
+  assert.equal(heapSetExplicitly(['--max-old-space-size=300'], undefined), true);
+  assert.equal(heapSetExplicitly([], '--enable-source-maps --max_old_space_size=300'), true);
+  assert.equal(heapSetExplicitly([], '--max-old-space-size-xyz'), false);
 });
 
-test('the re-executed command keeps Node\'s flags, then the old space, then the script and its arguments', () => {
+test('the re-executed command keeps Node\'s flags, then the heap size, then the script and its arguments', () => {
   assert.deepEqual(reexecArgs('/node', ['--max-semi-space-size=2'], ['/node', 'dist/main.js', '--qps=5'], 384),
-    ['/node', '--max-semi-space-size=2', '--max-old-space-size=384', 'dist/main.js', '--qps=5']);
+    ['/node', '--max-semi-space-size=2', '--max-heap-size=384', 'dist/main.js', '--qps=5']);
 });
 
 test('--memory-limit: a quantity of bytes of at least 160Mi; anything else is refused by name', () => {
