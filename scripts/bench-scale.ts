@@ -175,7 +175,8 @@ try {
       if (!watchingCheckpoints) return;
       checkpoints.push(await sample(readyAt.size, opt.snapshots ? `${k}-burst` : undefined));
       const s = checkpoints.at(-1)!;
-      console.log(`  ${s.ready} Ready after ${((s.at - t0) / 1000).toFixed(1)} s: RSS ${s.rssMiB.toFixed(0)} MiB, heap used ${s.heapUsedMiB.toFixed(0)} of ${s.heapTotalMiB.toFixed(0)} MiB, live heap ${s.liveHeapMiB.toFixed(0)} MiB`);
+      const p = checkpoints.at(-2) ?? start;
+      console.log(`  ${s.ready} Ready after ${((s.at - t0) / 1000).toFixed(1)} s: CPU ${(((s.cpuS - p.cpuS) / Math.max(1, s.ready - p.ready)) * 100).toFixed(2)} s per 100 issuances since the last, RSS ${s.rssMiB.toFixed(0)} MiB, heap used ${s.heapUsedMiB.toFixed(0)} of ${s.heapTotalMiB.toFixed(0)} MiB, live heap ${s.liveHeapMiB.toFixed(0)} MiB`);
     }
   })();
   await pool(N, 100, (i) => create(names[i]!, names[i]!, [names[(i + 1) % N]!, names[(i + 2) % N]!]));
@@ -192,6 +193,10 @@ try {
   await sleep(opt.idleS * 1000);
   const idle = await sample(readyAt.size, opt.snapshots ? `${N}-idle` : undefined);
   out.burst = { allReadySeconds: allReadyS, createsSeconds: createdS, p50Ms: quantile(burstLat, 0.5), p99Ms: quantile(burstLat, 0.99), checkpoints: perCheckpoint, idle };
+  console.log(`after ${opt.idleS} s idle: RSS ${idle.rssMiB.toFixed(0)} MiB, heap used ${idle.heapUsedMiB.toFixed(0)} of ${idle.heapTotalMiB.toFixed(0)} MiB, live heap ${idle.liveHeapMiB.toFixed(0)} MiB; create → Ready p50 ${(quantile(burstLat, 0.5) / 1000).toFixed(2)} s, p99 ${(quantile(burstLat, 0.99) / 1000).toFixed(2)} s`);
+  // Written after each phase too, so a run stopped in a long phase keeps what it measured.
+  const save = () => writeFileSync(join(opt.out, 'results.json'), JSON.stringify(out, null, 2) + '\n');
+  save();
 
   // --- restart over the Ready identities
   if (!opt.skip.has('restart')) {
@@ -210,6 +215,7 @@ try {
     await sleep(5000);
     const restartWrites = subtract(requestTotals(await scrape(c.kc)), r0);
     out.restart = { cachesSyncedMs: syncedMs, firstPassDoneMs: firstPassMs, apiWrites: restartWrites.writes - restartWrites.leaseWrites, leaseWrites: restartWrites.leaseWrites };
+    save();
     console.log(`restart: caches synced ${syncedMs} ms, queues first empty ${firstPassMs} ms, API writes ${restartWrites.writes - restartWrites.leaseWrites} (Leases aside)`);
   }
 
@@ -234,6 +240,7 @@ try {
       else await sleep(1000);
     }
     out.rotation = { durationMs: rotatedMs, handshakes, failedHandshakes: failed, pairs: pairs.length };
+    save();
     console.log(`rotation: ${rotatedMs === undefined ? 'not finished in 30 min' : `${(rotatedMs / 1000).toFixed(1)} s`}; ${failed} of ${handshakes} handshakes between ${pairs.length} sampled peer pairs failed`);
   }
 
