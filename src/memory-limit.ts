@@ -88,13 +88,15 @@ const MiB = 2 ** 20;
 export const MIN_LIMIT_BYTES = 160 * MiB;
 
 /**
- * The V8 heap for a memory limit: the limit less what Node needs outside the
- * heap (its binary and code, OpenSSL and libuv buffers: about 100 MiB RSS with
- * no identity at all, 25 MiB of it heap), kept as a quarter of the limit
- * between 96 and 256 MiB. 512 MiB gives a 384 MiB heap.
+ * The V8 heap for a memory limit: the limit less what Node holds outside the
+ * heap, kept as half the limit between 96 and 256 MiB. Outside the heap is
+ * not only Node's floor (its binary and code, about 100 MiB RSS with no
+ * identity): over 10,000 identities RSS ran 240 MB above V8's heap total
+ * (buffers, TLS, allocator arenas), so a quarter was not enough. 512 MiB
+ * gives a 256 MiB heap, twice the 126 MB live at 10,000 identities.
  */
 export function heapMiB(limitBytes: number): number {
-  const reserve = Math.min(256 * MiB, Math.max(96 * MiB, limitBytes / 4));
+  const reserve = Math.min(256 * MiB, Math.max(96 * MiB, limitBytes / 2));
   return Math.floor((limitBytes - reserve) / MiB);
 }
 

@@ -126,10 +126,10 @@ test('--memory-limit sizes V8\'s heap: the operator re-executes itself once, sam
     }
   };
   const sized = await memoryLine([], ['--memory-limit=300Mi']);
-  assert.ok(sized.cmdline.includes('--max-heap-size=204'), `the spawned PID now runs with the sized heap (execve: signals and PID 1 stay as they were): ${sized.cmdline.join(' ')}`);
+  assert.ok(sized.cmdline.includes('--max-heap-size=150'), `the spawned PID now runs with the sized heap (execve: signals and PID 1 stay as they were): ${sized.cmdline.join(' ')}`);
   assert.deepEqual(sized.memoryLimit, { bytes: 300 * MiB, source: '--memory-limit' });
-  // 300 Mi less the 96 Mi reserve: young and old generation together.
-  assert.equal(sized.heapLimitBytes, 204 * MiB);
+  // 300 Mi less half of it in reserve: young and old generation together.
+  assert.equal(sized.heapLimitBytes, 150 * MiB);
 
   const chosen = await memoryLine(['--max-old-space-size=500'], ['--memory-limit=300Mi']);
   assert.equal(chosen.why, 'the heap size was given to Node (--max-old-space-size or --max-heap-size)', 'the user\'s own choice wins');

@@ -55,16 +55,16 @@ test('cgroup v1 when v2 sets no limit (hybrid hosts), and none when neither does
   assert.equal(cgroupMemoryLimit(files({})), undefined, 'not Linux: no /proc');
 });
 
-test('the heap is the limit less a reserve of a quarter, between 96 and 256 MiB', () => {
-  assert.equal(heapMiB(512 * MiB), 384);
-  assert.equal(heapMiB(256 * MiB), 160);
+test('the heap is the limit less a reserve of half of it, between 96 and 256 MiB', () => {
+  assert.equal(heapMiB(512 * MiB), 256);
+  assert.equal(heapMiB(300 * MiB), 150);
   assert.equal(heapMiB(160 * MiB), 64);
   assert.equal(heapMiB(2048 * MiB), 1792);
 });
 
 test('the heap plan: re-execute with the sized old space, unless Node was told one or there is no usable limit', () => {
   const limit = { bytes: 512 * MiB, source: 'cgroup v2' as const };
-  assert.deepEqual(planHeap(limit, false), { action: 'reexec', heapMiB: 384, limit });
+  assert.deepEqual(planHeap(limit, false), { action: 'reexec', heapMiB: 256, limit });
   assert.equal(planHeap(limit, true).action, 'keep');
   assert.equal(planHeap(undefined, false).action, 'keep');
   const small = planHeap({ bytes: 128 * MiB, source: 'cgroup v1' }, false);
