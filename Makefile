@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_MODULES := node_modules/.package-lock.json
 LOCAL := $(CURDIR)/.local
 
-.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo bench bench-compare bench-proxy clean
+.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo bench bench-compare bench-scale bench-proxy clean
 
 all: build
 
@@ -82,6 +82,12 @@ bench: deps control-plane
 ## BENCH_PRESETS=agent-identity-operator,cert-manager BENCH_RUNS=3 BENCH_N=300 (scripts/bench-compare.ts).
 bench-compare: deps control-plane
 	node scripts/bench-compare.ts
+
+## The operator at N identities with policies and 5N unrelated Secrets/ConfigMaps (docs/performance.md):
+## burst with CPU/RSS/heap checkpoints, idle, restart, root rotation, steady rate; table, results.json and
+## scale.svg in .local/bench-scale/<time>/. Flags in ARGS, e.g. ARGS='--n=2000 --steady=50x20'.
+bench-scale: deps control-plane
+	node scripts/bench-scale.ts $(ARGS)
 
 ## The identity proxy side by side on loopback (docs/performance.md): direct, SDK mTLS, the proxies
 ## (dist/, as the sidecar runs them), ghostunnel (built once, scripts/ghostunnel.sh); 1 KB keep-alive

@@ -156,6 +156,8 @@ const withNarrowings = (r: Resolved) => ({ allow: r.allow, ...(r.narrowings.leng
  * (spec.proxy) or an egress policy (spec.policy.egress, which only a proxy
  * enforces). The map lists every identity of the trust domain, so each one
  * appearing rewrites every map; an inbound-only policy names its peers alone.
+ * (In every identity's document it was 235 KB each at 1,000 identities, 235 MB
+ * cached, and past about 4,000 a document outgrew a ConfigMap's 1 MiB.)
  */
 export function needsHostMap(identity: { policy?: InboundPolicy; proxied?: boolean }): boolean {
   return identity.proxied === true || identity.policy?.egress !== undefined;
