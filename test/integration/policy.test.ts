@@ -67,7 +67,7 @@ test('a revoked certificate reaches the deny list inside every policy.json of th
   assert.equal(doc.denyList.find((e) => e.serialNumber === serial)!.reason, 'Suspended');
 });
 
-test('egress: spec.policy.egress.allow reaches policy.json, without the proxy\'s host map for an identity that runs no proxy; inbound stays open without allow', async () => {
+test('egress: spec.policy.egress.allow reaches policy.json with the proxy\'s host map; an inbound-only policy gets no map; inbound stays open without allow', async () => {
   const ns = await env.namespace('egress');
   const id = (name: string) => `spiffe://cluster.local/ns/${ns}/agent/${name}`;
   await a.createIdentity(ns, 'caller', { policy: { egress: { allow: [{ agent: { name: 'search' } }] } } });
@@ -81,8 +81,15 @@ test('egress: spec.policy.egress.allow reaches policy.json, without the proxy\'s
   assert.equal(doc.mode, 'TrustDomain', 'no allow: inbound open to the trust domain');
   assert.equal(doc.egress!.mode, 'AllowList');
   assert.deepEqual(doc.egress!.allow, [{ spiffeID: id('search'), rule: `egress.allow[0]: agent ${ns}/search` }]);
-  // Only the proxy reads the host map (proxy-operator.test.ts): in every identity's document it would grow with the trust domain.
-  assert.deepEqual(doc.egress!.destinations, []);
+  // An egress policy is the proxy's to enforce, so its document maps hosts to identities (proxy-operator.test.ts)…
+  assert.ok(doc.egress!.destinations.some((d) => d.host === `api.${ns}.svc` && d.spiffeID === id('search')), JSON.stringify(doc.egress!.destinations));
+  // …and an inbound-only policy's does not: it would grow with the trust domain in every holder's document.
+  await a.createIdentity(ns, 'inbound', { policy: { allow: [{ agent: { name: 'search' } }] } });
+  const inbound = await eventually(async () => {
+    const d = await policyOf(ns, 'inbound');
+    return d?.allow.length === 1 && d;
+  }, { what: 'inbound policy.json' });
+  assert.deepEqual(inbound.egress?.destinations ?? [], []);
   assert.equal((await a.getIdentity(ns, 'caller')).status?.policyPeers, undefined, 'policyPeers counts inbound peers only');
 
   // The API server refuses a malformed egress rule with its own message.

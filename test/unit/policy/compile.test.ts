@@ -192,13 +192,6 @@ describe('compilePolicy: egress', () => {
     assert.ok(doc.egress?.destinations.some((d) => d.host === 'api.agents.svc' && d.spiffeID === id('agents', 'search')), JSON.stringify(doc.egress));
   });
 
-  it('an inbound-only policy gets the egress rules but no host map: its document names its own peers, not every identity', () => {
-    const doc = compilePolicy(withHosts({ allow: [{ agent: { name: 'search' } }] }));
-    assert.deepEqual(doc.allow.map((p) => p.spiffeID), [id('agents', 'search')]);
-    assert.equal(doc.egress?.mode, 'TrustDomain');
-    assert.deepEqual(doc.egress?.destinations, []);
-  });
-
   it('egress alone keeps inbound in TrustDomain mode; egress without allow is TrustDomain mode', () => {
     const doc = compilePolicy(withHosts({ egress: {} }));
     assert.equal(doc.mode, 'TrustDomain');
@@ -229,12 +222,19 @@ describe('compilePolicy: egress', () => {
     assert.deepEqual(hosts, [...hosts].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : a.spiffeID < b.spiffeID ? -1 : 1)));
   });
 
-  it('an identity with a policy whose pods do not run the proxy gets egress rules but no host map: its document does not grow with the trust domain', () => {
+  it('an inbound-only policy of an identity whose pods do not run the proxy gets no host map: its document does not grow with the trust domain', () => {
+    const base = withHosts({ allow: [{ agent: { name: 'search' } }] });
+    const doc = compilePolicy({ ...base, identity: { ...base.identity, proxied: false } });
+    assert.deepEqual(doc.allow.map((p) => p.spiffeID), [id('agents', 'search')]);
+    assert.equal(doc.egress?.mode, 'TrustDomain');
+    assert.deepEqual(doc.egress?.destinations, []);
+  });
+
+  it('an egress policy gets the host map even without spec.proxy: only a proxy enforces egress, run by hand or injected', () => {
     const base = withHosts({ egress: { allow: [{ agent: { name: 'search' } }] } });
     const doc = compilePolicy({ ...base, identity: { ...base.identity, proxied: false } });
     assert.equal(doc.egress?.mode, 'AllowList');
-    assert.deepEqual(doc.egress?.allow.map((p) => p.spiffeID), [id('agents', 'search')]);
-    assert.deepEqual(doc.egress?.destinations, []);
+    assert.ok(doc.egress?.destinations.some((d) => d.host === 'api.agents.svc' && d.spiffeID === id('agents', 'search')));
   });
 
   it('two identities claiming one host are both listed (the proxy refuses it as ambiguous)', () => {
