@@ -25,8 +25,9 @@ const LAYERS = {
   'webhook-certificates': [...RECONCILER, 'webhook'],
   webhook: ['api', 'kube', 'pki', 'policy', CHECKS],
   // The audit record (audit/record.ts, types only): the SDK and the proxy hand one to the caller per decision.
+  // The SDK also writes the proxy's audit lines (line.ts, sink.ts: node:fs only), never its metrics (prom-client).
   audit: [],
-  sdk: ['api', 'pki', 'audit/record.ts'],
+  sdk: ['api', 'pki', 'audit/record.ts', 'audit/line.ts', 'audit/sink.ts'],
   // The identity proxy: the SDK's engine, no Kubernetes client (it reads the mounted files only).
   proxy: ['api', 'pki', 'sdk', 'audit', 'telemetry'],
   cli: ['api', 'kube', 'pki', 'sdk', 'proxy', 'audit'],

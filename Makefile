@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_MODULES := node_modules/.package-lock.json
 LOCAL := $(CURDIR)/.local
 
-.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo demo-federation bench bench-compare bench-proxy clean
+.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo demo-federation bench bench-compare bench-scale bench-proxy clean
 
 all: build
 
@@ -87,9 +87,16 @@ bench: deps control-plane
 bench-compare: deps control-plane
 	node scripts/bench-compare.ts
 
+## The operator at N identities with policies and 5N unrelated Secrets/ConfigMaps (docs/performance.md):
+## burst with CPU/RSS/heap checkpoints, idle, restart, root rotation, steady rate; table, results.json and
+## scale.svg in .local/bench-scale/<time>/. Flags in ARGS, e.g. ARGS='--n=2000 --steady=50x20'.
+bench-scale: deps control-plane
+	node scripts/bench-scale.ts $(ARGS)
+
 ## The identity proxy side by side on loopback (docs/performance.md): direct, SDK mTLS, the proxies
 ## (dist/, as the sidecar runs them), ghostunnel (built once, scripts/ghostunnel.sh); 1 KB keep-alive
-## requests open loop at 1k and 5k req/s and closed loop; then a root rotation under 1k req/s. Printed,
+## requests open loop at 1k and 5k req/s and closed loop; then a root rotation under 1k req/s, and a 2 KB MCP
+## tools/call with and without tool-level policy (scripts/bench-proxy-policy.ts). Printed,
 ## with results.txt, results.json and latency.svg in .local/bench-proxy/<time>/. BENCH_PROXY_RUNS=3
 ## BENCH_PROXY_SECONDS=5 BENCH_PROXY_CONCURRENCY=32 BENCH_PROXY_PATHS=direct,sdk,proxies,ghostunnel.
 bench-proxy: build

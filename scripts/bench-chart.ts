@@ -74,3 +74,38 @@ export function barChart(title: string, unit: string, seriesNames: readonly stri
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
+
+/** Points joined by lines, each marked and labelled, on linear axes from 0: for `make bench-scale`'s RSS and CPU against N. */
+export function lineChart(title: string, xLabel: string, yLabel: string, series: readonly Series[]): string {
+  const xMax = niceCeil(Math.max(0, ...series.flatMap((s) => s.points.map(([x]) => x))));
+  const yMax = niceCeil(Math.max(0, ...series.flatMap((s) => s.points.map(([, y]) => y))));
+  const px = (x: number) => L + (x / xMax) * (W - L - R);
+  const py = (y: number) => H - B - (y / yMax) * (H - T - B);
+  const ticks = (max: number) => Array.from({ length: 6 }, (_, i) => (max * i) / 5);
+  const fmt = (v: number) => String(Number(v.toPrecision(3)));
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${L}" y="18" font-size="14">${esc(title)}</text>`,
+    ...ticks(xMax).map((v) => `<line x1="${px(v)}" y1="${T}" x2="${px(v)}" y2="${H - B}" stroke="#eee"/><text x="${px(v)}" y="${H - B + 16}" text-anchor="middle">${fmt(v)}</text>`),
+    ...ticks(yMax).map((v) => `<line x1="${L}" y1="${py(v)}" x2="${W - R}" y2="${py(v)}" stroke="#eee"/><text x="${L - 6}" y="${py(v) + 4}" text-anchor="end">${fmt(v)}</text>`),
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${esc(xLabel)}</text>`,
+    `<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`,
+  ];
+  series.forEach((s, i) => {
+    const colour = COLOURS[i % COLOURS.length]!;
+    const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    if (pts.length) out.push(`<polyline points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}" fill="none" stroke="${colour}" stroke-width="1.5"/>`);
+    for (const [x, y] of pts) out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${colour}"><title>${esc(`${s.label}: ${fmt(y)} at ${fmt(x)}`)}</title></circle><text x="${(px(x) + 5).toFixed(1)}" y="${(py(y) - 5).toFixed(1)}" font-size="10">${fmt(y)}</text>`);
+    out.push(`<rect x="${W - R + 16}" y="${T + i * 20}" width="12" height="12" fill="${colour}"/><text x="${W - R + 34}" y="${T + i * 20 + 10}">${esc(s.label)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+/** SVGs stacked into one file, top to bottom. */
+export function stack(svgs: readonly string[]): string {
+  const inner = svgs.map((svg, i) => svg.replace('<svg ', `<svg y="${i * H}" `)).join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H * svgs.length}" viewBox="0 0 ${W} ${H * svgs.length}">\n${inner}</svg>\n`;
+}

@@ -12,17 +12,14 @@
 //   BENCH_OUT       where results.json and ready-over-time.svg go (default .local/bench/<time>)
 //   BENCH_TIMEOUT_SECONDS  give up waiting for Ready (default 600)
 //   BENCH_SAMPLE_MS        /proc socket sampling interval (default 50)
-import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
-import { tmpdir } from 'node:os';
+import { CoreV1Api, CustomObjectsApi, Watch } from '@kubernetes/client-node';
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startControlPlane, resolveBinaries } from '../test/support/controlplane.ts';
-import { runKubectl } from '../test/support/env.ts';
+import { resolveBinaries } from '../test/support/controlplane.ts';
+import { cluster, createRetrying, procText, scrape, sleep } from './bench-cluster.ts';
 import { PRESETS, agentIdentityOperator, type Cluster, type Preset } from './bench-presets.ts';
-import { cpuTicks, median, processCpuSeconds, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract, targetRows } from './bench-stats.ts';
+import { cpuTicks, median, processCpuSeconds, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract, subtractCounts, targetRows, writesByRequest } from './bench-stats.ts';
 import { readyChart, type Series } from './bench-chart.ts';
-import { connectionFailure, retryDelay } from '../src/kube/retry.ts';
 
 const env = process.env;
 const N = Number(env.BENCH_N ?? 300);
@@ -34,30 +31,6 @@ const SAMPLE_MS = Number(env.BENCH_SAMPLE_MS ?? 50);
 const CLK_TCK = 100;
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT = resolve(env.BENCH_OUT ?? join(ROOT, '.local', 'bench', new Date().toISOString().replaceAll(':', '-').replace(/\..*/, '')));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * The bench's own creates go through client-node, whose fetch sends bodies
- * undici cannot replay after a GOAWAY or a closed connection (N=1000 once
- * died of `fetch failed … other side closed`). Retried here by the
- * operator's policy (src/kube/retry.ts); AlreadyExists after a retry means the
- * first try was applied.
- */
-async function createRetrying(create: () => Promise<unknown>): Promise<void> {
-  let failedAt: number | undefined;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await create();
-      return;
-    } catch (err) {
-      if (attempt > 1 && (err as { code?: unknown }).code === 409) return;
-      failedAt ??= Date.now();
-      const delayMs = retryDelay('POST', connectionFailure(err), attempt, Date.now() - failedAt);
-      if (delayMs === undefined) throw err;
-      await sleep(delayMs);
-    }
-  }
-}
 
 export interface RunResult {
   preset: string;
@@ -67,26 +40,14 @@ export interface RunResult {
   /** Seconds from the first create to the last Ready. */
   allReadySeconds: number;
   createToReadyMs: { p50: number; p90: number; p99: number; max: number };
-  perIssuance: { apiWrites: number; apiReads: number; conflicts: number; connectionsOpened: number | null; connectionsSeen: number };
+  /** writesByRequest: each kind of write (`POST secrets`, `PATCH agentidentities/status`) per issuance; the bench's own N creates included. */
+  perIssuance: { apiWrites: number; apiReads: number; conflicts: number; writesByRequest: Record<string, number>; connectionsOpened: number | null; connectionsSeen: number };
   peakOpenConnections: number;
   cpuSecondsPer100: number;
   /** The API server's own CPU (its process_cpu_seconds_total) for the window, per 100: what the controller's requests cost the cluster. Includes the bench's N creates. */
   apiServerCpuSecondsPer100: number | null;
   idle: { seconds: number; rssMiB: number; apiWrites: number; leaseWrites: number; apiReads: number };
   readyOverTime: Array<[number, number]>;
-}
-
-async function scrape(kc: KubeConfig): Promise<string> {
-  const server = new URL(kc.getCurrentCluster()!.server);
-  const opts: Parameters<typeof request>[1] = { method: 'GET', hostname: server.hostname, port: server.port || 443, path: '/metrics' };
-  await kc.applyToHTTPSOptions(opts);
-  return new Promise((res, rej) => {
-    const req = request(opts, (r) => {
-      let body = '';
-      r.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => (r.statusCode === 200 ? res(body) : rej(new Error(`GET /metrics: ${r.statusCode} ${body.slice(0, 200)}`))));
-    });
-    req.on('error', rej).end();
-  });
 }
 
 /**
@@ -114,26 +75,6 @@ function sampleSockets(pid: number, port: number) {
   sample();
   const timer = setInterval(sample, SAMPLE_MS);
   return { stop: () => { clearInterval(timer); sample(); return { seen: seen.size, peak }; } };
-}
-
-const procText = (pid: number, file: string) => readFileSync(`/proc/${pid}/${file}`, 'utf8');
-
-async function cluster(run: string): Promise<{ c: Cluster; stop(): Promise<void> }> {
-  if (env.BENCH_KUBECONFIG) {
-    const kc = new KubeConfig();
-    kc.loadFromFile(env.BENCH_KUBECONFIG);
-    const kubectl = env.TEST_ASSET_KUBECTL ?? 'kubectl';
-    const port = Number(new URL(kc.getCurrentCluster()!.server).port || 443);
-    return { c: { kc, kubeconfigPath: env.BENCH_KUBECONFIG, apiPort: port, local: false, kubectl: (...a) => runKubectl(kubectl, env.BENCH_KUBECONFIG!, a) }, stop: async () => undefined };
-  }
-  const dir = mkdtempSync(join(tmpdir(), `aio-bench-${run}-`));
-  const cp = await startControlPlane({ dir });
-  const kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfigPath);
-  return {
-    c: { kc, kubeconfigPath: cp.kubeconfigPath, apiPort: Number(new URL(cp.server).port), local: true, kubectl: (...a) => runKubectl(cp.bins.kubectl, cp.kubeconfigPath, a) },
-    stop: async () => { await cp.stop(); rmSync(dir, { recursive: true, force: true }); },
-  };
 }
 
 /** One run: undefined when the preset cannot run here (it says why). */
@@ -226,6 +167,9 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
 
   // The window's requests less the bench's own: N creates and its watches that ended in the window.
   const window = subtract(subtract(m1, m0), { writes: N, reads: ownReads, conflicts: 0, leaseWrites: 0 });
+  const byRequest = subtractCounts(writesByRequest(s1), writesByRequest(s0));
+  const perReady = (v: number) => (v / (readyAt.size || 1)).toFixed(2);
+  console.log(`${preset.name} run ${run}: writes per issuance by request (the bench's own creates included): ${Object.entries(byRequest).sort(([, a], [, b]) => b - a).map(([k, v]) => `${k} ${perReady(v)}`).join(', ')}`);
   const idle = subtract(m2, m1);
   const latencies = [...readyAt].map(([name, at]) => Math.max(0, at - (createdAt.get(name) ?? at)));
   const ready = readyAt.size || 1;
@@ -235,6 +179,7 @@ async function measure(preset: Preset, run: number, c: Cluster, namespace: strin
     createToReadyMs: { p50: quantile(latencies, 0.5), p90: quantile(latencies, 0.9), p99: quantile(latencies, 0.99), max: Math.max(...latencies) },
     perIssuance: {
       apiWrites: window.writes / ready, apiReads: window.reads / ready, conflicts: window.conflicts / ready,
+      writesByRequest: Object.fromEntries(Object.entries(byRequest).map(([k, v]) => [k, v / ready])),
       connectionsOpened: ctl.connectionsOpened ? (conn1 - conn0) / ready : null, connectionsSeen: socks.seen / ready,
     },
     peakOpenConnections: socks.peak,

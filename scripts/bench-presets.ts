@@ -13,7 +13,7 @@ import { waitEstablished } from '../test/support/env.ts';
 const ROOT = resolve(import.meta.dirname, '..');
 
 /** The node flags the image runs the operator with (the Dockerfile's ENTRYPOINT), so the bench measures what users run. */
-function imageNodeFlags(): string[] {
+export function imageNodeFlags(): string[] {
   const line = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT '));
   const argv = line ? JSON.parse(line.slice('ENTRYPOINT '.length)) as string[] : [];
   return argv.filter((a) => a.startsWith('--'));

@@ -6,14 +6,17 @@
 //   sdk         client (SDK mTLS client) → app (SDK mTLS server), in process
 //   proxies     client → outbound proxy → inbound proxy → app (as the sidecars run, dist/)
 //   ghostunnel  client → ghostunnel client → ghostunnel server → app
-// Then 1k requests/s through the proxies across a root rotation. Numbers are
-// printed with a verdict per target and written, never asserted. Settings:
+// Then 1k requests/s through the proxies across a root rotation, and what
+// tool-level policy adds to a 2 KB MCP tools/call through them
+// (bench-proxy-policy.ts). Numbers are printed with a verdict per target and
+// written, never asserted. Settings:
 //   BENCH_PROXY_RUNS      repeats of every path, interleaved; medians are printed (default 3)
 //   BENCH_PROXY_SECONDS   length of each open and closed loop (default 5)
 //   BENCH_PROXY_CONCURRENCY  callers of the closed loop (default 32)
 //   BENCH_PROXY_IDLE_SECONDS  wait before the idle RSS reading (default 5)
 //   BENCH_PROXY_PATHS     comma-separated subset of the paths (default all four)
 //   BENCH_PROXY_NODE_FLAGS  node flags of the proxies (default: the injected sidecar's, src/webhook/sidecar.ts)
+//   BENCH_PROXY_POLICY_RATE  tools/calls per second of the policy section (default 200)
 //   BENCH_OUT             where results.json, results.txt and latency.svg go (default .local/bench-proxy/<time>)
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -29,6 +32,7 @@ import { closedLoop, type LoadResult, openLoop, type Target } from './bench-prox
 import {
   CALLEE_HOST, CALLEE_ID, CALLER_ID, cpuSeconds, forwardProxyTarget, makeRig, plainTarget, type Rig, ROOT, rssOf, type Running, sampleRss, startApp, startProxyPair,
 } from './bench-proxy-rig.ts';
+import { benchToolsCall, type ToolsCallResult } from './bench-proxy-policy.ts';
 import { median, quantile } from './bench-stats.ts';
 
 const env = process.env;
@@ -227,10 +231,12 @@ const paths = PATHS.filter((p) => p !== 'ghostunnel' || ghostunnel);
 const dir = await mkdtemp(join(tmpdir(), 'bench-proxy-'));
 const results: RunResult[] = [];
 let rotated: Awaited<ReturnType<typeof rotation>> | undefined;
+let toolsCall: ToolsCallResult | undefined;
 try {
   const rig = await makeRig(dir);
   for (let run = 1; run <= RUNS; run++) for (const p of paths) results.push(await benchPath(p, run, rig, ghostunnel));
   if (paths.includes('proxies')) rotated = await rotation(rig);
+  if (paths.includes('proxies')) toolsCall = await benchToolsCall({ rate: Number(env.BENCH_PROXY_POLICY_RATE ?? 200), seconds: SECONDS, runs: RUNS });
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
@@ -278,10 +284,15 @@ if (paths.includes('proxies') && paths.includes('direct')) {
     `  each proxy RSS <= 80 MB under load (1k req/s): highest ${fmt(rssLoad, 1)} MiB, ${verdict(rssLoad * 1.048576 <= 80)} (closed loop after 5k: ${fmt(rssMax, 1)} MiB)`,
     ...(rotated ? [`  0 failed requests across a root rotation at 1k req/s: ${rotated.failed} failed, ${verdict(rotated.failed === 0)}${overloadOnly(rotated.errors) ? ' (all of them the path falling behind the rate, none refused, reset or answered with an error)' : ''}`] : []));
 }
+if (toolsCall) {
+  const added = toolsCall.narrowed.p99 - toolsCall.open.p99;
+  lines.push('', 'Tool-level policy (issue 19; scripts/bench-proxy-policy.ts): a callee whose policy names the caller, and one that narrows it to an MCP tool', ...toolsCall.lines,
+    `  target: added p99 <= 0.2 ms for a 2 KB tools/call: ${fmt(added, 3)} ms, ${added <= 0.2 ? 'met' : 'NOT met'} (on a loaded machine the p99s are its load; docs/performance.md)`);
+}
 const text = lines.join('\n') + '\n';
 console.log(`\n${text}`);
 mkdirSync(OUT, { recursive: true });
-writeFileSync(join(OUT, 'results.json'), JSON.stringify({ settings: { RUNS, SECONDS, CONCURRENCY, IDLE_S, nodeFlags: NODE_FLAGS }, results, rotation: rotated }, null, 2));
+writeFileSync(join(OUT, 'results.json'), JSON.stringify({ settings: { RUNS, SECONDS, CONCURRENCY, IDLE_S, nodeFlags: NODE_FLAGS }, results, rotation: rotated, toolsCall }, null, 2));
 writeFileSync(join(OUT, 'results.txt'), text);
 writeFileSync(join(OUT, 'latency.svg'), barChart(`Latency at 1k and 5k req/s, 1 KB keep-alive, loopback (median of ${RUNS})`, 'ms (absolute)',
   ['p50 @1k', 'p99 @1k', 'p99.9 @1k', 'p50 @5k', 'p99 @5k', 'p99.9 @5k'],

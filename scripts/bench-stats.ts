@@ -24,6 +24,17 @@ export interface RequestTotals {
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'APPLY', 'DELETE', 'DELETECOLLECTION', 'CREATE', 'UPDATE']);
 const READS = new Set(['GET', 'LIST', 'WATCH', 'WATCHLIST']);
 
+/** The `apiserver_request_total` samples on resources (non-resource URLs such as /metrics left out), verb in capitals. */
+function* resourceRequests(metricsText: string): Generator<{ labels: Record<string, string>; value: number; verb: string }> {
+  for (const line of metricsText.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const close = line.lastIndexOf('}');
+    const labels: Record<string, string> = Object.fromEntries([...line.slice(line.indexOf('{') + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]));
+    const value = Number(line.slice(close + 1).trim().split(' ')[0]);
+    if (labels.resource && Number.isFinite(value)) yield { labels, value, verb: (labels.verb ?? '').toUpperCase() };
+  }
+}
+
 /**
  * Sums `apiserver_request_total` from an API server's /metrics text into writes
  * (create/update/patch/delete) and reads (get/list/watch) on resources;
@@ -32,13 +43,7 @@ const READS = new Set(['GET', 'LIST', 'WATCH', 'WATCHLIST']);
  */
 export function requestTotals(metricsText: string): RequestTotals {
   const totals: RequestTotals = { writes: 0, reads: 0, conflicts: 0, leaseWrites: 0 };
-  for (const line of metricsText.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const close = line.lastIndexOf('}');
-    const labels = Object.fromEntries([...line.slice(line.indexOf('{') + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
-    const value = Number(line.slice(close + 1).trim().split(' ')[0]);
-    if (!labels.resource || !Number.isFinite(value)) continue;
-    const verb = (labels.verb ?? '').toUpperCase();
+  for (const { labels, value, verb } of resourceRequests(metricsText)) {
     if (WRITES.has(verb)) {
       totals.writes += value;
       if (labels.code === '409') totals.conflicts += value;
@@ -46,6 +51,25 @@ export function requestTotals(metricsText: string): RequestTotals {
     } else if (READS.has(verb)) totals.reads += value;
   }
   return totals;
+}
+
+/**
+ * Writes on resources by verb and resource (`POST secrets`, `PATCH agentidentities/status`), from
+ * `apiserver_request_total`: what each write of an issuance is, not only how many there are.
+ */
+export function writesByRequest(metricsText: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const { labels, value, verb } of resourceRequests(metricsText)) {
+    if (!WRITES.has(verb)) continue;
+    const key = `${verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ''}`;
+    out[key] = (out[key] ?? 0) + value;
+  }
+  return out;
+}
+
+/** `after - before` per key, dropping keys that did not move. */
+export function subtractCounts(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) !== 0));
 }
 
 /** A process's own process_cpu_seconds_total from its /metrics text; null when it reports none. */

@@ -12,10 +12,15 @@
 // certificates: the identity proxy the webhook injects for spec.proxy holds
 // its identity and applies its inbound and egress policy, through the same
 // renewal and rotation (test/support/proxied-pod.ts runs the mutated pod's
-// containers as processes). Cleans up after itself, also on Ctrl-C; a failed
-// run keeps the operator's log.
+// containers as processes). The researcher also calls an MCP tools server
+// (examples/mcp/tools-server.ts, the official MCP SDK) behind its own identity
+// proxy, whose policy lets it call the tool search and not delete_all: its
+// tools/list shows search only and delete_all gets JSON-RPC -32003. At the end
+// `agent-identity audit` prints who called what from the proxies' audit lines.
+// Cleans up after itself, also on Ctrl-C; a failed run keeps the operator's log.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir, constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -41,6 +46,8 @@ import { parseCertificates } from '../src/pki/parse.ts';
 import { prettyColorize } from '../src/log.ts';
 import { freePort, mutatedPod, runProxiedPod } from '../test/support/proxied-pod.ts';
 import { repeatCalls, tallyLine } from '../test/support/traffic.ts';
+import { startProxyProcess } from '../test/support/proxy.ts';
+import { MCP_PATH, startToolsServer } from '../examples/mcp/tools-server.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 let n = 0;
@@ -124,7 +131,7 @@ try {
   const td = await a.getTrustDomain('default');
   info(`TrustDomain default: root ${td.status!.roots![0]!.fingerprint.slice(0, 23)}…, intermediate signs leaves`);
 
-  step('Creating agents: planner (its policy allows the orchestrator, coder and researcher), orchestrator, intruder in Secrets; coder by pod certificate; researcher behind the proxy');
+  step('Creating agents: planner (its policy allows the orchestrator, coder and researcher), orchestrator, intruder in Secrets; coder by pod certificate; researcher and the MCP tools server behind the proxy');
   await kubectl('create', 'namespace', 'agents');
   await a.createIdentity('agents', 'planner', { duration: '20s', policy: { allow: [{ agent: { name: 'orchestrator' } }, { agent: { name: 'coder' } }, { agent: { name: 'researcher' } }] } });
   await a.createIdentity('agents', 'orchestrator', { duration: '20s' });
@@ -135,8 +142,12 @@ try {
   // Real pods would use fixed ports (8443, 8080); on one host they must be free ones.
   const researcherProxy = { port: await freePort(), appPort: await freePort(), mode: 'http' as const };
   await a.createIdentity('agents', 'researcher', { duration: '20s', proxy: researcherProxy,
-    policy: { allow: [{ agent: { name: 'orchestrator' } }], egress: { allow: [{ agent: { name: 'planner' } }] } } });
-  await eventually(async () => (await Promise.all(['planner', 'orchestrator', 'intruder', 'coder', 'researcher'].map((x) => a.getIdentity('agents', x)))).every(isReady), { what: 'identities Ready' });
+    policy: { allow: [{ agent: { name: 'orchestrator' } }], egress: { allow: [{ agent: { name: 'planner' } }, { agent: { name: 'tools' } }] } } });
+  // The MCP tools server: the researcher may call its tool search, on /mcp, and nothing else (docs/policy.md).
+  const toolsProxy = { port: await freePort(), appPort: await freePort(), mode: 'http' as const };
+  const toolsRule = { agent: { name: 'researcher' }, http: { paths: [MCP_PATH] }, mcp: { tools: ['search'] } };
+  await a.createIdentity('agents', 'tools', { duration: '1h', proxy: toolsProxy, policy: { allow: [toolsRule] } });
+  await eventually(async () => (await Promise.all(['planner', 'orchestrator', 'intruder', 'coder', 'researcher', 'tools'].map((x) => a.getIdentity('agents', x)))).every(isReady), { what: 'identities Ready' });
   console.log((await kubectl('get', 'agentidentities', '-n', 'agents', '-o', 'wide')).replace(/^/gm, '    ').trimEnd());
   info('coder has no certificate yet: its pods will ask for one (Ready reason PodCertificates), and no Secret is made for it');
 
@@ -151,6 +162,9 @@ try {
   const researcherMount = await mountIdentity(kc, 'agents', 'researcher', join(dir, 'pods', 'researcher', 'proxy'), 500);
   cleanups.push(() => researcherMount.stop());
   info(`researcher: ${researcherMount.dir}/{tls.crt,tls.key,ca.crt,policy.json}, for its proxy sidecar only`);
+  const toolsMount = await mountIdentity(kc, 'agents', 'tools', join(dir, 'pods', 'tools', 'proxy'), 500);
+  cleanups.push(() => toolsMount.stop());
+  info(`tools: ${toolsMount.dir}/{tls.crt,tls.key,ca.crt,policy.json}, for its proxy sidecar only`);
   const ids: Record<string, Identity> = {};
   for (const name of Object.keys(mounts)) {
     ids[name] = await loadIdentity({ dir: mounts[name]!.dir, pollIntervalMs: 500 });
@@ -169,7 +183,7 @@ try {
     const reply = await new Promise<string>((res) => { let d = ''; s.on('data', (c) => (d += c)); s.on('close', () => res(d)); s.on('error', () => res(d)); });
     return reply.trim();
   };
-  const allowed = (JSON.parse((await a.core.readNamespacedConfigMap({ namespace: 'agents', name: 'planner-identity-policy' })).data!['policy.json']!) as PolicyDocument).allow;
+  const allowed = (JSON.parse(Buffer.from((await a.getSecret('agents', 'planner-identity')).data!['policy.json']!, 'base64').toString()) as PolicyDocument).allow;
   info(`orchestrator → planner: "${await call(ids.orchestrator!)}" (allowed by ${allowed.find((x) => x.spiffeID.endsWith('/orchestrator'))?.rule})`);
   info(`intruder → planner: "${await call(ids.intruder!)}" (a valid identity of the same trust domain, but not in the policy)`);
   await new Promise((r) => setTimeout(r, 200));
@@ -198,7 +212,7 @@ try {
   }, await a.getIdentity('agents', 'researcher'));
   // The API server's own validation of what the webhook made (no scheduler here: it stays Pending).
   await a.core.createNamespacedPod({ namespace: 'agents', body: researcherPod as V1Pod });
-  const researcher = await runProxiedPod(researcherPod, researcherMount.dir, ['planner', 'orchestrator'].map((x) => `${x}.agents.svc`));
+  const researcher = await runProxiedPod(researcherPod, researcherMount.dir, ['planner', 'orchestrator', 'tools'].map((x) => `${x}.agents.svc`));
   cleanups.push(() => researcher.stop());
   const { sidecar, agent: agentContainer } = researcher;
   const leaked = (agentContainer.volumeMounts ?? []).length > 0 || (agentContainer.env ?? []).some((e) => e.name.startsWith('AGENT_IDENTITY'));
@@ -237,6 +251,35 @@ try {
   const toOrchestrator = await researcher.call('http://orchestrator.agents.svc:8443/');
   info(`researcher (Python) → http://orchestrator.agents.svc:8443/: ${toOrchestrator.status} "${toOrchestrator.body}"`);
   if (toOrchestrator.status !== 403) failed.push(`researcher → orchestrator was not refused by egress: ${toOrchestrator.status} ${toOrchestrator.body}`);
+
+  step('MCP: researcher (Python, plain JSON-RPC) calls a tools server built with the official MCP SDK, behind its own identity proxy');
+  const tools = await startToolsServer({ json: false, port: toolsProxy.appPort });
+  cleanups.push(() => tools.close());
+  // The tools pod's sidecar, as the webhook would run it for spec.proxy, writing its audit lines to a file.
+  const toolsAudit = join(dir, 'tools-proxy.audit');
+  const toolsSidecar = await startProxyProcess(['--identity-dir', toolsMount.dir, `--inbound-port=${toolsProxy.port}`, '--inbound-address=127.0.0.1',
+    `--app-port=${toolsProxy.appPort}`, `--audit-log=${toolsAudit}`]);
+  cleanups.push(() => toolsSidecar.process.stop());
+  info(`tools: examples/mcp/tools-server.ts (tools search, delete_all; SSE answers) on 127.0.0.1:${toolsProxy.appPort}, its proxy on :${toolsProxy.port}`);
+  info(`tools' policy: allow[0] ${JSON.stringify(toolsRule)}`);
+  const toolsURL = `http://tools.agents.svc:${toolsProxy.port}${MCP_PATH}`;
+  // researcher's proxy finds tools' identity for the host in its policy.json, which names tools once tools exists.
+  await eventually(async () => {
+    await researcherMount.synced();
+    return (JSON.parse(await readFile(join(researcherMount.dir, 'policy.json'), 'utf8')) as PolicyDocument).egress?.destinations.some((d) => d.host === 'tools.agents.svc');
+  }, { what: 'researcher\'s mounted policy.json to name the tools host' });
+  const session = await researcher.mcp(toolsURL);
+  type Answer = { result?: { content?: { text: string }[] }; error?: { code: number; message: string } };
+  const [search, deleteAll] = [session.search as Answer | undefined, session.delete_all as Answer | undefined];
+  info(`researcher → ${toolsURL} (through its own proxy, mTLS, the tools proxy):`);
+  info(`  initialize: server ${String(session.server)}; tools/list: [${(session.tools as string[] | undefined)?.join(', ') ?? session.error}] (the server has search and delete_all)`);
+  info(`  tools/call search: ${JSON.stringify(search?.result?.content?.[0]?.text ?? search)}`);
+  info(`  tools/call delete_all: error ${deleteAll?.error?.code} ${JSON.stringify(deleteAll?.error?.message)}`);
+  info(`  documents on the tools server: ${tools.documents()} of 3 (delete_all never reached it)`);
+  if (JSON.stringify(session.tools) !== '["search"]') failed.push(`researcher's tools/list was not filtered to search: ${JSON.stringify(session)}`);
+  if (!search?.result?.content?.[0]?.text.includes('SPIFFE')) failed.push(`researcher's search was not answered: ${JSON.stringify(search)}`);
+  if (deleteAll?.error?.code !== -32003) failed.push(`researcher's delete_all was not refused with -32003: ${JSON.stringify(deleteAll)}`);
+  if (tools.documents() !== 3) failed.push(`delete_all reached the tools server: ${tools.documents()} documents left`);
 
   step('Traffic every 250 ms while certificates renew and the root rotates: orchestrator → planner (SDK to SDK), orchestrator → researcher and researcher → planner (through its proxy)');
   const viaProxy: Array<[string, ReturnType<typeof traffic>]> = [
@@ -364,6 +407,21 @@ try {
   }
   info(`the key exists only in the pod's volume on n1: ${join(dir, 'pods', 'coder', 'credential-bundle.pem')}`);
   info('(so a root rotation now would keep the old root in the bundle until coder\'s certificates under it expire, within 1 h: the operator cannot re-issue a key it never held)');
+
+  step('Who called what: agent-identity audit, from the proxies\' audit lines');
+  // The tools proxy wrote a file (SIGTERM writes what is queued); researcher's proxy wrote to stdout, as
+  // `kubectl logs researcher-0 -c agent-identity-proxy` would show, and the demo kept its lines.
+  await toolsSidecar.process.stop();
+  const researcherLines = researcher.proxy.process.events.filter((e) => e.event === 'audit').map(({ event: _, ...line }) => `${JSON.stringify(line)}\n`);
+  const allAudit = join(dir, 'all.audit');
+  await writeFile(allAudit, (await readFile(toolsAudit, 'utf8')) + researcherLines.join(''));
+  info(`${toolsAudit} and researcher's proxy stdout → agent-identity audit -f ${allAudit}`);
+  const auditTable = await cli('audit', '-f', allAudit);
+  console.log(auditTable.replace(/^/gm, '    ').trimEnd());
+  info('agent-identity audit -f … -o mermaid (denied edges dashed and red):');
+  console.log((await cli('audit', '-f', allAudit, '-o', 'mermaid')).replace(/^/gm, '    ').trimEnd());
+  if (!/agents\/researcher +agents\/tools +tools\/call delete_all +inbound +1 +1/.test(auditTable)) failed.push(`the audit table has no denied delete_all row:\n${auditTable}`);
+  if (!/agents\/researcher +agents\/tools +tools\/call search +inbound +1 +0/.test(auditTable)) failed.push(`the audit table has no allowed search row:\n${auditTable}`);
 
   step('Cleaning up');
   await cleanup();

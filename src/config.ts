@@ -7,6 +7,7 @@ import { parseDuration } from './api/duration.ts';
 import { quantityValue } from './api/quantity.ts';
 import { DEFAULT_OPERATOR_NAMESPACE, OPERATOR_LEASE, WEBHOOK_CONFIGURATION_NAME, WEBHOOK_SERVICE_NAME } from './api/names.ts';
 import { OUTBOUND_PORT, type ProxySidecarConfig, type ResourceRequirements } from './webhook/sidecar.ts';
+import { MIN_LIMIT_BYTES } from './memory-limit.ts';
 
 export interface Config {
   kubeconfig?: string;
@@ -49,6 +50,8 @@ export interface Config {
   federationRefreshMaxMs: number;
   /** The identity proxy the webhook injects for identities with spec.proxy; undefined (no --proxy-image): such pods are refused. */
   proxy?: ProxySidecarConfig;
+  /** --memory-limit in bytes; undefined: the cgroup's limit (memory-limit.ts). */
+  memoryLimitBytes?: number;
 }
 
 /** One flag: its AGENT_IDENTITY_<env> variable, default and meaning. The parser and --help both read this table. */
@@ -68,10 +71,10 @@ export const OPTIONS = {
   'http-port': { env: 'HTTP_PORT', default: '8080', help: 'port for /healthz, /readyz and /metrics (0: any free port)' },
   concurrency: { env: 'CONCURRENCY', default: '4', help: 'reconciles in flight per controller' },
   qps: { env: 'QPS', default: '50', help: 'API requests per second, one budget for the whole process (client-go QPS; watches not counted); kube-scheduler\'s default' },
-  // A wave of ~650 new identities (3 paced requests each: Secret, policy, status) at full speed,
+  // A wave of ~1,000 new identities (2 paced requests each: the Secret with its policy.json, the status) at full speed,
   // then --qps. What the API server sees at once stays bounded by --concurrency, since each
   // reconcile sends one request at a time; controller-runtime and cert-manager send unpaced.
-  burst: { env: 'BURST', default: '2000', help: 'API requests the operator may send ahead of --qps after a quiet spell (client-go burst): about 650 new identities at full speed' },
+  burst: { env: 'BURST', default: '2000', help: 'API requests the operator may send ahead of --qps after a quiet spell (client-go burst): about 1,000 new identities at full speed' },
   'min-duration': { env: 'MIN_DURATION', default: '10m', help: 'shortest leaf lifetime accepted' },
   'ca-duration': { env: 'CA_DURATION', default: '87600h', help: 'lifetime of a generated self-signed CA' },
   'intermediate-duration': { env: 'INTERMEDIATE_DURATION', default: '2160h', help: 'lifetime of the intermediate that signs leaves (renewed 2/3 through)' },
@@ -102,6 +105,8 @@ export const OPTIONS = {
   // operator's NetworkPolicy admits only the proxy's mTLS port (the admin admits their Prometheus).
   'proxy-metrics-port': { env: 'PROXY_METRICS_PORT', default: '', help: 'the injected proxy serves Prometheus /metrics on this port of the pod IP (container port proxy-metrics); the operator\'s NetworkPolicy does not admit it: add one for your Prometheus; unset: no metrics port' },
   'proxy-resources': { env: 'PROXY_RESOURCES', default: '{"requests":{"cpu":"50m","memory":"64Mi"},"limits":{"memory":"128Mi"}}', help: 'resources of the proxy sidecar, as JSON {"requests":{...},"limits":{...}} with quantities as strings (100m, 64Mi)' },
+  // Read from the cgroup when unset (memory-limit.ts): the flag is for a limit the cgroup does not show, e.g. a process outside a container.
+  'memory-limit': { env: 'MEMORY_LIMIT', default: '', help: `memory the operator may use, as a quantity (512Mi, 1Gi; at least ${MIN_LIMIT_BYTES / 2 ** 20}Mi); V8's heap is sized to it at start-up; unset: the cgroup's limit (v2 memory.max, v1 memory.limit_in_bytes), or V8's default when there is none` },
 } as const satisfies Record<string, Option>;
 
 type Name = keyof typeof OPTIONS;
@@ -189,6 +194,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     webhookConfiguration: get('webhook-configuration'),
     ...federationConfig(get, int, dur),
     ...proxyConfig(get),
+    ...memoryLimit(get('memory-limit')),
   };
 }
 
@@ -204,6 +210,15 @@ function federationConfig(get: (k: Name) => string, int: (k: Name, min: number) 
   if (federationRefreshMinMs < 1000) throw new Error(`--federation-refresh-min must be at least 1s, got "${get('federation-refresh-min')}"`);
   if (federationRefreshMaxMs < federationRefreshMinMs) throw new Error(`--federation-refresh-max (${get('federation-refresh-max')}) must not be shorter than --federation-refresh-min (${get('federation-refresh-min')})`);
   return { bundleEndpointHost: get('bundle-endpoint-host'), ...(bundleEndpointPort !== undefined ? { bundleEndpointPort } : {}), federationRefreshMinMs, federationRefreshMaxMs };
+}
+
+/** --memory-limit: whole bytes as a quantity, at least MIN_LIMIT_BYTES; a typo is refused, not read as "no limit". */
+export function memoryLimit(text: string): { memoryLimitBytes?: number } {
+  if (text === '') return {};
+  const bytes = quantityValue(text);
+  if (bytes === undefined || !Number.isInteger(bytes)) throw new Error(`--memory-limit must be a quantity of bytes such as 512Mi or 1Gi, got "${text}"`);
+  if (bytes < MIN_LIMIT_BYTES) throw new Error(`--memory-limit must be at least ${MIN_LIMIT_BYTES / 2 ** 20}Mi (Node alone needs about 100Mi), got "${text}"`);
+  return { memoryLimitBytes: bytes };
 }
 
 const PULL_POLICIES = ['IfNotPresent', 'Always', 'Never'] as const;

@@ -16,6 +16,8 @@ import { OPERATOR_LEASE } from './api/names.ts';
 import { startWebhookServer } from './webhook/index.ts';
 import { replicaReadiness, SHUTDOWN_DRAIN_MS } from './webhook/readiness.ts';
 import { startBundleEndpoint } from './federation/endpoint.ts';
+import { cgroupMemoryLimit, heapSetExplicitly, planHeap, reexecArgs, type MemoryLimit } from './memory-limit.ts';
+import { getHeapStatistics } from 'node:v8';
 
 /** A start-up problem the user fixes: one line on stderr, no stack trace. */
 function fail(message: string, code: number): never {
@@ -47,6 +49,10 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message, 2);
   }
+  const memoryLimit: MemoryLimit | undefined = cfg.memoryLimitBytes !== undefined ? { bytes: cfg.memoryLimitBytes, source: '--memory-limit' } : cgroupMemoryLimit();
+  const heap = planHeap(memoryLimit, heapSetExplicitly(process.execArgv, process.env.NODE_OPTIONS));
+  // Before any client, server or timer exists: the process is replaced, keeping its PID, fds and environment.
+  if (heap.action === 'reexec') process.execve!(process.execPath, reexecArgs(process.execPath, process.execArgv, process.argv, heap.heapMiB), process.env);
   // One connection pool and one request budget for every client below: they all get this kc.
   limitRequests(kc, { qps: cfg.qps, burst: cfg.burst });
   const log = createLogger(cfg.logLevel, cfg.logFormat);
@@ -76,6 +82,7 @@ async function main(): Promise<void> {
   });
   const http = await listen('http-port', cfg.httpPort, () => startHealthServer(cfg.httpHost, cfg.httpPort, ready, metrics));
   log.info({ port: http.port, namespace: cfg.namespace, server: kc.getCurrentCluster()?.server, identity: cfg.identity }, 'starting');
+  log.info({ memoryLimit: memoryLimit && { bytes: memoryLimit.bytes, source: memoryLimit.source }, heapLimitBytes: getHeapStatistics().heap_size_limit, ...(heap.action === 'keep' ? { why: heap.reason } : {}) }, 'memory');
 
   const shutdown = async (signal: string, code = 0) => {
     if (stopping) return;

@@ -17,14 +17,16 @@ import { KubeClient, type KubeConfig } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { limitRequests, observeRetries } from './kube/transport.ts';
 import { toKubeError } from './kube/errors.ts';
-import { byLabel, changesOf, controller, specOrMetadataChanged } from './controller/controller.ts';
+import { byLabel, changesOf, controller, labelsChanged, specOrMetadataChanged } from './controller/controller.ts';
 import { ControllerManager } from './controller/manager.ts';
 import { Metrics } from './controller/metrics.ts';
 import { identityReconciler } from './identity/reconciler.ts';
 import { AppPortResults, appPortProber, podsOfIdentity, PROBE_CONCURRENCY } from './identity/app-port-probe.ts';
-import { bundleOrDenyListChanged, identitiesInNamespace, identitiesOfDenyList, identitiesOfServiceAccount, identitiesOfTrustDomain, policyHolders } from './identity/watches.ts';
+import { bundleOrDenyListChanged, identitiesInNamespace, identitiesOfDenyList, identitiesOfServiceAccount, identitiesOfTrustDomain, identityIndexes } from './identity/watches.ts';
+import { PolicyHolders } from './identity/policy-holders.ts';
 import { trustReconciler } from './trust/reconciler.ts';
-import { everyTrustDomain, federatingTrustDomains, trustDomainOfIdentity } from './trust/watches.ts';
+import { everyTrustDomain, federatingTrustDomains } from './trust/watches.ts';
+import { IdentityNamespaces } from './trust/identity-namespaces.ts';
 import { TrustStore } from './trust/store.ts';
 import { signerReconciler } from './signer/reconciler.ts';
 import { pendingRequests } from './signer/watches.ts';
@@ -115,9 +117,12 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
   const pods = proxiedPods ? manager.watch<Pod>('pods', (h) => kube.proxiedPodInformer(h)) : undefined;
   const appPorts = pods ? new AppPortResults() : undefined;
   const signingState = changesOf(store);
+  const indexes = identityIndexes(identities);
+  const holders = new PolicyHolders(identities, namespaces);
+  const identityNamespaces = new IdentityNamespaces(identities);
 
   const identity = identityReconciler({
-    api: kube, identities, trustDomains, secrets, configMaps, namespaces, serviceAccounts, podCertificates, signing, operatorNamespace: cfg.namespace, store, events, metrics,
+    api: kube, identities, claims: indexes.bySecret, trustDomains, secrets, configMaps, namespaces, serviceAccounts, podCertificates, signing, operatorNamespace: cfg.namespace, store, events, metrics,
     ...(networkPolicies ? { networkPolicies } : {}),
     ...(appPorts ? { appPorts } : {}),
     log: log.child({ controller: 'agentidentity' }), minDurationMs: cfg.minDurationMs, now,
@@ -127,13 +132,14 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     .owns(secrets, byLabel(LABEL_IDENTITY))
     .owns(configMaps, byLabel(LABEL_IDENTITY))
     .owns(networkPolicies, byLabel(LABEL_IDENTITY))
-    .watches(trustDomains, identitiesOfTrustDomain(identities), { predicate: specOrMetadataChanged })
-    .watches(signingState, identitiesOfTrustDomain(identities))
-    .watches(configMaps, identitiesOfDenyList(identities, cfg.namespace), { predicate: bundleOrDenyListChanged })
-    .watches(namespaces, identitiesInNamespace(identities))
-    .watches(serviceAccounts, identitiesOfServiceAccount(identities), { resync: false })
-    .watches(identities, policyHolders(identities), { predicate: specOrMetadataChanged, coalesced: true })
-    .watches(namespaces, policyHolders(identities), { coalesced: true })
+    .watches(trustDomains, identitiesOfTrustDomain(indexes), { predicate: specOrMetadataChanged })
+    .watches(signingState, identitiesOfTrustDomain(indexes))
+    .watches(configMaps, identitiesOfDenyList(indexes, cfg.namespace), { predicate: bundleOrDenyListChanged })
+    // Tenancy reads a namespace's labels alone; the identities' own resync is the safety net.
+    .watches(namespaces, identitiesInNamespace(identities), { predicate: labelsChanged, resync: false })
+    .watches(serviceAccounts, identitiesOfServiceAccount(indexes), { resync: false })
+    // Only the policy holders whose policy.json an identity or namespace change can alter (policy-holders.ts).
+    .watches(holders, (key) => [key], { coalesced: true })
     .watches(appPorts && changesOf(appPorts), (key) => [key], { coalesced: true })
     .coalesce(COALESCE_MS)
     .run(identity.reconcile, identity.errorPolicy));
@@ -152,8 +158,8 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     .owns(secrets, byLabel(LABEL_TRUST_DOMAIN, { cluster: true, without: LABEL_IDENTITY }))
     .owns(configMaps, byLabel(LABEL_TRUST_DOMAIN, { cluster: true, without: LABEL_IDENTITY }))
     .watches(namespaces, everyTrustDomain(trustDomains))
-    // Rotation progress and bundle copies follow identities, their Secrets and pod certificates: coalesced.
-    .watches(identities, trustDomainOfIdentity, { predicate: specOrMetadataChanged, coalesced: true })
+    // Bundle copies follow the namespaces that hold identities; rotation progress their Secrets and pod certificates: coalesced.
+    .watches(identityNamespaces, (name) => [name], { coalesced: true })
     .watches(secrets, byLabel(LABEL_TRUST_DOMAIN, { cluster: true, with: LABEL_IDENTITY }), { coalesced: true })
     .watches(configMaps, byLabel(LABEL_TRUST_DOMAIN, { cluster: true, with: LABEL_IDENTITY }), { coalesced: true })
     .watches(requests, byLabel(LABEL_TRUST_DOMAIN, { cluster: true }), { coalesced: true })
@@ -162,7 +168,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     .coalesce(COALESCE_MS)
     .run(trustReconciler({
       clusterTrustBundles,
-      api: kube, trustDomains, secrets, secretList: secrets, podCertificates, identities, configMaps, namespaces, store, events, metrics,
+      api: kube, trustDomains, secrets, secretList: secrets, podCertificates, identityNamespaces, configMaps, namespaces, store, events, metrics,
       log: log.child({ controller: 'trustdomain' }), operatorNamespace: cfg.namespace,
       caDurationMs: cfg.caDurationMs, intermediateDurationMs: cfg.intermediateDurationMs, externalCAPollMs: cfg.externalCAPollMs,
       rotation: {

@@ -38,16 +38,15 @@ function toolsServer(store: { documents: string[] }): McpServer {
   return server;
 }
 
-export interface ToolsServer {
-  server: Server;
-  port: number;
-  url: string;
+export interface ToolsHandler {
+  /** A node:http (or node:https, or the SDK's createHttpsServer) request listener serving MCP on /mcp. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
   /** How many documents `delete_all` has left: a test proves a denied call never arrived. */
   documents(): number;
-  close(): Promise<void>;
 }
 
-export async function startToolsServer(opts: { json: boolean; port?: number; host?: string }): Promise<ToolsServer> {
+/** The MCP endpoint as a request listener, for any server in front of it (the SDK's createHttpsServer in the tests). */
+export function toolsHandler(opts: { json: boolean }): ToolsHandler {
   const store = { documents: [...DOCUMENTS] };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if (new URL(req.url ?? '/', 'http://x').pathname !== MCP_PATH) return void res.writeHead(404).end();
@@ -59,18 +58,33 @@ export async function startToolsServer(opts: { json: boolean; port?: number; hos
     await server.connect(transport);
     await transport.handleRequest(req, res);
   };
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: (err as Error).message }, id: null }));
-    });
-  });
+  return {
+    documents: () => store.documents.length,
+    handle: (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: (err as Error).message }, id: null }));
+      });
+    },
+  };
+}
+
+export interface ToolsServer extends Pick<ToolsHandler, 'documents'> {
+  server: Server;
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startToolsServer(opts: { json: boolean; port?: number; host?: string }): Promise<ToolsServer> {
+  const tools = toolsHandler(opts);
+  const server = createServer(tools.handle);
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((r) => server.listen(opts.port ?? 0, host, r));
   const port = (server.address() as AddressInfo).port;
   return {
     server, port, url: `http://${host}:${port}${MCP_PATH}`,
-    documents: () => store.documents.length,
+    documents: tools.documents,
     close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }

@@ -30,7 +30,7 @@ export function auditLine(r: AuditRecord): string {
   })}\n`;
 }
 
-const TRANSPORTS: ReadonlySet<string> = new Set<Transport>(['http', 'mcp', 'a2a']);
+const TRANSPORTS: ReadonlySet<string> = new Set<Transport>(['http', 'mcp', 'a2a', 'tls']);
 const str = (v: unknown): v is string => typeof v === 'string';
 const optStr = (v: unknown) => (str(v) ? v : undefined);
 

@@ -2,7 +2,8 @@
 // stream records it. Identifiers only: never a body, an argument or a header
 // value, so an audit file can be shared with a security review as it is.
 
-export type Transport = 'http' | 'mcp' | 'a2a';
+/** `tls`: a peer refused at its connection (handshake, deny list, a rule that stops at the connection), before any request. */
+export type Transport = 'http' | 'mcp' | 'a2a' | 'tls';
 
 export interface AuditRecord {
   /** RFC 3339 with milliseconds, UTC. */
@@ -11,7 +12,7 @@ export interface AuditRecord {
   direction: 'inbound' | 'egress';
   /** This agent's SPIFFE ID. */
   local: string;
-  /** The verified peer's SPIFFE ID (egress: the destination's). */
+  /** The verified peer's SPIFFE ID (egress: the destination's); for a refused destination no identity claims, its host. */
   peer: string;
   transport: Transport;
   /** HTTP method and path of the request. */

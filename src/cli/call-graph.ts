@@ -9,7 +9,7 @@ import { table } from './table.ts';
 export interface Call {
   caller: string;
   agent: string;
-  /** `tools/call search`, `message/send`, `GET /healthz`. */
+  /** `tools/call search`, `message/send`, `GET /healthz`, or `(connection)` for a peer refused before any request. */
   target: string;
   /** Whose proxy decided: the agent's (inbound) or the caller's (egress). Both may log one call, so they are not summed. */
   decidedBy: 'inbound' | 'egress';
@@ -21,6 +21,7 @@ export interface Call {
 export function targetOf(r: AuditRecord): string {
   const name = r.tool ?? r.prompt ?? r.resource;
   if (r.rpcMethod) return name === undefined ? r.rpcMethod : `${r.rpcMethod} ${name}`;
+  if (r.transport === 'tls') return '(connection)';
   return `${r.method} ${r.path}`;
 }
 

@@ -35,6 +35,9 @@ export const specOrMetadataChanged: Predicate<KubeObject> = (obj, old) => {
   return f(obj.metadata) !== f(old.metadata);
 };
 
+/** For watches that read only an object's labels (a Namespace for tenancy): other changes cause no work. */
+export const labelsChanged: Predicate<KubeObject> = (obj, old) => !old || JSON.stringify(obj.metadata.labels ?? {}) !== JSON.stringify(old.metadata.labels ?? {});
+
 /** The keys of the controller's objects that an event of another object concerns. */
 export type Mapper<T> = (obj: T) => Iterable<string>;
 

@@ -58,9 +58,10 @@ export interface WorkQueueOptions {
 // Node's timers fire after 1 ms for any delay above this (and warn).
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-interface Delayed {
+/** A key's deadline in the heap; stale once the key's deadline in #delayed differs (moved earlier, forgotten, fired). */
+interface Due {
   deadline: number;
-  timer: ReturnType<typeof setTimeout>;
+  key: string;
 }
 
 export class WorkQueue {
@@ -77,7 +78,15 @@ export class WorkQueue {
   readonly #processing = new Set<string>();
   // Keys added while processing: queued again once their reconcile ends.
   readonly #dirty = new Set<string>();
-  readonly #delayed = new Map<string, Delayed>();
+  /**
+   * Delayed keys and their deadlines, ordered by a min-heap under one timer: a timer per key
+   * cost a Timeout and, for every distinct delay, a timer list of its own (one each per
+   * identity waiting for its renewal: ~200 B per identity, 2,000 of each at 2,000 identities).
+   */
+  readonly #delayed = new Map<string, number>();
+  readonly #heap: Due[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
   readonly #failures = new Map<string, number>();
   readonly #idleWaiters: Array<() => void> = [];
   #reportedDepth = 0;
@@ -117,16 +126,15 @@ export class WorkQueue {
     }
     const deadline = Date.now() + delayMs;
     const existing = this.#delayed.get(key);
-    if (existing) {
-      if (existing.deadline <= deadline) return;
-      clearTimeout(existing.timer);
-    }
-    this.#arm(key, deadline);
+    if (existing !== undefined && existing <= deadline) return;
+    this.#delayed.set(key, deadline);
+    this.#push({ deadline, key });
+    // Entries left stale by earlier deadlines and forgotten keys are dropped once they outnumber the live ones.
+    if (this.#heap.length > 2 * this.#delayed.size + 64) this.#rebuild();
+    this.#arm();
   }
 
   forget(key: string): void {
-    const delayed = this.#delayed.get(key);
-    if (delayed) clearTimeout(delayed.timer);
     this.#delayed.delete(key);
     this.#failures.delete(key);
   }
@@ -139,7 +147,7 @@ export class WorkQueue {
   dueWithin(withinMs: number): number {
     const now = Date.now();
     let last = 0;
-    for (const { deadline } of this.#delayed.values()) if (deadline - now <= withinMs) last = Math.max(last, deadline - now);
+    for (const deadline of this.#delayed.values()) if (deadline - now <= withinMs) last = Math.max(last, deadline - now);
     return last;
   }
 
@@ -150,8 +158,11 @@ export class WorkQueue {
 
   async shutdown(): Promise<void> {
     this.#shuttingDown = true;
-    for (const { timer } of this.#delayed.values()) clearTimeout(timer);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
     this.#delayed.clear();
+    this.#heap.length = 0;
     this.#pq.clear();
     this.#waiting.clear();
     this.#dirty.clear();
@@ -160,17 +171,59 @@ export class WorkQueue {
     await this.#pq.onIdle();
   }
 
-  // Chains timers no longer than MAX_TIMER_MS and checks the clock each time,
-  // so a 40-day delay fires at 40 days rather than after 1 ms.
-  #arm(key: string, deadline: number): void {
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) {
-      this.#delayed.delete(key);
-      this.add(key);
-      return;
+  /**
+   * Adds every key whose deadline passed, then sets the one timer for the earliest left. A timer
+   * is never longer than MAX_TIMER_MS and the clock is checked each time it fires, so a 40-day
+   * delay fires at 40 days rather than after 1 ms.
+   */
+  #arm(): void {
+    const now = Date.now();
+    for (let top = this.#heap[0]; top && top.deadline <= now; top = this.#heap[0]) {
+      this.#pop();
+      if (this.#delayed.get(top.key) !== top.deadline) continue;
+      this.#delayed.delete(top.key);
+      this.add(top.key);
     }
-    const timer = setTimeout(() => this.#arm(key, deadline), Math.min(remaining, MAX_TIMER_MS));
-    this.#delayed.set(key, { deadline, timer });
+    while (this.#heap[0] && this.#delayed.get(this.#heap[0].key) !== this.#heap[0].deadline) this.#pop();
+    const next = this.#heap[0]?.deadline ?? Infinity;
+    if (next === this.#timerAt) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = next;
+    if (next === Infinity) return;
+    this.#timer = setTimeout(() => { this.#timerAt = Infinity; this.#timer = undefined; this.#arm(); }, Math.min(next - now, MAX_TIMER_MS));
+  }
+
+  #push(due: Due): void {
+    const h = this.#heap;
+    h.push(due);
+    for (let i = h.length - 1; i > 0;) {
+      const parent = (i - 1) >> 1;
+      if (h[parent]!.deadline <= h[i]!.deadline) break;
+      [h[parent], h[i]] = [h[i]!, h[parent]!];
+      i = parent;
+    }
+  }
+
+  #pop(): void {
+    const h = this.#heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    for (let i = 0; ;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < h.length && h[l]!.deadline < h[m]!.deadline) m = l;
+      if (r < h.length && h[r]!.deadline < h[m]!.deadline) m = r;
+      if (m === i) break;
+      [h[m], h[i]] = [h[i]!, h[m]!];
+      i = m;
+    }
+  }
+
+  #rebuild(): void {
+    this.#heap.length = 0;
+    for (const [key, deadline] of this.#delayed) this.#push({ deadline, key });
   }
 
   async #process(key: string): Promise<void> {

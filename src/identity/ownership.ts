@@ -9,13 +9,14 @@ import type { AgentIdentity, Secret } from '../api/types.ts';
 export const SECRET_OWNED_BY_ANOTHER = 'SecretOwnedByAnother';
 
 /** Why `identity` may not use the Secret its spec names, or undefined when it may. */
-export function foreignClaim(identity: AgentIdentity, secret: Secret | undefined, identities: readonly AgentIdentity[]): string | undefined {
+/** `claimants`: the identities that may name the same Secret (any others are skipped); read only while no Secret exists. */
+export function foreignClaim(identity: AgentIdentity, secret: Secret | undefined, claimants: readonly AgentIdentity[]): string | undefined {
   const where = `Secret ${identity.metadata.namespace}/${secretNameOf(identity)}`;
   if (secret) {
     const owner = controllerOf(secret);
     return owner && owner.uid !== identity.metadata.uid ? `${where} belongs to ${describeController(secret)}; choose another spec.secretName` : undefined;
   }
-  const rival = identities.find((o) => o.metadata.namespace === identity.metadata.namespace && o.metadata.uid !== identity.metadata.uid
+  const rival = claimants.find((o) => o.metadata.namespace === identity.metadata.namespace && o.metadata.uid !== identity.metadata.uid
     && !o.metadata.deletionTimestamp && secretNameOf(o) === secretNameOf(identity) && olderThan(o, identity));
   return rival ? `${where} is claimed by the older AgentIdentity ${rival.metadata.name}; choose another spec.secretName` : undefined;
 }

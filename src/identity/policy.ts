@@ -1,6 +1,7 @@
 // The identity's policy.json: its inbound policy resolved against the
-// identities and namespaces that exist now, plus the deny list. Kept in a
-// ConfigMap mounted next to the certificate. Pure.
+// identities and namespaces that exist now, plus the deny list. Kept in the
+// identity Secret next to the certificate (Secret delivery: one write for
+// both), or in a ConfigMap where there is no Secret (pod certificates). Pure.
 import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_IDENTITY, LABEL_TRUST_DOMAIN, BUNDLE_DENYLIST } from '../api/group.ts';
 import { policyConfigMapName, trustDomainOf } from '../api/defaults.ts';
 import { FILES } from '../api/documents.ts';
@@ -18,7 +19,10 @@ export interface PolicyInputs {
   denyListHome?: ConfigMap;
 }
 
-export function desiredPolicyConfigMap(identity: AgentIdentity, i: PolicyInputs, existing?: ConfigMap): { configMap: ConfigMap; peers?: number } {
+/** The identity's policy.json, and how many peers its allow rules resolve to (undefined without allow rules). */
+export interface DesiredPolicy { json: string; peers?: number }
+
+export function desiredPolicy(identity: AgentIdentity, i: PolicyInputs): DesiredPolicy {
   const doc = compilePolicy({
     identity: { namespace: identity.metadata.namespace!, name: identity.metadata.name!, spiffeID: i.spiffeID, trustDomain: i.trustDomain, policy: identity.spec.policy, proxied: identity.spec.proxy !== undefined },
     peers: i.peers.map((p) => ({
@@ -28,17 +32,19 @@ export function desiredPolicyConfigMap(identity: AgentIdentity, i: PolicyInputs,
     namespaces: i.namespaces.map((n) => ({ name: n.metadata.name!, labels: n.metadata.labels ?? {} })),
     denyList: parseDenyList(i.trustDomain, i.denyListHome?.data?.[BUNDLE_DENYLIST]).entries,
   });
+  return { json: encodePolicyDocument(doc), peers: identity.spec.policy?.allow ? peersResolved(doc) : undefined };
+}
+
+/** The ConfigMap that carries policy.json where no identity Secret does (pod-certificate delivery). */
+export function desiredPolicyConfigMap(identity: AgentIdentity, policyJson: string, existing?: ConfigMap): ConfigMap {
   return {
-    configMap: {
-      apiVersion: 'v1', kind: 'ConfigMap',
-      metadata: {
-        name: policyConfigMapName(identity.metadata.name!), namespace: identity.metadata.namespace,
-        resourceVersion: existing?.metadata.resourceVersion,
-        labels: { ...existing?.metadata.labels, [LABEL_MANAGED_BY]: MANAGED_BY_VALUE, [LABEL_IDENTITY]: identity.metadata.name!, [LABEL_TRUST_DOMAIN]: trustDomainOf(identity) },
-        ownerReferences: [{ apiVersion: API_VERSION, kind: AGENT_IDENTITY.kind, name: identity.metadata.name!, uid: identity.metadata.uid!, controller: true, blockOwnerDeletion: true }],
-      },
-      data: { [FILES.policy]: encodePolicyDocument(doc) },
+    apiVersion: 'v1', kind: 'ConfigMap',
+    metadata: {
+      name: policyConfigMapName(identity.metadata.name!), namespace: identity.metadata.namespace,
+      resourceVersion: existing?.metadata.resourceVersion,
+      labels: { ...existing?.metadata.labels, [LABEL_MANAGED_BY]: MANAGED_BY_VALUE, [LABEL_IDENTITY]: identity.metadata.name!, [LABEL_TRUST_DOMAIN]: trustDomainOf(identity) },
+      ownerReferences: [{ apiVersion: API_VERSION, kind: AGENT_IDENTITY.kind, name: identity.metadata.name!, uid: identity.metadata.uid!, controller: true, blockOwnerDeletion: true }],
     },
-    peers: identity.spec.policy?.allow ? peersResolved(doc) : undefined,
+    data: { [FILES.policy]: policyJson },
   };
 }

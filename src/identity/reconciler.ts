@@ -2,11 +2,12 @@
 // checks, act (issue, resync or revoke), report (status, event, metrics).
 // Level-based: it reads only cached state and writes only differences, so a
 // second run in a row makes no API write. What the pods need besides the
-// certificate is published next to it: the policy ConfigMap, and with
-// spec.proxy the NetworkPolicy that leaves the proxy the only way in.
+// certificate is published with it: policy.json (in the Secret, or in a
+// ConfigMap for pod certificates), and with spec.proxy the NetworkPolicy that
+// leaves the proxy the only way in.
 import { firstViolation, type Violation } from '../controller/checks.ts';
 import { API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ANNOTATION_NOT_AFTER, FINALIZER_REVOKE } from '../api/group.ts';
-import { deliveryOf, needsPeers, policyConfigMapName, proxyNetworkPolicyName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
+import { deliveryOf, policyConfigMapName, proxyNetworkPolicyName, secretNameOf, trustDomainOf, DEFAULT_DURATION } from '../api/defaults.ts';
 import { parseDuration, formatDuration } from '../api/duration.ts';
 import type { AgentIdentity, AgentIdentityStatus, ConfigMap, Namespace, NetworkPolicy, Secret } from '../api/types.ts';
 import type { DenyListEntry } from '../api/documents.ts';
@@ -27,15 +28,18 @@ import { renewalTime } from './renewal.ts';
 import { denyEntryOf, denyEntryOfPodCertificate, type PodCertificateOnRecord, revoke } from './revoke.ts';
 import { desiredSecret, keptLeaf, secretDiffers, type SecretLeaf } from './secret.ts';
 import { readyStatus, failedStatus, podCertificateStatus, suspendedStatus, withoutCertificate } from './status.ts';
-import { desiredPolicyConfigMap } from './policy.ts';
+import { desiredPolicy, desiredPolicyConfigMap, type DesiredPolicy } from './policy.ts';
+import { candidatePeers, policyDependencies } from './dependencies.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
 import { writeOwnedConfigMap } from '../trust/owned-configmap.ts';
+import { configMapDiffers } from '../trust/publish.ts';
 import { writeOwned } from '../controller/owned.ts';
 import { desiredNetworkPolicy, networkPolicyDiffers } from './network-policy.ts';
 import { APP_PORT_CONDITION, appPortCondition, type AppPortProbe } from './app-port.ts';
 import { getCondition, removeCondition, setCondition } from '../api/conditions.ts';
 import { controllerOf, describeController, isControlledBy } from '../api/owner.ts';
 import { foreignClaim, SECRET_OWNED_BY_ANOTHER } from './ownership.ts';
+import { secretKeyOf } from './watches.ts';
 import { tenancyViolation } from '../policy/tenancy.ts';
 
 export interface IdentityReconcilerDeps extends ReconcileContext {
@@ -54,7 +58,9 @@ export interface IdentityReconcilerDeps extends ReconcileContext {
     patchIdentityStatus(namespace: string, name: string, status: AgentIdentityStatus): Promise<unknown>;
     patchIdentityMetadata(namespace: string, name: string, metadata: { finalizers: string[]; resourceVersion?: string }): Promise<unknown>;
   };
-  identities: { get(name: string, namespace?: string): AgentIdentity | undefined; list(): readonly AgentIdentity[] };
+  identities: { get(name: string, namespace?: string): AgentIdentity | undefined; list(namespace?: string): readonly AgentIdentity[] };
+  /** The identities naming each Secret, by `namespace/secretName` (watches.ts bySecret): who else claims one not yet made. */
+  claims: { of(secretKey: string): readonly AgentIdentity[] };
   configMaps: { get(name: string, namespace?: string): ConfigMap | undefined };
   /** The operator's NetworkPolicies; undefined where it may not watch them (RBAC from before spec.proxy). */
   networkPolicies?: { get(name: string, namespace?: string): NetworkPolicy | undefined };
@@ -122,20 +128,24 @@ async function addFinalizer(d: IdentityReconcilerDeps, identity: AgentIdentity):
 
 /** Retried with backoff: another's Secret changing, or an older claim going away, queues only that other identity. */
 function refuseForeignClaim(d: IdentityReconcilerDeps, identity: AgentIdentity, secret: Secret | undefined): void {
-  const claim = foreignClaim(identity, secret, d.identities.list());
+  const claim = foreignClaim(identity, secret, secret ? [] : d.claims.of(secretKeyOf(identity)));
   if (claim) throw new Refused(SECRET_OWNED_BY_ANOTHER, claim);
 }
 
-/** Secret delivery: decide by the ordered checks, issue or keep the leaf, then the policy and a Ready status. */
+/**
+ * Secret delivery: decide by the ordered checks, issue or keep the leaf with
+ * the policy.json beside it (one Secret write for both), then a Ready status.
+ */
 async function issueOrKeep(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret | undefined, now: Date): Promise<Result> {
   const durationMs = durationOf(identity, d.minDurationMs);
   const spiffeID = refusing(() => spiffeIDFor(trustDomain, identity));
+  const policy = policyOf(d, identity, trustDomain, spiffeID);
   const gathered = await gatherCheckInput(identity, secret, trustDomain, spiffeID, now);
   const violation = firstViolation(CHECKS, gathered.input);
   const kept = violation
-    ? await issue(d, identity, trustDomain, secret, gathered, violation, { spiffeID, durationMs, now })
-    : await keep(d, identity, trustDomain, secret!, gathered, spiffeID);
-  await reportReady(d, identity, trustDomain, kept, spiffeID, now);
+    ? await issue(d, identity, trustDomain, secret, gathered, violation, { spiffeID, durationMs, now, policyJson: policy.json })
+    : await keep(d, identity, trustDomain, secret!, gathered, spiffeID, policy.json);
+  await reportReady(d, identity, trustDomain, kept, policy, now);
   // A fresh issuance is re-checked at its own renewal time; a pending rotation may come sooner.
   const next = Math.min(kept.renewAt.getTime(), violation ? Infinity : (gathered.input.rotationReissueAt?.getTime() ?? Infinity));
   return { requeueAfter: Math.max(1, next - d.now().getTime()) };
@@ -147,7 +157,7 @@ interface LeafInSecret { leaf: SecretLeaf; renewAt: Date }
 /** A check was violated: issue a new leaf into the Secret, and tell it (metric, log, event). */
 async function issue(
   d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret | undefined, gathered: Gathered,
-  violation: Violation<IssuanceReason>, o: { spiffeID: SpiffeID; durationMs: number; now: Date },
+  violation: Violation<IssuanceReason>, o: { spiffeID: SpiffeID; durationMs: number; now: Date; policyJson: string },
 ): Promise<LeafInSecret> {
   if (!trustDomain.signer) {
     throw new ReconcileFailure('WaitingForCA', `${violation.message}, but the CA is changing and may sign only once its new roots are in every bundle copy`, { retry: false });
@@ -160,14 +170,20 @@ async function issue(
   d.metrics.issuances.inc({ trust_domain: trustDomain.name, reason: violation.reason, result: 'success' });
   d.metrics.issuanceDuration.observe({ trust_domain: trustDomain.name }, (performance.now() - started) / 1000);
   d.log.info({ identity: objectKey(identity), reason: violation.reason, serial: leaf.serialNumber, notAfter: leaf.notAfter }, 'issued certificate');
-  d.events.record(ref(identity), 'Normal', 'Issued',
-    `${violation.message}; issued ${leaf.spiffeID} serial ${leaf.serialNumber}, valid until ${leaf.notAfter.toISOString()}`);
+  // A re-issue is history the status keeps only the last of, so it gets an Event (naming the serial replaced).
+  // A first certificate is not: Ready=True reason Issued, the serial and lastIssuanceReason say all the Event
+  // would, and it was one API write in four per new identity (issue 20).
+  const replaced = identity.status?.serialNumber;
+  if (replaced) {
+    d.events.record(ref(identity), 'Normal', 'Issued',
+      `${violation.message}; issued ${leaf.spiffeID} serial ${leaf.serialNumber} (replacing ${replaced}), valid until ${leaf.notAfter.toISOString()}`);
+  }
   return { leaf, renewAt: renewalTime(identity.spec, leaf) };
 }
 
 async function signAndWrite(
   d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret | undefined, gathered: Gathered,
-  violation: Violation<IssuanceReason>, o: { spiffeID: SpiffeID; durationMs: number; now: Date },
+  violation: Violation<IssuanceReason>, o: { spiffeID: SpiffeID; durationMs: number; now: Date; policyJson: string },
 ): Promise<SecretLeaf> {
   const { input, keyPair } = gathered;
   const issued = await issueIdentity(trustDomain.signer!, { ...input.desired, durationMs: o.durationMs, now: o.now }, keyPair);
@@ -175,23 +191,23 @@ async function signAndWrite(
     spiffeID: o.spiffeID, serialNumber: issued.serialNumber, notBefore: issued.notBefore, notAfter: issued.notAfter,
     reason: violation.reason, rootFingerprint: trustDomain.activeRootFingerprint, renewalRequest: input.renewal?.requested,
   };
-  await writeSecret(d, desiredSecret(identity, secret, leaf, trustDomain.bundlePem, issued), secret);
+  await writeSecret(d, desiredSecret(identity, secret, leaf, trustDomain.bundlePem, o.policyJson, issued), secret);
   return leaf;
 }
 
-/** Same certificate, but labels, annotations or the bundle may have moved. */
-async function keep(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret, gathered: Gathered, spiffeID: SpiffeID): Promise<LeafInSecret> {
+/** Same certificate, but labels, annotations, the bundle or the policy may have moved. */
+async function keep(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret, gathered: Gathered, spiffeID: SpiffeID, policyJson: string): Promise<LeafInSecret> {
   const leaf = keptLeaf(secret, gathered.input.secret.leaf!, spiffeID, gathered.rootFingerprint ?? '');
-  const want = desiredSecret(identity, secret, leaf, trustDomain.bundlePem);
+  const want = desiredSecret(identity, secret, leaf, trustDomain.bundlePem, policyJson);
   if (secretDiffers(secret, want)) await writeSecret(d, want, secret);
   return { leaf, renewAt: gathered.input.renewalTime! };
 }
 
-async function reportReady(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, { leaf, renewAt }: LeafInSecret, spiffeID: SpiffeID, now: Date): Promise<void> {
+async function reportReady(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, { leaf, renewAt }: LeafInSecret, policy: DesiredPolicy, now: Date): Promise<void> {
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
-  const policyPeers = await syncPolicy(d, identity, trustDomain, spiffeID);
+  await keepLegacyPolicyConfigMap(d, identity, policy.json);
   await syncNetworkPolicy(d, identity);
-  await writeStatus(d, identity, readyStatus(identity, { ...leaf, renewalTime: renewAt, secretName: secretNameOf(identity), caFingerprint: trustDomain.caFingerprint, policyPeers }, now));
+  await writeStatus(d, identity, readyStatus(identity, { ...leaf, renewalTime: renewAt, secretName: secretNameOf(identity), caFingerprint: trustDomain.caFingerprint, policyPeers: policy.peers }, now));
   d.metrics.certificateExpiration.set({ namespace, name }, leaf.notAfter.getTime() / 1000);
   d.metrics.certificateRenewal.set({ namespace, name }, renewAt.getTime() / 1000);
   d.metrics.setReady(namespace, name, 'True');
@@ -311,9 +327,10 @@ async function podCertificates(d: IdentityReconcilerDeps, identity: AgentIdentit
       'delivery is PodCertificate, but the operator cannot answer PodCertificateRequests: the API server serves none (Kubernetes 1.37+ is needed) or the operator may not list them (see its log); use delivery Secret on this cluster', { retry: false });
   }
   const spiffeID = spiffeIDFor(trustDomain, identity);
-  const policyPeers = await syncPolicy(d, identity, trustDomain, spiffeID);
+  const policy = policyOf(d, identity, trustDomain, spiffeID);
+  await syncPolicyConfigMap(d, identity, policy.json);
   await syncNetworkPolicy(d, identity);
-  await writeStatus(d, identity, podCertificateStatus(identity, { spiffeID, caFingerprint: trustDomain.caFingerprint, policyPeers }, now));
+  await writeStatus(d, identity, podCertificateStatus(identity, { spiffeID, caFingerprint: trustDomain.caFingerprint, policyPeers: policy.peers }, now));
   const { namespace, name } = identity.metadata as { namespace: string; name: string };
   d.metrics.forgetCertificate(namespace, name);
   d.metrics.setReady(namespace, name, 'True');
@@ -330,25 +347,39 @@ async function ownSecret(d: IdentityReconcilerDeps, identity: AgentIdentity, cac
   return secret && isControlledBy(secret, identity.metadata.uid) ? secret : undefined;
 }
 
-/** Writes the identity's policy.json when it changed; returns how many peers the policy resolves to. */
-async function syncPolicy(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, spiffeID: SpiffeID): Promise<number | undefined> {
-  // Only rules and the proxy's host map need peers (needsPeers): listing every identity for all would make a burst O(N²).
-  const peers = needsPeers(identity) ? d.identities.list().map((p) => ({
+/** The identity's policy.json, resolved against the identities its rules can name (dependencies.ts). */
+function policyOf(d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, spiffeID: SpiffeID): DesiredPolicy {
+  // Listing every identity for every holder would make a burst O(N²): only the host map needs them all.
+  const deps = policyDependencies(identity);
+  const peers = deps ? candidatePeers(deps, identity.metadata.namespace!, d).map((p) => ({
     identity: p, spiffeID: p.status?.spiffeID ?? expectedSpiffeID(d, p), clusterDomain: d.trustDomains.get(trustDomainOf(p))?.spec.clusterDomain,
   })) : [];
-  const inputs = {
+  return desiredPolicy(identity, {
     spiffeID: spiffeID.toString(), trustDomain: trustDomain.trustDomain, peers, namespaces: d.namespaces.list(),
     denyListHome: d.configMaps.get(bundleConfigMapName(trustDomain.name), d.operatorNamespace),
-  };
+  });
+}
+
+/** Pod-certificate delivery has no Secret: policy.json lives in the identity's ConfigMap, written when it changed. */
+async function syncPolicyConfigMap(d: IdentityReconcilerDeps, identity: AgentIdentity, policyJson: string): Promise<void> {
   const cached = d.configMaps.get(policyConfigMapName(identity.metadata.name!), identity.metadata.namespace);
-  let count: number | undefined;
-  const build = (existing?: ConfigMap) => { const out = desiredPolicyConfigMap(identity, inputs, existing); count = out.peers; return out.configMap; };
-  const foreign = await writeOwnedConfigMap(d.api, cached, build, (cm) => isControlledBy(cm, identity.metadata.uid));
+  const foreign = await writeOwnedConfigMap(d.api, cached, (existing) => desiredPolicyConfigMap(identity, policyJson, existing), (cm) => isControlledBy(cm, identity.metadata.uid));
   if (foreign) {
     // The webhook mounts this ConfigMap by name, so the tenant's content would be the pods' policy.json. Never overwritten: it is not ours.
     throw new Refused(POLICY_CONFLICT, `ConfigMap ${identity.metadata.namespace}/${foreign.metadata.name} exists and is not this identity's (${describeController(foreign)}); its pods would mount it as their policy: delete it`);
   }
-  return count;
+}
+
+/**
+ * Secret delivery: policy.json rides the Secret. Pods admitted before it did
+ * mount the identity's ConfigMap, so one that is ours is kept current; none
+ * is made, and one that is not ours is no pod's policy any more.
+ */
+async function keepLegacyPolicyConfigMap(d: IdentityReconcilerDeps, identity: AgentIdentity, policyJson: string): Promise<void> {
+  const cached = d.configMaps.get(policyConfigMapName(identity.metadata.name!), identity.metadata.namespace);
+  if (!cached || !isControlledBy(cached, identity.metadata.uid)) return;
+  const want = desiredPolicyConfigMap(identity, policyJson, cached);
+  if (configMapDiffers(cached, want)) await d.api.replaceConfigMap(want);
 }
 
 /**

@@ -1,6 +1,6 @@
 // The identity Secret the operator wants to exist. Pure: a function of the
-// identity, the leaf it holds and whatever Secret exists (whose foreign
-// labels and annotations are kept). PEM becomes Secret data here, and the
+// identity, the leaf it holds, its policy.json and whatever Secret exists
+// (whose foreign labels and annotations are kept). PEM becomes Secret data here, and the
 // SPIFFE ID an annotation: nowhere earlier.
 import {
   API_VERSION, AGENT_IDENTITY, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_IDENTITY,
@@ -10,6 +10,7 @@ import {
 import { secretNameOf, trustDomainOf } from '../api/defaults.ts';
 import { rfc3339 } from '../api/conditions.ts';
 import type { AgentIdentity, Secret } from '../api/types.ts';
+import { FILES } from '../api/documents.ts';
 import type { SpiffeID } from '../pki/spiffeid.ts';
 import type { Validity } from '../pki/validity.ts';
 import type { IssuedIdentity } from './issue.ts';
@@ -28,9 +29,14 @@ export interface SecretLeaf extends Validity {
 
 const base64 = (pem: string) => Buffer.from(pem).toString('base64');
 
-/** `pem` absent: the Secret keeps the certificate and key it has (only labels, annotations or the bundle move). */
+/**
+ * `policyJson`: the identity's policy.json, which rides the Secret so a new
+ * identity costs one write for both (the webhook projects it from here).
+ * `pem` absent: the Secret keeps the certificate and key it has (only labels,
+ * annotations, the bundle or the policy move).
+ */
 export function desiredSecret(
-  identity: AgentIdentity, existing: Secret | undefined, leaf: SecretLeaf, bundlePem: string, pem?: Pick<IssuedIdentity, 'certificatePem' | 'privateKeyPem'>,
+  identity: AgentIdentity, existing: Secret | undefined, leaf: SecretLeaf, bundlePem: string, policyJson: string, pem?: Pick<IssuedIdentity, 'certificatePem' | 'privateKeyPem'>,
 ): Secret {
   const tpl = identity.spec.secretTemplate ?? {};
   return {
@@ -59,6 +65,7 @@ export function desiredSecret(
       [SECRET_CERT]: pem ? base64(pem.certificatePem) : existing?.data?.[SECRET_CERT] ?? '',
       [SECRET_KEY]: pem ? base64(pem.privateKeyPem) : existing?.data?.[SECRET_KEY] ?? '',
       [SECRET_BUNDLE]: base64(bundlePem),
+      [FILES.policy]: base64(policyJson),
     },
   };
 }

@@ -12,6 +12,7 @@ import type {
 import type { KubeConfig } from './config.ts';
 import { call, ifExists, isNotFound } from './errors.ts';
 import { Informer } from './informer.ts';
+import { shareBundles } from './intern.ts';
 import { send, sendText, type Query, type Request, type RequestOptions } from './transport.ts';
 
 export { loadKubeConfig, NoClusterError, type KubeConfig } from './config.ts';
@@ -362,9 +363,12 @@ export class KubeClient {
     return this.informer('serviceaccounts', '/api/v1/serviceaccounts', h);
   }
 
-  /** Only Secrets carrying the operator's label are ever listed, watched or cached. */
+  /**
+   * Only Secrets carrying the operator's label are ever listed, watched or cached, and
+   * their trust bundle (ca.crt, the same in every identity Secret) is held once, not once per Secret.
+   */
   managedSecretInformer(h: InformerHandlers<Secret>): Informer<Secret & KubernetesObject> {
-    return this.informer('secrets', '/api/v1/secrets', h, MANAGED_SELECTOR);
+    return this.informer('secrets', '/api/v1/secrets', { ...h, transform: shareBundles() }, MANAGED_SELECTOR);
   }
 
   /** Only NetworkPolicies carrying the operator's label are listed, watched or cached. */
@@ -383,7 +387,7 @@ export class KubeClient {
   }
 
   /** The list is a request (paced); the watch that follows is not (watch.ts). */
-  private informer<T>(name: string, path: string, h: InformerHandlers<T>, labelSelector?: string, fieldSelector?: string): Informer<T & KubernetesObject> {
+  private informer<T>(name: string, path: string, h: InformerHandlers<T> & { transform?: (obj: T) => void }, labelSelector?: string, fieldSelector?: string): Informer<T & KubernetesObject> {
     return new Informer(this.kc, {
       name, path, labelSelector, fieldSelector,
       list: () => this.get<KubernetesListObject<T & KubernetesObject>>(path, { labelSelector, fieldSelector }),

@@ -4,6 +4,7 @@
 // waits for the API: events queue and a background writer sends them, paced
 // by a budget of their own, so a reconcile neither waits on an Event nor
 // spends its requests on one.
+import { createHash } from 'node:crypto';
 import type { CoreV1Event } from '@kubernetes/client-node';
 import type { ObjectMeta } from '../api/types.ts';
 import type { KubeClient } from './client.ts';
@@ -29,9 +30,17 @@ export interface EventRecorderOptions {
   maxQueued?: number;
   /** Called with each failed write and each drop. */
   onError: (err: unknown) => void;
+  /** Distinct events remembered for collapsing; the oldest is forgotten first (default RECENT_MAX). */
+  maxRecent?: number;
 }
 
 const SUPPRESS_MS = 10 * 60_000;
+/**
+ * client-go's event correlator remembers 4096 events (maxLruCacheEntries). Forgetting one
+ * early only lets an identical event through again; remembering every identity's last
+ * message for 10 minutes held ~180 B per identity and, past 10,000, scanned them all per event.
+ */
+export const RECENT_MAX = 4096;
 const MAX_MESSAGE = 1024;
 const MAX_QUEUED = 1000;
 /** Writes in flight at once: enough to keep up with a burst over one HTTP/2 connection. */
@@ -40,6 +49,7 @@ const WRITERS = 4;
 export class EventRecorder implements EventSink {
   private readonly kube: Pick<KubeClient, 'createEvent'>;
   private readonly component: string;
+  /** A digest of (object, type, reason, message) → when it was last written; in the order written, oldest first. */
   private readonly recent = new Map<string, number>();
   private readonly opts: EventRecorderOptions;
   private readonly bucket: TokenBucket;
@@ -56,7 +66,8 @@ export class EventRecorder implements EventSink {
   }
 
   record(target: EventTarget, type: EventType, reason: string, message: string): void {
-    const key = `${target.metadata.uid}/${type}/${reason}/${message}`;
+    // A digest, not the text: the message is not kept once the event is written.
+    const key = createHash('sha1').update(`${target.metadata.uid}/${type}/${reason}/${message}`).digest('base64');
     const now = Date.now();
     const last = this.recent.get(key);
     if (last !== undefined && now - last < SUPPRESS_MS) return;
@@ -64,8 +75,7 @@ export class EventRecorder implements EventSink {
       this.opts.onError(new Error(`event queue full (${this.queue.length}): dropped ${type} ${reason} for ${target.kind} ${target.metadata.name}`));
       return;
     }
-    this.recent.set(key, now);
-    if (this.recent.size > 10_000) this.prune(now);
+    this.remember(key, now);
     // Cluster-scoped objects' events go to "default", as kubectl expects.
     const namespace = target.metadata.namespace ?? 'default';
     const ts = new Date(now);
@@ -108,7 +118,19 @@ export class EventRecorder implements EventSink {
     }
   }
 
-  private prune(now: number): void {
-    for (const [k, t] of this.recent) if (now - t >= SUPPRESS_MS) this.recent.delete(k);
+  /** Keeps the map in time order (delete, then set at the end), so forgetting is from the front and O(1) per event. */
+  private remember(key: string, now: number): void {
+    this.recent.delete(key);
+    this.recent.set(key, now);
+    const max = this.opts.maxRecent ?? RECENT_MAX;
+    for (const [k, t] of this.recent) {
+      if (this.recent.size <= max && now - t < SUPPRESS_MS) break;
+      this.recent.delete(k);
+    }
+  }
+
+  /** Distinct events remembered for collapsing (tests). */
+  remembered(): number {
+    return this.recent.size;
   }
 }

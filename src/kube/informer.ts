@@ -24,6 +24,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   onDelete?: (obj: T) => void;
   /** Called for every cached object each resync period; defaults to onChange. */
   onResync?: (obj: T) => void;
+  /** Applied to each object before it is cached or delivered, e.g. to share strings many objects hold (client-go's SetTransform). */
+  transform?: (obj: T) => void;
   /** Each failed attempt, with the delay before the next and what to log. */
   onRestart?: (err: unknown, delayMs: number, restart: Restart) => void;
 }
@@ -162,6 +164,7 @@ export class Informer<T extends KubernetesObject> {
   private put(obj: T): void {
     // Before anyone sees it: nothing here reads managedFields, and it is a large part of every object (client-go's TransformStripManagedFields).
     delete obj.metadata?.managedFields;
+    this.opts.transform?.(obj);
     const ns = obj.metadata?.namespace ?? '';
     let names = this.objects.get(ns);
     if (!names) this.objects.set(ns, names = new Map());

@@ -42,9 +42,13 @@ const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/** A namespace's labels as a namespaceSelector sees them. */
+export function selectableNamespaceLabels(name: string, labels: Record<string, string> | undefined): Record<string, string> {
+  return { ...labels, [NAMESPACE_NAME_LABEL]: name };
+}
+
 function namespaceLabels(input: PolicyInput, name: string): Record<string, string> {
-  const ns = input.namespaces.find((n) => n.name === name);
-  return { ...ns?.labels, [NAMESPACE_NAME_LABEL]: name };
+  return selectableNamespaceLabels(name, input.namespaces.find((n) => n.name === name)?.labels);
 }
 
 /** The SPIFFE IDs one well-formed rule resolves to right now. */
@@ -174,9 +178,24 @@ const withNarrowings = (r: Resolved) => ({
   allow: r.allow, ...(r.trustDomains.length ? { allowTrustDomains: r.trustDomains } : {}), ...(r.narrowings.length ? { narrowings: r.narrowings } : {}),
 });
 
+/**
+ * Whether policy.json carries the host map (egress.destinations): for a proxy
+ * (spec.proxy) or an egress policy (spec.policy.egress, which only a proxy
+ * enforces). The map lists every identity of the trust domain, so each one
+ * appearing rewrites every map; an inbound-only policy names its peers alone.
+ * (In every identity's document it was 235 KB each at 1,000 identities, 235 MB
+ * cached, and past about 4,000 a document outgrew a ConfigMap's 1 MiB.)
+ */
+export function needsHostMap(identity: { policy?: InboundPolicy; proxied?: boolean }): boolean {
+  return identity.proxied === true || identity.policy?.egress !== undefined;
+}
+
 function compileEgress(input: PolicyInput): EgressDocument {
   const rules = input.identity.policy?.egress?.allow;
-  return { mode: rules ? 'AllowList' : 'TrustDomain', ...withNarrowings(rules ? resolveRules(rules, 'egress.allow', input) : NONE), destinations: destinations(input) };
+  return {
+    mode: rules ? 'AllowList' : 'TrustDomain', ...withNarrowings(rules ? resolveRules(rules, 'egress.allow', input) : NONE),
+    destinations: needsHostMap(input.identity) ? destinations(input) : [],
+  };
 }
 
 /**

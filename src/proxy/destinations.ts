@@ -7,7 +7,7 @@ import { authorizeEgress } from '../sdk/index.ts';
 
 export type EgressVerdict =
   | { allowed: true; spiffeID: string; rule: string }
-  | { allowed: false; status: 403 | 502; message: string };
+  | { allowed: false; status: 403 | 502; message: string; /** The identity that claims the host, when one alone does. */ spiffeID?: string };
 
 /** Lowercase, without a trailing dot: the form dnsNames and the document use. */
 export function normalizeHost(host: string): string {
@@ -37,7 +37,7 @@ export function decideEgress(doc: PolicyDocument, host: string): EgressVerdict {
   if (ids.length === 0) {
     const why = doc.egress
       ? 'no AgentIdentity claims it (spec.dnsNames, or <name>.<namespace>.svc), nor an egress.allow spiffeID rule\'s hosts (a federated partner\'s agent); egress to external hosts is not supported'
-      : `the policy of ${doc.spiffeID} has no egress section, so no host names an identity (the operator writes one for identities with spec.policy)`;
+      : `the policy of ${doc.spiffeID} has no egress section, so no host names an identity (the operator writes one for identities with spec.proxy or spec.policy.egress)`;
     return { allowed: false, status: 403, message: `egress to ${normalizeHost(host)} refused: ${why}` };
   }
   if (ids.length > 1) {
@@ -47,5 +47,5 @@ export function decideEgress(doc: PolicyDocument, host: string): EgressVerdict {
   const verdict = authorizeEgress(doc)(SpiffeID.parse(spiffeID), []);
   return verdict.allowed
     ? { allowed: true, spiffeID, rule: verdict.rule }
-    : { allowed: false, status: 403, message: `egress to ${normalizeHost(host)} (${spiffeID}) refused: ${verdict.reason}` };
+    : { allowed: false, status: 403, message: `egress to ${normalizeHost(host)} (${spiffeID}) refused: ${verdict.reason}`, spiffeID };
 }

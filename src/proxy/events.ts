@@ -9,6 +9,8 @@ export interface Refusal {
   /** The peer's SPIFFE ID, once known. */
   peer?: string;
   message: string;
+  /** The refused request (outbound), when the refusal answered one. */
+  request?: { method: string; path: string; host: string };
 }
 
 export interface ProxyEvents {

@@ -7,7 +7,7 @@ import { openAudit, type AuditRecord } from '../audit/index.ts';
 import type { Identity } from '../sdk/index.ts';
 import { type HealthServer, startHealthServer } from '../telemetry/server.ts';
 import { ProxyConfigError, type ProxyConfig } from './config.ts';
-import type { ProxyEvents } from './events.ts';
+import type { ProxyEvents, Refusal } from './events.ts';
 import { inboundServer } from './inbound.ts';
 import { outboundServer } from './outbound.ts';
 
@@ -55,6 +55,9 @@ export async function startProxy(identity: Identity, config: ProxyConfig, hooks:
     hooks.onDecision?.(record);
   };
   const requests = { ...config.requests, onDecision };
+  // A refusal at the connection (a peer refused at its handshake or on a reload, an egress the policy does not
+  // allow, a peer presenting the wrong identity) is a decision too: the request policy never sees it.
+  events.on('refused', (r) => onDecision(refusalRecord(identity.spiffeID, r)));
   let health: HealthServer | undefined;
   // Metrics last: a scrape during the drain still answers; the audit after the requests that feed it.
   const stop = async (graceMs: number) => {
@@ -86,6 +89,15 @@ export async function startProxy(identity: Identity, config: ProxyConfig, hooks:
     throw err;
   }
   return running;
+}
+
+/** The audit record of a refusal the proxy made before any request policy could decide. */
+export function refusalRecord(local: string, r: Refusal): AuditRecord {
+  return {
+    time: new Date().toISOString(), direction: r.direction === 'outbound' ? 'egress' : 'inbound', local,
+    peer: r.peer ?? r.request?.host ?? 'unknown', transport: r.request ? 'http' : 'tls',
+    method: r.request?.method ?? '', path: r.request?.path ?? '', decision: 'deny', rule: null, reason: r.reason, latencyMs: 0,
+  };
 }
 
 /** A file that cannot be appended to is refused at start-up, by the flag's name; later failures are events. */

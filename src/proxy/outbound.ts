@@ -12,7 +12,7 @@ import type { PolicyDocument } from '../api/documents.ts';
 import { AgentHttpsAgent, authorizeID, type Authorizer, grantsOf, guardRequest, type Identity, PeerRefusedError, type RequestPolicyOptions } from '../sdk/index.ts';
 import { peerChainOf } from '../sdk/peer.ts';
 import { decideEgress, normalizeHost } from './destinations.ts';
-import type { ProxyEvents } from './events.ts';
+import type { ProxyEvents, Refusal } from './events.ts';
 import { forwardHeaders } from './headers.ts';
 import { httpServerOptions, type Limits, limitConnections, poolIdleMs } from './limits.ts';
 import { Admissions } from './readmit.ts';
@@ -165,8 +165,8 @@ class Pools {
 
 export function outboundServer(identity: Identity, opts: OutboundOptions, events: EventEmitter<ProxyEvents>): http.Server {
   const pools = new Pools(identity, events, { idleMs: poolIdleMs(opts.limits), maxSockets: opts.limits.maxConnectionsPerPeer });
-  const refuse = (res: http.ServerResponse, status: number, reason: string, message: string, peer?: string) => {
-    events.emit('refused', { direction: 'outbound', reason, peer, message });
+  const refuse = (res: http.ServerResponse, status: number, reason: string, message: string, request?: Refusal['request'], peer?: string) => {
+    events.emit('refused', { direction: 'outbound', reason, message, ...(peer ? { peer } : {}), ...(request ? { request } : {}) });
     sendError(res, status, `agent-identity proxy: ${message}`);
   };
   const server = http.createServer(httpServerOptions(opts.limits), (req, res) => {
@@ -185,7 +185,7 @@ export function outboundServer(identity: Identity, opts: OutboundOptions, events
     const target = `${host}:${port}`;
     const verdict = decideEgress(identity.policy, host);
     if (!verdict.allowed) {
-      refuse(res, verdict.status, verdict.status === 403 ? 'EgressDenied' : 'AmbiguousHost', verdict.message);
+      refuse(res, verdict.status, verdict.status === 403 ? 'EgressDenied' : 'AmbiguousHost', verdict.message, { method: req.method ?? '', path: url.pathname, host }, verdict.spiffeID);
       return;
     }
     const expected = verdict.spiffeID;
@@ -194,7 +194,9 @@ export function outboundServer(identity: Identity, opts: OutboundOptions, events
       const upstream = requestTo(pools.poolFor(expected), opts, { host, port, url, req: allowed });
       void relay(allowed, res, upstream, opts.limits.maxBodyBytes, (err) => {
         const failure = outboundFailure(err, target, expected, identity.spiffeID);
-        if (err instanceof PeerRefusedError) events.emit('refused', { direction: 'outbound', reason: err.reason, peer: err.peerID, message: failure.message });
+        if (err instanceof PeerRefusedError) {
+          events.emit('refused', { direction: 'outbound', reason: err.reason, peer: err.peerID, message: failure.message, request: { method: allowed.method ?? '', path: url.pathname, host } });
+        }
         else events.emit('failed', { direction: 'outbound', message: failure.message });
         return failure;
       });

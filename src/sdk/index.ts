@@ -15,6 +15,8 @@ export {
   authorizePolicy,
   type PolicyAuthorizerOptions,
 } from './authorizer.ts';
+export { type AuditLog, type AuditLogOptions, openAuditLog } from './audit-log.ts';
+export type { AuditRecord } from '../audit/record.ts';
 export { AgentHttpsAgent, type ClientOptions, connect, httpsAgent, tlsConnectOptions } from './client.ts';
 export { IdentityError, PeerRefusedError, type RefusalReason } from './errors.ts';
 export { identityFiles, type IdentityFiles } from './files.ts';

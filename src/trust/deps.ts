@@ -1,7 +1,7 @@
 // What the trust reconciler and its parts (CA sources, publishing, status)
 // read and write through; injected, so tests run them over in-memory fakes.
 import { API_VERSION, TRUST_DOMAIN } from '../api/group.ts';
-import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
+import type { ClusterTrustBundle, ConfigMap, Namespace, Secret, TrustDomain, TrustDomainStatus } from '../api/types.ts';
 import type { ReconcileContext } from '../controller/context.ts';
 import type { EventTarget } from '../kube/events.ts';
 import type { RotationConfig } from '../ca/rotation.ts';
@@ -25,8 +25,10 @@ export interface TrustReconcilerDeps extends ReconcileContext {
   store: TrustStore;
   /** Publish a ClusterTrustBundle too (when the API server serves them). */
   clusterTrustBundles: boolean;
-  identities: { list(): readonly AgentIdentity[] };
-  configMaps: { get(name: string, namespace?: string): ConfigMap | undefined; list(): readonly ConfigMap[] };
+  /** The namespaces holding identities of a TrustDomain (identity-namespaces.ts): a pass never scans the identities. */
+  identityNamespaces: { of(trustDomain: string): Iterable<string> };
+  /** Read by name; listed only in the operator's namespace (the partners' bundles the fetcher keeps there). */
+  configMaps: { get(name: string, namespace?: string): ConfigMap | undefined; list(namespace: string): readonly ConfigMap[] };
   namespaces: { list(): readonly Namespace[] };
   secretList: { list(): readonly Secret[] };
   /** The signer's ledger of pod certificates that may still be valid (signer/ledger.ts ledgerOf). */
@@ -43,4 +45,9 @@ export const CONTROLLER = 'trustdomain';
 
 export function trustDomainRef(trustDomain: TrustDomain): EventTarget {
   return { apiVersion: API_VERSION, kind: TRUST_DOMAIN.kind, metadata: trustDomain.metadata };
+}
+
+/** Every cached ConfigMap of that name, one look-up per namespace: a pass costs namespaces, not every cached ConfigMap (each identity has a policy one). */
+export function bundleCopies(d: Pick<TrustReconcilerDeps, 'configMaps' | 'namespaces'>, name: string): ConfigMap[] {
+  return d.namespaces.list().flatMap((ns) => d.configMaps.get(name, ns.metadata.name) ?? []);
 }

@@ -3,12 +3,12 @@
 // Secret leaves, and pod certificates (the signer's ledger).
 import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, LABEL_IDENTITY, LABEL_TRUST_DOMAIN, SECRET_BUNDLE } from '../api/group.ts';
 import type { Secret } from '../api/types.ts';
-import type { TrustReconcilerDeps } from './deps.ts';
+import { bundleCopies, type TrustReconcilerDeps } from './deps.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
 
 export interface Progress { now: Date; bundleCopies: { total: number; updated: number }; leaves: number; leavesOnRetiring: number }
 
-type Caches = Pick<TrustReconcilerDeps, 'secretList' | 'configMaps' | 'podCertificates' | 'now'>;
+type Caches = Pick<TrustReconcilerDeps, 'secretList' | 'configMaps' | 'namespaces' | 'podCertificates' | 'now'>;
 
 export function progressOf(d: Caches, name: string, retiringRootFingerprints: ReadonlySet<string>, bundlePem: string): Progress {
   const secrets = identitySecretsOf(d, name);
@@ -43,6 +43,6 @@ export function bundleCopyPems(d: Caches, name: string): string[] {
   const live = identitySecretsOf(d, name).filter((s) => !(Date.parse(s.metadata.annotations?.[ANNOTATION_NOT_AFTER] ?? '') <= now));
   return [
     ...live.map((s) => Buffer.from(s.data?.[SECRET_BUNDLE] ?? '', 'base64').toString('utf8')),
-    ...d.configMaps.list().filter((c) => c.metadata.name === bundleConfigMapName(name)).map((c) => c.data?.[SECRET_BUNDLE] ?? ''),
+    ...bundleCopies(d, bundleConfigMapName(name)).map((c) => c.data?.[SECRET_BUNDLE] ?? ''),
   ];
 }

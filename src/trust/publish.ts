@@ -3,18 +3,18 @@ import { API_VERSION, BUNDLE_DENYLIST, LABEL_FEDERATED_TRUST_DOMAIN, LABEL_MANAG
 import { FILES, type FederatedBundlesDocument } from '../api/documents.ts';
 import { FEDERATED_ROOTS_KEY, FEDERATED_TRUST_DOMAIN_KEY } from '../api/names.ts';
 import { Bundle } from '../pki/index.ts';
-import { bundleConfigMapName, trustDomainOf } from '../api/defaults.ts';
+import { bundleConfigMapName } from '../api/defaults.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
-import type { AgentIdentity, ClusterTrustBundle, ConfigMap, Namespace, OwnerReference, TrustDomain } from '../api/types.ts';
+import type { ClusterTrustBundle, ConfigMap, Namespace, OwnerReference, TrustDomain } from '../api/types.ts';
 import { matchesSelector } from '../policy/selector.ts';
 
 /**
- * Every namespace with an agent of this trust domain, every namespace the
- * selector picks, and the operator's own (its copy is the deny list's home).
+ * Every namespace with an agent of this trust domain (identity-namespaces.ts),
+ * every namespace the selector picks, and the operator's own (its copy is the
+ * deny list's home).
  */
-export function bundleNamespaces(trustDomain: TrustDomain, identities: readonly AgentIdentity[], namespaces: readonly Namespace[], operatorNamespace: string): Set<string> {
-  const out = new Set<string>([operatorNamespace]);
-  for (const i of identities) if (trustDomainOf(i) === trustDomain.metadata.name && !i.metadata.deletionTimestamp) out.add(i.metadata.namespace!);
+export function bundleNamespaces(trustDomain: TrustDomain, withIdentities: Iterable<string>, namespaces: readonly Namespace[], operatorNamespace: string): Set<string> {
+  const out = new Set<string>([operatorNamespace, ...withIdentities]);
   const selector = trustDomain.spec.bundle?.namespaceSelector;
   if (selector) for (const ns of namespaces) if (matchesSelector(selector, ns.metadata.labels ?? {})) out.add(ns.metadata.name!);
   return out;

@@ -13,7 +13,7 @@ import { bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, config
 import { RestorePace } from './restore-pace.ts';
 import { writeOwnedConfigMap } from './owned-configmap.ts';
 import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
-import { CONTROLLER, trustDomainRef, type TrustReconcilerDeps } from './deps.ts';
+import { bundleCopies, CONTROLLER, trustDomainRef, type TrustReconcilerDeps } from './deps.ts';
 
 export interface Published {
   namespaces: number;
@@ -50,12 +50,12 @@ export function bundlePublisher(d: TrustReconcilerDeps): (trustDomain: TrustDoma
     const configMapName = bundleConfigMapName(name);
     const denyList = pruned(parseDenyList(trustDomain.spec.trustDomain, d.configMaps.get(configMapName, d.operatorNamespace)?.data?.[BUNDLE_DENYLIST]), d.now());
     const denyJson = serializeDenyList(denyList);
-    const want = bundleNamespaces(trustDomain, d.identities.list(), d.namespaces.list(), d.operatorNamespace);
+    const want = bundleNamespaces(trustDomain, d.identityNamespaces.of(name), d.namespaces.list(), d.operatorNamespace);
     // A copy someone else made is never overwritten (its agents would read it as the bundle): reported instead.
     const conflicts: string[] = [];
     const failed: Failed[] = [];
     const attempt = (where: string, write: () => Promise<unknown>) => write().catch((err) => { failed.push({ where, err: toKubeError(err) }); });
-    const federatedJson = federatedBundlesDocument(trustDomain, d.configMaps.list(), d.operatorNamespace);
+    const federatedJson = federatedBundlesDocument(trustDomain, d.configMaps.list(d.operatorNamespace), d.operatorNamespace);
     const content = { bundlePem, denyJson, federatedJson };
     let restoreInMs: number | undefined;
     for (const ns of want) {
@@ -80,8 +80,8 @@ export function bundlePublisher(d: TrustReconcilerDeps): (trustDomain: TrustDoma
     }
     const bundleConflict = conflicts.length ? bundleConflictMessage(configMapName, conflicts) : undefined;
     if (bundleConflict) await problem('BundleConfigMapConflict', bundleConflict);
-    for (const cm of d.configMaps.list()) {
-      const stale = cm.metadata.name === configMapName && cm.metadata.labels?.[LABEL_TRUST_DOMAIN] === name && !want.has(cm.metadata.namespace!);
+    for (const cm of bundleCopies(d, configMapName)) {
+      const stale = cm.metadata.labels?.[LABEL_TRUST_DOMAIN] === name && !want.has(cm.metadata.namespace!);
       if (stale && (!controllerOf(cm) || isControlledBy(cm, trustDomain.metadata.uid))) {
         await attempt(`ConfigMap ${cm.metadata.namespace}/${configMapName} (withdrawn)`, () => d.api.deleteConfigMap(cm.metadata.namespace!, configMapName).catch((e) => { if (!isNotFound(e)) throw e; }));
       }

@@ -1,12 +1,8 @@
 // Which TrustDomains another object's change concerns: the mappings the
 // trust controller is declared with (operator.ts).
-import { trustDomainOf } from '../api/defaults.ts';
 import { LABEL_FEDERATED_TRUST_DOMAIN } from '../api/group.ts';
-import type { AgentIdentity, ConfigMap, TrustDomain } from '../api/types.ts';
+import type { ConfigMap, TrustDomain } from '../api/types.ts';
 import type { Mapper } from '../controller/controller.ts';
-
-/** An identity appearing, moving or leaving: its TrustDomain's bundle copies and rotation progress. */
-export const trustDomainOfIdentity: Mapper<AgentIdentity> = (i) => [trustDomainOf(i)];
 
 /** A Namespace: bundles are published by namespace selector, so every TrustDomain may publish there or withdraw. */
 export const everyTrustDomain = (trustDomains: { list(): readonly TrustDomain[] }): Mapper<unknown> => () => trustDomains.list().map((t) => t.metadata.name!);

@@ -177,33 +177,37 @@ export async function validate(req: AdmissionRequest, opts: AdmissionOptions): P
   const toRead = secretsToRead(pod);
   if ('reason' in toRead) return deny(req.uid, toRead.reason, toRead.message);
 
-  // All at once: the Secrets' and the policy ConfigMap's owners decide, the identities say who those owners are.
-  const policyName = policyConfigMapToRead(pod);
-  const [listed, read, policy] = await Promise.allSettled([
+  // All at once: the Secrets' owners decide, the identities say who those owners are.
+  const [listed, read] = await Promise.allSettled([
     opts.identities.list(req.namespace),
     readSecrets(opts.secretMetadata, req.namespace, toRead.names),
-    policyName ? opts.configMapMetadata(req.namespace, policyName) : undefined,
   ]);
   if (listed.status === 'rejected') return lookupFailed(req.uid, `could not list AgentIdentities in namespace "${req.namespace}"`, listed.reason);
   if (read.status === 'rejected') {
     const failed = read.reason as SecretReadFailed;
     return lookupFailed(req.uid, `could not read Secret "${failed.secretName}" in namespace "${req.namespace}"`, failed.cause);
   }
-  if (policy.status === 'rejected') return lookupFailed(req.uid, `could not read ConfigMap "${policyName}" in namespace "${req.namespace}"`, policy.reason);
   let bundle: PodAdmission['bundle'];
+  let policyConfigMap: PodAdmission['policyConfigMap'];
   const identity = requestedIdentityOf(pod, listed.value);
-  // Only a pod-certificate identity mounts the namespace's bundle copy: one more round trip, for those pods only.
+  // Only a pod-certificate identity mounts ConfigMaps (the namespace's bundle copy, its policy): one more round trip, for those pods only.
+  const policyName = policyConfigMapToRead(pod);
   if (identity && deliveryOf(identity) === 'PodCertificate') {
     const configMapName = bundleConfigMapName(trustDomainOf(identity));
-    const [configMap, trustDomain] = await Promise.allSettled([opts.configMapMetadata(req.namespace, configMapName), opts.trustDomain(trustDomainOf(identity))]);
+    const [configMap, trustDomain, policy] = await Promise.allSettled([
+      opts.configMapMetadata(req.namespace, configMapName), opts.trustDomain(trustDomainOf(identity)),
+      policyName ? opts.configMapMetadata(req.namespace, policyName) : undefined,
+    ]);
     if (configMap.status === 'rejected') return lookupFailed(req.uid, `could not read ConfigMap "${configMapName}" in namespace "${req.namespace}"`, configMap.reason);
     if (trustDomain.status === 'rejected') return lookupFailed(req.uid, `could not read TrustDomain "${trustDomainOf(identity)}"`, trustDomain.reason);
+    if (policy.status === 'rejected') return lookupFailed(req.uid, `could not read ConfigMap "${policyName}" in namespace "${req.namespace}"`, policy.reason);
     // No TrustDomain yet: nothing can control the copy, and the operator publishes none until it exists.
     if (trustDomain.value) bundle = { trustDomainUID: trustDomain.value.metadata.uid!, ...(configMap.value ? { configMap: configMap.value } : {}) };
+    policyConfigMap = policy.value;
   }
   const verdict = validatePod({
     pod, namespace: req.namespace, identities: listed.value, secrets: read.value,
-    ...(policy.value ? { policyConfigMap: policy.value } : {}), ...(bundle ? { bundle } : {}), ...(opts.mountPath ? { mountPath: opts.mountPath } : {}),
+    ...(policyConfigMap ? { policyConfigMap } : {}), ...(bundle ? { bundle } : {}), ...(opts.mountPath ? { mountPath: opts.mountPath } : {}),
   });
   return verdict.allowed ? allow(req.uid) : deny(req.uid, verdict.reason, verdict.message);
 }

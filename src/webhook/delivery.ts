@@ -67,13 +67,19 @@ function federatedBundlesSource(identity: AgentIdentity): VolumeProjection {
   return { configMap: { name: bundleConfigMapName(trustDomainOf(identity)), items: [{ key: FILES.federatedBundles, path: FILES.federatedBundles }], optional: true } };
 }
 
-/** The projected volume's sources for the identity's delivery, policy.json last in both. */
+/**
+ * The projected volume's sources for the identity's delivery. Secret delivery:
+ * the identity Secret, policy.json included (the operator writes both in one
+ * request, and no ConfigMap name is left for a tenant to squat). Pod
+ * certificates: policy.json from the identity's ConfigMap, last. Both get the
+ * partners' Roots (federatedBundlesSource).
+ */
 export function identitySources(identity: AgentIdentity): IdentitySources {
-  const policy: VolumeProjection = { configMap: { name: policyConfigMapName(identity.metadata.name!), items: [{ key: FILES.policy, path: FILES.policy }] } };
   if (deliveryOf(identity) === 'Secret') {
-    const items = [{ key: SECRET_CERT, path: FILES.certificate }, { key: SECRET_KEY, path: FILES.privateKey }, { key: SECRET_BUNDLE, path: FILES.bundle }];
-    return { sources: [{ secret: { name: identitySecretName(identity)!, items } }, federatedBundlesSource(identity), policy] };
+    const items = [{ key: SECRET_CERT, path: FILES.certificate }, { key: SECRET_KEY, path: FILES.privateKey }, { key: SECRET_BUNDLE, path: FILES.bundle }, { key: FILES.policy, path: FILES.policy }];
+    return { sources: [{ secret: { name: identitySecretName(identity)!, items } }, federatedBundlesSource(identity)] };
   }
+  const policy: VolumeProjection = { configMap: { name: policyConfigMapName(identity.metadata.name!), items: [{ key: FILES.policy, path: FILES.policy }] } };
   const keyType = podCertificateKeyType(identity);
   if (!keyType) {
     const { algorithm, size } = keyRequestOf(identity);

@@ -45,7 +45,8 @@ export interface InjectionSummary {
   secret?: string;
   /** Pod-certificate delivery: the signer the kubelet asks. */
   signerName?: string;
-  policy: string;
+  /** Pod-certificate delivery: the ConfigMap policy.json comes from (Secret delivery: the Secret). */
+  policy?: string;
   mountPath: string;
   /** The containers that mount the identity: with spec.proxy, the proxy alone. */
   containers: string[];
@@ -257,8 +258,7 @@ function summaryOf(identity: AgentIdentity, mountPath: string, containers: strin
   return {
     identity: identity.metadata.name!,
     ...(identity.status?.spiffeID ? { spiffeID: identity.status.spiffeID } : {}),
-    ...(deliveryOf(identity) === 'Secret' ? { secret: secretNameOf(identity) } : { signerName: SIGNER_NAME }),
-    policy: policyConfigMapName(identity.metadata.name!),
+    ...(deliveryOf(identity) === 'Secret' ? { secret: secretNameOf(identity) } : { signerName: SIGNER_NAME, policy: policyConfigMapName(identity.metadata.name!) }),
     mountPath,
     containers,
   };

@@ -27,6 +27,7 @@
 // checks (controller/checks.ts), as in cert-manager: the first that fails is the answer.
 import { firstViolation, type Check, type Violation } from '../controller/checks.ts';
 import { DEFAULT_IDENTITY_DIR } from '../api/documents.ts';
+import { deliveryOf } from '../api/defaults.ts';
 import { AGENT_IDENTITY, GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, POD_CERTIFICATE_AGENT_ANNOTATION, SIGNER_NAME } from '../api/group.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
 import type { AgentIdentity, ObjectMeta, OwnerReference } from '../api/types.ts';
@@ -145,18 +146,20 @@ const serviceAccountMatches: Check<PodAdmission, DenyReason> = (a) => {
   };
 };
 
-// A tenant who may create ConfigMaps can create <name>-identity-policy before
-// the operator does. The reconciler then refuses to adopt it (and reports
+// Pod-certificate delivery: a tenant who may create ConfigMaps can create
+// <name>-identity-policy before the operator does. The reconciler then refuses to adopt it (and reports
 // PolicyConfigMapConflict on the identity), but the injected volume names it,
 // so without this rule the pod would read the tenant's policy.json. Only the
 // controller owner UID proves it is the operator's. A ConfigMap that does not
 // exist yet is no refusal: the projection is not optional, so the kubelet
 // waits for it; the residual race (a tenant creating it after admission,
 // before the operator does) is in docs/webhook.md.
+// Secret delivery mounts policy.json from the identity Secret, whose owner the
+// Secret checks above decide: a ConfigMap of that name is nobody's policy there.
 const policyIsTheOperators: Check<PodAdmission, DenyReason> = (a) => {
   const name = requestedIdentity(a.pod);
   const identity = name ? find(a, name) : undefined;
-  if (!identity || !a.policyConfigMap || isControlledBy({ metadata: a.policyConfigMap }, identity.metadata.uid)) return undefined;
+  if (!identity || deliveryOf(identity) === 'Secret' || !a.policyConfigMap || isControlledBy({ metadata: a.policyConfigMap }, identity.metadata.uid)) return undefined;
   return {
     reason: 'PolicyConfigMapConflict',
     message: `ConfigMap ${a.namespace}/${policyConfigMapName(name!)} is not the operator's policy for AgentIdentity ${name} (it is not controlled by it); delete it — the operator will write the real one`,

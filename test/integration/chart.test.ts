@@ -812,8 +812,12 @@ test("the operator, running as the chart's ServiceAccount with only the chart's 
   assert.match(ctb.spec.trustBundle, /BEGIN CERTIFICATE/);
   const ca = await a.core.readNamespacedSecret({ namespace: NAMESPACE, name: 'default-ca' });
   assert.equal(ca.metadata?.namespace, NAMESPACE, 'the self-signed CA Secret lives in the release namespace');
-  const events = await api(env.kc).core.listNamespacedEvent({ namespace: ns });
-  assert.ok(events.items.some((e) => e.involvedObject.name === 'planner' && e.type === 'Normal'), 'the operator recorded an event');
+  // A first issuance records no Event (its status says it all); a re-issue does, so events are written under the chart's RBAC.
+  await api(env.kc).core.deleteNamespacedSecret({ namespace: ns, name: 'planner-identity' });
+  await eventually(async () => {
+    const events = await api(env.kc).core.listNamespacedEvent({ namespace: ns });
+    return events.items.some((e) => e.involvedObject.name === 'planner' && e.type === 'Normal' && e.reason === 'Issued');
+  }, { timeoutMs: 60_000, what: 'the operator recorded the re-issue as an Event' });
 
   // Nothing was refused along the way: no reconcile failed for want of a permission.
   const errors = (await op.metrics.reconcileErrors.get()).values.filter((v) => v.value > 0).map((v) => String(v.labels.reason));

@@ -5,10 +5,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ApiException, CustomObjectsApi } from '@kubernetes/client-node';
+import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { loadAll } from 'js-yaml';
 import { startTestEnv, type TestEnv } from '../support/env.ts';
 import { eventually } from '../support/operator.ts';
-import { API_VERSION, AGENT_IDENTITY, GROUP, TRUST_DOMAIN, VERSION } from '../../src/api/group.ts';
+import { API_VERSION, AGENT_IDENTITY, CLUSTER_FEDERATED_TRUST_DOMAIN, GROUP, TRUST_DOMAIN, VERSION } from '../../src/api/group.ts';
 import type { TrustDomainStatus, AgentIdentity, AgentIdentitySpec, TrustDomain, TrustDomainSpec } from '../../src/api/types.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -495,4 +497,44 @@ test('the minimum-duration admission policy (deploy/, rendered from the chart) r
   } finally {
     await env.kubectl(['delete', '--ignore-not-found', '-f', join(ROOT, 'deploy', 'admissionpolicy.yaml')]);
   }
+});
+
+// ---------------------------------------------------------------- the documented examples
+
+/** Every object of ours in a ```yaml block of README.md and docs/*.md: what a reader copies must be accepted as written. */
+async function documentedExamples(): Promise<{ file: string; object: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } } }[]> {
+  const files = ['README.md', ...(await readdir(join(ROOT, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+  const found = [];
+  for (const file of files) {
+    const text = await readFile(join(ROOT, file), 'utf8');
+    for (const block of text.matchAll(/^```yaml\n([\s\S]*?)^```/gm)) {
+      for (const doc of loadAll(block[1]!)) {
+        const o = doc as { apiVersion?: string; kind?: string; metadata?: { name: string; namespace?: string } } | null;
+        if (o?.apiVersion === API_VERSION && o.metadata) found.push({ file, object: o as never });
+      }
+    }
+  }
+  return found;
+}
+
+test('every AgentIdentity, TrustDomain and ClusterFederatedTrustDomain example in the README and docs/ is accepted as written (server-side dry run)', async () => {
+  const examples = await documentedExamples();
+  assert.ok(examples.some((e) => e.file === 'README.md' && e.object.kind === AGENT_IDENTITY.kind), 'the README has AgentIdentity examples');
+  const plural: Record<string, string> = { [AGENT_IDENTITY.kind]: AGENT_IDENTITY.plural, [TRUST_DOMAIN.kind]: TRUST_DOMAIN.plural, [CLUSTER_FEDERATED_TRUST_DOMAIN.kind]: CLUSTER_FEDERATED_TRUST_DOMAIN.plural };
+  const refused: string[] = [];
+  for (const { file, object } of examples) {
+    const p = plural[object.kind];
+    assert.ok(p, `${file}: unknown kind ${object.kind}`);
+    const body = { ...object, metadata: { ...object.metadata, name: uniqueName('doc') } };
+    try {
+      if (object.kind === AGENT_IDENTITY.kind) {
+        await api.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: p, namespace: ns, body: { ...body, metadata: { ...body.metadata, namespace: ns } }, dryRun: 'All' });
+      } else {
+        await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: p, body, dryRun: 'All' });
+      }
+    } catch (err) {
+      refused.push(`${file}: ${object.kind} ${object.metadata.name}: ${err instanceof ApiException ? String(err.body).slice(0, 400) : String(err)}`);
+    }
+  }
+  assert.deepEqual(refused, [], 'documented examples the API server refuses');
 });

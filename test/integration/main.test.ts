@@ -119,3 +119,32 @@ test('serves /healthz, /readyz and /metrics, issues, and shuts down on SIGTERM',
     proc.kill('SIGKILL');
   }
 });
+
+test('--memory-limit sizes V8\'s heap: the operator re-executes itself once, same PID, with the heap the limit less its reserve', async () => {
+  const MiB = 2 ** 20;
+  /** The operator's "memory" log line, then it is killed. */
+  const memoryLine = async (nodeFlags: string[], flags: string[]) => {
+    const proc = spawn(process.execPath, [...nodeFlags, MAIN, `--kubeconfig=${env.kubeconfigPath}`, '--http-port=0', '--http-host=127.0.0.1', '--log-level=info', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d) => (out += d));
+    try {
+      const line = await eventually(async () => {
+        const l = out.split('\n').find((x) => x.includes('"msg":"memory"'));
+        return l ? JSON.parse(l) as { heapLimitBytes: number; memoryLimit?: { bytes: number; source: string }; why?: string } : undefined;
+      }, { what: 'the memory line in the log' });
+      // Read while it runs: the command line of the PID that was spawned.
+      return { ...line, cmdline: readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').split('\0') };
+    } finally {
+      proc.kill('SIGKILL');
+    }
+  };
+  const sized = await memoryLine([], ['--memory-limit=300Mi']);
+  assert.ok(sized.cmdline.includes('--max-heap-size=150'), `the spawned PID now runs with the sized heap (execve: signals and PID 1 stay as they were): ${sized.cmdline.join(' ')}`);
+  assert.deepEqual(sized.memoryLimit, { bytes: 300 * MiB, source: '--memory-limit' });
+  // 300 Mi less half of it in reserve: young and old generation together.
+  assert.equal(sized.heapLimitBytes, 150 * MiB);
+
+  const chosen = await memoryLine(['--max-old-space-size=500'], ['--memory-limit=300Mi']);
+  assert.equal(chosen.why, 'the heap size was given to Node (--max-old-space-size or --max-heap-size)', 'the user\'s own choice wins');
+  assert.ok(chosen.heapLimitBytes >= 500 * MiB, `heap limit ${chosen.heapLimitBytes / MiB} MiB`);
+});

@@ -42,13 +42,17 @@ const errorsFor = async (controller: string, reason: string) =>
 const warnings = async (ns: string, name: string, reason: string): Promise<CoreV1Event[]> =>
   (await a.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},reason=${reason},type=Warning` })).items;
 
-/** Every serial on any deny list: the bundle copies' denylist.json and every policy.json. */
+/** Every serial on any deny list: the bundle copies' denylist.json and every policy.json (in identity Secrets and policy ConfigMaps). */
 async function deniedSerials(): Promise<Set<string>> {
   const out = new Set<string>();
+  const policy = (json: string) => { for (const e of (JSON.parse(json) as { denyList?: Array<{ serialNumber: string }> }).denyList ?? []) out.add(e.serialNumber); };
   for (const cm of (await a.core.listConfigMapForAllNamespaces()).items) {
     const d = cm.data ?? {};
     if (d['denylist.json']) for (const e of (JSON.parse(d['denylist.json']) as DenyList).entries) out.add(e.serialNumber);
-    if (d['policy.json']) for (const e of (JSON.parse(d['policy.json']) as { denyList?: Array<{ serialNumber: string }> }).denyList ?? []) out.add(e.serialNumber);
+    if (d['policy.json']) policy(d['policy.json']);
+  }
+  for (const s of (await a.core.listSecretForAllNamespaces()).items) {
+    if (s.data?.['policy.json']) policy(Buffer.from(s.data['policy.json'], 'base64').toString('utf8'));
   }
   return out;
 }
@@ -77,7 +81,7 @@ test('hole 1: deleting an identity that names another identity\'s Secret revokes
   assert.equal((await a.getSecret(ns, 'beta-identity')).metadata.annotations!['agentidentity.dev/serial-number'], serial);
 });
 
-test('hole 2: a shadow identity naming an existing identity\'s Secret gets SecretOwnedByAnother, also before that Secret exists, and changes neither the Secret nor the policy', async () => {
+test('hole 2: a shadow identity naming an existing identity\'s Secret gets SecretOwnedByAnother, also before that Secret exists, and changes neither the Secret nor the policy.json in it', async () => {
   const { ns, t } = await tenantNamespace('shadow', ['beta', 'me']);
   // beta claims beta-identity first, but has no Secret yet (suspended).
   await t.createIdentity(ns, 'beta', { suspended: true });
@@ -91,22 +95,21 @@ test('hole 2: a shadow identity naming an existing identity\'s Secret gets Secre
   const beta = await waitReady(ns, 'beta');
   const secret = await a.getSecret(ns, 'beta-identity');
   assert.equal(secret.metadata.ownerReferences?.[0]?.uid, beta.metadata.uid, 'beta owns its Secret');
-  const policy = await readCM(ns, 'beta-identity-policy');
+  assert.ok(secret.data?.['policy.json'], 'beta\'s policy.json rides its Secret');
 
   await t.createIdentity(ns, 'late', { serviceAccountName: 'me', secretName: 'beta-identity', suspended: true });
   const late = await waitReason(ns, 'late', 'SecretOwnedByAnother');
   assert.equal(late.status?.serialNumber, undefined);
   await op.idle();
-  assert.equal((await a.getSecret(ns, 'beta-identity')).metadata.resourceVersion, secret.metadata.resourceVersion, 'beta\'s Secret untouched');
-  assert.equal((await readCM(ns, 'beta-identity-policy')).metadata.resourceVersion, policy.metadata.resourceVersion, 'beta\'s policy untouched');
+  assert.equal((await a.getSecret(ns, 'beta-identity')).metadata.resourceVersion, secret.metadata.resourceVersion, 'beta\'s Secret (and policy.json) untouched');
   assert.ok(isReady(await a.getIdentity(ns, 'beta')));
   assert.ok(!(await deniedSerials()).has(beta.status!.serialNumber!));
 });
 
-test('hole 3: a squatted policy ConfigMap is never overwritten nor adopted: PolicyConfigMapConflict (condition, event, metric) with backoff', async (t) => {
+test('hole 3: a squatted policy ConfigMap (pod-certificate delivery, whose pods mount it) is never overwritten nor adopted: PolicyConfigMapConflict (condition, event, metric) with backoff', async (t) => {
   const { ns, t: ta } = await tenantNamespace('squat', ['gamma']);
   const squat = await ta.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'gamma-identity-policy' }, data: { 'policy.json': '{"allow":"everyone"}' } } });
-  await ta.createIdentity(ns, 'gamma');
+  await ta.createIdentity(ns, 'gamma', { delivery: 'PodCertificate' });
   const gamma = await waitReason(ns, 'gamma', 'PolicyConfigMapConflict');
   assert.match(reasonOf(gamma)!.message, /gamma-identity-policy/);
   await eventually(async () => (await warnings(ns, 'gamma', 'PolicyConfigMapConflict')).length > 0, { what: 'Warning event' });
@@ -130,9 +133,21 @@ test('hole 3: a squatted policy ConfigMap is never overwritten nor adopted: Poli
   assert.equal(own.metadata.ownerReferences?.find((o) => o.controller)?.uid, ready.metadata.uid);
 });
 
+test('Secret delivery: a ConfigMap of the policy\'s name is no pod\'s policy (policy.json rides the Secret), so it is neither written nor refused', async () => {
+  const { ns, t: ta } = await tenantNamespace('squat-secret', ['zeta']);
+  const squat = await ta.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'zeta-identity-policy' }, data: { 'policy.json': '{"allow":"everyone"}' } } });
+  await ta.createIdentity(ns, 'zeta');
+  const zeta = await waitReady(ns, 'zeta');
+  const policy = JSON.parse(Buffer.from((await a.getSecret(ns, 'zeta-identity')).data!['policy.json']!, 'base64').toString('utf8')) as { spiffeID: string };
+  assert.equal(policy.spiffeID, zeta.status!.spiffeID);
+  await op.idle();
+  assert.equal((await readCM(ns, 'zeta-identity-policy')).metadata.resourceVersion, squat.metadata!.resourceVersion, 'the tenant\'s ConfigMap was not written');
+});
+
 test('hole 3: an operator object stripped of its managed-by label is restored (owned by UID), not fought over with 409s', async () => {
   const { ns, t: ta } = await tenantNamespace('strip', ['delta']);
-  await ta.createIdentity(ns, 'delta');
+  // Pod-certificate delivery keeps policy.json in a ConfigMap: the object stripped here.
+  await ta.createIdentity(ns, 'delta', { delivery: 'PodCertificate' });
   const delta = await waitReady(ns, 'delta');
   const name = 'delta-identity-policy';
   await ta.core.patchNamespacedConfigMap({ namespace: ns, name, body: { metadata: { labels: { [LABEL_MANAGED_BY]: null } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));

@@ -132,6 +132,13 @@ test('a root rotation with a Secret agent and a pod-certificate agent: no failed
   assert.equal(first.type, 'Issued', first.type !== 'Issued' ? `${first.reason}: ${first.message}` : '');
   assert.equal(first.request.metadata.annotations?.[ANNOTATION_ROOT_FINGERPRINT], oldRoot, 'the ledger names the root the first pod certificate chains to');
 
+  // Each policy names the other once the operator re-reconciled it after the other appeared (coalesced, 1 s):
+  // traffic before then would be refused by a policy.json that is merely not yet current.
+  await eventually(async () => (await a.getPolicy(ns, 'planner'))?.allow.some((p) => p.spiffeID === coder.status!.spiffeID), { what: 'planner\'s policy.json allows coder' });
+  await eventually(async () => {
+    const cm = await a.core.readNamespacedConfigMap({ namespace: ns, name: 'coder-identity-policy' }).catch(() => undefined);
+    return (JSON.parse(cm?.data?.['policy.json'] ?? '{"allow":[]}') as { allow: Array<{ spiffeID: string }> }).allow.some((p) => p.spiffeID === planner.status!.spiffeID);
+  }, { what: 'coder\'s policy.json allows planner' });
   const plannerMount: Mount = await mountIdentity(env.kc, ns, 'planner', join(base, 'planner'), 200);
   cleanups.push(() => plannerMount.stop());
   const plannerID = await loadIdentity({ dir: plannerMount.dir, pollIntervalMs: 1000 });

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Operator } from '../../src/operator.ts';
-import type { PolicyDocument } from '../../src/api/documents.ts';
 import type { TestEnv } from '../support/env.ts';
 import { mountIdentity, type Mount } from '../support/kubelet.ts';
 import { api, isReady } from '../support/objects.ts';
@@ -44,7 +43,7 @@ test('Python agents through the proxies on the operator\'s documents: a dnsNames
   await a.createIdentity(ns, 'caller', { policy: { egress: { allow: [{ agent: { name: 'planner' } }] } } });
   await a.createIdentity(ns, 'bystander');
   for (const name of ['planner', 'caller', 'bystander']) await eventually(async () => isReady(await a.getIdentity(ns, name)), { what: `${name} Ready` });
-  const policy = async (name: string) => JSON.parse((await a.core.readNamespacedConfigMap({ namespace: ns, name: `${name}-identity-policy` })).data!['policy.json']!) as PolicyDocument;
+  const policy = async (name: string) => (await a.getPolicy(ns, name))!;
   await eventually(async () => (await policy('caller')).egress?.destinations.some((d) => d.host === `bystander.${ns}.svc`), { what: 'caller policy.json names bystander\'s host' });
   await eventually(async () => (await policy('planner')).allow.some((p) => p.spiffeID === id('caller')), { what: 'planner policy.json allows caller' });
 

@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, test } from 'node:test';
-import type { PolicyDocument } from '../../src/api/documents.ts';
 import type { Operator } from '../../src/operator.ts';
 import { createHttpsServer, httpsAgent, type Identity, loadIdentity, peerIdentity } from '../../src/sdk/index.ts';
 import { runCli } from '../support/cli.ts';
@@ -50,7 +49,7 @@ test('a Python agent behind its injected proxy calls and is called by SDK agents
   await a.createIdentity(ns, 'researcher', { duration: '1h', proxy: proxySpec,
     policy: { allow: [{ agent: { name: 'orchestrator' } }], egress: { allow: [{ agent: { name: 'planner' } }] } } });
   for (const name of ['planner', 'orchestrator', 'researcher']) await eventually(async () => isReady(await a.getIdentity(ns, name)), { what: `${name} Ready` });
-  const policy = async (name: string) => JSON.parse((await a.core.readNamespacedConfigMap({ namespace: ns, name: `${name}-identity-policy` })).data!['policy.json']!) as PolicyDocument;
+  const policy = async (name: string) => (await a.getPolicy(ns, name))!;
   await eventually(async () => (await policy('researcher')).egress?.destinations.some((d) => d.host === `planner.${ns}.svc`), { what: 'researcher\'s policy.json maps planner\'s host' });
   await eventually(async () => (await policy('planner')).allow.some((p) => p.spiffeID === id('researcher')), { what: 'planner\'s policy.json allows researcher' });
 

@@ -5,7 +5,7 @@
 // hand-written JSON-RPC app behind the inbound proxy that records every
 // call it receives (the official MCP SDK end to end lives in its own test).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -85,7 +85,14 @@ test('tools, A2A methods and paths per caller: allowed calls pass, refused ones 
   // The orchestrator's own egress rule narrows too: to the paths of the two protocols (a glob, so /mcpx passes here and is refused by tools).
   await a.createIdentity(ns, 'orchestrator', { policy: { egress: { allow: [{ agent: { name: 'tools' }, http: { paths: ['/mcp*', '/a2a'] } }] } } });
   for (const name of ['tools', 'orchestrator']) await eventually(async () => isReady(await a.getIdentity(ns, name)), { what: `${name} Ready` });
-  const policy = async (name: string) => JSON.parse((await a.core.readNamespacedConfigMap({ namespace: ns, name: `${name}-identity-policy` })).data!['policy.json']!) as PolicyDocument;
+  // The policy.json each proxy reads, as the kubelet projected it (wherever the operator publishes it).
+  const dir = (name: string) => join(base, name);
+  const mounted: Record<string, Mount> = {};
+  for (const name of ['tools', 'orchestrator']) mounts.push((mounted[name] = await mountIdentity(env.kc, ns, name, dir(name), 200)));
+  const policy = async (name: string) => {
+    await mounted[name]!.synced();
+    return JSON.parse(await readFile(join(dir(name), 'policy.json'), 'utf8')) as PolicyDocument;
+  };
   const orchestratorID = `spiffe://cluster.local/ns/${ns}/agent/orchestrator`;
   await eventually(async () => (await policy('tools')).allow.some((p) => p.spiffeID === orchestratorID), { what: 'tools policy.json allows the orchestrator' });
   await eventually(async () => (await policy('orchestrator')).egress?.allow.some((p) => p.rules !== undefined), { what: 'orchestrator policy.json narrows its egress' });
@@ -93,8 +100,6 @@ test('tools, A2A methods and paths per caller: allowed calls pass, refused ones 
   assert.equal(toolsDoc.version, 2, 'narrowing rules make a version 2 document, which older proxies refuse');
   assert.deepEqual(toolsDoc.allow.find((p) => p.spiffeID === orchestratorID)?.rules, [0, 1]);
 
-  const dir = (name: string) => join(base, name);
-  for (const name of ['tools', 'orchestrator']) mounts.push(await mountIdentity(env.kc, ns, name, dir(name), 200));
   const appPort = await startApp();
   const tools = await startProxyProcess(['--identity-dir', dir('tools'), '--inbound-port', '0', '--inbound-address', '127.0.0.1', '--app-port', String(appPort)]);
   const orchestrator = await startProxyProcess(['--identity-dir', dir('orchestrator'), '--outbound-port', '0', '--resolve', `tools.${ns}.svc=127.0.0.1`]);

@@ -1,6 +1,8 @@
 // Issue 9, hole 3 (the mount half), through a real API server that calls the
 // webhook: a namespace tenant who may create ConfigMaps pre-creates
-// gamma-identity-policy with their own policy.json. The operator refuses to
+// gamma-identity-policy with their own policy.json. Only pod-certificate
+// delivery mounts that ConfigMap (Secret delivery projects policy.json from
+// the identity Secret, whose owner the Secret checks decide). The operator refuses to
 // adopt it (PolicyConfigMapConflict on the identity); the pod webhook must
 // also refuse gamma's pods, which would mount it, until the tenant deletes it
 // and the operator writes its own. The webhook runs with the RBAC of
@@ -38,7 +40,7 @@ const conditionReason = async (name: string) => (await s.a.getIdentity(ns, name)
 test('a squatted policy ConfigMap refuses gamma\'s pods (PolicyConfigMapConflict); once the tenant deletes it and the operator writes its own, the same pod is admitted', async () => {
   const attacker = api(tenant.kc);
   await attacker.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'gamma-identity-policy' }, data: { 'policy.json': '{"allow":"everyone"}' } } });
-  await attacker.createIdentity(ns, 'gamma');
+  await attacker.createIdentity(ns, 'gamma', { delivery: 'PodCertificate' });
   await eventually(async () => (await conditionReason('gamma')) === 'PolicyConfigMapConflict', { what: 'the operator reports the squatter on gamma' });
 
   const gammaPod = () => podManifest('gamma-0', { agent: 'gamma', serviceAccountName: 'gamma' });
@@ -58,6 +60,18 @@ test('a squatted policy ConfigMap refuses gamma\'s pods (PolicyConfigMapConflict
 
   const admitted = await createPod(tenant.kc, ns, gammaPod());
   assert.ok(admitted.admitted, `the same pod is admitted: ${admitted.admitted ? '' : admitted.message}`);
-  const policy = admitted.pod.spec.volumes?.find((v) => v.name === 'agent-identity')?.projected?.sources?.find((src) => src.configMap)?.configMap;
+  const policy = admitted.pod.spec.volumes?.find((v) => v.name === 'agent-identity')?.projected?.sources?.find((src) => src.configMap?.items?.some((i) => i.key === 'policy.json'))?.configMap;
   assert.equal(policy?.name, 'gamma-identity-policy', 'it mounts the operator\'s ConfigMap');
+});
+
+test('Secret delivery: a squatted ConfigMap of the policy\'s name refuses nothing, and the pod mounts policy.json from the identity Secret', async () => {
+  const attacker = api(tenant.kc);
+  await attacker.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'theta-identity-policy' }, data: { 'policy.json': '{"allow":"everyone"}' } } });
+  await attacker.createIdentity(ns, 'theta');
+  await eventually(async () => (await conditionReason('theta')) === 'Issued', { what: 'theta Ready' });
+  const admitted = await createPod(tenant.kc, ns, podManifest('theta-0', { agent: 'theta', serviceAccountName: 'theta' }));
+  assert.ok(admitted.admitted, admitted.admitted ? '' : admitted.message);
+  const sources = admitted.pod.spec.volumes?.find((v) => v.name === 'agent-identity')?.projected?.sources ?? [];
+  assert.deepEqual(sources.map((src) => src.configMap?.name ?? src.secret?.name), ['theta-identity'], 'no ConfigMap is mounted');
+  assert.ok(sources[0]!.secret!.items!.some((i) => i.key === 'policy.json' && i.path === 'policy.json'));
 });

@@ -85,10 +85,9 @@ test('a labelled pod comes back mutated as specified, and injecting it again cha
   assert.deepEqual(volume?.projected, {
     defaultMode: 420,
     sources: [
-      { secret: { name: 'planner-identity', items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }, { key: 'ca.crt', path: 'ca.crt' }] } },
+      { secret: { name: 'planner-identity', items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }, { key: 'ca.crt', path: 'ca.crt' }, { key: 'policy.json', path: 'policy.json' }] } },
       // Optional: the partners' Roots (federation), projected only while the TrustDomain federates.
       { configMap: { name: 'trust-bundle-default', items: [{ key: 'federated-bundles.json', path: 'federated-bundles.json' }], optional: true } },
-      { configMap: { name: 'planner-identity-policy', items: [{ key: 'policy.json', path: 'policy.json' }] } },
     ],
   });
   for (const c of [...pod.spec.containers, ...pod.spec.initContainers!]) {
@@ -104,7 +103,7 @@ test('a labelled pod comes back mutated as specified, and injecting it again cha
     }, c.name);
   }
   assert.deepEqual(JSON.parse(pod.metadata.annotations!['agentidentity.dev/injected']!), {
-    identity: 'planner', spiffeID: spiffeID('planner'), secret: 'planner-identity', policy: 'planner-identity-policy',
+    identity: 'planner', spiffeID: spiffeID('planner'), secret: 'planner-identity',
     mountPath: '/var/run/agentidentity', containers: ['app', 'proxy', 'init'],
   });
   const after = server.reviews();

@@ -1,6 +1,6 @@
 // What the kubelet does for a pod the webhook injected: project the
-// identity's Secret, policy ConfigMap and federated-bundles.json into one directory, and refresh it
-// with an atomic `..data` swap when either changes. Lets the demo and tests
+// identity's Secret (certificate, key, bundle and policy.json) and federated-bundles.json into one
+// directory, and refresh it with an atomic `..data` swap when either changes. Lets the demo and tests
 // run real SDK agents on the host against a real API server.
 import { mkdir } from 'node:fs/promises';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
@@ -15,7 +15,6 @@ export async function mountIdentity(kc: KubeConfig, namespace: string, name: str
   const core = kc.makeApiClient(CoreV1Api);
   const read = async () => {
     const s = await core.readNamespacedSecret({ namespace, name: `${name}-identity` });
-    const cm = await core.readNamespacedConfigMap({ namespace, name: `${name}-identity-policy` });
     const b = (k: string) => Buffer.from(s.data?.[k] ?? '', 'base64').toString('utf8');
     // The webhook's optional source: federated-bundles.json from the trust bundle ConfigMap, when it has one.
     const trustDomain = s.metadata?.labels?.[LABEL_TRUST_DOMAIN];
@@ -26,7 +25,7 @@ export async function mountIdentity(kc: KubeConfig, namespace: string, name: str
     }) : undefined;
     const federated = bundle?.data?.[FILES.federatedBundles];
     return {
-      'tls.crt': b('tls.crt'), 'tls.key': b('tls.key'), 'ca.crt': b('ca.crt'), 'policy.json': cm.data?.['policy.json'] ?? '',
+      'tls.crt': b('tls.crt'), 'tls.key': b('tls.key'), 'ca.crt': b('ca.crt'), 'policy.json': b('policy.json'),
       ...(federated === undefined ? {} : { [FILES.federatedBundles]: federated }),
     };
   };

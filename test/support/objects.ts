@@ -2,6 +2,7 @@
 import { CustomObjectsApi, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION, AGENT_IDENTITY, TRUST_DOMAIN } from '../../src/api/group.ts';
 import type { AgentIdentity, AgentIdentitySpec, Secret, TrustDomain, TrustDomainSpec } from '../../src/api/types.ts';
+import type { PolicyDocument } from '../../src/api/documents.ts';
 
 export function api(kc: KubeConfig) {
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -25,6 +26,11 @@ export function api(kc: KubeConfig) {
     deleteIdentity: (namespace: string, name: string) => custom.deleteNamespacedCustomObject({ ...ai, namespace, name }),
     listIdentities: (namespace: string) => custom.listNamespacedCustomObject({ ...ai, namespace }) as Promise<{ items: AgentIdentity[] }>,
     getSecret: (namespace: string, name: string) => core.readNamespacedSecret({ namespace, name }) as Promise<Secret>,
+    /** An identity's policy.json as its pods read it (Secret delivery: from its Secret, `<name>-identity` unless spec.secretName); undefined before it is written. */
+    getPolicy: async (namespace: string, name: string, secretName = `${name}-identity`): Promise<PolicyDocument | undefined> => {
+      const json = (await core.readNamespacedSecret({ namespace, name: secretName }).catch(() => undefined))?.data?.['policy.json'];
+      return json ? JSON.parse(Buffer.from(json, 'base64').toString('utf8')) as PolicyDocument : undefined;
+    },
     /** The Events recorded for a TrustDomain (cluster-scoped, so they live in "default"). */
     trustDomainEvents: async (name: string) =>
       (await core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.kind=TrustDomain,involvedObject.name=${name}` })).items,

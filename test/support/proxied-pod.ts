@@ -20,7 +20,7 @@ import type { Container, EnvVar, Pod } from '../../src/webhook/pod.ts';
 import { OUTBOUND_PORT, PROXY_CONTAINER, type ProxySidecarConfig } from '../../src/webhook/sidecar.ts';
 import { applyPatch } from '../unit/webhook/fixtures.ts';
 import { startProxyProcess, type ProxyProcess } from './proxy.ts';
-import { PeerProcess } from './sdk-process.ts';
+import { PeerProcess, type PeerEvent } from './sdk-process.ts';
 
 const PYTHON_AGENT = new URL('../../examples/python/agent.py', import.meta.url).pathname;
 
@@ -52,6 +52,8 @@ export interface ProxiedPod {
   python: PeerProcess;
   /** Tells the Python agent to call `url` (a line on its stdin) and waits for its answer. */
   call(url: string): Promise<{ status: number; body: string }>;
+  /** Tells the Python agent to run an MCP session with the tools server at `url` (examples/python/agent.py's `mcp URL`). */
+  mcp(url: string): Promise<PeerEvent>;
   stop(): Promise<void>;
 }
 
@@ -91,6 +93,10 @@ export async function runProxiedPod(pod: Pod, identityDir: string, hosts: string
       python.send(u);
       const e = await python.waitFor('response', (x) => x.url === u);
       return { status: e.status as number, body: String(e.body).trim() };
+    },
+    async mcp(url) {
+      python.send(`mcp ${url}`);
+      return python.waitFor('mcp', (x) => x.url === url);
     },
     stop: async () => { await python.stop(); await proxy.process.stop(); },
   };

@@ -54,18 +54,40 @@ function audit(ctx: RequestContext, req: IncomingMessage, opts: RequestPolicyOpt
 
 function sendText(res: ServerResponse, status: number, message: string): void {
   const body = `${PREFIX}: ${message}\n`;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
 type RpcError = { id: RpcID; code: number; message: string; reason?: string };
 
-/** JSON-RPC errors as one object or a batch; `close`: the body was not read to its end, so the connection cannot be reused. */
-function sendRpc(res: ServerResponse, status: number, errors: RpcError[], batch: boolean, close = false): void {
+/** JSON-RPC errors as one object or a batch. */
+function sendRpc(res: ServerResponse, status: number, errors: RpcError[], batch: boolean): void {
   const messages = errors.map((e) => ({ jsonrpc: '2.0', id: e.id, error: { code: e.code, message: `${PREFIX}: ${e.message}`, ...(e.reason ? { data: { reason: e.reason } } : {}) } }));
   const body = JSON.stringify(batch ? messages : messages[0]);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(close ? { connection: 'close' } : {}) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/** How long the rest of a refused body is read and thrown away before the connection is cut. */
+const LINGER_MS = 2_000;
+
+/**
+ * A refusal sent before the body was read (too large, compressed): the
+ * client is still sending it. Closing at once would make the kernel answer
+ * the unread bytes with a reset, and a client (or the caller's outbound
+ * proxy) still writing sees EPIPE and may lose the answer with it: through
+ * two proxies the 413 became a 502. So the rest is read and discarded (the
+ * stream keeps flowing to no listener, as nginx's lingering close does), and
+ * the connection stays usable once it ends; a body still arriving after
+ * LINGER_MS has its connection cut.
+ */
+function linger(req: IncomingMessage): void {
+  if (req.complete) return;
+  const timer = setTimeout(() => req.socket.destroy(), LINGER_MS);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  req.once('end', done).once('close', done);
+  req.resume();
 }
 
 /** The request again, its body replayed from memory, for handlers that read it as a stream. */
@@ -162,6 +184,7 @@ export function guardRequest(ctx: RequestContext, req: IncomingMessage, res: Ser
   if (route.verdict === 'deny') {
     audit(ctx, req, opts, started, [{ transport: 'http', decision: 'deny', rule: null, reason: route.reason }]);
     sendText(res, 403, `${req.method} ${ctx.path} refused for ${ctx.peer}: ${route.message}`);
+    linger(req);
     return;
   }
   const limits: Limits = {
@@ -169,9 +192,10 @@ export function guardRequest(ctx: RequestContext, req: IncomingMessage, res: Ser
     maxBatch: opts.maxBatch ?? REQUEST_POLICY_DEFAULTS.maxBatch,
     maxDepth: opts.maxDepth ?? REQUEST_POLICY_DEFAULTS.maxDepth,
   };
-  const refuse = (status: number, code: number, reason: string, message: string, close = false) => {
+  const refuse = (status: number, code: number, reason: string, message: string, unread = false) => {
     audit(ctx, req, opts, started, [{ transport: route.transport, decision: 'deny', rule: null, reason }]);
-    sendRpc(res, status, [{ id: null, code, message, reason }], false, close);
+    sendRpc(res, status, [{ id: null, code, message, reason }], false);
+    if (unread) linger(req);
   };
   const encoding = req.headers['content-encoding'];
   if (encoding !== undefined && encoding !== 'identity') {

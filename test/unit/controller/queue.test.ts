@@ -576,3 +576,34 @@ test('a throwing outcome hook does not break the queue', async (t) => {
   await queue.drain();
   assert.deepEqual(calls, ['a', 'a']);
 });
+
+test('keys delayed by many different delays fire in deadline order, once each; a forgotten key never fires', async (t) => {
+  const tick = fakeTime(t);
+  const seen: string[] = [];
+  const queue = new WorkQueue(async (key) => { seen.push(key); }, { concurrency: 1 });
+  const delays = Array.from({ length: 200 }, (_, i) => ((i * 7919) % 1000) + 1);
+  delays.forEach((d, i) => queue.addAfter(`k${i}`, d));
+  delays.forEach((d, i) => { if (i % 2 === 0) queue.addAfter(`k${i}`, d + 5000); }); // later: kept at the earlier deadline
+  queue.forget('k1');
+  for (let ms = 0; ms < 1200; ms += 10) await tick(10);
+  const expected = delays.map((d, i) => ({ d, k: `k${i}` })).filter(({ k }) => k !== 'k1').sort((a, b) => a.d - b.d || Number(a.k.slice(1)) - Number(b.k.slice(1)));
+  assert.equal(seen.length, 199);
+  assert.deepEqual(new Set(seen), new Set(expected.map((e) => e.k)));
+  // Within one 10 ms tick order may vary; across ticks it follows the deadlines.
+  const at = new Map(delays.map((d, i) => [`k${i}`, Math.ceil(d / 10)]));
+  for (let i = 1; i < seen.length; i++) assert.ok(at.get(seen[i - 1]!)! <= at.get(seen[i]!)!, `${seen[i - 1]} before ${seen[i]}`);
+  await queue.shutdown();
+});
+
+test('a thousand delayed keys hold one timer, not one each', async () => {
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  const queue = new WorkQueue(async () => undefined, { concurrency: 1 });
+  try {
+    for (let i = 0; i < 1000; i++) queue.addAfter(`k${i}`, 3_600_000 + i * 1000);
+    assert.ok(timers() - before <= 1, `${timers() - before} timers for 1,000 delayed keys`);
+  } finally {
+    await queue.shutdown();
+  }
+  assert.equal(timers(), before);
+});

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { ANNOTATION_NOT_AFTER, ANNOTATION_ROOT_FINGERPRINT, ANNOTATION_SERIAL, BUNDLE_DENYLIST, SECRET_KEY } from '../../../src/api/group.ts';
 import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../../../src/api/defaults.ts';
+import { secretKeyOf } from '../../../src/identity/watches.ts';
 import type { AgentIdentity, AgentIdentitySpec, ConfigMap, Namespace, NetworkPolicy, PodCertificateRequest, Secret, TrustDomain } from '../../../src/api/types.ts';
 import { rotationReissueTime } from '../../../src/ca/rotation.ts';
 import type { Result } from '../../../src/controller/queue.ts';
@@ -176,6 +177,7 @@ class FakeCluster {
         },
       },
       identities: { get: get(this.identities), list: () => [...this.identities.values()] },
+      claims: { of: (key) => [...this.identities.values()].filter((i) => secretKeyOf(i) === key) },
       configMaps: { get: get(this.configMaps) },
       ...(this.watchesNetworkPolicies ? { networkPolicies: { get: get(this.networkPolicies) } } : {}),
       ...(this.appPorts ? { appPorts: this.appPorts } : {}),
@@ -201,6 +203,7 @@ class FakeCluster {
 }
 
 const ready = (i: AgentIdentity) => i.status?.conditions?.find((c) => c.type === 'Ready');
+const isReadyTrue = (i: AgentIdentity) => ready(i)?.status === 'True';
 const dataOf = (s: Secret, k: string) => Buffer.from(s.data![k]!, 'base64').toString('utf8');
 
 /** A cluster whose identity already holds a certificate from `gen`, issued at NOW. */
@@ -231,7 +234,10 @@ const cases: Case[] = [
     },
     async then(c, { result, error }, gen) {
       assert.equal(error, undefined);
-      assert.deepEqual(c.writesTo('Secret'), [`create Secret ${NS}/${SECRET}`]);
+      // Two API writes per issuance (issue 20): the Secret, with policy.json in it, and the status. The finalizer
+      // patch before them is the API server's to make at creation (the chart's admission policy); this fake has none.
+      assert.deepEqual(c.writes, [`patch AgentIdentity ${NS}/planner`, `create Secret ${NS}/${SECRET}`, `patch AgentIdentityStatus ${NS}/planner`]);
+      assert.equal(JSON.parse(dataOf(c.secret()!, 'policy.json')).spiffeID, 'spiffe://cluster.local/ns/agents/agent/planner');
       const i = c.identity();
       assert.equal(ready(i)?.status, 'True');
       assert.equal(ready(i)?.reason, 'Issued');
@@ -244,7 +250,57 @@ const cases: Case[] = [
       const chain = parseCertificates(dataOf(c.secret()!, 'tls.crt'));
       assert.equal((await verifyChain(chain, [gen.root.certificate], NOW)).ok, true);
       assert.match(dataOf(c.secret()!, SECRET_KEY), /PRIVATE KEY/);
-      assert.deepEqual(c.events.map((e) => e.reason), ['Issued']);
+      assert.deepEqual(c.events, [], 'a first certificate is reported by the status alone: no Event write');
+    },
+  },
+  {
+    name: 'a Secret from before policy.json rode it gains it in one replace: no re-issue, no ConfigMap',
+    async given(gen) {
+      const c = await issued(gen);
+      c.serialBefore = c.identity().status?.serialNumber;
+      delete c.secret()!.data!['policy.json'];
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writes, [`replace Secret ${NS}/${SECRET}`]);
+      assert.equal(c.secret()!.metadata.annotations?.[ANNOTATION_SERIAL], c.serialBefore, 'same certificate');
+      assert.equal(JSON.parse(dataOf(c.secret()!, 'policy.json')).mode, 'TrustDomain');
+    },
+  },
+  {
+    name: 'the policy ConfigMap of an identity from before policy.json rode its Secret is kept current (pods admitted then mount it); one that is not its own is left alone',
+    async given(gen) {
+      const c = await issued(gen, { policy: { allow: [{ spiffeID: 'spiffe://cluster.local/ns/agents/agent/auditor' }] } });
+      const legacy = (uid: string, name: string): ConfigMap => ({
+        apiVersion: 'v1', kind: 'ConfigMap',
+        metadata: { name, namespace: NS, resourceVersion: '1', ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: 'planner', uid, controller: true }] },
+        data: { 'policy.json': '{"stale":true}' },
+      });
+      c.configMaps.set(`${NS}/planner-identity-policy`, legacy('uid-planner', 'planner-identity-policy'));
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writes, [`replace ConfigMap ${NS}/planner-identity-policy`]);
+      const cm = c.configMaps.get(`${NS}/planner-identity-policy`)!;
+      assert.equal(cm.data!['policy.json'], dataOf(c.secret()!, 'policy.json'), 'the same policy.json as the Secret\'s');
+      assert.ok(isReadyTrue(c.identity()));
+    },
+  },
+  {
+    name: 'Secret delivery: a ConfigMap of the policy\'s old name that is not the identity\'s is no pod\'s policy any more: neither written nor refused',
+    async given(gen) {
+      const c = new FakeCluster();
+      c.store.set(await trustDomainState(gen));
+      c.setIdentity(agentIdentity());
+      c.configMaps.set(`${NS}/planner-identity-policy`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'planner-identity-policy', namespace: NS, uid: 'uid-squat' }, data: { 'policy.json': '{"allow":"everyone"}' } });
+      return c;
+    },
+    then(c, { error }) {
+      assert.equal(error, undefined);
+      assert.deepEqual(c.writesTo('ConfigMap'), []);
+      assert.ok(isReadyTrue(c.identity()));
     },
   },
   {
@@ -269,7 +325,7 @@ const cases: Case[] = [
       assert.deepEqual(c.writesTo('Secret'), [`replace Secret ${NS}/${SECRET}`]);
       assert.equal(c.identity().status?.lastIssuanceReason, 'SecretIsMissingData');
       assert.match(dataOf(c.secret()!, SECRET_KEY), /PRIVATE KEY/);
-      assert.match(c.events[0]!.message, /^the identity Secret is missing tls\.key; issued spiffe:\/\//);
+      assert.match(c.events[0]!.message, /^the identity Secret is missing tls\.key; issued spiffe:\/\/.* \(replacing [0-9a-f]+\)/);
     },
   },
   {

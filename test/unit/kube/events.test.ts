@@ -93,3 +93,15 @@ test('an event recorded just as every writer finds the queue empty is still writ
     assert.equal(api.written.length, 5, `late event after ${k} microtasks`);
   }
 });
+
+test('what is remembered for collapsing stays bounded: the oldest event is forgotten first, and may then be written again', async () => {
+  const written: CoreV1Event[] = [];
+  const rec = new EventRecorder({ createEvent: async (e) => written.push(e) }, 'op', { rate: { qps: 1000, burst: 1000 }, maxRecent: 3, onError: (e) => assert.fail(String(e)) });
+  for (const uid of ['a', 'b', 'c', 'd']) rec.record(target(uid), 'Normal', 'Issued', `issued ${uid}`);
+  assert.equal(rec.remembered(), 3, 'bounded by maxRecent');
+  rec.record(target('d'), 'Normal', 'Issued', 'issued d');
+  rec.record(target('a'), 'Normal', 'Issued', 'issued a');
+  await rec.flush();
+  assert.deepEqual(written.map((e) => e.involvedObject.uid), ['a', 'b', 'c', 'd', 'a'], 'd still collapsed; a forgotten, so written again');
+  assert.equal(rec.remembered(), 3);
+});

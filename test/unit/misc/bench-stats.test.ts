@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpuTicks, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract, targetRows, processCpuSeconds } from '../../../scripts/bench-stats.ts';
+import { cpuTicks, quantile, readyCurve, requestTotals, rssMiB, socketsTo, subtract, subtractCounts, targetRows, processCpuSeconds, writesByRequest } from '../../../scripts/bench-stats.ts';
 import { niceCeil, readyChart } from '../../../scripts/bench-chart.ts';
 
 const METRICS = `# HELP apiserver_request_total [STABLE] Counter of apiserver requests
@@ -20,6 +20,12 @@ apiserver_request_count_other{verb="POST",resource="x"} 50
 test('requestTotals sums writes and reads on resources, leaving out non-resource URLs such as /metrics', () => {
   assert.deepEqual(requestTotals(METRICS), { writes: 300 + 290 + 4 + 3 + 6, reads: 2 + 7 + 1, conflicts: 4, leaseWrites: 6 });
   assert.deepEqual(subtract(requestTotals(METRICS), { writes: 300, reads: 1, conflicts: 0, leaseWrites: 1 }), { writes: 303, reads: 9, conflicts: 4, leaseWrites: 5 });
+});
+
+test('writesByRequest names each write by verb and resource (with its subresource); subtractCounts keeps what moved', () => {
+  const byRequest = writesByRequest(METRICS);
+  assert.deepEqual(byRequest, { 'POST agentidentities': 300, 'PUT agentidentities/status': 294, 'APPLY secrets': 3, 'PUT leases': 6 });
+  assert.deepEqual(subtractCounts(byRequest, { 'POST agentidentities': 300, 'PUT leases': 5 }), { 'PUT agentidentities/status': 294, 'APPLY secrets': 3, 'PUT leases': 1 });
 });
 
 test('quantile takes the nearest rank and does not depend on order', () => {

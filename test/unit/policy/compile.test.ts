@@ -165,9 +165,11 @@ describe('policyProblems', () => {
 });
 
 describe('compilePolicy: egress', () => {
+  // Proxied: only the proxy's outbound side reads the host map, so only a proxied identity gets one.
   const withHosts = (policy: InboundPolicy) => {
     const base = input(policy);
     return input(policy, {
+      identity: { ...base.identity, proxied: true },
       peers: [
         ...base.peers,
         { namespace: 'agents', name: 'search', labels: {}, spiffeID: id('agents', 'search'), dnsNames: ['Search.agents.svc', 'api.agents.svc'], clusterDomain: 'corp.local' },
@@ -220,9 +222,24 @@ describe('compilePolicy: egress', () => {
     assert.deepEqual(hosts, [...hosts].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : a.spiffeID < b.spiffeID ? -1 : 1)));
   });
 
+  it('an inbound-only policy of an identity whose pods do not run the proxy gets no host map: its document does not grow with the trust domain', () => {
+    const base = withHosts({ allow: [{ agent: { name: 'search' } }] });
+    const doc = compilePolicy({ ...base, identity: { ...base.identity, proxied: false } });
+    assert.deepEqual(doc.allow.map((p) => p.spiffeID), [id('agents', 'search')]);
+    assert.equal(doc.egress?.mode, 'TrustDomain');
+    assert.deepEqual(doc.egress?.destinations, []);
+  });
+
+  it('an egress policy gets the host map even without spec.proxy: only a proxy enforces egress, run by hand or injected', () => {
+    const base = withHosts({ egress: { allow: [{ agent: { name: 'search' } }] } });
+    const doc = compilePolicy({ ...base, identity: { ...base.identity, proxied: false } });
+    assert.equal(doc.egress?.mode, 'AllowList');
+    assert.ok(doc.egress?.destinations.some((d) => d.host === 'api.agents.svc' && d.spiffeID === id('agents', 'search')));
+  });
+
   it('two identities claiming one host are both listed (the proxy refuses it as ambiguous)', () => {
     const base = input({ egress: {} });
-    const doc = compilePolicy({ ...base, peers: [
+    const doc = compilePolicy({ ...base, identity: { ...base.identity, proxied: true }, peers: [
       { namespace: 'agents', name: 'a', labels: {}, spiffeID: id('agents', 'a'), dnsNames: ['x.agents.svc'] },
       { namespace: 'agents', name: 'b', labels: {}, spiffeID: id('agents', 'b'), dnsNames: ['x.agents.svc'] },
     ] });

@@ -50,6 +50,7 @@ describe('decideEgress', () => {
     assert.deepEqual(decideEgress(d, 'search.tools.agents.svc'), {
       allowed: false, status: 403,
       message: `egress to search.tools.agents.svc (${id('tools')}) refused: calls to ${id('tools')} are not allowed by the egress policy of ${me} (egress.allow list: egress.allow[0]: agent agents/planner)`,
+      spiffeID: id('tools'),
     });
   });
   it('an unclaimed host is external: 403, and says external hosts are not supported', () => {

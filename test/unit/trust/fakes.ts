@@ -17,6 +17,7 @@ import { generateKeyPair } from '../../../src/pki/keys.ts';
 import { issueLeaf } from '../../../src/pki/leaf.ts';
 import { SpiffeID } from '../../../src/pki/spiffeid.ts';
 import { ledgerOf } from '../../../src/signer/ledger.ts';
+import { trustDomainOf } from '../../../src/api/defaults.ts';
 
 export const OPERATOR_NAMESPACE = 'ops';
 export const POLL_MS = 60_000;
@@ -59,6 +60,13 @@ export class FakeCluster {
     this.writes.push(write);
     const err = this.faults.get(write)?.shift();
     if (err) throw err;
+  }
+
+  /** As the namespace cache would list them: the ones added, and every one an object lives in. */
+  allNamespaces(): Namespace[] {
+    const named = new Set(this.namespaces.map((n) => n.metadata.name!));
+    const implied = [...this.configMaps.values(), ...this.secrets.values(), ...this.identities].map((o) => o.metadata.namespace!).filter((n) => n && !named.has(n));
+    return [...this.namespaces, ...[...new Set(implied)].map((name) => ({ metadata: { name, labels: { 'kubernetes.io/metadata.name': name } } }))];
   }
 
   addTrustDomain(trustDomain: TrustDomain): void {
@@ -130,9 +138,14 @@ export class FakeCluster {
       secrets: { get: (name, namespace) => (c.unwatched.has(key(namespace, name)) ? undefined : c.secrets.get(key(namespace, name))) },
       secretList: { list: cachedSecrets },
       podCertificates: ledgerOf({ list: () => c.podCertificateRequests }),
-      configMaps: { get: (name, namespace) => c.configMaps.get(key(namespace, name)), list: () => [...c.configMaps.values()] },
-      identities: { list: () => c.identities },
-      namespaces: { list: () => c.namespaces },
+      configMaps: {
+        get: (name, namespace) => c.configMaps.get(key(namespace, name)),
+        list: (namespace) => [...c.configMaps.values()].filter((cm) => cm.metadata.namespace === namespace),
+      },
+      identityNamespaces: {
+        of: (trustDomain) => new Set(c.identities.filter((i) => trustDomainOf(i) === trustDomain && !i.metadata.deletionTimestamp).map((i) => i.metadata.namespace!)),
+      },
+      namespaces: { list: () => c.allNamespaces() },
       store: c.store,
       clusterTrustBundles: false,
       events: { record: (_target: EventTarget, type, reason, message) => { c.events.push({ type, reason, message }); } },

@@ -168,23 +168,32 @@ test('validate: the owner of each referenced Secret is read (metadata only), onc
   assert.equal(owner.result, 'allowed');
 });
 
-test('validate: a labelled pod\'s policy ConfigMap is read (metadata only) beside the list, and one the identity does not control refuses the pod', async () => {
+test('validate: a labelled pod\'s policy ConfigMap is read (metadata only) beside the list, and for a pod-certificate identity one it does not control refuses the pod', async () => {
   const squatted = { name: 'planner-identity-policy', namespace: 'agents' };
-  const l = lookups([identity('planner')], [], [squatted]);
+  const podCertificates = (i: AgentIdentity): AgentIdentity => ({ ...i, spec: { ...i.spec, delivery: 'PodCertificate' } });
+  const l = lookups([podCertificates(identity('planner'))], [], [squatted]);
   const out = await validate(request(agentPod('planner')), l);
   assert.equal(out.result, 'denied');
   assert.equal(out.reason, 'PolicyConfigMapConflict');
   assert.equal(out.response.status!.message, 'ConfigMap agents/planner-identity-policy is not the operator\'s policy for AgentIdentity planner (it is not controlled by it); delete it — the operator will write the real one');
-  assert.deepEqual(l.calls.sort(), ['configmap agents/planner-identity-policy', 'list agents']);
+  assert.ok(l.calls.includes('configmap agents/planner-identity-policy') && l.calls.includes('list agents'), l.calls.join(', '));
   const ours = { ...squatted, ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: 'planner', uid: 'uid-planner', controller: true }] };
-  assert.equal((await validate(request(agentPod('planner')), lookups([identity('planner')], [], [ours]))).result, 'allowed');
-  assert.equal((await validate(request(agentPod('planner')), lookups([identity('planner')]))).result, 'allowed', 'not written yet: the kubelet waits for it');
+  assert.equal((await validate(request(agentPod('planner')), lookups([podCertificates(identity('planner'))], [], [ours]))).result, 'allowed');
+  assert.equal((await validate(request(agentPod('planner')), lookups([podCertificates(identity('planner'))]))).result, 'allowed', 'not written yet: the kubelet waits for it');
+  // Secret delivery projects policy.json from the identity Secret: a ConfigMap of that name is no pod's policy, and is not read.
+  const secretDelivered = lookups([identity('planner')], [], [squatted]);
+  assert.equal((await validate(request(agentPod('planner')), secretDelivered)).result, 'allowed');
+  assert.deepEqual(secretDelivered.calls, ['list agents']);
 });
 
-test('validate: a failed policy ConfigMap read refuses the pod and names the ConfigMap', async () => {
+test('validate: a failed policy ConfigMap read (pod-certificate delivery) refuses the pod and names the ConfigMap', async () => {
+  const podCertificates = { ...identity('planner'), spec: { ...identity('planner').spec, delivery: 'PodCertificate' as const } };
   const out = await validate(request(agentPod('planner')), {
-    ...lookups([identity('planner')]),
-    configMapMetadata: async () => { throw new KubeError(403, 'Forbidden', 'configmaps "planner-identity-policy" is forbidden'); },
+    ...lookups([podCertificates]),
+    configMapMetadata: async (_ns: string, name: string) => {
+      if (name === 'planner-identity-policy') throw new KubeError(403, 'Forbidden', 'configmaps "planner-identity-policy" is forbidden');
+      return undefined;
+    },
   });
   assert.equal(out.result, 'error');
   assert.equal(out.response.status!.message, 'could not read ConfigMap "planner-identity-policy" in namespace "agents": the webhook is not allowed to read it (HTTP 403); check its RBAC; the pod was not admitted, retry shortly');

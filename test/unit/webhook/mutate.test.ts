@@ -22,7 +22,7 @@ const injected = (p: Pod, i = planner) => applyPatch(p, injectIdentity(p, i).pat
 const envOf = (c: Container) => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
 const volume = (p: Pod) => p.spec.volumes?.find((v) => v.name === 'agent-identity');
 
-test('a labelled pod gets one projected volume: the Secret\'s three files and the policy', () => {
+test('a labelled pod gets one projected volume: the Secret\'s three files and its policy.json', () => {
   const out = injected(agentPod('planner'));
   assert.equal(out.spec.volumes?.length, 1);
   assert.deepEqual(volume(out), {
@@ -30,9 +30,8 @@ test('a labelled pod gets one projected volume: the Secret\'s three files and th
     projected: {
       defaultMode: 0o644,
       sources: [
-        { secret: { name: 'planner-identity', items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }, { key: 'ca.crt', path: 'ca.crt' }] } },
+        { secret: { name: 'planner-identity', items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }, { key: 'ca.crt', path: 'ca.crt' }, { key: 'policy.json', path: 'policy.json' }] } },
         { configMap: { name: 'trust-bundle-default', items: [{ key: 'federated-bundles.json', path: 'federated-bundles.json' }], optional: true } },
-        { configMap: { name: 'planner-identity-policy', items: [{ key: 'policy.json', path: 'policy.json' }] } },
       ],
     },
   } satisfies Volume);
@@ -62,7 +61,7 @@ test('the injected annotation records what was injected, as small JSON', () => {
   const recorded = JSON.parse(out.metadata.annotations!['agentidentity.dev/injected']!);
   assert.deepEqual(recorded, summary);
   assert.deepEqual(recorded, {
-    identity: 'planner', spiffeID: ENV.AGENT_IDENTITY_SPIFFE_ID, secret: 'planner-identity', policy: 'planner-identity-policy', mountPath: DIR, containers: ['app', 'tool'],
+    identity: 'planner', spiffeID: ENV.AGENT_IDENTITY_SPIFFE_ID, secret: 'planner-identity', mountPath: DIR, containers: ['app', 'tool'],
   });
   assert.ok(patch.some((op) => op.path === '/metadata/annotations/agentidentity.dev~1injected'), 'the / in the key is escaped as ~1');
 });
@@ -156,7 +155,7 @@ test('a stale injection (copied manifest of another identity) is brought up to d
   const out = injected(relabelled, worker);
   assert.equal(out.spec.volumes!.length, 1);
   assert.equal(volume(out)!.projected!.sources![0]!.secret!.name, 'worker-certs');
-  assert.equal(volume(out)!.projected!.sources!.at(-1)!.configMap!.name, 'worker-identity-policy');
+  assert.equal(volume(out)!.projected!.sources!.length, 2, 'policy.json comes from the Secret too; the second source is the optional federated-bundles.json');
   const c = out.spec.containers[0]!;
   assert.equal(c.env!.filter((e) => e.name === 'AGENT_IDENTITY_SPIFFE_ID').length, 1);
   assert.equal(envOf(c).AGENT_IDENTITY_SPIFFE_ID, 'spiffe://cluster.local/ns/agents/agent/worker');

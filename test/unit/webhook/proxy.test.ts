@@ -96,7 +96,7 @@ test('the annotation names the containers that get the proxy environment; the pr
   assert.equal(envOf(out.spec.containers[0]!).HTTP_PROXY, 'http://127.0.0.1:15001');
   assert.equal(out.spec.containers[1]!.env, undefined, 'metrics was not named');
   assert.deepEqual(summary, {
-    identity: 'planner', spiffeID: 'spiffe://cluster.local/ns/agents/agent/planner', secret: 'planner-identity', policy: 'planner-identity-policy',
+    identity: 'planner', spiffeID: 'spiffe://cluster.local/ns/agents/agent/planner', secret: 'planner-identity',
     mountPath: DIR, containers: [PROXY_CONTAINER], proxy: { port: 8443, appPort: 8080, mode: 'http', agents: ['app'] },
   });
   assert.deepEqual(JSON.parse(out.metadata.annotations!['agentidentity.dev/injected']!), summary);

@@ -210,18 +210,21 @@ test('the Secrets read for a pod: each name once, only names a Secret can have, 
   assert.deepEqual(secretsToRead(repeated), { names: ['same'] }, 'the same Secret named many times is one read');
 });
 
-test('a policy ConfigMap the identity does not control refuses its pods: a tenant\'s policy.json would be mounted', () => {
+test('pod-certificate delivery: a policy ConfigMap the identity does not control refuses its pods: a tenant\'s policy.json would be mounted', () => {
+  const podCertificates = identities.map((i) => ({ ...i, spec: { ...i.spec, delivery: 'PodCertificate' as const } }));
   const controlledBy = (uid: string, kind = 'AgentIdentity') => ({ name: 'planner-identity-policy', namespace: 'agents', ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind, name: 'planner', uid, controller: true }] });
   const squatter = { name: 'planner-identity-policy', namespace: 'agents', labels: { 'app.kubernetes.io/managed-by': 'agent-identity-operator' } };
   const expected = 'ConfigMap agents/planner-identity-policy is not the operator\'s policy for AgentIdentity planner (it is not controlled by it); delete it — the operator will write the real one';
-  assert.equal(denied(judge(agentPod('planner'), identities, [], squatter), 'PolicyConfigMapConflict'), expected, 'the operator\'s label proves nothing');
-  denied(judge(agentPod('planner'), identities, [], controlledBy('uid-deleted')), 'PolicyConfigMapConflict');
+  assert.equal(denied(judge(agentPod('planner'), podCertificates, [], squatter), 'PolicyConfigMapConflict'), expected, 'the operator\'s label proves nothing');
+  denied(judge(agentPod('planner'), podCertificates, [], controlledBy('uid-deleted')), 'PolicyConfigMapConflict');
   // An owner reference that is not the controller is not control.
-  denied(judge(agentPod('planner'), identities, [], { ...squatter, ownerReferences: [{ ...controlledBy('uid-planner').ownerReferences[0]!, controller: false }] }), 'PolicyConfigMapConflict');
-  assert.deepEqual(judge(agentPod('planner'), identities, [], controlledBy('uid-planner')), { allowed: true });
-  assert.deepEqual(judge(agentPod('planner')), { allowed: true }, 'not written yet: admitted, the kubelet waits for it');
+  denied(judge(agentPod('planner'), podCertificates, [], { ...squatter, ownerReferences: [{ ...controlledBy('uid-planner').ownerReferences[0]!, controller: false }] }), 'PolicyConfigMapConflict');
+  assert.deepEqual(judge(agentPod('planner'), podCertificates, [], controlledBy('uid-planner')), { allowed: true });
+  assert.deepEqual(judge(agentPod('planner'), podCertificates), { allowed: true }, 'not written yet: admitted, the kubelet waits for it');
   // Only a labelled pod's own identity: another identity's ConfigMap, or a pod without the label, is not this rule's business.
-  assert.deepEqual(judge(pod({ spec: { volumes: [{ name: 'c', configMap: { name: 'planner-identity-policy' } }] } }), identities, [], squatter), { allowed: true });
+  assert.deepEqual(judge(pod({ spec: { volumes: [{ name: 'c', configMap: { name: 'planner-identity-policy' } }] } }), podCertificates, [], squatter), { allowed: true });
+  // Secret delivery mounts policy.json from the identity Secret: a ConfigMap of that name is nobody's policy.
+  assert.deepEqual(judge(agentPod('planner'), identities, [], squatter), { allowed: true });
 });
 
 test('the policy ConfigMap read for a pod: only a labelled one\'s, only a name a ConfigMap can have', () => {

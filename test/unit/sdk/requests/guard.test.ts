@@ -169,6 +169,44 @@ describe('guardRequest', () => {
     assert.equal(seen.at(-1)!.body, body);
   });
 
+  it('a refusal sent before the body is read (over the cap, another path) lets the client finish sending: no reset, the answer arrives, the connection serves the next request', async () => {
+    // 8 MiB, far more than the sockets buffer: closing the connection at once made the client's write fail
+    // (EPIPE, ECONNRESET), and a proxy relaying it answered 502 instead of the refusal.
+    const big = Buffer.alloc(8 * 1024 * 1024, 0x20);
+    const socket = net.connect(port, '127.0.0.1');
+    let answer = '';
+    let failure: Error | undefined;
+    socket.setEncoding('utf8').on('data', (c: string) => (answer += c)).on('error', (e) => (failure = e));
+    // A body does not end in a newline, so the next answer's status line may follow it on the same line.
+    const statuses = () => [...answer.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+    const request = (path: string, body: Buffer | string) => `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`;
+    const answered = (n: number) => new Promise<void>((resolve, reject) => {
+      const check = () => (statuses().length >= n ? resolve() : failure ? reject(failure) : socket.once('data', check).once('error', check).once('close', check));
+      check();
+    });
+    for (const path of ['/mcp', '/admin']) {
+      socket.write(request(path, big));
+      await new Promise<void>((resolve, reject) => socket.write(big, (err) => (err ? reject(err) : resolve())));
+    }
+    const small = JSON.stringify(rpc(3, 'ping'));
+    socket.write(request('/mcp', small) + small);
+    await answered(3);
+    socket.destroy();
+    assert.equal(failure, undefined);
+    assert.deepEqual(statuses(), ['413', '403', '200']);
+  });
+
+  it('a refused body that stops arriving does not hold the connection: it is cut after the linger', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (c: string) => (answer += c)).on('error', () => undefined);
+    const closed = new Promise((r) => socket.once('close', r));
+    socket.write(`POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${1024 * 1024}\r\n\r\n{"jsonrpc":`);
+    // The client stalls here; the server answers at once and closes once the linger (2 s) is over.
+    await closed;
+    assert.match(answer, /^HTTP\/1\.1 413 /);
+  });
+
   it('a compressed body cannot be read, so it is refused', async () => {
     const r = await post('x', { 'content-encoding': 'gzip' });
     assert.equal(r.status, 415);
