@@ -9,7 +9,8 @@ CACHE_ROOT="${AIO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agent-identity-oper
 BIN="$CACHE_ROOT/spiffe-peer-$version"
 if [ -x "$BIN/spiffe-peer" ]; then echo "$BIN/spiffe-peer"; exit 0; fi
 command -v go >/dev/null || { echo "go is required to build spiffe-peer" >&2; exit 1; }
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
+# No VCS stamp: the sources sit in this repository, whose git state says nothing about the peer.
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
 mkdir -p "$BIN"
 echo "spiffe-peer: building from $src (first run only)..." >&2
 # A private name, then a rename: two builds at once each finish whole.
