@@ -31,8 +31,11 @@ export interface SpirePartner {
 
 export interface SpireFederatesWith { trustDomain: string; bundleEndpointURL: string; endpointSPIFFEID: string }
 
-/** The server configuration: everything local to `dir`, nothing reaching past 127.0.0.1. */
-export function spireServerHcl(o: { trustDomain: string; dir: string; serverPort: number; bundleEndpointPort: number; federatesWith: SpireFederatesWith }): string {
+/**
+ * The server configuration: everything local to `dir`, nothing reaching past 127.0.0.1. Ports may be
+ * placeholders (`<free port>`): docs/federation.md shows this text, test/unit/docs/spire-hcl.test.ts keeps them equal.
+ */
+export function spireServerHcl(o: { trustDomain: string; dir: string; serverPort: number | string; bundleEndpointPort: number | string; federatesWith: SpireFederatesWith }): string {
   return `server {
   bind_address = "127.0.0.1"
   bind_port = "${o.serverPort}"
@@ -46,7 +49,7 @@ export function spireServerHcl(o: { trustDomain: string; dir: string; serverPort
     bundle_endpoint {
       address = "127.0.0.1"
       port = ${o.bundleEndpointPort}
-      # SPIRE refreshes no more often than once a minute whatever the hint says.
+      # The floor: SPIRE warns below 1m, and its fetchers count any lower hint as 1m.
       refresh_hint = "1m"
       profile "https_spiffe" {}
     }
