@@ -8,4 +8,6 @@ SPIRE_VERSION="${SPIRE_VERSION:-v1.13.3}"
 module="github.com/spiffe/spire"
 # cgo: its sqlite datastore is github.com/mattn/go-sqlite3, which needs cgo.
 export GO_TOOL_CGO=1
-exec bash "$(dirname "$0")/go-tool.sh" spire-server "$module" "$SPIRE_VERSION" "$module/cmd/spire-server"
+# The version stamp SPIRE's release build sets (without the "v"), so `spire-server --version` says 1.13.3.
+exec bash "$(dirname "$0")/go-tool.sh" spire-server "$module" "$SPIRE_VERSION" "$module/cmd/spire-server" \
+  "-X $module/pkg/common/version.gittag=${SPIRE_VERSION#v}"
