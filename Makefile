@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_MODULES := node_modules/.package-lock.json
 LOCAL := $(CURDIR)/.local
 
-.PHONY: all deps build typecheck structure test test-unit test-integration control-plane cluster-up cluster-down install run cli demo bench bench-compare bench-scale bench-proxy clean
+.PHONY: all deps build typecheck structure test test-unit test-integration control-plane interop-tools cluster-up cluster-down install run cli demo demo-federation bench bench-compare bench-scale bench-proxy clean
 
 all: build
 
@@ -38,13 +38,13 @@ TEST_CONCURRENCY ?= $(if $(filter true,$(USE_EXISTING_CLUSTER)),1,2)
 # A test that hangs fails after 10 minutes instead of holding CI until its 90-minute limit.
 TEST_FLAGS := --test-reporter=spec --test-timeout=600000
 
-test: deps typecheck structure control-plane chart-tools
+test: deps typecheck structure control-plane chart-tools interop-tools
 	node --test $(TEST_FLAGS) --test-concurrency=$(TEST_CONCURRENCY) 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
 
 test-unit: deps
 	node --test $(TEST_FLAGS) 'test/unit/**/*.test.ts'
 
-test-integration: deps control-plane chart-tools
+test-integration: deps control-plane chart-tools interop-tools
 	node --test $(TEST_FLAGS) --test-concurrency=$(TEST_CONCURRENCY) 'test/integration/**/*.test.ts'
 
 cluster-up: deps control-plane
@@ -69,6 +69,10 @@ cli: deps
 
 demo: deps control-plane
 	node scripts/demo.ts
+
+## Two local control planes federated both ways; an SDK agent in each calls the other (docs/federation.md).
+demo-federation: deps control-plane
+	node scripts/demo-federation.ts
 
 ## Throughput and latency, printed (not asserted): BENCH_IDENTITIES=200 by default.
 ## BENCH_MODE=compare runs bench-compare instead.
@@ -120,6 +124,11 @@ chart-check:
 chart-tools:
 	@bash scripts/helm.sh >/dev/null
 	@bash scripts/chart-promtool.sh >/dev/null
+
+## Build (once, cached) spire-server and the go-spiffe peer, which test/integration/spire-interop.test.ts uses.
+interop-tools:
+	@bash scripts/spire-server.sh >/dev/null
+	@bash scripts/spiffe-peer.sh >/dev/null
 
 ## The operator image, with docker or podman, whichever answers `<engine> info`.
 IMAGE ?= agent-identity-operator:$(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' package.json)

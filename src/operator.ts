@@ -22,10 +22,10 @@ import { ControllerManager } from './controller/manager.ts';
 import { Metrics } from './controller/metrics.ts';
 import { identityReconciler } from './identity/reconciler.ts';
 import { AppPortResults, appPortProber, podsOfIdentity, PROBE_CONCURRENCY } from './identity/app-port-probe.ts';
-import { identitiesInNamespace, identitiesOfDenyList, identitiesOfServiceAccount, identitiesOfTrustDomain, identityIndexes } from './identity/watches.ts';
+import { bundleOrDenyListChanged, identitiesInNamespace, identitiesOfDenyList, identitiesOfServiceAccount, identitiesOfTrustDomain, identityIndexes } from './identity/watches.ts';
 import { PolicyHolders } from './identity/policy-holders.ts';
 import { trustReconciler } from './trust/reconciler.ts';
-import { everyTrustDomain } from './trust/watches.ts';
+import { everyTrustDomain, federatingTrustDomains } from './trust/watches.ts';
 import { IdentityNamespaces } from './trust/identity-namespaces.ts';
 import { TrustStore } from './trust/store.ts';
 import { signerReconciler } from './signer/reconciler.ts';
@@ -134,7 +134,7 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     .owns(networkPolicies, byLabel(LABEL_IDENTITY))
     .watches(trustDomains, identitiesOfTrustDomain(indexes), { predicate: specOrMetadataChanged })
     .watches(signingState, identitiesOfTrustDomain(indexes))
-    .watches(configMaps, identitiesOfDenyList(indexes, cfg.namespace))
+    .watches(configMaps, identitiesOfDenyList(indexes, cfg.namespace), { predicate: bundleOrDenyListChanged })
     // Tenancy reads a namespace's labels alone; the identities' own resync is the safety net.
     .watches(namespaces, identitiesInNamespace(identities), { predicate: labelsChanged, resync: false })
     .watches(serviceAccounts, identitiesOfServiceAccount(indexes), { resync: false })
@@ -163,6 +163,8 @@ export async function startOperator(cfg: Config, kc: KubeConfig, log: Logger, me
     .watches(secrets, byLabel(LABEL_TRUST_DOMAIN, { cluster: true, with: LABEL_IDENTITY }), { coalesced: true })
     .watches(configMaps, byLabel(LABEL_TRUST_DOMAIN, { cluster: true, with: LABEL_IDENTITY }), { coalesced: true })
     .watches(requests, byLabel(LABEL_TRUST_DOMAIN, { cluster: true }), { coalesced: true })
+    // Partners' bundles (federation) go into the same copies, as federated-bundles.json.
+    .watches(configMaps, federatingTrustDomains(trustDomains), { coalesced: true })
     .coalesce(COALESCE_MS)
     .run(trustReconciler({
       clusterTrustBundles,

@@ -32,6 +32,13 @@ export interface PolicyPeer {
   rules?: number[];
 }
 
+/** A trustDomain rule: any identity of that trust domain (verified against that trust domain's own Bundle). */
+export interface TrustDomainPeer {
+  trustDomain: string;
+  /** e.g. "allow[2]: trustDomain partner.example". */
+  rule: string;
+}
+
 /** One rule's narrowing as compiled: the spec.policy rule index, its text, and what it allows. */
 export interface Narrowing {
   index: number;
@@ -62,6 +69,8 @@ export interface PolicyDocument {
   mode: 'AllowList' | 'TrustDomain';
   trustDomain: string;
   allow: PolicyPeer[];
+  /** AllowList: trust domains whose every identity is allowed too (trustDomain rules); absent when there are none. */
+  allowTrustDomains?: TrustDomainPeer[];
   /** Version 2: the narrowings the allow list's peers refer to, by index. */
   narrowings?: Narrowing[];
   /** Certificates to refuse even when they chain to the bundle. */
@@ -86,6 +95,8 @@ export interface EgressDocument {
   /** As the inbound mode: AllowList when spec.policy.egress.allow is set, else TrustDomain. */
   mode: 'AllowList' | 'TrustDomain';
   allow: PolicyPeer[];
+  /** As PolicyDocument.allowTrustDomains, for egress.allow. */
+  allowTrustDomains?: TrustDomainPeer[];
   /** Version 2: as PolicyDocument.narrowings, for egress.allow's indices. */
   narrowings?: Narrowing[];
   /** Sorted by host then SPIFFE ID; a host listed with two IDs is ambiguous and refused. */
@@ -103,6 +114,8 @@ export const FILES = {
   privateKey: 'tls.key',
   credentialBundle: 'credential-bundle.pem',
   bundle: 'ca.crt',
+  /** The Roots of each foreign trust domain the agent's TrustDomain federates with (FederatedBundlesDocument). */
+  federatedBundles: 'federated-bundles.json',
   policy: 'policy.json',
 } as const;
 
@@ -115,6 +128,21 @@ export const ENV = {
   privateKey: 'AGENT_IDENTITY_KEY_FILE',
   credentialBundle: 'AGENT_IDENTITY_CREDENTIAL_BUNDLE_FILE',
   bundle: 'AGENT_IDENTITY_BUNDLE_FILE',
+  federatedBundles: 'AGENT_IDENTITY_FEDERATED_BUNDLES_FILE',
   policy: 'AGENT_IDENTITY_POLICY_FILE',
   spiffeID: 'AGENT_IDENTITY_SPIFFE_ID',
 } as const;
+
+/**
+ * federated-bundles.json, in the trust bundle ConfigMap beside ca.crt: the
+ * Roots of every foreign trust domain in the TrustDomain's spec.federatesWith
+ * whose bundle the operator holds, as PEM by trust domain name. ca.crt keeps
+ * the local Roots alone, so an agent that does not federate reads nothing new.
+ * PEM rather than SPIFFE JWKS: it is the form ca.crt has and every TLS stack
+ * takes, and agents have no use for the sequence or refresh hint.
+ */
+export interface FederatedBundlesDocument {
+  version: 1;
+  /** Foreign trust domain name -> its Roots (PEM). Never the agent's own trust domain. */
+  bundles: Record<string, string>;
+}

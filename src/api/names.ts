@@ -19,3 +19,11 @@ export const WEBHOOK_TLS_SECRET = 'agent-identity-webhook-tls';
 
 /** The identity proxy's container name, reserved in every pod whose identity has spec.proxy (the webhook adds it; the operator probes beside it; `agent-identity audit` reads its logs). */
 export const PROXY_CONTAINER = 'agent-identity-proxy';
+
+/**
+ * In the ConfigMap federated-bundle-<ClusterFederatedTrustDomain> (operator namespace, written by
+ * the federation fetcher): the Roots accepted, as PEM, and the foreign trust domain they belong to.
+ * The trust reconciler reads both to deliver the Roots to agents (FederatedBundlesDocument).
+ */
+export const FEDERATED_ROOTS_KEY = 'ca.crt';
+export const FEDERATED_TRUST_DOMAIN_KEY = 'trust-domain';

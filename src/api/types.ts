@@ -354,6 +354,16 @@ export interface NamespaceRule {
 /** Any SPIFFE ID, including ones from other trust domains. */
 export interface SpiffeIDRule {
   spiffeID: string;
+  /**
+   * egress.allow only: host names that reach this identity (a federated partner's agent, which no
+   * AgentIdentity here claims), so the proxy's outbound side knows whom to expect at them.
+   */
+  hosts?: string[];
+}
+
+/** Every identity of a trust domain, typically a federated partner's (docs/federation.md). Cannot narrow. */
+export interface TrustDomainRule {
+  trustDomain: string;
 }
 
 /**
@@ -392,7 +402,7 @@ export interface A2ANarrowing {
   methods: string[];
 }
 
-export type PolicyRule = (AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule) & RuleNarrowing;
+export type PolicyRule = (AgentRule | SelectorRule | NamespaceRule | SpiffeIDRule | TrustDomainRule) & RuleNarrowing;
 
 /**
  * spec.policy. `allow` (inbound): once present, every peer it does not allow

@@ -20,7 +20,7 @@ import { certificatesToPem } from '../pki/pem.ts';
 import { fingerprintOf } from '../pki/parse.ts';
 import { BundleDocumentError, parseBundleDocument, parseInitialBundle, type SpiffeBundle } from './document.ts';
 import { FetchFailure, fetchBundleDocument, type FetchRequest } from './fetch.ts';
-import { DOCUMENT_KEY, ROOTS_KEY, federatedBundleConfigMapName } from './names.ts';
+import { DOCUMENT_KEY, ROOTS_KEY, TRUST_DOMAIN_KEY, federatedBundleConfigMapName } from './names.ts';
 import { nextRefreshMs, refusal, type RefreshBounds } from './refresh.ts';
 
 export const FETCHER_CONTROLLER = 'clusterfederatedtrustdomain';
@@ -74,8 +74,8 @@ export function bundleFetcher(d: FetcherDeps): { reconcile: (name: string) => Pr
   }
 
   async function store(o: ClusterFederatedTrustDomain, existing: ConfigMap | undefined, document: string, bundle: SpiffeBundle): Promise<void> {
-    const data = { [DOCUMENT_KEY]: document, [ROOTS_KEY]: certificatesToPem(bundle.roots) };
-    if (existing && existing.data?.[DOCUMENT_KEY] === document) return;
+    const data = { [DOCUMENT_KEY]: document, [ROOTS_KEY]: certificatesToPem(bundle.roots), [TRUST_DOMAIN_KEY]: o.spec.trustDomain };
+    if (existing && existing.data?.[DOCUMENT_KEY] === document && existing.data?.[TRUST_DOMAIN_KEY] === o.spec.trustDomain) return;
     const name = federatedBundleConfigMapName(o.metadata.name!);
     const body: ConfigMap = {
       apiVersion: 'v1', kind: 'ConfigMap',

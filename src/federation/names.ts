@@ -1,5 +1,6 @@
 // Names and keys of the objects federation keeps in the operator's namespace.
 import { GROUP } from '../api/group.ts';
+import { FEDERATED_ROOTS_KEY, FEDERATED_TRUST_DOMAIN_KEY } from '../api/names.ts';
 
 /** On the ConfigMap and Secret of a served bundle: the TrustDomain (object name) they serve. */
 export const LABEL_BUNDLE_ENDPOINT = `${GROUP}/bundle-endpoint`;
@@ -22,7 +23,9 @@ export function federatedBundleConfigMapName(federatedObject: string): string {
 /** Keys of those ConfigMaps. */
 export const DOCUMENT_KEY = 'bundle.spiffe.json';
 /** The Roots as PEM, the form agents' ca.crt already has. */
-export const ROOTS_KEY = 'ca.crt';
+export const ROOTS_KEY = FEDERATED_ROOTS_KEY;
+/** The foreign trust domain (spec.trustDomain), so the delivery to agents needs no ClusterFederatedTrustDomain informer. */
+export const TRUST_DOMAIN_KEY = FEDERATED_TRUST_DOMAIN_KEY;
 /** Where and how a served bundle is served: {trustDomain, secretName, dnsNames} (ServedEndpoint). */
 export const ENDPOINT_KEY = 'endpoint.json';
 

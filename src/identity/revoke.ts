@@ -2,7 +2,7 @@
 // home is the bundle ConfigMap in the operator's namespace; the trust
 // reconciler copies it next to every published bundle and prunes it.
 import { BUNDLE_DENYLIST, ANNOTATION_SERIAL, ANNOTATION_SPIFFE_ID, ANNOTATION_NOT_AFTER } from '../api/group.ts';
-import type { DenyListEntry } from '../api/documents.ts';
+import { FILES, type DenyListEntry } from '../api/documents.ts';
 import type { ConfigMap, Secret } from '../api/types.ts';
 import { desiredBundleConfigMap } from '../trust/publish.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
@@ -45,6 +45,6 @@ export async function revoke(d: RevokeDeps, trustDomain: TrustDomainState, entri
   const list = parseDenyList(trustDomain.trustDomain, home?.data?.[BUNDLE_DENYLIST]);
   const listed = new Set(list.entries.map((e) => e.serialNumber));
   if (entries.every((e) => listed.has(e.serialNumber))) return;
-  const cm = desiredBundleConfigMap(trustDomain.name, d.operatorNamespace, home?.data?.['ca.crt'] ?? trustDomain.bundlePem, serializeDenyList(withEntries(list, entries)), home);
+  const cm = desiredBundleConfigMap(trustDomain.name, d.operatorNamespace, home?.data?.['ca.crt'] ?? trustDomain.bundlePem, serializeDenyList(withEntries(list, entries)), home, undefined, home?.data?.[FILES.federatedBundles]);
   await (home ? d.api.replaceConfigMap(cm) : d.api.createConfigMap(cm));
 }

@@ -2,9 +2,9 @@
 // identity controller is declared with (operator.ts). Each reads one group of
 // an index (controller/indexer.ts), never a filter over every identity.
 import { bundleConfigMapName, secretNameOf, trustDomainOf } from '../api/defaults.ts';
-import { LABEL_IDENTITY, LABEL_TRUST_DOMAIN } from '../api/group.ts';
+import { BUNDLE_DENYLIST, LABEL_IDENTITY, LABEL_TRUST_DOMAIN, SECRET_BUNDLE } from '../api/group.ts';
 import type { AgentIdentity, ConfigMap, Namespace, ServiceAccount, TrustDomain } from '../api/types.ts';
-import { objectKey, type Mapper, type Source } from '../controller/controller.ts';
+import { objectKey, type Mapper, type Predicate, type Source } from '../controller/controller.ts';
 import { Indexer } from '../controller/indexer.ts';
 
 /** The identities by what other objects find them by. */
@@ -37,6 +37,14 @@ export const identitiesInNamespace = (identities: { list(namespace?: string): re
 /** A ServiceAccount appearing: an identity waits for it (ServiceAccountNotFound). */
 export const identitiesOfServiceAccount = (indexes: Pick<IdentityIndexes, 'byServiceAccount'>): Mapper<ServiceAccount> => (sa) =>
   indexes.byServiceAccount.of(`${sa.metadata.namespace}/${sa.metadata.name}`).map(objectKey);
+
+/**
+ * What identities read of the home bundle copy: its bundle and deny list. A partner's bundle
+ * (federated-bundles.json, for agents only) changing there must not queue every identity of the trust domain.
+ */
+export const bundleOrDenyListChanged: Predicate<ConfigMap> = (cm, old) => !old
+  || cm.data?.[SECRET_BUNDLE] !== old.data?.[SECRET_BUNDLE] || cm.data?.[BUNDLE_DENYLIST] !== old.data?.[BUNDLE_DENYLIST]
+  || JSON.stringify(cm.metadata.labels) !== JSON.stringify(old.metadata.labels);
 
 /** The deny list's home copy (in the operator's namespace): every policy.json of its TrustDomain embeds it. */
 export const identitiesOfDenyList = (indexes: Pick<IdentityIndexes, 'byTrustDomain'>, operatorNamespace: string): Mapper<ConfigMap> => (cm) => {

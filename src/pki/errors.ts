@@ -12,7 +12,8 @@ export type PkiErrorReason =
   | 'InvalidValidity'
   | 'CertificateUnparsable'
   | 'CANotUsable'
-  | 'CAExpired';
+  | 'CAExpired'
+  | 'InvalidBundle';
 
 export class PkiError extends Error {
   /** Machine-readable; callers use it as a condition reason. */

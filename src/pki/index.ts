@@ -1,6 +1,7 @@
 // The public face of src/pki. Other folders import from here (or the named
 // module) and never load @peculiar/x509 themselves: see crypto.ts.
 export { Bundle } from './bundle.ts';
+export { BundleSet } from './bundle-set.ts';
 export { type CA, type CAMaterial, type CAOptions, createIntermediate, createRoot, loadCA, type StandaloneRootOptions } from './ca.ts';
 export { type CryptoKey, x509 } from './crypto.ts';
 export { PkiError, type PkiErrorReason } from './errors.ts';
@@ -18,5 +19,5 @@ export { certificatesToPem } from './pem.ts';
 export { serialNumberOf } from './serial.ts';
 export { isValidTrustDomainName, renderSpiffeID, SpiffeID, type TemplateVars } from './spiffeid.ts';
 export { DEFAULT_BACKDATE_MS, issuedAt, type Validity } from './validity.ts';
-export { signedBy, verifyChain, type VerifyResult } from './verify.ts';
+export { chainsToRoots, signedBy, verifyChain, type VerifyResult } from './verify.ts';
 export type { X509Certificate } from '@peculiar/x509';

@@ -3,6 +3,7 @@
 // signatures up to a trusted root, validity windows, CA flags and path
 // lengths. It is not a full RFC 5280 validator (no name constraints or
 // policies); TLS handshakes still go through OpenSSL's.
+import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { X509Certificate } from '@peculiar/x509';
 import { x509 } from './crypto.ts';
 import { isSelfIssued } from './extensions.ts';
@@ -78,4 +79,38 @@ export async function verifyChain(chain: X509Certificate[], roots: X509Certifica
       return rootProblem ? fail(rootProblem) : { ok: true };
     }
   }
+}
+
+const nodeCertificates = new WeakMap<X509Certificate, NodeX509Certificate>();
+
+function nodeCertificate(cert: X509Certificate): NodeX509Certificate {
+  let c = nodeCertificates.get(cert);
+  if (!c) {
+    c = new NodeX509Certificate(Buffer.from(cert.rawData));
+    nodeCertificates.set(cert, c);
+  }
+  return c;
+}
+
+const issuedBy = (cert: X509Certificate, issuer: X509Certificate) => {
+  const c = nodeCertificate(cert);
+  const i = nodeCertificate(issuer);
+  return c.checkIssued(i) && c.verify(i.publicKey);
+};
+
+/**
+ * Synchronous, for node's checkServerIdentity hook: whether `chain` (Leaf
+ * first, as the peer presented it) leads by signatures to one of `roots`.
+ * Signatures only: it narrows a chain OpenSSL has already verified in full
+ * (validity, CA flags, path length) against a wider store, to one trust
+ * domain's Roots. Anywhere else, use verifyChain.
+ */
+export function chainsToRoots(chain: readonly X509Certificate[], roots: readonly X509Certificate[]): boolean {
+  for (let i = 0; i < chain.length; i++) {
+    const cert = chain[i]!;
+    if (roots.some((r) => sameCert(r, cert) || issuedBy(cert, r))) return true;
+    const next = chain[i + 1];
+    if (!next || !issuedBy(cert, next)) return false;
+  }
+  return false;
 }

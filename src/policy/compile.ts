@@ -1,7 +1,7 @@
 // AgentIdentity spec.policy → the PolicyDocument mounted as policy.json.
 // Pure and deterministic: the same inputs always give the same bytes, so the
 // operator can compare documents and skip writes that would change nothing.
-import type { DenyListEntry, Destination, EgressDocument, Narrowing, PolicyDocument, PolicyPeer } from '../api/documents.ts';
+import type { DenyListEntry, Destination, EgressDocument, Narrowing, PolicyDocument, PolicyPeer, TrustDomainPeer } from '../api/documents.ts';
 import type { PolicyRule } from '../api/types.ts';
 import { SpiffeID } from '../pki/index.ts';
 import { compileNarrowing } from './narrowing.ts';
@@ -69,6 +69,9 @@ function resolve(c: ClassifiedRule, input: PolicyInput): string[] {
     }
     case 'namespace':
       return issued.filter((p) => matchesSelector(c.rule.namespaceSelector, namespaceLabels(input, p.namespace))).map((p) => p.spiffeID);
+    case 'trustDomain':
+      // Not resolved to IDs: a partner's identities are not known here. Kept whole (allowTrustDomains).
+      return [];
   }
 }
 
@@ -84,6 +87,8 @@ function canonicalDenyList(entries: DenyListEntry[]): DenyListEntry[] {
 
 interface Resolved {
   allow: PolicyPeer[];
+  /** trustDomain rules, each trust domain once with the first rule that named it, sorted. */
+  trustDomains: TrustDomainPeer[];
   /** The narrowings some peer refers to; empty when no rule narrows. */
   narrowings: Narrowing[];
 }
@@ -97,10 +102,12 @@ interface Resolved {
 function resolveRules(rules: readonly PolicyRule[], field: string, input: PolicyInput): Resolved {
   const allow = new Map<string, PolicyPeer & { unrestricted: boolean; indices: number[] }>();
   const narrowings: Narrowing[] = [];
+  const trustDomains = new Map<string, TrustDomainPeer>();
   rules.forEach((rule, i) => {
     const c = classifyRule(rule);
     if ('problem' in c || ruleProblem(rule) !== undefined) return;
     const text = `${field}[${i}]: ${ruleText(c, input.identity.namespace)}`;
+    if (c.kind === 'trustDomain' && !trustDomains.has(c.rule.trustDomain)) trustDomains.set(c.rule.trustDomain, { trustDomain: c.rule.trustDomain, rule: text });
     const narrowing = compileNarrowing(rule, i, text);
     if (narrowing) narrowings.push(narrowing);
     for (const spiffeID of resolve(c, input).sort(byString)) {
@@ -110,11 +117,14 @@ function resolveRules(rules: readonly PolicyRule[], field: string, input: Policy
       else peer.unrestricted = true;
     }
   });
+  // A trustDomain rule does not narrow: a peer of its trust domain may do anything, whatever else names it.
+  for (const p of allow.values()) if (trustDomains.has(trustDomainOfID(p.spiffeID) ?? '')) p.unrestricted = true;
   const peers = [...allow.values()].sort((a, b) => byString(a.spiffeID, b.spiffeID));
   const used = new Set(peers.flatMap((p) => (p.unrestricted ? [] : p.indices)));
   return {
     allow: peers.map((p) => ({ spiffeID: p.spiffeID, rule: p.rule, ...(p.unrestricted ? {} : { rules: p.indices }) })),
     narrowings: narrowings.filter((n) => used.has(n.index)),
+    trustDomains: [...trustDomains.values()].sort((a, b) => byString(a.trustDomain, b.trustDomain)),
   };
 }
 
@@ -127,13 +137,14 @@ const trustDomainOfID = (id: string) => {
 };
 
 /**
- * The hosts that name identities of this trust domain (the proxy's bundle
- * verifies no other). A name in some identity's spec.dnsNames is claimed by
+ * The hosts that name identities: this trust domain's AgentIdentities, and
+ * the partners' agents that egress.allow names with hosts (hostRules). A name
+ * in some identity's spec.dnsNames (or a rule's hosts) is claimed by
  * those identities alone; `<name>.<namespace>.svc[.<clusterDomain>]` names an
  * identity only where no dnsNames claim it.
  */
 function destinations(input: PolicyInput): Destination[] {
-  const explicit: Destination[] = [];
+  const explicit: Destination[] = hostRules(input);
   const conventional: Destination[] = [];
   for (const p of input.peers) {
     if (p.spiffeID === undefined || trustDomainOfID(p.spiffeID) !== input.identity.trustDomain) continue;
@@ -147,9 +158,25 @@ function destinations(input: PolicyInput): Destination[] {
   return [...unique.values()].sort((a, b) => byString(a.host, b.host) || byString(a.spiffeID, b.spiffeID));
 }
 
-const NONE: Resolved = { allow: [], narrowings: [] };
+/**
+ * The hosts that egress.allow's spiffeID rules name for their identity (a partner's agent, which no
+ * AgentIdentity here claims): explicit claims, as dnsNames are.
+ */
+function hostRules(input: PolicyInput): Destination[] {
+  return (input.identity.policy?.egress?.allow ?? []).flatMap((rule) => {
+    const c = classifyRule(rule);
+    if ('problem' in c || c.kind !== 'spiffeID' || ruleProblem(rule) !== undefined) return [];
+    return (c.rule.hosts ?? []).map((host) => ({ host, spiffeID: SpiffeID.parse(c.rule.spiffeID).toString() }));
+  });
+}
 
-const withNarrowings = (r: Resolved) => ({ allow: r.allow, ...(r.narrowings.length ? { narrowings: r.narrowings } : {}) });
+const NONE: Resolved = { allow: [], narrowings: [], trustDomains: [] };
+
+// Optional fields only when used, so documents without them keep their bytes (and older SDKs, which ignore
+// allowTrustDomains, only ever admit fewer peers).
+const withNarrowings = (r: Resolved) => ({
+  allow: r.allow, ...(r.trustDomains.length ? { allowTrustDomains: r.trustDomains } : {}), ...(r.narrowings.length ? { narrowings: r.narrowings } : {}),
+});
 
 /**
  * Whether policy.json carries the host map (egress.destinations): for a proxy

@@ -2,5 +2,5 @@
 // the agent. The shapes live with the CRD's mirror in src/api/types.ts.
 
 export type {
-  AgentRule, InboundPolicy, LabelSelector, LabelSelectorRequirement, NamespaceRule, PolicyRule, SelectorRule, SpiffeIDRule,
+  AgentRule, InboundPolicy, LabelSelector, LabelSelectorRequirement, NamespaceRule, PolicyRule, SelectorRule, SpiffeIDRule, TrustDomainRule,
 } from '../api/types.ts';

@@ -36,7 +36,7 @@ export function decideEgress(doc: PolicyDocument, host: string): EgressVerdict {
   const ids = claimsOf(doc, host);
   if (ids.length === 0) {
     const why = doc.egress
-      ? 'no AgentIdentity claims it (spec.dnsNames, or <name>.<namespace>.svc); the proxy calls only agents of its trust domain, and egress to external hosts is not supported'
+      ? 'no AgentIdentity claims it (spec.dnsNames, or <name>.<namespace>.svc), nor an egress.allow spiffeID rule\'s hosts (a federated partner\'s agent); egress to external hosts is not supported'
       : `the policy of ${doc.spiffeID} has no egress section, so no host names an identity (the operator writes one for identities with spec.proxy or spec.policy.egress)`;
     return { allowed: false, status: 403, message: `egress to ${normalizeHost(host)} refused: ${why}` };
   }

@@ -2,16 +2,16 @@
 // directions: the inbound proxy's clients and the outbound proxy's pooled
 // connections to peers. When the identity reloads, each open connection's
 // peer is checked again as if it connected now: its chain against the
-// current Bundle (a retired Root), the deny list, and the rule that let it
+// current Bundle of its trust domain (a retired Root, ours or a partner's), the deny list, and the rule that let it
 // in. A peer now refused gets no further request (HTTP: its requests in
 // flight finish, then the connection closes; TCP: the stream is cut, as it
 // cannot be split). A renewal or a widened policy drops nothing.
 import type { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import type { PolicyDocument } from '../api/documents.ts';
-import { verifyChain, type X509Certificate } from '../pki/index.ts';
+import type { X509Certificate } from '../pki/index.ts';
 import { type Authorizer, type Identity, PeerRefusedError } from '../sdk/index.ts';
-import { checkPeer } from '../sdk/peer.ts';
+import { checkPeer, verifyPeerChain } from '../sdk/peer.ts';
 import type { Direction, ProxyEvents } from './events.ts';
 
 export interface Admitted {
@@ -32,7 +32,8 @@ interface Open extends Admitted {
 
 /** The check a new connection gets, for a chain that passed it once: throws PeerRefusedError. */
 async function recheck(open: Admitted, identity: Identity): Promise<void> {
-  const verified = await verifyChain(open.chain, identity.bundle.roots, new Date());
+  // Against the current Bundle of the peer's own trust domain: a partner's rotation retires its Roots too.
+  const verified = await verifyPeerChain(open.chain, identity.bundles, new Date());
   if (!verified.ok) throw new PeerRefusedError('UntrustedChain', `peer certificate does not chain to the trust bundle: ${verified.reason}`);
   checkPeer(open.chain, identity.policy, open.authorizer(identity.policy));
 }

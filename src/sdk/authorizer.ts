@@ -37,10 +37,10 @@ export function authorizeMemberOf(trustDomain: string): Authorizer {
   return (peer) => (peer.memberOf(td) ? allow(`member of trust domain ${td}`) : deny(`peer ${peer} is not allowed: expected a member of trust domain ${td}`));
 }
 
-type Rules = Pick<PolicyDocument, 'mode' | 'allow' | 'trustDomain'>;
+type Rules = Pick<PolicyDocument, 'mode' | 'allow' | 'allowTrustDomains' | 'trustDomain'>;
 
 function allowListSummary(rules: Rules, field: string): string {
-  const names = [...new Set(rules.allow.map((p) => p.rule))];
+  const names = [...new Set([...rules.allow, ...(rules.allowTrustDomains ?? [])].map((p) => p.rule))];
   if (names.length === 0) return `${field} list is empty`;
   const more = names.length > LISTED_RULES ? `; and ${names.length - LISTED_RULES} more` : '';
   return `${field} list: ${names.slice(0, LISTED_RULES).join('; ')}${more}`;
@@ -56,16 +56,25 @@ export interface PolicyAuthorizerOptions {
   inspectsRequests?: boolean;
 }
 
-/** One engine for both directions: AllowList admits exactly the listed peers, TrustDomain any member of the trust domain. */
+/**
+ * One engine for both directions: AllowList admits exactly the listed peers and the members of the listed
+ * trust domains (trustDomain rules); TrustDomain any member of the agent's own trust domain, never a
+ * federated one's: a partner is admitted only by a rule that names it.
+ */
 function authorizeRules(rules: Rules, field: string, inspects: boolean, refusal: (peer: SpiffeID, why: string) => Authorization): Authorizer {
   if (rules.mode === 'TrustDomain') {
     return (peer) => (peer.memberOf(rules.trustDomain) ? allow(`member of trust domain ${rules.trustDomain} (no ${field} list)`) : refusal(peer, `no ${field} list: only members of trust domain ${rules.trustDomain}`));
   }
   const byID = new Map(rules.allow.map((p) => [p.spiffeID, p]));
+  const byTrustDomain = new Map((rules.allowTrustDomains ?? []).map((t) => [t.trustDomain, t.rule]));
   const summary = allowListSummary(rules, field);
   return (peer) => {
     const found = byID.get(peer.toString());
-    if (found === undefined) return refusal(peer, summary);
+    if (found === undefined) {
+      // A trustDomain rule never narrows (the CRD refuses it), so its members may do anything.
+      const rule = byTrustDomain.get(peer.trustDomain);
+      return rule === undefined ? refusal(peer, summary) : allow(rule);
+    }
     if (found.rules && !inspects) return refusal(peer, `${found.rule} narrows what it may call (http, mcp or a2a), and this server does not inspect requests: serve HTTP (the SDK's HTTPS server, or the proxy in http mode)`);
     return allow(found.rule);
   };

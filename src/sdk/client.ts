@@ -6,7 +6,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { authorizeID, type Authorizer } from './authorizer.ts';
 import { clientSecureContext } from './credentials.ts';
 import type { Identity } from './identity.ts';
-import { admitPeer, checkPeer, peerChainOf } from './peer.ts';
+import { admitPeer, checkPeer, checkPeerChainSync, peerChainOf } from './peer.ts';
 
 export interface ClientOptions {
   /** Who the server must be: an Authorizer, or the one SPIFFE ID expected. */
@@ -20,7 +20,8 @@ const toAuthorizer = (a: Authorizer | string): Authorizer => (typeof a === 'stri
  * https.request): the current SVID and Bundle, OpenSSL's chain check, and
  * checkServerIdentity replaced by the SPIFFE ID, deny list and Authorizer
  * checks. A refusal surfaces as a PeerRefusedError on the socket. Build new
- * options per connection to pick up reloads.
+ * options per connection to pick up reloads. The chain is held to the Bundle
+ * of the server's own trust domain (peer.ts).
  */
 export function tlsConnectOptions(identity: Identity, opts: ClientOptions): tls.ConnectionOptions {
   const authorize = toAuthorizer(opts.authorize);
@@ -29,7 +30,9 @@ export function tlsConnectOptions(identity: Identity, opts: ClientOptions): tls.
     rejectUnauthorized: true,
     checkServerIdentity: (_host, cert) => {
       try {
-        checkPeer(peerChainOf(cert), identity.policy, authorize);
+        const chain = peerChainOf(cert);
+        checkPeerChainSync(chain, identity.bundles);
+        checkPeer(chain, identity.policy, authorize);
         return undefined;
       } catch (err) {
         return err as Error;

@@ -5,10 +5,17 @@ import { createSecureContext, type SecureContext, type SecureContextOptions } fr
 import type { PolicyDocument } from '../api/documents.ts';
 import { authorizePolicy, type Authorizer, type PolicyAuthorizerOptions } from './authorizer.ts';
 import type { Identity } from './identity.ts';
+import { certificatesToPem } from '../pki/index.ts';
 import { privateKeyPemOf, type X509SVID } from './svid.ts';
 
+/**
+ * OpenSSL gets every trust domain's Roots, since it cannot choose a store by
+ * the peer's SPIFFE ID; peer.ts then verifies each peer against its own trust
+ * domain's Bundle alone. Without federation that is exactly ca.crt.
+ */
 export function secureContextOptions(identity: Identity): SecureContextOptions {
-  return { cert: identity.svid.certificatesPem, key: privateKeyPemOf(identity.svid), ca: identity.bundle.toPem() };
+  const { bundles } = identity;
+  return { cert: identity.svid.certificatesPem, key: privateKeyPemOf(identity.svid), ca: bundles.federated ? certificatesToPem(bundles.allRoots()) : identity.bundle.toPem() };
 }
 
 // Every reload builds a new SVID object (with its Bundle), so it keys one context per generation.

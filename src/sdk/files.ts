@@ -13,6 +13,8 @@ export interface IdentityFiles {
   privateKey: string;
   bundle: string;
   policy: string;
+  /** federated-bundles.json: the foreign trust domains' Roots; optional (absent: this agent trusts only its own trust domain). */
+  federatedBundles?: string;
   /** The kubelet's credential bundle (key, then chain); when the file exists it is read instead of certificate and privateKey. */
   credentialBundle?: string;
 }
@@ -26,10 +28,10 @@ function filePath(key: keyof typeof FILES, dir: string | undefined, env: NodeJS.
   return (dir === undefined ? env[ENV[key]] : undefined) ?? join(dir ?? env[ENV.dir] ?? DEFAULT_IDENTITY_DIR, FILES[key]);
 }
 
-/** tls.crt, tls.key, ca.crt and policy.json: see filePath for where. */
+/** tls.crt, tls.key, ca.crt, policy.json and federated-bundles.json: see filePath for where. */
 export function identityFiles(dir?: string, env: NodeJS.ProcessEnv = process.env): IdentityFiles {
   const pick = (key: keyof typeof FILES) => filePath(key, dir, env);
-  return { certificate: pick('certificate'), privateKey: pick('privateKey'), bundle: pick('bundle'), policy: pick('policy') };
+  return { certificate: pick('certificate'), privateKey: pick('privateKey'), bundle: pick('bundle'), policy: pick('policy'), federatedBundles: pick('federatedBundles') };
 }
 
 /** identityFiles() and the credential bundle (AGENT_IDENTITY_CREDENTIAL_BUNDLE_FILE, or credential-bundle.pem beside them). */
@@ -39,8 +41,11 @@ export function identityFilesWithCredentialBundle(dir?: string, env: NodeJS.Proc
 
 type Piece = 'certificate' | 'privateKey' | 'bundle' | 'policy';
 
-/** The texts read; `from` names the file each came from, for messages (the credential bundle for both key and chain). */
-export type IdentityContents = Record<Piece, string> & { from: Record<Piece, string>; digest: string };
+/**
+ * The texts read; `from` names the file each came from, for messages (the credential bundle for both key and chain).
+ * `federatedBundles` is undefined when that file does not exist.
+ */
+export type IdentityContents = Record<Piece, string> & { federatedBundles?: string; from: Record<Piece | 'federatedBundles', string>; digest: string };
 
 type Readable = keyof IdentityFiles;
 
@@ -61,6 +66,13 @@ async function snapshotPath(file: string, dataDirs: Map<string, Promise<string |
   return link === join(DATA_LINK, basename(file)) ? join(data, basename(file)) : file;
 }
 
+/** Whether the directory's `..data` now names another generation than the one this read resolved. */
+async function swappedSince(file: string, dataDirs: Map<string, Promise<string | undefined>>): Promise<boolean> {
+  const dir = dirname(file);
+  const now = await realpath(join(dir, DATA_LINK)).catch(() => undefined);
+  return now !== (await dataDirs.get(dir));
+}
+
 /**
  * Reads the files; `digest` changes exactly when any content does. The
  * credential bundle, when it exists, is one read, so its key and chain are
@@ -73,7 +85,9 @@ export async function readIdentityFiles(files: IdentityFiles): Promise<IdentityC
       return await readFile(await snapshotPath(path, dataDirs), 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (optional && code === 'ENOENT') return undefined;
+      // Absent only if the generation read is still the current one: otherwise the kubelet swapped ..data
+      // and removed the generation mid-read, which must be read again, never taken as "no file".
+      if (optional && code === 'ENOENT' && !(await swappedSince(path, dataDirs))) return undefined;
       // Only the code: an fs message is harmless, but keep every message in one voice.
       throw new IdentityError(`cannot read ${FILES[key]} at ${path}: ${code ?? 'read failed'}`);
     }
@@ -88,7 +102,12 @@ export async function readIdentityFiles(files: IdentityFiles): Promise<IdentityC
       from: { certificate: files.certificate, privateKey: files.privateKey },
     };
   const texts: Record<Piece, string> = { certificate: keyAndChain.certificate, privateKey: keyAndChain.privateKey, bundle: (await read('bundle', files.bundle))!, policy: (await read('policy', files.policy))! };
+  // Optional: the kubelet leaves it out while the TrustDomain federates with nobody.
+  const federatedBundles = files.federatedBundles === undefined ? undefined : await read('federatedBundles', files.federatedBundles, true);
   const hash = createHash('sha256');
-  for (const [key, text] of Object.entries(texts)) hash.update(`${key}\0${text.length}\0${text}`);
-  return { ...texts, from: { ...keyAndChain.from, bundle: files.bundle, policy: files.policy }, digest: hash.digest('hex') };
+  for (const [key, text] of Object.entries({ ...texts, ...(federatedBundles === undefined ? {} : { federatedBundles }) })) hash.update(`${key}\0${text.length}\0${text}`);
+  return {
+    ...texts, ...(federatedBundles === undefined ? {} : { federatedBundles }),
+    from: { ...keyAndChain.from, bundle: files.bundle, policy: files.policy, federatedBundles: files.federatedBundles ?? FILES.federatedBundles }, digest: hash.digest('hex'),
+  };
 }

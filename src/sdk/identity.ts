@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ENV, type PolicyDocument } from '../api/documents.ts';
-import type { Bundle } from '../pki/index.ts';
+import type { Bundle, BundleSet } from '../pki/index.ts';
 import { IdentityError } from './errors.ts';
 import { type IdentityFiles, identityFilesWithCredentialBundle, readIdentityFiles } from './files.ts';
 import { type Material, parseMaterial } from './material.ts';
@@ -14,7 +14,7 @@ import { watchDirectories } from './watch.ts';
 
 export interface LoadOptions {
   /**
-   * Directory holding ca.crt, policy.json and either credential-bundle.pem
+   * Directory holding ca.crt, policy.json, optionally federated-bundles.json, and either credential-bundle.pem
    * (pod-certificate delivery; preferred when present) or tls.crt and tls.key;
    * default: see identityFiles().
    */
@@ -62,8 +62,14 @@ export class Identity extends EventEmitter<IdentityEvents> {
     return this.#material.svid;
   }
 
+  /** The local trust domain's Bundle (ca.crt). */
   get bundle(): Bundle {
     return this.#material.bundle;
+  }
+
+  /** The local Bundle and the foreign ones (federated-bundles.json); each peer is verified against its own trust domain's. */
+  get bundles(): BundleSet {
+    return this.#material.bundles;
   }
 
   get policy(): PolicyDocument {

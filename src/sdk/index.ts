@@ -3,7 +3,7 @@
 // First, so an unsupported Node.js is named before anything else loads.
 import './node-version.ts';
 export type { DenyListEntry, Destination, EgressDocument, PolicyDocument, PolicyPeer } from '../api/documents.ts';
-export { Bundle, SpiffeID, type X509Certificate } from '../pki/index.ts';
+export { Bundle, BundleSet, SpiffeID, type X509Certificate } from '../pki/index.ts';
 export {
   type Authorization,
   type Authorizer,

@@ -2,16 +2,20 @@
 // a Bundle it chains to, and the policy written for it. Any inconsistency
 // (a half-written file, a key from another generation) rejects the whole set.
 import type { PolicyDocument } from '../api/documents.ts';
-import { Bundle, keyMatchesCertificate, parseCertificates, PkiError, privateKeyFromPem, spiffeIDOf, verifyChain } from '../pki/index.ts';
+import { Bundle, BundleSet, keyMatchesCertificate, parseCertificates, PkiError, privateKeyFromPem, spiffeIDOf, verifyChain } from '../pki/index.ts';
 import { isCACertificate } from '../pki/parse.ts';
 import { IdentityError } from './errors.ts';
+import { parseFederatedBundles } from './federated-bundles.ts';
 import type { IdentityContents } from './files.ts';
 import { parsePolicyDocument } from './policy-document.ts';
 import { X509SVID } from './svid.ts';
 
 export interface Material {
   svid: X509SVID;
+  /** The local trust domain's (ca.crt). */
   bundle: Bundle;
+  /** The local Bundle and every foreign one (federated-bundles.json): what peers are verified against, each by its trust domain. */
+  bundles: BundleSet;
   policy: PolicyDocument;
   digest: string;
 }
@@ -42,6 +46,7 @@ export async function parseMaterial(contents: IdentityContents, expectedID: stri
     throw new IdentityError(`${files.privateKey}: the private key does not match the certificate in ${files.certificate}`);
   }
   const bundle = await step(files.bundle, () => Bundle.fromPem(id.trustDomain, contents.bundle));
+  const foreign = contents.federatedBundles === undefined ? [] : await step(files.federatedBundles, () => parseFederatedBundles(contents.federatedBundles!, id.trustDomain));
   const verified = await verifyChain(certs, bundle.roots, now);
   if (!verified.ok) throw new IdentityError(`${files.certificate}: the certificate does not chain to ${files.bundle}: ${verified.reason}`);
   let policy: PolicyDocument;
@@ -54,5 +59,5 @@ export async function parseMaterial(contents: IdentityContents, expectedID: stri
   if (policy.spiffeID !== id.toString()) {
     throw new IdentityError(`${files.policy}: the policy protects ${policy.spiffeID}, but the certificate is ${id}`);
   }
-  return { svid: new X509SVID(id, certs, contents.certificate, contents.privateKey), bundle, policy, digest: contents.digest };
+  return { svid: new X509SVID(id, certs, contents.certificate, contents.privateKey), bundle, bundles: new BundleSet(bundle, foreign), policy, digest: contents.digest };
 }

@@ -1,9 +1,9 @@
 // Checking the certificate a peer presented, in a fixed order whose first
 // failure names the refusal: a certificate at all, a chain to the current
-// Bundle, a SPIFFE ID, the deny list, then the Authorizer.
+// Bundle of the peer's own trust domain, a SPIFFE ID, the deny list, then the Authorizer.
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
 import type { PolicyDocument } from '../api/documents.ts';
-import { serialNumberOf, type SpiffeID, spiffeIDOf, verifyChain, x509, type X509Certificate } from '../pki/index.ts';
+import { type Bundle, type BundleSet, chainsToRoots, serialNumberOf, type SpiffeID, spiffeIDOf, verifyChain, x509, type X509Certificate } from '../pki/index.ts';
 import type { Authorizer } from './authorizer.ts';
 import { PeerRefusedError } from './errors.ts';
 import type { Identity } from './identity.ts';
@@ -34,6 +34,41 @@ export function peerChainOf(cert: PeerCertificate | DetailedPeerCertificate): X5
     chain.push(new x509.X509Certificate(c.raw));
   }
   return chain;
+}
+
+/**
+ * The Bundle that may vouch for the peer: the one of the trust domain its
+ * SPIFFE ID names, as go-spiffe's x509bundle.Set picks it, so a partner's CA
+ * never vouches for one of ours and ours never for theirs. A chain without a
+ * SPIFFE ID is held to the local Bundle, so the chain is still judged first.
+ * Throws PeerRefusedError (UntrustedChain) for a trust domain with no Bundle.
+ */
+export function peerBundle(chain: readonly X509Certificate[], bundles: BundleSet): Bundle {
+  const id = spiffeIDOf(chain[0]!);
+  if (!id) return bundles.local;
+  const bundle = bundles.forTrustDomain(id.trustDomain);
+  if (bundle) return bundle;
+  throw new PeerRefusedError('UntrustedChain', `peer certificate does not chain to the trust bundle: no bundle for trust domain ${id.trustDomain} is held (held: ${bundles.trustDomains.join(', ')}; a partner's comes with its TrustDomain's spec.federatesWith)`, id.toString());
+}
+
+/** The chain against the peer's own trust domain's Bundle; `ok: false` names why. */
+export async function verifyPeerChain(chain: X509Certificate[], bundles: BundleSet, now: Date): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const bundle = peerBundle(chain, bundles);
+  const verified = await verifyChain(chain, bundle.roots, now);
+  return verified.ok ? verified : { ok: false, reason: `${bundles.federated ? `(trust domain ${bundle.trustDomain}) ` : ''}${verified.reason}` };
+}
+
+/**
+ * The same, synchronously, for checkServerIdentity: OpenSSL has verified the
+ * chain in full against every trust domain's Roots (credentials.ts), and this
+ * narrows it to the peer's own. Without foreign Roots OpenSSL's store was the
+ * local Bundle alone, so its verdict stands and no signature is checked twice.
+ */
+export function checkPeerChainSync(chain: readonly X509Certificate[], bundles: BundleSet): void {
+  const bundle = peerBundle(chain, bundles);
+  if (bundles.federated && !chainsToRoots(chain, bundle.roots)) {
+    throw new PeerRefusedError('UntrustedChain', `peer certificate does not chain to the trust bundle of ${bundle.trustDomain}, the trust domain of its SPIFFE ID`, spiffeIDOf(chain[0]!)?.toString());
+  }
 }
 
 /**
@@ -74,7 +109,7 @@ export async function admitPeer(socket: TLSSocket, identity: Identity, authorize
     throw new PeerRefusedError('UntrustedChain', 'peer certificate does not chain to the trust bundle: a certificate in its chain could not be parsed');
   }
   // Ours names the reason; OpenSSL's verdict still counts (e.g. key usage checks ours leaves out).
-  const ours = await verifyChain(chain, identity.bundle.roots, new Date());
+  const ours = await verifyPeerChain(chain, identity.bundles, new Date());
   if (!ours.ok || !socket.authorized) {
     const why = ours.ok ? String(socket.authorizationError) : ours.reason;
     throw new PeerRefusedError('UntrustedChain', `peer certificate does not chain to the trust bundle: ${why}`);

@@ -1,7 +1,7 @@
 // Reading policy.json: the shape is checked field by field, because a
 // document the SDK misreads could only ever widen who gets in.
-import type { DenyListEntry, Destination, EgressDocument, Narrowing, PolicyDocument, PolicyPeer } from '../api/documents.ts';
-import { SpiffeID } from '../pki/index.ts';
+import type { DenyListEntry, Destination, EgressDocument, Narrowing, PolicyDocument, PolicyPeer, TrustDomainPeer } from '../api/documents.ts';
+import { isValidTrustDomainName, SpiffeID } from '../pki/index.ts';
 
 type Fields = Record<string, unknown>;
 
@@ -46,6 +46,17 @@ const peer = (o: Fields, where: string): PolicyPeer => {
   const rules = indices(o, where);
   return { spiffeID: spiffeID(o, 'spiffeID', where), rule: str(o, 'rule', where), ...(rules ? { rules } : {}) };
 };
+
+const trustDomainPeer = (o: Fields, where: string): TrustDomainPeer => {
+  const trustDomain = str(o, 'trustDomain', where);
+  if (!isValidTrustDomainName(trustDomain)) throw new Error(`${where}.trustDomain is not a trust domain name`);
+  return { trustDomain, rule: str(o, 'rule', where) };
+};
+
+/** The optional `allowTrustDomains` of a section (trustDomain rules). */
+function trustDomainPeers(o: Fields, prefix: string): { allowTrustDomains?: TrustDomainPeer[] } {
+  return o.allowTrustDomains === undefined ? {} : { allowTrustDomains: list(o, 'allowTrustDomains', trustDomainPeer, prefix) };
+}
 
 /**
  * Exactly the keys this SDK enforces: a narrowing with a key it does not know
@@ -128,7 +139,7 @@ function egress(raw: unknown, version: number): EgressDocument | undefined {
   if (raw === undefined) return undefined;
   if (!isObject(raw)) throw new Error('egress must be an object');
   const allow = list(raw, 'allow', peer, 'egress.');
-  return { mode: mode(raw, 'egress.'), allow, ...narrowed(raw, allow, version, 'egress.'), destinations: list(raw, 'destinations', destination, 'egress.') };
+  return { mode: mode(raw, 'egress.'), allow, ...trustDomainPeers(raw, 'egress.'), ...narrowed(raw, allow, version, 'egress.'), destinations: list(raw, 'destinations', destination, 'egress.') };
 }
 
 /** Parses and checks policy.json; throws an Error naming the first bad field. */
@@ -149,7 +160,7 @@ export function parsePolicyDocument(text: string): PolicyDocument {
   const egressDoc = egress(raw.egress, version);
   const allow = list(raw, 'allow', peer);
   return {
-    version, spiffeID: id, mode: inbound, trustDomain, allow, ...narrowed(raw, allow, version, ''), denyList: list(raw, 'denyList', denyEntry),
+    version, spiffeID: id, mode: inbound, trustDomain, allow, ...trustDomainPeers(raw, ''), ...narrowed(raw, allow, version, ''), denyList: list(raw, 'denyList', denyEntry),
     ...(egressDoc ? { egress: egressDoc } : {}),
   };
 }

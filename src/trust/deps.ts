@@ -27,7 +27,8 @@ export interface TrustReconcilerDeps extends ReconcileContext {
   clusterTrustBundles: boolean;
   /** The namespaces holding identities of a TrustDomain (identity-namespaces.ts): a pass never scans the identities. */
   identityNamespaces: { of(trustDomain: string): Iterable<string> };
-  configMaps: { get(name: string, namespace?: string): ConfigMap | undefined };
+  /** Read by name; listed only in the operator's namespace (the partners' bundles the fetcher keeps there). */
+  configMaps: { get(name: string, namespace?: string): ConfigMap | undefined; list(namespace: string): readonly ConfigMap[] };
   namespaces: { list(): readonly Namespace[] };
   secretList: { list(): readonly Secret[] };
   /** The signer's ledger of pod certificates that may still be valid (signer/ledger.ts ledgerOf). */

@@ -1,5 +1,8 @@
 // Where the trust bundle is published and what each copy holds. Pure.
-import { API_VERSION, BUNDLE_DENYLIST, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, TRUST_DOMAIN } from '../api/group.ts';
+import { API_VERSION, BUNDLE_DENYLIST, LABEL_FEDERATED_TRUST_DOMAIN, LABEL_MANAGED_BY, MANAGED_BY_VALUE, LABEL_TRUST_DOMAIN, SECRET_BUNDLE, TRUST_DOMAIN } from '../api/group.ts';
+import { FILES, type FederatedBundlesDocument } from '../api/documents.ts';
+import { FEDERATED_ROOTS_KEY, FEDERATED_TRUST_DOMAIN_KEY } from '../api/names.ts';
+import { Bundle } from '../pki/index.ts';
 import { bundleConfigMapName } from '../api/defaults.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
 import type { ClusterTrustBundle, ConfigMap, Namespace, OwnerReference, TrustDomain } from '../api/types.ts';
@@ -23,7 +26,9 @@ export function bundleNamespaces(trustDomain: TrustDomain, withIdentities: Itera
  * squatted one can be told apart. The home copy in the operator namespace has
  * no owner: it holds the deny list, which must outlive a deleted TrustDomain.
  */
-export function desiredBundleConfigMap(trustDomainObject: string, namespace: string, bundlePem: string, denyListJson: string, existing?: ConfigMap, owner?: TrustDomain): ConfigMap {
+export function desiredBundleConfigMap(
+  trustDomainObject: string, namespace: string, bundlePem: string, denyListJson: string, existing?: ConfigMap, owner?: TrustDomain, federatedBundlesJson?: string,
+): ConfigMap {
   return {
     apiVersion: 'v1', kind: 'ConfigMap',
     metadata: {
@@ -33,8 +38,43 @@ export function desiredBundleConfigMap(trustDomainObject: string, namespace: str
       annotations: existing?.metadata.annotations,
       ...(owner ? { ownerReferences: [trustDomainOwner(owner)] } : {}),
     },
-    data: { [SECRET_BUNDLE]: bundlePem, [BUNDLE_DENYLIST]: denyListJson },
+    data: { [SECRET_BUNDLE]: bundlePem, [BUNDLE_DENYLIST]: denyListJson, ...(federatedBundlesJson === undefined ? {} : { [FILES.federatedBundles]: federatedBundlesJson }) },
   };
+}
+
+/**
+ * federated-bundles.json for a TrustDomain (FederatedBundlesDocument): the
+ * Roots of each trust domain in spec.federatesWith that a
+ * ClusterFederatedTrustDomain fetched, read from the fetcher's ConfigMaps
+ * federated-bundle-* in the operator's namespace. Undefined when the
+ * TrustDomain federates with nobody, so its copies stay as they were. A
+ * partner listed but not fetched yet is left out until its first accepted
+ * fetch; its own trust domain never appears (the SDK would refuse the file).
+ * One copy per namespace carries it, so a partner's rotation costs one write
+ * per namespace, as a local one does, and no Leaf is reissued.
+ */
+export function federatedBundlesDocument(trustDomain: TrustDomain, configMaps: readonly ConfigMap[], operatorNamespace: string): string | undefined {
+  const wanted = new Set(trustDomain.spec.federatesWith ?? []);
+  if (wanted.size === 0) return undefined;
+  wanted.delete(trustDomain.spec.trustDomain);
+  const pems = new Map<string, string[]>();
+  for (const cm of configMaps) {
+    if (cm.metadata.namespace !== operatorNamespace || !cm.metadata.labels?.[LABEL_FEDERATED_TRUST_DOMAIN]) continue;
+    const td = cm.data?.[FEDERATED_TRUST_DOMAIN_KEY];
+    const pem = cm.data?.[FEDERATED_ROOTS_KEY];
+    if (td && pem && wanted.has(td)) pems.set(td, [...(pems.get(td) ?? []), pem]);
+  }
+  const bundles: Record<string, string> = {};
+  for (const td of [...pems.keys()].sort()) {
+    try {
+      // Canonical (sorted, deduplicated): two ClusterFederatedTrustDomains for one partner give one Bundle.
+      bundles[td] = Bundle.fromPem(td, pems.get(td)!.join('\n')).toPem();
+    } catch {
+      // The fetcher writes only Roots it parsed: a copy damaged by hand is left out, not delivered.
+    }
+  }
+  const doc: FederatedBundlesDocument = { version: 1, bundles };
+  return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
 function trustDomainOwner(trustDomain: TrustDomain): OwnerReference {

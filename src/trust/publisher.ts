@@ -9,7 +9,7 @@ import { bundleConfigMapName } from '../api/defaults.ts';
 import type { ConfigMap, TrustDomain } from '../api/types.ts';
 import { controllerOf, isControlledBy } from '../api/owner.ts';
 import { ifExists, isNotFound, isTransient, KubeError, toKubeError, transientReason } from '../kube/errors.ts';
-import { bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, configMapDiffers, desiredBundleConfigMap, desiredClusterTrustBundle, isOwnBundleCopy } from './publish.ts';
+import { bundleConflictMessage, bundleNamespaces, clusterTrustBundleName, configMapDiffers, desiredBundleConfigMap, desiredClusterTrustBundle, federatedBundlesDocument, isOwnBundleCopy } from './publish.ts';
 import { RestorePace } from './restore-pace.ts';
 import { writeOwnedConfigMap } from './owned-configmap.ts';
 import { parseDenyList, pruned, serializeDenyList, nextExpiry } from './denylist.ts';
@@ -55,11 +55,12 @@ export function bundlePublisher(d: TrustReconcilerDeps): (trustDomain: TrustDoma
     const conflicts: string[] = [];
     const failed: Failed[] = [];
     const attempt = (where: string, write: () => Promise<unknown>) => write().catch((err) => { failed.push({ where, err: toKubeError(err) }); });
-    const content = { bundlePem, denyJson };
+    const federatedJson = federatedBundlesDocument(trustDomain, d.configMaps.list(d.operatorNamespace), d.operatorNamespace);
+    const content = { bundlePem, denyJson, federatedJson };
     let restoreInMs: number | undefined;
     for (const ns of want) {
       const home = ns === d.operatorNamespace;
-      const build = (existing?: ConfigMap) => desiredBundleConfigMap(name, ns, bundlePem, denyJson, existing, home ? undefined : trustDomain);
+      const build = (existing?: ConfigMap) => desiredBundleConfigMap(name, ns, bundlePem, denyJson, existing, home ? undefined : trustDomain, federatedJson);
       const ours = (cm: ConfigMap) => home || isOwnBundleCopy(cm, trustDomain, bundlePem);
       const cached = d.configMaps.get(configMapName, ns);
       const where = `${ns}/${configMapName}`;

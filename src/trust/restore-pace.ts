@@ -3,11 +3,11 @@
 // operator restores it at the editor's rate: every edit costs a write, its
 // watch event and a TrustDomain pass, so one tenant's loop doubles the load it
 // puts on the API server and slows issuance for every tenant. The operator's
-// own changes (a new bundle or deny list) are never held back: only a write of
+// own changes (a new bundle, deny list or federated bundles) are never held back: only a write of
 // what was already written into that copy is paced.
 
 /** What the operator wants a copy to hold; compared by reference, so shared strings cost no memory. */
-export interface CopyContent { bundlePem: string; denyJson: string }
+export interface CopyContent { bundlePem: string; denyJson: string; federatedJson?: string | undefined }
 
 export class RestorePace {
   readonly #intervalMs: number;
@@ -22,7 +22,7 @@ export class RestorePace {
   /** Milliseconds until `content` may be written into `copy` again; 0: now. */
   wait(copy: string, content: CopyContent): number {
     const last = this.#written.get(copy);
-    if (!last || last.bundlePem !== content.bundlePem || last.denyJson !== content.denyJson) return 0;
+    if (!last || last.bundlePem !== content.bundlePem || last.denyJson !== content.denyJson || last.federatedJson !== content.federatedJson) return 0;
     return Math.max(0, last.at + this.#intervalMs - this.#now());
   }
 

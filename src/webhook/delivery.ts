@@ -3,6 +3,7 @@
 //   PodCertificate: a podCertificate source (the kubelet makes the key on the
 //                   node and asks our signer; it writes credential-bundle.pem),
 //                   the trust bundle ConfigMap (ca.crt) + policy.json. No Secret.
+//   Both:           federated-bundles.json (optional) from the trust bundle ConfigMap.
 import { POD_CERTIFICATE_AGENT_ANNOTATION, SECRET_BUNDLE, SECRET_CERT, SECRET_KEY, SIGNER_NAME } from '../api/group.ts';
 import { bundleConfigMapName, DEFAULT_DURATION, deliveryOf, keyRequestOf, policyConfigMapName, secretNameOf, trustDomainOf } from '../api/defaults.ts';
 import { FILES } from '../api/documents.ts';
@@ -56,15 +57,27 @@ export function podCertificateProjection(identity: AgentIdentity, keyType: PodCe
 export type IdentitySources = { sources: VolumeProjection[] } | { refusal: { reason: 'UnsupportedKeyType'; message: string } };
 
 /**
+ * federated-bundles.json from the trust bundle ConfigMap, in both deliveries:
+ * the partners' Roots (docs/federation.md). Optional, so the kubelet projects
+ * nothing while the TrustDomain federates with nobody, and the file appears
+ * (and follows each partner's rotation) without restarting the pod once it does.
+ * Its own source: `optional` covers a whole source, and ca.crt must never be optional.
+ */
+function federatedBundlesSource(identity: AgentIdentity): VolumeProjection {
+  return { configMap: { name: bundleConfigMapName(trustDomainOf(identity)), items: [{ key: FILES.federatedBundles, path: FILES.federatedBundles }], optional: true } };
+}
+
+/**
  * The projected volume's sources for the identity's delivery. Secret delivery:
- * the identity Secret alone, policy.json included (the operator writes both in
- * one request, and no ConfigMap name is left for a tenant to squat). Pod
- * certificates: policy.json from the identity's ConfigMap, last.
+ * the identity Secret, policy.json included (the operator writes both in one
+ * request, and no ConfigMap name is left for a tenant to squat). Pod
+ * certificates: policy.json from the identity's ConfigMap, last. Both get the
+ * partners' Roots (federatedBundlesSource).
  */
 export function identitySources(identity: AgentIdentity): IdentitySources {
   if (deliveryOf(identity) === 'Secret') {
     const items = [{ key: SECRET_CERT, path: FILES.certificate }, { key: SECRET_KEY, path: FILES.privateKey }, { key: SECRET_BUNDLE, path: FILES.bundle }, { key: FILES.policy, path: FILES.policy }];
-    return { sources: [{ secret: { name: identitySecretName(identity)!, items } }] };
+    return { sources: [{ secret: { name: identitySecretName(identity)!, items } }, federatedBundlesSource(identity)] };
   }
   const policy: VolumeProjection = { configMap: { name: policyConfigMapName(identity.metadata.name!), items: [{ key: FILES.policy, path: FILES.policy }] } };
   const keyType = podCertificateKeyType(identity);
@@ -78,5 +91,5 @@ export function identitySources(identity: AgentIdentity): IdentitySources {
   // keeps it in every namespace with identities, and it works on API servers
   // that do not serve ClusterTrustBundles, which the operator treats as optional.
   const bundle: VolumeProjection = { configMap: { name: bundleConfigMapName(trustDomainOf(identity)), items: [{ key: SECRET_BUNDLE, path: FILES.bundle }] } };
-  return { sources: [{ podCertificate: podCertificateProjection(identity, keyType) }, bundle, policy] };
+  return { sources: [{ podCertificate: podCertificateProjection(identity, keyType) }, bundle, federatedBundlesSource(identity), policy] };
 }

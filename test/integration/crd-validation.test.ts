@@ -140,6 +140,12 @@ const invalid: Case[] = [
   { kind: 'AgentIdentity', name: 'renewBefore shorter than duration', spec: aid({ duration: '1h', renewBefore: '90m' }), expect: 'renewBefore (90m) must be shorter than duration (1h)' },
   { kind: 'AgentIdentity', name: 'policy rule names one kind of peer', spec: aid({ policy: { allow: [{ agent: { name: 'a' }, spiffeID: 'spiffe://x/y' } as never] } }), expect: 'each allow rule names exactly one of agent, selector' },
   { kind: 'AgentIdentity', name: 'policy spiffeID is a SPIFFE ID', spec: aid({ policy: { allow: [{ spiffeID: 'https://x/y' }] } }), expect: 'spiffeID must start with spiffe://' },
+  // federation (issue 21): a whole trust domain, and an egress rule's hosts
+  { kind: 'AgentIdentity', name: 'a trustDomain rule is one kind of peer', spec: aid({ policy: { allow: [{ trustDomain: 'partner.example', spiffeID: 'spiffe://x/y' } as never] } }), expect: 'each allow rule names exactly one of agent, selector (optionally with namespaceSelector), namespaceSelector, spiffeID, or trustDomain' },
+  { kind: 'AgentIdentity', name: 'a trustDomain rule cannot narrow', spec: aid({ policy: { allow: [{ trustDomain: 'partner.example', http: { methods: ['GET'] } }] } }), expect: 'a trustDomain rule cannot narrow (http, mcp, a2a)' },
+  { kind: 'AgentIdentity', name: 'a trustDomain rule names a trust domain', spec: aid({ policy: { allow: [{ trustDomain: 'Partner Example' }] } }), expect: 'trustDomain must be a trust domain name' },
+  { kind: 'AgentIdentity', name: 'egress hosts go with a spiffeID rule', spec: aid({ policy: { egress: { allow: [{ trustDomain: 'partner.example', hosts: ['a.example'] } as never] } } }), expect: 'hosts go with a spiffeID rule' },
+  { kind: 'AgentIdentity', name: 'egress hosts are lowercase DNS names', spec: aid({ policy: { egress: { allow: [{ spiffeID: 'spiffe://partner.example/a', hosts: ['A_b'] }] } } }), expect: 'hosts must be lowercase DNS names' },
   // policy rules that narrow what a peer may call (issue 19)
   { kind: 'AgentIdentity', name: 'a rule narrows to mcp or a2a, not both', spec: aid({ policy: { allow: [{ agent: { name: 'a' }, mcp: { tools: ['x'] }, a2a: { methods: ['y'] } }] } }), expect: 'a rule narrows to mcp or to a2a, not both' },
   { kind: 'AgentIdentity', name: 'an egress rule narrows to mcp or a2a, not both', spec: aid({ policy: { egress: { allow: [{ agent: { name: 'a' }, mcp: { tools: ['x'] }, a2a: { methods: ['y'] } }] } } }), expect: 'spec.policy.egress.allow[0]: Invalid value: a rule narrows to mcp or to a2a, not both' },

@@ -20,6 +20,8 @@ import { startProxyProcess, type ProxyProcess } from '../support/proxy.ts';
 import { denied, fileSet, type IssuedIdentity, makeTrustDomain, policyFor, swapMountedDir, type TestTrustDomain, writeMountedDir } from '../support/sdk-pki.ts';
 
 const HOST = 'planner.agents.svc';
+// A federated partner's agent (partner.example), reached through an egress spiffeID rule's hosts.
+const PARTNER_HOST = 'planner.partner.example';
 
 let base: string;
 // Two Roots of one trust domain: the caller's (td) and the planner's (other), as during a root rotation.
@@ -59,7 +61,7 @@ before(async () => {
   });
   plannerServer.on('secureConnection', (s: Socket) => connections.push(s));
   await new Promise<void>((resolve) => plannerServer.listen(0, '127.0.0.1', resolve));
-  proxy = await startProxyProcess(['--identity-dir', callerDir(), '--outbound-port', '0', '--resolve', `${HOST}=127.0.0.1`, '--max-connections-per-peer', '1']);
+  proxy = await startProxyProcess(['--identity-dir', callerDir(), '--outbound-port', '0', '--resolve', `${HOST}=127.0.0.1`, '--resolve', `${PARTNER_HOST}=127.0.0.1`, '--max-connections-per-peer', '1']);
 });
 
 after(async () => {
@@ -71,8 +73,8 @@ after(async () => {
 });
 
 /** One plain-HTTP call through the outbound proxy, as an agent with HTTP_PROXY makes it. */
-function call(path: string): Promise<{ status: number; body: string }> {
-  const url = `http://${HOST}:${(plannerServer.address() as AddressInfo).port}${path}`;
+function call(path: string, to: { host: string; server: AgentHttpsServer } = { host: HOST, server: plannerServer }): Promise<{ status: number; body: string }> {
+  const url = `http://${to.host}:${(to.server.address() as AddressInfo).port}${path}`;
   return new Promise((resolve, reject) => {
     http.request({ host: '127.0.0.1', port: proxy.outboundPort, path: url, headers: { host: new URL(url).host }, agent: false }, (res) => {
       let body = '';
@@ -89,8 +91,8 @@ async function until(what: string, ok: () => boolean): Promise<void> {
 }
 
 const closed = (s: Socket) => (s.destroyed ? Promise.resolve() : once(s, 'close').then(() => undefined));
-const reloadCaller = async (bundlePem: string, policy: PolicyDocument) => {
-  await swapMountedDir(callerDir(), fileSet(caller, bundlePem, policy));
+const reloadCaller = async (bundlePem: string, policy: PolicyDocument, federated?: Record<string, string>) => {
+  await swapMountedDir(callerDir(), { ...fileSet(caller, bundlePem, policy), ...(federated ? { 'federated-bundles.json': JSON.stringify({ version: 1, bundles: federated }) } : {}) });
   await proxy.process.waitFor('identity reloaded');
 };
 
@@ -182,5 +184,61 @@ describe('inbound proxy: open connections are admitted again on reload', () => {
       await inbound.process.stop();
       app.close();
     }
+  });
+});
+
+describe('outbound proxy: a federated partner\'s Root leaves the partner\'s Bundle', () => {
+  let partnerServer: AgentHttpsServer;
+  let partnerIdentity: Identity;
+  const partnerConnections: Socket[] = [];
+  after(async () => {
+    partnerServer?.close();
+    partnerServer?.closeAllConnections();
+    partnerIdentity?.close();
+    await reloadCaller(bothRoots(), callerPolicy());
+  });
+
+  it('the pooled connection to the partner is checked against the partner\'s Bundle, and closes once its Root is gone from it', async () => {
+    const [partnerTD, partnerRotated] = await Promise.all([makeTrustDomain('partner.example'), makeTrustDomain('partner.example')]);
+    const partner = await partnerTD.issue('planner');
+    const dir = join(base, 'partner');
+    await writeMountedDir(dir, { ...fileSet(partner, partnerTD.bundlePem, policyFor(partner, { allow: [{ spiffeID: caller.spiffeID, rule: 'allow[0]: spiffeID caller' }] })),
+      'federated-bundles.json': JSON.stringify({ version: 1, bundles: { [td.trustDomain]: bothRoots() } }) });
+    partnerIdentity = await loadIdentity({ dir, watch: false });
+    const partnerHeld = new Map<string, () => void>();
+    partnerServer = createHttpsServer(partnerIdentity, {}, (req, res) => {
+      if (req.url!.startsWith('/hold/')) partnerHeld.set(req.url!, () => res.end('partner ok'));
+      else res.end('partner ok');
+    });
+    partnerServer.on('secureConnection', (s: Socket) => partnerConnections.push(s));
+    await new Promise<void>((resolve) => partnerServer.listen(0, '127.0.0.1', resolve));
+    const egress = (): PolicyDocument => callerPolicy({ egress: {
+      mode: 'AllowList', allow: [{ spiffeID: partner.spiffeID, rule: 'egress.allow[0]: spiffeID partner' }],
+      destinations: [{ host: PARTNER_HOST, spiffeID: partner.spiffeID }],
+    } });
+    await reloadCaller(bothRoots(), egress(), { 'partner.example': partnerTD.bundlePem });
+    const to = { host: PARTNER_HOST, server: partnerServer };
+    assert.deepEqual(await call('/warm', to), { status: 200, body: 'partner ok' });
+    const pooled = partnerConnections.at(-1)!;
+    // A reload that changes nothing for the partner keeps its connection (checked against the partner's Bundle,
+    // not ours): the call in flight and the one waiting for the pool's only connection are both served on it.
+    const first = call('/hold/partner', to);
+    await until('the call reached the partner', () => partnerHeld.has('/hold/partner'));
+    const waiting = call('/after-hold', to);
+    await reloadCaller(bothRoots(), { ...egress(), denyList: [denied(bystander, 'Suspended')] }, { 'partner.example': partnerTD.bundlePem });
+    partnerHeld.get('/hold/partner')!();
+    assert.deepEqual(await Promise.all([first, waiting]), [{ status: 200, body: 'partner ok' }, { status: 200, body: 'partner ok' }]);
+    assert.equal(partnerConnections.at(-1), pooled, 'one connection served every call across the reload');
+    // The partner rotated and retired the Root its Leaf chains to: our copy of its Bundle now holds only the new one.
+    const reloads = () => proxy.process.events.filter((e) => e.event === 'identity reloaded');
+    const reloadsBefore = reloads().length;
+    await reloadCaller(bothRoots(), egress(), { 'partner.example': partnerRotated.bundlePem });
+    const refusal = await proxy.process.waitFor('refused', (e) => String(e.message).startsWith('an open connection') && String(e.message).includes('partner.example'));
+    assert.equal(refusal.reason, 'UntrustedChain');
+    // Refused by this reload, not by the one before that changed nothing for the partner.
+    assert.ok(proxy.process.events.indexOf(refusal) > proxy.process.events.indexOf(reloads()[reloadsBefore]!), 'refused only once its Root left the partner\'s Bundle');
+    await closed(pooled);
+    const next = await call('/after-partner-rotation', to);
+    assert.equal(next.status, 502);
   });
 });

@@ -86,6 +86,8 @@ test('a labelled pod comes back mutated as specified, and injecting it again cha
     defaultMode: 420,
     sources: [
       { secret: { name: 'planner-identity', items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }, { key: 'ca.crt', path: 'ca.crt' }, { key: 'policy.json', path: 'policy.json' }] } },
+      // Optional: the partners' Roots (federation), projected only while the TrustDomain federates.
+      { configMap: { name: 'trust-bundle-default', items: [{ key: 'federated-bundles.json', path: 'federated-bundles.json' }], optional: true } },
     ],
   });
   for (const c of [...pod.spec.containers, ...pod.spec.initContainers!]) {

@@ -182,8 +182,16 @@ export async function startPodKubelet(opts: PodKubeletOptions): Promise<PodKubel
     const files: Record<string, string> = {};
     for (const s of volume.projected!.sources ?? []) {
       if (!s.configMap) continue;
-      const cm = await core.readNamespacedConfigMap({ namespace: opts.namespace, name: s.configMap.name! });
-      for (const item of s.configMap.items ?? []) files[item.path] = cm.data?.[item.key] ?? '';
+      const optional = s.configMap.optional === true;
+      const cm = await core.readNamespacedConfigMap({ namespace: opts.namespace, name: s.configMap.name! }).catch((err: unknown) => {
+        if (optional && (err as { code?: number }).code === 404) return undefined;
+        throw err;
+      });
+      // As the kubelet does: an optional source's missing ConfigMap or key projects nothing.
+      for (const item of s.configMap.items ?? []) {
+        if (optional && cm?.data?.[item.key] === undefined) continue;
+        files[item.path] = cm?.data?.[item.key] ?? '';
+      }
     }
     return files as MountedFiles;
   };

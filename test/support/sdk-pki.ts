@@ -85,7 +85,7 @@ export function fileSet(identity: IssuedIdentity, bundlePem: string, policy: Pol
 export type PodCertificateFileSet = Record<'credential-bundle.pem' | 'ca.crt' | 'policy.json', string>;
 
 /** Files of either delivery, as the write helpers take them. */
-export type MountedFiles = Partial<IdentityFileSet & PodCertificateFileSet>;
+export type MountedFiles = Partial<IdentityFileSet & PodCertificateFileSet & Record<'federated-bundles.json', string>>;
 
 /** The kubelet's credential bundle: the PKCS#8 key, then the chain. */
 export function podCertificateFileSet(identity: IssuedIdentity, bundlePem: string, policy: PolicyDocument): PodCertificateFileSet {

@@ -55,7 +55,7 @@ describe('decideEgress', () => {
   });
   it('an unclaimed host is external: 403, and says external hosts are not supported', () => {
     const v = decideEgress(doc({ mode: 'TrustDomain', allow: [], destinations }), 'api.openai.com');
-    assert.deepEqual(v, { allowed: false, status: 403, message: 'egress to api.openai.com refused: no AgentIdentity claims it (spec.dnsNames, or <name>.<namespace>.svc); the proxy calls only agents of its trust domain, and egress to external hosts is not supported' });
+    assert.deepEqual(v, { allowed: false, status: 403, message: 'egress to api.openai.com refused: no AgentIdentity claims it (spec.dnsNames, or <name>.<namespace>.svc), nor an egress.allow spiffeID rule\'s hosts (a federated partner\'s agent); egress to external hosts is not supported' });
   });
   it('without an egress section every host is refused, saying why', () => {
     const v = decideEgress(doc(undefined), 'planner.agents.svc');

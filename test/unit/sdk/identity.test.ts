@@ -46,12 +46,13 @@ const rejectsSafelyFor = (p: Promise<unknown>, message: RegExp) => rejectsSafely
 
 describe('identityFiles', () => {
   it('takes an explicit dir, then per-file env, then AGENT_IDENTITY_DIR, then the default', () => {
-    assert.deepEqual(identityFiles('/x', { AGENT_IDENTITY_CERT_FILE: '/elsewhere/c' }), { certificate: '/x/tls.crt', privateKey: '/x/tls.key', bundle: '/x/ca.crt', policy: '/x/policy.json' });
+    assert.deepEqual(identityFiles('/x', { AGENT_IDENTITY_CERT_FILE: '/elsewhere/c' }), { certificate: '/x/tls.crt', privateKey: '/x/tls.key', bundle: '/x/ca.crt', policy: '/x/policy.json', federatedBundles: '/x/federated-bundles.json' });
     assert.deepEqual(identityFiles(undefined, { AGENT_IDENTITY_DIR: '/m', AGENT_IDENTITY_POLICY_FILE: '/p/policy.json' }), {
       certificate: '/m/tls.crt',
       privateKey: '/m/tls.key',
       bundle: '/m/ca.crt',
       policy: '/p/policy.json',
+      federatedBundles: '/m/federated-bundles.json',
     });
     assert.equal(identityFiles(undefined, {}).certificate, '/var/run/agentidentity/tls.crt');
   });

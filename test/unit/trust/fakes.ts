@@ -138,7 +138,10 @@ export class FakeCluster {
       secrets: { get: (name, namespace) => (c.unwatched.has(key(namespace, name)) ? undefined : c.secrets.get(key(namespace, name))) },
       secretList: { list: cachedSecrets },
       podCertificates: ledgerOf({ list: () => c.podCertificateRequests }),
-      configMaps: { get: (name, namespace) => c.configMaps.get(key(namespace, name)) },
+      configMaps: {
+        get: (name, namespace) => c.configMaps.get(key(namespace, name)),
+        list: (namespace) => [...c.configMaps.values()].filter((cm) => cm.metadata.namespace === namespace),
+      },
       identityNamespaces: {
         of: (trustDomain) => new Set(c.identities.filter((i) => trustDomainOf(i) === trustDomain && !i.metadata.deletionTimestamp).map((i) => i.metadata.namespace!)),
       },

@@ -86,7 +86,7 @@ describe('trust per-event cost, N=100 vs N=10,000', () => {
         ...base,
         identityNamespaces: { of: (td) => count('identityNamespaces.of', [...index.of(td)]) },
         namespaces: { list: () => count('namespaces.list', base.namespaces.list()) },
-        configMaps: { get: (name, ns) => count('configMaps.get', base.configMaps.get(name, ns)) },
+        configMaps: { get: (name, ns) => count('configMaps.get', base.configMaps.get(name, ns)), list: (ns) => count('configMaps.list', base.configMaps.list(ns)) },
         secretList: { list: () => count('secretList.list', base.secretList.list()) },
       });
       // The first passes make the CA and publish the bundle copies; the one measured is the pass an identity event queues.

@@ -14,7 +14,7 @@ const podCert = (name: string, spec: Partial<AgentIdentitySpec> = {}, spiffeID =
   return { ...base, spec: { ...base.spec, delivery: 'PodCertificate', trustDomain: 'prod', ...spec } };
 };
 
-test('pod-certificate delivery: a podCertificate source, the trust bundle ConfigMap and the policy; no Secret', () => {
+test('pod-certificate delivery: a podCertificate source, the trust bundle ConfigMap (ca.crt, and optionally federated-bundles.json) and the policy; no Secret', () => {
   assert.deepEqual(identitySources(podCert('planner', { duration: '48h' })), {
     sources: [
       {
@@ -27,6 +27,8 @@ test('pod-certificate delivery: a podCertificate source, the trust bundle Config
         },
       },
       { configMap: { name: 'trust-bundle-prod', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+      // Optional: nothing is projected while the TrustDomain federates with nobody.
+      { configMap: { name: 'trust-bundle-prod', items: [{ key: 'federated-bundles.json', path: 'federated-bundles.json' }], optional: true } },
       { configMap: { name: 'planner-identity-policy', items: [{ key: 'policy.json', path: 'policy.json' }] } },
     ],
   });
@@ -84,7 +86,7 @@ test('injection for pod-certificate delivery: the volume, the credential bundle 
   const { patch, summary } = injectIdentity(p, i);
   const out = applyPatch(p, patch);
   const volume = out.spec.volumes!.find((v) => v.name === 'agent-identity')!;
-  assert.deepEqual(volume.projected!.sources!.map((s) => Object.keys(s)[0]), ['podCertificate', 'configMap', 'configMap']);
+  assert.deepEqual(volume.projected!.sources!.map((s) => Object.keys(s)[0]), ['podCertificate', 'configMap', 'configMap', 'configMap']);
   assert.equal(volume.projected!.defaultMode, 0o644);
   assert.equal(JSON.stringify(out.spec).includes('"secret"'), false, 'no Secret anywhere in the pod');
   const env = Object.fromEntries(out.spec.containers[0]!.env!.map((e) => [e.name, e.value]));

@@ -31,6 +31,7 @@ test('a labelled pod gets one projected volume: the Secret\'s three files and it
       defaultMode: 0o644,
       sources: [
         { secret: { name: 'planner-identity', items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }, { key: 'ca.crt', path: 'ca.crt' }, { key: 'policy.json', path: 'policy.json' }] } },
+        { configMap: { name: 'trust-bundle-default', items: [{ key: 'federated-bundles.json', path: 'federated-bundles.json' }], optional: true } },
       ],
     },
   } satisfies Volume);
@@ -154,7 +155,7 @@ test('a stale injection (copied manifest of another identity) is brought up to d
   const out = injected(relabelled, worker);
   assert.equal(out.spec.volumes!.length, 1);
   assert.equal(volume(out)!.projected!.sources![0]!.secret!.name, 'worker-certs');
-  assert.equal(volume(out)!.projected!.sources!.length, 1, 'policy.json comes from the Secret too');
+  assert.equal(volume(out)!.projected!.sources!.length, 2, 'policy.json comes from the Secret too; the second source is the optional federated-bundles.json');
   const c = out.spec.containers[0]!;
   assert.equal(c.env!.filter((e) => e.name === 'AGENT_IDENTITY_SPIFFE_ID').length, 1);
   assert.equal(envOf(c).AGENT_IDENTITY_SPIFFE_ID, 'spiffe://cluster.local/ns/agents/agent/worker');

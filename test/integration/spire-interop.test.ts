@@ -1,0 +1,218 @@
+// Interop with SPIRE (issue 21, item 5): a real spire-server v1.13.3 (built from
+// the Go module proxy by scripts/spire-server.sh) is the partner trust domain
+// spire.test, federated both ways with our TrustDomain cluster-a.test over
+// https_spiffe bundle endpoints, against a real API server and our operator:
+// - SPIRE fetches our bundle from our endpoint (it then holds our Roots with our
+//   refresh hint, which the PEM it was bootstrapped with did not carry), and
+//   follows a root rotation;
+// - we fetch SPIRE's bundle from its endpoint (ClusterFederatedTrustDomain
+//   status: sequence and Root fingerprints equal SPIRE's own bundle);
+// - an X.509-SVID minted by SPIRE and one of our AgentIdentity SVIDs complete
+//   mTLS both ways in go-spiffe (test/interop/spiffe-peer), each side verifying
+//   the other with the bundle that federation delivered to it, and fail without it.
+// Our SDK and proxy as one side of that handshake come with per-trust-domain
+// verification (issue 21, item 3): `peer()` below is where they plug in.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { TestEnv } from '../support/env.ts';
+import { setUp, tearDown } from '../support/suite.ts';
+import { eventually, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { api, secretText } from '../support/objects.ts';
+import { goTool, startSpire, type SpirePartner } from '../support/spire.ts';
+import { ANNOTATION_ROTATE_REQUESTED_AT, CLUSTER_FEDERATED_TRUST_DOMAIN, GROUP, VERSION } from '../../src/api/group.ts';
+import type { ClusterFederatedTrustDomain, ConfigMap } from '../../src/api/types.ts';
+import type { Operator } from '../../src/operator.ts';
+import { startBundleEndpoint, type BundleEndpoint } from '../../src/federation/endpoint.ts';
+import { parseBundleDocument, rootFingerprints, type SpiffeBundle } from '../../src/federation/document.ts';
+import { parseCertificates } from '../../src/pki/parse.ts';
+import { createLogger } from '../../src/log.ts';
+
+const OUR_TD = 'cluster-a.test';
+const SPIRE_TD = 'spire.test';
+const OUR_ENDPOINT_ID = `spiffe://${OUR_TD}/agent-identity-operator/bundle-endpoint`;
+const OPERATOR = { federationRefreshMinMs: 1000, federationRefreshMaxMs: 3000, propagationDelayMs: 1500, reissueWindowMs: 1000, rotationGraceMs: 1500, rotationPollMs: 300 };
+
+let env: TestEnv;
+let op: Operator;
+let a: ReturnType<typeof api>;
+let endpoint: BundleEndpoint;
+let spire: SpirePartner;
+let spiffePeer: string;
+let dir: string;
+
+before(async () => {
+  // Built once and cached (minutes the first time); `make test` builds them before any test starts.
+  const spireServer = goTool('spire-server.sh');
+  spiffePeer = goTool('spiffe-peer.sh');
+  dir = mkdtempSync(join(tmpdir(), 'aio-spire-interop-'));
+  ({ env, op, a } = await setUp({
+    trustDomain: { trustDomain: OUR_TD, ca: { selfSigned: {} }, federatesWith: [SPIRE_TD], federation: { bundleEndpoint: { profile: { type: 'https_spiffe' }, refreshHint: '1s' } } },
+    operator: OPERATOR,
+  }));
+  endpoint = await startBundleEndpoint({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, pollMs: 200, logger: createLogger('silent', 'json') });
+  await eventually(async () => endpoint.served().includes(OUR_TD), { what: 'our endpoint to serve cluster-a.test', timeoutMs: 60_000 });
+  spire = await startSpire(spireServer, {
+    trustDomain: SPIRE_TD,
+    federatesWith: { trustDomain: OUR_TD, bundleEndpointURL: `https://127.0.0.1:${endpoint.port}/bundles/${OUR_TD}`, endpointSPIFFEID: OUR_ENDPOINT_ID },
+  });
+});
+after(async () => {
+  // SPIRE_LOG=/path keeps spire-server's own log, for when SPIRE disagrees with us.
+  if (process.env.SPIRE_LOG) writeFileSync(process.env.SPIRE_LOG, spire?.output() ?? '');
+  await spire?.stop();
+  await endpoint?.close();
+  await tearDown({ env, op });
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const custom = () => env.kc.makeApiClient(CustomObjectsApi);
+const cftd = { group: GROUP, version: VERSION, plural: CLUSTER_FEDERATED_TRUST_DOMAIN.plural };
+const getFederated = () => custom().getClusterCustomObject({ ...cftd, name: 'spire' }) as Promise<ClusterFederatedTrustDomain>;
+const configMap = (name: string) => a.core.readNamespacedConfigMap({ namespace: OPERATOR_NAMESPACE, name }) as Promise<ConfigMap>;
+const sorted = async (roots: SpiffeBundle['roots']) => (await rootFingerprints(roots)).sort();
+/** What we publish: the leader's document (the endpoint serves exactly it). */
+const ourDocument = async () => parseBundleDocument((await configMap('spiffe-bundle-default')).data!['bundle.spiffe.json']!);
+/** SPIRE's copy of our bundle, as its own CLI lists it. */
+const spireHeldOurs = async () => parseBundleDocument(await spire.cli(['bundle', 'list', '-id', `spiffe://${OUR_TD}`, '-format', 'spiffe']));
+const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+
+test('SPIRE fetches our bundle from our endpoint: our Roots and refresh hint', async () => {
+  // Bootstrap as an admin would: our Roots as PEM, taken out of band (they carry no sequence).
+  const initialPem = (await configMap('trust-bundle-default')).data!['ca.crt']!;
+  await spire.cli(['bundle', 'set', '-id', `spiffe://${OUR_TD}`, '-format', 'pem', '-path', file('ours-initial.pem', initialPem)]);
+  await spire.cli(['federation', 'refresh', '-id', OUR_TD]);
+  const ours = await ourDocument();
+  // SPIRE 1.13.3 keeps the Roots and the refresh hint of a fetched bundle and drops its spiffe_sequence
+  // (pkg/common/bundleutil.Decode reads neither it nor anything else): the hint, which the PEM it was
+  // bootstrapped with does not carry, is what shows the copy came from our endpoint.
+  const held = await eventually(async () => {
+    const b = await spireHeldOurs();
+    if (b.refreshHintSeconds !== ours.refreshHintSeconds) throw new Error(`SPIRE holds refresh hint ${b.refreshHintSeconds} (${b.roots.length} Roots), we serve ${ours.refreshHintSeconds}`);
+    return b;
+  }, { what: 'SPIRE to hold the bundle our endpoint serves' });
+  assert.equal(held.refreshHintSeconds, 1);
+  assert.deepEqual(await sorted(held.roots), await sorted(ours.roots));
+  assert.deepEqual(await sorted(held.roots), (await a.getTrustDomain('default')).status!.roots!.map((r) => r.fingerprint).sort());
+});
+
+test('we fetch SPIRE\'s bundle from its endpoint: Refreshed, with SPIRE\'s sequence and Root fingerprints', async () => {
+  const initialPem = await spire.cli(['bundle', 'show', '-format', 'pem']);
+  await custom().createClusterCustomObject({ ...cftd, body: {
+    apiVersion: `${GROUP}/${VERSION}`, kind: 'ClusterFederatedTrustDomain', metadata: { name: 'spire' },
+    spec: {
+      trustDomain: SPIRE_TD, bundleEndpointURL: spire.bundleEndpointURL, trustDomainBundle: initialPem,
+      bundleEndpointProfile: { type: 'https_spiffe', endpointSPIFFEID: spire.endpointSPIFFEID },
+    },
+  } });
+  const theirs = parseBundleDocument(await spire.cli(['bundle', 'show', '-format', 'spiffe']));
+  assert.ok(theirs.sequence !== undefined && theirs.sequence > 0, 'SPIRE numbers its bundle');
+  const status = await eventually(async () => {
+    const o = await getFederated();
+    return o.status?.conditions?.some((c) => c.type === 'Refreshed' && c.status === 'True') && o.status;
+  }, { what: 'the ClusterFederatedTrustDomain to be Refreshed', timeoutMs: 60_000 });
+  assert.equal(status.conditions!.find((c) => c.type === 'Ready')?.status, 'True');
+  assert.equal(status.sequence, theirs.sequence);
+  assert.deepEqual(status.roots!.map((r) => r.fingerprint).sort(), await sorted(theirs.roots));
+  const stored = parseBundleDocument((await configMap('federated-bundle-spire')).data!['bundle.spiffe.json']!);
+  assert.equal(stored.jwtAuthorities, theirs.jwtAuthorities, 'SPIRE\'s jwt-svid keys came along (accepted, unused)');
+  assert.ok(theirs.jwtAuthorities > 0);
+});
+
+/** A go-spiffe server; resolves once it listens, with its address and the lines it prints per connection. */
+async function serve(args: string[]): Promise<{ addr: string; lines: string[]; stop(): void }> {
+  const proc = spawn(spiffePeer, ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const lines: string[] = [];
+  const addr = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on('line', (l) => { lines.push(l); if (l.startsWith('listening ')) resolve(l.slice('listening '.length)); });
+    proc.once('exit', (code) => reject(new Error(`spiffe-peer serve exited ${code}: ${err}`)));
+  });
+  return { addr, lines, stop: () => proc.kill() };
+}
+
+const connect = (args: string[]) => new Promise<{ ok: boolean; out: string }>((resolve) =>
+  execFile(spiffePeer, ['connect', ...args], { encoding: 'utf8', timeout: 20_000 }, (e, stdout, stderr) => resolve({ ok: !e, out: stdout + stderr })));
+
+interface Peer { id: string; args: string[] }
+
+/** One side of the handshake: an SVID and the bundle set it verifies peers with (one bundle per trust domain). */
+function peer(name: string, id: string, svidPem: string, keyPem: string, bundles: Record<string, string>): Peer {
+  return {
+    id,
+    args: ['-svid', file(`${name}-svid.pem`, svidPem), '-key', file(`${name}-key.pem`, keyPem),
+      ...Object.entries(bundles).flatMap(([td, pem]) => ['-bundle', `${td}=${file(`${name}-${td}.pem`, pem)}`])],
+  };
+}
+
+async function handshake(server: Peer, client: Peer): Promise<{ ok: boolean; out: string; serverSaw: string[] }> {
+  const s = await serve([...server.args, '-authorize', client.id]);
+  try {
+    const r = await connect([...client.args, '-authorize', server.id, '-addr', s.addr]);
+    // The server prints its verdict on the client once the handshake ends, whichever way.
+    await eventually(async () => s.lines.length > 1, { what: 'the server\'s verdict' });
+    return { ...r, serverSaw: s.lines.slice(1) };
+  } finally {
+    s.stop();
+  }
+}
+
+test('a SPIRE-minted SVID and one of our agents\' SVIDs complete mTLS both ways in go-spiffe, through the federated bundles', async () => {
+  await a.createIdentity('default', 'planner');
+  const identity = await eventually(async () => { const i = await a.getIdentity('default', 'planner'); return i.status?.secretName ? i : undefined; }, { what: 'our agent\'s SVID', timeoutMs: 60_000 });
+  const secret = await a.getSecret('default', identity.status!.secretName!);
+  const workloadID = `spiffe://${SPIRE_TD}/workload/partner`;
+  const minted = join(dir, 'minted');
+  mkdirSync(minted);
+  await spire.cli(['x509', 'mint', '-spiffeID', workloadID, '-write', minted]);
+  const mintedFile = (n: string) => readFileSync(join(minted, n), 'utf8');
+
+  // Each side's set: its own Roots, and the partner's Roots as federation delivered them to it.
+  const theirsAtUs = (await configMap('federated-bundle-spire')).data!['ca.crt']!;
+  const oursAtSpire = await spire.cli(['bundle', 'list', '-id', `spiffe://${OUR_TD}`, '-format', 'pem']);
+  assert.ok(parseCertificates(oursAtSpire).length >= 1);
+  const ourAgent = peer('agent', identity.status!.spiffeID!, secretText(secret, 'tls.crt'), secretText(secret, 'tls.key'),
+    { [OUR_TD]: secretText(secret, 'ca.crt'), [SPIRE_TD]: theirsAtUs });
+  const spireWorkload = peer('workload', workloadID, mintedFile('svid.pem'), mintedFile('key.pem'),
+    { [SPIRE_TD]: mintedFile('bundle.pem'), [OUR_TD]: oursAtSpire });
+
+  for (const [server, client] of [[ourAgent, spireWorkload], [spireWorkload, ourAgent]] as const) {
+    const r = await handshake(server, client);
+    assert.ok(r.ok, `${client.id} -> ${server.id}: ${r.out}`);
+    assert.match(r.out, new RegExp(`^connected ${server.id}: hello ${client.id}`));
+    assert.deepEqual(r.serverSaw, [`accepted ${client.id}`]);
+  }
+
+  // Without the partner's bundle, or with the wrong trust domain's Roots under its name, each side refuses.
+  const alone = peer('workload-alone', workloadID, mintedFile('svid.pem'), mintedFile('key.pem'), { [SPIRE_TD]: mintedFile('bundle.pem') });
+  const r1 = await handshake(ourAgent, alone);
+  assert.equal(r1.ok, false, r1.out);
+  assert.match(r1.out, /cluster-a\.test/, 'go-spiffe names the trust domain it has no bundle for');
+  const crossed = peer('agent-crossed', ourAgent.id, secretText(secret, 'tls.crt'), secretText(secret, 'tls.key'),
+    { [OUR_TD]: secretText(secret, 'ca.crt'), [SPIRE_TD]: secretText(secret, 'ca.crt') });
+  const r2 = await handshake(crossed, spireWorkload);
+  assert.equal(r2.ok, false, r2.out);
+  assert.match(r2.serverSaw.join('\n'), /^refused /);
+});
+
+test('a root rotation on our side reaches SPIRE', async () => {
+  const before = await sorted((await spireHeldOurs()).roots);
+  await custom().patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'trustdomains', name: 'default', body: { metadata: { annotations: { [ANNOTATION_ROTATE_REQUESTED_AT]: new Date().toISOString() } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  const rotating = await eventually(async () => { const d = await ourDocument(); return d.roots.length === 2 && d; }, { what: 'us to publish the incoming Root', timeoutMs: 60_000 });
+  const published = await sorted(rotating.roots);
+  // SPIRE polls at a quarter of the hint, and never takes a hint below 1 minute: ask it now instead of waiting.
+  const held = await eventually(async () => {
+    await spire.cli(['federation', 'refresh', '-id', OUR_TD]);
+    const b = await sorted((await spireHeldOurs()).roots);
+    return b.join() === published.join() && b;
+  }, { what: 'SPIRE to hold both of our Roots', timeoutMs: 30_000, intervalMs: 500 });
+  assert.equal(held.length, 2);
+  assert.ok(before.every((f) => held.includes(f)), 'the current Root stays beside the incoming one');
+});
