@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
+import { createServer as createTcpServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { TestEnv } from '../support/env.ts';
@@ -38,6 +39,7 @@ import { parseBundleDocument, rootFingerprints, type SpiffeBundle } from '../../
 import { parseCertificates } from '../../src/pki/parse.ts';
 import { createLogger } from '../../src/log.ts';
 import { mountIdentity, type Mount } from '../support/kubelet.ts';
+import { startProxyProcess } from '../support/proxy.ts';
 import { connect, createServer, loadIdentity, PeerRefusedError, peerIdentity, type AgentServer, type Identity } from '../../src/sdk/index.ts';
 
 const OUR_TD = 'cluster-a.test';
@@ -265,7 +267,7 @@ async function agentCalls(from: SdkAgent, to: Peer): Promise<{ greeting: string;
 const setFederatesWith = (federatesWith: string[] | null) => custom().patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'trustdomains', name: 'default', body: { spec: { federatesWith } } },
   setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
 
-test('a SPIRE-minted SVID (go-spiffe) and our SDK agent complete mTLS both ways; our SDK refuses it without the federation or outside its policy', async (t) => {
+test('a SPIRE-minted SVID (go-spiffe) and our SDK agent complete mTLS both ways; our SDK refuses it without the federation or outside its policy; the same through the inbound proxy', async (t) => {
   const workloadID = `spiffe://${SPIRE_TD}/workload/sdk-partner`;
   const [tools, closed] = await Promise.all([
     sdkAgent('tools', { allow: [{ trustDomain: SPIRE_TD }] }),
@@ -317,6 +319,31 @@ test('a SPIRE-minted SVID (go-spiffe) and our SDK agent complete mTLS both ways;
   await setFederatesWith([SPIRE_TD]);
   await eventually(async () => tools.identity.bundles.forTrustDomain(SPIRE_TD), { what: 'the agent to hold spire.test\'s Roots again', timeoutMs: 60_000 });
   assert.ok((await callAgent(workload, tools)).ok);
+
+  // The same agents behind `agent-identity proxy` (inbound, tcp mode, beside an app that knows nothing of
+  // certificates): it admits the SPIRE workload by tools' trustDomain rule and refuses it by closed's policy.
+  // (Outbound is not tried: the proxy calls agents over HTTP only, and the go-spiffe peer speaks a line protocol.)
+  const app = createTcpServer((s) => { s.on('error', () => undefined); s.end('hello from the app\n'); });
+  app.listen(0, '127.0.0.1');
+  await once(app, 'listening');
+  t.after(() => app.close());
+  for (const x of [tools, closed]) {
+    const proxy = await startProxyProcess(['--identity-dir', x.mount.dir, '--inbound-address', '127.0.0.1', '--inbound-port', '0', '--app-port', String((app.address() as AddressInfo).port), '--mode', 'tcp']);
+    try {
+      const r = await connectPeer([...workload.args, '-authorize', x.id, '-addr', `127.0.0.1:${proxy.inboundPort}`]);
+      if (x === tools) {
+        assert.ok(r.ok, r.out);
+        assert.match(r.out, new RegExp(`^connected ${tools.id}: hello from the app\n`));
+      } else {
+        assert.equal(r.ok, false, r.out);
+        const refusal = await proxy.process.waitFor('refused');
+        assert.equal(refusal.reason, 'NotAuthorized', String(refusal.message));
+        assert.equal(refusal.peer, workloadID);
+      }
+    } finally {
+      await proxy.process.stop();
+    }
+  }
 });
 
 test('a root rotation on our side reaches SPIRE', async () => {
