@@ -10,8 +10,11 @@
 // - an X.509-SVID minted by SPIRE and one of our AgentIdentity SVIDs complete
 //   mTLS both ways in go-spiffe (test/interop/spiffe-peer), each side verifying
 //   the other with the bundle that federation delivered to it, and fail without it.
-// Our SDK and proxy as one side of that handshake come with per-trust-domain
-// verification (issue 21, item 3): `peer()` below is where they plug in.
+// - the same SPIRE-minted SVID and a real SDK agent (its files mounted as the
+//   kubelet does, federated-bundles.json included) complete mTLS both ways, our
+//   agent as server and as client; our SDK refuses the SPIRE workload when our
+//   TrustDomain stops federating with spire.test (UntrustedChain) or when the
+//   agent's policy does not admit it (NotAuthorized).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -19,6 +22,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { once } from 'node:events';
+import { createServer as createTcpServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { TestEnv } from '../support/env.ts';
 import { setUp, tearDown } from '../support/suite.ts';
@@ -32,6 +38,9 @@ import { startBundleEndpoint, type BundleEndpoint } from '../../src/federation/e
 import { parseBundleDocument, rootFingerprints, type SpiffeBundle } from '../../src/federation/document.ts';
 import { parseCertificates } from '../../src/pki/parse.ts';
 import { createLogger } from '../../src/log.ts';
+import { mountIdentity, type Mount } from '../support/kubelet.ts';
+import { startProxyProcess } from '../support/proxy.ts';
+import { connect, createServer, loadIdentity, PeerRefusedError, peerIdentity, type AgentServer, type Identity } from '../../src/sdk/index.ts';
 
 const OUR_TD = 'cluster-a.test';
 const SPIRE_TD = 'spire.test';
@@ -124,6 +133,14 @@ test('we fetch SPIRE\'s bundle from its endpoint: Refreshed, with SPIRE\'s seque
   assert.ok(theirs.jwtAuthorities > 0);
 });
 
+/** An X.509-SVID that SPIRE mints (`x509 mint`) into dir/<name>: read its files (svid.pem, key.pem, bundle.pem) by name. */
+async function mint(name: string, id: string): Promise<(file: string) => string> {
+  const out = join(dir, name);
+  mkdirSync(out);
+  await spire.cli(['x509', 'mint', '-spiffeID', id, '-write', out]);
+  return (file) => readFileSync(join(out, file), 'utf8');
+}
+
 /** A go-spiffe server; resolves once it listens, with its address and the lines it prints per connection. */
 async function serve(args: string[]): Promise<{ addr: string; lines: string[]; stop(): void }> {
   const proc = spawn(spiffePeer, ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -137,7 +154,7 @@ async function serve(args: string[]): Promise<{ addr: string; lines: string[]; s
   return { addr, lines, stop: () => proc.kill() };
 }
 
-const connect = (args: string[]) => new Promise<{ ok: boolean; out: string }>((resolve) =>
+const connectPeer = (args: string[]) => new Promise<{ ok: boolean; out: string }>((resolve) =>
   execFile(spiffePeer, ['connect', ...args], { encoding: 'utf8', timeout: 20_000 }, (e, stdout, stderr) => resolve({ ok: !e, out: stdout + stderr })));
 
 interface Peer { id: string; args: string[] }
@@ -154,7 +171,7 @@ function peer(name: string, id: string, svidPem: string, keyPem: string, bundles
 async function handshake(server: Peer, client: Peer): Promise<{ ok: boolean; out: string; serverSaw: string[] }> {
   const s = await serve([...server.args, '-authorize', client.id]);
   try {
-    const r = await connect([...client.args, '-authorize', server.id, '-addr', s.addr]);
+    const r = await connectPeer([...client.args, '-authorize', server.id, '-addr', s.addr]);
     // The server prints its verdict on the client once the handshake ends, whichever way.
     await eventually(async () => s.lines.length > 1, { what: 'the server\'s verdict' });
     return { ...r, serverSaw: s.lines.slice(1) };
@@ -168,10 +185,7 @@ test('a SPIRE-minted SVID and one of our agents\' SVIDs complete mTLS both ways 
   const identity = await eventually(async () => { const i = await a.getIdentity('default', 'planner'); return i.status?.secretName ? i : undefined; }, { what: 'our agent\'s SVID', timeoutMs: 60_000 });
   const secret = await a.getSecret('default', identity.status!.secretName!);
   const workloadID = `spiffe://${SPIRE_TD}/workload/partner`;
-  const minted = join(dir, 'minted');
-  mkdirSync(minted);
-  await spire.cli(['x509', 'mint', '-spiffeID', workloadID, '-write', minted]);
-  const mintedFile = (n: string) => readFileSync(join(minted, n), 'utf8');
+  const mintedFile = await mint('minted', workloadID);
 
   // Each side's set: its own Roots, and the partner's Roots as federation delivered them to it.
   const theirsAtUs = (await configMap('federated-bundle-spire')).data!['ca.crt']!;
@@ -199,6 +213,137 @@ test('a SPIRE-minted SVID and one of our agents\' SVIDs complete mTLS both ways 
   const r2 = await handshake(crossed, spireWorkload);
   assert.equal(r2.ok, false, r2.out);
   assert.match(r2.serverSaw.join('\n'), /^refused /);
+});
+
+interface SdkAgent { id: string; identity: Identity; mount: Mount; server: AgentServer; port: number }
+
+/** One of our agents as it runs in a pod: its AgentIdentity issued, its files mounted as the kubelet does, the SDK on them, a server that greets each admitted peer. */
+async function sdkAgent(name: string, policy: object): Promise<SdkAgent> {
+  await a.createIdentity('default', name, { policy });
+  await eventually(async () => (await a.getIdentity('default', name)).status?.serialNumber, { what: `${name} to be issued`, timeoutMs: 60_000 });
+  const mount = await mountIdentity(env.kc, 'default', name, join(dir, `sdk-${name}`), 200);
+  const identity = await loadIdentity({ dir: mount.dir, pollIntervalMs: 200 });
+  const server = createServer(identity, {}, (s) => {
+    s.on('error', () => undefined);
+    s.end(`hello ${peerIdentity(s)!.spiffeID}\n`);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { id: identity.spiffeID, identity, mount, server, port: (server.address() as AddressInfo).port };
+}
+
+/** The go-spiffe client (`peer`) calls our agent: its output, and our server's refusal if there was one. */
+async function callAgent(from: Peer, to: SdkAgent): Promise<{ ok: boolean; out: string; refused?: PeerRefusedError }> {
+  let refused: PeerRefusedError | undefined;
+  const onRefused = (err: PeerRefusedError) => (refused = err);
+  to.server.on('refused', onRefused);
+  try {
+    const r = await connectPeer([...from.args, '-authorize', to.id, '-addr', `127.0.0.1:${to.port}`]);
+    // A refused client leaves with "no greeting": the refusal was emitted before our server closed the connection.
+    return { ...r, refused };
+  } finally {
+    to.server.off('refused', onRefused);
+  }
+}
+
+/** Our agent (SDK client) calls the go-spiffe server (`to`): the greeting it reads, and the server's verdict on us. */
+async function agentCalls(from: SdkAgent, to: Peer): Promise<{ greeting: string; serverSaw: string[] }> {
+  const s = await serve([...to.args, '-authorize', from.id]);
+  try {
+    const socket = await connect(from.identity, '127.0.0.1', Number(s.addr.split(':').at(-1)), { authorize: to.id });
+    socket.on('error', () => undefined);
+    const greeting = await new Promise<string>((resolve) => {
+      let data = '';
+      socket.on('data', (d) => (data += String(d)));
+      socket.on('close', () => resolve(data.trim()));
+    });
+    await eventually(async () => s.lines.length > 1, { what: 'the server\'s verdict' });
+    return { greeting, serverSaw: s.lines.slice(1) };
+  } finally {
+    s.stop();
+  }
+}
+
+const setFederatesWith = (federatesWith: string[] | null) => custom().patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'trustdomains', name: 'default', body: { spec: { federatesWith } } },
+  setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+
+test('a SPIRE-minted SVID (go-spiffe) and our SDK agent complete mTLS both ways; our SDK refuses it without the federation or outside its policy; the same through the inbound proxy', async (t) => {
+  const workloadID = `spiffe://${SPIRE_TD}/workload/sdk-partner`;
+  const [tools, closed] = await Promise.all([
+    sdkAgent('tools', { allow: [{ trustDomain: SPIRE_TD }] }),
+    // Admits one other SPIRE workload, not this one.
+    sdkAgent('closed', { allow: [{ spiffeID: `spiffe://${SPIRE_TD}/workload/someone-else` }] }),
+  ]);
+  t.after(() => {
+    for (const x of [tools, closed]) {
+      x.server.close();
+      x.mount.stop();
+      x.identity.close();
+    }
+  });
+  const minted = await mint('minted-sdk', workloadID);
+  const workload = peer('sdk-workload', workloadID, minted('svid.pem'), minted('key.pem'),
+    { [SPIRE_TD]: minted('bundle.pem'), [OUR_TD]: await spire.cli(['bundle', 'list', '-id', `spiffe://${OUR_TD}`, '-format', 'pem']) });
+  // SPIRE's Roots reach the agents through federated-bundles.json, as the webhook projects it.
+  const spireRoots = await sorted(parseBundleDocument(await spire.cli(['bundle', 'show', '-format', 'spiffe'])).roots);
+  for (const x of [tools, closed]) {
+    await eventually(async () => x.identity.bundles.forTrustDomain(SPIRE_TD)?.roots.length, { what: `${x.id} to hold spire.test's Roots`, timeoutMs: 60_000 });
+    assert.deepEqual(await sorted(x.identity.bundles.forTrustDomain(SPIRE_TD)!.roots), spireRoots);
+  }
+
+  // Our agent as server, the SPIRE workload as client.
+  const inbound = await callAgent(workload, tools);
+  assert.ok(inbound.ok, `${workloadID} -> ${tools.id}: ${inbound.out} ${inbound.refused?.message ?? ''}`);
+  assert.match(inbound.out, new RegExp(`^connected ${tools.id}: hello ${workloadID}\n`));
+  // Our agent as client, the SPIRE workload as server.
+  const outbound = await agentCalls(tools, workload);
+  assert.equal(outbound.greeting, `hello ${tools.id} from ${workloadID}`);
+  assert.deepEqual(outbound.serverSaw, [`accepted ${tools.id}`]);
+
+  // A policy that does not admit it: the chain verifies, the rule refuses.
+  const outside = await callAgent(workload, closed);
+  assert.equal(outside.ok, false, outside.out);
+  assert.equal(outside.refused?.reason, 'NotAuthorized', outside.refused?.message);
+  assert.equal(outside.refused?.peerID, workloadID);
+
+  // Our TrustDomain stops federating with spire.test: the agent's files lose SPIRE's Roots, and the SDK refuses both ways.
+  await setFederatesWith(null);
+  await eventually(async () => tools.identity.bundles.forTrustDomain(SPIRE_TD) === undefined, { what: 'the agent to drop spire.test\'s Roots', timeoutMs: 60_000 });
+  const unfederated = await callAgent(workload, tools);
+  assert.equal(unfederated.ok, false, unfederated.out);
+  assert.equal(unfederated.refused?.reason, 'UntrustedChain', unfederated.refused?.message);
+  assert.match(unfederated.refused!.message, /no bundle for trust domain spire\.test is held/);
+  await assert.rejects(agentCalls(tools, workload), (e: PeerRefusedError) => e.reason === 'UntrustedChain' && /no bundle for trust domain spire\.test/.test(e.message));
+
+  // Federating again: the SDK reloads the set, and the call goes through with no restart.
+  await setFederatesWith([SPIRE_TD]);
+  await eventually(async () => tools.identity.bundles.forTrustDomain(SPIRE_TD), { what: 'the agent to hold spire.test\'s Roots again', timeoutMs: 60_000 });
+  assert.ok((await callAgent(workload, tools)).ok);
+
+  // The same agents behind `agent-identity proxy` (inbound, tcp mode, beside an app that knows nothing of
+  // certificates): it admits the SPIRE workload by tools' trustDomain rule and refuses it by closed's policy.
+  // (Outbound is not tried: the proxy calls agents over HTTP only, and the go-spiffe peer speaks a line protocol.)
+  const app = createTcpServer((s) => { s.on('error', () => undefined); s.end('hello from the app\n'); });
+  app.listen(0, '127.0.0.1');
+  await once(app, 'listening');
+  t.after(() => app.close());
+  for (const x of [tools, closed]) {
+    const proxy = await startProxyProcess(['--identity-dir', x.mount.dir, '--inbound-address', '127.0.0.1', '--inbound-port', '0', '--app-port', String((app.address() as AddressInfo).port), '--mode', 'tcp']);
+    try {
+      const r = await connectPeer([...workload.args, '-authorize', x.id, '-addr', `127.0.0.1:${proxy.inboundPort}`]);
+      if (x === tools) {
+        assert.ok(r.ok, r.out);
+        assert.match(r.out, new RegExp(`^connected ${tools.id}: hello from the app\n`));
+      } else {
+        assert.equal(r.ok, false, r.out);
+        const refusal = await proxy.process.waitFor('refused');
+        assert.equal(refusal.reason, 'NotAuthorized', String(refusal.message));
+        assert.equal(refusal.peer, workloadID);
+      }
+    } finally {
+      await proxy.process.stop();
+    }
+  }
 });
 
 test('a root rotation on our side reaches SPIRE', async () => {
