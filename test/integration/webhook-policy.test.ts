@@ -72,6 +72,8 @@ test('Secret delivery: a squatted ConfigMap of the policy\'s name refuses nothin
   const admitted = await createPod(tenant.kc, ns, podManifest('theta-0', { agent: 'theta', serviceAccountName: 'theta' }));
   assert.ok(admitted.admitted, admitted.admitted ? '' : admitted.message);
   const sources = admitted.pod.spec.volumes?.find((v) => v.name === 'agent-identity')?.projected?.sources ?? [];
-  assert.deepEqual(sources.map((src) => src.configMap?.name ?? src.secret?.name), ['theta-identity'], 'no ConfigMap is mounted');
+  // The identity Secret, and the optional partners' Roots (federation) from the trust bundle: never the squatted name.
+  assert.deepEqual(sources.map((src) => src.configMap?.name ?? src.secret?.name), ['theta-identity', 'trust-bundle-default'], 'no policy ConfigMap is mounted');
+  assert.equal(sources[1]!.configMap!.optional, true);
   assert.ok(sources[0]!.secret!.items!.some((i) => i.key === 'policy.json' && i.path === 'policy.json'));
 });
