@@ -9,7 +9,7 @@ export interface Refusal {
   /** The peer's SPIFFE ID, once known. */
   peer?: string;
   message: string;
-  /** The refused request (outbound), when the refusal answered one. */
+  /** The refused request (outbound), when the refusal answered one; `host` is empty when it named none. */
   request?: { method: string; path: string; host: string };
 }
 

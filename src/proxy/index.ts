@@ -95,7 +95,7 @@ export async function startProxy(identity: Identity, config: ProxyConfig, hooks:
 export function refusalRecord(local: string, r: Refusal): AuditRecord {
   return {
     time: new Date().toISOString(), direction: r.direction === 'outbound' ? 'egress' : 'inbound', local,
-    peer: r.peer ?? r.request?.host ?? 'unknown', transport: r.request ? 'http' : 'tls',
+    peer: r.peer || r.request?.host || 'unknown', transport: r.request ? 'http' : 'tls',
     method: r.request?.method ?? '', path: r.request?.path ?? '', decision: 'deny', rule: null, reason: r.reason, latencyMs: 0,
   };
 }

@@ -177,7 +177,7 @@ export function outboundServer(identity: Identity, opts: OutboundOptions, events
       url = undefined;
     }
     if (!url) {
-      refuse(res, 400, 'NotAProxyRequest', `expected an absolute http:// URL as a forward proxy receives (set HTTP_PROXY=http://${opts.address}:${opts.port}), got "${String(req.url).slice(0, 100)}"`);
+      refuse(res, 400, 'NotAProxyRequest', `expected an absolute http:// URL as a forward proxy receives (set HTTP_PROXY=http://${opts.address}:${opts.port}), got "${String(req.url).slice(0, 100)}"`, { method: req.method ?? '', path: '', host: '' });
       return;
     }
     const host = normalizeHost(url.hostname);
@@ -202,8 +202,10 @@ export function outboundServer(identity: Identity, opts: OutboundOptions, events
       });
     });
   });
-  server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
-    events.emit('refused', { direction: 'outbound', reason: 'ConnectNotSupported', message: CONNECT_REFUSAL.trim() });
+  server.on('connect', (req: http.IncomingMessage, socket: Socket) => {
+    // CONNECT's target is host:port; only the host goes to the audit line.
+    const host = String(req.url ?? '').replace(/:\d+$/, '').slice(0, 256);
+    events.emit('refused', { direction: 'outbound', reason: 'ConnectNotSupported', message: CONNECT_REFUSAL.trim(), request: { method: 'CONNECT', path: '', host } });
     socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(CONNECT_REFUSAL)}\r\nconnection: close\r\n\r\n${CONNECT_REFUSAL}`);
   });
   limitConnections(server, opts.limits);

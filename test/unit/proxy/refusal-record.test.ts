@@ -30,3 +30,12 @@ describe('refusalRecord: a refusal before any request policy is an audit decisio
     assert.equal(refusalRecord(LOCAL, { direction: 'inbound', reason: 'NoCertificate', message: 'm' }).peer, 'unknown');
   });
 });
+
+describe('refusalRecord: requests the outbound proxy cannot route', () => {
+  it('a request without an absolute URL is an http decision with an unknown peer', () => {
+    const r = refusalRecord(LOCAL, { direction: 'outbound', reason: 'NotAProxyRequest', message: 'm', request: { method: 'GET', path: '', host: '' } });
+    assert.equal(r.transport, 'http');
+    assert.equal(r.peer, 'unknown');
+    assert.equal(r.method, 'GET');
+  });
+});
