@@ -244,6 +244,9 @@ try {
   info(`intruder (Node SDK) → researcher: ${intruderError}; researcher's proxy refused it (${inboundRefusal.reason}):`);
   info(`  ${inboundRefusal.message}`);
   const plannerURL = `http://planner.agents.svc:${plannerHttpPort}/`;
+  // planner's policy.json names researcher once the operator has recompiled it (coalesced, about a second
+  // after researcher was issued) and the kubelet has projected it: wait for what planner's SDK has loaded.
+  await eventually(async () => ids.planner!.policy.allow.some((p) => p.spiffeID === researcherID), { what: 'planner\'s loaded policy to name researcher' });
   const toPlanner = await researcher.call(plannerURL);
   info(`researcher (Python, plain HTTP to its proxy) → ${plannerURL}: ${toPlanner.status} "${toPlanner.body}"`);
   if (toPlanner.status !== 200) failed.push(`researcher → planner: ${toPlanner.status} ${toPlanner.body}`);
@@ -420,12 +423,13 @@ try {
   console.log(auditTable.replace(/^/gm, '    ').trimEnd());
   info('agent-identity audit -f … -o mermaid (denied edges dashed and red):');
   console.log((await cli('audit', '-f', allAudit, '-o', 'mermaid')).replace(/^/gm, '    ').trimEnd());
-  if (!/agents\/researcher +agents\/tools +tools\/call delete_all +inbound +1 +1/.test(auditTable)) failed.push(`the audit table has no denied delete_all row:\n${auditTable}`);
-  if (!/agents\/researcher +agents\/tools +tools\/call search +inbound +1 +0/.test(auditTable)) failed.push(`the audit table has no allowed search row:\n${auditTable}`);
+  if (!/\/agent\/researcher +\S+\/agent\/tools +tools\/call delete_all +inbound +1 +1/.test(auditTable)) failed.push(`the audit table has no denied delete_all row:\n${auditTable}`);
+  if (!/\/agent\/researcher +\S+\/agent\/tools +tools\/call search +inbound +1 +0/.test(auditTable)) failed.push(`the audit table has no allowed search row:\n${auditTable}`);
 
   step('Cleaning up');
   await cleanup();
   info('agents, operator and control plane stopped');
+  for (const f of failed) console.error(`demo failed: ${f}`);
   if (failed.length) process.exitCode = 1;
   else succeeded = true;
 } catch (err) {

@@ -9,7 +9,7 @@
 import type { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import type { PolicyDocument } from '../api/documents.ts';
-import type { X509Certificate } from '../pki/index.ts';
+import { spiffeIDOf, type X509Certificate } from '../pki/index.ts';
 import { type Authorizer, type Identity, PeerRefusedError } from '../sdk/index.ts';
 import { checkPeer, verifyPeerChain } from '../sdk/peer.ts';
 import type { Direction, ProxyEvents } from './events.ts';
@@ -56,7 +56,9 @@ export class Admissions {
           const e = err instanceof PeerRefusedError ? err : new PeerRefusedError('UntrustedChain', String(err));
           if (open.revoked !== undefined || socket.destroyed) continue;
           open.revoked = e.message;
-          events.emit('refused', { direction, reason: e.reason, peer: e.peerID, message: `an open connection: ${e.message}` });
+          // A chain that no longer verifies carries no peer in its error: the Leaf that was admitted names it.
+          const peer = e.peerID ?? spiffeIDOf(open.chain[0]!)?.toString();
+          events.emit('refused', { direction, reason: e.reason, ...(peer ? { peer } : {}), message: `an open connection: ${e.message}` });
           open.revoke(socket, open.busy);
         }
       }
