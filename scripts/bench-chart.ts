@@ -15,16 +15,13 @@ export function niceCeil(max: number): number {
   return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= max)!;
 }
 
-/** Runs of the same label share a colour, so alternating runs of two controllers read as two families. */
-export function readyChart(title: string, series: readonly Series[]): string {
+/** Axes from 0 to a nice end for both coordinates, with title, grid, tick labels and axis names: the frame of the x/y charts. */
+function axes(title: string, xLabel: string, yLabel: string, series: readonly Series[], fmt: (v: number) => string) {
   const xMax = niceCeil(Math.max(0, ...series.flatMap((s) => s.points.map(([x]) => x))));
   const yMax = niceCeil(Math.max(0, ...series.flatMap((s) => s.points.map(([, y]) => y))));
   const px = (x: number) => L + (x / xMax) * (W - L - R);
   const py = (y: number) => H - B - (y / yMax) * (H - T - B);
-  const labels = [...new Set(series.map((s) => s.label))];
-  const colour = (label: string) => COLOURS[labels.indexOf(label) % COLOURS.length]!;
   const ticks = (max: number) => Array.from({ length: 6 }, (_, i) => (max * i) / 5);
-  const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
@@ -32,9 +29,18 @@ export function readyChart(title: string, series: readonly Series[]): string {
     ...ticks(xMax).map((v) => `<line x1="${px(v)}" y1="${T}" x2="${px(v)}" y2="${H - B}" stroke="#eee"/><text x="${px(v)}" y="${H - B + 16}" text-anchor="middle">${fmt(v)}</text>`),
     ...ticks(yMax).map((v) => `<line x1="${L}" y1="${py(v)}" x2="${W - R}" y2="${py(v)}" stroke="#eee"/><text x="${L - 6}" y="${py(v) + 4}" text-anchor="end">${fmt(v)}</text>`),
     `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
-    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">seconds since the creates started</text>`,
-    `<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">objects Ready (cumulative)</text>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${esc(xLabel)}</text>`,
+    `<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`,
   ];
+  return { px, py, out };
+}
+
+/** Runs of the same label share a colour, so alternating runs of two controllers read as two families. */
+export function readyChart(title: string, series: readonly Series[]): string {
+  const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+  const { px, py, out } = axes(title, 'seconds since the creates started', 'objects Ready (cumulative)', series, fmt);
+  const labels = [...new Set(series.map((s) => s.label))];
+  const colour = (label: string) => COLOURS[labels.indexOf(label) % COLOURS.length]!;
   for (const s of series) {
     // A step line: the count holds until the next object turns Ready.
     const d = s.points.map(([x, y], i) => `${i === 0 ? `M${px(x).toFixed(1)},${py(0).toFixed(1)}` : ''}V${py(y).toFixed(1)}H${px(s.points[i + 1]?.[0] ?? x).toFixed(1)}`).join('');
@@ -77,22 +83,8 @@ export function barChart(title: string, unit: string, seriesNames: readonly stri
 
 /** Points joined by lines, each marked and labelled, on linear axes from 0: for `make bench-scale`'s RSS and CPU against N. */
 export function lineChart(title: string, xLabel: string, yLabel: string, series: readonly Series[]): string {
-  const xMax = niceCeil(Math.max(0, ...series.flatMap((s) => s.points.map(([x]) => x))));
-  const yMax = niceCeil(Math.max(0, ...series.flatMap((s) => s.points.map(([, y]) => y))));
-  const px = (x: number) => L + (x / xMax) * (W - L - R);
-  const py = (y: number) => H - B - (y / yMax) * (H - T - B);
-  const ticks = (max: number) => Array.from({ length: 6 }, (_, i) => (max * i) / 5);
   const fmt = (v: number) => String(Number(v.toPrecision(3)));
-  const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${L}" y="18" font-size="14">${esc(title)}</text>`,
-    ...ticks(xMax).map((v) => `<line x1="${px(v)}" y1="${T}" x2="${px(v)}" y2="${H - B}" stroke="#eee"/><text x="${px(v)}" y="${H - B + 16}" text-anchor="middle">${fmt(v)}</text>`),
-    ...ticks(yMax).map((v) => `<line x1="${L}" y1="${py(v)}" x2="${W - R}" y2="${py(v)}" stroke="#eee"/><text x="${L - 6}" y="${py(v) + 4}" text-anchor="end">${fmt(v)}</text>`),
-    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
-    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${esc(xLabel)}</text>`,
-    `<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`,
-  ];
+  const { px, py, out } = axes(title, xLabel, yLabel, series, fmt);
   series.forEach((s, i) => {
     const colour = COLOURS[i % COLOURS.length]!;
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
