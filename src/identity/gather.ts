@@ -11,13 +11,13 @@ import type { CheckInput } from './checks.ts';
 import { observeSecret, type Observation } from './observe.ts';
 import { renewalTime, unitHash } from './renewal.ts';
 
-/** The check input, and what observing the Secret found beyond it (its key, the root its leaf chains to). */
+/** The check input, and what observing the Secret found beyond it (the root its leaf chains to). */
 export interface Gathered extends Omit<Observation, 'observed'> {
   input: CheckInput;
 }
 
 export async function gatherCheckInput(identity: AgentIdentity, secret: Secret | undefined, trustDomain: TrustDomainState, spiffeID: SpiffeID, now: Date): Promise<Gathered> {
-  const { observed, keyPair, rootFingerprint } = await observeSecret(secret, { roots: trustDomain.bundle, pem: trustDomain.bundlePem }, now);
+  const { observed, rootFingerprint } = await observeSecret(secret, { roots: trustDomain.bundle, pem: trustDomain.bundlePem }, now);
   const rotation = trustDomain.rotation;
   // Spread by identity UID over the window, so a rotation does not re-issue every leaf at once.
   const rotationReissueAt = rootFingerprint && trustDomain.retiringRootFingerprints.has(rootFingerprint) && rotation
@@ -31,7 +31,6 @@ export async function gatherCheckInput(identity: AgentIdentity, secret: Secret |
       renewal: { requested: identity.metadata.annotations?.[ANNOTATION_RENEW_REQUESTED_AT], answered: secret?.metadata.annotations?.[ANNOTATION_RENEWAL_REQUEST] },
       now,
     },
-    keyPair,
     rootFingerprint,
   };
 }

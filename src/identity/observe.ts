@@ -1,17 +1,21 @@
 // Reads an identity Secret into the facts the checks decide on. Parsing
-// failures become short reasons; key bytes never reach a message.
+// failures become short reasons; key bytes never reach a message. Everything
+// goes through node:crypto (OpenSSL's parser, microseconds per Leaf): at
+// 10,000 identities a restart observes every Secret once (issue 20).
+import { createPublicKey, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { X509Certificate } from '@peculiar/x509';
 import { SECRET_CERT, SECRET_KEY } from '../api/group.ts';
 import type { Secret } from '../api/types.ts';
-import { privateKeyFromPem, keyMatchesCertificate, type KeyPair } from '../pki/keys.ts';
-import { parseCertificates, describeCertificate, fingerprintOf } from '../pki/parse.ts';
-import { verifyChain } from '../pki/verify.ts';
+import { certificateFields } from '../pki/certificate-fields.ts';
+import { describeKeyObject, privateKeyFromPem, privateKeyObjectFromPem, type KeyPair } from '../pki/keys.ts';
+import { fingerprintOf, spiffeIDIn } from '../pki/parse.ts';
+import { certificateBlocks } from '../pki/pem.ts';
+import { serialNumberFromHex } from '../pki/serial.ts';
+import { nodeCertificate, verifyCertificates } from '../pki/verify.ts';
 import type { ObservedSecret } from './checks.ts';
 
 export interface Observation {
   observed: ObservedSecret;
-  /** The parsed key, kept for rotationPolicy: Never. */
-  keyPair?: KeyPair;
   /** Fingerprint of the bundle root the leaf chains to. */
   rootFingerprint?: string;
 }
@@ -29,36 +33,44 @@ export interface TrustedRoots { roots: X509Certificate[]; pem: string }
  */
 interface Verdict { bundlePem: string; from: number; until: number; rootFingerprint: string }
 
-/** What the Secret's bytes say, parsed once per Secret version (not once per reconcile); the parsed chain itself is not kept. */
+/**
+ * What the Secret's bytes say, parsed once per Secret version (not once per
+ * reconcile). No key is kept: only rotationPolicy Never needs it, when it
+ * re-issues (existingKeyPair).
+ */
 interface Parsed {
   observed: Omit<ObservedSecret, 'trust'>;
-  keyPair?: KeyPair;
+  chain?: NodeX509Certificate[];
   verdict?: Verdict;
 }
 
 // Informer objects are replaced, never mutated, on change, so an entry lives
 // as long as the cached Secret version does. The data strings are kept to
 // compare against too: a Secret mutated in place is parsed again, not trusted.
-const parsedSecrets = new WeakMap<Secret, { cert: string; key: string; parsed: Promise<Parsed> }>();
+const parsedSecrets = new WeakMap<Secret, { cert: string; key: string; parsed: Parsed }>();
 
 export async function observeSecret(secret: Secret | undefined, bundle: TrustedRoots, now: Date): Promise<Observation> {
   if (!secret) return { observed: { exists: false, missingKeys: REQUIRED } };
-  const parsed = await parsedSecret(secret);
-  const { observed, keyPair, verdict } = parsed;
-  if (!observed.leaf || !keyPair) return { observed: { ...observed }, keyPair };
+  const parsed = parsedSecret(secret);
+  const { observed, chain, verdict } = parsed;
+  if (!observed.leaf || !observed.key || !chain) return { observed: { ...observed } };
   const t = now.getTime();
   if (verdict && verdict.bundlePem === bundle.pem && verdict.from <= t && t <= verdict.until) {
-    return { observed: { ...observed, trust: { ok: true } }, keyPair, rootFingerprint: verdict.rootFingerprint };
+    return { observed: { ...observed, trust: { ok: true } }, rootFingerprint: verdict.rootFingerprint };
   }
-  const chain = parseCertificates(raw(secret.data![SECRET_CERT]!));
   const { trust, rootFingerprint, checked } = await chainRoot(chain, bundle.roots, now);
   parsed.verdict = trust?.ok && rootFingerprint ? { bundlePem: bundle.pem, ...windowOf(checked), rootFingerprint } : undefined;
-  return { observed: { ...observed, trust }, keyPair, rootFingerprint };
+  return { observed: { ...observed, trust }, rootFingerprint };
+}
+
+/** The Secret's key, for a re-issue that keeps it (rotationPolicy Never); undefined when it does not parse. */
+export function existingKeyPair(secret: Secret | undefined): Promise<KeyPair | undefined> {
+  return privateKeyFromPem(raw(secret?.data?.[SECRET_KEY] ?? '')).catch(() => undefined);
 }
 
 const raw = (b64: string) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
 
-function parsedSecret(secret: Secret): Promise<Parsed> {
+function parsedSecret(secret: Secret): Parsed {
   const cert = secret.data?.[SECRET_CERT] ?? '';
   const key = secret.data?.[SECRET_KEY] ?? '';
   const hit = parsedSecrets.get(secret);
@@ -68,33 +80,41 @@ function parsedSecret(secret: Secret): Promise<Parsed> {
   return parsed;
 }
 
-async function parse(certPem: string, keyPem: string): Promise<Parsed> {
+function parse(certPem: string, keyPem: string): Parsed {
   const pems: Record<string, string> = { [SECRET_CERT]: certPem, [SECRET_KEY]: keyPem };
   const observed: ObservedSecret = { exists: true, missingKeys: REQUIRED.filter((k) => !pems[k]) };
   if (observed.missingKeys.length > 0) return { observed };
 
-  let leaf: X509Certificate | undefined;
+  let chain: NodeX509Certificate[] | undefined;
   try {
-    leaf = parseCertificates(certPem)[0]!;
-    const info = await describeCertificate(leaf);
-    observed.leaf = { spiffeID: info.spiffeID, dnsNames: info.dnsNames, notBefore: info.notBefore, notAfter: info.notAfter, serialNumber: info.serialNumber };
+    const blocks = certificateBlocks(certPem);
+    if (blocks.length === 0 || blocks.includes(null)) throw new Error('no certificate');
+    chain = blocks.map((b) => new NodeX509Certificate(b!));
+    const leaf = chain[0]!;
+    const { uris, dnsNames } = certificateFields(leaf);
+    observed.leaf = { spiffeID: spiffeIDIn(uris)?.toString(), dnsNames, notBefore: leaf.validFromDate, notAfter: leaf.validToDate, serialNumber: serialNumberFromHex(leaf.serialNumber) };
   } catch {
+    chain = undefined;
     observed.leafError = `${SECRET_CERT} does not hold a PEM certificate`;
   }
-  let keyPair: KeyPair | undefined;
   try {
-    keyPair = await privateKeyFromPem(keyPem);
-    observed.key = { algorithm: keyPair.algorithm, size: keyPair.size };
+    const key = privateKeyObjectFromPem(keyPem);
+    observed.key = describeKeyObject(key);
+    if (chain) {
+      const ours = createPublicKey(key);
+      const theirs = chain[0]!.publicKey;
+      // Never asked across key types: Node 24's equals() then leaves an OpenSSL error queued (keys.ts keyMatchesCertificate).
+      observed.keyMatchesLeaf = ours.asymmetricKeyType === theirs.asymmetricKeyType && ours.equals(theirs);
+    }
   } catch {
     observed.keyError = `${SECRET_KEY} does not hold a supported PEM private key`;
   }
-  if (observed.leaf && keyPair) observed.keyMatchesLeaf = await keyMatchesCertificate(keyPair, leaf!);
-  return { observed, keyPair };
+  return { observed, chain };
 }
 
 /** Where every certificate a check looked at is valid (both ends inclusive, as verifyChain's are). */
-function windowOf(certs: X509Certificate[]): { from: number; until: number } {
-  return { from: Math.max(...certs.map((c) => c.notBefore.getTime())), until: Math.min(...certs.map((c) => c.notAfter.getTime())) };
+function windowOf(certs: NodeX509Certificate[]): { from: number; until: number } {
+  return { from: Math.max(...certs.map((c) => c.validFromDate.getTime())), until: Math.min(...certs.map((c) => c.validToDate.getTime())) };
 }
 
 /**
@@ -104,9 +124,10 @@ function windowOf(certs: X509Certificate[]): { from: number; until: number } {
  * only an untrusted chain is verified against all roots, for the reason.
  * `checked`: the certificates whose validity the answer rests on.
  */
-async function chainRoot(chain: X509Certificate[], bundle: X509Certificate[], now: Date): Promise<{ trust: ObservedSecret['trust']; rootFingerprint?: string; checked: X509Certificate[] }> {
-  for (const [i, root] of bundle.entries()) {
-    if ((await verifyChain(chain, [root], now)).ok) return { trust: { ok: true }, rootFingerprint: await fingerprintOf(root), checked: [...chain, ...bundle.slice(0, i + 1)] };
+async function chainRoot(chain: NodeX509Certificate[], bundle: X509Certificate[], now: Date): Promise<{ trust: ObservedSecret['trust']; rootFingerprint?: string; checked: NodeX509Certificate[] }> {
+  const roots = bundle.map(nodeCertificate);
+  for (const [i, root] of roots.entries()) {
+    if (verifyCertificates(chain, [root], now).ok) return { trust: { ok: true }, rootFingerprint: await fingerprintOf(bundle[i]!), checked: [...chain, ...roots.slice(0, i + 1)] };
   }
-  return { trust: await verifyChain(chain, bundle, now), checked: [] };
+  return { trust: verifyCertificates(chain, roots, now), checked: [] };
 }

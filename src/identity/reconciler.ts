@@ -22,7 +22,7 @@ import type { TrustDomainState, TrustStore } from '../trust/store.ts';
 import type { ReconcileContext } from '../controller/context.ts';
 import { CHECKS, type IssuanceReason } from './checks.ts';
 import { gatherCheckInput, type Gathered } from './gather.ts';
-import { observeSecret } from './observe.ts';
+import { existingKeyPair, observeSecret } from './observe.ts';
 import { issueIdentity } from './issue.ts';
 import { renewalTime } from './renewal.ts';
 import { denyEntryOf, denyEntryOfPodCertificate, type PodCertificateOnRecord, revoke } from './revoke.ts';
@@ -185,8 +185,9 @@ async function signAndWrite(
   d: IdentityReconcilerDeps, identity: AgentIdentity, trustDomain: TrustDomainState, secret: Secret | undefined, gathered: Gathered,
   violation: Violation<IssuanceReason>, o: { spiffeID: SpiffeID; durationMs: number; now: Date; policyJson: string },
 ): Promise<SecretLeaf> {
-  const { input, keyPair } = gathered;
-  const issued = await issueIdentity(trustDomain.signer!, { ...input.desired, durationMs: o.durationMs, now: o.now }, keyPair);
+  const { input } = gathered;
+  const existingKey = input.desired.key.rotationPolicy === 'Never' ? await existingKeyPair(secret) : undefined;
+  const issued = await issueIdentity(trustDomain.signer!, { ...input.desired, durationMs: o.durationMs, now: o.now }, existingKey);
   const leaf: SecretLeaf = {
     spiffeID: o.spiffeID, serialNumber: issued.serialNumber, notBefore: issued.notBefore, notAfter: issued.notAfter,
     reason: violation.reason, rootFingerprint: trustDomain.activeRootFingerprint, renewalRequest: input.renewal?.requested,

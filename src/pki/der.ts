@@ -1,7 +1,9 @@
 // A lean DER writer (X.690): each function returns the complete encoding of
 // one element as a Buffer, so building a TBSCertificate is a handful of
 // concatenations, with no ASN.1 object graph to build and walk again.
-// Only what the certificates issued here need; parsing stays with @peculiar/x509.
+// Only what the certificates issued here need. The reader below walks DER that
+// OpenSSL has already parsed (certificate-fields.ts); full parsing stays with
+// node:crypto and @peculiar/x509.
 
 const TAG = {
   INTEGER: 0x02,
@@ -116,6 +118,7 @@ function readElement(der: Buffer, at: number): { contents: Buffer; end: number }
   if (length === undefined) throw new Error('truncated DER');
   if (length & 0x80) {
     const n = length & 0x7f;
+    if (n === 0 || n > 4 || at + 2 + n > der.length) throw new Error('unsupported DER length');
     length = 0;
     for (let j = 0; j < n; j++) length = length * 256 + der[at + 2 + j]!;
     head += n;

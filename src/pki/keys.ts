@@ -76,19 +76,23 @@ const PRIVATE_KEY_BLOCK = /-----BEGIN ((?:RSA |EC |ENCRYPTED )?PRIVATE KEY)-----
 // PKCS#8 encryption has its own label; PKCS#1/SEC1 encryption is a PEM header.
 const ENCRYPTED = /BEGIN ENCRYPTED |Proc-Type:\s*4,ENCRYPTED/;
 
-export async function privateKeyFromPem(pem: string): Promise<KeyPair> {
+/** A PEM private key (PKCS#8, PKCS#1 or SEC1, unencrypted) as a node:crypto KeyObject; the errors quote no input. */
+export function privateKeyObjectFromPem(pem: string): KeyObject {
   const block = typeof pem === 'string' ? PRIVATE_KEY_BLOCK.exec(pem) : null;
   if (!block) throw new PkiError('KeyUnparsable', 'no PEM private key block found');
   if (ENCRYPTED.test(block[0])) {
     throw new PkiError('KeyUnsupported', 'encrypted private keys are not supported');
   }
-  let key: KeyObject;
   try {
-    key = createPrivateKey({ key: block[0], format: 'pem' });
+    return createPrivateKey({ key: block[0], format: 'pem' });
   } catch {
     // The OpenSSL error is dropped on purpose: keep every byte of input out of the message.
     throw new PkiError('KeyUnparsable', 'the private key could not be parsed');
   }
+}
+
+export async function privateKeyFromPem(pem: string): Promise<KeyPair> {
+  const key = privateKeyObjectFromPem(pem);
   const { algorithm, size } = describeKeyObject(key);
   const params = keyParams(algorithm, size);
   return {

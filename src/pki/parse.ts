@@ -83,7 +83,11 @@ export function sanValues(cert: X509Certificate, type: 'url' | 'dns' | 'ip'): st
 
 /** The certificate's SPIFFE ID, if it has exactly one URI SAN and that is a valid SPIFFE ID. */
 export function spiffeIDOf(cert: X509Certificate): SpiffeID | undefined {
-  const uris = sanValues(cert, 'url');
+  return spiffeIDIn(sanValues(cert, 'url'));
+}
+
+/** The SPIFFE ID a certificate's URI SANs make: exactly one, and a valid SPIFFE ID. */
+export function spiffeIDIn(uris: readonly string[]): SpiffeID | undefined {
   if (uris.length !== 1) return undefined;
   try {
     return SpiffeID.parse(uris[0]!);

@@ -14,5 +14,10 @@ export function randomSerialNumber(): string {
 
 /** Lowercase hex without leading zero bytes, e.g. "8f3c…" (32 digits for serials issued here). */
 export function serialNumberOf(cert: X509Certificate): string {
-  return cert.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, '');
+  return serialNumberFromHex(cert.serialNumber);
+}
+
+/** The same form from any hex spelling of the serial (node:crypto's is uppercase). */
+export function serialNumberFromHex(hex: string): string {
+  return hex.toLowerCase().replace(/^(00)+(?=.)/, '');
 }
