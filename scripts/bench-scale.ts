@@ -210,7 +210,8 @@ try {
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
       if (ready) syncedMs ??= Date.now() - tr;
       if (syncedMs !== undefined && metricSum(await metrics(), 'agentidentity_workqueue_depth') === 0) firstPassMs = Date.now() - tr;
-      else await sleep(100);
+      // A scrape renders every identity's gauges (~25 ms of the operator's CPU at 10,000): polled no faster.
+      else await sleep(syncedMs === undefined ? 100 : 500);
     }
     await sleep(5000);
     const restartWrites = subtract(requestTotals(await scrape(c.kc)), r0);

@@ -35,12 +35,13 @@ interface Verdict { bundlePem: string; from: number; until: number; rootFingerpr
 
 /**
  * What the Secret's bytes say, parsed once per Secret version (not once per
- * reconcile). No key is kept: only rotationPolicy Never needs it, when it
- * re-issues (existingKeyPair).
+ * reconcile). No parsed certificate or key is kept (OpenSSL's structures take
+ * kilobytes each, per identity): the chain is parsed again, in microseconds,
+ * only when the verdict must be, and the key only for a re-issue that keeps
+ * it (rotationPolicy Never: existingKeyPair).
  */
 interface Parsed {
   observed: Omit<ObservedSecret, 'trust'>;
-  chain?: NodeX509Certificate[];
   verdict?: Verdict;
 }
 
@@ -52,13 +53,13 @@ const parsedSecrets = new WeakMap<Secret, { cert: string; key: string; parsed: P
 export async function observeSecret(secret: Secret | undefined, bundle: TrustedRoots, now: Date): Promise<Observation> {
   if (!secret) return { observed: { exists: false, missingKeys: REQUIRED } };
   const parsed = parsedSecret(secret);
-  const { observed, chain, verdict } = parsed;
-  if (!observed.leaf || !observed.key || !chain) return { observed: { ...observed } };
+  const { observed, verdict } = parsed;
+  if (!observed.leaf || !observed.key) return { observed: { ...observed } };
   const t = now.getTime();
   if (verdict && verdict.bundlePem === bundle.pem && verdict.from <= t && t <= verdict.until) {
     return { observed: { ...observed, trust: { ok: true } }, rootFingerprint: verdict.rootFingerprint };
   }
-  const { trust, rootFingerprint, checked } = await chainRoot(chain, bundle.roots, now);
+  const { trust, rootFingerprint, checked } = await chainRoot(chainOf(raw(secret.data![SECRET_CERT]!)), bundle.roots, now);
   parsed.verdict = trust?.ok && rootFingerprint ? { bundlePem: bundle.pem, ...windowOf(checked), rootFingerprint } : undefined;
   return { observed: { ...observed, trust }, rootFingerprint };
 }
@@ -85,31 +86,35 @@ function parse(certPem: string, keyPem: string): Parsed {
   const observed: ObservedSecret = { exists: true, missingKeys: REQUIRED.filter((k) => !pems[k]) };
   if (observed.missingKeys.length > 0) return { observed };
 
-  let chain: NodeX509Certificate[] | undefined;
+  let leaf: NodeX509Certificate | undefined;
   try {
-    const blocks = certificateBlocks(certPem);
-    if (blocks.length === 0 || blocks.includes(null)) throw new Error('no certificate');
-    chain = blocks.map((b) => new NodeX509Certificate(b!));
-    const leaf = chain[0]!;
+    leaf = chainOf(certPem)[0]!;
     const { uris, dnsNames } = certificateFields(leaf);
     observed.leaf = { spiffeID: spiffeIDIn(uris)?.toString(), dnsNames, notBefore: leaf.validFromDate, notAfter: leaf.validToDate, serialNumber: serialNumberFromHex(leaf.serialNumber) };
   } catch {
-    chain = undefined;
+    leaf = undefined;
     observed.leafError = `${SECRET_CERT} does not hold a PEM certificate`;
   }
   try {
     const key = privateKeyObjectFromPem(keyPem);
     observed.key = describeKeyObject(key);
-    if (chain) {
+    if (leaf) {
       const ours = createPublicKey(key);
-      const theirs = chain[0]!.publicKey;
+      const theirs = leaf.publicKey;
       // Never asked across key types: Node 24's equals() then leaves an OpenSSL error queued (keys.ts keyMatchesCertificate).
       observed.keyMatchesLeaf = ours.asymmetricKeyType === theirs.asymmetricKeyType && ours.equals(theirs);
     }
   } catch {
     observed.keyError = `${SECRET_KEY} does not hold a supported PEM private key`;
   }
-  return { observed, chain };
+  return { observed };
+}
+
+/** Every CERTIFICATE block, Leaf first; throws unless there is one and all parse. */
+function chainOf(certPem: string): NodeX509Certificate[] {
+  const blocks = certificateBlocks(certPem);
+  if (blocks.length === 0 || blocks.includes(null)) throw new Error('no certificate');
+  return blocks.map((b) => new NodeX509Certificate(b!));
 }
 
 /** Where every certificate a check looked at is valid (both ends inclusive, as verifyChain's are). */
