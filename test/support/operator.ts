@@ -33,9 +33,9 @@ export async function runOperator(kc: KubeConfig, overrides: Partial<Config> = {
 
 export { eventually } from './eventually.ts';
 
-/** The operator as a real process (`node src/main.ts`), for tests that kill it mid-flight. */
-export function spawnOperator(kubeconfigPath: string, flags: string[] = [], env: Record<string, string> = {}): { proc: ChildProcess; exited: Promise<number | null>; kill(): Promise<void>; terminate(): Promise<number | null>; output(): string } {
-  const proc = spawn(process.execPath, [MAIN, `--kubeconfig=${kubeconfigPath}`, `--namespace=${OPERATOR_NAMESPACE}`, '--http-port=0', '--http-host=127.0.0.1', '--min-duration=1s', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** The operator as a real process (`node src/main.ts`, or `entry`: the benches run the image's dist/main.js), for tests that kill it mid-flight. */
+export function spawnOperator(kubeconfigPath: string, flags: string[] = [], env: Record<string, string> = {}, entry = MAIN): { proc: ChildProcess; exited: Promise<number | null>; kill(): Promise<void>; terminate(): Promise<number | null>; output(): string } {
+  const proc = spawn(process.execPath, [entry, `--kubeconfig=${kubeconfigPath}`, `--namespace=${OPERATOR_NAMESPACE}`, '--http-port=0', '--http-host=127.0.0.1', '--min-duration=1s', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));

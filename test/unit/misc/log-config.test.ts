@@ -40,7 +40,7 @@ test('config: flags beat environment beats defaults; bad values are refused clea
   assert.equal(loadConfig([], { POD_NAMESPACE: 'ops' }).namespace, 'ops');
   assert.equal(loadConfig(['--namespace=x'], { POD_NAMESPACE: 'ops' }).namespace, 'x');
   assert.equal(loadConfig([], { AGENT_IDENTITY_QPS: '7' }).qps, 7);
-  assert.deepEqual([d.qps, d.burst], [50, 2000]);
+  assert.deepEqual([d.qps, d.burst], [200, 2000]);
   assert.equal(loadConfig(['--burst=5'], { AGENT_IDENTITY_BURST: '9' }).burst, 5);
   assert.equal(loadConfig([], { AGENT_IDENTITY_BURST: '9' }).burst, 9);
   assert.throws(() => loadConfig(['--burst=0'], {}), /--burst must be an integer >= 1, got "0"/);
