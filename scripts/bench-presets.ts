@@ -20,7 +20,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 let built: string | undefined;
 export function imageEntry(): string {
   if (!built) {
-    const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+    const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: '' } });
     if (r.status !== 0) throw new Error('tsc -p tsconfig.build.json failed: the bench runs the image\'s dist/main.js');
     built = join(ROOT, 'dist', 'main.js');
   }

@@ -8,11 +8,12 @@
 //             operator CPU per 100 issuances since the last one, RSS, V8 heap used, and the live heap
 //             (heap used after a full GC, through the operator's inspector); again after
 //             --idle-seconds idle;
+//   list      what the validating webhook reads per pod review: a LIST of the namespace's AgentIdentities;
 //   restart   the operator killed and started over the N Ready identities: until /readyz (caches
 //             synced), until its work queues are first empty, and API writes (Leases aside; should be 0);
 //   rotation  a root rotation (the TrustDomain's rotate annotation, with short rotation flags): how
 //             long until only the new root is left, and mTLS handshakes between sampled policy peers
-//             from their Secrets as it goes (failed ones should be 0);
+//             from their Secrets as it goes (failed ones should be 0), then until the queues are empty;
 //   steady    --steady=RATExSECONDS creates at a fixed rate: create → Ready p50/p99.
 // Writes results.json and scale.svg (RSS and CPU per 100 issuances against N) to --out.
 import { parseArgs } from 'node:util';
@@ -198,6 +199,18 @@ try {
   const save = () => writeFileSync(join(opt.out, 'results.json'), JSON.stringify(out, null, 2) + '\n');
   save();
 
+  // --- what the validating webhook reads per pod (and per AgentIdentity create): every AgentIdentity of the namespace
+  const lists: number[] = [];
+  let listBytes = 0;
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    const l = await custom.listNamespacedCustomObject({ ...G, plural: 'agentidentities', namespace: NS });
+    lists.push(performance.now() - t);
+    listBytes = JSON.stringify(l).length;
+  }
+  out.webhookList = { medianMs: quantile(lists, 0.5), bytes: listBytes };
+  console.log(`a pod review's list of the namespace's ${N} AgentIdentities: median ${quantile(lists, 0.5).toFixed(0)} ms of 3, ${(listBytes / 2 ** 20).toFixed(1)} MiB`);
+
   // --- restart over the Ready identities
   if (!opt.skip.has('restart')) {
     await ctl.stop();
@@ -240,9 +253,15 @@ try {
       if (roots.length === 1 && !rootsBefore.has(roots[0]!.fingerprint)) rotatedMs = Date.now() - tt;
       else await sleep(1000);
     }
-    out.rotation = { durationMs: rotatedMs, handshakes, failedHandshakes: failed, pairs: pairs.length };
+    // The old root has left the TrustDomain; every copy of the bundle (each identity Secret's ca.crt) follows.
+    let settledMs: number | undefined;
+    while (rotatedMs !== undefined && settledMs === undefined && Date.now() - tt < 30 * 60_000) {
+      if (metricSum(await metrics(), 'agentidentity_workqueue_depth') === 0) settledMs = Date.now() - tt;
+      else await sleep(500);
+    }
+    out.rotation = { durationMs: rotatedMs, queuesEmptyMs: settledMs, handshakes, failedHandshakes: failed, pairs: pairs.length };
     save();
-    console.log(`rotation: ${rotatedMs === undefined ? 'not finished in 30 min' : `${(rotatedMs / 1000).toFixed(1)} s`}; ${failed} of ${handshakes} handshakes between ${pairs.length} sampled peer pairs failed`);
+    console.log(`rotation: ${rotatedMs === undefined ? 'not finished in 30 min' : `${(rotatedMs / 1000).toFixed(1)} s until only the new root was left, ${((settledMs ?? NaN) / 1000).toFixed(1)} s until the operator's queues were empty (every bundle copy updated)`}; ${failed} of ${handshakes} handshakes between ${pairs.length} sampled peer pairs failed`);
   }
 
   // --- steady rate, on top of the N Ready ones

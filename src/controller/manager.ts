@@ -125,9 +125,12 @@ export class ControllerManager {
         const { predicate, coalesced, resync = true } = w.options;
         w.source.subscribe((e) => {
           if (!r.open || (e.type === 'resync' && !resync) || (e.type === 'change' && predicate && !predicate(e.obj, e.old))) return;
-          for (const key of w.map(e.obj)) {
+          const keys = [...w.map(e.obj)];
+          // One change fanning out to many keys, or a resync, is bulk work (queue.ts Priority).
+          const priority = e.type === 'resync' || keys.length > 1 ? 'low' : 'normal';
+          for (const key of keys) {
             if (coalesced) queue.addAfter(key, d.coalesceMs);
-            else queue.add(key);
+            else queue.add(key, priority);
           }
         });
       }
@@ -140,7 +143,8 @@ export class ControllerManager {
     const readsCaches = (r: Running) => r.declaration.primary !== undefined || r.declaration.watches.some((w) => w.source instanceof Watched);
     const open = (r: Running) => {
       r.open = true;
-      for (const o of r.declaration.primary?.list() ?? []) r.queue.add(objectKey(o));
+      // The first pass is bulk work: a change arriving during it goes first.
+      for (const o of r.declaration.primary?.list() ?? []) r.queue.add(objectKey(o), 'low');
       for (const key of r.declaration.keys) r.queue.add(key);
     };
     this.#running.filter((r) => !readsCaches(r)).forEach(open);

@@ -55,6 +55,17 @@ export interface WorkQueueOptions {
   onOutcome?: (outcome: Outcome, key: string) => void;
 }
 
+/**
+ * 'low' is bulk work: one change fanning out to many keys, a resync, the
+ * first pass after a start. It waits behind every key queued 'normal' (an
+ * object's own change), as controller-runtime's priority queue does, so a new
+ * identity is not queued behind a root rotation's 10,000 bundle refreshes.
+ */
+export type Priority = 'normal' | 'low';
+const PQ_PRIORITY: Record<Priority, number> = { normal: 0, low: -1 };
+// p-queue's own ids are '1', '2', …: ours never look like one.
+const taskId = (key: string) => `key:${key}`;
+
 // Node's timers fire after 1 ms for any delay above this (and warn).
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -76,8 +87,10 @@ export class WorkQueue {
   // two reconciles of one key from overlapping.
   readonly #waiting = new Set<string>();
   readonly #processing = new Set<string>();
-  // Keys added while processing: queued again once their reconcile ends.
-  readonly #dirty = new Set<string>();
+  /** The waiting keys queued 'low'. */
+  readonly #low = new Set<string>();
+  // Keys added while processing: queued again once their reconcile ends, at the highest priority asked for.
+  readonly #dirty = new Map<string, Priority>();
   /**
    * Delayed keys and their deadlines, ordered by a min-heap under one timer: a timer per key
    * cost a Timeout and, for every distinct delay, a timer list of its own (one each per
@@ -105,16 +118,22 @@ export class WorkQueue {
     this.#pq = new PQueue({ concurrency: opts.concurrency });
   }
 
-  add(key: string): void {
-    if (this.#shuttingDown || this.#waiting.has(key)) return;
+  add(key: string, priority: Priority = 'normal'): void {
+    if (this.#shuttingDown) return;
+    if (this.#waiting.has(key)) {
+      // Its own change outranks the bulk work it was waiting with.
+      if (priority === 'normal' && this.#low.delete(key)) this.#pq.setPriority(taskId(key), PQ_PRIORITY.normal);
+      return;
+    }
     if (this.#processing.has(key)) {
-      this.#dirty.add(key);
+      if (this.#dirty.get(key) !== 'normal') this.#dirty.set(key, priority);
       return;
     }
     this.#waiting.add(key);
+    if (priority === 'low') this.#low.add(key);
     // Not awaited, and safe to leave so: #process never rejects, and the
     // AbortError of a task that shutdown() clears is marked handled by p-queue.
-    void this.#pq.add(() => this.#process(key));
+    void this.#pq.add(() => this.#process(key), { priority: PQ_PRIORITY[priority], id: taskId(key) });
     this.#reportDepth();
   }
 
@@ -165,6 +184,7 @@ export class WorkQueue {
     this.#heap.length = 0;
     this.#pq.clear();
     this.#waiting.clear();
+    this.#low.clear();
     this.#dirty.clear();
     this.#reportDepth();
     // Waits for the reconciles in flight to end.
@@ -228,6 +248,7 @@ export class WorkQueue {
 
   async #process(key: string): Promise<void> {
     this.#waiting.delete(key);
+    this.#low.delete(key);
     this.#processing.add(key);
     let outcome: Outcome = 'error';
     try {
@@ -250,7 +271,11 @@ export class WorkQueue {
     } finally {
       this.#notify(() => this.#onOutcome?.(outcome, key));
       this.#processing.delete(key);
-      if (this.#dirty.delete(key)) this.add(key);
+      const again = this.#dirty.get(key);
+      if (again) {
+        this.#dirty.delete(key);
+        this.add(key, again);
+      }
       this.#reportDepth();
     }
   }

@@ -159,3 +159,27 @@ test('a controller that reads no cache starts at once; one that does waits for e
   assert.deepEqual(seen.slice(2), ['thing ns/a']);
   await manager.stop();
 });
+
+test('an object\'s own change goes ahead of one change fanning out to many keys, and of the first pass', async () => {
+  const { manager, fakes, watch } = setup();
+  const things = watch('things');
+  const domains = watch('domains');
+  const seen: string[] = [];
+  const gate = Promise.withResolvers<void>();
+  manager.add(controller('thing').for(things).watches(domains, () => things.list().map((t) => `ns/${t.metadata.name}`))
+    .run(async (key) => { seen.push(key); if (key === 'ns/hold') await gate.promise; }));
+  for (const name of ['hold', 'a', 'b']) fakes.things!.objects.set(`ns/${name}`, obj({ name, namespace: 'ns' }));
+  const started = manager.start();
+  fakes.things!.sync.resolve();
+  fakes.domains!.sync.resolve();
+  await started;
+  // The first pass holds the one worker at 'hold'; a new object arrives behind the rest of it.
+  fakes.things!.put(obj({ name: 'new', namespace: 'ns' }));
+  fakes.domains!.put(obj({ name: 'd' }));
+  fakes.things!.put(obj({ name: 'new2', namespace: 'ns' }));
+  gate.resolve();
+  await manager.idle();
+  assert.deepEqual(seen.slice(0, 3), ['ns/hold', 'ns/new', 'ns/new2'], 'own changes first');
+  assert.deepEqual(seen.slice(3).sort(), ['ns/a', 'ns/b', 'ns/hold'], 'then the first pass and the fan-out, each key once');
+  await manager.stop();
+});

@@ -607,3 +607,33 @@ test('a thousand delayed keys hold one timer, not one each', async () => {
   }
   assert.equal(timers(), before);
 });
+
+/** One worker held by `first` until released; every reconcile's key in the order they started. */
+function heldQueue() {
+  const order: string[] = [];
+  const gate = Promise.withResolvers<void>();
+  const q = new WorkQueue(async (key) => { order.push(key); if (key === 'first') await gate.promise; }, { concurrency: 1 });
+  q.add('first');
+  return { q, order, release: () => gate.resolve() };
+}
+
+test('keys queued low wait behind every key queued normal, whenever it came; each group in its own order', async () => {
+  const { q, order, release } = heldQueue();
+  for (const k of ['b1', 'b2', 'b3']) q.add(k, 'low');
+  q.add('own1');
+  q.add('b4', 'low');
+  q.add('own2');
+  release();
+  await q.drain();
+  assert.deepEqual(order, ['first', 'own1', 'own2', 'b1', 'b2', 'b3', 'b4']);
+});
+
+test('a waiting low key added again as normal moves up; added again as low it stays where it was', async () => {
+  const { q, order, release } = heldQueue();
+  for (const k of ['b1', 'b2', 'b3']) q.add(k, 'low');
+  q.add('b3');
+  q.add('b1', 'low');
+  release();
+  await q.drain();
+  assert.deepEqual(order, ['first', 'b3', 'b1', 'b2']);
+});
