@@ -14,6 +14,11 @@ RUN npm run build
 # Runtime: production dependencies and dist/ only; no compiler, no dev tools.
 FROM node:24-slim
 ENV NODE_ENV=production
+# Two glibc malloc arenas instead of one per thread (8 x cores): the thread pool's
+# TLS and key work otherwise leaves memory in arenas of their own. make bench-scale,
+# 2,000 identities: RSS 141 -> 129 MiB after 20 s idle, same CPU. The benches read
+# this line too.
+ENV MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: prepare would build with the compiler this stage lacks; dist/ comes

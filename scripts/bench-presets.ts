@@ -33,6 +33,13 @@ function netProbeImport(): string {
   return `--import=data:text/javascript,${encodeURIComponent(js)}`;
 }
 
+/** The environment the image's runtime stage sets (its ENV lines after the last FROM), as the benches run the operator with. */
+export function imageEnv(): Record<string, string> {
+  const lines = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split('\n');
+  const runtime = lines.slice(lines.findLastIndex((l) => l.startsWith('FROM ')));
+  return Object.fromEntries(runtime.filter((l) => l.startsWith('ENV ')).map((l) => l.slice('ENV '.length).split('=', 2) as [string, string]));
+}
+
 /** The node flags the image runs the operator with (the Dockerfile's ENTRYPOINT), so the bench measures what users run. */
 export function imageNodeFlags(): string[] {
   const line = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT '));
@@ -155,6 +162,7 @@ export const agentIdentityOperator: Preset = {
     // Default flags (the issue's targets are "with default flags"); AIO_FLAGS adds some, e.g. AIO_FLAGS=--qps=50.
     const flags = ['--log-level=warn', ...(process.env.AIO_FLAGS ?? '').split(/\s+/).filter(Boolean)];
     const op = spawnOperator(c.kubeconfigPath, flags, {
+      ...imageEnv(),
       NODE_OPTIONS: `${imageNodeFlags().join(' ')} ${process.env.NODE_OPTIONS ?? ''} ${netProbeImport()}`.trim(),
       BENCH_NET_PROBE_FILE: probe, BENCH_NET_PROBE_PORT: String(c.apiPort),
     }, imageEntry());
