@@ -270,8 +270,8 @@ export class KubeClient {
   }
 
   /** In one namespace, or in all when namespace is undefined. */
-  async listIdentities(namespace?: string, labelSelector?: string): Promise<AgentIdentity[]> {
-    return (await this.get<{ items: AgentIdentity[] }>(at(AI_PATH, AGENT_IDENTITY.plural, namespace), { labelSelector })).items;
+  async listIdentities(namespace?: string, labelSelector?: string, fieldSelector?: string): Promise<AgentIdentity[]> {
+    return (await this.get<{ items: AgentIdentity[] }>(at(AI_PATH, AGENT_IDENTITY.plural, namespace), { labelSelector, fieldSelector })).items;
   }
 
   /** Merge-patches metadata (finalizers); resourceVersion makes it optimistic. */

@@ -11,6 +11,7 @@ import { LABEL_AGENT } from './names.ts';
 import { clip, describePod, type Pod } from './pod.ts';
 import { needsIdentities, type PodAdmission, policyConfigMapToRead, requestedIdentityOf, secretsToRead, validatePod } from './validate.ts';
 import type { JSONPatchOp } from './jsonpatch.ts';
+import { identitiesForPod } from './related.ts';
 import type { ProxySidecarConfig } from './sidecar.ts';
 
 export interface AdmissionRequest {
@@ -40,11 +41,8 @@ export interface AdmissionReview {
   response?: AdmissionResponse;
 }
 
-export interface IdentityLookup {
-  /** Undefined only when the API server answered 404. */
-  get(namespace: string, name: string): Promise<AgentIdentity | undefined>;
-  list(namespace: string): Promise<AgentIdentity[]>;
-}
+import type { IdentityLookup } from './related.ts';
+export type { IdentityLookup };
 
 /** How an admission ended, for logs, counters and metrics. */
 export interface Outcome {
@@ -177,19 +175,23 @@ export async function validate(req: AdmissionRequest, opts: AdmissionOptions): P
   const toRead = secretsToRead(pod);
   if ('reason' in toRead) return deny(req.uid, toRead.reason, toRead.message);
 
-  // All at once: the Secrets' owners decide, the identities say who those owners are.
-  const [listed, read] = await Promise.allSettled([
-    opts.identities.list(req.namespace),
-    readSecrets(opts.secretMetadata, req.namespace, toRead.names),
-  ]);
-  if (listed.status === 'rejected') return lookupFailed(req.uid, `could not list AgentIdentities in namespace "${req.namespace}"`, listed.reason);
-  if (read.status === 'rejected') {
-    const failed = read.reason as SecretReadFailed;
+  // The Secrets' owners decide, the identities say who those owners are: the Secrets first, then only the identities they and the pod name.
+  let secrets: Map<string, ObjectMeta>;
+  try {
+    secrets = await readSecrets(opts.secretMetadata, req.namespace, toRead.names);
+  } catch (err) {
+    const failed = err as SecretReadFailed;
     return lookupFailed(req.uid, `could not read Secret "${failed.secretName}" in namespace "${req.namespace}"`, failed.cause);
+  }
+  let identities: AgentIdentity[];
+  try {
+    identities = await identitiesForPod(opts.identities, req.namespace, pod, toRead.names, secrets);
+  } catch (err) {
+    return lookupFailed(req.uid, `could not read the AgentIdentities in namespace "${req.namespace}" that the pod names`, err);
   }
   let bundle: PodAdmission['bundle'];
   let policyConfigMap: PodAdmission['policyConfigMap'];
-  const identity = requestedIdentityOf(pod, listed.value);
+  const identity = requestedIdentityOf(pod, identities);
   // Only a pod-certificate identity mounts ConfigMaps (the namespace's bundle copy, its policy): one more round trip, for those pods only.
   const policyName = policyConfigMapToRead(pod);
   if (identity && deliveryOf(identity) === 'PodCertificate') {
@@ -206,7 +208,7 @@ export async function validate(req: AdmissionRequest, opts: AdmissionOptions): P
     policyConfigMap = policy.value;
   }
   const verdict = validatePod({
-    pod, namespace: req.namespace, identities: listed.value, secrets: read.value,
+    pod, namespace: req.namespace, identities, secrets,
     ...(policyConfigMap ? { policyConfigMap } : {}), ...(bundle ? { bundle } : {}), ...(opts.mountPath ? { mountPath: opts.mountPath } : {}),
   });
   return verdict.allowed ? allow(req.uid) : deny(req.uid, verdict.reason, verdict.message);

@@ -11,10 +11,11 @@ import { secretNameOf, trustDomainOf } from '../api/defaults.ts';
 import type { AgentIdentity, ObjectMeta, TrustDomain } from '../api/types.ts';
 import { admitsEveryNamespace, tenancyViolation } from '../policy/tenancy.ts';
 import { identitySecretName } from './delivery.ts';
+import { claimantsOf } from './related.ts';
 import { type AdmissionRequest, allow, badNamespace, deny, type IdentityLookup, lookupFailed, type Outcome } from './admission.ts';
 
 export interface IdentityAdmissionOptions {
-  identities: Pick<IdentityLookup, 'list'>;
+  identities: IdentityLookup;
   /** Undefined only when the API server answered 404. */
   trustDomain(name: string): Promise<TrustDomain | undefined>;
   namespaceLabels(name: string): Promise<Record<string, string> | undefined>;
@@ -101,7 +102,7 @@ export async function validateIdentity(req: AdmissionRequest, opts: IdentityAdmi
   let others: AgentIdentity[];
   let secret: ObjectMeta | undefined;
   try {
-    others = await opts.identities.list(namespace);
+    others = await claimantsOf(opts.identities, namespace, secretName);
     secret = await opts.secretMetadata(namespace, secretName);
   } catch (err) {
     return lookupFailed(req.uid, `could not check whether Secret "${secretName}" in namespace "${namespace}" is taken`, err, subject);

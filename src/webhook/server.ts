@@ -24,7 +24,7 @@ import { createServer as createNetServer } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { SECRET_CERT, SECRET_KEY } from '../api/group.ts';
-import type { Secret } from '../api/types.ts';
+import type { AgentIdentity, Secret } from '../api/types.ts';
 import { KubeClient, type KubeConfig } from '../kube/client.ts';
 import { ifExists, isNotFound, toKubeError } from '../kube/errors.ts';
 import { type AdmissionRequest, type AdmissionReview, type Outcome, mutate, reviewResponse, validate } from './admission.ts';
@@ -137,13 +137,37 @@ export interface WebhookServer {
 
 const TLS_FLOOR = { minVersion: 'TLSv1.2' } as const;
 
+/** The fields of an AgentIdentity that name its Secret, selectable (crds/: selectableFields) so a review never lists the namespace. */
+const SECRET_NAME_FIELDS = ['spec.secretName', 'status.secretName'];
+
+/**
+ * IdentityLookup.claimants by field selectors. A CRD from before they were
+ * selectable answers 400: the review then lists the namespace and filters, as
+ * older releases did (slow at thousands of identities, but correct), and the
+ * log says once to apply this release's CRDs; each review tries the selectors
+ * again, so applying them is enough.
+ */
+function claimantsReader(kube: KubeClient, log: Logger): (namespace: string, secretName: string) => Promise<AgentIdentity[]> {
+  let warned = false;
+  return async (namespace, secretName) => {
+    try {
+      return (await Promise.all(SECRET_NAME_FIELDS.map((f) => kube.listIdentities(namespace, undefined, `${f}=${secretName}`)))).flat();
+    } catch (err) {
+      if (toKubeError(err).code !== 400) throw err;
+      if (!warned) log.warn({ fields: SECRET_NAME_FIELDS }, 'the AgentIdentity CRD cannot select by these fields: apply this release\'s crds/; until then each pod review lists every AgentIdentity of its namespace');
+      warned = true;
+      return (await kube.listIdentities(namespace)).filter((i) => i.spec.secretName === secretName || i.status?.secretName === secretName);
+    }
+  };
+}
+
 export async function startWebhookServer(opts: WebhookServerOptions): Promise<WebhookServer> {
   const log = opts.logger.child({ component: 'webhook-server' });
   const limits = { ...LIMITS, ...opts.limits };
   const gate = new Gate({ maxInFlight: limits.maxInFlight, maxBytes: limits.maxInFlightBytes, maxQueued: limits.maxQueued, maxWaitMs: limits.maxQueueWaitMs });
   // Live reads, so a just-created AgentIdentity counts at once; undefined only when the API server answered 404.
   const kube = new KubeClient(opts.kubeConfig, { timeoutMs: opts.lookupTimeoutMs ?? 2000, paced: false });
-  const identities = { get: (ns: string, name: string) => ifExists(() => kube.getIdentity(ns, name)), list: (ns: string) => kube.listIdentities(ns) };
+  const identities = { get: (ns: string, name: string) => ifExists(() => kube.getIdentity(ns, name)), claimants: claimantsReader(kube, log) };
   const admission = {
     identities,
     secretMetadata: (ns: string, name: string) => ifExists(() => kube.getMetadata('Secret', ns, name)),

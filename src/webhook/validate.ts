@@ -82,7 +82,7 @@ export function needsIdentities(pod: Pod): boolean {
 }
 
 /** The podCertificate sources of our signer in the pod's own volumes, with the AgentIdentity each names (userAnnotations). */
-function podCertificatesOf(pod: Pod): Array<{ volume: string; agent: string | undefined }> {
+export function podCertificatesOf(pod: Pod): Array<{ volume: string; agent: string | undefined }> {
   return (pod.spec.volumes ?? []).flatMap((v) => (v.projected?.sources ?? [])
     .map((s) => s.podCertificate as { signerName?: string; userAnnotations?: Record<string, string> } | undefined)
     .filter((p) => p?.signerName === SIGNER_NAME)
@@ -319,13 +319,13 @@ const proxyKeysOnlyInProxies: Check<PodAdmission, DenyReason> = (a) => {
 };
 
 /** The AgentIdentity a Secret's controller owner reference points at, if its controller is one. */
-function identityOwnerOf(meta: ObjectMeta | undefined): OwnerReference | undefined {
+export function identityOwnerOf(meta: ObjectMeta | undefined): OwnerReference | undefined {
   const owner = meta && controllerOf({ metadata: meta });
   return owner?.kind === AGENT_IDENTITY.kind && owner.apiVersion.startsWith(`${GROUP}/`) ? owner : undefined;
 }
 
 /** `beta-identity` → `beta`: the Secret an AgentIdentity "beta" gets unless its spec names another. */
-function defaultSecretOwnerName(secretName: string): string | undefined {
+export function defaultSecretOwnerName(secretName: string): string | undefined {
   const name = secretName.endsWith('-identity') ? secretName.slice(0, -'-identity'.length) : '';
   return isObjectName(name) ? name : undefined;
 }

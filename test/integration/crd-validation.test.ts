@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ApiException, CustomObjectsApi } from '@kubernetes/client-node';
+import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadAll } from 'js-yaml';
@@ -462,7 +462,7 @@ test('TrustDomain.spec.trustDomain is immutable', async (t) => {
 
 // ---------------------------------------------------------------- selectable fields
 
-test('AgentIdentities can be listed by ServiceAccount and trust domain with a field selector', async () => {
+test('AgentIdentities can be listed by ServiceAccount, trust domain and the Secret they claim (spec or status) with a field selector', async () => {
   const listNs = await env.namespace('crd-select');
   const mk = (name: string, spec: Spec) =>
     api.createNamespacedCustomObject({ ...aidParams, namespace: listNs, body: agentIdentity(spec, name) });
@@ -476,6 +476,13 @@ test('AgentIdentities can be listed by ServiceAccount and trust domain with a fi
   assert.deepEqual(await names('spec.serviceAccountName=alpha'), ['a', 'c']);
   assert.deepEqual(await names('spec.trustDomain=prod'), ['b', 'c']);
   assert.deepEqual(await names('spec.trustDomain=default,spec.serviceAccountName=alpha'), ['a']);
+  // What the admission webhook asks instead of listing the namespace (webhook/related.ts).
+  await mk('d', { serviceAccountName: 'delta', secretName: 'shared' });
+  await api.patchNamespacedCustomObjectStatus({ ...aidParams, namespace: listNs, name: 'a', body: { status: { secretName: 'old-a' } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  assert.deepEqual(await names('spec.secretName=shared'), ['d']);
+  assert.deepEqual(await names('status.secretName=old-a'), ['a']);
+  assert.deepEqual(await names('spec.secretName=a-identity'), [], 'a default name is no spec value: the webhook reads that identity by name');
 });
 
 // ---------------------------------------------------------------- the cluster's minimum lifetime

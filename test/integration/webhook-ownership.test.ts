@@ -8,7 +8,8 @@
 // config/webhook/rbac.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdmissionregistrationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { GROUP, VERSION } from '../../src/api/group.ts';
 import { setUp, tearDown, type Suite } from '../support/suite.ts';
 import { eventually } from '../support/operator.ts';
 import { api } from '../support/objects.ts';
@@ -106,4 +107,31 @@ test('a pod naming beta\'s Secret before AgentIdentity beta exists is refused, a
 
   const own = await createPod(tenant.kc, ns, viaEnv('beta-0', 'beta', 'beta-identity'));
   assert.ok(own.admitted, 'the identity\'s own ServiceAccount may');
+});
+
+test('a Secret claimed only by another identity\'s spec.secretName is refused to other ServiceAccounts: found by field selector, and with a CRD from before that field was selectable, by listing the namespace', async () => {
+  // Suspended: the operator writes no Secret, so the claim in the spec is all there is.
+  await api(tenant.kc).createIdentity(ns, 'claimer', { serviceAccountName: 'beta', secretName: 'claimed-secret', suspended: true });
+  assert.equal(await s.a.getSecret(ns, 'claimed-secret').then(() => 'exists', () => 'absent'), 'absent');
+  const expected = /pod "(selector|listed)-thief" runs as ServiceAccount "other" but uses Secret "claimed-secret" \(volume "loot"\); .*AgentIdentity "claimer"/;
+  assert.match(refused(await createPod(tenant.kc, ns, mounting('selector-thief', 'other', 'claimed-secret'))), expected);
+
+  const crd = 'agentidentities.agentidentity.dev';
+  const selectable = (fields: string[]) => JSON.stringify([{ op: 'replace', path: '/spec/versions/0/selectableFields', value: fields.map((jsonPath) => ({ jsonPath })) }]);
+  const patched = await s.env.kubectl(['patch', 'crd', crd, '--type=json', '-p', selectable(['.spec.trustDomain', '.spec.serviceAccountName'])]);
+  assert.equal(patched.code, 0, patched.stderr);
+  try {
+    const custom = s.env.kc.makeApiClient(CustomObjectsApi);
+    const bySecretName = () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'agentidentities', namespace: ns, fieldSelector: 'spec.secretName=claimed-secret' });
+    // The API server swaps its handler for the CRD a little after the first request sees the change: wait for a settled answer.
+    let refusedInARow = 0;
+    await eventually(async () => {
+      refusedInARow = (await bySecretName().then(() => 0, (e: { code?: number }) => e.code)) === 400 ? refusedInARow + 1 : 0;
+      return refusedInARow >= 10;
+    }, { what: 'the API server to refuse the spec.secretName field selector 10 times in a row' });
+    assert.match(refused(await createPod(tenant.kc, ns, mounting('listed-thief', 'other', 'claimed-secret'))), expected);
+  } finally {
+    const restored = await s.env.kubectl(['patch', 'crd', crd, '--type=json', '-p', selectable(['.spec.trustDomain', '.spec.serviceAccountName', '.spec.secretName', '.status.secretName'])]);
+    assert.equal(restored.code, 0, restored.stderr);
+  }
 });

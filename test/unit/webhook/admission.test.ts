@@ -17,7 +17,8 @@ function lookup(ids: AgentIdentity[]): IdentityLookup & { calls: string[] } {
   return {
     calls,
     get: async (ns, name) => { calls.push(`get ${ns}/${name}`); return ids.find((i) => i.metadata.name === name); },
-    list: async (ns) => { calls.push(`list ${ns}`); return ids; },
+    // What the field selectors spec.secretName=S and status.secretName=S select (each review's identity reads: related.ts).
+    claimants: async (ns, s) => { calls.push(`claimants ${ns}/${s}`); return ids.filter((i) => i.spec.secretName === s || i.status?.secretName === s); },
   };
 }
 /** The validating webhook's lookups: the identities, the metadata of the Secrets and ConfigMaps that exist, and TrustDomains. Every call is recorded. */
@@ -31,7 +32,7 @@ function lookups(ids: AgentIdentity[], secrets: ObjectMeta[] = [], configMaps: O
 const absent = async () => undefined;
 const failing: IdentityLookup = {
   get: async () => { throw new KubeError(403, 'Forbidden', 'agentidentities.agentidentity.dev "planner" is forbidden'); },
-  list: async () => { throw new KubeError(0, 'NetworkError', 'The operation was aborted due to timeout'); },
+  claimants: async () => { throw new KubeError(0, 'NetworkError', 'The operation was aborted due to timeout'); },
 };
 
 test('mutate: a labelled pod gets a base64 JSONPatch that injects its identity', async () => {
@@ -139,10 +140,10 @@ test('validate: an unrelated pod is allowed without listing anything', async () 
   assert.deepEqual(l.calls, []);
 });
 
-test('validate: a failed list refuses the pod (fail closed)', async () => {
+test('validate: a failed identity read refuses the pod (fail closed)', async () => {
   const out = await validate(request(pod({ spec: { volumes: [{ name: 's', secret: { secretName: 'x' } }] } })), { identities: failing, secretMetadata: absent, configMapMetadata: absent, trustDomain: absent });
   assert.equal(out.response.allowed, false);
-  assert.equal(out.response.status!.message, 'could not list AgentIdentities in namespace "agents": the API server did not answer in time; the pod was not admitted, retry shortly');
+  assert.equal(out.response.status!.message, 'could not read the AgentIdentities in namespace "agents" that the pod names: the API server did not answer in time; the pod was not admitted, retry shortly');
 });
 
 test('anything that is not a Pod is allowed untouched', async () => {
@@ -153,7 +154,7 @@ test('anything that is not a Pod is allowed untouched', async () => {
   }
 });
 
-test('validate: the owner of each referenced Secret is read (metadata only), once per name, beside the list', async () => {
+test('validate: the owner of each referenced Secret is read (metadata only), once per name, then only the identities they and the pod name', async () => {
   const ids = [identity('alpha'), identity('zzz-shadow', 'other', { secretName: 'alpha-identity' })];
   const l = lookups(ids, [ownedSecret({ name: 'alpha', uid: 'uid-alpha' })]);
   const thief = pod({ serviceAccountName: 'other', spec: {
@@ -163,12 +164,12 @@ test('validate: the owner of each referenced Secret is read (metadata only), onc
   const out = await validate(request(thief), l);
   assert.equal(out.reason, 'IdentitySecretOfAnotherServiceAccount');
   assert.match(out.response.status!.message, /AgentIdentity "alpha", which only pods running as ServiceAccount "alpha" may use$/);
-  assert.deepEqual(l.calls.sort(), ['list agents', 'secret agents/alpha-identity', 'secret agents/settings']);
+  assert.deepEqual(l.calls.sort(), ['claimants agents/settings', 'get agents/alpha', 'secret agents/alpha-identity', 'secret agents/settings']);
   const owner = await validate(request(pod({ serviceAccountName: 'alpha', spec: { volumes: [{ name: 'v', secret: { secretName: 'alpha-identity' } }] } })), l);
   assert.equal(owner.result, 'allowed');
 });
 
-test('validate: a labelled pod\'s policy ConfigMap is read (metadata only) beside the list, and for a pod-certificate identity one it does not control refuses the pod', async () => {
+test('validate: a labelled pod\'s policy ConfigMap is read (metadata only) beside its identity, and for a pod-certificate identity one it does not control refuses the pod', async () => {
   const squatted = { name: 'planner-identity-policy', namespace: 'agents' };
   const podCertificates = (i: AgentIdentity): AgentIdentity => ({ ...i, spec: { ...i.spec, delivery: 'PodCertificate' } });
   const l = lookups([podCertificates(identity('planner'))], [], [squatted]);
@@ -176,14 +177,14 @@ test('validate: a labelled pod\'s policy ConfigMap is read (metadata only) besid
   assert.equal(out.result, 'denied');
   assert.equal(out.reason, 'PolicyConfigMapConflict');
   assert.equal(out.response.status!.message, 'ConfigMap agents/planner-identity-policy is not the operator\'s policy for AgentIdentity planner (it is not controlled by it); delete it — the operator will write the real one');
-  assert.ok(l.calls.includes('configmap agents/planner-identity-policy') && l.calls.includes('list agents'), l.calls.join(', '));
+  assert.ok(l.calls.includes('configmap agents/planner-identity-policy') && l.calls.includes('get agents/planner'), l.calls.join(', '));
   const ours = { ...squatted, ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: 'planner', uid: 'uid-planner', controller: true }] };
   assert.equal((await validate(request(agentPod('planner')), lookups([podCertificates(identity('planner'))], [], [ours]))).result, 'allowed');
   assert.equal((await validate(request(agentPod('planner')), lookups([podCertificates(identity('planner'))]))).result, 'allowed', 'not written yet: the kubelet waits for it');
   // Secret delivery projects policy.json from the identity Secret: a ConfigMap of that name is no pod's policy, and is not read.
   const secretDelivered = lookups([identity('planner')], [], [squatted]);
   assert.equal((await validate(request(agentPod('planner')), secretDelivered)).result, 'allowed');
-  assert.deepEqual(secretDelivered.calls, ['list agents']);
+  assert.deepEqual(secretDelivered.calls, ['get agents/planner']);
 });
 
 test('validate: a failed policy ConfigMap read (pod-certificate delivery) refuses the pod and names the ConfigMap', async () => {

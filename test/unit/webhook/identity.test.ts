@@ -31,7 +31,7 @@ describe('validateIdentity', () => {
   const td: TrustDomain = { apiVersion: 'agentidentity.dev/v1alpha1', kind: 'TrustDomain', metadata: { name: 'default' }, spec: { trustDomain: 'cluster.local', ca: { selfSigned: {} }, namespaceSelector: { matchLabels: { team: 'a' } } } };
   const calls: string[] = [];
   const opts = (over: Partial<IdentityAdmissionOptions> = {}): IdentityAdmissionOptions => ({
-    identities: { list: async () => { calls.push('list'); return []; } },
+    identities: { get: async () => { calls.push('get'); return undefined; }, claimants: async () => { calls.push('claimants'); return []; } },
     trustDomain: async () => { calls.push('trustDomain'); return td; },
     namespaceLabels: async () => { calls.push('namespace'); return { team: 'a' }; },
     secretMetadata: async () => { calls.push('secret'); return undefined; },
@@ -81,6 +81,6 @@ describe('validateIdentity', () => {
     const open = { ...td, spec: { ...td.spec, namespaceSelector: {} } };
     const out = await validateIdentity(request(identity('a')), opts({ trustDomain: async () => { calls.push('trustDomain'); return open; } }));
     assert.equal(out.result, 'allowed');
-    assert.deepEqual(calls.sort(), ['list', 'secret', 'trustDomain']);
+    assert.deepEqual(calls.sort(), ['claimants', 'get', 'secret', 'trustDomain']);
   });
 });
