@@ -13,6 +13,7 @@ import type { KubeConfig } from './config.ts';
 import { call, ifExists, isNotFound } from './errors.ts';
 import { Informer } from './informer.ts';
 import { shareBundles } from './intern.ts';
+import { existenceOnly } from './trim.ts';
 import { send, sendText, type Query, type Request, type RequestOptions } from './transport.ts';
 
 export { loadKubeConfig, NoClusterError, type KubeConfig } from './config.ts';
@@ -359,8 +360,9 @@ export class KubeClient {
   }
 
   /** The identity reconciler asks only whether one exists; a ServiceAccount is little more than its metadata, so the whole object costs about what a metadata-only watch would. */
+  /** Every ServiceAccount of the cluster, kept only as far as saying it exists (trim.ts). */
   serviceAccountInformer(h: InformerHandlers<ServiceAccount>): Informer<ServiceAccount & KubernetesObject> {
-    return this.informer('serviceaccounts', '/api/v1/serviceaccounts', h);
+    return this.informer('serviceaccounts', '/api/v1/serviceaccounts', { ...h, transform: existenceOnly });
   }
 
   /**
