@@ -30,7 +30,7 @@ import { issueLeaf } from '../src/pki/leaf.ts';
 import { SpiffeID } from '../src/pki/spiffeid.ts';
 import type { KeyAlgorithm, PodCertificateRequest } from '../src/api/types.ts';
 import { POD_CERTIFICATE_AGENT_ANNOTATION, SIGNER_NAME } from '../src/api/group.ts';
-import { imageEnv, imageNodeFlags } from './bench-presets.ts';
+import { imageEntry, imageEnv, imageNodeFlags } from './bench-presets.ts';
 
 const N = Number(process.env.BENCH_IDENTITIES ?? 200);
 const ROUNDS = 5;
@@ -162,7 +162,7 @@ try {
   const port = await new Promise<number>((res) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); });
   // With the image's Node flags, as users run it: V8's default young generation alone grows by tens of MB under
   // this load and is kept (issue 20 measured 165 → 252 MiB that way, of which 2.8 MB was live after a GC).
-  const proc = spawnOperator(cp.kubeconfigPath, [`--webhook-port=${port}`, '--webhook-host=127.0.0.1', '--log-level=warn'], { ...imageEnv(), NODE_OPTIONS: imageNodeFlags().join(' ') });
+  const proc = spawnOperator(cp.kubeconfigPath, [`--webhook-port=${port}`, '--webhook-host=127.0.0.1', '--log-level=warn'], { ...imageEnv(), NODE_OPTIONS: imageNodeFlags().join(' ') }, imageEntry());
   try {
     const servername = `agent-identity-operator-webhook.${OPERATOR_NAMESPACE}.svc`;
     const ca = await eventually(() => webhookCA(kc, OPERATOR_NAMESPACE), { what: 'the webhook CA', timeoutMs: 60_000 });
