@@ -122,6 +122,7 @@ export class WorkQueue {
     if (this.#shuttingDown) return;
     if (this.#waiting.has(key)) {
       // Its own change outranks the bulk work it was waiting with.
+      // (A waiting key's task is always still in p-queue's line: #process takes it out of #waiting as it starts.)
       if (priority === 'normal' && this.#low.delete(key)) this.#pq.setPriority(taskId(key), PQ_PRIORITY.normal);
       return;
     }
