@@ -38,8 +38,12 @@ export async function identitiesForPod(lookup: IdentityLookup, namespace: string
   const unowned: string[] = [];
   for (const secretName of secretNames) {
     const owner = identityOwnerOf(secrets.get(secretName));
-    if (owner) names.add(owner.name);
-    else unowned.push(secretName);
+    // Whoever may write the Secret wrote its owner reference: a name no object can have is never read (nor can it be the owner).
+    if (owner) {
+      if (isObjectName(owner.name)) names.add(owner.name);
+    } else {
+      unowned.push(secretName);
+    }
   }
   const [named, claimed] = await Promise.all([
     inChunks([...names], (n) => lookup.get(namespace, n)),
