@@ -5,6 +5,9 @@
 // only ever ask for an identity by name, by the UID a Secret's owner reference
 // names, or by the Secret it claims; every identity any of those can return is
 // in what these functions read, so the checks decide exactly as over a LIST.
+// One exception, stricter: an owner reference is read by its name, so one whose
+// name and UID belong to different identities (only a forged one can) finds
+// no owner, and the pod is refused where a LIST found the owner by UID.
 import type { AgentIdentity, ObjectMeta } from '../api/types.ts';
 import { isObjectName, requestedIdentity } from './mutate.ts';
 import type { Pod } from './pod.ts';

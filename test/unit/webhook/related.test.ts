@@ -31,8 +31,10 @@ const secrets: ObjectMeta[] = [
   ownedSecret({ name: 'orphan', uid: 'uid-orphan' }),
   ownedSecret({ name: 'zeta', uid: 'uid-zeta' }),
   { name: 'settings', namespace: 'agents', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: 'uid-web', controller: true }] },
+  // An owner reference whoever wrote the Secret made up: no object has that name, so it is never read.
+  { ...ownedSecret({ name: 'forged', uid: 'uid-forged' }), ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: 'alpha/status', uid: 'uid-forged', controller: true }] },
 ];
-const secretNames = ['alpha-identity', 'shared', 'gamma-new', 'old-gamma', 'delta-identity', 'orphan-identity', 'zeta-identity', 'settings', 'beta-identity', 'never-made'];
+const secretNames = ['alpha-identity', 'shared', 'gamma-new', 'old-gamma', 'delta-identity', 'orphan-identity', 'zeta-identity', 'settings', 'beta-identity', 'never-made', 'forged-identity'];
 
 function lookup(): Pick<IdentityLookup, 'get' | 'claimants'> & { reads: string[] } {
   const reads: string[] = [];
@@ -80,10 +82,11 @@ test('every pod is judged over the identities it names exactly as over the whole
     const full = over(namespace);
     assert.deepEqual(over(related), full, JSON.stringify(p.spec.volumes));
     assert.ok(related.length <= 6 && l.reads.length <= 10, `${related.length} identities, ${l.reads.length} reads`);
+    assert.ok(!l.reads.includes('get alpha/status'));
     reasons.add(full.allowed ? 'allowed' : full.reason);
     judged++;
   }
-  assert.equal(judged, 360);
+  assert.equal(judged, 396);
   // Not a vacuous agreement: the pods meet most of the checks.
   assert.ok(reasons.size >= 5, [...reasons].join(', '));
 });
@@ -95,4 +98,12 @@ test('claimantsOf: spec.secretName, status.secretName and the default name, each
   assert.deepEqual((await claimantsOf(l, 'agents', 'alpha-identity')).map((i) => i.metadata.name), ['alpha']);
   assert.deepEqual((await claimantsOf(l, 'agents', 'settings')).map((i) => i.metadata.name), []);
   assert.deepEqual(l.reads, ['claimants shared', 'claimants old-gamma', 'claimants alpha-identity', 'get alpha', 'claimants settings']);
+});
+
+test('a Secret whose owner reference names one identity and carries another\'s UID (only a forged one can) is refused even to that UID\'s ServiceAccount', async () => {
+  const forged = { ...ownedSecret({ name: 'alpha', uid: 'uid-alpha' }), name: 'mixed', ownerReferences: [{ apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity', name: 'beta', uid: 'uid-alpha', controller: true }] };
+  const p = pod({ serviceAccountName: 'alpha', spec: { volumes: [{ name: 'v', secret: { secretName: 'mixed' } }] } });
+  const related = await identitiesForPod(lookup(), 'agents', p, ['mixed'], new Map([['mixed', forged]]));
+  const verdict = validatePod({ pod: p, namespace: 'agents', identities: related, secrets: new Map([['mixed', forged]]) });
+  assert.equal(verdict.allowed ? 'allowed' : verdict.reason, 'IdentitySecretReserved');
 });
