@@ -61,12 +61,28 @@ export function connect(identity: Identity, host: string, port: number, opts: Cl
           resolve(socket);
         },
         (err: unknown) => {
-          socket.destroy();
+          closeRefused(socket);
           reject(err);
         },
       );
     });
   });
+}
+
+/**
+ * Closes the connection to a server this client refused, without resetting
+ * it: under TLS 1.3 the server may not have read our certificate yet, and a
+ * close with its session tickets unread sends a reset that drops it, so the
+ * server could not judge us (nor log why). What it sends is read and dropped,
+ * the close is graceful, and the socket goes at the latest after a second.
+ */
+function closeRefused(socket: TLSSocket): void {
+  socket.on('error', () => undefined);
+  socket.resume();
+  socket.end();
+  const late = setTimeout(() => socket.destroy(), 1000);
+  late.unref();
+  socket.once('close', () => clearTimeout(late));
 }
 
 /**
