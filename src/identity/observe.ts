@@ -7,7 +7,7 @@ import type { X509Certificate } from '@peculiar/x509';
 import { SECRET_CERT, SECRET_KEY } from '../api/group.ts';
 import type { Secret } from '../api/types.ts';
 import { certificateFields } from '../pki/certificate-fields.ts';
-import { describeKeyObject, privateKeyFromPem, privateKeyObjectFromPem, type KeyPair } from '../pki/keys.ts';
+import { describeKeyObject, privateKeyFromPem, privateKeyObjectFromPem, samePublicKey, type KeyPair } from '../pki/keys.ts';
 import { fingerprintOf, spiffeIDIn } from '../pki/parse.ts';
 import { certificateBlocks } from '../pki/pem.ts';
 import { serialNumberFromHex } from '../pki/serial.ts';
@@ -98,12 +98,7 @@ function parse(certPem: string, keyPem: string): Parsed {
   try {
     const key = privateKeyObjectFromPem(keyPem);
     observed.key = describeKeyObject(key);
-    if (leaf) {
-      const ours = createPublicKey(key);
-      const theirs = leaf.publicKey;
-      // Never asked across key types: Node 24's equals() then leaves an OpenSSL error queued (keys.ts keyMatchesCertificate).
-      observed.keyMatchesLeaf = ours.asymmetricKeyType === theirs.asymmetricKeyType && ours.equals(theirs);
-    }
+    if (leaf) observed.keyMatchesLeaf = samePublicKey(createPublicKey(key), leaf.publicKey);
   } catch {
     observed.keyError = `${SECRET_KEY} does not hold a supported PEM private key`;
   }

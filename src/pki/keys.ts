@@ -153,14 +153,18 @@ export function publicKeyObjectOf(cert: X509Certificate): KeyObject {
 /** True when the certificate certifies this key pair's public key. */
 export async function keyMatchesCertificate(kp: KeyPair, cert: X509Certificate): Promise<boolean> {
   try {
-    const ours = KeyObject.from(kp.publicKey);
-    const theirs = publicKeyObjectOf(cert);
-    // Node 24's equals() leaves an OpenSSL error queued when key types differ,
-    // which makes the next createPrivateKey fail; never ask it across types.
-    if (ours.asymmetricKeyType !== theirs.asymmetricKeyType) return false;
-    // equals() compares key material, so SPKI encoding differences (e.g. a compressed EC point) do not matter.
-    return ours.equals(theirs);
+    return samePublicKey(KeyObject.from(kp.publicKey), publicKeyObjectOf(cert));
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether two public keys are the same key. equals() compares key material,
+ * so SPKI encoding differences (e.g. a compressed EC point) do not matter;
+ * Node 24's equals() leaves an OpenSSL error queued when key types differ,
+ * which makes the next createPrivateKey fail, so it is never asked across types.
+ */
+export function samePublicKey(ours: KeyObject, theirs: KeyObject): boolean {
+  return ours.asymmetricKeyType === theirs.asymmetricKeyType && ours.equals(theirs);
 }
