@@ -167,7 +167,8 @@ export class WorkQueue {
   dueWithin(withinMs: number): number {
     const now = Date.now();
     let last = 0;
-    for (const deadline of this.#delayed.values()) if (deadline - now <= withinMs) last = Math.max(last, deadline - now);
+    // A key already due whose timer has not fired yet (a busy event loop fires it late) still counts: 1 ms.
+    for (const deadline of this.#delayed.values()) if (deadline - now <= withinMs) last = Math.max(last, deadline - now, 1);
     return last;
   }
 

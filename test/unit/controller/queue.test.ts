@@ -637,3 +637,12 @@ test('a waiting low key added again as normal moves up; added again as low it st
   await q.drain();
   assert.deepEqual(order, ['first', 'b3', 'b1', 'b2']);
 });
+
+test('a delayed key already due whose timer has not fired yet (a busy event loop fires late) still counts as due', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+  const queue = new WorkQueue(async () => ({}), { concurrency: 1 });
+  queue.addAfter('requeued', 1);
+  t.mock.timers.setTime(50);
+  assert.equal(queue.dueWithin(1000), 1, 'what manager.idle() waits on: an overdue key is not "nothing due"');
+  await queue.shutdown();
+});
