@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { DEFAULT_SPIFFE_ID_TEMPLATE } from '../../../src/api/defaults.ts';
 import type { AgentIdentity, AgentIdentitySpec, ConfigMap, Namespace, Secret, TrustDomain } from '../../../src/api/types.ts';
-import type { Source, SourceEvent } from '../../../src/controller/controller.ts';
 import { Metrics } from '../../../src/controller/metrics.ts';
 import { candidatePeers, policyDependencies } from '../../../src/identity/dependencies.ts';
 import { PolicyHolders } from '../../../src/identity/policy-holders.ts';
@@ -18,20 +17,12 @@ import { fingerprintOf } from '../../../src/pki/parse.ts';
 import { certificatesToPem } from '../../../src/pki/pem.ts';
 import { ledgerOf } from '../../../src/signer/ledger.ts';
 import { TrustStore } from '../../../src/trust/store.ts';
+import { Emitter } from '../../support/emitter.ts';
 
 const SIZES = [100, 10_000] as const;
 const NAMESPACES = 10;
 const NOW = new Date('2030-06-01T12:00:00.000Z');
 
-class Emitter<T> implements Source<T> {
-  readonly #listeners: Array<(e: SourceEvent<T>) => void> = [];
-  subscribe(l: (e: SourceEvent<T>) => void): void {
-    this.#listeners.push(l);
-  }
-  emit(e: SourceEvent<T>): void {
-    for (const l of this.#listeners) l(e);
-  }
-}
 
 const nsOf = (i: number) => `ns-${i % NAMESPACES}`;
 const namespace = (name: string, labels: Record<string, string> = {}): Namespace => ({ metadata: { name, labels: { 'kubernetes.io/metadata.name': name, ...labels } } });

@@ -4,24 +4,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AgentIdentity, ConfigMap } from '../../../src/api/types.ts';
-import type { Source, SourceEvent } from '../../../src/controller/controller.ts';
 import { IdentityNamespaces } from '../../../src/trust/identity-namespaces.ts';
 import { trustReconciler } from '../../../src/trust/reconciler.ts';
 import { policyConfigMapName } from '../../../src/api/defaults.ts';
 import { FakeCluster, selfSignedTrustDomain } from './fakes.ts';
+import { Emitter } from '../../support/emitter.ts';
 
 const SIZES = [100, 10_000] as const;
 const NAMESPACES = 10;
 
-class Emitter<T> implements Source<T> {
-  readonly #listeners: Array<(e: SourceEvent<T>) => void> = [];
-  subscribe(l: (e: SourceEvent<T>) => void): void {
-    this.#listeners.push(l);
-  }
-  emit(e: SourceEvent<T>): void {
-    for (const l of this.#listeners) l(e);
-  }
-}
 
 const identity = (name: string, namespace: string, extra: Partial<AgentIdentity['metadata']> = {}): AgentIdentity => ({
   apiVersion: 'agentidentity.dev/v1alpha1', kind: 'AgentIdentity',
