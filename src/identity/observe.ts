@@ -52,14 +52,14 @@ const parsedSecrets = new WeakMap<Secret, { cert: string; key: string; parsed: P
 
 export async function observeSecret(secret: Secret | undefined, bundle: TrustedRoots, now: Date): Promise<Observation> {
   if (!secret) return { observed: { exists: false, missingKeys: REQUIRED } };
-  const parsed = parsedSecret(secret);
+  const { parsed, chain } = parsedSecret(secret);
   const { observed, verdict } = parsed;
   if (!observed.leaf || !observed.key) return { observed: { ...observed } };
   const t = now.getTime();
   if (verdict && verdict.bundlePem === bundle.pem && verdict.from <= t && t <= verdict.until) {
     return { observed: { ...observed, trust: { ok: true } }, rootFingerprint: verdict.rootFingerprint };
   }
-  const { trust, rootFingerprint, checked } = await chainRoot(chainOf(raw(secret.data![SECRET_CERT]!)), bundle.roots, now);
+  const { trust, rootFingerprint, checked } = await chainRoot(chain ?? chainOf(raw(secret.data![SECRET_CERT]!)), bundle.roots, now);
   parsed.verdict = trust?.ok && rootFingerprint ? { bundlePem: bundle.pem, ...windowOf(checked), rootFingerprint } : undefined;
   return { observed: { ...observed, trust }, rootFingerprint };
 }
@@ -71,27 +71,31 @@ export function existingKeyPair(secret: Secret | undefined): Promise<KeyPair | u
 
 const raw = (b64: string) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
 
-function parsedSecret(secret: Secret): Parsed {
+/** The Secret version's parse; on a fresh one also the chain it read, so the first verdict does not parse it again. */
+function parsedSecret(secret: Secret): { parsed: Parsed; chain?: NodeX509Certificate[] } {
   const cert = secret.data?.[SECRET_CERT] ?? '';
   const key = secret.data?.[SECRET_KEY] ?? '';
   const hit = parsedSecrets.get(secret);
-  if (hit && hit.cert === cert && hit.key === key) return hit.parsed;
-  const parsed = parse(raw(cert), raw(key));
+  if (hit && hit.cert === cert && hit.key === key) return { parsed: hit.parsed };
+  const { chain, ...parsed } = parse(raw(cert), raw(key));
   parsedSecrets.set(secret, { cert, key, parsed });
-  return parsed;
+  return { parsed, chain };
 }
 
-function parse(certPem: string, keyPem: string): Parsed {
+function parse(certPem: string, keyPem: string): Parsed & { chain?: NodeX509Certificate[] } {
   const pems: Record<string, string> = { [SECRET_CERT]: certPem, [SECRET_KEY]: keyPem };
   const observed: ObservedSecret = { exists: true, missingKeys: REQUIRED.filter((k) => !pems[k]) };
   if (observed.missingKeys.length > 0) return { observed };
 
+  let chain: NodeX509Certificate[] | undefined;
   let leaf: NodeX509Certificate | undefined;
   try {
-    leaf = chainOf(certPem)[0]!;
+    chain = chainOf(certPem);
+    leaf = chain[0]!;
     const { uris, dnsNames } = certificateFields(leaf);
     observed.leaf = { spiffeID: spiffeIDIn(uris)?.toString(), dnsNames, notBefore: leaf.validFromDate, notAfter: leaf.validToDate, serialNumber: serialNumberFromHex(leaf.serialNumber) };
   } catch {
+    chain = undefined;
     leaf = undefined;
     observed.leafError = `${SECRET_CERT} does not hold a PEM certificate`;
   }
@@ -102,7 +106,7 @@ function parse(certPem: string, keyPem: string): Parsed {
   } catch {
     observed.keyError = `${SECRET_KEY} does not hold a supported PEM private key`;
   }
-  return { observed };
+  return { observed, chain };
 }
 
 /** Every CERTIFICATE block, Leaf first; throws unless there is one and all parse. */
