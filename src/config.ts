@@ -82,7 +82,7 @@ export const OPTIONS = {
   'min-duration': { env: 'MIN_DURATION', default: '10m', help: 'shortest leaf lifetime accepted' },
   'ca-duration': { env: 'CA_DURATION', default: '87600h', help: 'lifetime of a generated self-signed CA' },
   'intermediate-duration': { env: 'INTERMEDIATE_DURATION', default: '2160h', help: 'lifetime of the intermediate that signs leaves (renewed 2/3 through)' },
-  'rotation-propagation-delay': { env: 'ROTATION_PROPAGATION_DELAY', default: '2m', help: 'after every bundle copy carries a new root, wait this long before it signs' },
+  'rotation-propagation-delay': { env: 'ROTATION_PROPAGATION_DELAY', default: '2m', help: 'after every bundle copy carries a new root, wait this long (plus the refreshHint of a published bundle endpoint) before it signs' },
   'rotation-reissue-window': { env: 'ROTATION_REISSUE_WINDOW', default: '1h', help: 'spread leaf re-issuance over this window after a root switch' },
   'rotation-grace': { env: 'ROTATION_GRACE', default: '1h', help: 'keep the old root this long after the last leaf left it' },
   'rotation-poll': { env: 'ROTATION_POLL', default: '10s', help: 'how often a running rotation re-checks the cluster' },

@@ -2,7 +2,8 @@
 // defaults on admission; these cover objects read before defaulting (e.g. in
 // unit tests) so logic never sees undefined.
 import { BUNDLE_CONFIGMAP_PREFIX } from './group.ts';
-import type { AgentIdentity, Delivery, KeyAlgorithm, RotationPolicy } from './types.ts';
+import { parseDuration } from './duration.ts';
+import type { AgentIdentity, Delivery, KeyAlgorithm, RotationPolicy, TrustDomain } from './types.ts';
 
 export const DEFAULT_TRUST_DOMAIN = 'default';
 export const DEFAULT_DURATION = '24h';
@@ -59,4 +60,17 @@ export function trustDomainOf(identity: AgentIdentity): string {
  */
 export function needsPeers(identity: AgentIdentity): boolean {
   return identity.spec.policy !== undefined || identity.spec.proxy !== undefined;
+}
+
+export const DEFAULT_REFRESH_HINT = '5m';
+
+/**
+ * The spiffe_refresh_hint a TrustDomain publishes, in ms; undefined when it
+ * publishes no bundle endpoint. Partners poll us at this interval, so it is
+ * also how long a new Root must be served before anything they verify (our
+ * agents' Leaves, the endpoint's own SVID) may chain to it.
+ */
+export function refreshHintMs(trustDomain: TrustDomain): number | undefined {
+  const endpoint = trustDomain.spec.federation?.bundleEndpoint;
+  return endpoint ? parseDuration(endpoint.refreshHint ?? DEFAULT_REFRESH_HINT) : undefined;
 }

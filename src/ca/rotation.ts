@@ -36,6 +36,15 @@ export interface RotationInput {
   lastRequest?: string;
   bundleCopies: { total: number; updated: number };
   leavesOnRetiring: number;
+  /**
+   * The refresh hint our bundle endpoint publishes; absent when it publishes none.
+   * A partner polls at most this often and then carries the new Root to its own
+   * agents as we do, so the signer switch waits this on top of the propagation
+   * delay: a Leaf, or the endpoint's SVID, chaining to a Root a partner has not
+   * fetched would break federation, the endpoint's for good (the partner could
+   * no longer authenticate the endpoint that serves the Root it lacks).
+   */
+  partnerRefreshMs?: number;
 }
 
 export type Step =
@@ -65,13 +74,15 @@ export function nextStep(i: RotationInput, cfg: RotationConfig): Step {
 }
 
 /** The steps of a running rotation; shared by self-signed and brought-in CAs. */
-export function phaseStep(rotation: { phase: RotationPhase; phaseStartedAt: Date }, i: Pick<RotationInput, 'now' | 'bundleCopies' | 'leavesOnRetiring'>, cfg: RotationConfig): Step {
+export function phaseStep(rotation: { phase: RotationPhase; phaseStartedAt: Date }, i: Pick<RotationInput, 'now' | 'bundleCopies' | 'leavesOnRetiring' | 'partnerRefreshMs'>, cfg: RotationConfig): Step {
   const since = i.now.getTime() - rotation.phaseStartedAt.getTime();
   switch (rotation.phase) {
     case 'PublishingRoot': {
       const { total, updated } = i.bundleCopies;
       if (updated < total) return { kind: 'Wait', afterMs: cfg.pollMs, why: `${updated} of ${total} bundle copies carry the new root` };
       if (since < cfg.propagationDelayMs) return { kind: 'Wait', afterMs: cfg.propagationDelayMs - since, why: 'letting mounted volumes catch up' };
+      const partners = cfg.propagationDelayMs + (i.partnerRefreshMs ?? 0);
+      if (since < partners) return { kind: 'Wait', afterMs: partners - since, why: 'letting federation partners fetch the new root (refresh hint) and carry it to their agents' };
       return { kind: 'SwitchSigner' };
     }
     case 'ReissuingLeaves':

@@ -6,7 +6,6 @@
 // TrustDomain that opts out has both withdrawn. Replicas serve only what is
 // recorded here (endpoint.ts), so one owner decides the sequence.
 import { API_VERSION, LABEL_MANAGED_BY, MANAGED_BY_VALUE, SECRET_CERT, SECRET_KEY, TRUST_DOMAIN } from '../api/group.ts';
-import { parseDuration } from '../api/duration.ts';
 import type { ConfigMap, Secret, TrustDomain } from '../api/types.ts';
 import type { ReconcileContext } from '../controller/context.ts';
 import { errorPolicy, ReconcileFailure } from '../controller/failure.ts';
@@ -15,11 +14,11 @@ import { ifExists, isNotFound } from '../kube/errors.ts';
 import type { TrustStore } from '../trust/store.ts';
 import { certificatesToPem } from '../pki/pem.ts';
 import { decidePublication } from './publication.ts';
+import { refreshHintMs } from '../api/defaults.ts';
 import { issueEndpointSVID, svidRenewal } from './endpoint-svid.ts';
 import { DOCUMENT_KEY, ENDPOINT_KEY, LABEL_BUNDLE_ENDPOINT, ROOTS_KEY, endpointSVIDSecretName, servedBundleConfigMapName } from './names.ts';
 
 export const PUBLISHER_CONTROLLER = 'bundleendpoint';
-export const DEFAULT_REFRESH_HINT = '5m';
 const WEB_SECRET_RECHECK_MS = 60_000;
 
 /** What every replica's endpoint needs to serve one trust domain (ConfigMap key endpoint.json). */
@@ -105,7 +104,7 @@ export function bundlePublisher(d: PublisherDeps): { reconcile: (name: string) =
 
     const cmName = servedBundleConfigMapName(name);
     const existing = d.configMaps.get(cmName, ns);
-    const hintSeconds = Math.round(parseDuration(endpoint.refreshHint ?? DEFAULT_REFRESH_HINT) / 1000);
+    const hintSeconds = Math.round(refreshHintMs(trustDomain)! / 1000);
     const publication = decidePublication(state.bundle, hintSeconds, existing?.data?.[DOCUMENT_KEY], d.now());
     const served: ServedEndpoint = {
       trustDomain: trustDomain.spec.trustDomain,

@@ -9,6 +9,7 @@ import { Bundle } from '../pki/bundle.ts';
 import { toKubeError } from '../kube/errors.ts';
 import { ReconcileFailure } from '../controller/failure.ts';
 import { phaseStep } from '../ca/rotation.ts';
+import { refreshHintMs } from '../api/defaults.ts';
 import { externalStateName, onExternalSigner, readExternalState, writeExternalState, type ExternalState } from './external.ts';
 import { trustDomainRef, type TrustReconcilerDeps } from './deps.ts';
 import { loadPair, rootsOf, type Action, type CASource, type LoadedCA } from './source.ts';
@@ -19,8 +20,8 @@ export interface BroughtInState { external: ExternalState; home?: ConfigMap }
 export function broughtInSource(d: TrustReconcilerDeps): CASource<BroughtInState> {
   return {
     load: (trustDomain) => load(d, trustDomain),
-    decide: (_trustDomain, ca, progress) => ca.rotation
-      ? phaseStep({ ...ca.rotation, phaseStartedAt: new Date(ca.rotation.phaseStartedAt) }, progress!, d.rotation)
+    decide: (trustDomain, ca, progress) => ca.rotation
+      ? phaseStep({ ...ca.rotation, phaseStartedAt: new Date(ca.rotation.phaseStartedAt) }, { ...progress!, partnerRefreshMs: refreshHintMs(trustDomain) }, d.rotation)
       : undefined,
     apply: (trustDomain, ca, step) => applyStep(d, trustDomain, ca, step),
     forget: () => undefined,

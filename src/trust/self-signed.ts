@@ -16,6 +16,7 @@ import { isNotFound, toKubeError } from '../kube/errors.ts';
 import { ReconcileFailure, reportFailure } from '../controller/failure.ts';
 import { caSecretName, readCAState, writeCAState, type CAState } from '../ca/state.ts';
 import { nextStep } from '../ca/rotation.ts';
+import { refreshHintMs } from '../api/defaults.ts';
 import { onCASecretNotFound, recordedRootsOf } from './ca-loss.ts';
 import { CONTROLLER, trustDomainRef, type TrustReconcilerDeps } from './deps.ts';
 import { bundleCopyPems, type Progress } from './progress.ts';
@@ -204,6 +205,7 @@ function rotationInput(d: TrustReconcilerDeps, trustDomain: TrustDomain, state: 
     lastRequest: state.lastRotationRequest,
     bundleCopies: progress?.bundleCopies ?? { total: 0, updated: 0 },
     leavesOnRetiring: progress?.leavesOnRetiring ?? 0,
+    partnerRefreshMs: refreshHintMs(trustDomain),
   };
 }
 

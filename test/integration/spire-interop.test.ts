@@ -24,6 +24,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { createServer as createTcpServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { TestEnv } from '../support/env.ts';
@@ -45,6 +47,10 @@ import { connect, createServer, loadIdentity, PeerRefusedError, peerIdentity, ty
 const OUR_TD = 'cluster-a.test';
 const SPIRE_TD = 'spire.test';
 const OUR_ENDPOINT_ID = `spiffe://${OUR_TD}/agent-identity-operator/bundle-endpoint`;
+// Our refresh hint: a rotation waits it (plus the propagation delay) before the new Root signs, so SPIRE,
+// polling us at the hint, holds the Root before our endpoint's SVID chains to it. SPIRE treats any hint
+// under a minute as one, so the tests ask it to refresh instead of waiting.
+const REFRESH_HINT_S = 10;
 const OPERATOR = { federationRefreshMinMs: 1000, federationRefreshMaxMs: 3000, propagationDelayMs: 1500, reissueWindowMs: 1000, rotationGraceMs: 1500, rotationPollMs: 300 };
 
 let env: TestEnv;
@@ -61,7 +67,7 @@ before(async () => {
   spiffePeer = goTool('spiffe-peer.sh');
   dir = mkdtempSync(join(tmpdir(), 'aio-spire-interop-'));
   ({ env, op, a } = await setUp({
-    trustDomain: { trustDomain: OUR_TD, ca: { selfSigned: {} }, federatesWith: [SPIRE_TD], federation: { bundleEndpoint: { profile: { type: 'https_spiffe' }, refreshHint: '1s' } } },
+    trustDomain: { trustDomain: OUR_TD, ca: { selfSigned: {} }, federatesWith: [SPIRE_TD], federation: { bundleEndpoint: { profile: { type: 'https_spiffe' }, refreshHint: `${REFRESH_HINT_S}s` } } },
     operator: OPERATOR,
   }));
   endpoint = await startBundleEndpoint({ kubeConfig: env.kc, namespace: OPERATOR_NAMESPACE, host: '127.0.0.1', port: 0, pollMs: 200, logger: createLogger('silent', 'json') });
@@ -105,7 +111,7 @@ test('SPIRE fetches our bundle from our endpoint: our Roots and refresh hint', a
     if (b.refreshHintSeconds !== ours.refreshHintSeconds) throw new Error(`SPIRE holds refresh hint ${b.refreshHintSeconds} (${b.roots.length} Roots), we serve ${ours.refreshHintSeconds}`);
     return b;
   }, { what: 'SPIRE to hold the bundle our endpoint serves' });
-  assert.equal(held.refreshHintSeconds, 1);
+  assert.equal(held.refreshHintSeconds, REFRESH_HINT_S);
   assert.deepEqual(await sorted(held.roots), await sorted(ours.roots));
   assert.deepEqual(await sorted(held.roots), (await a.getTrustDomain('default')).status!.roots!.map((r) => r.fingerprint).sort());
 });
@@ -346,7 +352,7 @@ test('a SPIRE-minted SVID (go-spiffe) and our SDK agent complete mTLS both ways;
   }
 });
 
-test('a root rotation on our side reaches SPIRE', async () => {
+test('a root rotation on our side reaches SPIRE before the new Root signs, and SPIRE still fetches from us after', async () => {
   const before = await sorted((await spireHeldOurs()).roots);
   await custom().patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'trustdomains', name: 'default', body: { metadata: { annotations: { [ANNOTATION_ROTATE_REQUESTED_AT]: new Date().toISOString() } } } },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
@@ -360,4 +366,33 @@ test('a root rotation on our side reaches SPIRE', async () => {
   }, { what: 'SPIRE to hold both of our Roots', timeoutMs: 30_000, intervalMs: 500 });
   assert.equal(held.length, 2);
   assert.ok(before.every((f) => held.includes(f)), 'the current Root stays beside the incoming one');
+
+  // The new Root signs only after the propagation delay plus our refresh hint: a switch that came after the
+  // propagation delay alone (1.5 s here) once raced SPIRE's refresh, and then SPIRE could not authenticate
+  // our endpoint's new SVID ("certificate signed by unknown authority") and never fetched from us again.
+  const rotation = await eventually(async () => {
+    const r = (await a.getTrustDomain('default')).status?.rotation;
+    if (!r) throw new Error('the rotation ended before its signer switch was seen');
+    return r.phase !== 'PublishingRoot' && r;
+  }, { what: 'the new Root to sign', timeoutMs: 60_000, intervalMs: 100 });
+  const switchedAfterMs = Date.parse(rotation.phaseStartedAt) - Date.parse(rotation.startedAt);
+  // (Status times are whole seconds: a second less.)
+  assert.ok(switchedAfterMs >= OPERATOR.propagationDelayMs + REFRESH_HINT_S * 1000 - 1000, `the new Root signed ${switchedAfterMs} ms into the rotation`);
+
+  // Our endpoint moves to an SVID under the new Root, and SPIRE authenticates it with the Roots it fetched.
+  await eventually(async () => (await servedIssuer()) === (await a.getTrustDomain('default')).status?.intermediate?.fingerprint,
+    { what: 'our endpoint to present an SVID the new intermediate signed', timeoutMs: 30_000 });
+  await spire.cli(['federation', 'refresh', '-id', OUR_TD]);
 });
+
+/** The fingerprint of the CA certificate that signed the SVID our bundle endpoint presents. */
+async function servedIssuer(): Promise<string | undefined> {
+  const socket = tlsConnect({ host: '127.0.0.1', port: endpoint.port, rejectUnauthorized: false });
+  try {
+    await once(socket, 'secureConnect');
+    const issuer = socket.getPeerCertificate(true).issuerCertificate;
+    return issuer ? `sha256:${createHash('sha256').update(issuer.raw).digest('hex')}` : undefined;
+  } finally {
+    socket.destroy();
+  }
+}

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nextStep, rotationReissueTime, type RotationConfig, type RotationInput } from '../../../src/ca/rotation.ts';
+import { nextStep, phaseStep, rotationReissueTime, type RotationConfig, type RotationInput } from '../../../src/ca/rotation.ts';
 import { onExternalSigner } from '../../../src/trust/external.ts';
 import { pruned, withEntries, emptyDenyList, nextExpiry } from '../../../src/trust/denylist.ts';
 
@@ -38,6 +38,18 @@ test('PublishingRoot switches only when every copy carries the new root and the 
   assert.match((nextStep({ ...pub, bundleCopies: { total: 4, updated: 3 } }, cfg) as { why: string }).why, /3 of 4 bundle copies/);
   assert.equal(nextStep({ ...pub, now: new Date(at(10).getTime() + 30_000) }, cfg).kind, 'Wait');
   assert.equal(nextStep({ ...pub, now: new Date(at(10).getTime() + 60_000) }, cfg).kind, 'SwitchSigner');
+});
+
+test('PublishingRoot of a TrustDomain with a bundle endpoint also waits its refresh hint, for partners', () => {
+  const pub = { ...base, rotation: { phase: 'PublishingRoot' as const, phaseStartedAt: at(10) }, partnerRefreshMs: 300_000 };
+  const after = (ms: number) => nextStep({ ...pub, now: new Date(at(10).getTime() + ms) }, cfg);
+  const waiting = after(60_000) as { kind: string; afterMs: number; why: string };
+  assert.equal(waiting.kind, 'Wait', 'the propagation delay alone is not enough');
+  assert.equal(waiting.afterMs, 300_000);
+  assert.match(waiting.why, /federation partners/);
+  assert.equal(after(359_999).kind, 'Wait');
+  assert.equal(after(360_000).kind, 'SwitchSigner');
+  assert.equal(phaseStep(pub.rotation, { now: new Date(at(10).getTime() + 60_000), bundleCopies: base.bundleCopies, leavesOnRetiring: 0, partnerRefreshMs: 300_000 }, cfg).kind, 'Wait', 'a brought-in CA waits the same');
 });
 
 test('ReissuingLeaves waits for every leaf; RetiringRoot waits out the grace period', () => {

@@ -239,6 +239,36 @@ test('a rotation request walks StartRotation, SwitchSigner, RetireRoot, FinishRo
   assert.equal(status.roots?.[0]?.fingerprint, c.store.get('default')!.activeRootFingerprint);
 });
 
+for (const kind of ['self-signed', 'brought-in'] as const) {
+  test(`a ${kind} CA of a TrustDomain that publishes a bundle endpoint switches signer only after its refresh hint, for partners`, async () => {
+    const c = new FakeCluster();
+    const federated = (td: TrustDomain): TrustDomain => ({ ...td, spec: { ...td.spec, federation: { bundleEndpoint: { profile: { type: 'https_spiffe' }, refreshHint: '1h' } } } });
+    c.addTrustDomain(federated(kind === 'self-signed' ? selfSignedTrustDomain('fed') : broughtInTrustDomain('fed', { namespace: 'certs', name: 'issuer' })));
+    if (kind === 'brought-in') await issuerSecret(c);
+    const reconcile = trustReconciler(c.deps());
+    await settle(c, reconcile, 'fed');
+    if (kind === 'self-signed') {
+      const td = c.trustDomains.get('fed')!;
+      c.addTrustDomain({ ...td, metadata: { ...td.metadata, annotations: { [ANNOTATION_ROTATE_REQUESTED_AT]: 'r1' } } });
+    } else {
+      await issuerSecret(c);
+    }
+    c.events = [];
+    await settle(c, reconcile, 'fed');
+    assert.deepEqual(c.events.filter((e) => e.type === 'Normal' && e.reason !== 'BundlePublished').map((e) => e.reason).filter((r) => r !== 'CAChanged'), ['StartRotation'], 'the propagation delay (0 here) alone does not switch the signer');
+    assert.equal(c.trustDomains.get('fed')!.status!.rotation?.phase, 'PublishingRoot');
+    const waiting = await run(reconcile, 'fed');
+    assert.ok('result' in waiting && waiting.result.requeueAfter! <= 3_600_000, `looked at again by the end of the hint: ${JSON.stringify(waiting)}`);
+    c.now = new Date(c.now.getTime() + 3_599_000);
+    await settle(c, reconcile, 'fed');
+    assert.equal(c.trustDomains.get('fed')!.status!.rotation?.phase, 'PublishingRoot', 'a second before the hint has passed');
+
+    c.now = new Date(c.now.getTime() + 1_000);
+    await settle(c, reconcile, 'fed');
+    assert.ok(c.events.some((e) => e.reason === 'SwitchSigner'), 'once the hint passed, the new root signs');
+  });
+}
+
 test('a squatted bundle ConfigMap is reported (BundleConfigMapConflict) and retried with backoff, never overwritten', async () => {
   const c = new FakeCluster();
   c.addTrustDomain(selfSignedTrustDomain());
