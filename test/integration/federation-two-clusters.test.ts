@@ -32,7 +32,7 @@ import { proxyConfig } from '../../src/proxy/config.ts';
 import { PEER_HEADER } from '../../src/proxy/headers.ts';
 
 interface Cluster { name: string; td: string; env: TestEnv; op: Operator; endpoint: BundleEndpoint; a: ReturnType<typeof api> }
-// propagationDelayMs well above the refresh hint (1 s) plus the way to agents (coalescing, the kubelet's sync), as docs/federation.md asks.
+// A rotation waits the refresh hint (1 s) plus propagationDelayMs: the partner's way to its agents (coalescing, the kubelet's sync).
 const OPERATOR = { federationRefreshMinMs: 1000, federationRefreshMaxMs: 5000, propagationDelayMs: 8000, reissueWindowMs: 1000, rotationGraceMs: 1500, rotationPollMs: 300 };
 let A: Cluster;
 let B: Cluster;

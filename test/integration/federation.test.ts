@@ -58,7 +58,7 @@ const servedURL = (td: string) => `https://127.0.0.1:${endpoint.port}/bundles/${
 const fingerprints = async (pem: string) => Promise.all(parseCertificates(pem).map((c) => fingerprintOf(c)));
 
 test('a TrustDomain serves its bundle over https_spiffe with a sequence that survives a restart and rises with a rotation; a partner bundle for a local trust domain is refused', async (t) => {
-  await a.createTrustDomain('a', { trustDomain: 'cluster-a.test', ca: { selfSigned: {} }, federation: { bundleEndpoint: { profile: { type: 'https_spiffe' }, refreshHint: '1s' } } });
+  await a.createTrustDomain('a', { trustDomain: 'cluster-a.test', ca: { selfSigned: {} }, federation: { bundleEndpoint: { profile: { type: 'https_spiffe' }, refreshHint: '10s' } } });
   await a.createTrustDomain('b', { trustDomain: 'cluster-b.test', ca: { selfSigned: {} }, federatesWith: ['cluster-a.test'] });
   await eventually(async () => endpoint.served().includes('cluster-a.test'), { what: 'the endpoint to serve cluster-a.test', timeoutMs: 30_000 });
 
@@ -67,7 +67,7 @@ test('a TrustDomain serves its bundle over https_spiffe with a sequence that sur
   const roots = parseCertificates(initialPem);
   const served = parseBundleDocument(await fetchBundleDocument({ url: servedURL('cluster-a.test'), profile: { type: 'https_spiffe', endpointSPIFFEID: ENDPOINT_ID }, roots, timeoutMs: 5000 }));
   assert.deepEqual(await Promise.all(served.roots.map((r) => fingerprintOf(r))), await fingerprints(initialPem));
-  assert.equal(served.refreshHintSeconds, 1);
+  assert.equal(served.refreshHintSeconds, 10);
   const firstSequence = served.sequence!;
   assert.ok(firstSequence > 0);
   // Another SPIFFE ID is refused by the same client: the endpoint is authenticated by its SVID alone.
@@ -99,6 +99,8 @@ test('a TrustDomain serves its bundle over https_spiffe with a sequence that sur
   assert.equal(parseBundleDocument(afterRestart.data!['bundle.spiffe.json']!).sequence, firstSequence, 'same Roots after a restart: same sequence');
 
   // Root rotation on cluster-a: the endpoint serves the incoming Root beside the old one, with a higher sequence.
+  // We fetch as a partner holding only the old Root would: the new Root signs (and the endpoint's SVID moves
+  // to it) only after the propagation delay plus the 10 s hint, so the endpoint still verifies until then.
   await custom().patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'trustdomains', name: 'a', body: { metadata: { annotations: { [ANNOTATION_ROTATE_REQUESTED_AT]: new Date().toISOString() } } } },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   const status = await eventually(async () => {
