@@ -80,9 +80,8 @@ export function phaseStep(rotation: { phase: RotationPhase; phaseStartedAt: Date
     case 'PublishingRoot': {
       const { total, updated } = i.bundleCopies;
       if (updated < total) return { kind: 'Wait', afterMs: cfg.pollMs, why: `${updated} of ${total} bundle copies carry the new root` };
-      if (since < cfg.propagationDelayMs) return { kind: 'Wait', afterMs: cfg.propagationDelayMs - since, why: 'letting mounted volumes catch up' };
-      const partners = cfg.propagationDelayMs + (i.partnerRefreshMs ?? 0);
-      if (since < partners) return { kind: 'Wait', afterMs: partners - since, why: 'letting federation partners fetch the new root (refresh hint) and carry it to their agents' };
+      const settleMs = cfg.propagationDelayMs + (i.partnerRefreshMs ?? 0);
+      if (since < settleMs) return { kind: 'Wait', afterMs: settleMs - since, why: i.partnerRefreshMs === undefined ? 'letting mounted volumes catch up' : 'letting mounted volumes and federation partners (refresh hint) catch up' };
       return { kind: 'SwitchSigner' };
     }
     case 'ReissuingLeaves':
