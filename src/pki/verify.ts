@@ -112,25 +112,21 @@ export function nodeCertificate(cert: X509Certificate): NodeX509Certificate {
   return c;
 }
 
-const checkedBy = (cert: X509Certificate, issuer: X509Certificate) => {
-  const c = nodeCertificate(cert);
-  const i = nodeCertificate(issuer);
-  return c.checkIssued(i) && c.verify(i.publicKey);
-};
-
 /**
  * Synchronous, for node's checkServerIdentity hook: whether `chain` (Leaf
- * first, as the peer presented it) leads by signatures to one of `roots`.
- * Signatures only: it narrows a chain OpenSSL has already verified in full
+ * first, as the peer presented it) leads to one of `roots`, each link checked
+ * as verifyChain checks it (issuer Name and signature). Links only: it narrows a chain OpenSSL has already verified in full
  * (validity, CA flags, path length) against a wider store, to one trust
  * domain's Roots. Anywhere else, use verifyChain.
  */
 export function chainsToRoots(chain: readonly X509Certificate[], roots: readonly X509Certificate[]): boolean {
-  for (let i = 0; i < chain.length; i++) {
-    const cert = chain[i]!;
-    if (roots.some((r) => Buffer.from(r.rawData).equals(Buffer.from(cert.rawData)) || checkedBy(cert, r))) return true;
-    const next = chain[i + 1];
-    if (!next || !checkedBy(cert, next)) return false;
+  const certs = chain.map(nodeCertificate);
+  const anchors = roots.map(nodeCertificate);
+  for (let i = 0; i < certs.length; i++) {
+    const cert = certs[i]!;
+    if (anchors.some((r) => r.raw.equals(cert.raw) || issuedBy(cert, r))) return true;
+    const next = certs[i + 1];
+    if (!next || !issuedBy(cert, next)) return false;
   }
   return false;
 }
