@@ -359,8 +359,7 @@ export class KubeClient {
     return this.informer('namespaces', '/api/v1/namespaces', h);
   }
 
-  /** The identity reconciler asks only whether one exists; a ServiceAccount is little more than its metadata, so the whole object costs about what a metadata-only watch would. */
-  /** Every ServiceAccount of the cluster, kept only as far as saying it exists (trim.ts). */
+  /** Every ServiceAccount of the cluster, kept only as far as saying it exists (trim.ts): the identity reconciler asks nothing else. */
   serviceAccountInformer(h: InformerHandlers<ServiceAccount>): Informer<ServiceAccount & KubernetesObject> {
     return this.informer('serviceaccounts', '/api/v1/serviceaccounts', { ...h, transform: existenceOnly });
   }

@@ -11,8 +11,10 @@ import { LABEL_AGENT } from './names.ts';
 import { clip, describePod, type Pod } from './pod.ts';
 import { needsIdentities, type PodAdmission, policyConfigMapToRead, requestedIdentityOf, secretsToRead, validatePod } from './validate.ts';
 import type { JSONPatchOp } from './jsonpatch.ts';
-import { identitiesForPod } from './related.ts';
+import { identitiesForPod, type IdentityLookup } from './related.ts';
 import type { ProxySidecarConfig } from './sidecar.ts';
+
+export type { IdentityLookup };
 
 export interface AdmissionRequest {
   uid: string;
@@ -40,9 +42,6 @@ export interface AdmissionReview {
   request?: AdmissionRequest;
   response?: AdmissionResponse;
 }
-
-import type { IdentityLookup } from './related.ts';
-export type { IdentityLookup };
 
 /** How an admission ended, for logs, counters and metrics. */
 export interface Outcome {
